@@ -1,0 +1,47 @@
+"""Events: the types, their codec, the bus, the journal and the Parquet store.
+
+The bottom layer of tapeloop: it imports nothing from `adapters`, `replay` or
+`daemon`.
+"""
+
+from events.base import Event
+from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
+from events.orders import (
+    CancelRejected,
+    Fill,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    OrderSubmitted,
+)
+from events.registry import ALL_TYPES, AnyEvent
+from events.state import BalanceChanged, PositionChanged, Snapshot
+from events.system import StrategyStatus, Timer, TradingState, VenueStatus
+
+__all__ = [
+    "ALL_TYPES",
+    "AnyEvent",
+    "Bar",
+    "BalanceChanged",
+    "BookDelta",
+    "BookSnapshot",
+    "CancelRejected",
+    "Event",
+    "Fill",
+    "OrderAccepted",
+    "OrderAmended",
+    "OrderCanceled",
+    "OrderExpired",
+    "OrderRejected",
+    "OrderSubmitted",
+    "PositionChanged",
+    "Quote",
+    "Snapshot",
+    "StrategyStatus",
+    "Timer",
+    "Trade",
+    "TradingState",
+    "VenueStatus",
+]

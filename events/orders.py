@@ -1,0 +1,107 @@
+"""Order lifecycle and fill events.
+
+Facts are past tense. Every monetary field is a `Decimal`, carried as decimal
+text in the journal and the store, so no float error can enter accounting.
+`OrderSubmitted` is the intent and is journaled durably before a venue sees it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from events.base import Event
+
+BUY = "BUY"
+SELL = "SELL"
+
+
+class OrderSubmitted(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    side: str  # BUY | SELL
+    order_type: str  # MARKET | LIMIT | STOP_MARKET | STOP_LIMIT | TRAILING_STOP
+    qty: Decimal
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    time_in_force: str = "GTC"  # GTC | IOC | FOK | GTD | DAY
+    expire_ts: int = 0  # GTD deadline, ns
+    post_only: bool = False
+    reduce_only: bool = False
+    trailing_offset: Decimal | None = None
+    parent_order_id: str = ""
+    contingency: str = ""  # "" | OCO | OTO | BRACKET
+    linked_order_ids: list[str] = []
+
+
+class OrderAccepted(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    venue_order_id: str = ""
+
+
+class OrderRejected(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    """`check` names the pre-trade risk check that refused the order, or is ""
+    when the venue refused it (then `code` holds the venue's error code)."""
+
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    reason: str
+    check: str = ""
+    code: str = ""
+
+
+class OrderCanceled(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    venue_order_id: str = ""
+    reason: str = ""
+
+
+class CancelRejected(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    reason: str
+    code: str = ""
+
+
+class OrderExpired(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    venue_order_id: str = ""
+
+
+class OrderAmended(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    qty: Decimal
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+
+
+class Fill(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    trade_id: str
+    side: str  # BUY | SELL
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    liquidity: str  # MAKER | TAKER
+    venue_order_id: str = ""

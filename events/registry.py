@@ -1,0 +1,75 @@
+"""The closed set of event types: the union, lookup by tag, and durability class."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from events.base import Event, event_type_name
+from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
+from events.orders import (
+    CancelRejected,
+    Fill,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    OrderSubmitted,
+)
+from events.state import BalanceChanged, PositionChanged, Snapshot
+from events.system import StrategyStatus, Timer, TradingState, VenueStatus
+
+MARKET_TYPES: tuple[type[Event], ...] = (Trade, Quote, BookDelta, BookSnapshot, Bar)
+ORDER_TYPES: tuple[type[Event], ...] = (
+    OrderSubmitted,
+    OrderAccepted,
+    OrderRejected,
+    OrderCanceled,
+    CancelRejected,
+    OrderExpired,
+    OrderAmended,
+    Fill,
+)
+STATE_TYPES: tuple[type[Event], ...] = (PositionChanged, BalanceChanged, Snapshot)
+SYSTEM_TYPES: tuple[type[Event], ...] = (VenueStatus, TradingState, StrategyStatus, Timer)
+
+ALL_TYPES: tuple[type[Event], ...] = MARKET_TYPES + ORDER_TYPES + STATE_TYPES + SYSTEM_TYPES
+
+AnyEvent = Union[  # noqa: UP007 - a runtime union msgspec decodes by tag
+    Trade,
+    Quote,
+    BookDelta,
+    BookSnapshot,
+    Bar,
+    OrderSubmitted,
+    OrderAccepted,
+    OrderRejected,
+    OrderCanceled,
+    CancelRejected,
+    OrderExpired,
+    OrderAmended,
+    Fill,
+    PositionChanged,
+    BalanceChanged,
+    Snapshot,
+    VenueStatus,
+    TradingState,
+    StrategyStatus,
+    Timer,
+]
+
+BY_NAME: dict[str, type[Event]] = {event_type_name(t): t for t in ALL_TYPES}
+
+# Events that must be durable (written and fsynced) before anything acts on them:
+# losing one of these would lose or double an order. Market data may instead sit
+# in the journal's buffer for up to its flush window.
+CRITICAL_TYPES: frozenset[type[Event]] = frozenset(ORDER_TYPES + STATE_TYPES + SYSTEM_TYPES)
+
+
+def type_by_name(name: str) -> type[Event]:
+    """The event class for a tag, or KeyError naming the known ones."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        known = ", ".join(sorted(BY_NAME))
+        raise KeyError(f"unknown event type {name!r} (known: {known})") from None

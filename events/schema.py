@@ -1,0 +1,180 @@
+"""Arrow schemas for event types, derived from the struct definitions.
+
+One schema per event type; columns are named as the struct fields. `ts_*`
+fields are `timestamp[ns, UTC]` (int64 underneath, so exact), Decimals are
+decimal text (exact; `CAST(x AS DECIMAL(38,18))` in DuckDB), `seq` is int64.
+
+`to_table` and `from_table` are the only converters between events and Arrow,
+built once per type: the column-wise loop that rebuilds structs is generated
+code, the cheapest way to call a kw-only constructor a million times.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+from events.base import Event
+
+TS_TYPE = pa.timestamp("ns", tz="UTC")
+
+_SCALARS: dict[Any, pa.DataType] = {
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    bool: pa.bool_(),
+    bytes: pa.binary(),
+    Decimal: pa.string(),
+}
+
+
+def _arrow_type(name: str, annotation: Any) -> tuple[pa.DataType, bool]:
+    """(arrow type, nullable) for one struct field."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"field {name}: only Optional[X] unions are storable")
+        return _arrow_type(name, args[0])[0], True
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return pa.list_(_SCALARS[item]), False
+    if annotation is int and name.startswith("ts_"):
+        return TS_TYPE, False
+    return _SCALARS[annotation], False
+
+
+class TypeSchema:
+    """Everything needed to move one event type in and out of Arrow."""
+
+    def __init__(self, cls: type[Event]) -> None:
+        self.cls = cls
+        self.name: str = cls.__struct_config__.tag  # type: ignore[assignment]
+        hints = typing.get_type_hints(cls)
+        fields: list[pa.Field] = []
+        self.decimal_fields: list[str] = []
+        self.optional_decimals: set[str] = set()
+        for fname in cls.__struct_fields__:
+            atype, nullable = _arrow_type(fname, hints[fname])
+            fields.append(pa.field(fname, atype, nullable=nullable))
+            base = hints[fname]
+            if base is Decimal or (nullable and Decimal in typing.get_args(base)):
+                self.decimal_fields.append(fname)
+                if nullable:
+                    self.optional_decimals.add(fname)
+        self.schema = pa.schema(fields, metadata={b"tapeloop.type": self.name.encode()})
+        self.fields: tuple[str, ...] = cls.__struct_fields__
+        self._build = self._compile()
+
+    def _compile(self) -> Callable[..., list[Event]]:
+        # e.g. lambda cls, c0, c1, ...: [cls(ts_event=a0, ts_recv=a1, ...) for a0, a1, ... in zip(c0, c1, ...)]
+        n = len(self.fields)
+        args = ", ".join(f"c{i}" for i in range(n))
+        loop_vars = ", ".join(f"a{i}" for i in range(n))
+        kwargs = ", ".join(f"{f}=a{i}" for i, f in enumerate(self.fields))
+        src = (
+            f"def build(cls, {args}):\n"
+            f"    return [cls({kwargs}) for {loop_vars}{',' if n == 1 else ''} in zip({args})]\n"
+        )
+        namespace: dict[str, Any] = {}
+        exec(compile(src, f"<tapeloop.schema.{self.name}>", "exec"), namespace)  # noqa: S102
+        return namespace["build"]  # type: ignore[no-any-return]
+
+    # -- events -> arrow ----------------------------------------------------------
+
+    def to_table(self, events: Sequence[Event]) -> pa.Table:
+        """A table of `events` (all of this type) in the order given."""
+        columns = []
+        for field in self.schema:
+            values = [getattr(e, field.name) for e in events]
+            if field.name in self.decimal_fields:
+                values = [None if v is None else str(v) for v in values]
+            if field.type == TS_TYPE:
+                columns.append(pa.array(values, pa.int64()).cast(TS_TYPE))
+            else:
+                columns.append(pa.array(values, field.type))
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def conform(self, table: pa.Table) -> pa.Table:
+        """Cast a table with the right column names to exactly this schema."""
+        missing = [f.name for f in self.schema if f.name not in table.column_names]
+        if missing:
+            raise ValueError(f"{self.name}: table lacks columns {missing}")
+        arrays = []
+        for field in self.schema:
+            col = table.column(field.name)
+            if col.type != field.type:
+                if field.type == TS_TYPE and pa.types.is_integer(col.type):
+                    col = col.cast(pa.int64()).cast(TS_TYPE)
+                else:
+                    col = col.cast(field.type)
+            arrays.append(col)
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    # -- arrow -> events ----------------------------------------------------------
+
+    def from_table(self, table: pa.Table | pa.RecordBatch) -> list[Event]:
+        """Rebuild events from a table of this type, row order kept."""
+        cols = [_column_values(table.column(f), f in self.decimal_fields) for f in self.fields]
+        return self._build(self.cls, *cols)
+
+
+def _column_values(col: pa.Array | pa.ChunkedArray, decimal: bool) -> list[Any]:
+    """A column as a Python list, using the fastest path for its type."""
+    t = col.type
+    if pa.types.is_timestamp(t):
+        col = col.cast(pa.int64())
+        t = col.type
+    if (pa.types.is_integer(t) or pa.types.is_floating(t)) and col.null_count == 0:
+        return col.to_numpy().tolist()  # type: ignore[no-any-return]
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        values = _strings(col)
+        if decimal:
+            return [None if v is None else Decimal(v) for v in values]
+        return values
+    return col.to_pylist()  # type: ignore[no-any-return]
+
+
+def _strings(col: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """String columns repeat a few values (venue, symbol): decode each distinct
+    value once and index into them, far cheaper than `to_pylist`."""
+    if isinstance(col, pa.ChunkedArray):
+        out: list[Any] = []
+        for chunk in col.chunks:
+            out.extend(_strings(chunk))
+        return out
+    if not pa.types.is_dictionary(col.type):
+        if len(col) < 64:
+            return col.to_pylist()  # type: ignore[no-any-return]
+        col = col.dictionary_encode()
+    words = col.dictionary.to_pylist()
+    if col.null_count:
+        return [None if i is None else words[i] for i in col.indices.to_pylist()]
+    return [words[i] for i in col.indices.to_numpy().tolist()]
+
+
+@cache
+def schema_for(cls: type[Event]) -> TypeSchema:
+    return TypeSchema(cls)
+
+
+def schema_by_name(name: str) -> TypeSchema:
+    from events.registry import type_by_name
+
+    return schema_for(type_by_name(name))
+
+
+def roundtrip_check(cls: type[Event], events: Sequence[Event]) -> bool:
+    """True when `events` survive Arrow unchanged (used by tests)."""
+    sch = schema_for(cls)
+    return sch.from_table(sch.to_table(events)) == list(events)
+
+
+__all__ = ["TS_TYPE", "TypeSchema", "msgspec", "schema_by_name", "schema_for"]
