@@ -1,0 +1,173 @@
+"""The in-process event bus: synchronous, ordered, isolated dispatch.
+
+Publishing stamps the next `seq` and dispatches to subscribers of the event's
+exact type, catch-all subscribers first (the journal is one, so an event is
+recorded before any component reacts to it). An event published from inside a
+handler is queued and dispatched after the current one has reached every
+subscriber, so every subscriber sees events in `seq` order.
+
+A handler that raises is reported to `on_error` and the dispatch goes on to the
+remaining subscribers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from events.base import Event, stamp_seq
+
+Handler = Callable[[Any], None]
+ErrorHandler = Callable[[Event, Handler, BaseException], None]
+
+
+def _default_on_error(event: Event, handler: Handler, exc: BaseException) -> None:
+    import structlog
+
+    structlog.get_logger("tapeloop.bus").error(
+        "bus.handler_failed",
+        handler=getattr(handler, "__qualname__", repr(handler)),
+        event_type=type(event).__name__,
+        seq=event.seq,
+        error=repr(exc),
+        exc_info=exc,
+    )
+
+
+class Bus:
+    """One per process. Not thread-safe: publish from the event loop thread."""
+
+    __slots__ = ("_by_type", "_catch_all", "_routes", "_pending", "_dispatching", "next_seq",
+                 "on_error", "published")
+
+    def __init__(self, *, next_seq: int = 1, on_error: ErrorHandler | None = None) -> None:
+        self._by_type: dict[type, list[Handler]] = {}
+        self._catch_all: list[Handler] = []
+        # type -> tuple of handlers (catch-all first), rebuilt on (un)subscribe
+        self._routes: dict[type, tuple[Handler, ...]] = {}
+        self._pending: deque[Event] = deque()
+        self._dispatching = False
+        self.next_seq = next_seq
+        self.on_error: ErrorHandler = on_error or _default_on_error
+        self.published = 0
+
+    # -- subscriptions -------------------------------------------------------
+
+    def subscribe(self, event_type: type[Event], handler: Handler) -> None:
+        """Call `handler(event)` for every event of exactly `event_type`."""
+        self._by_type.setdefault(event_type, []).append(handler)
+        self._routes.clear()
+
+    def subscribe_all(self, handler: Handler) -> None:
+        """Call `handler(event)` for every event, before type subscribers."""
+        self._catch_all.append(handler)
+        self._routes.clear()
+
+    def unsubscribe(self, event_type: type[Event] | None, handler: Handler) -> None:
+        """Remove a subscription (`event_type=None` for a catch-all one)."""
+        handlers = self._catch_all if event_type is None else self._by_type.get(event_type, [])
+        handlers.remove(handler)
+        self._routes.clear()
+
+    def _route(self, cls: type) -> tuple[Handler, ...]:
+        route = tuple(self._catch_all) + tuple(self._by_type.get(cls, ()))
+        self._routes[cls] = route
+        return route
+
+    # -- publishing ----------------------------------------------------------
+
+    def publish(self, event: Event) -> Event:
+        """Stamp `event.seq` and dispatch it (or queue it, if called from a
+        handler). Returns the event, now carrying its seq."""
+        stamp_seq(event, self.next_seq)
+        self.next_seq += 1
+        if self._dispatching:
+            self._pending.append(event)
+            return event
+        # Fast path, inlined: this is the hottest function in the daemon.
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._route(type(event))
+        self._dispatching = True
+        try:
+            for handler in route:
+                try:
+                    handler(event)
+                except Exception as exc:  # a handler's failure is reported, not fatal
+                    self.on_error(event, handler, exc)
+            self.published += 1
+            if self._pending:
+                self._drain_locked()
+        finally:
+            self._dispatching = False
+        return event
+
+    def publish_many(self, events: Iterable[Event]) -> None:
+        """Publish a batch in order; cheaper per event than `publish`."""
+        seq = self.next_seq
+        stamp = stamp_seq
+        pending = self._pending
+        for event in events:
+            stamp(event, seq)
+            seq += 1
+            pending.append(event)
+        self.next_seq = seq
+        if not self._dispatching:
+            self._drain()
+
+    def dispatch(self, event: Event) -> None:
+        """Dispatch an event that already has its seq (e.g. read back from the
+        store in a replay) without stamping a new one."""
+        self.dispatch_many((event,))
+
+    def dispatch_many(self, events: Iterable[Event]) -> None:
+        """Dispatch already-sequenced events in order (the replay hot path)."""
+        if self._dispatching:
+            self._pending.extend(events)
+            return
+        routes = self._routes
+        self._dispatching = True
+        try:
+            for event in events:
+                cls = type(event)
+                route = routes.get(cls)
+                if route is None:
+                    route = self._route(cls)
+                for handler in route:
+                    try:
+                        handler(event)
+                    except Exception as exc:
+                        self.on_error(event, handler, exc)
+                self.published += 1
+                if self._pending:
+                    self._drain_locked()
+        finally:
+            self._dispatching = False
+
+    def _drain(self) -> None:
+        self._dispatching = True
+        try:
+            self._drain_locked()
+        finally:
+            self._dispatching = False
+
+    def _drain_locked(self) -> None:
+        pending = self._pending
+        routes = self._routes
+        n = 0
+        try:
+            while pending:
+                event = pending.popleft()
+                cls = type(event)
+                route = routes.get(cls)
+                if route is None:
+                    route = self._route(cls)
+                for handler in route:
+                    try:
+                        handler(event)
+                    except Exception as exc:
+                        self.on_error(event, handler, exc)
+                n += 1
+        finally:
+            self.published += n
