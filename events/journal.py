@@ -1,0 +1,348 @@
+"""The append-only journal: length-prefixed, checksummed msgpack frames.
+
+A journal is a directory of segment files `seg-<first seq, 20 digits>.tlj`.
+Each segment starts with an 8-byte magic and holds frames:
+
+    u32 little-endian payload length | u32 crc32(payload) | payload (msgpack event)
+
+Durability policy (`fsync`):
+- "critical" (default): order, fill, state and system events are written and
+  fsynced before `append` returns, so nothing acts on an order event that a
+  crash could lose. Market data is buffered and written within
+  `flush_interval_ms` (and fsynced within `fsync_interval_ms`).
+- "always": every event is written and fsynced before `append` returns.
+- "never": written within the flush window, never fsynced (replay runs).
+
+Opening a journal recovers it: every segment is scanned, a torn or corrupt tail
+is truncated at the last good frame with a warning (never a crash, and frames
+before it are never lost), and writing resumes at the next seq.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from events.base import Event
+from events.codec import decode, encode_into
+from events.registry import CRITICAL_TYPES
+
+MAGIC = b"TAPELJ01"
+HEADER = struct.Struct("<II")
+HEADER_SIZE = HEADER.size
+MAX_FRAME = 64 * 1024 * 1024  # anything larger is a corrupt length, not a frame
+SEGMENT_SUFFIX = ".tlj"
+
+log = structlog.get_logger("tapeloop.journal")
+
+
+class JournalError(Exception):
+    """The journal cannot accept an event (a bug of the caller, e.g. a seq gap)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalPolicy:
+    fsync: str = "critical"  # critical | always | never
+    flush_interval_ms: float = 200.0
+    fsync_interval_ms: float = 1000.0
+    buffer_bytes: int = 1 << 20
+    segment_max_bytes: int = 256 << 20
+    roll_interval_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.fsync not in ("critical", "always", "never"):
+            raise ValueError(f"journal fsync must be critical|always|never, not {self.fsync!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    path: Path
+    first_seq: int
+    frames: int
+    good_bytes: int  # offset just past the last good frame
+    file_bytes: int
+    last_seq: int  # first_seq - 1 when empty
+
+    @property
+    def torn(self) -> bool:
+        return self.good_bytes != self.file_bytes
+
+
+def segment_name(first_seq: int) -> str:
+    return f"seg-{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def list_segments(journal_dir: Path) -> list[tuple[int, Path]]:
+    """(first seq, path) of every segment, in seq order."""
+    out = []
+    try:
+        entries = list(os.scandir(journal_dir))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        name = entry.name
+        if name.startswith("seg-") and name.endswith(SEGMENT_SUFFIX):
+            try:
+                out.append((int(name[4:-len(SEGMENT_SUFFIX)]), Path(entry.path)))
+            except ValueError:
+                continue
+    out.sort()
+    return out
+
+
+def _frames(buf: memoryview | bytes, start: int) -> Iterator[tuple[int, int]]:
+    """(payload start, payload end) of each valid frame from `start`; stops at
+    the first torn or corrupt one."""
+    end = len(buf)
+    pos = start
+    unpack = HEADER.unpack_from
+    crc32 = zlib.crc32
+    while pos + HEADER_SIZE <= end:
+        length, crc = unpack(buf, pos)
+        body = pos + HEADER_SIZE
+        if length == 0 or length > MAX_FRAME or body + length > end:
+            return
+        if crc32(buf[body : body + length]) != crc:
+            return
+        yield body, body + length
+        pos = body + length
+
+
+def scan_segment(path: Path, first_seq: int) -> ScanResult:
+    """Validate a segment's frames without decoding them all."""
+    size = path.stat().st_size
+    if size < len(MAGIC):
+        return ScanResult(path, first_seq, 0, 0, size, first_seq - 1)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if mm[: len(MAGIC)] != MAGIC:
+            return ScanResult(path, first_seq, 0, 0, size, first_seq - 1)
+        view = memoryview(mm)
+        try:
+            frames = 0
+            good = len(MAGIC)
+            last: tuple[int, int] | None = None
+            for body, stop in _frames(view, len(MAGIC)):
+                frames += 1
+                good = stop
+                last = (body, stop)
+            last_seq = first_seq - 1
+            if last is not None:
+                last_seq = decode(view[last[0] : last[1]]).seq
+                if last_seq != first_seq + frames - 1:
+                    log.warning("journal.segment_seq_mismatch", path=str(path))
+        finally:
+            view.release()
+    return ScanResult(path, first_seq, frames, good, size, last_seq)
+
+
+def read_segment(path: Path) -> Iterator[Event]:
+    """Every valid event of a segment, in order (a torn tail is ignored)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[: len(MAGIC)] != MAGIC:
+        return
+    view = memoryview(data)
+    for body, stop in _frames(view, len(MAGIC)):
+        yield decode(view[body:stop])
+
+
+def read_journal(journal_dir: Path, after_seq: int = 0) -> Iterator[Event]:
+    """Every event in the journal with seq > after_seq, in seq order."""
+    segments = list_segments(journal_dir)
+    for i, (first, path) in enumerate(segments):
+        nxt = segments[i + 1][0] if i + 1 < len(segments) else None
+        if nxt is not None and nxt <= after_seq + 1:
+            continue
+        try:
+            for event in read_segment(path):
+                if event.seq > after_seq:
+                    yield event
+        except FileNotFoundError:  # rolled into Parquet while we read
+            continue
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """The writer. Owned by one process (the caller holds the directory lock).
+
+    Subscribe `append` to the bus as its first catch-all handler: it refuses an
+    event whose seq is not the next one, so the journal is gap-free by
+    construction.
+    """
+
+    def __init__(self, journal_dir: Path, *, next_seq: int = 1,
+                 policy: JournalPolicy | None = None, monotonic=time.monotonic) -> None:
+        self.dir = Path(journal_dir)
+        self.policy = policy or JournalPolicy()
+        self._monotonic = monotonic
+        self._buf = bytearray()
+        self._fd = -1
+        self._segment: Path | None = None
+        self._segment_bytes = 0
+        self._segment_opened = 0.0
+        self.next_seq = next_seq
+        self.written_seq = next_seq - 1  # handed to the OS: survives a process kill
+        self.synced_seq = next_seq - 1  # fsynced: survives a power cut
+        self._pending_seq = next_seq - 1  # last seq in the buffer
+        self._last_flush = monotonic()
+        self._last_fsync = self._last_flush
+        self.flushes = 0
+        self.fsyncs = 0
+        self.flush_seconds_total = 0.0
+        fsync = self.policy.fsync
+        self._critical = (
+            frozenset() if fsync == "never" else None if fsync == "always" else CRITICAL_TYPES
+        )
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, journal_dir: Path, *, min_next_seq: int = 1,
+             policy: JournalPolicy | None = None) -> tuple[Journal, list[ScanResult]]:
+        """Recover the journal directory and open a writer after its last frame.
+
+        Returns the writer and the scan of every existing segment (callers roll
+        those into Parquet). A new segment is started for this writer.
+        """
+        journal_dir = Path(journal_dir)
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        scans = recover(journal_dir)
+        last = max([s.last_seq for s in scans], default=0)
+        journal = cls(journal_dir, next_seq=max(last + 1, min_next_seq), policy=policy)
+        return journal, scans
+
+    def _open_segment(self) -> None:
+        # named after its first frame: the oldest event still in the buffer
+        path = self.dir / segment_name(self.written_seq + 1)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        os.write(fd, MAGIC)
+        os.fsync(fd)
+        _fsync_dir(self.dir)
+        self._fd = fd
+        self._segment = path
+        self._segment_bytes = len(MAGIC)
+        self._segment_opened = self._monotonic()
+
+    # -- appending ---------------------------------------------------------------
+
+    def append(self, event: Event) -> None:
+        """Frame `event` into the buffer; write (and fsync) it now when the
+        policy calls it critical."""
+        seq = event.seq
+        if seq != self.next_seq:
+            raise JournalError(f"journal expects seq {self.next_seq}, got {seq}")
+        buf = self._buf
+        start = len(buf)
+        body = start + HEADER_SIZE
+        encode_into(event, buf, body)
+        length = len(buf) - body
+        HEADER.pack_into(buf, start, length, zlib.crc32(memoryview(buf)[body:]))
+        # encode_into wrote the payload at `body`; pack_into filled the gap
+        self.next_seq = seq + 1
+        self._pending_seq = seq
+        critical = self._critical
+        if critical is None or type(event) in critical:
+            self.flush(sync=True)
+        elif len(buf) >= self.policy.buffer_bytes:
+            self.flush(sync=False)
+
+    def flush(self, *, sync: bool = False) -> None:
+        """Write the buffer to the segment (and fsync when `sync`)."""
+        if self._buf:
+            t0 = time.perf_counter()
+            if self._fd < 0:
+                self._open_segment()
+            data = memoryview(self._buf)
+            while data:
+                n = os.write(self._fd, data)
+                data = data[n:]
+            data.release()
+            self._segment_bytes += len(self._buf)
+            self._buf.clear()
+            self.written_seq = self._pending_seq
+            self.flushes += 1
+            self.flush_seconds_total += time.perf_counter() - t0
+            self._last_flush = self._monotonic()
+        if sync and self.policy.fsync != "never" and self.synced_seq < self.written_seq:
+            os.fsync(self._fd)
+            self.synced_seq = self.written_seq
+            self.fsyncs += 1
+            self._last_fsync = self._monotonic()
+
+    def tick(self) -> bool:
+        """Apply the time-based policy; call it every few ms from the loop.
+
+        Returns True when the segment should be rotated (size or age)."""
+        now = self._monotonic()
+        p = self.policy
+        if self._buf and (now - self._last_flush) * 1000.0 >= p.flush_interval_ms:
+            self.flush(sync=False)
+        if (self.synced_seq < self.written_seq and p.fsync != "never"
+                and (now - self._last_fsync) * 1000.0 >= p.fsync_interval_ms):
+            self.flush(sync=True)
+        if self._fd < 0:
+            return False
+        return (self._segment_bytes >= p.segment_max_bytes
+                or now - self._segment_opened >= p.roll_interval_s)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buf)
+
+    def rotate(self) -> Path | None:
+        """Close the current segment (flushed and fsynced) and return it; the
+        next append starts a new one. None when nothing was written."""
+        self.flush(sync=True)
+        if self._fd < 0:
+            return None
+        os.fsync(self._fd)
+        os.close(self._fd)
+        closed = self._segment
+        self._fd = -1
+        self._segment = None
+        return closed
+
+    def close(self) -> Path | None:
+        """Flush, fsync and close; returns the last segment."""
+        return self.rotate()
+
+
+def recover(journal_dir: Path) -> list[ScanResult]:
+    """Scan every segment; truncate torn or corrupt tails (with a warning) and
+    drop empty segments. Earlier frames are never touched."""
+    results = []
+    for first_seq, path in list_segments(journal_dir):
+        scan = scan_segment(path, first_seq)
+        if scan.frames == 0:
+            if scan.file_bytes != len(MAGIC):
+                log.warning("journal.torn_empty_segment", path=str(path), bytes=scan.file_bytes)
+            path.unlink()
+            continue
+        if scan.torn:
+            log.warning(
+                "journal.torn_tail", path=str(path),
+                truncated_bytes=scan.file_bytes - scan.good_bytes, last_seq=scan.last_seq,
+            )
+            with open(path, "r+b") as f:
+                f.truncate(scan.good_bytes)
+                os.fsync(f.fileno())
+            scan = ScanResult(path, first_seq, scan.frames, scan.good_bytes, scan.good_bytes,
+                              scan.last_seq)
+        results.append(scan)
+    _fsync_dir(journal_dir)
+    return results

@@ -1,0 +1,326 @@
+"""The event store: a data directory holding the journal and its Parquet segments.
+
+    DATA/LOCK                                   single-writer flock (events.lock)
+    DATA/store.json                             manifest: rolled_seq, next_part, pending op
+    DATA/journal/seg-<first seq>.tlj            frames not yet rolled (events.journal)
+    DATA/events/date=YYYY-MM-DD/type=<T>/part-NNNNN.parquet
+
+Parquet parts are Hive-partitioned so pyarrow.dataset, DuckDB and Polars read
+them directly; one schema per event type, zstd, each part sorted by
+(ts_event, seq); `date` is the UTC date of `ts_event`.
+
+Every seq in the store is unique: Parquet holds seqs up to `rolled_seq`, the
+journal holds the ones after. Part numbers come from one counter in the
+manifest, so an interrupted roll or import is undone exactly: the manifest
+records the operation and its first part number before any part is written,
+and recovery deletes parts numbered from there on, then redoes the roll (an
+interrupted import is dropped whole; the source file is still there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import structlog
+
+from events.base import Event, event_type_name
+from events.journal import Journal, JournalPolicy, ScanResult, _fsync_dir, read_segment
+from events.lock import DirLock, StoreLocked
+from events.schema import schema_by_name, schema_for
+
+log = structlog.get_logger("tapeloop.store")
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+ROW_GROUP_ROWS = 65_536
+PART_RE = re.compile(r"^part-(\d+)\.parquet$")
+
+__all__ = ["EventStore", "Part", "StoreLocked", "list_parts"]
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    rolled_seq: int = 0  # every seq <= this is in Parquet
+    next_part: int = 0
+    pending: dict[str, str | int] | None = None  # {"op": "roll"|"import", "first_part": n}
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    date: date
+    type: str
+    number: int
+    path: Path
+
+
+def _date_of(ns: int) -> date:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).date()
+
+
+def list_parts(events_dir: Path, *, types: Iterable[str] | None = None,
+               date_from: date | None = None, date_to: date | None = None) -> list[Part]:
+    """Every committed part file, sorted by (date, type, number)."""
+    wanted = set(types) if types is not None else None
+    out: list[Part] = []
+    try:
+        date_dirs = list(os.scandir(events_dir))
+    except FileNotFoundError:
+        return []
+    for ddir in date_dirs:
+        if not ddir.name.startswith("date=") or not ddir.is_dir():
+            continue
+        try:
+            d = date.fromisoformat(ddir.name[5:])
+        except ValueError:
+            continue
+        if (date_from and d < date_from) or (date_to and d > date_to):
+            continue
+        for tdir in os.scandir(ddir.path):
+            if not tdir.name.startswith("type=") or not tdir.is_dir():
+                continue
+            tname = tdir.name[5:]
+            if wanted is not None and tname not in wanted:
+                continue
+            for f in os.scandir(tdir.path):
+                m = PART_RE.match(f.name)
+                if m:
+                    out.append(Part(d, tname, int(m.group(1)), Path(f.path)))
+    out.sort(key=lambda p: (p.date, p.type, p.number))
+    return out
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class EventStore:
+    """A data directory opened for writing (holding its lock)."""
+
+    def __init__(self, root: Path, lock: DirLock | None) -> None:
+        self.root = Path(root)
+        self.events_dir = self.root / "events"
+        self.journal_dir = self.root / "journal"
+        self.manifest_path = self.root / "store.json"
+        self._lock = lock
+        self.manifest = self._load_manifest()
+        self.journal_scans: list[ScanResult] = []
+
+    # -- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open_writer(cls, root: Path | str, *, roll: bool = True) -> EventStore:
+        """Lock `root`, undo any interrupted roll/import, recover the journal and
+        (with `roll`) roll every journal segment left by earlier runs into Parquet.
+
+        Raises StoreLocked when another process holds the directory.
+        """
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        lock = DirLock(root)
+        lock.acquire()
+        try:
+            store = cls(root, lock)
+            store._recover(roll=roll)
+        except BaseException:
+            lock.release()
+            raise
+        return store
+
+    @classmethod
+    def attach_for_lock_holder(cls, root: Path) -> EventStore:
+        """Open `root` without locking, for a child process working on behalf of
+        the lock holder (see events.roll). Never call it from anywhere else."""
+        return cls(Path(root), None)
+
+    def reload_manifest(self) -> None:
+        """Re-read the manifest after a child process changed it."""
+        self.manifest = self._load_manifest()
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_manifest(self) -> Manifest:
+        try:
+            raw = self.manifest_path.read_bytes()
+        except FileNotFoundError:
+            return Manifest()
+        try:
+            return msgspec.json.decode(raw, type=Manifest)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"{self.manifest_path}: unreadable manifest ({exc})") from None
+
+    def _save_manifest(self) -> None:
+        _atomic_write(self.manifest_path, msgspec.json.encode(self.manifest))
+
+    def _recover(self, *, roll: bool) -> None:
+        pending = self.manifest.pending
+        if pending is not None:
+            first = int(pending["first_part"])
+            removed = 0
+            for part in list_parts(self.events_dir):
+                if part.number >= first:
+                    part.path.unlink()
+                    removed += 1
+            log.warning("store.undo_interrupted", op=pending.get("op"), parts_removed=removed)
+            self.manifest.pending = None
+            self._save_manifest()
+        self._remove_temp_files()
+        from events.journal import recover
+
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self.journal_scans = recover(self.journal_dir)
+        if roll:
+            for scan in self.journal_scans:
+                self.roll_segment(scan.path)
+            self.journal_scans = []
+
+    def _remove_temp_files(self) -> None:
+        if not self.events_dir.exists():
+            return
+        for dirpath, _dirs, files in os.walk(self.events_dir):
+            for name in files:
+                if name.endswith(".tmp"):
+                    os.unlink(os.path.join(dirpath, name))
+
+    # -- sequence --------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """The highest seq in the store (Parquet or journal)."""
+        journal_last = max((s.last_seq for s in self.journal_scans), default=0)
+        return max(self.manifest.rolled_seq, journal_last)
+
+    def open_journal(self, policy: JournalPolicy | None = None) -> Journal:
+        """A journal writer continuing the store's sequence."""
+        journal = Journal(self.journal_dir, next_seq=self.last_seq + 1, policy=policy)
+        return journal
+
+    # -- writing Parquet ---------------------------------------------------------------
+
+    def _begin(self, op: str) -> None:
+        self.manifest.pending = {"op": op, "first_part": self.manifest.next_part}
+        self._save_manifest()
+
+    def _commit(self, rolled_seq: int) -> None:
+        self.manifest.rolled_seq = max(self.manifest.rolled_seq, rolled_seq)
+        self.manifest.pending = None
+        self._save_manifest()
+
+    def _write_part(self, type_name: str, day: date, table: pa.Table) -> Path:
+        number = self.manifest.next_part
+        self.manifest.next_part += 1
+        pdir = self.events_dir / f"date={day.isoformat()}" / f"type={type_name}"
+        pdir.mkdir(parents=True, exist_ok=True)
+        path = pdir / f"part-{number:05d}.parquet"
+        tmp = pdir / f".part-{number:05d}.parquet.tmp"
+        with pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(pdir)
+        return path
+
+    def _write_sorted(self, type_name: str, table: pa.Table) -> list[Path]:
+        """Split `table` by UTC date of ts_event, sort each day by (ts_event, seq)
+        and write one part per day."""
+        if table.num_rows == 0:
+            return []
+        ts = table.column("ts_event").cast(pa.int64()).to_numpy()
+        seq = table.column("seq").to_numpy()
+        order = np.lexsort((seq, ts))
+        if not (order == np.arange(len(order))).all():
+            table = table.take(pa.array(order))
+            ts = ts[order]
+        days = ts // NS_PER_DAY
+        paths = []
+        bounds = np.flatnonzero(np.diff(days)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(days)]))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            day = _date_of(int(ts[a]))
+            paths.append(self._write_part(type_name, day, table.slice(a, b - a)))
+        return paths
+
+    def roll_segment(self, segment: Path) -> int:
+        """Move one closed journal segment into Parquet, then delete it.
+        Returns the number of events rolled."""
+        by_type: dict[type[Event], list[Event]] = defaultdict(list)
+        last_seq = 0
+        count = 0
+        for event in read_segment(segment):
+            if event.seq <= self.manifest.rolled_seq:
+                continue  # already rolled before a crash deleted the segment
+            by_type[type(event)].append(event)
+            last_seq = event.seq
+            count += 1
+        if count:
+            self._begin("roll")
+            for cls, events in by_type.items():
+                self._write_sorted(event_type_name(cls), schema_for(cls).to_table(events))
+            self._commit(last_seq)
+        segment.unlink()
+        _fsync_dir(segment.parent)
+        log.info("store.segment_rolled", segment=segment.name, events=count,
+                 rolled_seq=self.manifest.rolled_seq)
+        return count
+
+    def append_tables(self, type_name: str, tables: Iterable[pa.Table]) -> int:
+        """Import tables of one event type (every schema column; `seq` is
+        assigned here, in ts_event order within each table). Returns rows
+        written. The journal must be empty (open_writer rolls it)."""
+        if self.journal_scans:
+            raise RuntimeError("append_tables needs a rolled journal")
+        sch = schema_by_name(type_name)
+        self._begin("import")
+        total = 0
+        try:
+            for table in tables:
+                if table.num_rows == 0:
+                    continue
+                ts = table.column("ts_event").cast(pa.int64())
+                order = pc.sort_indices(ts, options=pc.SortOptions([("", "ascending")]))  # stable
+                table = table.take(order)
+                first = self.manifest.rolled_seq + total + 1
+                seqs = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
+                if "seq" in table.column_names:
+                    table = table.set_column(table.column_names.index("seq"), "seq", seqs)
+                else:
+                    table = table.append_column("seq", seqs)
+                self._write_sorted(type_name, sch.conform(table))
+                total += table.num_rows
+        except BaseException:
+            # leave `pending` set: the next open removes the partial import
+            raise
+        self._commit(self.manifest.rolled_seq + total)
+        return total
+
+
+def iter_part_events(part: Part, batch_rows: int = ROW_GROUP_ROWS) -> Iterator[list[Event]]:
+    """A part's events in stored order, batch by batch."""
+    sch = schema_by_name(part.type)
+    pf = pq.ParquetFile(part.path)
+    for batch in pf.iter_batches(batch_size=batch_rows):
+        yield sch.from_table(batch)
