@@ -1,0 +1,67 @@
+"""Shared fixtures: the repo paths, the shared market data, an `eventually` helper,
+and a guard that fails any async test leaking tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("NOTIFY_SOCKET", None)
+    return env
+
+
+def tapeloop_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "daemon.cli", *args]
+
+
+def eventually(predicate: Callable[[], object], timeout: float = 10.0,
+               interval: float = 0.01, message: str = "condition") -> object:
+    """Poll `predicate` until it returns a truthy value or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared market data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest_asyncio.fixture
+async def _task_guard():
+    yield
+    await asyncio.sleep(0)  # let tasks cancelled by the test finish unwinding
+    me = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for t in leaked:
+        t.cancel()
+    assert not leaked, f"test leaked tasks: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tasks(request: pytest.FixtureRequest) -> None:
+    """Every async test runs under `_task_guard`: leaking a task fails it."""
+    if inspect.iscoroutinefunction(request.function):
+        request.getfixturevalue("_task_guard")

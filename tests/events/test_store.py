@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from events import Trade
+from events.bus import Bus
+from events.schema import schema_for
+from events.store import EventStore, list_parts
+
+DAY = 86_400 * 10**9
+T0 = 1_723_161_255_030_314_667  # 2024-08-08 23:54 UTC
+
+
+def trade(ts: int, i: int) -> Trade:
+    return Trade(ts_event=ts, ts_recv=ts, venue="v", symbol="S", price=float(i), size=1.0,
+                 trade_id=str(i))
+
+
+def test_roll_writes_hive_parts_readable_by_pyarrow_and_duckdb(tmp_path: Path) -> None:
+    with EventStore.open_writer(tmp_path) as store:
+        journal = store.open_journal()
+        bus = Bus(next_seq=journal.next_seq)
+        bus.subscribe_all(journal.append)
+        for i in range(1000):
+            bus.publish(trade(T0 + i * 10**9, i))  # crosses midnight after ~6 minutes
+        store.roll_segment(journal.close())
+    parts = list_parts(tmp_path / "events")
+    assert [(str(p.date), p.type) for p in parts] == [("2024-08-08", "Trade"),
+                                                      ("2024-08-09", "Trade")]
+    dataset = ds.dataset(tmp_path / "events", partitioning="hive")
+    table = dataset.to_table()
+    assert table.num_rows == 1000 and sorted(table["seq"].to_pylist()) == list(range(1, 1001))
+    assert table.schema.field("ts_event").type == pa.timestamp("ns", tz="UTC")
+    rows = duckdb.sql(
+        f"select type, count(*), min(seq), max(seq) from read_parquet("
+        f"'{tmp_path}/events/*/*/*.parquet', hive_partitioning=true) group by type").fetchall()
+    assert rows == [("Trade", 1000, 1, 1000)]
+    meta = parts[0].path.open("rb").read(4)
+    assert meta == b"PAR1"
+
+
+def test_import_assigns_seq_in_time_order_after_the_journal(tmp_path: Path) -> None:
+    with EventStore.open_writer(tmp_path) as store:
+        journal = store.open_journal()
+        bus = Bus(next_seq=journal.next_seq)
+        bus.subscribe_all(journal.append)
+        bus.publish(trade(T0, 0))
+        journal.close()
+    with EventStore.open_writer(tmp_path) as store:  # rolls the leftover segment
+        assert store.last_seq == 1
+        sch = schema_for(Trade)
+        table = sch.to_table([trade(T0 + 5 * DAY - i, i) for i in range(10)])  # reversed time
+        assert store.append_tables("Trade", [table]) == 10
+        assert store.last_seq == 11
+        journal = store.open_journal()
+        assert journal.next_seq == 12
+    t = ds.dataset(tmp_path / "events", partitioning="hive").to_table().sort_by("seq")
+    ts = t["ts_event"].cast(pa.int64()).to_pylist()
+    assert t["seq"].to_pylist() == list(range(1, 12))
+    assert ts[1:] == sorted(ts[1:])
+
+
+def test_interrupted_import_is_undone_on_open(tmp_path: Path) -> None:
+    sch = schema_for(Trade)
+
+    def tables():
+        yield sch.to_table([trade(T0 + i, i) for i in range(5)])
+        raise KeyboardInterrupt  # the import dies half way
+
+    with EventStore.open_writer(tmp_path) as store, pytest.raises(KeyboardInterrupt):
+        store.append_tables("Trade", tables())
+    assert len(list_parts(tmp_path / "events")) == 1  # the partial part is on disk
+    with EventStore.open_writer(tmp_path) as store:
+        assert store.last_seq == 0
+        assert list_parts(tmp_path / "events") == []
+        assert store.manifest.pending is None
