@@ -1,0 +1,1 @@
+"""Venues: adapters turn wire messages into events and order events into requests."""

@@ -1,0 +1,43 @@
+"""Raw Binance recordings: `<local receive ns> <combined-stream JSON>` per line,
+plain or gzip. A line without a stream envelope is a REST depth snapshot (the
+recorder fetched it to sync the book)."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from adapters.binance.parse import StreamParser, parse_depth_snapshot
+from events.base import Event
+
+
+def open_recording(path: Path):  # noqa: ANN201 - a binary file object
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def read_recording(path: Path, venue: str, symbol: str) -> Iterator[tuple[int, Event]]:
+    """(line number, event) for every market event in a recording, in file
+    order; `ts_recv` is the recorder's local time. Unknown streams are skipped;
+    a malformed line raises ValueError naming the file and line."""
+    parser = StreamParser(venue)
+    with open_recording(Path(path)) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            stamp, _, body = line.partition(b" ")
+            try:
+                ts_recv = int(stamp)
+                if body.startswith(b'{"stream"'):
+                    event = parser.parse(body, ts_recv)
+                else:
+                    event = parse_depth_snapshot(body, venue, ts_recv, symbol)
+            except (ValueError, msgspec.DecodeError) as exc:
+                raise ValueError(f"{path}:{lineno}: not a Binance recording line ({exc})") from None
+            if event is not None:
+                yield lineno, event
