@@ -1,0 +1,61 @@
+"""`tapeloop` command line: one module per subcommand under `daemon.commands`.
+
+Each command module exposes `add_arguments(parser)` and `run(args) -> int` and
+imports its heavy dependencies inside `run`, so `tapeloop --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from daemon.errors import EXIT_CRASH, UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("daemon.commands.run", "run the daemon (live or paper, as the config says)"),
+    "import": ("daemon.commands.import_", "import market data files into the event store"),
+    "events": ("daemon.commands.events", "print stored events as JSON lines"),
+    "check-config": ("daemon.commands.check_config", "validate a config file"),
+    "logs": ("daemon.commands.logs", "human view of tapeloop's JSON log lines"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tapeloop",
+        description="Event-sourced trading daemon: live, paper and replay through one loop.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except UserError as exc:
+        print(f"tapeloop {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `tapeloop events | head`: the reader went away; that is not an error.
+        sys.stderr.close()
+        return 0
+    except Exception:  # a bug of ours: crash loudly, with the traceback
+        import traceback
+
+        traceback.print_exc()
+        return EXIT_CRASH
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading the store back in time order, clocks and pacing, reports. Never imports `daemon`."""
