@@ -1,0 +1,472 @@
+"""Configuration: the TOML file validated into frozen msgspec Structs.
+
+Owns the config schema (every section and key, with its default), `load_config`,
+the cross-field checks msgspec cannot express, and the helpers other modules reuse
+(`parse_interval`, `parse_control`, `with_data_dir`). Every user mistake becomes one
+`ConfigError` line naming the file and the key: `paper.toml: $.risk.max_order_qty:
+Expected int|float, got str`.
+
+Paths: `daemon.data_dir` (and a unix-socket `daemon.control`) are resolved against
+the current working directory at load time, as the shell would; under systemd that
+is `WorkingDirectory=`. `--data DIR` overrides `data_dir` (`load_config(..., data_dir=)`
+or `with_data_dir`). A sample venue's `file` is resolved against the directory of the
+config file, so a config and its recording can move together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from daemon.errors import EXIT_CONFIG, UserError
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+FsyncPolicy = Literal["critical", "always", "never"]
+VenueKind = Literal["sim", "binance", "sample"]
+FillModel = Literal["next", "aggressive", "conservative", "queue_aware"]
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class ConfigError(UserError):
+    """An invalid config: one line `FILE[:LINE]: [$.path: ]message`, exit EXIT_CONFIG."""
+
+    def __init__(
+        self, file: str, message: str, *, path: str | None = None, line: int | None = None
+    ) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(
+            f"{where}: {path}: {message}" if path else f"{where}: {message}", EXIT_CONFIG
+        )
+        self.file = file
+        self.path = path
+        self.line = line
+        self.detail = message
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every section: immutable, and a misspelt key is an error, not a default."""
+
+
+class ControlAddress(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the control API listens: TCP `host:port`, or a unix socket `path`."""
+
+    host: str | None = None
+    port: int | None = None
+    path: Path | None = None
+
+    @property
+    def is_unix(self) -> bool:
+        return self.path is not None
+
+
+class DaemonConfig(_Section, frozen=True):
+    """`[daemon]`: where the data lives and where the control API listens."""
+
+    data_dir: Path = Path("data")
+    control: str = "127.0.0.1:8765"
+    log_level: LogLevel = "info"
+
+    @property
+    def control_address(self) -> ControlAddress:
+        return parse_control(self.control)
+
+
+class JournalConfig(_Section, frozen=True):
+    """`[journal]`: batching and durability (`fsync = "critical"` syncs orders and fills)."""
+
+    flush_interval_ms: PositiveInt = 200
+    fsync_interval_ms: PositiveInt = 1000
+    segment_max_bytes: PositiveInt = 256 * 1024 * 1024
+    roll_interval_s: PositiveInt = 300
+    fsync: FsyncPolicy = "critical"
+
+
+class VenueConfig(_Section, frozen=True):
+    """One `[[venues]]` entry; events carry `name` as their `venue`."""
+
+    name: Name
+    kind: VenueKind = "sim"
+    # Simulation parameters apply to every kind: `replay` simulates each venue.
+    fill_model: FillModel = "next"
+    slippage_bps: NonNegFloat = 0.0
+    maker_fee_bps: float = 0.0  # negative = rebate
+    taker_fee_bps: float = 0.0
+    latency_ms: NonNegFloat = 0.0
+    balances: dict[str, float] = {}
+    allow_short: bool = False
+    # kind = "sample" only: replay a raw Binance recording as a live feed.
+    file: Path | None = None
+    speed: PositiveFloat | Literal["max"] = 1.0
+    loop: bool = True
+
+
+class InstrumentConfig(_Section, frozen=True):
+    """One `[[instruments]]` entry: a symbol's trading grid on one venue."""
+
+    venue: Name
+    symbol: Name
+    base: Name
+    quote: Name
+    tick_size: PositiveFloat
+    step_size: PositiveFloat
+    min_notional: NonNegFloat = 0.0
+    tradable: bool = True
+
+
+class RiskConfig(_Section, frozen=True):
+    """Account-wide limits. The six DESIGN keys are required: no silent "unlimited"."""
+
+    max_order_qty: PositiveFloat
+    max_order_notional: PositiveFloat
+    max_position_qty: PositiveFloat
+    daily_loss_limit: PositiveFloat
+    max_orders_per_s: PositiveFloat
+    price_band_pct: PositiveFloat
+    max_position_notional: PositiveFloat | None = None
+    max_concentration_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+
+
+class StrategyConfig(_Section, frozen=True):
+    """One `[[strategies]]` entry; `class` is any importable `module:Class`."""
+
+    id: Name
+    class_: str = msgspec.field(name="class")
+    venue: Name
+    symbols: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    bar_interval: str | None = None
+    params: dict[str, Any] = {}
+    enabled: bool = True
+    paper: bool = False
+
+    @property
+    def module(self) -> str:
+        return self.class_.partition(":")[0]
+
+    @property
+    def class_name(self) -> str:
+        return self.class_.partition(":")[2]
+
+    @property
+    def bar_interval_ns(self) -> int | None:
+        return None if self.bar_interval is None else parse_interval(self.bar_interval)
+
+
+class Config(_Section, frozen=True):
+    """A whole config file, validated and with its paths resolved (see the module doc)."""
+
+    risk: RiskConfig
+    venues: Annotated[list[VenueConfig], msgspec.Meta(min_length=1)]
+    daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
+    instruments: list[InstrumentConfig] = []
+    strategies: list[StrategyConfig] = []
+
+    def venue(self, name: str) -> VenueConfig:
+        for venue in self.venues:
+            if venue.name == name:
+                return venue
+        raise KeyError(name)
+
+    def instrument(self, venue: str, symbol: str) -> InstrumentConfig:
+        for inst in self.instruments:
+            if inst.venue == venue and inst.symbol == symbol:
+                return inst
+        raise KeyError((venue, symbol))
+
+
+# --- helpers other modules reuse -------------------------------------------------
+
+_MS = 1_000_000
+_UNIT_NS = {"ms": _MS, "s": 1000 * _MS, "m": 60_000 * _MS, "h": 3_600_000 * _MS}
+_UNIT_NS |= {"d": 24 * _UNIT_NS["h"], "w": 7 * 24 * _UNIT_NS["h"]}
+_INTERVAL_RE = re.compile(r"([1-9][0-9]*)(ms|s|m|h|d|w)")
+
+
+def parse_interval(text: str) -> int:
+    """`"1s"`, `"5m"`, `"1h"`, `"1d"`, `"250ms"` -> nanoseconds; ValueError otherwise."""
+    match = _INTERVAL_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"bad interval {text!r}: expected a whole number and a unit "
+            '(ms, s, m, h, d, w), e.g. "1m", "5m", "1h"'
+        )
+    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+
+
+def parse_control(text: str) -> ControlAddress:
+    """`"host:port"` (IPv6 as `"[::1]:8765"`) or a unix socket path (anything with a `/`).
+
+    Port 0 is allowed: the OS picks one (tests).
+    """
+    if "/" in text:
+        return ControlAddress(path=Path(text))
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(
+            f'bad control address {text!r}: expected "host:port" (e.g. "127.0.0.1:8765") '
+            'or a unix socket path containing "/" (e.g. "./tapeloop.sock")'
+        )
+    return ControlAddress(host=host, port=int(port))
+
+
+def with_data_dir(config: Config, data_dir: str | os.PathLike[str]) -> Config:
+    """`config` with `daemon.data_dir` replaced (the `--data DIR` override), made absolute."""
+    path = Path(data_dir).expanduser().absolute()
+    return msgspec.structs.replace(
+        config, daemon=msgspec.structs.replace(config.daemon, data_dir=path)
+    )
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+def load_config(
+    path: str | os.PathLike[str], *, data_dir: str | os.PathLike[str] | None = None
+) -> Config:
+    """Read, validate and resolve a config file; `data_dir` overrides `daemon.data_dir`.
+
+    Raises `ConfigError` (a `UserError` with code `EXIT_CONFIG`) on any mistake.
+    """
+    file = os.fspath(path)
+    try:
+        with open(file, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(file, f"cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(file, exc) from None
+
+    try:
+        config = msgspec.convert(raw, Config, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        json_path, message = _explain(str(exc))
+        if message.startswith("Expected") and ", got" not in message:
+            # A constraint failed ("Expected int > 0"): show the value that broke it.
+            value = _value_at(raw, json_path)
+            message += "" if value is None else f", got {value!r}"
+        raise ConfigError(file, message, path=json_path) from None
+
+    problem = _check(config)
+    if problem is not None:
+        raise ConfigError(file, problem[1], path=problem[0])
+    return _resolve_paths(file, config, data_dir)
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Path and isinstance(obj, str) and obj:
+        return Path(obj)
+    raise TypeError(f"Expected a path string, got {type(obj).__name__}")
+
+
+_TOML_WHERE = re.compile(r" \(at line (\d+), column (\d+)\)$")
+
+
+def _syntax_error(file: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    message = str(exc)
+    where = _TOML_WHERE.search(message)
+    if where:
+        line = int(where.group(1))
+        message = f"{message[: where.start()]} (column {where.group(2)})"
+    else:
+        # "(at end of document)": point at the last line, where the reader gave up.
+        message = message.replace(" (at end of document)", " (at end of file)")
+        with open(file, "rb") as fh:
+            line = max(1, fh.read().count(b"\n"))
+    return ConfigError(file, f"TOML syntax error: {message}", line=line)
+
+
+# msgspec says e.g. "Expected `float`, got `str` - at `$.risk.max_order_qty`".
+_AT = re.compile(r"^(.*?)(?: - at `(\$[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `(.*)`")
+_MISSING = re.compile(r"Object missing required field `(.*)`")
+_ENUM = re.compile(r"Invalid enum value (.*)")
+
+
+def _explain(text: str) -> tuple[str, str]:
+    """msgspec's ValidationError text -> (JSON path of the key at fault, message)."""
+    match = _AT.match(text)
+    assert match is not None  # the pattern matches any string
+    message, path = match.group(1), match.group(2) or "$"
+    if m := _UNKNOWN.fullmatch(message):
+        key = m.group(1)
+        known = _keys_at(path)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        if not close and known:
+            hint = f" (known keys: {', '.join(known)})"
+        return f"{path}.{key}", f"unknown key{hint}"
+    if m := _MISSING.fullmatch(message):
+        return f"{path}.{m.group(1)}", "missing required key"
+    if m := _ENUM.fullmatch(message):
+        choices = _choices_at(path)
+        return path, f"invalid value {m.group(1)}" + (f" (expected {choices})" if choices else "")
+    message = message.replace("`", "").replace(" | ", "|")
+    if message.startswith("Expected float") and "int" not in message:
+        # TOML integers are accepted where a float is expected: say so.
+        message = "Expected int|" + message.removeprefix("Expected ")
+    return path, message
+
+
+def _value_at(raw: Any, path: str) -> Any:
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        try:
+            raw = raw[key] if key else raw[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def _type_at(path: str) -> msgspec.inspect.Type | None:
+    """The msgspec type found by walking `Config` along a `$.a[0].b` path."""
+    node: msgspec.inspect.Type | None = msgspec.inspect.type_info(Config)
+    for part in re.findall(r"\.([^.\[]+)|\[[^\]]*\]", path):
+        while isinstance(node, msgspec.inspect.UnionType):
+            node = next(
+                (t for t in node.types if not isinstance(t, msgspec.inspect.NoneType)), None
+            )
+        if isinstance(node, msgspec.inspect.StructType) and part:
+            node = next((f.type for f in node.fields if f.encode_name == part), None)
+        elif isinstance(node, msgspec.inspect.ListType | msgspec.inspect.DictType) and not part:
+            node = node.item_type if isinstance(node, msgspec.inspect.ListType) else node.value_type
+        else:
+            return None
+    return node
+
+
+def _keys_at(path: str) -> list[str]:
+    node = _type_at(path)
+    while isinstance(node, msgspec.inspect.UnionType):
+        node = next((t for t in node.types if isinstance(t, msgspec.inspect.StructType)), None)
+    if isinstance(node, msgspec.inspect.StructType):
+        return [f.encode_name for f in node.fields]
+    return []
+
+
+def _choices_at(path: str) -> str:
+    node = _type_at(path)
+    types = node.types if isinstance(node, msgspec.inspect.UnionType) else (node,)
+    words = [
+        f'"{v}"' for t in types if isinstance(t, msgspec.inspect.LiteralType) for v in t.values
+    ]
+    if any(isinstance(t, msgspec.inspect.FloatType | msgspec.inspect.IntType) for t in types):
+        words.insert(0, "a number")
+    return " or ".join(words) if len(words) < 3 else "one of " + ", ".join(words)
+
+
+# --- cross-field checks ------------------------------------------------------------
+
+_CLASS_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+def _check(config: Config) -> tuple[str, str] | None:
+    """The first cross-field problem as (JSON path, message), or None."""
+    try:
+        parse_control(config.daemon.control)
+    except ValueError as exc:
+        return "$.daemon.control", str(exc)
+
+    venues: dict[str, int] = {}
+    for i, venue in enumerate(config.venues):
+        at = f"$.venues[{i}]"
+        if venue.name in venues:
+            return (
+                f"{at}.name",
+                f'duplicate venue "{venue.name}" (also $.venues[{venues[venue.name]}])',
+            )
+        venues[venue.name] = i
+        for currency, amount in venue.balances.items():
+            if amount < 0:
+                return f"{at}.balances.{currency}", f"balance must be >= 0, got {amount}"
+        if problem := _check_venue_kind(at, venue):
+            return problem
+    known = ", ".join(f'"{v}"' for v in venues)
+
+    symbols: dict[tuple[str, str], int] = {}
+    for i, inst in enumerate(config.instruments):
+        at = f"$.instruments[{i}]"
+        if inst.venue not in venues:
+            return f"{at}.venue", f'unknown venue "{inst.venue}" (venues: {known})'
+        key = (inst.venue, inst.symbol)
+        if key in symbols:
+            return (
+                f"{at}.symbol",
+                f'duplicate instrument "{inst.symbol}" on venue "{inst.venue}" '
+                f"(also $.instruments[{symbols[key]}])",
+            )
+        symbols[key] = i
+
+    ids: dict[str, int] = {}
+    for i, strat in enumerate(config.strategies):
+        at = f"$.strategies[{i}]"
+        if not _ID_RE.fullmatch(strat.id):
+            return f"{at}.id", (
+                f"bad strategy id {strat.id!r}: use 1-32 letters, digits, '_' or '-' "
+                "(it goes into client order ids)"
+            )
+        if strat.id in ids:
+            return (
+                f"{at}.id",
+                f'duplicate strategy id "{strat.id}" (also $.strategies[{ids[strat.id]}])',
+            )
+        ids[strat.id] = i
+        if not _CLASS_RE.fullmatch(strat.class_):
+            return f"{at}.class", (
+                f'expected "module:Class" (e.g. "daemon.strategies.sma_cross:SmaCross"), '
+                f"got {strat.class_!r}"
+            )
+        if strat.venue not in venues:
+            return f"{at}.venue", f'unknown venue "{strat.venue}" (venues: {known})'
+        for j, symbol in enumerate(strat.symbols):
+            if (strat.venue, symbol) not in symbols:
+                return f"{at}.symbols[{j}]", f'no instrument "{symbol}" on venue "{strat.venue}"'
+        if strat.bar_interval is not None:
+            try:
+                parse_interval(strat.bar_interval)
+            except ValueError as exc:
+                return f"{at}.bar_interval", str(exc)
+    return None
+
+
+def _check_venue_kind(at: str, venue: VenueConfig) -> tuple[str, str] | None:
+    if venue.kind == "sample":
+        if venue.file is None:
+            return f"{at}.file", 'missing required key for kind = "sample" (a Binance recording)'
+    else:
+        for key, default in (("file", None), ("speed", 1.0), ("loop", True)):
+            if getattr(venue, key) != default:
+                return (
+                    f"{at}.{key}",
+                    f'only valid for kind = "sample" (this venue is "{venue.kind}")',
+                )
+    return None
+
+
+def _resolve_paths(file: str, config: Config, data_dir: str | os.PathLike[str] | None) -> Config:
+    base = Path(file).absolute().parent
+    venues = list(config.venues)
+    for i, venue in enumerate(venues):
+        if venue.file is not None:
+            recording = (base / venue.file.expanduser()).absolute()
+            if not recording.is_file():
+                raise ConfigError(file, f"no such file: {recording}", path=f"$.venues[{i}].file")
+            venues[i] = msgspec.structs.replace(venue, file=recording)
+    daemon = config.daemon
+    address = parse_control(daemon.control)
+    if address.path is not None:
+        daemon = msgspec.structs.replace(daemon, control=str(address.path.expanduser().absolute()))
+    config = msgspec.structs.replace(config, venues=venues, daemon=daemon)
+    return with_data_dir(config, daemon.data_dir if data_dir is None else data_dir)
