@@ -39,7 +39,7 @@ def to_json(event: Event) -> bytes:
     return _json_encoder.encode(to_dict(event))
 
 
-def from_dict(data: dict[str, Any]) -> AnyEvent:
+def from_dict(data: dict[str, Any]) -> Event:
     """Build an event from `to_dict` output (or any mapping with a `type` key)."""
     from events.registry import type_by_name
 

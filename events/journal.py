@@ -157,7 +157,7 @@ def read_segment(path: Path) -> Iterator[Event]:
 def read_journal(journal_dir: Path, after_seq: int = 0) -> Iterator[Event]:
     """Every event in the journal with seq > after_seq, in seq order."""
     segments = list_segments(journal_dir)
-    for i, (first, path) in enumerate(segments):
+    for i, (_first, path) in enumerate(segments):
         nxt = segments[i + 1][0] if i + 1 < len(segments) else None
         if nxt is not None and nxt <= after_seq + 1:
             continue

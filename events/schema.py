@@ -74,7 +74,8 @@ class TypeSchema:
         self._build = self._compile()
 
     def _compile(self) -> Callable[..., list[Event]]:
-        # e.g. lambda cls, c0, c1, ...: [cls(ts_event=a0, ts_recv=a1, ...) for a0, a1, ... in zip(c0, c1, ...)]
+        # def build(cls, c0, c1, ...):
+        #     return [cls(ts_event=a0, ...) for a0, a1, ... in zip(c0, c1, ...)]
         n = len(self.fields)
         args = ", ".join(f"c{i}" for i in range(n))
         loop_vars = ", ".join(f"a{i}" for i in range(n))
