@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "run":
+        # Only the daemon logs to stdout (journald); a one-shot command's stdout
+        # is its output, so its warnings go to stderr.
+        from daemon.logging import configure_logging
+
+        configure_logging("warning", stream=sys.stderr)
     try:
         return int(args._module.run(args) or 0)
     except UserError as exc:

@@ -1,0 +1,39 @@
+"""Historical market data files into event tables, ready for the event store.
+
+    read_trades(path, venue, symbol, columns=None)            -> FileReader of Trade tables
+    read_quotes(path, venue, symbol, columns=None)            -> FileReader of Quote tables
+    read_bars(path, venue, symbol, interval=None, stamp="open", columns=None)
+                                                              -> FileReader of Bar tables
+
+Each reader checks the file's header when called (InputError, one line naming
+the file, if it is not recognised) and then yields `pa.Table`s of at most ~1M
+rows with every column of the event's Arrow schema (`seq` = 0, `ts_recv` =
+`ts_event`: historical files have no receive time). Files are recognised by
+content: Parquet, Feather, CSV (plain, gzip or zipped) and Lean tick trade zips.
+"""
+
+from __future__ import annotations
+
+from adapters.files.bars import interval_name, modal_spacing, parse_interval, read_bars
+from adapters.files.columns import ColumnMap, option_name
+from adapters.files.detect import MAX_ROWS, InputError
+from adapters.files.lean import local_ms_to_utc_ns, utc_offsets_ns
+from adapters.files.quotes import read_quotes
+from adapters.files.reader import FileReader
+from adapters.files.trades import read_trades
+
+__all__ = [
+    "MAX_ROWS",
+    "ColumnMap",
+    "FileReader",
+    "InputError",
+    "interval_name",
+    "local_ms_to_utc_ns",
+    "modal_spacing",
+    "option_name",
+    "parse_interval",
+    "read_bars",
+    "read_quotes",
+    "read_trades",
+    "utc_offsets_ns",
+]

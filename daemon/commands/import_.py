@@ -1,0 +1,255 @@
+"""`tapeloop import`: market data files into the event store.
+
+    tapeloop import trades|quotes|bars|binance-stream FILE [FILE ...] --venue V --symbol S
+                    [--interval 1m] [--stamp open|close] [column options] --data DIR
+
+FILE may be a directory (its files, sorted) or a glob. Every file's header is
+checked before anything is written; all files then go into the store as one
+import, so a file that fails half way leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daemon.errors import EXIT_LOCKED, UserError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from adapters.files import ColumnMap, FileReader
+
+KINDS = ("trades", "quotes", "bars", "binance-stream")
+_STREAM_CHUNK = 100_000
+
+# (ColumnMap field, the kinds it maps, help); the option is --<field>-col
+_COLUMN_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("ts", "trades, quotes, bars", "timestamp column"),
+    ("price", "trades", "trade price column"),
+    ("size", "trades", "trade quantity column"),
+    ("side", "trades", "taker side column (buy/sell)"),
+    ("maker", "trades", "'buyer is maker' flag column (true means the taker sold)"),
+    ("id", "trades", "trade id column"),
+    ("open", "bars", "bar open column"),
+    ("high", "bars", "bar high column"),
+    ("low", "bars", "bar low column"),
+    ("close", "bars", "bar close column"),
+    ("volume", "bars", "bar volume column"),
+    ("bid", "quotes", "best bid price column"),
+    ("ask", "quotes", "best ask price column"),
+    ("bid_size", "quotes", "best bid size column"),
+    ("ask_size", "quotes", "best ask size column"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=KINDS, help="what the files hold")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="files, directories or globs to import"
+    )
+    parser.add_argument("--venue", help="venue name the events carry")
+    parser.add_argument("--symbol", help="symbol the events carry")
+    parser.add_argument("--data", metavar="DIR", help="data directory (the event store)")
+    bars = parser.add_argument_group("bars")
+    bars.add_argument(
+        "--interval",
+        help="bar length, e.g. 1m, 5m, 1h, 1d "
+        "(inferred from the file's modal spacing when omitted)",
+    )
+    bars.add_argument(
+        "--stamp",
+        default="open",
+        choices=("open", "close"),
+        help="what the file's bar time means (default: open)",
+    )
+    cols = parser.add_argument_group("column mapping (for files whose header is not recognised)")
+    cols.add_argument(
+        "--ts-unit",
+        choices=("s", "ms", "us", "ns"),
+        help="unit of numeric timestamps (default: inferred from magnitude)",
+    )
+    for field, kinds, text in _COLUMN_OPTIONS:
+        cols.add_argument(
+            f"--{field.replace('_', '-')}-col",
+            dest=f"col_{field}",
+            metavar="NAME",
+            help=f"{text} ({kinds})",
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from adapters.files import ColumnMap, InputError
+
+    data = _require(args.data, "--data")
+    if Path(data).exists() and not Path(data).is_dir():
+        raise UserError(f"--data {data}: not a directory")
+    paths = expand_paths(args.files)
+    columns = ColumnMap(
+        ts_unit=args.ts_unit,
+        **{field: getattr(args, f"col_{field}") for field, _, _ in _COLUMN_OPTIONS},
+    )
+    if args.kind == "binance-stream":
+        if not columns.is_empty():
+            raise UserError("column options do not apply to binance-stream")
+        return _run_binance_stream(args, paths, Path(data))
+    venue = _require(args.venue, "--venue")
+    symbol = _require(args.symbol, "--symbol")
+    if args.kind != "bars":
+        for opt, value, default in (
+            ("--interval", args.interval, None),
+            ("--stamp", args.stamp, "open"),
+        ):
+            if value != default:
+                raise UserError(f"{opt} applies to bars only")
+    started = time.perf_counter()
+    try:
+        # Check every header first (and let each file close again: a directory
+        # may hold more files than we may keep open), then read them for real.
+        for path in paths:
+            _open_reader(args, path, venue, symbol, columns)
+        readers: list[FileReader] = []
+
+        def tables() -> Iterator[pa.Table]:
+            for path in paths:
+                reader = _open_reader(args, path, venue, symbol, columns)
+                readers.append(reader)
+                yield from reader
+
+        event_type = {"trades": "Trade", "quotes": "Quote", "bars": "Bar"}[args.kind]
+        written = _append(Path(data), [(event_type, tables())])[event_type]
+    except InputError as exc:
+        raise UserError(str(exc)) from None
+    for reader in readers:
+        print(reader.summary())
+    if len(readers) > 1:
+        print(
+            f"total: {written} {event_type} rows from {len(readers)} files "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+    return 0
+
+
+def _open_reader(
+    args: argparse.Namespace, path: Path, venue: str, symbol: str, columns: ColumnMap
+) -> FileReader:
+    from adapters.files import read_bars, read_quotes, read_trades
+
+    if args.kind == "trades":
+        return read_trades(path, venue, symbol, columns)
+    if args.kind == "quotes":
+        return read_quotes(path, venue, symbol, columns)
+    return read_bars(path, venue, symbol, args.interval, args.stamp, columns)
+
+
+def _append(data: Path, batches: Iterable[tuple[str, Iterable[pa.Table]]]) -> dict[str, int]:
+    """Append each (event type, tables) to the store under its writer lock.
+
+    If reading fails half way the store is reopened at once, which drops the
+    interrupted import, so no reader of the directory sees part of it."""
+    from adapters.files import InputError
+    from events.store import EventStore, StoreLocked
+
+    counts: dict[str, int] = {}
+    try:
+        with EventStore.open_writer(data) as store:
+            try:
+                for event_type, tables in batches:
+                    counts[event_type] = counts.get(event_type, 0) + store.append_tables(
+                        event_type, tables
+                    )
+            except InputError:
+                store.close()
+                EventStore.open_writer(data).close()
+                raise
+    except StoreLocked as exc:
+        raise UserError(str(exc), code=EXIT_LOCKED) from None
+    except OSError as exc:
+        # Input files' read errors arrive as InputError: this one is the store's.
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(data) else ""
+        raise UserError(f"--data {data}: {exc.strerror or exc}{where}") from None
+    return counts
+
+
+def _run_binance_stream(args: argparse.Namespace, paths: list[Path], data: Path) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("adapters.binance.stream") is None:
+        raise UserError("binance-stream import arrives with the Binance adapter")
+    from adapters.binance.stream import read_recording
+    from adapters.files import InputError
+    from events.base import Event, event_type_name
+    from events.schema import schema_for
+
+    venue = _require(args.venue or "binance", "--venue")
+    # The REST depth snapshot in a recording names no symbol.
+    symbol = _require(args.symbol, "--symbol")
+    # A recording interleaves event types and the store imports one type per
+    # call: gather each type as compact Arrow tables (not Python objects),
+    # then append type by type.
+    tables: dict[str, list[pa.Table]] = {}
+    lines: list[str] = []
+    for path in paths:
+        counts: dict[str, int] = {}
+        pending: dict[type[Event], list[Event]] = {}
+
+        def flush(cls: type[Event], bucket: list[Event], counts: dict[str, int] = counts) -> None:
+            name = event_type_name(cls)
+            tables.setdefault(name, []).append(schema_for(cls).to_table(bucket))
+            counts[name] = counts.get(name, 0) + len(bucket)
+            bucket.clear()
+
+        try:
+            for _, event in read_recording(path, venue, symbol):
+                bucket = pending.setdefault(type(event), [])
+                bucket.append(event)
+                if len(bucket) >= _STREAM_CHUNK:
+                    flush(type(event), bucket)
+        except (ValueError, OSError, EOFError) as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(text if str(path) in text else f"{path}: {text}") from None
+        for cls, bucket in pending.items():
+            if bucket:
+                flush(cls, bucket)
+        detail = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+        lines.append(f"{path}: {sum(counts.values())} events ({detail or 'none'})")
+    try:
+        _append(data, list(tables.items()))
+    except InputError as exc:
+        raise UserError(str(exc)) from None
+    for line in lines:
+        print(line)
+    return 0
+
+
+def expand_paths(items: Iterable[str]) -> list[Path]:
+    """FILE arguments as files: a directory gives its visible files (sorted), a
+    pattern that is not an existing path is a glob. Duplicates are dropped."""
+    out: dict[Path, None] = {}
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise UserError(f"{path}: the directory holds no files")
+        elif not path.exists() and any(ch in item for ch in "*?["):
+            found = [Path(p) for p in sorted(glob.glob(item)) if Path(p).is_file()]
+            if not found:
+                raise UserError(f"{item}: no file matches")
+        elif not path.exists():
+            raise UserError(f"{path}: no such file")
+        else:
+            found = [path]
+        for p in found:
+            out.setdefault(p, None)
+    return list(out)
+
+
+def _require(value: str | None, option: str) -> str:
+    if value is None or not value.strip():
+        raise UserError(f"{option} is required")
+    return value.strip()
