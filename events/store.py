@@ -52,6 +52,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     rolled_seq: int = 0  # every seq <= this is in Parquet
     next_part: int = 0
     pending: dict[str, str | int] | None = None  # {"op": "roll"|"import", "first_part": n}
+    # source fingerprint -> [first seq, last seq] of the import that wrote it, so
+    # importing the same file again is recognised instead of doubling its rows
+    imports: dict[str, list[int]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +178,9 @@ class EventStore:
         _atomic_write(self.manifest_path, msgspec.json.encode(self.manifest))
 
     def _recover(self, *, roll: bool) -> None:
-        pending = self.manifest.pending
-        if pending is not None:
-            first = int(pending["first_part"])
-            removed = 0
-            for part in list_parts(self.events_dir):
-                if part.number >= first:
-                    part.path.unlink()
-                    removed += 1
-            log.warning("store.undo_interrupted", op=pending.get("op"), parts_removed=removed)
-            self.manifest.pending = None
-            self._save_manifest()
+        if self.manifest.pending is not None:
+            op, removed = self.abort_pending()
+            log.warning("store.undo_interrupted", op=op, parts_removed=removed)
         self._remove_temp_files()
         from events.journal import recover
 
@@ -195,6 +190,24 @@ class EventStore:
             for scan in self.journal_scans:
                 self.roll_segment(scan.path)
             self.journal_scans = []
+
+    def abort_pending(self) -> tuple[str, int]:
+        """Undo the roll or import in progress: delete the parts it wrote.
+        Returns (operation, parts removed)."""
+        pending = self.manifest.pending
+        if pending is None:
+            return "", 0
+        first = int(pending["first_part"])
+        removed = 0
+        for part in list_parts(self.events_dir):
+            if part.number >= first:
+                part.path.unlink()
+                removed += 1
+        self.manifest.pending = None
+        self.manifest.next_part = first
+        self._save_manifest()
+        self._remove_temp_files()
+        return str(pending.get("op", "")), removed
 
     def _remove_temp_files(self) -> None:
         if not self.events_dir.exists():
@@ -222,6 +235,11 @@ class EventStore:
     def _begin(self, op: str) -> None:
         self.manifest.pending = {"op": op, "first_part": self.manifest.next_part}
         self._save_manifest()
+
+    def imported(self, source: str) -> tuple[int, int] | None:
+        """The seq range an earlier import of `source` (a fingerprint) wrote."""
+        found = self.manifest.imports.get(source)
+        return (found[0], found[1]) if found else None
 
     def _commit(self, rolled_seq: int) -> None:
         self.manifest.rolled_seq = max(self.manifest.rolled_seq, rolled_seq)
@@ -287,10 +305,13 @@ class EventStore:
                  rolled_seq=self.manifest.rolled_seq)
         return count
 
-    def append_tables(self, type_name: str, tables: Iterable[pa.Table]) -> int:
+    def append_tables(self, type_name: str, tables: Iterable[pa.Table],
+                      sources: Iterable[str] = ()) -> int:
         """Import tables of one event type (every schema column; `seq` is
         assigned here, in ts_event order within each table). Returns rows
-        written. The journal must be empty (open_writer rolls it)."""
+        written. `sources` (fingerprints of the input files) are recorded with
+        the import's seq range, atomically with it. The journal must be empty
+        (open_writer rolls it)."""
         if self.journal_scans:
             raise RuntimeError("append_tables needs a rolled journal")
         sch = schema_by_name(type_name)
@@ -314,6 +335,9 @@ class EventStore:
         except BaseException:
             # leave `pending` set: the next open removes the partial import
             raise
+        first = self.manifest.rolled_seq + 1
+        for source in sources:
+            self.manifest.imports[source] = [first, first + total - 1]
         self._commit(self.manifest.rolled_seq + total)
         return total
 
@@ -324,3 +348,13 @@ def iter_part_events(part: Part, batch_rows: int = ROW_GROUP_ROWS) -> Iterator[l
     pf = pq.ParquetFile(part.path)
     for batch in pf.iter_batches(batch_size=batch_rows):
         yield sch.from_table(batch)
+
+
+def read_manifest(root: Path) -> Manifest:
+    """The store's manifest, read without the lock (a snapshot for decisions
+    such as skipping an already imported file)."""
+    path = Path(root) / "store.json"
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=Manifest)
+    except (FileNotFoundError, msgspec.DecodeError):
+        return Manifest()

@@ -319,3 +319,20 @@ def test_binance_stream(tmp_path: Path) -> None:
     types = dataset.to_table(columns=["type"]).column("type")
     counts = {r["values"]: r["counts"] for r in pa.compute.value_counts(types).to_pylist()}
     assert counts == {"Trade": 21_313, "Quote": 66_089, "BookDelta": 6_551, "BookSnapshot": 1}
+
+
+def test_importing_the_same_file_again_is_recognised(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    src = DATA / "nautilus_trader" / "btcusdt-trades.parquet"
+    args = ("import", "trades", src, "--venue", "binance", "--symbol", "BTCUSDT", "--data", data)
+    assert tapeloop(*args).returncode == 0
+    again = tapeloop(*args)
+    assert again.returncode == 0, again.stderr
+    assert "already imported as seq 1..2001; skipped" in again.stdout
+    assert count(data) == 2_001
+    # other options make another import (a different symbol is a different series)
+    other = tapeloop("import", "trades", src, "--venue", "binance", "--symbol", "BTC2",
+                     "--data", data)
+    assert other.returncode == 0 and count(data) == 4_002
+    forced = tapeloop(*args, "--force")
+    assert forced.returncode == 0 and count(data) == 6_003

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -55,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venue", help="venue name the events carry")
     parser.add_argument("--symbol", help="symbol the events carry")
     parser.add_argument("--data", metavar="DIR", help="data directory (the event store)")
+    parser.add_argument("--force", action="store_true",
+                        help="import files again even if this store already holds them")
     bars = parser.add_argument_group("bars")
     bars.add_argument(
         "--interval",
@@ -93,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         ts_unit=args.ts_unit,
         **{field: getattr(args, f"col_{field}") for field, _, _ in _COLUMN_OPTIONS},
     )
+    paths, sources = _skip_already_imported(args, paths, Path(data), columns)
+    if not paths:
+        return 0
     if args.kind == "binance-stream":
         if not columns.is_empty():
             raise UserError("column options do not apply to binance-stream")
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 yield from reader
 
         event_type = {"trades": "Trade", "quotes": "Quote", "bars": "Bar"}[args.kind]
-        written = _append(Path(data), [(event_type, tables())])[event_type]
+        written = _append(Path(data), [(event_type, tables())], sources)[event_type]
     except InputError as exc:
         raise UserError(str(exc)) from None
     for reader in readers:
@@ -146,11 +152,51 @@ def _open_reader(
     return read_bars(path, venue, symbol, args.interval, args.stamp, columns)
 
 
-def _append(data: Path, batches: Iterable[tuple[str, Iterable[pa.Table]]]) -> dict[str, int]:
-    """Append each (event type, tables) to the store under its writer lock.
+def _fingerprint(args: argparse.Namespace, path: Path, columns: ColumnMap) -> str:
+    """Identity of one import: the file's bytes and every option that shapes
+    the events made from it."""
+    digest = hashlib.sha256()
+    options = (args.kind, args.venue, args.symbol, args.interval, args.stamp, repr(columns))
+    digest.update(repr(options).encode())
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
 
-    If reading fails half way the store is reopened at once, which drops the
-    interrupted import, so no reader of the directory sees part of it."""
+
+def _skip_already_imported(args: argparse.Namespace, paths: list[Path], data: Path,
+                           columns: ColumnMap) -> tuple[list[Path], list[str]]:
+    """Drop files this store already imported with the same options (unless
+    --force), saying so; returns the remaining paths and their fingerprints."""
+    from events.store import read_manifest
+
+    fingerprints = [_fingerprint(args, p, columns) for p in paths]
+    if args.force:
+        return paths, fingerprints
+    done = read_manifest(data).imports
+    keep: list[Path] = []
+    sources: list[str] = []
+    for path, fp in zip(paths, fingerprints, strict=True):
+        if fp in done:
+            first, last = done[fp]
+            print(f"{path}: already imported as seq {first}..{last}; skipped "
+                  "(--force imports it again)")
+        else:
+            keep.append(path)
+            sources.append(fp)
+    return keep, sources
+
+
+def _append(data: Path, batches: Iterable[tuple[str, Iterable[pa.Table]]],
+            sources: list[str]) -> dict[str, int]:
+    """Append each (event type, tables) to the store under its writer lock;
+    `sources` are recorded with the last batch.
+
+    If reading fails half way the parts already written are removed at once,
+    still under the lock, so no reader of the directory sees part of it."""
     from adapters.files import InputError
     from events.store import EventStore, StoreLocked
 
@@ -158,13 +204,14 @@ def _append(data: Path, batches: Iterable[tuple[str, Iterable[pa.Table]]]) -> di
     try:
         with EventStore.open_writer(data) as store:
             try:
-                for event_type, tables in batches:
+                batches = list(batches)
+                for i, (event_type, tables) in enumerate(batches):
+                    last = i == len(batches) - 1
                     counts[event_type] = counts.get(event_type, 0) + store.append_tables(
-                        event_type, tables
+                        event_type, tables, sources if last else ()
                     )
             except InputError:
-                store.close()
-                EventStore.open_writer(data).close()
+                store.abort_pending()
                 raise
     except StoreLocked as exc:
         raise UserError(str(exc), code=EXIT_LOCKED) from None
@@ -188,6 +235,11 @@ def _run_binance_stream(args: argparse.Namespace, paths: list[Path], data: Path)
     venue = _require(args.venue or "binance", "--venue")
     # The REST depth snapshot in a recording names no symbol.
     symbol = _require(args.symbol, "--symbol")
+    from adapters.files import ColumnMap
+
+    paths, sources = _skip_already_imported(args, paths, data, ColumnMap())
+    if not paths:
+        return 0
     # A recording interleaves event types and the store imports one type per
     # call: gather each type as compact Arrow tables (not Python objects),
     # then append type by type.
@@ -218,7 +270,7 @@ def _run_binance_stream(args: argparse.Namespace, paths: list[Path], data: Path)
         detail = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
         lines.append(f"{path}: {sum(counts.values())} events ({detail or 'none'})")
     try:
-        _append(data, list(tables.items()))
+        _append(data, list(tables.items()), sources)
     except InputError as exc:
         raise UserError(str(exc)) from None
     for line in lines:
