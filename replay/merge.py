@@ -1,0 +1,249 @@
+"""The k-way merge of sorted runs into one event stream in (ts_event, seq) order.
+
+Each active run buffers one Arrow batch. The watermark is the smallest *last*
+key among the buffered batches: no run can later produce a row below it, so
+every buffered row at or below it is final. Those rows become events, are
+put in order with one `np.lexsort` over the int64 keys when more than one run
+contributed, and are emitted. Each step empties at least the batch that set the
+watermark, so the merge always progresses and holds at most one batch (plus
+one read ahead) per run that overlaps the current time.
+
+Runs not yet reached stay closed (see `replay.runs.DeferredRuns`); the common
+case, one part per type per day, runs with no sorting work at all: a single
+active run's batches go straight from Arrow to events.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from heapq import heappop, heappush
+
+import numpy as np
+import pyarrow as pa
+
+from events.base import Event
+from replay.runs import MIN_TS, DeferredRuns, Run, Source, _int64, ts_column
+
+__all__ = ["MergeStats", "UnsortedRunError", "merge_runs"]
+
+_Prepared = tuple[pa.RecordBatch, np.ndarray, np.ndarray]
+
+
+class UnsortedRunError(ValueError):
+    """A run broke its promise: rows out of (ts_event, seq) order, or below
+    its lower bound. Names the run's source."""
+
+
+@dataclass(slots=True)
+class MergeStats:
+    """Counters a caller (or a test) can watch; `peak_buffered` counts rows
+    received from runs and not yet emitted (read-ahead batches excluded)."""
+
+    runs_opened: int = 0
+    rows_in: int = 0
+    rows_out: int = 0
+    peak_buffered: int = 0
+
+
+def _pull(batches: Iterator[pa.RecordBatch], source: str) -> _Prepared | None:
+    """The next non-empty batch with its key columns as int64 arrays (zero
+    copy), checked to be sorted; None at the end. Runs on the read-ahead thread
+    when there is one: Parquet decoding there releases the GIL."""
+    for batch in batches:
+        n = batch.num_rows
+        if not n:
+            continue
+        ts = ts_column(batch)
+        seq = _int64(batch.column("seq"))
+        if n > 1:
+            dts = np.diff(ts)
+            if dts.min() < 0 or ((dts == 0) & (np.diff(seq) <= 0)).any():
+                raise UnsortedRunError(f"{source}: rows are not sorted by (ts_event, seq)")
+        return batch, ts, seq
+    return None
+
+
+class _Active:
+    """A run being merged: its current batch, read position and last key."""
+
+    __slots__ = (
+        "run",
+        "it",
+        "pool",
+        "ahead",
+        "batch",
+        "ts",
+        "seq",
+        "pos",
+        "n",
+        "last_ts",
+        "last_seq",
+    )
+
+    def __init__(self, run: Run, pool: ThreadPoolExecutor | None) -> None:
+        self.run = run
+        self.it = iter(run.batches)
+        self.pool = pool
+        self.ahead: Future[_Prepared | None] | None = None
+        self.pos = self.n = 0
+        self.last_ts = MIN_TS
+        self.last_seq = -1
+
+    def fill(self, stats: MergeStats) -> bool:
+        """Load the next batch; False when the run is exhausted."""
+        if self.pool is None:
+            item = _pull(self.it, self.run.source)
+        else:
+            ahead = self.ahead or self.pool.submit(_pull, self.it, self.run.source)
+            item = ahead.result()
+            self.ahead = None if item is None else self.pool.submit(_pull, self.it, self.run.source)
+        if item is None:
+            return False
+        batch, ts, seq = item
+        first_ts, first_seq = int(ts[0]), int(seq[0])
+        if first_ts < self.last_ts or (first_ts == self.last_ts and first_seq <= self.last_seq):
+            raise UnsortedRunError(f"{self.run.source}: batches are not in (ts_event, seq) order")
+        if first_ts < self.run.lower_bound:
+            raise UnsortedRunError(
+                f"{self.run.source}: ts_event {first_ts} is below the"
+                f" run's lower bound {self.run.lower_bound}"
+            )
+        self.batch, self.ts, self.seq = batch, ts, seq
+        self.pos, self.n = 0, batch.num_rows
+        self.last_ts, self.last_seq = int(ts[-1]), int(seq[-1])
+        stats.rows_in += self.n
+        buffered = stats.rows_in - stats.rows_out
+        if buffered > stats.peak_buffered:
+            stats.peak_buffered = buffered
+        return True
+
+    def cut(self, w_ts: int, w_seq: int) -> int:
+        """End (exclusive) of the buffered rows whose key is <= (w_ts, w_seq)."""
+        pos = self.pos
+        ts = self.ts[pos:]
+        lo = int(np.searchsorted(ts, w_ts, "left"))
+        hi = int(np.searchsorted(ts, w_ts, "right"))
+        if hi > lo:  # rows at exactly w_ts: their seqs are sorted too
+            lo += int(np.searchsorted(self.seq[pos + lo : pos + hi], w_seq, "right"))
+        return pos + lo
+
+    def events(self, end: int) -> list[Event]:
+        pos = self.pos
+        batch = self.batch if pos == 0 and end == self.n else self.batch.slice(pos, end - pos)
+        return self.run.schema.from_table(batch)
+
+    def close(self) -> None:
+        close = getattr(self.it, "close", None)
+        if close is not None:
+            close()
+
+
+def merge_runs(
+    sources: Iterable[Source],
+    *,
+    batch_rows: int = 65536,
+    prefetch: bool = True,
+    stats: MergeStats | None = None,
+) -> Generator[list[Event], None, None]:
+    """Every row of every source as events, in global (ts_event, seq) order, in
+    lists of at most `batch_rows`. With `prefetch`, each run's next batch is
+    read on one background thread while this one builds events."""
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be positive, not {batch_rows}")
+    stats = stats if stats is not None else MergeStats()
+    order = itertools.count()
+    pending: list[tuple[int, int, Source]] = []
+    for src in sources:
+        heappush(pending, (src.lower_bound, next(order), src))
+    active: list[_Active] = []
+    pool = ThreadPoolExecutor(1, thread_name_prefix="tapeloop-replay-read") if prefetch else None
+    out_ts, out_seq = MIN_TS, -1  # the last key emitted
+    try:
+        while True:
+            lead: _Active | None = None
+            for a in active:
+                if (
+                    lead is None
+                    or a.last_ts < lead.last_ts
+                    or (a.last_ts == lead.last_ts and a.last_seq < lead.last_seq)
+                ):
+                    lead = a
+            # A source not opened yet may hold rows at or below the watermark:
+            # open it first (deferred ones may turn into more sources).
+            if pending and (lead is None or pending[0][0] <= lead.last_ts):
+                bound, _, src = heappop(pending)
+                if isinstance(src, DeferredRuns):
+                    for sub in src.open():
+                        heappush(pending, (max(sub.lower_bound, bound), next(order), sub))
+                else:
+                    stats.runs_opened += 1
+                    a = _Active(src, pool)
+                    if a.fill(stats):
+                        active.append(a)
+                    else:
+                        a.close()
+                continue
+            if lead is None:
+                return
+            w_ts, w_seq = lead.last_ts, lead.last_seq
+            take: list[tuple[_Active, int]] = []
+            for a in active:
+                end = a.n if a is lead else a.cut(w_ts, w_seq)
+                if end > a.pos:
+                    take.append((a, end))
+            first = min((int(a.ts[a.pos]), int(a.seq[a.pos])) for a, _ in take)
+            if first <= (out_ts, out_seq):
+                raise UnsortedRunError(
+                    f"row (ts_event={first[0]}, seq={first[1]}) comes after"
+                    f" (ts_event={out_ts}, seq={out_seq}), already emitted: a seq appears"
+                    " twice, or a run broke its lower bound"
+                )
+            out = _merged(take)
+            out_ts, out_seq = w_ts, w_seq
+            stats.rows_out += len(out)
+            for a, end in take:
+                a.pos = end
+                if end == a.n and not a.fill(stats):
+                    active.remove(a)
+                    a.close()
+            if len(out) <= batch_rows:
+                yield out
+            else:
+                for i in range(0, len(out), batch_rows):
+                    yield out[i : i + batch_rows]
+    finally:
+        if pool is not None:
+            # Let an in-flight read finish before closing the generators it uses.
+            pool.shutdown(wait=True, cancel_futures=True)
+        for a in active:
+            a.close()
+
+
+def _merged(take: list[tuple[_Active, int]]) -> list[Event]:
+    """The rows taken from each run, as events in key order."""
+    if len(take) == 1:
+        a, end = take[0]
+        return a.events(end)
+    events: list[Event] = []
+    ts_parts = []
+    seq_parts = []
+    for a, end in take:
+        events += a.events(end)
+        ts_parts.append(a.ts[a.pos : end])
+        seq_parts.append(a.seq[a.pos : end])
+    ts = np.concatenate(ts_parts)
+    seq = np.concatenate(seq_parts)
+    perm = np.lexsort((seq, ts))
+    # Seqs are unique store-wide: two runs holding one means a part was
+    # written twice, and replaying both would double its events.
+    same = (np.diff(ts[perm]) == 0) & (np.diff(seq[perm]) == 0)
+    if same.any():
+        k = int(np.argmax(same))
+        raise UnsortedRunError(
+            f"seq {int(seq[perm[k]])} appears in more than one run"
+            f" ({', '.join(a.run.source for a, _ in take)})"
+        )
+    return [events[i] for i in perm.tolist()]  # beats itemgetter and numpy object takes

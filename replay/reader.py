@@ -1,0 +1,201 @@
+"""Reading the event store back in time order: `read_events`.
+
+The store is `DATA/events/date=YYYY-MM-DD/type=<T>/part-NNNNN.parquet`, each
+part sorted by (ts_event, seq), `date` the UTC date of ts_event, seqs unique
+store-wide. Parts of one (date, type) may overlap in time (late data), so they
+are merged, never concatenated. This module turns the directory tree into
+sources for `replay.merge.merge_runs`, lazily: a date is listed, and a part's
+footer read, only when the replay reaches that date.
+
+Parts named in an unfinished store operation (`store.json` `pending`) are
+skipped: the writer deletes them on its next start, and their events are still
+in the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection, Generator, Iterable
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+
+from events.base import Event
+from events.registry import BY_NAME
+from events.schema import schema_by_name
+from replay.merge import MergeStats, UnsortedRunError, merge_runs
+from replay.runs import (
+    DeferredRuns,
+    Run,
+    Source,
+    StoreError,
+    open_part,
+    restrict,
+    runs_from_events,
+    symbol_set,
+)
+
+__all__ = [
+    "DeferredRuns",
+    "MergeStats",
+    "Run",
+    "StoreError",
+    "UnsortedRunError",
+    "day_start_ns",
+    "read_events",
+    "runs_from_events",
+]
+
+_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_PART_NUMBER = re.compile(r"^part-(\d+)\.parquet$")
+
+
+def day_start_ns(day: date) -> int:
+    """Midnight UTC of `day` in ns since the epoch."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+
+
+def _hidden(name: str) -> bool:
+    # A writer's in-progress files; the rename that publishes them is atomic.
+    return name.startswith(".") or name.endswith(".tmp")
+
+
+def read_events(
+    data_dir: str | os.PathLike[str],
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    types: Collection[str] | None = None,
+    symbols: Collection[str] | None = None,
+    batch_rows: int = 65536,
+    extra_runs: Iterable[Run] = (),
+    prefetch: bool = True,
+    stats: MergeStats | None = None,
+) -> Generator[list[Event], None, None]:
+    """The store's events from `date_from` to `date_to` (inclusive, UTC dates
+    of ts_event), in (ts_event, seq) order, as lists of at most `batch_rows`.
+
+    `types` and `symbols` filter rows before they become events; with a symbol
+    filter, types without a `symbol` field are left out. `extra_runs` are
+    merged in under the same filters (e.g. the journal's unrolled tail).
+    Raises ValueError for an unknown type name or an empty date range, and
+    StoreError (a ValueError) for an unreadable store.
+    """
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise ValueError(f"date_from {date_from} is after date_to {date_to}")
+    if types is not None:
+        types = frozenset(types)
+        unknown = sorted(t for t in types if t not in BY_NAME)
+        if unknown:
+            known = ", ".join(sorted(BY_NAME))
+            raise ValueError(f"unknown event type {unknown[0]!r} (known: {known})")
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be positive, not {batch_rows}")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data directory")
+    wanted_symbols = symbol_set(symbols)
+    ts_from = None if date_from is None else day_start_ns(date_from)
+    ts_to = None if date_to is None else day_start_ns(date_to + timedelta(days=1))
+
+    sources: list[Source] = []
+    skip_from = _pending_first_part(root)
+    events_dir = root / "events"
+    for day, path in _date_dirs(events_dir):
+        if (date_from is not None and day < date_from) or (date_to is not None and day > date_to):
+            continue
+        open_day = partial(
+            _open_day, path, day_start_ns(day), types, wanted_symbols, batch_rows, skip_from
+        )
+        sources.append(DeferredRuns(day_start_ns(day), open_day, str(path)))
+    for run in extra_runs:
+        kept = restrict(run, types=types, symbols=wanted_symbols, ts_from=ts_from, ts_to=ts_to)
+        if kept is not None:
+            sources.append(kept)
+    return merge_runs(sources, batch_rows=batch_rows, prefetch=prefetch, stats=stats)
+
+
+def _date_dirs(events_dir: Path) -> list[tuple[date, Path]]:
+    try:
+        entries = list(os.scandir(events_dir))
+    except FileNotFoundError:
+        return []  # a data directory nothing has been rolled into yet
+    out = []
+    for entry in entries:
+        if _hidden(entry.name) or not entry.is_dir():
+            continue
+        m = _DATE_DIR.match(entry.name)
+        if m is None:
+            if entry.name.startswith("date="):
+                raise StoreError(f"{entry.path}: not a date=YYYY-MM-DD partition")
+            continue
+        try:
+            day = date.fromisoformat(m.group(1))
+        except ValueError:
+            raise StoreError(f"{entry.path}: not a date=YYYY-MM-DD partition") from None
+        out.append((day, Path(entry.path)))
+    out.sort()
+    return out
+
+
+def _open_day(
+    path: Path,
+    day_start: int,
+    types: frozenset[str] | None,
+    symbols: pa.Array | None,
+    batch_rows: int,
+    skip_from: int | None,
+) -> list[Source]:
+    """One date partition's parts, each deferred until its footer is needed."""
+    sources: list[Source] = []
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if _hidden(entry.name) or not entry.is_dir() or not entry.name.startswith("type="):
+            continue
+        name = entry.name[5:]
+        if types is not None and name not in types:
+            continue
+        if name not in BY_NAME:
+            raise StoreError(f"{entry.path}: unknown event type {name!r}")
+        schema = schema_by_name(name)
+        if symbols is not None and "symbol" not in schema.fields:
+            continue
+        for part in sorted(os.scandir(entry.path), key=lambda e: e.name):
+            if _hidden(part.name) or not part.name.endswith(".parquet"):
+                continue
+            m = _PART_NUMBER.match(part.name)
+            if skip_from is not None and m is not None and int(m.group(1)) >= skip_from:
+                continue
+            opener = partial(
+                open_part,
+                Path(part.path),
+                schema,
+                batch_rows=batch_rows,
+                symbols=symbols,
+                lower_bound=day_start,
+            )
+            sources.append(DeferredRuns(day_start, opener, part.path))
+    return sources
+
+
+class _Manifest(msgspec.Struct):
+    pending: dict[str, str | int] | None = None
+
+
+def _pending_first_part(root: Path) -> int | None:
+    """First part number of an unfinished roll/import, if the manifest says so."""
+    try:
+        raw = (root / "store.json").read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        manifest = msgspec.json.decode(raw, type=_Manifest)
+    except msgspec.DecodeError as exc:
+        raise StoreError(f"{root / 'store.json'}: unreadable manifest ({exc})") from None
+    if manifest.pending is None:
+        return None
+    first = manifest.pending.get("first_part")
+    return first if isinstance(first, int) else None

@@ -1,0 +1,262 @@
+"""Sorted runs: the sources the replay merge consumes.
+
+A `Run` is record batches of one event type, sorted by `(ts_event, seq)` within
+and across batches (one Parquet part, or the journal's unrolled tail). A
+`DeferredRuns` stands for sources not worth opening yet: the merge calls its
+`open()` only once the replay reaches its `lower_bound`, so a store with many
+days, or a day with many sequential part files, keeps only the parts that
+overlap in time open and buffered.
+
+This module also owns the row filters (symbol, time range) applied to Arrow
+batches before any row becomes an event, and the reading of one part file.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from events.base import Event
+from events.schema import TS_TYPE, TypeSchema, schema_for
+
+MIN_TS = -(2**63)
+
+
+class StoreError(ValueError):
+    """The store holds something the reader cannot use (names the file)."""
+
+
+@dataclass(eq=False, slots=True)
+class Run:
+    """Record batches of one event type, sorted by (ts_event, seq).
+
+    `lower_bound` is a promise that no row has `ts_event` below it; the merge
+    does not pull from the run before the replay gets there. `source` names the
+    run in errors.
+    """
+
+    schema: TypeSchema
+    batches: Iterator[pa.RecordBatch]
+    source: str = "<run>"
+    lower_bound: int = MIN_TS
+
+
+@dataclass(eq=False, slots=True)
+class DeferredRuns:
+    """Sources opened only when the merge reaches `lower_bound` (no row they
+    yield has a smaller ts_event). `open()` may return more deferred sources."""
+
+    lower_bound: int
+    open: Callable[[], Iterable[Run | DeferredRuns]]
+    source: str = "<deferred>"
+
+
+Source = Run | DeferredRuns
+
+
+# -- filters ----------------------------------------------------------------------
+
+
+def ts_column(batch: pa.RecordBatch) -> np.ndarray:
+    """`ts_event` as int64 ns, zero-copy."""
+    return _int64(batch.column("ts_event"))
+
+
+def _int64(col: pa.Array) -> np.ndarray:
+    if pa.types.is_timestamp(col.type):
+        col = col.view(pa.int64())
+    return col.to_numpy()  # type: ignore[no-any-return]
+
+
+def filter_batches(
+    batches: Iterable[pa.RecordBatch],
+    *,
+    symbols: pa.Array | None = None,
+    ts_from: int | None = None,
+    ts_to: int | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Rows with a symbol in `symbols` and `ts_from <= ts_event < ts_to`.
+
+    The batches are sorted, so the time range is a slice found by bisection,
+    and the first batch past `ts_to` ends the iteration without reading on.
+    """
+    for batch in batches:
+        past_end = False
+        if ts_from is not None or ts_to is not None:
+            ts = ts_column(batch)
+            lo = 0 if ts_from is None else int(np.searchsorted(ts, ts_from, "left"))
+            hi = len(ts) if ts_to is None else int(np.searchsorted(ts, ts_to, "left"))
+            past_end = hi < len(ts)
+            if lo or past_end:
+                batch = batch.slice(lo, max(hi - lo, 0))
+        if symbols is not None and batch.num_rows:
+            batch = _by_symbol(batch, symbols)
+        if batch.num_rows:
+            yield batch
+        if past_end:
+            return
+
+
+def _by_symbol(batch: pa.RecordBatch, symbols: pa.Array) -> pa.RecordBatch:
+    mask = pc.is_in(batch.column("symbol"), value_set=symbols)
+    kept = pc.sum(mask).as_py() or 0
+    if kept == batch.num_rows:
+        return batch
+    return batch.filter(mask) if kept else batch.slice(0, 0)
+
+
+def symbol_set(symbols: Collection[str] | None) -> pa.Array | None:
+    return None if symbols is None else pa.array(sorted(set(symbols)), pa.string())
+
+
+def restrict(
+    run: Run,
+    *,
+    types: Collection[str] | None = None,
+    symbols: pa.Array | None = None,
+    ts_from: int | None = None,
+    ts_to: int | None = None,
+) -> Run | None:
+    """`run` with the reader's filters applied, or None when they exclude its
+    type (not in `types`, or no `symbol` column while filtering by symbol)."""
+    if types is not None and run.schema.name not in types:
+        return None
+    if symbols is not None and "symbol" not in run.schema.fields:
+        return None
+    if symbols is None and ts_from is None and ts_to is None:
+        return run
+    batches = filter_batches(run.batches, symbols=symbols, ts_from=ts_from, ts_to=ts_to)
+    lower = run.lower_bound if ts_from is None else max(run.lower_bound, ts_from)
+    return Run(run.schema, batches, run.source, lower)
+
+
+def runs_from_events(events: Iterable[Event]) -> list[Run]:
+    """In-memory events (e.g. the journal's unrolled tail) as one run per type."""
+    by_type: dict[type[Event], list[Event]] = defaultdict(list)
+    for event in events:
+        by_type[type(event)].append(event)
+    runs = []
+    for cls, group in by_type.items():
+        group.sort(key=lambda e: (e.ts_event, e.seq))
+        sch = schema_for(cls)
+        table = sch.to_table(group)
+        runs.append(Run(sch, iter(table.to_batches()), f"<{sch.name} events>", group[0].ts_event))
+    return runs
+
+
+# -- part files -------------------------------------------------------------------
+
+
+def open_part(
+    path: Path,
+    schema: TypeSchema,
+    *,
+    batch_rows: int,
+    symbols: pa.Array | None = None,
+    lower_bound: int = MIN_TS,
+) -> list[Run]:
+    """One Parquet part as a run (none if it is empty).
+
+    Reads only the footer now: its `ts_event` statistics tighten the run's lower
+    bound, so sequential parts of a day are opened one after another rather
+    than all at once. The data is read batch by batch when the merge pulls.
+    """
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{path}: unreadable Parquet file ({exc})") from None
+    if meta.num_rows == 0:
+        return []
+    file_schema = meta.schema.to_arrow_schema()
+    adapt = _adapter(file_schema, schema, path)
+    columns = [f for f in schema.fields if f in file_schema.names]
+    # Strings come back dictionary-encoded: Parquet usually stores them so, and
+    # decoding into a dictionary (on the read-ahead thread, without the GIL)
+    # spares `from_table` hashing every value on the thread that builds events.
+    strings = [f.name for f in schema.schema if f.name in columns and pa.types.is_string(f.type)]
+    bound = max(lower_bound, _min_ts(meta))
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            reader = pq.ParquetFile(path, metadata=meta, read_dictionary=strings)
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+                yield adapt(batch) if adapt is not None else batch
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"{path}: unreadable Parquet file ({exc})") from None
+
+    stream: Iterator[pa.RecordBatch] = batches()
+    if symbols is not None:
+        stream = filter_batches(stream, symbols=symbols)
+    return [Run(schema, stream, str(path), bound)]
+
+
+def _min_ts(meta: pq.FileMetaData) -> int:
+    """The smallest ts_event the footer's statistics promise, or MIN_TS."""
+    col = next(
+        (k for k in range(meta.num_columns) if meta.schema.column(k).path == "ts_event"), None
+    )
+    if col is None:
+        return MIN_TS
+    lows = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not stats.has_min_max:
+            return MIN_TS
+        lows.append(stats.min_raw)
+    return min(lows) if lows else MIN_TS
+
+
+def _adapter(
+    file_schema: pa.Schema, schema: TypeSchema, path: Path
+) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+    """Conversion of an older part's batches to the current schema: fields
+    added since get their struct default (the schema evolution rule), and
+    columns stored under another type are cast. None when nothing differs."""
+    defaults = {f.name: f for f in msgspec.structs.fields(schema.cls)}
+    missing: list[tuple[str, pa.DataType, Any]] = []
+    casts: list[tuple[str, pa.DataType]] = []
+    for field in schema.schema:
+        if field.name not in file_schema.names:
+            info = defaults[field.name]
+            if info.default is not msgspec.NODEFAULT:
+                value = info.default
+            elif info.default_factory is not msgspec.NODEFAULT:
+                value = info.default_factory()
+            else:
+                raise StoreError(f"{path}: no column {field.name!r} and it has no default")
+            missing.append((field.name, field.type, value))
+            continue
+        have = file_schema.field(field.name).type
+        if have != field.type and not (_stringlike(have) and _stringlike(field.type)):
+            casts.append((field.name, field.type))
+    if not missing and not casts:
+        return None
+
+    def adapt(batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns = {name: batch.column(name) for name in batch.schema.names}
+        for name, atype in casts:
+            col = columns[name]
+            if atype == TS_TYPE and pa.types.is_integer(col.type):
+                col = col.cast(pa.int64())
+            columns[name] = col.cast(atype)
+        for name, atype, value in missing:
+            if isinstance(value, Decimal):
+                value = str(value)
+            columns[name] = pa.repeat(pa.scalar(value, atype), batch.num_rows)
+        return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+
+    return adapt
+
+
+def _stringlike(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t))

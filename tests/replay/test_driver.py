@@ -1,0 +1,148 @@
+"""The replay driver: timers fire before the event that passes their deadline,
+the clock reads each event's time inside its handlers, and batching changes
+nothing a component can observe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events.base import Event
+from events.bus import Bus
+from events.market import Trade
+from events.system import Timer
+from replay.clock import ReplayClock
+from replay.driver import replay_into, replay_into_paced
+from replay.pacing import Pacer
+from tests.replay.helpers import make_event
+from tests.replay.test_pacing import FakeTime
+
+
+def trades(*ts: int) -> list[Event]:
+    return [make_event("Trade", t, i + 1) for i, t in enumerate(ts)]
+
+
+def split(events: list[Event], size: int) -> list[list[Event]]:
+    return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+class World:
+    """A bus and a replay clock whose every observable call is logged."""
+
+    def __init__(self) -> None:
+        self.bus = Bus(next_seq=1000)
+        self.clock = ReplayClock()
+        self.log: list[tuple] = []
+        self.bus.subscribe_all(self.on_event)
+
+    def on_event(self, event: Event) -> None:
+        self.log.append((type(event).__name__, event.ts_event, self.clock.now_ns()))
+
+    def on_timer(self, timer: Timer) -> None:
+        self.log.append(("timer:" + timer.name, timer.ts_event, self.clock.now_ns()))
+
+
+def test_timers_fire_before_the_event_that_passes_them_in_deadline_order() -> None:
+    w = World()
+    for name, deadline in [("t25", 25), ("t20", 20), ("t15", 15), ("t5", 5), ("t99", 99)]:
+        w.clock.set_timer(name, deadline, w.on_timer)
+    replay_into(w.bus, w.clock, [trades(10, 20, 30)])
+    assert w.log == [
+        ("timer:t5", 5, 5),
+        ("Trade", 10, 10),
+        ("timer:t15", 15, 15),
+        ("timer:t20", 20, 20),  # a deadline equal to the event's time fires first
+        ("Trade", 20, 20),
+        ("timer:t25", 25, 25),
+        ("Trade", 30, 30),
+    ]
+    assert w.clock.next_due == 99 and w.clock.now_ns() == 30
+
+
+def test_timer_set_by_a_handler_mid_batch_fires_before_the_next_event() -> None:
+    w = World()
+
+    def on_trade(event: Event) -> None:
+        if event.ts_event == 10:
+            w.clock.set_timer("from-handler", 15, w.on_timer)
+
+    w.bus.subscribe(Trade, on_trade)
+    replay_into(w.bus, w.clock, [trades(10, 20, 30)])
+    assert [entry[0] for entry in w.log] == ["Trade", "timer:from-handler", "Trade", "Trade"]
+
+
+def test_what_a_timer_publishes_comes_before_the_next_event() -> None:
+    w = World()
+
+    def publish(timer: Timer) -> None:
+        w.bus.publish(Timer(ts_event=timer.ts_event, ts_recv=timer.ts_recv, name=timer.name))
+
+    w.clock.set_timer("tick", 15, publish)
+    replay_into(w.bus, w.clock, [trades(10, 20)])
+    assert w.log == [("Trade", 10, 10), ("Timer", 15, 15), ("Trade", 20, 20)]
+
+
+def naive(events: Sequence[Event], timers: list[tuple[int, bool]], rearm: int) -> list[tuple]:
+    """The contract, one event at a time."""
+    w = setup(timers, rearm)
+    for event in events:
+        w.clock.advance_to(event.ts_event)
+        w.bus.dispatch_many([event])
+    return w.log
+
+
+def setup(timers: list[tuple[int, bool]], rearm: int) -> World:
+    """A world with `timers` (deadline, cancelled) set and, with `rearm`, a
+    handler that sets a timer `rearm` ns ahead on every third trade."""
+    w = World()
+
+    def on_trade(event: Event) -> None:
+        if rearm and event.seq % 3 == 0:  # handlers set timers too
+            w.clock.set_timer(f"h{event.seq}", event.ts_event + rearm, w.on_timer)
+
+    w.bus.subscribe(Trade, on_trade)
+    for i, (deadline, cancelled) in enumerate(timers):
+        handle = w.clock.set_timer(f"t{i}", deadline, w.on_timer)
+        if cancelled:
+            w.clock.cancel_timer(handle)
+    return w
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    ts=st.lists(st.integers(0, 200), min_size=1, max_size=40),
+    timers=st.lists(st.tuples(st.integers(0, 220), st.booleans()), max_size=8),
+    rearm=st.integers(0, 30),
+    size=st.integers(1, 12),
+)
+def test_batching_is_invisible(ts, timers, rearm, size) -> None:
+    events = trades(*sorted(ts))
+    w = setup(timers, rearm)
+    assert replay_into(w.bus, w.clock, split(events, size)) == len(events)
+    assert w.log == naive(events, timers, rearm)
+
+
+async def test_paced_replay_waits_in_event_time_and_fires_timers_on_time() -> None:
+    t = FakeTime(start=0)
+    pacer = Pacer(2.0, monotonic_ns=t.monotonic_ns, sleep=t.sleep)
+    w = World()
+    walls: list[int] = []
+    w.bus.subscribe_all(lambda e: walls.append(t.now))
+    w.clock.set_timer("mid", 3_000_000_000, lambda tm: walls.append(-t.now))
+    s = 1_000_000_000
+    events = trades(0, s, 4 * s, 4 * s)
+    assert await replay_into_paced(w.bus, w.clock, split(events, 3), pacer) == 4
+    # 2x: event k at (ts_k - first) / 2; the timer at its own deadline, not at
+    # the next event's.
+    assert walls == [0, s // 2, -3 * s // 2, 2 * s, 2 * s]
+    assert [entry[1] for entry in w.log] == [0, s, 4 * s, 4 * s]
+
+
+async def test_unpaced_async_replay_equals_sync() -> None:
+    events = trades(1, 5, 5, 9, 12)
+    timers = [(4, False), (9, False), (6, True), (30, False)]
+    w = setup(timers, rearm=2)
+    await replay_into_paced(w.bus, w.clock, split(events, 2), Pacer(None))
+    assert w.log == naive(events, timers, rearm=2)
