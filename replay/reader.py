@@ -199,3 +199,35 @@ def _pending_first_part(root: Path) -> int | None:
         return None
     first = manifest.pending.get("first_part")
     return first if isinstance(first, int) else None
+
+
+def journal_tail_runs(
+    data_dir: Path | str,
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    types: Collection[str] | None = None,
+) -> list[Run]:
+    """The journal's events not yet rolled into Parquet (a running daemon's
+    latest), as runs for `read_events(extra_runs=...)`.
+
+    Only events past the manifest's `rolled_seq` are taken. A roll that
+    finishes between this call and the reader reaching that day's parts can
+    show its events twice (from the journal and from Parquet): harmless for a
+    human view, and why replays read a stopped daemon's store."""
+    from events.journal import read_journal
+    from events.store import read_manifest
+
+    root = Path(data_dir)
+    rolled = read_manifest(root).rolled_seq
+    lo = day_start_ns(date_from) if date_from is not None else None
+    hi = day_start_ns(date_to + timedelta(days=1)) if date_to is not None else None
+    wanted = frozenset(types) if types is not None else None
+    kept = []
+    for event in read_journal(root / "journal", after_seq=rolled):
+        if wanted is not None and type(event).__name__ not in wanted:
+            continue
+        if (lo is not None and event.ts_event < lo) or (hi is not None and event.ts_event >= hi):
+            continue
+        kept.append(event)
+    return runs_from_events(kept)

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from contextlib import closing
 
     from events.codec import to_json
-    from replay.reader import StoreError, UnsortedRunError, read_events
+    from replay.reader import StoreError, UnsortedRunError, journal_tail_runs, read_events
 
     root = Path(args.data)
     if not root.is_dir():
@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     batch_rows = _CHUNK_ROWS if limit is None else min(_CHUNK_ROWS, limit)
     try:
+        # a running daemon's latest events are still in its journal
+        tail = journal_tail_runs(root, date_from=date_from, date_to=date_to, types=types)
         batches = read_events(
             root,
             date_from=date_from,
@@ -123,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             types=types,
             symbols=args.symbols,
             batch_rows=batch_rows,
+            extra_runs=tail,
         )
     except (StoreError, UnsortedRunError) as exc:  # the store's complaint, naming the file
         raise UserError(str(exc)) from None

@@ -110,3 +110,29 @@ def test_bad_config_is_one_line_and_nonzero(tmp_path: Path, bad: str) -> None:
     assert proc.returncode != 0
     err = proc.stderr.decode().strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_events_shows_a_running_daemons_journal(tmp_path: Path) -> None:
+    import json
+
+    config, data, log = write_config(tmp_path), tmp_path / "data", tmp_path / "daemon.log"
+    proc = start(config, data, log)
+    try:
+        wait_ready(log, 1)
+        wait_journal_past(data, 20)
+        out = subprocess.run(tapeloop_cmd("events", "--data", str(data), "--limit", "5"),
+                             capture_output=True, env=cli_env(), cwd=REPO, timeout=60)
+        assert out.returncode == 0, out.stderr
+        lines = [json.loads(line) for line in out.stdout.splitlines()]
+        assert len(lines) == 5
+        keys = [(e["ts_event"], e["seq"]) for e in lines]
+        assert keys == sorted(keys)
+        trades = subprocess.run(tapeloop_cmd("events", "--data", str(data), "--type", "Trade",
+                                             "--limit", "2"),
+                                capture_output=True, env=cli_env(), cwd=REPO, timeout=60)
+        got = [json.loads(line) for line in trades.stdout.splitlines()]
+        assert len(got) == 2 and {e["type"] for e in got} == {"Trade"}
+        assert got[0]["venue"] == "binance" and got[0]["symbol"] == "BTCUSDT"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
