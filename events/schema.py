@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import cache
+from itertools import repeat
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from events.base import Event
@@ -123,19 +125,48 @@ class TypeSchema:
 
     def from_table(self, table: pa.Table | pa.RecordBatch) -> list[Event]:
         """Rebuild events from a table of this type, row order kept."""
-        cols = [_column_values(table.column(f), f in self.decimal_fields) for f in self.fields]
+        cols: list[Iterable[Any]] = []
+        ts_event: np.ndarray | None = None
+        for f in self.fields:
+            col = table.column(f)
+            if f == "ts_recv" and ts_event is not None and col.null_count == 0:
+                # Imported history has no receive time (ts_recv == ts_event):
+                # share the one list instead of building a second.
+                recv = _int64_view(col)
+                if np.array_equal(recv, ts_event):
+                    cols.append(cols[0])
+                    continue
+                cols.append(recv.tolist())
+                continue
+            if f == "ts_event" and col.null_count == 0:
+                ts_event = _int64_view(col)
+                cols.append(ts_event.tolist())
+                continue
+            cols.append(_column_values(col, f in self.decimal_fields))
         return self._build(self.cls, *cols)
 
 
-def _column_values(col: pa.Array | pa.ChunkedArray, decimal: bool) -> list[Any]:
-    """A column as a Python list, using the fastest path for its type."""
+def _int64_view(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A timestamp or integer column as int64 numpy, without a cast when possible."""
+    arr = col.to_numpy()
+    return arr.view(np.int64) if arr.dtype.kind == "M" else arr.astype(np.int64, copy=False)
+
+
+def _column_values(col: pa.Array | pa.ChunkedArray, decimal: bool) -> Iterable[Any]:
+    """A column's values (a list, or a `repeat` for a single-valued string
+    column), using the fastest path for its type."""
     t = col.type
+    if pa.types.is_timestamp(t) and col.null_count == 0:
+        return _int64_view(col).tolist()  # type: ignore[no-any-return]
     if pa.types.is_timestamp(t):
         col = col.cast(pa.int64())
         t = col.type
     if (pa.types.is_integer(t) or pa.types.is_floating(t)) and col.null_count == 0:
         return col.to_numpy().tolist()  # type: ignore[no-any-return]
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        if (not decimal and pa.types.is_dictionary(t) and isinstance(col, pa.Array)
+                and len(col.dictionary) == 1 and col.null_count == 0):
+            return repeat(col.dictionary[0].as_py())  # venue, symbol: one value per file
         values = _strings(col)
         if decimal:
             return [None if v is None else Decimal(v) for v in values]

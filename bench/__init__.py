@@ -1,0 +1,1 @@
+"""`make bench`: throughput and latency figures as JSON lines (never timed tests)."""

@@ -1,0 +1,23 @@
+"""Run every benchmark, each in its own process (so peak RSS is per benchmark)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench.common import REPO, emit, machine
+
+BENCHES = ["bench.bench_bus", "bench.bench_reader", "bench.bench_decode"]
+
+
+def main() -> int:
+    emit("machine", **machine())
+    failed = 0
+    for module in BENCHES:
+        proc = subprocess.run([sys.executable, "-m", module], cwd=REPO)
+        failed += proc.returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

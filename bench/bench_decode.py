@@ -1,0 +1,58 @@
+"""Decode cost of the real Binance recording (93,954 messages): msgspec decode of
+the combined-stream envelopes into Binance-named structs, and the full parse into
+tapeloop events."""
+
+from __future__ import annotations
+
+import gzip
+
+from bench.common import SHARED_DATA, best_of, emit, now
+from adapters.binance.messages import Envelope
+from adapters.binance.parse import StreamParser, parser_for_stream
+
+RECORDING = SHARED_DATA / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+
+
+def main() -> None:
+    if not RECORDING.exists():
+        emit("binance_decode", skipped=f"{RECORDING} not found")
+        return
+    lines = []
+    with gzip.open(RECORDING, "rb") as f:
+        for line in f:
+            stamp, _, body = line.rstrip(b"\n").partition(b" ")
+            if body.startswith(b'{"stream"'):
+                lines.append((int(stamp), body))
+
+    import msgspec
+
+    envelope = msgspec.json.Decoder(Envelope)
+    from adapters.binance import parse as p
+
+    decoders = {"trade": p._trade, "bookTicker": p._ticker, "depth": p._depth}
+
+    def decode_only() -> float:
+        t0 = now()
+        for _, body in lines:
+            env = envelope.decode(body)
+            decoders[env.stream.split("@")[1]].decode(env.data)
+        return len(lines) / (now() - t0)
+
+    parser = StreamParser("binance")
+
+    def to_events() -> float:
+        t0 = now()
+        parse = parser.parse
+        for ts, body in lines:
+            parse(body, ts)
+        return len(lines) / (now() - t0)
+
+    assert parser_for_stream("btcusdt@depth@0ms") is not None
+    emit("binance_decode_structs", messages=len(lines),
+         messages_per_s=round(best_of(5, decode_only), 1), target=800_000)
+    emit("binance_parse_to_events", messages=len(lines),
+         messages_per_s=round(best_of(5, to_events), 1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Shared bits of the benchmarks: machine description, JSON-line output, timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+def machine() -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def emit(name: str, **figures: object) -> None:
+    """One JSON line on stdout per benchmark."""
+    print(json.dumps({"bench": name, **figures}), flush=True)
+    sys.stdout.flush()
+
+
+def best_of(runs: int, fn: Callable[[], float]) -> float:
+    """The best (highest) of `runs` throughput measurements."""
+    return max(fn() for _ in range(runs))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 1)
+
+
+now = time.perf_counter
