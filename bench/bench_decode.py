@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import gzip
 
-from bench.common import SHARED_DATA, best_of, emit, now
 from adapters.binance.messages import Envelope
 from adapters.binance.parse import StreamParser, parser_for_stream
+from bench.common import SHARED_DATA, best_of, emit, now
 
 RECORDING = SHARED_DATA / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"
 
