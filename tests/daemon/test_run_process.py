@@ -136,3 +136,20 @@ def test_events_shows_a_running_daemons_journal(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_journal_segments_are_rolled_into_parquet_while_running(tmp_path: Path) -> None:
+    config, data, log = write_config(tmp_path), tmp_path / "data", tmp_path / "daemon.log"
+    config.write_text(config.read_text().replace("roll_interval_s = 60", "roll_interval_s = 1"))
+    proc = start(config, data, log)
+    try:
+        wait_ready(log, 1)
+        eventually(lambda: log.read_bytes().count(b'"journal.segment_rolled"') >= 2, timeout=30,
+                   message="two background rolls")
+        assert list_parts(data / "events"), "Parquet parts exist while the daemon runs"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+    seqs = stored_seqs(data)
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert b"journal.roll_failed" not in log.read_bytes()
