@@ -8,7 +8,7 @@ import gzip
 
 from adapters.binance.messages import Envelope
 from adapters.binance.parse import StreamParser, parser_for_stream
-from bench.common import SHARED_DATA, best_of, emit, now
+from bench.common import SHARED_DATA, emit, now, rounds
 
 RECORDING = SHARED_DATA / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"
 
@@ -48,10 +48,12 @@ def main() -> None:
         return len(lines) / (now() - t0)
 
     assert parser_for_stream("btcusdt@depth@0ms") is not None
-    emit("binance_decode_structs", messages=len(lines),
-         messages_per_s=round(best_of(5, decode_only), 1), target=800_000)
-    emit("binance_parse_to_events", messages=len(lines),
-         messages_per_s=round(best_of(5, to_events), 1))
+    r = rounds(9, decode_only)
+    emit("binance_decode_structs", messages=len(lines), messages_per_s=r["best"],
+         median_messages_per_s=r["median"], target=800_000)
+    r = rounds(9, to_events)
+    emit("binance_parse_to_events", messages=len(lines), messages_per_s=r["best"],
+         median_messages_per_s=r["median"])
 
 
 if __name__ == "__main__":

@@ -33,9 +33,13 @@ def emit(name: str, **figures: object) -> None:
     sys.stdout.flush()
 
 
-def best_of(runs: int, fn: Callable[[], float]) -> float:
-    """The best (highest) of `runs` throughput measurements."""
-    return max(fn() for _ in range(runs))
+
+def rounds(runs: int, fn: Callable[[], float]) -> dict[str, float]:
+    """Best and median of `runs` throughput measurements. This machine shares
+    its CPUs, so single runs swing by 2x; the best is what the code can do,
+    the median what a busy machine gives."""
+    got = sorted(fn() for _ in range(runs))
+    return {"best": round(got[-1], 1), "median": round(got[len(got) // 2], 1)}
 
 
 def peak_rss_mb() -> float:

@@ -39,7 +39,7 @@ class Bus:
     """One per process. Not thread-safe: publish from the event loop thread."""
 
     __slots__ = ("_by_type", "_catch_all", "_routes", "_pending", "_dispatching", "next_seq",
-                 "on_error", "published")
+                 "on_error")
 
     def __init__(self, *, next_seq: int = 1, on_error: ErrorHandler | None = None) -> None:
         self._by_type: dict[type, list[Handler]] = {}
@@ -50,7 +50,6 @@ class Bus:
         self._dispatching = False
         self.next_seq = next_seq
         self.on_error: ErrorHandler = on_error or _default_on_error
-        self.published = 0
 
     # -- subscriptions -------------------------------------------------------
 
@@ -77,18 +76,19 @@ class Bus:
 
     # -- publishing ----------------------------------------------------------
 
-    def publish(self, event: Event) -> Event:
+    def publish(self, event: Event, _stamp: Callable[[Event, int], None] = stamp_seq) -> Event:
         """Stamp `event.seq` and dispatch it (or queue it, if called from a
         handler). Returns the event, now carrying its seq."""
-        stamp_seq(event, self.next_seq)
-        self.next_seq += 1
+        seq = self.next_seq
+        _stamp(event, seq)
+        self.next_seq = seq + 1
         if self._dispatching:
             self._pending.append(event)
             return event
         # Fast path, inlined: this is the hottest function in the daemon.
-        route = self._routes.get(type(event))
+        route = self._routes.get(event.__class__)
         if route is None:
-            route = self._route(type(event))
+            route = self._route(event.__class__)
         self._dispatching = True
         try:
             for handler in route:
@@ -96,7 +96,6 @@ class Bus:
                     handler(event)
                 except Exception as exc:  # a handler's failure is reported, not fatal
                     self.on_error(event, handler, exc)
-            self.published += 1
             if self._pending:
                 self._drain_locked()
         finally:
@@ -139,7 +138,6 @@ class Bus:
                         handler(event)
                     except Exception as exc:
                         self.on_error(event, handler, exc)
-                self.published += 1
                 if self._pending:
                     self._drain_locked()
         finally:
@@ -155,19 +153,14 @@ class Bus:
     def _drain_locked(self) -> None:
         pending = self._pending
         routes = self._routes
-        n = 0
-        try:
-            while pending:
-                event = pending.popleft()
-                cls = type(event)
-                route = routes.get(cls)
-                if route is None:
-                    route = self._route(cls)
-                for handler in route:
-                    try:
-                        handler(event)
-                    except Exception as exc:
-                        self.on_error(event, handler, exc)
-                n += 1
-        finally:
-            self.published += n
+        while pending:
+            event = pending.popleft()
+            cls = type(event)
+            route = routes.get(cls)
+            if route is None:
+                route = self._route(cls)
+            for handler in route:
+                try:
+                    handler(event)
+                except Exception as exc:
+                    self.on_error(event, handler, exc)
