@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.common import REPO, emit, machine
+from bench.common import REPO, emit, machine, reference_call_ns
 
 BENCHES = ["bench.bench_bus", "bench.bench_reader", "bench.bench_decode"]
 
@@ -16,6 +16,7 @@ def main() -> int:
     for module in BENCHES:
         proc = subprocess.run([sys.executable, "-m", module], cwd=REPO)
         failed += proc.returncode != 0
+    emit("machine_after", ref_call_ns=reference_call_ns())
     return 1 if failed else 0
 
 

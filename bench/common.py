@@ -24,7 +24,25 @@ def machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "ref_call_ns": reference_call_ns()}
+
+
+def reference_call_ns() -> float:
+    """Cost of one trivial Python function call in a loop, best of 5: a yardstick
+    for this machine's speed right now (shared VMs swing by 2x), so a figure can
+    be read against it."""
+
+    def f(x: int) -> int:
+        return x
+
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for i in range(1_000_000):
+            f(i)
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)  # ns per iteration (1e6 iterations)
 
 
 def emit(name: str, **figures: object) -> None:
