@@ -122,26 +122,9 @@ class Bus:
 
     def dispatch_many(self, events: Iterable[Event]) -> None:
         """Dispatch already-sequenced events in order (the replay hot path)."""
-        if self._dispatching:
-            self._pending.extend(events)
-            return
-        routes = self._routes
-        self._dispatching = True
-        try:
-            for event in events:
-                cls = type(event)
-                route = routes.get(cls)
-                if route is None:
-                    route = self._route(cls)
-                for handler in route:
-                    try:
-                        handler(event)
-                    except Exception as exc:
-                        self.on_error(event, handler, exc)
-                if self._pending:
-                    self._drain_locked()
-        finally:
-            self._dispatching = False
+        self._pending.extend(events)
+        if not self._dispatching:
+            self._drain()
 
     def _drain(self) -> None:
         self._dispatching = True

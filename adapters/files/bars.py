@@ -22,6 +22,7 @@ from adapters.files.columns import (
     Field,
     Timestamps,
     constant,
+    event_table,
     numbers,
     optional_numbers,
     resolve,
@@ -161,21 +162,15 @@ def _tables(
             ts_open, ts_close = ts, pc.add_checked(ts, length)
         else:
             ts_open, ts_close = pc.subtract_checked(ts, length), ts
-        yield pa.table(
-            {
-                "ts_event": ts_close,
-                "ts_recv": ts_close,
-                "seq": constant(0, n, pa.int64()),
-                "venue": constant(venue, n, pa.string()),
-                "symbol": constant(symbol, n, pa.string()),
-                "interval": constant(name, n, pa.string()),
-                "ts_open": ts_open,
-                "open": numbers(source, table, found["open"] or ""),
-                "high": numbers(source, table, found["high"] or ""),
-                "low": numbers(source, table, found["low"] or ""),
-                "close": numbers(source, table, found["close"] or ""),
-                "volume": optional_numbers(source, table, found["volume"]),
-            }
+        yield event_table(
+            ts_close, venue, symbol,
+            interval=constant(name, n, pa.string()),
+            ts_open=ts_open,
+            open=numbers(source, table, found["open"] or ""),
+            high=numbers(source, table, found["high"] or ""),
+            low=numbers(source, table, found["low"] or ""),
+            close=numbers(source, table, found["close"] or ""),
+            volume=optional_numbers(source, table, found["volume"]),
         )
         note = stamps.note()
         if note and note not in reader.notes:

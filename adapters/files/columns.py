@@ -286,3 +286,18 @@ def coded(col: pa.ChunkedArray | pa.Array, codes: dict[str, int], default: int =
 
 def constant(value: object, n: int, type_: pa.DataType) -> pa.Array:
     return pa.repeat(pa.scalar(value, type_), n)
+
+
+def event_table(ts: pa.Array, venue: str, symbol: str, **columns: pa.Array) -> pa.Table:
+    """A table of events of one instrument stamped `ts` (event and receive time:
+    history has no receive time), `seq` left for the store to assign, followed
+    by the type's own `columns`."""
+    n = len(ts)
+    return pa.table({
+        "ts_event": ts,
+        "ts_recv": ts,
+        "seq": constant(0, n, pa.int64()),
+        "venue": constant(venue, n, pa.string()),
+        "symbol": constant(symbol, n, pa.string()),
+        **columns,
+    })

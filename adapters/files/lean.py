@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from adapters.files.columns import NS_PER_DAY, constant
+from adapters.files.columns import NS_PER_DAY, constant, event_table
 from adapters.files.detect import InputError, LeanTradeZip
 from events.market import AGGRESSOR_UNKNOWN
 
@@ -72,16 +72,10 @@ def lean_trade_tables(
         ts = pa.array(local_ms_to_utc_ns(source.day, ms))
         price = table.column("price").to_numpy()[keep] / DECI_CENTS
         size = table.column("quantity").to_numpy()[keep]
-        yield pa.table(
-            {
-                "ts_event": ts,
-                "ts_recv": ts,
-                "seq": constant(0, n_keep, pa.int64()),
-                "venue": constant(venue, n_keep, pa.string()),
-                "symbol": constant(symbol, n_keep, pa.string()),
-                "price": pa.array(price),
-                "size": pa.array(size),
-                "aggressor": constant(AGGRESSOR_UNKNOWN, n_keep, pa.int64()),
-                "trade_id": constant("", n_keep, pa.string()),
-            }
+        yield event_table(
+            ts, venue, symbol,
+            price=pa.array(price),
+            size=pa.array(size),
+            aggressor=constant(AGGRESSOR_UNKNOWN, n_keep, pa.int64()),
+            trade_id=constant("", n_keep, pa.string()),
         )

@@ -16,7 +16,7 @@ from adapters.files.columns import (
     ColumnMap,
     Field,
     Timestamps,
-    constant,
+    event_table,
     numbers,
     optional_numbers,
     resolve,
@@ -98,20 +98,13 @@ def _tables(
     hints: dict[str, pa.DataType] = {c: pa.float64() for c in (bid_col, ask_col, *sizes)}
     hints[ts_col] = stamps.hint
     for table in source.tables(wanted, hints):
-        n = table.num_rows
         ts = stamps(table.column(ts_col))
-        yield pa.table(
-            {
-                "ts_event": ts,
-                "ts_recv": ts,
-                "seq": constant(0, n, pa.int64()),
-                "venue": constant(venue, n, pa.string()),
-                "symbol": constant(symbol, n, pa.string()),
-                "bid": numbers(source, table, bid_col),
-                "ask": numbers(source, table, ask_col),
-                "bid_size": optional_numbers(source, table, found["bid_size"]),
-                "ask_size": optional_numbers(source, table, found["ask_size"]),
-            }
+        yield event_table(
+            ts, venue, symbol,
+            bid=numbers(source, table, bid_col),
+            ask=numbers(source, table, ask_col),
+            bid_size=optional_numbers(source, table, found["bid_size"]),
+            ask_size=optional_numbers(source, table, found["ask_size"]),
         )
         note = stamps.note()
         if note and note not in reader.notes:

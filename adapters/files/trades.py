@@ -19,6 +19,7 @@ from adapters.files.columns import (
     Timestamps,
     coded,
     constant,
+    event_table,
     numbers,
     resolve,
     text,
@@ -150,18 +151,12 @@ def _tables(
             aggressor = _maker_codes(table.column(maker_col))
         else:
             aggressor = constant(AGGRESSOR_UNKNOWN, n, pa.int64())
-        yield pa.table(
-            {
-                "ts_event": ts,
-                "ts_recv": ts,
-                "seq": constant(0, n, pa.int64()),
-                "venue": constant(venue, n, pa.string()),
-                "symbol": constant(symbol, n, pa.string()),
-                "price": numbers(source, table, price_col),
-                "size": numbers(source, table, size_col),
-                "aggressor": aggressor,
-                "trade_id": text(table.column(id_col)) if id_col else constant("", n, pa.string()),
-            }
+        yield event_table(
+            ts, venue, symbol,
+            price=numbers(source, table, price_col),
+            size=numbers(source, table, size_col),
+            aggressor=aggressor,
+            trade_id=text(table.column(id_col)) if id_col else constant("", n, pa.string()),
         )
         note = stamps.note()
         if note and note not in reader.notes:
