@@ -8,6 +8,7 @@ compute / numpy): never a Python loop per row.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -261,10 +262,9 @@ def text(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if pa.types.is_floating(col.type):
-        try:
+        # fractional ids stay as printed floats
+        with contextlib.suppress(pa.ArrowInvalid):
             col = col.cast(pa.int64())
-        except pa.ArrowInvalid:
-            pass  # fractional ids stay as printed floats
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     out = col.cast(pa.string())

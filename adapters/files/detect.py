@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import re
 import zipfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -40,7 +41,7 @@ class InputError(ValueError):
     The message is one line naming the file or the option."""
 
 
-class Source:
+class Source(ABC):
     """A readable table-shaped file.
 
     `kind` is "table" for self-describing files, "lean-trade" for Lean tick
@@ -60,8 +61,9 @@ class Source:
         for text formats, so a column is parsed once as what it will become."""
         return rebatch(self._tables(list(columns), dict(types or {})), MAX_ROWS)
 
+    @abstractmethod
     def _tables(self, columns: list[str], types: dict[str, pa.DataType]) -> Iterator[pa.Table]:
-        raise NotImplementedError
+        """The container's own reading (Parquet, Feather, CSV, zip)."""
 
     def describe_columns(self) -> str:
         return ", ".join(_short(c) for c in self.columns[:20]) + (
