@@ -7,6 +7,8 @@ The bottom layer of tapeloop: it imports nothing from `adapters`, `replay` or
 from events.base import Event
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
+    AmendOrder,
+    CancelOrder,
     CancelRejected,
     Fill,
     OrderAccepted,
@@ -22,6 +24,8 @@ from events.system import StrategyStatus, Timer, TradingState, VenueStatus
 
 __all__ = [
     "ALL_TYPES",
+    "AmendOrder",
+    "CancelOrder",
     "AnyEvent",
     "Bar",
     "BalanceChanged",

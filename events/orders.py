@@ -105,3 +105,29 @@ class Fill(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False
     fee_currency: str
     liquidity: str  # MAKER | TAKER
     venue_order_id: str = ""
+
+
+# -- requests: imperative, journaled like every event, acted on by the venue ----
+
+
+class CancelOrder(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    """A request to cancel an open order, journaled before the venue sees it so
+    a restart knows a cancel was in flight."""
+
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    reason: str = ""
+
+
+class AmendOrder(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    """A request to change an open order's quantity and/or prices (None keeps it)."""
+
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None

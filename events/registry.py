@@ -7,6 +7,8 @@ from typing import Union
 from events.base import Event, event_type_name
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
+    AmendOrder,
+    CancelOrder,
     CancelRejected,
     Fill,
     OrderAccepted,
@@ -29,6 +31,8 @@ ORDER_TYPES: tuple[type[Event], ...] = (
     OrderExpired,
     OrderAmended,
     Fill,
+    CancelOrder,
+    AmendOrder,
 )
 STATE_TYPES: tuple[type[Event], ...] = (PositionChanged, BalanceChanged, Snapshot)
 SYSTEM_TYPES: tuple[type[Event], ...] = (VenueStatus, TradingState, StrategyStatus, Timer)
