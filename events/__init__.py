@@ -8,6 +8,7 @@ from events.base import Event
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
     AmendOrder,
+    AmendRejected,
     CancelOrder,
     CancelRejected,
     Fill,
@@ -25,6 +26,7 @@ from events.system import StrategyStatus, Timer, TradingState, VenueStatus
 __all__ = [
     "ALL_TYPES",
     "AmendOrder",
+    "AmendRejected",
     "CancelOrder",
     "AnyEvent",
     "Bar",

@@ -54,6 +54,11 @@ class OrderRejected(Event, frozen=True, kw_only=True, tag=True, array_like=True,
     reason: str
     check: str = ""
     code: str = ""
+    # what was refused, when the OMS refused it before any OrderSubmitted
+    side: str = ""
+    order_type: str = ""
+    qty: Decimal | None = None
+    price: Decimal | None = None
 
 
 class OrderCanceled(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
@@ -66,6 +71,15 @@ class OrderCanceled(Event, frozen=True, kw_only=True, tag=True, array_like=True,
 
 
 class CancelRejected(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    reason: str
+    code: str = ""
+
+
+class AmendRejected(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
     venue: str
     symbol: str
     strategy_id: str

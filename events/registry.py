@@ -8,6 +8,7 @@ from events.base import Event, event_type_name
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
     AmendOrder,
+    AmendRejected,
     CancelOrder,
     CancelRejected,
     Fill,
@@ -33,6 +34,7 @@ ORDER_TYPES: tuple[type[Event], ...] = (
     Fill,
     CancelOrder,
     AmendOrder,
+    AmendRejected,
 )
 STATE_TYPES: tuple[type[Event], ...] = (PositionChanged, BalanceChanged, Snapshot)
 SYSTEM_TYPES: tuple[type[Event], ...] = (VenueStatus, TradingState, StrategyStatus, Timer)
