@@ -121,10 +121,33 @@ class Bus:
         self.dispatch_many((event,))
 
     def dispatch_many(self, events: Iterable[Event]) -> None:
-        """Dispatch already-sequenced events in order (the replay hot path)."""
-        self._pending.extend(events)
-        if not self._dispatching:
-            self._drain()
+        """Dispatch already-sequenced events in order (the replay hot path).
+
+        `events` is consumed lazily, one event per dispatch: the replay driver
+        relies on it (its generator sets the clock to each event's time and
+        stops at a timer's deadline), which is why the delivery loop is
+        written out here rather than queueing the batch for `_drain_locked`."""
+        if self._dispatching:
+            self._pending.extend(events)
+            return
+        routes = self._routes
+        pending = self._pending
+        self._dispatching = True
+        try:
+            for event in events:
+                cls = type(event)
+                route = routes.get(cls)
+                if route is None:
+                    route = self._route(cls)
+                for handler in route:
+                    try:
+                        handler(event)
+                    except Exception as exc:
+                        self.on_error(event, handler, exc)
+                if pending:
+                    self._drain_locked()
+        finally:
+            self._dispatching = False
 
     def _drain(self) -> None:
         self._dispatching = True

@@ -94,3 +94,19 @@ def test_fill_is_dispatched_to_its_own_subscribers_only() -> None:
                      client_order_id="c", trade_id="t", side="BUY", qty=Decimal(1),
                      price=Decimal(2), fee=Decimal(0), fee_currency="USD", liquidity="TAKER"))
     assert trades == []
+
+
+def test_dispatch_many_consumes_its_iterable_lazily() -> None:
+    """The replay driver's generator sets the clock per event: each event must
+    be dispatched before the next one is pulled."""
+    bus = Bus()
+    log: list[str] = []
+    bus.subscribe(Trade, lambda e: log.append(f"dispatch {e.ts_event}"))
+
+    def feed():
+        for i in range(3):
+            log.append(f"pull {i}")
+            yield trade(i)
+
+    bus.dispatch_many(feed())
+    assert log == ["pull 0", "dispatch 0", "pull 1", "dispatch 1", "pull 2", "dispatch 2"]
