@@ -110,10 +110,10 @@ class Kernel:
             roll_interval_s=j.roll_interval_s,
         )
         self.journal = self.store.open_journal(policy)
-        self.bus = Bus(next_seq=self.journal.next_seq, on_error=self._on_handler_error)
-        # The journal is the first subscriber: an event is recorded before
-        # anything reacts to it.
-        self.bus.subscribe_all(self.journal.append)
+        # The journal hook records each event as it is published, before anything
+        # can react to it.
+        self.bus = Bus(next_seq=self.journal.next_seq, on_error=self._on_handler_error,
+                       journal=self._journal_append)
         self.bus.subscribe_all(self._count)
         log.info("daemon.opened", data_dir=str(self.data_dir), next_seq=self.journal.next_seq,
                  open_ms=round((time.perf_counter() - t0) * 1000, 1))
@@ -121,14 +121,19 @@ class Kernel:
     def _count(self, event: Event) -> None:
         self.counts[type(event).__name__] += 1
 
-    def _on_handler_error(self, event: Event, handler: Any, exc: BaseException) -> None:
-        journal = self.journal
-        if journal is not None and getattr(handler, "__self__", None) is journal:
-            # Nothing may act on an event the journal could not record.
+    def _journal_append(self, event: Event) -> None:
+        assert self.journal is not None
+        try:
+            self.journal.append(event)
+        except Exception as exc:
+            # Nothing may act on an event the journal could not record: the
+            # publish raises, and the daemon stops.
             log.critical("journal.append_failed", seq=event.seq, error=repr(exc))
             self._fatal = FatalError(f"journal append failed: {exc!r}")
             self._stop.set()
-            raise exc
+            raise
+
+    def _on_handler_error(self, event: Event, handler: Any, exc: BaseException) -> None:
         log.error("bus.handler_failed", event_type=event_type_name(type(event)), seq=event.seq,
                   handler=getattr(handler, "__qualname__", repr(handler)), error=repr(exc))
 

@@ -1,8 +1,10 @@
 """The in-process event bus: synchronous, ordered, isolated dispatch.
 
-Publishing stamps the next `seq` and dispatches to subscribers of the event's
-exact type, catch-all subscribers first (the journal is one, so an event is
-recorded before any component reacts to it). An event published from inside a
+Publishing stamps the next `seq`, hands the event to the journal hook (so it is
+recorded before any component can react to it), and dispatches it to the
+subscribers of its exact type, catch-all subscribers first. `dispatch` and
+`dispatch_many` deliver events that already have a seq (a replay's input)
+without journaling them: a process journals what it publishes. An event published from inside a
 handler is queued and dispatched after the current one has reached every
 subscriber, so every subscriber sees events in `seq` order.
 
@@ -39,9 +41,13 @@ class Bus:
     """One per process. Not thread-safe: publish from the event loop thread."""
 
     __slots__ = ("_by_type", "_catch_all", "_routes", "_pending", "_dispatching", "next_seq",
-                 "on_error")
+                 "on_error", "journal")
 
-    def __init__(self, *, next_seq: int = 1, on_error: ErrorHandler | None = None) -> None:
+    def __init__(self, *, next_seq: int = 1, on_error: ErrorHandler | None = None,
+                 journal: Handler | None = None) -> None:
+        """`journal(event)` is called for every published event, after its seq
+        is stamped and before anyone sees it; if it raises, `publish` raises
+        (nothing may act on an event that was not recorded)."""
         self._by_type: dict[type, list[Handler]] = {}
         self._catch_all: list[Handler] = []
         # type -> tuple of handlers (catch-all first), rebuilt on (un)subscribe
@@ -50,6 +56,7 @@ class Bus:
         self._dispatching = False
         self.next_seq = next_seq
         self.on_error: ErrorHandler = on_error or _default_on_error
+        self.journal = journal
 
     # -- subscriptions -------------------------------------------------------
 
@@ -82,6 +89,8 @@ class Bus:
         seq = self.next_seq
         _stamp(event, seq)
         self.next_seq = seq + 1
+        if self.journal is not None:
+            self.journal(event)
         if self._dispatching:
             self._pending.append(event)
             return event
@@ -104,14 +113,15 @@ class Bus:
 
     def publish_many(self, events: Iterable[Event]) -> None:
         """Publish a batch in order; cheaper per event than `publish`."""
-        seq = self.next_seq
         stamp = stamp_seq
         pending = self._pending
+        journal = self.journal
         for event in events:
-            stamp(event, seq)
-            seq += 1
+            stamp(event, self.next_seq)
+            self.next_seq += 1
+            if journal is not None:
+                journal(event)
             pending.append(event)
-        self.next_seq = seq
         if not self._dispatching:
             self._drain()
 

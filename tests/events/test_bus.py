@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from events import Fill, Quote, Trade
 from events.bus import Bus
 
@@ -110,3 +112,31 @@ def test_dispatch_many_consumes_its_iterable_lazily() -> None:
 
     bus.dispatch_many(feed())
     assert log == ["pull 0", "dispatch 0", "pull 1", "dispatch 1", "pull 2", "dispatch 2"]
+
+
+def test_the_journal_hook_records_what_is_published_not_what_is_dispatched() -> None:
+    recorded: list[int] = []
+    seen: list[int] = []
+    bus = Bus(journal=lambda e: recorded.append(e.seq))
+    bus.subscribe(Trade, lambda e: seen.append(e.seq))
+    bus.publish(trade())
+    stored = trade()
+    from events.base import stamp_seq
+
+    stamp_seq(stored, 77)
+    bus.dispatch(stored)  # a replay's input: delivered, not journaled
+    bus.publish_many([trade(), trade()])
+    assert recorded == [1, 2, 3]
+    assert seen == [1, 77, 2, 3]
+
+
+def test_a_failing_journal_stops_the_publish() -> None:
+    def broken(event: Trade) -> None:
+        raise OSError("disk full")
+
+    bus = Bus(journal=broken)
+    seen: list[int] = []
+    bus.subscribe(Trade, seen.append)
+    with pytest.raises(OSError):
+        bus.publish(trade())
+    assert seen == []
