@@ -1,0 +1,410 @@
+"""The replay report: `ReportBuilder` collects fills, equity samples, the final
+account state and rejections during a replay, then writes the run's report
+files; `summary_lines` turns the report into a few lines for the CLI.
+
+Files written into RUN_DIR (see DESIGN.md, "CLI contract"):
+
+- `report.json`: the report dict, `json.dumps(sort_keys=True, indent=2)`.
+  Money and quantities are exact decimal strings (fixed-point, never
+  exponent notation), timestamps integer ns, ratios floats, and `null` where
+  a metric is undefined (never NaN or inf, which JSON lacks). Apart from
+  `wall_s` and `events_per_s`, the same inputs give byte-identical files.
+  Written last: its presence means the other files are complete.
+
+  events_in, wall_s, events_per_s (null if wall_s is 0), equity_samples
+  fills            [{ts_event, strategy_id, order_id, symbol, side, qty, price, fee}]
+  final_positions  {symbol: qty}
+  pnl              {realized, unrealized, fees, net}; net = realized + unrealized - fees
+  initial_equity, final_equity (= initial + net)
+  metrics          {total_return, sharpe, sortino, max_drawdown, win_rate,
+                    profit_factor, trades, return_period_s, returns}
+  per_strategy, per_symbol
+                   {name: {fills, trades, win_rate, profit_factor,
+                           pnl: {realized, fees, unrealized, net}}}, from the
+                   builder's own average-cost ledger of the fills; unrealized
+                   (and net) is null for a group with an open position and no
+                   mark passed to `set_final`
+  rejections       {check: count}; "venue" counts venue rejections (check "")
+  ...plus the caller's `extra` keys (which may not shadow these).
+- `fills.csv`: one row per fill, in the order fed.
+- `trades.csv`: one row per closed round trip (see `replay.metrics`).
+- `equity.csv`: the equity samples with their drawdown, and one column per
+  strategy when per-strategy equity was given.
+- `report.html`: a self-contained human report (`replay.report_html`).
+
+Metric definitions live in `replay.metrics`. The hot path only appends:
+`add_fill` and `add_equity` store their arguments and everything is computed
+in `write`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from events.orders import Fill
+from replay.metrics import (
+    ZERO,
+    Book,
+    BookKey,
+    RoundTrip,
+    TradeLedger,
+    drawdowns,
+    equity_metrics,
+    exact_context,
+    total_return,
+    trade_stats,
+    unrealized_by_book,
+)
+from replay.report_html import render_html
+
+REPORT_JSON = "report.json"
+FILLS_CSV = "fills.csv"
+TRADES_CSV = "trades.csv"
+EQUITY_CSV = "equity.csv"
+REPORT_HTML = "report.html"
+
+# OrderRejected.check is "" when the venue, not a risk check, refused.
+VENUE_REJECTION = "venue"
+
+FILL_COLUMNS = (
+    "ts_event", "ts", "venue", "strategy_id", "order_id", "trade_id", "symbol",
+    "side", "qty", "price", "fee", "fee_currency", "liquidity",
+)  # fmt: skip
+TRADE_COLUMNS = (
+    "strategy_id", "venue", "symbol", "direction", "opened_ns", "closed_ns",
+    "max_qty", "fills", "realized", "fees", "pnl",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FinalState:
+    """The account at the end of the replay, as the portfolio saw it."""
+
+    positions: dict[str, Decimal]
+    realized: Decimal
+    unrealized: Decimal
+    fees: Decimal
+    initial_equity: Decimal
+    marks: dict[str, Decimal] | None
+
+    @property
+    def net(self) -> Decimal:
+        return self.realized + self.unrealized - self.fees
+
+
+class ReportBuilder:
+    """Collects one replay's results and writes its report files.
+
+    `period_ns` is the equity sampling period the caller uses (e.g. one minute
+    of event time); when None it is inferred from the samples.
+    """
+
+    def __init__(self, *, period_ns: int | None = None) -> None:
+        if period_ns is not None and period_ns <= 0:
+            raise ValueError(f"period_ns must be positive, got {period_ns}")
+        self.period_ns = period_ns
+        self._fills: list[Fill] = []
+        self._equity_ts: list[int] = []
+        self._equity: list[Decimal] = []
+        self._by_strategy: list[dict[str, Decimal] | None] = []
+        self._rejections: Counter[str] = Counter()
+        self._final: FinalState | None = None
+
+    # -- fed during the replay ---------------------------------------------------
+
+    def add_fill(self, fill: Fill) -> None:
+        """Record a fill (any strategy, any symbol), in event order."""
+        self._fills.append(fill)
+
+    def add_equity(
+        self, ts_ns: int, equity: Decimal, by_strategy: dict[str, Decimal] | None = None
+    ) -> None:
+        """Record an equity sample at event time `ts_ns` (non-decreasing)."""
+        if self._equity_ts and ts_ns < self._equity_ts[-1]:
+            raise ValueError(
+                f"equity sample at {ts_ns} ns is before the previous one at "
+                f"{self._equity_ts[-1]} ns"
+            )
+        self._equity_ts.append(ts_ns)
+        self._equity.append(equity)
+        self._by_strategy.append(dict(by_strategy) if by_strategy is not None else None)
+
+    def count_rejection(self, check: str) -> None:
+        """Count one rejected order under its check name ("" = the venue refused)."""
+        self._rejections[check or VENUE_REJECTION] += 1
+
+    def set_final(
+        self,
+        positions: dict[str, Decimal],
+        realized: Decimal,
+        unrealized: Decimal,
+        fees: Decimal,
+        initial_equity: Decimal,
+        *,
+        marks: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """The final account state: positions (symbol -> signed qty), realized
+        PnL (gross of fees), unrealized PnL, fees and the starting equity.
+        `marks` (symbol -> last price), if given, lets the per-strategy and
+        per-symbol breakdowns value their open positions too."""
+        self._final = FinalState(
+            positions=dict(positions),
+            realized=realized,
+            unrealized=unrealized,
+            fees=fees,
+            initial_equity=initial_equity,
+            marks=dict(marks) if marks is not None else None,
+        )
+
+    # -- the report ----------------------------------------------------------------
+
+    def build(
+        self, *, events_in: int, wall_s: float, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The report dict (what `write` stores as report.json)."""
+        with localcontext(exact_context()):
+            return self._build(self._ledger(), events_in=events_in, wall_s=wall_s, extra=extra)
+
+    def write(
+        self,
+        run_dir: Path,
+        *,
+        events_in: int,
+        wall_s: float,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Write report.json, fills.csv, trades.csv, equity.csv and report.html
+        into `run_dir` (created if missing); returns the report dict."""
+        with localcontext(exact_context()):
+            ledger = self._ledger()
+            report = self._build(ledger, events_in=events_in, wall_s=wall_s, extra=extra)
+        text = dumps_report(report)  # before any file: a bad `extra` value fails here
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_fills(run_dir / FILLS_CSV)
+        _write_trades(run_dir / TRADES_CSV, ledger.closed)
+        dd = self._write_equity(run_dir / EQUITY_CSV)
+        html = render_html(
+            report,
+            ts_ns=np.asarray(self._equity_ts, dtype=np.int64),
+            equity=np.asarray([float(e) for e in self._equity], dtype=np.float64),
+            drawdown=dd,
+        )
+        (run_dir / REPORT_HTML).write_text(html, encoding="utf-8")
+        # Last, so a report.json on disk means the whole report was written.
+        (run_dir / REPORT_JSON).write_text(text, encoding="utf-8")
+        return report
+
+    # -- internals -------------------------------------------------------------------
+
+    def _build(
+        self,
+        ledger: TradeLedger,
+        *,
+        events_in: int,
+        wall_s: float,
+        extra: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        final = self._final
+        if final is None:
+            raise RuntimeError("ReportBuilder.set_final() must be called before the report")
+        stats = trade_stats(ledger.closed)
+        final_equity = final.initial_equity + final.net
+        metrics: dict[str, Any] = {
+            "total_return": total_return(final.initial_equity, final_equity),
+            "win_rate": stats.win_rate,
+            "profit_factor": stats.profit_factor,
+            "trades": stats.trades,
+        }
+        metrics.update(equity_metrics(self._equity_ts, self._equity, self.period_ns))
+        report: dict[str, Any] = {
+            "events_in": events_in,
+            "wall_s": wall_s,
+            "events_per_s": events_in / wall_s if wall_s > 0 else None,
+            "fills": [_fill_json(f) for f in self._fills],
+            "final_positions": {s: dec(q) for s, q in final.positions.items()},
+            "pnl": {
+                "realized": dec(final.realized),
+                "unrealized": dec(final.unrealized),
+                "fees": dec(final.fees),
+                "net": dec(final.net),
+            },
+            "initial_equity": dec(final.initial_equity),
+            "final_equity": dec(final_equity),
+            "metrics": metrics,
+            "rejections": dict(self._rejections),
+            "equity_samples": len(self._equity),
+        }
+        unrealized = unrealized_by_book(ledger.books, final.marks)
+        report["per_strategy"] = _breakdown(ledger, unrealized, lambda k: k[0])
+        report["per_symbol"] = _breakdown(ledger, unrealized, lambda k: k[2])
+        for key, value in (extra or {}).items():
+            if key in report:
+                raise ValueError(f"extra key {key!r} would overwrite a report field")
+            report[key] = value
+        return report
+
+    def _ledger(self) -> TradeLedger:
+        ledger = TradeLedger()
+        for fill in self._fills:
+            ledger.apply(fill)
+        return ledger
+
+    def _write_fills(self, path: Path) -> None:
+        with _open_csv(path) as w:
+            w.writerow(FILL_COLUMNS)
+            for f in self._fills:
+                w.writerow((
+                    f.ts_event, iso_ns(f.ts_event), f.venue, f.strategy_id,
+                    f.client_order_id, f.trade_id, f.symbol, f.side, dec(f.qty),
+                    dec(f.price), dec(f.fee), f.fee_currency, f.liquidity,
+                ))  # fmt: skip
+
+    def _write_equity(self, path: Path) -> np.ndarray:
+        eq = np.asarray([float(e) for e in self._equity], dtype=np.float64)
+        dd = drawdowns(eq)
+        strategies = sorted({s for b in self._by_strategy if b for s in b})
+        with _open_csv(path) as w:
+            w.writerow(("ts", "ts_ns", "equity", "drawdown", *strategies))
+            for i, ts in enumerate(self._equity_ts):
+                by = self._by_strategy[i] or {}
+                w.writerow((
+                    iso_ns(ts), ts, dec(self._equity[i]), _float_text(dd[i]),
+                    *(dec(by[s]) if s in by else "" for s in strategies),
+                ))  # fmt: skip
+        return dd
+
+
+@contextmanager
+def _open_csv(path: Path) -> Iterator[Any]:
+    """A csv writer with "\\n" line ends, so the files match on every platform."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        yield csv.writer(f, lineterminator="\n")
+
+
+def _write_trades(path: Path, trades: list[RoundTrip]) -> None:
+    with _open_csv(path) as w:
+        w.writerow(TRADE_COLUMNS)
+        for t in trades:
+            w.writerow((
+                t.strategy_id, t.venue, t.symbol, t.direction, t.opened_ns,
+                t.closed_ns, dec(t.max_qty), t.fills, dec(t.realized),
+                dec(t.fees), dec(t.pnl),
+            ))  # fmt: skip
+
+
+def _breakdown(
+    ledger: TradeLedger,
+    unrealized: Mapping[BookKey, Decimal | None],
+    group: Callable[[BookKey], str],
+) -> dict[str, dict[str, Any]]:
+    """PnL, fills, trades, win rate and profit factor per `group(book key)`.
+    Unrealized (and so net) is null for a group holding an open position
+    without a mark."""
+    groups: dict[str, list[BookKey]] = {}
+    for key in ledger.books:
+        groups.setdefault(group(key), []).append(key)
+    trades: dict[str, list[RoundTrip]] = {}
+    for t in ledger.closed:
+        trades.setdefault(group((t.strategy_id, t.venue, t.symbol)), []).append(t)
+    out: dict[str, dict[str, Any]] = {}
+    for name, keys in groups.items():
+        books: list[Book] = [ledger.books[k] for k in keys]
+        realized = sum((b.realized for b in books), ZERO)
+        fees = sum((b.fees for b in books), ZERO)
+        marked = [u for k in keys if (u := unrealized[k]) is not None]
+        unreal = sum(marked, ZERO) if len(marked) == len(keys) else None
+        stats = trade_stats(trades.get(name, ()))
+        out[name] = {
+            "fills": sum(b.fills for b in books),
+            "trades": stats.trades,
+            "win_rate": stats.win_rate,
+            "profit_factor": stats.profit_factor,
+            "pnl": {
+                "realized": dec(realized),
+                "fees": dec(fees),
+                "unrealized": None if unreal is None else dec(unreal),
+                "net": None if unreal is None else dec(realized + unreal - fees),
+            },
+        }
+    return out
+
+
+def _fill_json(f: Fill) -> dict[str, Any]:
+    return {
+        "ts_event": f.ts_event,
+        "strategy_id": f.strategy_id,
+        "order_id": f.client_order_id,
+        "symbol": f.symbol,
+        "side": f.side,
+        "qty": dec(f.qty),
+        "price": dec(f.price),
+        "fee": dec(f.fee),
+    }
+
+
+def dumps_report(report: Mapping[str, Any]) -> str:
+    """report.json's text: sorted keys, 2-space indent, trailing newline.
+    NaN/inf raise: an undefined metric must already be None."""
+    return json.dumps(report, sort_keys=True, indent=2, allow_nan=False) + "\n"
+
+
+def dec(value: Decimal) -> str:
+    """Exact fixed-point text of a Decimal ("0.00000100", never "1.00E-6"); a
+    negative zero prints as zero."""
+    if value == 0:
+        value = abs(value)
+    return format(value, "f")
+
+
+def iso_ns(ts_ns: int) -> str:
+    """ISO-8601 UTC with a nanosecond fraction when there is one."""
+    seconds, ns = divmod(ts_ns, 1_000_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ns:09d}Z" if ns else f"{text}Z"
+
+
+def _float_text(x: float) -> str:
+    # repr is the shortest text that round-trips: stable and exact for floats.
+    return "" if x != x else repr(float(x))
+
+
+# -- for the CLI -------------------------------------------------------------------------
+
+
+def _fmt_pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.2f}%"
+
+
+def _fmt_num(x: float | None, spec: str = ".2f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """A short human summary of a report dict for the terminal."""
+    m = report.get("metrics", {})
+    pnl = report.get("pnl", {})
+    rate = report.get("events_per_s")
+    rejected = sum(report.get("rejections", {}).values())
+    lines = [
+        f"events     {report.get('events_in', 0):,} in {report.get('wall_s', 0.0):.2f} s"
+        f" ({_fmt_num(rate, ',.0f')} events/s)",
+        f"fills      {len(report.get('fills', ())):,}  trades {m.get('trades', 0)}"
+        f"  win rate {_fmt_pct(m.get('win_rate'))}"
+        + (f"  rejected {rejected:,}" if rejected else ""),
+        f"net pnl    {pnl.get('net', 'n/a')}  (realized {pnl.get('realized', 'n/a')},"
+        f" unrealized {pnl.get('unrealized', 'n/a')}, fees {pnl.get('fees', 'n/a')})",
+        f"return     {_fmt_pct(m.get('total_return'))}  sharpe {_fmt_num(m.get('sharpe'))}"
+        f"  max drawdown {_fmt_pct(m.get('max_drawdown'))}",
+    ]
+    return lines

@@ -1,0 +1,321 @@
+"""The human replay report: one self-contained HTML page (inline CSS and SVG,
+no scripts, no external resources, so it opens offline and from an archive).
+
+It shows the equity curve and the drawdown as inline SVG charts, downsampled
+to at most `MAX_POINTS` points each with a min/max-per-bucket rule so peaks
+and troughs (the max drawdown) survive; then the metrics, PnL, per-strategy
+and per-symbol tables, final positions and rejections by check. Every piece
+of text is HTML-escaped: strategy ids and symbols come from user config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+import numpy as np
+
+MAX_POINTS = 2000
+NS_PER_S = 1_000_000_000
+
+# Chart geometry, in SVG user units (the SVG scales to the page width).
+WIDTH = 1000
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 90, 20, 16, 28
+
+CSS = """
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
+       margin: 24px auto; max-width: 1100px; padding: 0 16px; background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.sub { color: #5b6577; margin-bottom: 16px; }
+.cards { display: flex; gap: 12px; flex-wrap: wrap; }
+.card { border: 1px solid #dde2ea; border-radius: 6px; padding: 10px 14px; min-width: 150px; }
+.card .k { color: #5b6577; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .v { font-size: 20px; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid #e7eaf0; padding: 4px 12px 4px 0; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { color: #5b6577; font-weight: 600; }
+.pos { color: #137333; } .neg { color: #b3261e; } .muted { color: #8a93a3; }
+svg { width: 100%; height: auto; display: block; }
+svg text { font: 11px system-ui, sans-serif; fill: #5b6577; }
+"""
+
+
+def render_html(
+    report: Mapping[str, Any], *, ts_ns: np.ndarray, equity: np.ndarray, drawdown: np.ndarray
+) -> str:
+    """The report page for a report dict and its equity samples (ns
+    timestamps, equity, drawdown as a positive fraction, NaN where undefined)."""
+    m = report.get("metrics", {})
+    pnl = report.get("pnl", {})
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>tapeloop replay report</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>tapeloop replay report</h1>",
+        f'<div class="sub">{_span(ts_ns)}</div>',
+        '<div class="cards">',
+        _card("Net PnL", pnl.get("net"), signed=True),
+        _card("Total return", _pct(m.get("total_return")), signed=True),
+        _card("Sharpe", _num(m.get("sharpe"))),
+        _card("Max drawdown", _pct(m.get("max_drawdown"))),
+        _card("Trades", m.get("trades")),
+        _card("Fills", len(report.get("fills", ()))),
+        "</div>",
+        "<h2>Equity</h2>",
+        equity_svg(ts_ns, equity),
+        "<h2>Drawdown</h2>",
+        drawdown_svg(ts_ns, drawdown),
+        "<h2>Metrics</h2>",
+        _table(("metric", "value"), _metric_rows(m)),
+        "<h2>PnL</h2>",
+        _table(
+            ("", "value"),
+            [
+                (k, pnl.get(k) if k == "fees" else _signed(pnl.get(k)))
+                for k in ("realized", "unrealized", "fees", "net")
+            ]
+            + [
+                ("initial equity", report.get("initial_equity")),
+                ("final equity", report.get("final_equity")),
+            ],
+        ),
+        "<h2>Per strategy</h2>",
+        _breakdown_table("strategy", report.get("per_strategy", {})),
+        "<h2>Per symbol</h2>",
+        _breakdown_table("symbol", report.get("per_symbol", {})),
+        "<h2>Final positions</h2>",
+        _table(("symbol", "qty"), sorted(report.get("final_positions", {}).items()), empty="none"),
+        "<h2>Rejections by check</h2>",
+        _table(("check", "orders"), sorted(report.get("rejections", {}).items()), empty="none"),
+        "<h2>Run</h2>",
+        _table(
+            ("", "value"),
+            [
+                ("events in", _int(report.get("events_in"))),
+                ("wall time (s)", _num(report.get("wall_s"), ".3f")),
+                ("events / s", _num(report.get("events_per_s"), ",.0f")),
+                ("fills", _int(len(report.get("fills", ())))),
+                ("equity samples", _int(report.get("equity_samples"))),
+            ],
+        ),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+# -- charts ------------------------------------------------------------------------------
+
+
+def downsample(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most `max_points` points that keep the shape: the first,
+    the last, and each bucket's minimum and maximum, in time order."""
+    n = values.size
+    if n <= max_points:
+        return np.arange(n)
+    buckets = (max_points - 2) // 2
+    edges = np.linspace(1, n - 1, buckets + 1).astype(np.int64)
+    keep = [0, n - 1]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi > lo:
+            chunk = values[lo:hi]
+            keep += [lo + int(np.argmin(chunk)), lo + int(np.argmax(chunk))]
+    return np.unique(np.asarray(keep, dtype=np.int64))
+
+
+def equity_svg(ts_ns: np.ndarray, equity: np.ndarray) -> str:
+    """The equity curve as an inline SVG line chart."""
+    return _chart(ts_ns, equity, height=320, color="#1a5fb4", fill=False, fmt=_axis_num)
+
+
+def drawdown_svg(ts_ns: np.ndarray, drawdown: np.ndarray) -> str:
+    """Drawdown as a filled area hanging below zero (percent of the peak)."""
+    dd = -np.nan_to_num(drawdown, nan=0.0) * 100.0
+    return _chart(ts_ns, dd, height=170, color="#b3261e", fill=True, fmt=_axis_pct)
+
+
+def _chart(
+    ts_ns: np.ndarray, values: np.ndarray, *, height: int, color: str, fill: bool, fmt: Any
+) -> str:
+    if values.size == 0:
+        return '<p class="muted">no equity samples</p>'
+    idx = downsample(values)
+    t = ts_ns[idx].astype(np.float64)
+    v = values[idx].astype(np.float64)
+    if t.size == 1:  # one sample: a flat segment across the plot
+        t, v = np.array([t[0], t[0] + 1.0]), np.array([v[0], v[0]])
+    t0, t1 = float(t[0]), float(t[-1])
+    if t1 <= t0:
+        t1 = t0 + 1.0
+    lo, hi = float(v.min()), float(v.max())
+    if fill:
+        hi = max(hi, 0.0)
+    ticks = nice_ticks(lo, hi)
+    lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
+    if hi <= lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    plot_h = height - PAD_TOP - PAD_BOTTOM
+    xs = PAD_LEFT + (t - t0) / (t1 - t0) * plot_w
+    ys = PAD_TOP + (hi - v) / (hi - lo) * plot_h
+    out = [
+        f'<svg viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" role="img">',
+    ]
+    for tick in ticks:
+        y = PAD_TOP + (hi - tick) / (hi - lo) * plot_h
+        out.append(
+            f'<line x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+            'stroke="#e7eaf0"/>'
+            f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(fmt(tick))}</text>"
+        )
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = PAD_LEFT + frac * plot_w
+        anchor = "start" if frac == 0 else "end" if frac == 1 else "middle"
+        label = _time_label(int(t0 + frac * (t1 - t0)))
+        out.append(
+            f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}">{escape(label)}</text>'
+        )
+    line = "M" + " L".join(f"{x:.2f},{y:.2f}" for x, y in zip(xs, ys, strict=True))
+    if fill:
+        base = PAD_TOP + hi / (hi - lo) * plot_h  # the y of value 0
+        area = f"{line} L{xs[-1]:.2f},{base:.2f} L{xs[0]:.2f},{base:.2f} Z"
+        out.append(f'<path d="{area}" fill="{color}" fill-opacity="0.18" stroke="none"/>')
+    out.append(f'<path d="{line}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round axis values (1, 2, 2.5, 5 x 10^k steps) covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0]
+    if hi <= lo:
+        pad = abs(lo) * 0.01 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(count - 1, 1)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(s * mag for s in (1.0, 2.0, 2.5, 5.0, 10.0) if s * mag >= raw)
+    # Integer multiples of the step, so the labels carry no float drift.
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [round(k * step, 12) for k in range(first, last + 1)]
+
+
+def _axis_num(x: float) -> str:
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:,.3g}M"
+    return f"{x:,.6g}"
+
+
+def _axis_pct(x: float) -> str:
+    return f"{x:.3g}%"
+
+
+def _time_label(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / NS_PER_S, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _span(ts_ns: np.ndarray) -> str:
+    if ts_ns.size == 0:
+        return ""
+    start, end = _time_label(int(ts_ns[0])), _time_label(int(ts_ns[-1]))
+    return escape(f"{start} → {end} UTC")
+
+
+# -- tables and formatting ---------------------------------------------------------------
+
+
+_METRIC_ORDER = (
+    ("total_return", "total return", "pct"),
+    ("sharpe", "sharpe (annualised)", "num"),
+    ("sortino", "sortino (annualised)", "num"),
+    ("max_drawdown", "max drawdown", "pct"),
+    ("trades", "trades", "int"),
+    ("win_rate", "win rate", "pct"),
+    ("profit_factor", "profit factor", "num"),
+    ("return_period_s", "return period (s)", "num"),
+    ("returns", "returns used", "int"),
+)
+
+
+def _metric_rows(m: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    rows: list[tuple[str, str | None]] = []
+    for key, label, kind in _METRIC_ORDER:
+        value = m.get(key)
+        text = _pct(value) if kind == "pct" else _int(value) if kind == "int" else _num(value)
+        rows.append((label, text))
+    known = {k for k, _, _ in _METRIC_ORDER}
+    rows += [(k, _num(v) if isinstance(v, float) else str(v)) for k, v in sorted(m.items())
+             if k not in known]  # fmt: skip
+    return rows
+
+
+def _breakdown_table(label: str, groups: Mapping[str, Mapping[str, Any]]) -> str:
+    header = (label, "fills", "trades", "win rate", "profit factor",
+              "realized", "fees", "unrealized", "net")  # fmt: skip
+    rows = []
+    for name, g in sorted(groups.items()):
+        p = g.get("pnl", {})
+        rows.append((
+            name, _int(g.get("fills")), _int(g.get("trades")), _pct(g.get("win_rate")),
+            _num(g.get("profit_factor")), _signed(p.get("realized")), p.get("fees"),
+            _signed(p.get("unrealized")), _signed(p.get("net")),
+        ))  # fmt: skip
+    return _table(header, rows, empty="none")
+
+
+class _Signed(str):
+    """A decimal string to colour by its sign."""
+
+
+def _signed(value: Any) -> Any:
+    return _Signed(value) if isinstance(value, str) else value
+
+
+def _cell(value: Any, tag: str = "td") -> str:
+    if value is None:
+        return f'<{tag} class="muted">n/a</{tag}>'
+    text = escape(str(value))
+    if isinstance(value, _Signed):
+        cls = "neg" if value.startswith("-") else "pos" if value.strip("0.") else ""
+        if cls:
+            return f'<{tag} class="{cls}">{text}</{tag}>'
+    return f"<{tag}>{text}</{tag}>"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "") -> str:
+    body = ["<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows]
+    if not body and empty:
+        return f'<p class="muted">{escape(empty)}</p>'
+    head = "<tr>" + "".join(_cell(h, "th") for h in header) + "</tr>"
+    return "<table>" + head + "".join(body) + "</table>"
+
+
+def _card(label: str, value: Any, signed: bool = False) -> str:
+    text = "n/a" if value is None else str(value)
+    cls = ""
+    if signed and text.startswith("-"):
+        cls = " neg"
+    elif signed and text not in ("n/a",) and text.strip("0.%") and not text.startswith("-"):
+        cls = " pos"
+    return (
+        f'<div class="card"><div class="k">{escape(label)}</div>'
+        f'<div class="v{cls}">{escape(text)}</div></div>'
+    )
+
+
+def _pct(x: Any) -> str | None:
+    return None if x is None else f"{x * 100:.2f}%"
+
+
+def _num(x: Any, spec: str = ".3f") -> str | None:
+    return None if x is None else format(x, spec)
+
+
+def _int(x: Any) -> str | None:
+    return None if x is None else f"{x:,}"
