@@ -134,6 +134,24 @@ class RiskConfig(_Section, frozen=True):
     price_band_pct: PositiveFloat
     max_position_notional: PositiveFloat | None = None
     max_concentration_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    # Daily loss at this multiple of `daily_loss_limit` escalates REDUCING to HALTED.
+    halt_loss_multiple: Annotated[float, msgspec.Meta(ge=1)] = 1.5
+    # Refuse an order that would cross one of the account's own resting orders.
+    self_trade_prevention: bool = True
+
+
+class StrategyRiskConfig(_Section, frozen=True):
+    """`[strategies.risk]`: a strategy's own limits. Each only tightens the account's
+    (the risk engine applies the smaller of the two); unset keys inherit it."""
+
+    max_order_qty: PositiveFloat | None = None
+    max_order_notional: PositiveFloat | None = None
+    max_position_qty: PositiveFloat | None = None
+    max_position_notional: PositiveFloat | None = None
+    max_concentration_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    daily_loss_limit: PositiveFloat | None = None
+    max_orders_per_s: PositiveFloat | None = None
+    price_band_pct: PositiveFloat | None = None
 
 
 class StrategyConfig(_Section, frozen=True):
@@ -147,6 +165,10 @@ class StrategyConfig(_Section, frozen=True):
     params: dict[str, Any] = {}
     enabled: bool = True
     paper: bool = False
+    risk: StrategyRiskConfig | None = None
+    # Both resolved against the config file's directory, like a sample venue's `file`.
+    initial_positions: Path | None = None  # positions to seed at start (must exist)
+    state_file: Path | None = None  # get_state()/set_state() persistence (may not exist yet)
 
     @property
     def module(self) -> str:
@@ -464,9 +486,23 @@ def _resolve_paths(file: str, config: Config, data_dir: str | os.PathLike[str] |
             if not recording.is_file():
                 raise ConfigError(file, f"no such file: {recording}", path=f"$.venues[{i}].file")
             venues[i] = msgspec.structs.replace(venue, file=recording)
+    strategies = list(config.strategies)
+    for i, strat in enumerate(strategies):
+        changes: dict[str, Path] = {}
+        if strat.initial_positions is not None:
+            positions = (base / strat.initial_positions.expanduser()).absolute()
+            if not positions.is_file():
+                raise ConfigError(
+                    file, f"no such file: {positions}", path=f"$.strategies[{i}].initial_positions"
+                )
+            changes["initial_positions"] = positions
+        if strat.state_file is not None:
+            changes["state_file"] = (base / strat.state_file.expanduser()).absolute()
+        if changes:
+            strategies[i] = msgspec.structs.replace(strat, **changes)
     daemon = config.daemon
     address = parse_control(daemon.control)
     if address.path is not None:
         daemon = msgspec.structs.replace(daemon, control=str(address.path.expanduser().absolute()))
-    config = msgspec.structs.replace(config, venues=venues, daemon=daemon)
+    config = msgspec.structs.replace(config, venues=venues, daemon=daemon, strategies=strategies)
     return with_data_dir(config, daemon.data_dir if data_dir is None else data_dir)

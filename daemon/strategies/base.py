@@ -1,0 +1,420 @@
+"""The `Strategy` base class: hooks a strategy overrides, actions it calls.
+
+A strategy is a plain synchronous object driven by the `StrategyRuntime`
+(daemon.strategies.runtime): it never touches the network, reads time only
+from `self.clock`, and reaches the trading core only through the
+`OrderGateway` and `PortfolioView` protocols (daemon.trading.api) lent to it in
+a `StrategyContext`. The same code therefore runs live, in paper and in replay.
+
+Params: a subclass declares `Params`, a frozen msgspec Struct with
+`forbid_unknown_fields=True`; the runtime validates `config.params` into it
+(`loader.validate_params`) and a mistake is one line naming
+`strategies[<id>].params.<key>`. Without `Params`, `self.params` is the raw dict.
+
+Quantities given as float are taken exactly (`to_decimal`: 0.1 is one tenth)
+and rounded DOWN to the instrument's step; prices are rounded to the nearest
+tick. A quantity that rounds to zero raises ValueError (a strategy bug, which
+the runtime turns into `StrategyStatus(failed)`), never a silent zero order.
+
+The base class also follows its own orders' lifecycle events, so a strategy
+can ask `is_open(client_order_id)` / `has_open_orders()` without waiting on the
+OMS (e.g. "don't signal again while my last order is in flight").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+
+from daemon.config import StrategyConfig
+from daemon.logging import get_logger
+from daemon.trading.api import (
+    BUY,
+    LIMIT,
+    MARKET,
+    SELL,
+    STOP_LIMIT,
+    STOP_MARKET,
+    OrderGateway,
+    OrderRequest,
+    OrderView,
+    PortfolioView,
+    Position,
+)
+from events.instruments import Instrument, to_decimal
+from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
+from events.orders import Fill, OrderAmended, OrderCanceled, OrderExpired, OrderRejected
+from events.system import Timer
+
+if TYPE_CHECKING:
+    from replay.clock import Clock
+
+__all__ = [
+    "Strategy",
+    "StrategyContext",
+]
+
+Number = Decimal | float | int | str
+
+
+class StrategyContext:
+    """What the runtime lends one strategy: the core's views and the timer/stop
+    callbacks (which the runtime implements, so it can cancel a strategy's timers
+    when it stops or fails)."""
+
+    __slots__ = (
+        "clock",
+        "gateway",
+        "portfolio",
+        "instruments",
+        "params",
+        "set_timer",
+        "cancel_timer",
+        "request_stop",
+    )
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        gateway: OrderGateway,
+        portfolio: PortfolioView,
+        instruments: Mapping[tuple[str, str], Instrument],
+        params: Any,
+        set_timer: Callable[[str, int, int], None],
+        cancel_timer: Callable[[str], None],
+        request_stop: Callable[[str], None],
+    ) -> None:
+        self.clock = clock
+        self.gateway = gateway
+        self.portfolio = portfolio
+        self.instruments = instruments
+        self.params = params
+        self.set_timer = set_timer  # (name, deadline_ns, every_ns or 0)
+        self.cancel_timer = cancel_timer
+        self.request_stop = request_stop
+
+
+# --- the base class ------------------------------------------------------------------
+
+
+class _Order:
+    """The base class's own view of one of its orders: enough to know when it is done."""
+
+    __slots__ = ("symbol", "qty", "filled", "children")
+
+    def __init__(self, symbol: str, qty: Decimal) -> None:
+        self.symbol = symbol
+        self.qty = qty
+        self.filled = Decimal(0)
+        self.children: tuple[str, ...] = ()  # bracket legs that exist only once this fills
+
+
+_TERMINAL = (OrderRejected, OrderCanceled, OrderExpired)
+
+
+class Strategy:
+    """Base of every strategy. Override the hooks you need (all optional, all sync).
+
+    Hooks: `on_start`, `on_stop`, `on_trade(Trade)`, `on_quote(Quote)`,
+    `on_book(BookDelta | BookSnapshot)`, `on_bar(Bar)`, `on_order(event)` (every
+    lifecycle event of its own orders except fills), `on_fill(Fill)`,
+    `on_timer(Timer)`; optional persistence `get_state()` / `set_state(state)`.
+    Only the market-data hooks a class overrides are routed to it, so an unused
+    hook costs nothing.
+    """
+
+    # A frozen msgspec Struct (forbid_unknown_fields=True) describing `params`.
+    Params: ClassVar[type[msgspec.Struct] | None] = None
+    # Type `get_state()` returns, to decode the state file into (plain JSON if None).
+    State: ClassVar[type | None] = None
+
+    def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.id = config.id
+        self.venue = config.venue
+        self.symbols: tuple[str, ...] = tuple(config.symbols)
+        self.params: Any = ctx.params
+        self.log = get_logger("tapeloop.strategy", strategy_id=config.id)
+        self._orders: dict[str, _Order] = {}
+        # Events for an id the gateway has not returned yet (it answered synchronously).
+        self._early: dict[str, list[Any]] = {}
+        self._submitting = 0
+
+    # -- hooks ----------------------------------------------------------------------
+
+    def on_start(self) -> None: ...
+    def on_stop(self) -> None: ...
+    def on_trade(self, trade: Trade) -> None: ...
+    def on_quote(self, quote: Quote) -> None: ...
+    def on_book(self, book: BookDelta | BookSnapshot) -> None: ...
+    def on_bar(self, bar: Bar) -> None: ...
+    def on_order(self, event: Any) -> None: ...
+    def on_fill(self, fill: Fill) -> None: ...
+    def on_timer(self, timer: Timer) -> None: ...
+
+    def get_state(self) -> Any:
+        """State to save to `state_file` on stop (msgspec-encodable); None saves nothing."""
+        return None
+
+    def set_state(self, state: Any) -> None:
+        """Restore what `get_state` returned (decoded as `State`, or plain JSON)."""
+
+    # -- read access ------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+    @property
+    def portfolio(self) -> PortfolioView:
+        return self.ctx.portfolio
+
+    def now_ns(self) -> int:
+        return self.ctx.clock.now_ns()
+
+    def instrument(self, symbol: str | None = None) -> Instrument:
+        """The instrument of `symbol` (default: the first configured symbol)."""
+        symbol = symbol or self.symbols[0]
+        try:
+            return self.ctx.instruments[(self.venue, symbol)]
+        except KeyError:
+            raise ValueError(
+                f"{self.id}: no instrument {symbol!r} on venue {self.venue!r}"
+            ) from None
+
+    def position(self, symbol: str | None = None) -> Position:
+        """This strategy's own position in `symbol` (default: the first symbol)."""
+        return self.ctx.portfolio.position(self.venue, symbol or self.symbols[0], self.id)
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderView]:
+        """Its open orders as the OMS sees them."""
+        return self.ctx.gateway.open_orders(self.id, symbol)
+
+    def is_open(self, client_order_id: str | None) -> bool:
+        """True while an order it sent is not yet filled, rejected, canceled or expired."""
+        return client_order_id is not None and client_order_id in self._orders
+
+    def filled_qty(self, client_order_id: str) -> Decimal:
+        """How much of an open order has filled so far (0 for an unknown or done one)."""
+        order = self._orders.get(client_order_id)
+        return Decimal(0) if order is None else order.filled
+
+    def has_open_orders(self, symbol: str | None = None) -> bool:
+        if symbol is None:
+            return bool(self._orders)
+        return any(o.symbol == symbol for o in self._orders.values())
+
+    # -- actions ----------------------------------------------------------------------
+
+    def order_request(
+        self, side: str, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any
+    ) -> OrderRequest:
+        """An OrderRequest on the instrument's grid. Without `order_type`: LIMIT if
+        `price` is given, STOP_* if `trigger_price` is, else MARKET."""
+        if side not in (BUY, SELL):
+            raise ValueError(f"{self.id}: side must be BUY or SELL, got {side!r}")
+        inst = self._instrument_for(symbol)
+        trigger = kw.pop("trigger_price", None)
+        offset = kw.pop("trailing_offset", None)
+        order_type = kw.pop("order_type", None)
+        if order_type is None:
+            if trigger is not None:
+                order_type = STOP_MARKET if price is None else STOP_LIMIT
+            else:
+                order_type = MARKET if price is None else LIMIT
+        return OrderRequest(
+            venue=self.venue,
+            symbol=symbol,
+            side=side,
+            qty=self._round_qty(inst, qty),
+            order_type=order_type,
+            price=None if price is None else inst.round_price(to_decimal(price)),
+            trigger_price=None if trigger is None else inst.round_price(to_decimal(trigger)),
+            trailing_offset=None if offset is None else inst.round_price(to_decimal(offset)),
+            **kw,
+        )
+
+    def buy(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
+        """Buy `qty` (market; `price=` makes it a limit). Returns the client order id."""
+        return self.submit(self.order_request(BUY, symbol, qty, price=price, **kw))
+
+    def sell(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
+        """Sell `qty` (market; `price=` makes it a limit). Returns the client order id."""
+        return self.submit(self.order_request(SELL, symbol, qty, price=price, **kw))
+
+    def submit(self, request: OrderRequest) -> str:
+        """Send a ready-made request; returns its client order id (also on a risk refusal,
+        which arrives as `OrderRejected` in `on_order`)."""
+        self._check_request(request)
+        self._submitting += 1
+        try:
+            cid = self.ctx.gateway.submit(self.id, request)
+        finally:
+            self._submitting -= 1
+        self._track(cid, request)
+        return cid
+
+    def bracket(
+        self,
+        side: str,
+        symbol: str,
+        qty: Number,
+        *,
+        stop_price: Number,
+        target_price: Number,
+        price: Number | None = None,
+    ) -> tuple[str, str, str]:
+        """Entry (market, or limit at `price`), then once it fills a protective stop
+        (STOP_MARKET at `stop_price`) and a target (LIMIT at `target_price`) as an OCO
+        pair, both reduce-only. Returns (entry, stop, target) ids."""
+        exit_side = SELL if side == BUY else BUY
+        entry = self.order_request(side, symbol, qty, price=price)
+        stop = self.order_request(
+            exit_side, symbol, entry.qty, trigger_price=stop_price, reduce_only=True
+        )
+        target = self.order_request(
+            exit_side, symbol, entry.qty, price=target_price, reduce_only=True
+        )
+        for request in (entry, stop, target):
+            self._check_request(request)
+        self._submitting += 1
+        try:
+            ids = self.ctx.gateway.submit_bracket(self.id, entry, stop, target)
+        finally:
+            self._submitting -= 1
+        parent = self._track(ids[0], entry)
+        self._track(ids[1], stop)
+        self._track(ids[2], target)
+        if parent is not None:
+            parent.children = (ids[1], ids[2])
+        return ids
+
+    def oco(self, a: OrderRequest, b: OrderRequest) -> tuple[str, str]:
+        """Two orders; a fill of one cancels the other (build them with `order_request`)."""
+        self._check_request(a)
+        self._check_request(b)
+        self._submitting += 1
+        try:
+            ids = self.ctx.gateway.submit_oco(self.id, a, b)
+        finally:
+            self._submitting -= 1
+        self._track(ids[0], a)
+        self._track(ids[1], b)
+        return ids
+
+    def cancel(self, client_order_id: str) -> None:
+        self.ctx.gateway.cancel(self.id, client_order_id)
+
+    def amend(
+        self,
+        client_order_id: str,
+        *,
+        qty: Number | None = None,
+        price: Number | None = None,
+        trigger_price: Number | None = None,
+    ) -> None:
+        """Change an open order's qty and/or prices (None keeps it), on the grid."""
+        order = self._orders.get(client_order_id)
+        inst = self._instrument_for(order.symbol if order is not None else self.symbols[0])
+        self.ctx.gateway.amend(
+            self.id,
+            client_order_id,
+            qty=None if qty is None else self._round_qty(inst, qty),
+            price=None if price is None else inst.round_price(to_decimal(price)),
+            trigger_price=None
+            if trigger_price is None
+            else inst.round_price(to_decimal(trigger_price)),
+        )
+
+    def cancel_all(self, symbol: str | None = None) -> int:
+        """Cancel every open order (of `symbol`, if given); returns how many."""
+        orders = self.ctx.gateway.open_orders(self.id, symbol)
+        for order in orders:
+            self.ctx.gateway.cancel(self.id, order.client_order_id)
+        return len(orders)
+
+    def set_timer(
+        self, name: str, *, at_ns: int | None = None, every_ns: int | None = None
+    ) -> None:
+        """Call `on_timer` at `at_ns`, and/or every `every_ns` (first at `at_ns`, else
+        one period from now). A timer of the same name is replaced."""
+        if every_ns is not None and every_ns <= 0:
+            raise ValueError(f"{self.id}: timer {name!r}: every_ns must be positive")
+        if at_ns is None:
+            if every_ns is None:
+                raise ValueError(f"{self.id}: timer {name!r}: give at_ns and/or every_ns")
+            at_ns = self.now_ns() + every_ns
+        self.ctx.set_timer(name, at_ns, every_ns or 0)
+
+    def cancel_timer(self, name: str) -> None:
+        self.ctx.cancel_timer(name)
+
+    def stop(self, reason: str = "") -> None:
+        """Stop this strategy (e.g. an execution algorithm that is done): the runtime
+        calls `on_stop`, saves state and publishes `StrategyStatus(stopped)`."""
+        self.ctx.request_stop(reason)
+
+    # -- internals (the runtime calls these) ---------------------------------------------
+
+    def _instrument_for(self, symbol: str) -> Instrument:
+        if symbol not in self.symbols:
+            raise ValueError(
+                f"{self.id}: symbol {symbol!r} is not one of its symbols {list(self.symbols)}"
+            )
+        return self.instrument(symbol)
+
+    def _round_qty(self, inst: Instrument, qty: Number) -> Decimal:
+        rounded = inst.round_qty(to_decimal(qty))
+        if rounded <= 0:
+            raise ValueError(
+                f"{self.id}: quantity {qty} rounds down to 0 on {inst.symbol}'s step "
+                f"{inst.step_size}"
+            )
+        return rounded
+
+    def _check_request(self, request: OrderRequest) -> None:
+        if request.venue != self.venue:
+            raise ValueError(f"{self.id}: order for venue {request.venue!r}, not {self.venue!r}")
+        self._instrument_for(request.symbol)
+
+    def _track(self, cid: str, request: OrderRequest) -> _Order | None:
+        order = _Order(request.symbol, request.qty)
+        self._orders[cid] = order
+        for event in self._early.pop(cid, ()):
+            self._apply_order_event(event)
+        return self._orders.get(cid)
+
+    def _adopt_open_orders(self) -> None:
+        """Track the orders the OMS still holds for it (after a restart)."""
+        for view in self.ctx.gateway.open_orders(self.id):
+            order = _Order(view.symbol, view.qty)
+            order.filled = view.filled_qty
+            self._orders[view.client_order_id] = order
+
+    def _apply_order_event(self, event: Any) -> None:
+        cid = event.client_order_id
+        order = self._orders.get(cid)
+        if order is None:
+            if self._submitting:
+                self._early.setdefault(cid, []).append(event)
+            return
+        cls = event.__class__
+        if cls is Fill:
+            order.filled += event.qty
+            done = order.filled >= order.qty
+        elif cls is OrderAmended:
+            order.qty = event.qty
+            done = order.filled >= order.qty
+        else:
+            done = cls in _TERMINAL
+        if done:
+            del self._orders[cid]
+            if order.filled == 0:
+                # A bracket whose entry died unfilled: its legs will never exist.
+                for child in order.children:
+                    self._orders.pop(child, None)

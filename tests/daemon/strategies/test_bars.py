@@ -1,0 +1,93 @@
+"""BarBuilder: epoch-aligned OHLCV time bars from trades, golden against freqtrade's 1m bars."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from daemon.strategies.bars import BarBuilder, format_interval
+from events.market import Bar, Trade
+
+MIN = 60 * 10**9
+
+
+def trade(ts: int, price: float, size: float = 1.0) -> Trade:
+    return Trade(ts_event=ts, ts_recv=ts, venue="v", symbol="X", price=price, size=size)
+
+
+def test_bar_closes_on_the_first_trade_past_its_end_before_that_trade_counts() -> None:
+    bars: list[Bar] = []
+    b = BarBuilder("v", "X", MIN, bars.append)
+    b.on_trade(trade(MIN + 5, 10.0, 1.0))
+    b.on_trade(trade(MIN + 6, 12.0, 2.0))
+    b.on_trade(trade(MIN + 7, 9.0, 0.5))
+    b.on_trade(trade(2 * MIN - 1, 11.0, 1.0))
+    assert bars == []
+    b.on_trade(trade(2 * MIN, 100.0, 7.0))  # exactly at the end: belongs to the next bar
+    (bar,) = bars
+    assert (bar.ts_open, bar.ts_event, bar.ts_recv) == (MIN, 2 * MIN, 2 * MIN)
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (10.0, 12.0, 9.0, 11.0, 4.5)
+    assert (bar.venue, bar.symbol, bar.interval) == ("v", "X", "1m")
+    # The open bar holds only the closing trade; flush emits it at the end of data.
+    last = b.flush()
+    assert last is not None and bars[-1] is last
+    assert (last.ts_open, last.open, last.high, last.low, last.volume) == (
+        2 * MIN, 100.0, 100.0, 100.0, 7.0)
+    assert b.flush() is None
+
+
+def test_empty_intervals_make_no_bar_and_bars_align_to_the_epoch() -> None:
+    bars: list[Bar] = []
+    b = BarBuilder("v", "X", 5 * MIN, bars.append)
+    b.on_trade(trade(7 * MIN + 3, 1.0))  # bar [5m, 10m)
+    b.on_trade(trade(31 * MIN, 2.0))  # bar [30m, 35m): 10m..30m had no trades
+    b.flush()
+    assert [(x.ts_open, x.ts_event) for x in bars] == [(5 * MIN, 10 * MIN), (30 * MIN, 35 * MIN)]
+    assert bars[0].interval == "5m"
+
+
+def test_discard_drops_the_open_bar() -> None:
+    bars: list[Bar] = []
+    b = BarBuilder("v", "X", MIN, bars.append)
+    b.on_trade(trade(5, 1.0))
+    assert b.open_bar_start == 0
+    b.discard()
+    assert b.flush() is None and bars == []
+
+
+@pytest.mark.parametrize("ns,text", [(MIN, "1m"), (3_600 * 10**9, "1h"), (250 * 10**6, "250ms"),
+                                     (86_400 * 10**9, "1d"), (90 * 10**9, "90s")])
+def test_format_interval(ns: int, text: str) -> None:
+    from daemon.config import parse_interval
+
+    assert format_interval(ns) == text
+    assert parse_interval(text) == ns
+
+
+def test_golden_freqtrade_xrp_eth_1m(shared_data: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    trades = pq.read_table(shared_data / "freqtrade" / "XRP_ETH-trades.parquet")
+    golden = feather.read_table(shared_data / "freqtrade" / "XRP_ETH-1m.feather")
+    bars: list[Bar] = []
+    builder = BarBuilder("binance", "XRPETH", MIN, bars.append)
+    for ts_ms, price, amount in zip(trades.column("timestamp").to_pylist(),
+                                    trades.column("price").to_pylist(),
+                                    trades.column("amount").to_pylist(), strict=True):
+        builder.on_trade(trade(ts_ms * 1_000_000, price, amount))
+    builder.flush()
+
+    dates = golden.column("date").cast(pa.int64()).to_pylist()  # ns, bar open
+    columns = {name: golden.column(name).to_pylist()
+               for name in ("open", "high", "low", "close", "volume")}
+    assert len(bars) == golden.num_rows == 2469
+    for i, bar in enumerate(bars):
+        assert bar.ts_open == dates[i], i
+        assert bar.ts_event == dates[i] + MIN, i
+        assert (bar.open, bar.high, bar.low, bar.close) == (
+            columns["open"][i], columns["high"][i], columns["low"][i], columns["close"][i]), i
+        assert math.isclose(bar.volume, columns["volume"][i], rel_tol=1e-12, abs_tol=1e-12), i
