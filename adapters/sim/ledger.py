@@ -1,0 +1,185 @@
+"""The simulated venue's books: every order it accepted, its spot accounts, and
+the events that record each change to them.
+
+Every order-state or balance change the venue makes goes through here, so the
+published events and the venue's state cannot drift apart: a fill publishes
+`Fill`, then `BalanceChanged` for the base and the quote currency; a close
+publishes its order event, then `BalanceChanged` for the released lock.
+Venue order ids (`{venue}-{n}`) and trade ids (`{venue}-T{n}`) are plain
+counters, so a replay numbers them identically.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from decimal import Decimal
+
+from adapters.sim.accounts import Accounts
+from adapters.sim.fees import FeeSchedule
+from adapters.sim.market import SymbolState
+from adapters.sim.orders import CANCELED, EXPIRED, FILLED, OPEN, SimOrder
+from events.base import Event
+from events.instruments import Instrument
+from events.orders import (
+    AmendOrder,
+    AmendRejected,
+    CancelOrder,
+    CancelRejected,
+    Fill,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    OrderSubmitted,
+)
+from events.state import BalanceChanged
+
+CLOSED_KEPT = 100_000  # closed orders remembered (for CancelRejected reasons)
+_ZERO = Decimal(0)
+
+
+class Ledger:
+    __slots__ = ("venue", "publish", "now", "fees", "acc", "symbols", "orders", "_closed",
+                 "_accepted", "_trades")
+
+    def __init__(self, venue: str, publish: Callable[[Event], object],
+                 now_ns: Callable[[], int], fees: FeeSchedule, accounts: Accounts,
+                 symbols: dict[str, SymbolState]) -> None:
+        self.venue = venue
+        self.publish = publish
+        self.now = now_ns
+        self.fees = fees
+        self.acc = accounts
+        self.symbols = symbols
+        self.orders: dict[str, SimOrder] = {}  # client_order_id -> order (open or closed)
+        self._closed: deque[str] = deque()
+        self._accepted = 0
+        self._trades = 0
+
+    # -- answers to requests -------------------------------------------------
+
+    def refuse(self, ev: OrderSubmitted | CancelOrder | AmendOrder, ts: int,
+               reason: str) -> None:
+        """OrderRejected / CancelRejected / AmendRejected, by the request's type."""
+        cls: type[OrderRejected | CancelRejected | AmendRejected]
+        if isinstance(ev, OrderSubmitted):
+            cls = OrderRejected
+        elif isinstance(ev, CancelOrder):
+            cls = CancelRejected
+        else:
+            cls = AmendRejected
+        self.publish(cls(ts_event=ts, ts_recv=self.now(), venue=self.venue,
+                         symbol=ev.symbol, strategy_id=ev.strategy_id,
+                         client_order_id=ev.client_order_id, reason=reason))
+
+    def accept(self, sub: OrderSubmitted, expire_ns: int, reserve_ccy: str,
+               reserve_px: Decimal, ts: int) -> SimOrder:
+        """Register the order, publish OrderAccepted and lock its reservation."""
+        self._accepted += 1
+        order = SimOrder(sub, f"{self.venue}-{self._accepted}", expire_ns)
+        order.reserve_ccy, order.reserve_px = reserve_ccy, reserve_px
+        self.orders[order.client_order_id] = order
+        st = self.symbols[order.symbol]
+        st.open[order.client_order_id] = order
+        if expire_ns and (not st.next_expiry or expire_ns < st.next_expiry):
+            st.next_expiry = expire_ns
+        self.publish(OrderAccepted(ts_event=ts, ts_recv=self.now(), venue=self.venue,
+                                   symbol=order.symbol, strategy_id=sub.strategy_id,
+                                   client_order_id=order.client_order_id,
+                                   venue_order_id=order.venue_order_id))
+        if reserve_px:
+            order.reserved = order.qty * reserve_px
+            self.acc.lock(reserve_ccy, order.reserved)
+            self.balance(reserve_ccy, ts, "order")
+        return order
+
+    def amended(self, order: SimOrder, relock: Decimal, ts: int) -> None:
+        """Publish OrderAmended with the order's new terms; lock `relock` more
+        (negative: release) of its reservation currency."""
+        self.publish(OrderAmended(ts_event=ts, ts_recv=self.now(), venue=self.venue,
+                                  symbol=order.symbol, strategy_id=order.sub.strategy_id,
+                                  client_order_id=order.client_order_id, qty=order.qty,
+                                  price=order.price, trigger_price=order.trigger))
+        if relock and order.reserve_px:
+            order.reserved += relock
+            self.acc.lock(order.reserve_ccy, relock)
+            self.balance(order.reserve_ccy, ts, "amend")
+
+    # -- closing -------------------------------------------------------------
+
+    def cancel(self, order: SimOrder, ts: int, reason: str) -> None:
+        self._close(order, CANCELED, OrderCanceled(
+            ts_event=ts, ts_recv=self.now(), venue=self.venue, symbol=order.symbol,
+            strategy_id=order.sub.strategy_id, client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id, reason=reason), ts)
+
+    def expire(self, order: SimOrder, deadline: int) -> None:
+        self._close(order, EXPIRED, OrderExpired(
+            ts_event=deadline, ts_recv=self.now(), venue=self.venue, symbol=order.symbol,
+            strategy_id=order.sub.strategy_id, client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id), deadline)
+
+    def _close(self, order: SimOrder, state: str, event: Event | None, ts: int) -> None:
+        order.state = state
+        del self.symbols[order.symbol].open[order.client_order_id]
+        if event is not None:
+            self.publish(event)
+        if order.reserved:
+            self.acc.lock(order.reserve_ccy, -order.reserved)
+            order.reserved = _ZERO
+            if state != FILLED:  # a fill publishes its own balance changes
+                self.balance(order.reserve_ccy, ts, "release")
+        closed = self._closed
+        closed.append(order.client_order_id)
+        if len(closed) > CLOSED_KEPT:
+            self.orders.pop(closed.popleft(), None)
+
+    # -- fills ---------------------------------------------------------------
+
+    def fill(self, order: SimOrder, inst: Instrument, qty: Decimal, price: Decimal,
+             liquidity: str, ts: int) -> None:
+        """One execution: Fill, then the base and quote BalanceChanged."""
+        assert order.state == OPEN and 0 < qty <= order.remaining
+        fee = self.fees.fee(price, qty, liquidity)
+        self._trades += 1
+        self.publish(Fill(ts_event=ts, ts_recv=self.now(), venue=self.venue,
+                          symbol=order.symbol, strategy_id=order.sub.strategy_id,
+                          client_order_id=order.client_order_id,
+                          trade_id=f"{self.venue}-T{self._trades}", side=order.side, qty=qty,
+                          price=price, fee=fee, fee_currency=inst.quote, liquidity=liquidity,
+                          venue_order_id=order.venue_order_id))
+        order.filled += qty
+        acc = self.acc
+        if order.reserved and order.filled < order.qty:
+            release = min(order.reserved, qty * order.reserve_px)
+            order.reserved -= release
+            acc.lock(order.reserve_ccy, -release)
+        notional = price * qty
+        if order.buy:
+            acc.add(inst.quote, -(notional + fee))
+            acc.add(inst.base, qty)
+            acc.add_position(order.symbol, qty)
+        else:
+            acc.add(inst.base, -qty)
+            acc.add(inst.quote, notional - fee)
+            acc.add_position(order.symbol, -qty)
+        if order.filled >= order.qty:
+            self._close(order, FILLED, None, ts)  # releases the rest of the lock
+        self.balance(inst.base, ts, "fill")
+        self.balance(inst.quote, ts, "fill")
+
+    def reduce_room(self, symbol: str, buy: bool) -> Decimal:
+        """How much an order on this side can trade and only reduce the position."""
+        net = self.acc.position(symbol)
+        if buy:
+            return -net if net < 0 else _ZERO
+        return net if net > 0 else _ZERO
+
+    def balance(self, currency: str, ts: int, reason: str) -> None:
+        acc = self.acc
+        total, locked = acc.total.get(currency, _ZERO), acc.locked.get(currency, _ZERO)
+        self.publish(BalanceChanged(ts_event=ts, ts_recv=self.now(), venue=self.venue,
+                                    currency=currency, total=total, free=total - locked,
+                                    locked=locked, reason=reason))

@@ -1,0 +1,401 @@
+"""SimVenue: a deterministic simulated exchange for paper trading and replay.
+
+It owns the venue side of the order flow (daemon/trading/FLOW.md, step 2 and
+3): it takes `OrderSubmitted`, `CancelOrder` and `AmendOrder` for its venue
+name, matches orders against the market events it sees, and publishes the
+venue's answers (`OrderAccepted`/`OrderRejected`, `Fill`, `OrderCanceled`,
+`OrderExpired`, `OrderAmended`, `CancelRejected`/`AmendRejected`) and the
+`BalanceChanged` events of its spot accounts.
+
+Time is event time only. A request arrives at its `ts_event + latency`; it is
+acted on when the venue sees the first market event of its symbol with
+`ts_event >= arrival`. On that event the venue, in order: updates its market
+memory, handles the due arrivals (accept/reject, cancel, amend; GTD/DAY
+deadlines passed before an arrival expire first), expires orders whose
+deadline is at or before the event, then matches every open order against the
+event. Because the kernel subscribes venues before strategies, an order placed
+in reaction to event E reaches the venue after E: it can never fill at E.
+
+Stamps: acks and rejections (and cancel/amend answers, with their balance
+changes) carry the arrival time; OrderExpired carries the deadline; fills and
+everything else the time of the market event being processed; `ts_recv` is
+always `now_ns()`.
+
+Accounts are spot. On acceptance a buy locks quote: qty × limit price (LIMIT,
+STOP_LIMIT), or 1% above the trigger (STOP_MARKET), or 1% above the last known
+price (MARKET; TRAILING_STOP: 1% above its trigger_price, else last price +
+offset). A sell locks its base quantity, unless allow_short (then nothing is
+locked and base may go negative). A fill moves quote ↔ base at the fill price,
+pays the fee in quote and releases the matching part of the lock (all of it
+when the order completes or closes). A market fill beyond the reserved price is
+still debited in full. Reduce-only orders are checked against the venue's net
+position in the symbol (from fills): refused if they cannot reduce it, trimmed
+at fill time to what is left of it (the rest is canceled, reason
+"reduce-only").
+
+IOC and FOK are settled on the order's first matching event (the arrival event;
+the trigger event for stops): IOC cancels what did not fill (reason "IOC"), FOK
+fills entirely or is canceled whole (reason "FOK"). DAY orders expire at the
+next 00:00 UTC after acceptance.
+
+Matching rules live in `matching` (order types), `fill_models` (resting limit
+orders), `slippage` and `fees`; the records and the events that change them in
+`ledger`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from heapq import heappop, heappush
+from typing import Any
+
+from adapters.sim.accounts import Accounts
+from adapters.sim.fees import FeeSchedule
+from adapters.sim.fill_models import QUEUE_AWARE, check_fill_model, join_queue
+from adapters.sim.ledger import Ledger
+from adapters.sim.market import SymbolState, Touch, bar_touch, quote_touch, trade_touch
+from adapters.sim.matching import crosses, match
+from adapters.sim.orders import (
+    DAY,
+    FOK,
+    GTD,
+    IOC,
+    LIMIT,
+    LIMIT_TYPES,
+    OPEN,
+    SELL,
+    STOP_MARKET,
+    STOP_TYPES,
+    TRAILING_STOP,
+    SimOrder,
+    next_midnight_ns,
+    validate,
+)
+from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
+from events.base import Event
+from events.instruments import Instrument
+from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
+from events.orders import AmendOrder, CancelOrder, OrderSubmitted
+
+HEADROOM = Decimal("1.01")  # market buys reserve 1% above the last price
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+
+
+class SimVenue:
+    """One simulated venue. Plain object: drive it through `subscribe(bus)`
+    (or call the `on_*` handlers directly)."""
+
+    def __init__(self, name: str, instruments: Iterable[Instrument],
+                 publish: Callable[[Event], object], now_ns: Callable[[], int], *,
+                 fill_model: str = "next", slippage_model: str | None = None,
+                 slippage_bps: float = 0.0, maker_fee_bps: float = 0.0,
+                 taker_fee_bps: float = 0.0, latency_ms: float = 0.0,
+                 balances: Mapping[str, Decimal | float] | None = None,
+                 allow_short: bool = False, volume_limit_pct: float = 10.0) -> None:
+        """`slippage_model` defaults to "fixed_bps" when slippage_bps > 0, else
+        "none". `volume_limit_pct` caps each taker execution under the "volume"
+        model. Instruments of other venues are ignored."""
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms {latency_ms!r}: must be >= 0")
+        self.name = name
+        self.fill_model = check_fill_model(fill_model)
+        if slippage_model is None:
+            slippage_model = FIXED_BPS if slippage_bps > 0 else NONE
+        self.slippage_model = slippage_model
+        self._slip = make_slippage(slippage_model, slippage_bps, volume_limit_pct)
+        self.latency_ns = round(latency_ms * 1_000_000)
+        self.allow_short = allow_short
+        self._symbols = {i.symbol: SymbolState(i) for i in instruments if i.venue == name}
+        self._acc = Accounts(balances or {})
+        self._ledger = Ledger(name, publish, now_ns, FeeSchedule(maker_fee_bps, taker_fee_bps),
+                              self._acc, self._symbols)
+        self._now = now_ns
+        self._received = 0  # tie-break of arrivals at the same time: receipt order
+
+    # -- wiring --------------------------------------------------------------
+
+    def subscribe(self, bus: Any) -> None:
+        """Subscribe the handlers to `bus` (an `events.bus.Bus`)."""
+        bus.subscribe(Trade, self.on_trade)
+        bus.subscribe(Quote, self.on_quote)
+        bus.subscribe(Bar, self.on_bar)
+        bus.subscribe(BookSnapshot, self.on_book)
+        bus.subscribe(BookDelta, self.on_book)
+        bus.subscribe(OrderSubmitted, self.on_request)
+        bus.subscribe(CancelOrder, self.on_request)
+        bus.subscribe(AmendOrder, self.on_request)
+
+    def start(self) -> None:
+        """Publish BalanceChanged(reason="initial") for each configured balance."""
+        ts = self._now()
+        for currency in list(self._acc.total):
+            self._ledger.balance(currency, ts, "initial")
+
+    # -- read-only views -----------------------------------------------------
+
+    def balance(self, currency: str) -> tuple[Decimal, Decimal, Decimal]:
+        """(total, free, locked) of `currency`."""
+        acc = self._acc
+        total, locked = acc.total.get(currency, _ZERO), acc.locked.get(currency, _ZERO)
+        return total, total - locked, locked
+
+    def position(self, symbol: str) -> Decimal:
+        """Net base position in `symbol` from this venue's fills."""
+        return self._acc.position(symbol)
+
+    def open_orders(self, symbol: str | None = None) -> list[str]:
+        """Client order ids of the open orders, in acceptance order."""
+        states = self._symbols.values() if symbol is None else (
+            [self._symbols[symbol]] if symbol in self._symbols else [])
+        return [cid for st in states for cid in st.open]
+
+    # -- market events: the hot path -----------------------------------------
+    # A symbol with nothing pending or open costs a lookup and a store; one
+    # whose orders rest away from the market, a few float comparisons more.
+
+    def on_trade(self, ev: Trade) -> None:
+        st = self._symbols.get(ev.symbol)
+        if st is None or ev.venue != self.name:
+            return
+        st.last_px = p = ev.price
+        st.trades_seen = True
+        if st.busy and (st.due(ev.ts_event) or (
+                st.open and (st.always or not st.lo < p < st.hi))):
+            self._step(st, ev.ts_event, trade_touch(st, ev))
+
+    def on_quote(self, ev: Quote) -> None:
+        st = self._symbols.get(ev.symbol)
+        if st is None or ev.venue != self.name:
+            return
+        st.on_quote(ev.bid, ev.bid_size, ev.ask, ev.ask_size)
+        if st.busy and (st.due(ev.ts_event) or (
+                st.open and (st.always or not st.quiet_quote()))):
+            self._step(st, ev.ts_event, quote_touch(st))
+
+    def on_bar(self, ev: Bar) -> None:
+        st = self._symbols.get(ev.symbol)
+        if st is None or ev.venue != self.name:
+            return
+        st.last_px = ev.close
+        if st.busy and (st.due(ev.ts_event) or (
+                st.open and (st.always or not st.lo < ev.low <= ev.high < st.hi))):
+            self._step(st, ev.ts_event, bar_touch(st, ev))
+
+    def on_book(self, ev: BookSnapshot | BookDelta) -> None:
+        st = self._symbols.get(ev.symbol)
+        if st is None or ev.venue != self.name:
+            return
+        st.on_book(ev)
+        if st.busy and (st.due(ev.ts_event) or (
+                st.open and (st.always or not st.quiet_quote()))):
+            self._step(st, ev.ts_event, quote_touch(st))
+
+    # -- requests ------------------------------------------------------------
+
+    def on_request(self, ev: OrderSubmitted | CancelOrder | AmendOrder) -> None:
+        """Queue a request until the market event at or after its arrival."""
+        if ev.venue != self.name:
+            return
+        arrival = ev.ts_event + self.latency_ns
+        st = self._symbols.get(ev.symbol)
+        if st is None:  # no market event will ever come for it: answer now
+            self._ledger.refuse(ev, arrival, f"unknown symbol {ev.symbol!r} at {self.name!r}")
+            return
+        self._received += 1
+        heappush(st.pending, (arrival, self._received, ev))
+        st.busy = True
+
+    # -- one market event for a symbol with work -----------------------------
+
+    def _step(self, st: SymbolState, ts: int, t: Touch) -> None:
+        pending = st.pending
+        while pending and pending[0][0] <= ts:
+            arrival, _, req = heappop(pending)
+            if st.next_expiry and st.next_expiry <= arrival:
+                self._expire(st, arrival)
+            if isinstance(req, OrderSubmitted):
+                self._accept(st, req, arrival, t)
+            elif isinstance(req, CancelOrder):
+                self._cancel(req, arrival)
+            else:
+                self._amend(st, req, arrival, t)
+        if st.open:
+            if st.next_expiry and st.next_expiry <= ts:
+                self._expire(st, ts)
+            for order in list(st.open.values()):
+                if order.state == OPEN:
+                    self._match(st, order, t, ts)
+            st.regate(self.fill_model == QUEUE_AWARE)
+        st.busy = bool(st.open or st.pending)
+
+    def _match(self, st: SymbolState, order: SimOrder, t: Touch, ts: int) -> None:
+        ledger = self._ledger
+        was_live, was_fresh = order.live, order.fresh
+        ex = match(order, t, self.fill_model, self._slip, st)
+        first = was_fresh or (order.live and not was_live)
+        tif = order.tif
+        if ex is not None:
+            qty = ex.qty
+            if order.reduce_only:
+                room = ledger.reduce_room(order.symbol, order.buy)
+                if room <= 0:
+                    ledger.cancel(order, ts, "reduce-only")
+                    return
+                qty = min(qty, room)
+            if first and tif == FOK and qty < order.remaining:
+                ledger.cancel(order, ts, FOK)
+                return
+            ledger.fill(order, st.inst, qty, ex.price, ex.liquidity, ts)
+            if (order.state == OPEN and order.reduce_only
+                    and ledger.reduce_room(order.symbol, order.buy) <= 0):
+                ledger.cancel(order, ts, "reduce-only")
+                return
+        elif first and tif == FOK:
+            ledger.cancel(order, ts, FOK)
+            return
+        if first and tif == IOC and order.state == OPEN:
+            ledger.cancel(order, ts, IOC)
+
+    def _expire(self, st: SymbolState, ts: int) -> None:
+        """Expire the orders whose deadline is at or before `ts`."""
+        nearest = 0
+        for order in list(st.open.values()):
+            deadline = order.expire_ns
+            if not deadline:
+                continue
+            if deadline <= ts:
+                self._ledger.expire(order, deadline)
+            elif not nearest or deadline < nearest:
+                nearest = deadline
+        st.next_expiry = nearest
+
+    # -- arrivals ------------------------------------------------------------
+
+    def _accept(self, st: SymbolState, sub: OrderSubmitted, arrival: int, t: Touch) -> None:
+        ledger = self._ledger
+        buy = sub.side != SELL
+        reason = validate(sub, st.inst, arrival)
+        if reason is None and sub.client_order_id in ledger.orders:
+            reason = f"duplicate client_order_id {sub.client_order_id!r}"
+        if (reason is None and sub.post_only and sub.price is not None
+                and crosses(buy, sub.price, t)):
+            reason = "post-only would take liquidity"
+        if reason is None and sub.reduce_only and ledger.reduce_room(sub.symbol, buy) <= 0:
+            reason = f"reduce-only order would increase the {sub.symbol} position"
+        ccy, unit = "", _ZERO
+        if reason is None:
+            ccy, unit, reason = self._reservation(st, sub, t)
+        if reason is not None:
+            ledger.refuse(sub, arrival, reason)
+            return
+        tif = sub.time_in_force
+        expire = sub.expire_ts if tif == GTD else next_midnight_ns(arrival) if tif == DAY else 0
+        order = ledger.accept(sub, expire, ccy, unit, arrival)
+        if self.fill_model == QUEUE_AWARE and order.order_type == LIMIT:
+            join_queue(order, st)
+
+    def _reservation(self, st: SymbolState, sub: OrderSubmitted, t: Touch
+                     ) -> tuple[str, Decimal, str | None]:
+        """(currency, amount locked per unit of quantity, refusal reason)."""
+        inst = st.inst
+        if sub.side == SELL:
+            if self.allow_short:
+                return inst.base, _ZERO, None
+            free = self._acc.free(inst.base)
+            if sub.qty > free:
+                return inst.base, _ONE, _insufficient(sub.qty, inst.base, free)
+            return inst.base, _ONE, None
+        otype = sub.order_type
+        if otype in LIMIT_TYPES:
+            assert sub.price is not None  # validated
+            unit = sub.price
+        elif otype == STOP_MARKET:
+            assert sub.trigger_price is not None
+            unit = sub.trigger_price * HEADROOM
+        elif otype == TRAILING_STOP and sub.trigger_price is not None:
+            unit = sub.trigger_price * HEADROOM
+        else:
+            last = inst.round_price(st.last_px) if st.last_px is not None else t.buy_px
+            if last is None:
+                return inst.quote, _ZERO, "no market price known to check a market buy against"
+            if otype == TRAILING_STOP:
+                assert sub.trailing_offset is not None
+                last += sub.trailing_offset
+            unit = last * HEADROOM
+        need = sub.qty * unit
+        free = self._acc.free(inst.quote)
+        if need > free:
+            return inst.quote, unit, _insufficient(need, inst.quote, free)
+        return inst.quote, unit, None
+
+    def _cancel(self, req: CancelOrder, arrival: int) -> None:
+        order = self._ledger.orders.get(req.client_order_id)
+        if order is None:
+            self._ledger.refuse(req, arrival, f"unknown order {req.client_order_id!r}")
+        elif order.state != OPEN:
+            self._ledger.refuse(req, arrival, f"order already {order.state}")
+        else:
+            self._ledger.cancel(order, arrival, req.reason or "requested")
+
+    def _amend(self, st: SymbolState, req: AmendOrder, arrival: int, t: Touch) -> None:
+        order = self._ledger.orders.get(req.client_order_id)
+        if order is None or order.state != OPEN:
+            self._ledger.refuse(req, arrival, f"unknown order {req.client_order_id!r}"
+                                if order is None else f"order already {order.state}")
+            return
+        qty = order.qty if req.qty is None else req.qty
+        price = order.price if req.price is None else req.price
+        trigger = order.trigger if req.trigger_price is None else req.trigger_price
+        reason = self._amend_refusal(order, req, qty, price, t)
+        unit = order.reserve_px
+        if order.buy and unit:
+            if order.order_type in LIMIT_TYPES and price is not None:
+                unit = price
+            elif order.order_type == STOP_MARKET and trigger is not None:
+                unit = trigger * HEADROOM
+        relock = (qty - order.filled) * unit - order.reserved
+        free = self._acc.free(order.reserve_ccy)
+        if reason is None and relock > free:
+            reason = _insufficient(relock, order.reserve_ccy, free)
+        if reason is not None:
+            self._ledger.refuse(req, arrival, reason)
+            return
+        reprice = price != order.price
+        lose_priority = reprice or qty > order.qty  # a real venue requeues these too
+        order.qty, order.price, order.trigger, order.reserve_px = qty, price, trigger, unit
+        if reprice and order.live:
+            order.fresh = True  # it re-enters the book: it may now cross and take
+        if self.fill_model == QUEUE_AWARE and lose_priority and order.live and price is not None:
+            join_queue(order, st)
+        self._ledger.amended(order, relock, arrival)
+
+    def _amend_refusal(self, order: SimOrder, req: AmendOrder, qty: Decimal,
+                       price: Decimal | None, t: Touch) -> str | None:
+        inst = self._symbols[order.symbol].inst
+        if req.price is not None and order.order_type not in LIMIT_TYPES:
+            return f"a {order.order_type} order has no limit price"
+        if req.trigger_price is not None and order.order_type not in STOP_TYPES:
+            return f"a {order.order_type} order has no trigger price"
+        if not inst.on_qty_grid(qty):
+            return f"qty {qty} is not a positive multiple of step {inst.step_size}"
+        if qty <= order.filled:
+            return f"qty {_plain(qty)} is not above the filled qty {_plain(order.filled)}"
+        if req.price is not None and not inst.on_price_grid(req.price):
+            return f"price {req.price} is not on tick {inst.tick_size}"
+        if req.trigger_price is not None and not inst.on_price_grid(req.trigger_price):
+            return f"trigger price {req.trigger_price} is not on tick {inst.tick_size}"
+        if (order.sub.post_only and order.live and price is not None and price != order.price
+                and crosses(order.buy, price, t)):
+            return "post-only would take liquidity"
+        return None
+
+
+def _insufficient(need: Decimal, currency: str, free: Decimal) -> str:
+    # plain notation without trailing zeros: "need 1000.91 USDT, free 1000"
+    return f"insufficient balance: need {_plain(need)} {currency}, free {_plain(free)}"
+
+
+def _plain(x: Decimal) -> str:
+    return format(x.normalize(), "f") if x else "0"
