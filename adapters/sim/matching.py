@@ -119,9 +119,14 @@ def _take_limit(order: SimOrder, limit: Decimal, t: Touch, slip: Slippage,
     if qty <= 0:
         return None
     px = t.ask if buy else t.bid
-    if px is None:  # no book visible: the only price it is sure of
-        return Execution(qty, limit, TAKER)
-    price = slip.price(buy, px, qty, size, st.half_spread(), True, st.inst)
+    quoted = px is not None
+    if px is None:
+        # No book visible: it takes at the price the market trades (the trade,
+        # the bar's open), as a market order would, never worse than its limit.
+        px = t.buy_px if buy else t.sell_px
+        if px is None:
+            return Execution(qty, limit, TAKER)
+    price = slip.price(buy, px, qty, size, st.half_spread(), quoted, st.inst)
     return Execution(qty, min(price, limit) if buy else max(price, limit), TAKER)
 
 

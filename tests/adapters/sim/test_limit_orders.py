@@ -92,9 +92,9 @@ def test_a_limit_that_crosses_on_arrival_takes(model: str) -> None:
     sim = Sim(fill_model=model, maker_fee_bps=2, taker_fee_bps=5)
     sim.trade(1, 100.0)
     on_trades = sim.submit(1, "BUY", "LIMIT", "1", price="101")
-    sim.trade(2, 100.2)  # no book visible: the taker gets its limit price
-    assert sim.fills(on_trades) == [(2, "BUY", D(1), D("101"), "TAKER")]
-    assert sim.of(Fill, on_trades)[0].fee == D("0.05050000")
+    sim.trade(2, 100.2)  # no book visible: the taker trades at the trade's price
+    assert sim.fills(on_trades) == [(2, "BUY", D(1), D("100.20"), "TAKER")]
+    assert sim.of(Fill, on_trades)[0].fee == D("0.05010000")
     on_quotes = sim.submit(2, "SELL", "LIMIT", "1", price="99.5")
     sim.quote(3, 100.1, 100.3)  # takes the bid
     assert sim.fills(on_quotes) == [(3, "SELL", D(1), D("100.10"), "TAKER")]

@@ -64,8 +64,8 @@ def test_a_repriced_order_enters_again_and_takes_if_it_crosses() -> None:
     cid = sim.submit(1, "BUY", "LIMIT", "1", price="98")
     sim.trade(2, 100.0)
     sim.amend(2, cid, price="99")
-    sim.trade(3, 98.5)  # trade-only data: entering at 99 over a 98.5 trade takes, at 99
-    assert sim.fills(cid) == [(3, "BUY", D(1), D("99"), "TAKER")]
+    sim.trade(3, 98.5)  # trade-only data: entering at 99 over a 98.5 trade takes, at 98.5
+    assert sim.fills(cid) == [(3, "BUY", D(1), D("98.50"), "TAKER")]
 
 
 def test_amend_that_crosses_takes_and_relocks_the_balance() -> None:

@@ -81,8 +81,8 @@ def test_stop_limit_becomes_a_limit_that_takes_when_the_trigger_price_is_within_
     sim = Sim()
     sim.trade(1, 100.0)
     cid = sim.submit(1, "BUY", "STOP_LIMIT", "1", trigger="101", price="101.5")
-    sim.trade(2, 101.2)  # triggers; 101.5 >= 101.2: takes, at its limit on trade data
-    assert sim.fills(cid) == [(2, "BUY", D(1), D("101.5"), "TAKER")]
+    sim.trade(2, 101.2)  # triggers; 101.5 >= 101.2: takes, at the trade's price
+    assert sim.fills(cid) == [(2, "BUY", D(1), D("101.20"), "TAKER")]
 
 
 def test_stop_limit_gapping_past_its_limit_rests_and_fills_as_maker() -> None:
