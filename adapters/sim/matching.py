@@ -12,7 +12,7 @@ taker. Once a Quote or book has been seen for the symbol, crossing means
 reaching the last known opposite best (buy: L >= ask) and the order fills
 there (slipped, never beyond L). On data without quotes (trades or bars only)
 it means reaching the event's taker price (buy: L >= trade price or bar open)
-and, as no resting liquidity is visible, it fills at its limit price L. A limit
+and it fills at that price, as a market order would (never beyond L). A limit
 that does not cross rests and fills as maker at L per the fill model
 (`fill_models`); on a Bar that can be the same bar (it opened above a buy limit
 and traded below it). An amend that changes the price makes the order enter
