@@ -1,0 +1,274 @@
+"""The risk engine: pre-trade checks, the effective limits and the trading state.
+
+Owns the account's trading state (active | reducing | halted) and the order-rate
+windows; the checks themselves are in `daemon.trading.risk_checks`. The OMS asks
+`RiskEngine.check(strategy_id, order, open_orders)` before it publishes
+`OrderSubmitted`; a `Rejection` becomes `OrderRejected(check=..., reason=...)`.
+
+Limits: a strategy's `[strategies.risk]` only tightens the account's: each
+effective limit is the smaller of the two (`Limits.from_config`).
+
+Trading state machine (events.system.TradingState), on the account's daily PnL
+(`Portfolio.daily_pnl()`: realized - fees + change in unrealized since 00:00 UTC):
+    active   -- loss >= daily_loss_limit -->                    reducing
+    active | reducing -- loss >= halt_loss_multiple x limit --> halted
+    any      -- halt(reason) (kill switch) -->                  halted
+    reducing -- first evaluation on a new UTC day -->           active (loss resets)
+    reducing | halted -- resume() -->  active, or straight back to the state the
+                                       day's loss still demands
+Escalation is automatic, de-escalation is not (a recovering price does not lift
+the limit within the day), and halted always needs `resume()`. In reducing and
+halted, only position-reducing orders pass (see `risk_checks`). A strategy whose
+own daily loss reaches its effective limit is held to reducing orders the same way,
+without a state event (TradingState is account-wide).
+
+The state is evaluated before every check (so no order is judged on a stale
+state) and after every `PositionChanged` and, while a position is open, every
+market event. The risk engine is subscribed before the portfolio, so on a market
+event it sees the previous mark: one event late, never wrong at order time.
+
+Recovery: the state is a fold of `TradingState` events; `apply()` is that fold,
+used live (every transition is applied, then published) and when the journal is
+folded at start (`recover()`). The rate windows (1 s of history) start empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Protocol
+
+import msgspec
+
+from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
+from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
+from daemon.trading.risk_checks import CHECKS, CheckContext, Rejection, fmt
+from events.base import Event
+from events.bus import Bus
+from events.instruments import Instrument, to_decimal
+from events.market import Bar, Quote, Trade
+from events.state import PositionChanged
+from events.system import ACTIVE, HALTED, REDUCING, TradingState
+
+__all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
+
+DAY_NS = 86_400 * 1_000_000_000
+SECOND_NS = 1_000_000_000
+
+
+class RiskPortfolio(PortfolioView, Protocol):
+    """What risk reads from the portfolio beyond `PortfolioView`."""
+
+    def free_balance(self, venue: str, currency: str) -> Decimal: ...
+
+    def daily_pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal: ...
+
+    def has_position(self, venue: str, symbol: str) -> bool: ...
+
+
+def _tighter(account: float | None, strategy: float | None) -> Decimal | None:
+    values = [to_decimal(v) for v in (account, strategy) if v is not None]
+    return min(values) if values else None
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Effective limits, exact: the account's, or a strategy's (the tighter of both)."""
+
+    max_order_qty: Decimal
+    max_order_notional: Decimal
+    max_position_qty: Decimal
+    daily_loss_limit: Decimal
+    max_orders_per_s: Decimal
+    price_band_pct: Decimal
+    max_position_notional: Decimal | None = None
+    max_concentration_pct: Decimal | None = None
+
+    @classmethod
+    def from_config(cls, account: RiskConfig, strategy: StrategyRiskConfig | None = None
+                    ) -> Limits:
+        s = strategy or StrategyRiskConfig()
+        required = {}
+        for name in ("max_order_qty", "max_order_notional", "max_position_qty",
+                     "daily_loss_limit", "max_orders_per_s", "price_band_pct"):
+            value = _tighter(getattr(account, name), getattr(s, name))
+            assert value is not None  # the account's are required
+            required[name] = value
+        return cls(
+            **required,
+            max_position_notional=_tighter(account.max_position_notional,
+                                           s.max_position_notional),
+            max_concentration_pct=_tighter(account.max_concentration_pct,
+                                           s.max_concentration_pct),
+        )
+
+    @property
+    def rate_window(self) -> tuple[int, int]:
+        """(orders allowed, window in ns): `max_orders_per_s` orders in any 1 s
+        window; a rate below 1/s allows one order per 1/rate seconds."""
+        rate = self.max_orders_per_s
+        if rate >= 1:
+            return int(rate), SECOND_NS
+        return 1, math.ceil(SECOND_NS / rate)
+
+
+class RiskEngine:
+    """Runs the pre-trade checks and keeps the trading state.
+
+    `strategy_limits` maps strategy id to its `[strategies.risk]` (None: the
+    account's limits); `instruments` maps (venue, symbol) to its Instrument;
+    `venues` (the configs) give each venue's taker fee and whether it allows
+    shorting. `now_ns` is the run's clock, `publish` the bus's publish.
+    """
+
+    def __init__(self, config: RiskConfig,
+                 strategy_limits: Mapping[str, StrategyRiskConfig | None],
+                 instruments: Mapping[tuple[str, str], Instrument], portfolio: RiskPortfolio,
+                 now_ns: Callable[[], int], publish: Callable[[Event], object], *,
+                 venues: Iterable[VenueConfig] = ()) -> None:
+        self.account_limits = Limits.from_config(config)
+        self._limits = {sid: Limits.from_config(config, lim)
+                        for sid, lim in strategy_limits.items()}
+        self._halt_multiple = to_decimal(config.halt_loss_multiple)
+        self._reduce_at = self.account_limits.daily_loss_limit
+        self._halt_at = self._reduce_at * self._halt_multiple
+        self._self_trade_prevention = config.self_trade_prevention
+        self._instruments = dict(instruments)
+        self._portfolio = portfolio
+        self._now_ns = now_ns
+        self._publish = publish
+        self._fee_rate: dict[str, Decimal] = {}
+        self._allow_short: set[str] = set()
+        for venue in venues:
+            self._fee_rate[venue.name] = to_decimal(venue.taker_fee_bps) / 10_000
+            if venue.allow_short:
+                self._allow_short.add(venue.name)
+        self.state = ACTIVE
+        self.reason = ""
+        self._state_day: int | None = None
+        self._account_orders: deque[int] = deque()
+        self._strategy_orders: dict[str, deque[int]] = {}
+
+    def limits(self, strategy_id: str) -> Limits:
+        """The limits `strategy_id`'s orders are held to."""
+        return self._limits.get(strategy_id, self.account_limits)
+
+    def subscribe(self, bus: Bus) -> None:
+        """Re-evaluate the trading state as positions and marks change."""
+        bus.subscribe(PositionChanged, self._on_position)
+        for cls in (Trade, Quote, Bar):
+            bus.subscribe(cls, self._on_market)
+
+    def _on_position(self, _event: PositionChanged) -> None:
+        self.evaluate()
+
+    def _on_market(self, event: Trade | Quote | Bar) -> None:
+        # Only an open position's unrealized PnL moves with the market.
+        if self._portfolio.has_position(event.venue, event.symbol):
+            self.evaluate()
+
+    # -- pre-trade ------------------------------------------------------------------
+
+    def check(self, strategy_id: str, order: OrderRequest,
+              open_orders: Sequence[OrderView] = ()) -> Rejection | None:
+        """Run every check on `order` (`open_orders`: all the account's open
+        orders, every strategy). None means it may be submitted, and it then
+        counts against the order rate: the OMS submits every order risk passes.
+
+        Raises ValueError for a malformed request (unknown side or order type).
+        """
+        if order.side not in (BUY, SELL) or order.order_type not in ORDER_TYPES:
+            raise ValueError(f"malformed order: side {order.side!r}, "
+                             f"order_type {order.order_type!r}")
+        now = self._now_ns()
+        self.evaluate()
+        limits = self.limits(strategy_id)
+        strategy_orders = self._strategy_orders.setdefault(strategy_id, deque())
+        ctx = CheckContext(
+            strategy_id=strategy_id, order=order,
+            instrument=self._instruments.get((order.venue, order.symbol)),
+            instruments=self._instruments, limits=limits,
+            account_limits=self.account_limits, portfolio=self._portfolio,
+            open_orders=open_orders, trading_state=self.state, state_reason=self.reason,
+            recent_orders=_count(self._account_orders, self.account_limits, now),
+            recent_strategy_orders=_count(strategy_orders, limits, now),
+            taker_fee_rate=self._fee_rate.get(order.venue, Decimal(0)),
+            allow_short=order.venue in self._allow_short,
+            self_trade_prevention=self._self_trade_prevention)
+        for chk in CHECKS:
+            rejection = chk(order, ctx)
+            if rejection is not None:
+                return rejection
+        self._account_orders.append(now)
+        strategy_orders.append(now)
+        return None
+
+    # -- the trading state machine ------------------------------------------------
+
+    def evaluate(self) -> str:
+        """Bring the state up to date with the day's loss; returns the state."""
+        if self.state == REDUCING and self._state_day is not None \
+                and self._now_ns() // DAY_NS > self._state_day:
+            target, reason = self._demanded()
+            self._transition(target, f"new UTC day; {reason}")
+        elif self.state != HALTED:
+            # The common case, on every market event with a position open: compare
+            # first, word a reason only for a transition.
+            loss = -self._portfolio.daily_pnl()
+            if loss >= self._halt_at or (loss >= self._reduce_at and self.state == ACTIVE):
+                self._transition(*self._demanded(loss))
+        return self.state
+
+    def _demanded(self, loss: Decimal | None = None) -> tuple[str, str]:
+        """The state the account's daily loss calls for, and why."""
+        if loss is None:
+            loss = -self._portfolio.daily_pnl()
+        limit = self._reduce_at
+        if loss >= self._halt_at:
+            return HALTED, (f"daily loss {fmt(loss)} >= {fmt(self._halt_multiple)} x "
+                            f"daily_loss_limit {fmt(limit)}")
+        if loss >= limit:
+            return REDUCING, f"daily loss {fmt(loss)} >= daily_loss_limit {fmt(limit)}"
+        return ACTIVE, f"daily loss {fmt(loss)} < daily_loss_limit {fmt(limit)}"
+
+    def halt(self, reason: str = "halted by operator") -> None:
+        """The kill switch: HALTED until `resume()`; only reducing orders pass."""
+        if self.state != HALTED:
+            self._transition(HALTED, reason)
+
+    def resume(self, reason: str = "resumed by operator") -> str:
+        """Leave HALTED/REDUCING: to ACTIVE, or to the state the day's loss still
+        demands. Returns the new state."""
+        if self.state != ACTIVE:
+            target, why = self._demanded()
+            if target != self.state:
+                self._transition(target, reason if target == ACTIVE else f"{reason}; {why}")
+        return self.state
+
+    def _transition(self, state: str, reason: str) -> None:
+        now = self._now_ns()
+        event = TradingState(ts_event=now, ts_recv=now, state=state, reason=reason)
+        self.apply(event)
+        self._publish(event)
+
+    def apply(self, event: Event) -> None:
+        """The fold: a `TradingState` event sets the state (live and recovery)."""
+        if isinstance(event, TradingState):
+            self.state = event.state
+            self.reason = event.reason
+            self._state_day = event.ts_event // DAY_NS
+
+    def recover(self, events: Iterable[Event]) -> None:
+        """Fold journaled events (the `TradingState`s matter) at start."""
+        for event in events:
+            self.apply(event)
+
+
+def _count(times: deque[int], limits: Limits, now: int) -> int:
+    """Orders in the sliding window (now - window, now], forgetting older ones."""
+    _capacity, window = limits.rate_window
+    horizon = now - window
+    while times and times[0] <= horizon:
+        times.popleft()
+    return len(times)
