@@ -15,6 +15,7 @@ from daemon.errors import EXIT_CRASH, UserError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("daemon.commands.run", "run the daemon (live or paper, as the config says)"),
+    "replay": ("daemon.commands.replay", "replay recorded days through the trading node"),
     "import": ("daemon.commands.import_", "import market data files into the event store"),
     "events": ("daemon.commands.events", "print stored events as JSON lines"),
     "check-config": ("daemon.commands.check_config", "validate a config file"),

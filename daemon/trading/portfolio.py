@@ -235,17 +235,32 @@ class Portfolio:
         self._marks: dict[Key, Trade | Quote | Bar | Decimal] = {}
         self._mark_cache: dict[Key, tuple[object, Decimal]] = {}
         self._day: int | None = None
+        self._day_end = 0  # ns: the end of `_day` (0 until the first event)
         self._baselines: dict[tuple[str, str, str], Decimal] = {}
         self.upto_seq = 0
 
     def subscribe(self, bus: Bus) -> None:
         """Follow fills, balances and market prices on `bus`."""
         bus.subscribe(Fill, self._on_fill)
-        for cls in (Trade, Quote, Bar, BalanceChanged):
+        bus.subscribe(Trade, self._on_trade)
+        for cls in (Quote, Bar, BalanceChanged):
             bus.subscribe(cls, self._on_event)
 
     def _on_event(self, event: Event) -> None:
         self.apply(event)
+
+    def _on_trade(self, trade: Trade) -> None:
+        """`apply` for the one event that comes a million times a second: a
+        trade of an already marked symbol, on the same UTC day, only replaces
+        the mark. Anything else takes the full fold."""
+        key = (trade.venue, trade.symbol)
+        if (key in self._marks and trade.ts_event < self._day_end
+                and 0 < trade.price < _INF):
+            self._marks[key] = trade
+            if trade.seq:
+                self.upto_seq = trade.seq
+        else:
+            self.apply(trade)
 
     def _on_fill(self, fill: Fill) -> None:
         changed = self.apply(fill)
@@ -325,6 +340,7 @@ class Portfolio:
         if self._day is not None and day <= self._day:
             return
         self._day = day
+        self._day_end = (day + 1) * DAY_NS
         # The baseline is every position's value at the moment the day starts.
         with localcontext(_CTX):
             self._baselines = {
@@ -393,6 +409,7 @@ class Portfolio:
         self._mark_cache = {}
         self._baselines = {(b.venue, b.symbol, b.strategy_id): b.value for b in state.baselines}
         self._day = state.day
+        self._day_end = 0 if state.day is None else (state.day + 1) * DAY_NS
         self.upto_seq = state.upto_seq
 
     def recover(self, events: Iterable[Event], snapshot: Snapshot | None = None) -> None:

@@ -113,6 +113,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         return 1, math.ceil(SECOND_NS / rate)
 
 
+MARKET_EVAL_NS = 1_000_000_000  # re-value open positions at most once a second of market time
+
+
 class RiskEngine:
     """Runs the pre-trade checks and keeps the trading state.
 
@@ -149,6 +152,8 @@ class RiskEngine:
         self._state_day: int | None = None
         self._account_orders: deque[int] = deque()
         self._strategy_orders: dict[str, deque[int]] = {}
+        # market events between evaluations are skipped with one comparison
+        self._next_market_eval = 0
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
@@ -164,6 +169,14 @@ class RiskEngine:
         self.evaluate()
 
     def _on_market(self, event: Trade | Quote | Bar) -> None:
+        # The loss limit is evaluated on every fill and every order, and between
+        # them at most once per MARKET_EVAL_NS of market time: valuing the book
+        # on each of a million trades a second would cost more than the whole
+        # rest of the pipeline, and a second of price moves is within what the
+        # price band and position limits already bound.
+        if event.ts_event < self._next_market_eval:
+            return
+        self._next_market_eval = event.ts_event + MARKET_EVAL_NS
         # Only an open position's unrealized PnL moves with the market.
         if self._portfolio.has_position(event.venue, event.symbol):
             self.evaluate()

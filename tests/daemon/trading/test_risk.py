@@ -97,7 +97,7 @@ class Env:
         self.portfolio.subscribe(self.bus)
         self.balance("USDT", "1000000")
         self.balance("BTC", "100")
-        self.trade(100.0)
+        self.trade(100.0, advance=False)
 
     def publish(self, event: Event) -> None:
         self.bus.publish(event)
@@ -107,7 +107,9 @@ class Env:
         self.publish(BalanceChanged(ts_event=now, ts_recv=now, venue="sim", currency=currency,
                                     total=D(total), free=D(free or total)))
 
-    def trade(self, price: float, symbol: str = "BTCUSDT") -> None:
+    def trade(self, price: float, symbol: str = "BTCUSDT", advance: bool = True) -> None:
+        if advance:  # a second of market time per trade: risk re-values at most once a second
+            self.clock.now += 1_000_000_000
         now = self.clock.now
         self.publish(Trade(ts_event=now, ts_recv=now, venue="sim", symbol=symbol, price=price,
                            size=1.0))
@@ -444,3 +446,18 @@ def test_every_check_is_named_once() -> None:
         "instrument_tradable", "price_grid", "qty_grid", "min_notional", "max_order_qty",
         "max_order_notional", "max_position_qty", "max_position_notional", "concentration",
         "available_balance", "daily_loss_limit", "order_rate", "price_band", "self_trade"})
+
+
+def test_market_events_within_a_second_are_not_revalued() -> None:
+    env = Env({"max_position_qty": 100.0})
+    env.fill(BUY, "20", "100")
+    env.trade(60.0)
+    env.trade(40.0)  # loss 1200 is marked ...
+    ts = env.clock.now
+    env.publish(Trade(ts_event=ts + 1, ts_recv=ts + 1, venue="sim", symbol="BTCUSDT",
+                      price=40.0, size=1.0))
+    assert env.risk.state == ACTIVE  # ... but the next re-valuation is due a second later
+    env.trade(40.0)
+    assert env.risk.state == REDUCING
+    env.risk.resume()
+    assert env.check(qty="1", price="40") is not None  # an order always sees the current loss

@@ -1,0 +1,167 @@
+"""`tapeloop replay`: the trading node on a replay clock, fed from the store.
+
+The run writes only its own events (orders, fills, positions, balances, state)
+to `RUN_DIR/events/` through its own journal: the input market data is
+dispatched to the components, not republished, so it is not copied. Every
+component is stamped by the replay clock (the time of the event being
+processed), never by the wall clock, so the same input and config give
+byte-identical output events.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import structlog
+
+from daemon.config import Config
+from daemon.errors import EXIT_LOCKED, UserError
+from daemon.node import TradingNode
+from events.bus import Bus
+from events.journal import JournalPolicy
+from events.orders import Fill, OrderRejected
+from events.registry import MARKET_TYPES
+from events.store import EventStore, StoreLocked, list_parts
+from replay.clock import ReplayClock
+from replay.driver import replay_into, replay_into_paced
+from replay.pacing import Pacer
+from replay.reader import read_events
+from replay.report import ReportBuilder, summary_lines
+
+log = structlog.get_logger("tapeloop.replay")
+
+EQUITY_PERIOD_NS = 60 * 1_000_000_000  # one equity sample per minute of event time
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySpec:
+    data_dir: Path
+    out_dir: Path
+    date_from: date | None = None
+    date_to: date | None = None
+    speed: float | None = None  # None: as fast as possible
+
+
+def _market_types() -> list[str]:
+    return [t.__name__ for t in MARKET_TYPES]
+
+
+def _count_rows(spec: ReplaySpec) -> int:
+    """Rows to replay, from Parquet footers (cheap): the progress bar's total."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for part in list_parts(spec.data_dir / "events", types=_market_types(),
+                           date_from=spec.date_from, date_to=spec.date_to):
+        total += pq.ParquetFile(part.path).metadata.num_rows
+    return total
+
+
+def _open_out(out_dir: Path) -> EventStore:
+    if (out_dir / "events").exists() and any((out_dir / "events").iterdir()):
+        raise UserError(f"--out {out_dir}: already holds a run; choose a new directory")
+    try:
+        return EventStore.open_writer(out_dir)
+    except StoreLocked as exc:
+        raise UserError(str(exc), code=EXIT_LOCKED) from None
+
+
+def run_replay(config: Config, spec: ReplaySpec) -> dict:
+    """Replay the stored market data through the trading node; write the
+    report files and return the report dict."""
+    if not (spec.data_dir / "events").is_dir():
+        raise UserError(f"--data {spec.data_dir}: no events/ (import or record data first)")
+    symbols = sorted({s for st in config.strategies for s in st.symbols}
+                     | {i.symbol for i in config.instruments})
+    venues = {v.name for v in config.venues}
+    total = _count_rows(spec)
+    store = _open_out(spec.out_dir)
+    try:
+        journal = store.open_journal(JournalPolicy(fsync="never", roll_interval_s=1e12,
+                                                   segment_max_bytes=1 << 40))
+        bus = Bus(next_seq=journal.next_seq, journal=journal.append)
+        batches = read_events(spec.data_dir, date_from=spec.date_from, date_to=spec.date_to,
+                              types=_market_types(), symbols=symbols or None)
+        first = next(batches, None)
+        if first is None:
+            raise UserError(f"--data {spec.data_dir}: no market data for {', '.join(symbols)} "
+                            "in the date range")
+        clock = ReplayClock(start_ns=first[0].ts_event)
+        node = TradingNode(config, bus, clock, replay=True)
+        report = ReportBuilder(period_ns=EQUITY_PERIOD_NS)
+        bus.subscribe(Fill, report.add_fill)
+        bus.subscribe(OrderRejected, lambda e: report.count_rejection(e.check or "venue"))
+
+        def sample(_timer: object) -> None:
+            report.add_equity(clock.now_ns(), node.portfolio.equity(),
+                              node.portfolio.equity_by_strategy())
+            clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
+
+        node.start()
+        initial_equity = node.portfolio.equity()
+        report.add_equity(clock.now_ns(), initial_equity, node.portfolio.equity_by_strategy())
+        clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
+
+        def stream():
+            yield _own_venues(first, venues)
+            for batch in batches:
+                yield _own_venues(batch, venues)
+
+        t0 = time.perf_counter()
+        events_in = _drive(bus, clock, stream(), total, spec.speed)
+        wall_s = time.perf_counter() - t0
+        node.stop()
+        report.add_equity(clock.now_ns(), node.portfolio.equity(),
+                          node.portfolio.equity_by_strategy())
+        report.set_final(**node.portfolio.final_report(initial_equity))
+        segment = journal.close()
+        if segment is not None:
+            store.roll_segment(segment)
+    finally:
+        store.close()
+    result = report.write(spec.out_dir, events_in=events_in, wall_s=wall_s)
+    log.info("replay.done", out=str(spec.out_dir), events_in=events_in, wall_s=round(wall_s, 3))
+    return result
+
+
+def _own_venues(batch: list, venues: set[str]) -> list:
+    """Market data of the configured venues only (a store may hold others)."""
+    return [e for e in batch if e.venue in venues]
+
+
+def _drive(bus: Bus, clock: ReplayClock, batches, total: int, speed: float | None) -> int:
+    if speed is not None:
+        import asyncio
+
+        return asyncio.run(replay_into_paced(bus, clock, batches, Pacer(speed)))
+    if not sys.stderr.isatty():
+        return replay_into(bus, clock, batches)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    done = 0
+    columns = (TextColumn("replay"), BarColumn(),
+               TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("replay", total=total or None)
+
+        def counted():
+            nonlocal done
+            for batch in batches:
+                yield batch
+                done += len(batch)
+                progress.update(task, completed=done)
+
+        return replay_into(bus, clock, counted())
+
+
+def print_summary(report: dict) -> None:
+    for line in summary_lines(report):
+        print(line)
+
+
+__all__ = ["Decimal", "ReplaySpec", "print_summary", "run_replay"]

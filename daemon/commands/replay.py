@@ -1,0 +1,49 @@
+"""`tapeloop replay --config FILE --data DIR [--from D] [--to D] [--speed max|N] --out RUN_DIR`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from daemon.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
+    parser.add_argument("--data", required=True, metavar="DIR", help="the recorded store")
+    parser.add_argument("--from", dest="date_from", metavar="DATE", help="first day, YYYY-MM-DD")
+    parser.add_argument("--to", dest="date_to", metavar="DATE", help="last day, YYYY-MM-DD")
+    parser.add_argument("--speed", default="max", metavar="max|N",
+                        help="max (default) or N times real time")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="where the run goes")
+
+
+def _date(option: str, text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r}: not a date (YYYY-MM-DD)") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from daemon.backtest import ReplaySpec, print_summary, run_replay
+    from daemon.config import load_config
+    from daemon.logging import configure_logging
+    from replay.pacing import parse_speed
+
+    config = load_config(args.config)
+    configure_logging("warning", stream=__import__("sys").stderr)
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as exc:
+        raise UserError(f"--speed {args.speed!r}: {exc}") from None
+    spec = ReplaySpec(data_dir=Path(args.data), out_dir=Path(args.out),
+                      date_from=_date("--from", args.date_from),
+                      date_to=_date("--to", args.date_to), speed=speed)
+    if spec.date_from and spec.date_to and spec.date_from > spec.date_to:
+        raise UserError(f"--from {args.date_from} is after --to {args.date_to}")
+    print_summary(run_replay(config, spec))
+    return 0

@@ -1,0 +1,110 @@
+"""The trading node: the components one run wires onto its bus.
+
+The same objects serve paper trading, live trading and replay; only the clock,
+the venues and where market data comes from differ:
+
+- replay: every configured venue becomes a simulated venue of the same name and
+  instruments, fed by the stored market data the replay dispatches;
+- paper (`kind = "sim"` or `"sample"`): a simulated venue of that name, fed by
+  the live (or sample) market data published on the bus.
+
+Subscription order is the order-flow contract (daemon/trading/FLOW.md):
+venues, OMS, risk, portfolio, then the strategy runtime, so a venue has seen a
+market event before any strategy can react to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from adapters.sim.venue import SimVenue
+from daemon.config import Config, StrategyConfig, VenueConfig
+from daemon.errors import UserError
+from daemon.strategies.runtime import StrategyError, StrategyRuntime
+from daemon.trading.oms import OMS
+from daemon.trading.portfolio import Portfolio, load_positions
+from daemon.trading.risk import RiskEngine
+from events.bus import Bus
+from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
+from replay.clock import Clock
+
+
+def instruments_from_config(config: Config) -> dict[tuple[str, str], Instrument]:
+    out = {}
+    for i in config.instruments:
+        inst = Instrument(
+            venue=i.venue, symbol=i.symbol, base=i.base, quote=i.quote,
+            tick_size=to_decimal(i.tick_size), step_size=to_decimal(i.step_size),
+            min_notional=to_decimal(i.min_notional),
+            status=TRADING if i.tradable else CANCEL_ONLY,
+        )
+        out[inst.key] = inst
+    return out
+
+
+def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
+              now_ns: Callable[[], int]) -> SimVenue:
+    return SimVenue(
+        vcfg.name, instruments, bus.publish, now_ns,
+        fill_model=vcfg.fill_model, slippage_bps=vcfg.slippage_bps,
+        maker_fee_bps=vcfg.maker_fee_bps, taker_fee_bps=vcfg.taker_fee_bps,
+        latency_ms=vcfg.latency_ms,
+        balances={c: to_decimal(v) for c, v in sorted(vcfg.balances.items())},
+        allow_short=vcfg.allow_short,
+    )
+
+
+class TradingNode:
+    """Venues (simulated where asked), OMS, risk, portfolio and strategies."""
+
+    def __init__(self, config: Config, bus: Bus, clock: Clock, *, replay: bool) -> None:
+        self.config = config
+        self.bus = bus
+        self.clock = clock
+        now_ns = clock.now_ns
+        self.instruments = instruments_from_config(config)
+        self.venues: list[SimVenue] = []
+        for vcfg in config.venues:
+            if replay or vcfg.kind in ("sim", "sample"):
+                insts = [i for k, i in self.instruments.items() if k[0] == vcfg.name]
+                venue = sim_venue(vcfg, insts, bus, now_ns)
+                venue.subscribe(bus)
+                self.venues.append(venue)
+        self.portfolio = Portfolio(bus.publish, now_ns, self.instruments)
+        limits = {s.id: s.risk for s in config.strategies}
+        self.risk = RiskEngine(config.risk, limits, self.instruments, self.portfolio, now_ns,
+                               bus.publish, venues=config.venues)
+        self.oms = OMS(bus.publish, now_ns, self.risk)
+        self.oms.subscribe(bus)
+        self.risk.subscribe(bus)
+        self.portfolio.subscribe(bus)
+        self.runtime = StrategyRuntime(bus, clock, self.oms, self.portfolio, self.instruments,
+                                       seed_positions=self._seed_positions)
+        for scfg in config.strategies:
+            try:
+                self.runtime.add(scfg)
+            except StrategyError as exc:
+                raise UserError(str(exc), code=3) from None
+
+    def _seed_positions(self, scfg: StrategyConfig) -> None:
+        path = scfg.initial_positions
+        assert path is not None
+        try:
+            positions = load_positions(Path(path))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"strategies[{scfg.id}].initial_positions: {exc}") from None
+        self.portfolio.seed(scfg.id, positions)
+
+    def start(self) -> None:
+        """Publish the venues' opening balances, then start the strategies."""
+        for venue in self.venues:
+            venue.start()
+        self.runtime.start()
+
+    def stop(self) -> None:
+        self.runtime.stop()
+
+    def equity(self) -> Decimal:
+        return self.portfolio.equity()
