@@ -101,6 +101,7 @@ class TradingNode:
         """Publish the venues' opening balances, then start the strategies."""
         for venue in self.venues:
             venue.start()
+        self.risk.schedule(self.clock)
         self.runtime.start()
 
     def stop(self) -> None:

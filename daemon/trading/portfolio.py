@@ -553,6 +553,10 @@ class Portfolio:
                 "unrealized": _tidy(unrealized), "fees": _tidy(fees),
                 "initial_equity": initial_equity, "marks": marks}
 
+    def has_any_position(self) -> bool:
+        """Whether any strategy holds a non-zero position anywhere."""
+        return any(p.qty for by_sid in self._positions.values() for p in by_sid.values())
+
     def has_position(self, venue: str, symbol: str) -> bool:
         """Whether any strategy holds a non-zero position in the symbol."""
         return any(p.qty for p in self._positions.get((venue, symbol), {}).values())

@@ -48,9 +48,9 @@ from daemon.trading.risk_checks import CHECKS, CheckContext, Rejection, fmt
 from events.base import Event
 from events.bus import Bus
 from events.instruments import Instrument, to_decimal
-from events.market import Bar, Quote, Trade
 from events.state import PositionChanged
 from events.system import ACTIVE, HALTED, REDUCING, TradingState
+from replay.clock import Clock
 
 __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 
@@ -152,33 +152,34 @@ class RiskEngine:
         self._state_day: int | None = None
         self._account_orders: deque[int] = deque()
         self._strategy_orders: dict[str, deque[int]] = {}
-        # market events between evaluations are skipped with one comparison
-        self._next_market_eval = 0
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
         return self._limits.get(strategy_id, self.account_limits)
 
     def subscribe(self, bus: Bus) -> None:
-        """Re-evaluate the trading state as positions and marks change."""
+        """Re-evaluate the trading state as positions change (and, with
+        `schedule`, as the market moves)."""
         bus.subscribe(PositionChanged, self._on_position)
-        for cls in (Trade, Quote, Bar):
-            bus.subscribe(cls, self._on_market)
+
+    def schedule(self, clock: Clock) -> None:
+        """Re-value open positions once a second of the run's clock (market
+        time in a replay): the loss limit then follows the market between
+        fills and orders, which are always evaluated at once."""
+        def tick(_timer: object) -> None:
+            self._on_clock()
+            clock.set_timer("risk.revalue", clock.now_ns() + MARKET_EVAL_NS, tick, owner="risk")
+
+        clock.set_timer("risk.revalue", clock.now_ns() + MARKET_EVAL_NS, tick, owner="risk")
 
     def _on_position(self, _event: PositionChanged) -> None:
         self.evaluate()
 
-    def _on_market(self, event: Trade | Quote | Bar) -> None:
-        # The loss limit is evaluated on every fill and every order, and between
-        # them at most once per MARKET_EVAL_NS of market time: valuing the book
-        # on each of a million trades a second would cost more than the whole
-        # rest of the pipeline, and a second of price moves is within what the
-        # price band and position limits already bound.
-        if event.ts_event < self._next_market_eval:
-            return
-        self._next_market_eval = event.ts_event + MARKET_EVAL_NS
-        # Only an open position's unrealized PnL moves with the market.
-        if self._portfolio.has_position(event.venue, event.symbol):
+    def _on_clock(self) -> None:
+        # Valuing the book on each of a million trades a second would cost more
+        # than the rest of the pipeline; once a second of market time is within
+        # what the price band and position limits already bound.
+        if self._portfolio.has_any_position():
             self.evaluate()
 
     # -- pre-trade ------------------------------------------------------------------

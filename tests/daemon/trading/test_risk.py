@@ -31,6 +31,7 @@ from events.market import Quote, Trade
 from events.orders import Fill
 from events.state import BalanceChanged
 from events.system import ACTIVE, HALTED, REDUCING, TradingState
+from replay.clock import ReplayClock
 
 T0 = 19_700 * DAY_NS + 12 * 3_600 * 10**9  # noon UTC
 MS = 1_000_000
@@ -52,11 +53,27 @@ ACCOUNT: dict[str, Any] = dict(
 
 
 class Clock:
+    """A replay clock driven by assigning `now` (timers due by then fire)."""
+
     def __init__(self) -> None:
-        self.now = T0
+        self._clock = ReplayClock(start_ns=T0)
+
+    @property
+    def now(self) -> int:
+        return self._clock.now_ns()
+
+    @now.setter
+    def now(self, ts: int) -> None:
+        self._clock.advance_to(ts)
 
     def __call__(self) -> int:
-        return self.now
+        return self._clock.now_ns()
+
+    def now_ns(self) -> int:
+        return self._clock.now_ns()
+
+    def set_timer(self, *args: Any, **kwargs: Any) -> Any:
+        return self._clock.set_timer(*args, **kwargs)
 
 
 @dataclass
@@ -94,6 +111,7 @@ class Env:
             venues=[VenueConfig(name="sim", taker_fee_bps=10.0, allow_short=self.allow_short)])
         # the kernel's order: risk before the portfolio
         self.risk.subscribe(self.bus)
+        self.risk.schedule(self.clock)  # type: ignore[arg-type]
         self.portfolio.subscribe(self.bus)
         self.balance("USDT", "1000000")
         self.balance("BTC", "100")
