@@ -7,7 +7,7 @@ import sys
 
 from bench.common import REPO, emit, machine, reference_call_ns
 
-BENCHES = ["bench.bench_bus", "bench.bench_reader", "bench.bench_decode"]
+BENCHES = ["bench.bench_bus", "bench.bench_reader", "bench.bench_pipeline", "bench.bench_decode"]
 
 
 def main() -> int:

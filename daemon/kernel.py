@@ -27,7 +27,11 @@ from daemon.errors import EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
 from events.base import Event, event_type_name
 from events.bus import Bus
 from events.journal import Journal, JournalPolicy
+from events.orders import Fill, OrderCanceled, OrderRejected, OrderSubmitted
+from events.registry import ORDER_TYPES
+from events.state import PositionChanged
 from events.store import EventStore, StoreLocked
+from events.system import StrategyStatus, TradingState
 
 log = structlog.get_logger("tapeloop.kernel")
 
@@ -93,6 +97,7 @@ class Kernel:
         self._stop = asyncio.Event()
         self._fatal: BaseException | None = None
         self.venues: list[Any] = []
+        self.node: Any = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -117,6 +122,51 @@ class Kernel:
         self.bus.subscribe_all(self._count)
         log.info("daemon.opened", data_dir=str(self.data_dir), next_seq=self.journal.next_seq,
                  open_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    def _recover_orders(self) -> None:
+        """Fold the recorded order events into the OMS, so client order ids
+        continue where the last run stopped (never reused). The simulated
+        account of a paper venue starts afresh from the config, so orders the
+        last run left open there are closed, with the reason said."""
+        from replay.reader import read_events
+
+        assert self.node is not None and self.bus is not None
+        oms = self.node.oms
+        names = [t.__name__ for t in ORDER_TYPES]
+        recorded = [e for batch in read_events(self.data_dir, types=names) for e in batch]
+        recorded.sort(key=lambda e: e.seq)
+        for event in recorded:
+            oms.apply(event)
+        now = time.time_ns()
+        for order in oms.open_orders():
+            self.bus.publish(OrderCanceled(
+                ts_event=now, ts_recv=now, venue=order.venue, symbol=order.symbol,
+                strategy_id=order.strategy_id, client_order_id=order.client_order_id,
+                reason="paper venue restarted"))
+        if recorded:
+            log.info("oms.recovered", orders=len(oms.orders), events=len(recorded))
+
+    def _log_trading(self) -> None:
+        """One log line per trading fact, with its context bound."""
+        assert self.bus is not None
+        sub = self.bus.subscribe
+        sub(OrderSubmitted, lambda e: log.info(
+            "order.submitted", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+            venue=e.venue, symbol=e.symbol, side=e.side, order_type=e.order_type, qty=e.qty,
+            price=e.price))
+        sub(OrderRejected, lambda e: log.warning(
+            "order.rejected", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+            venue=e.venue, symbol=e.symbol, check=e.check, reason=e.reason))
+        sub(Fill, lambda e: log.info(
+            "order.filled", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+            venue=e.venue, symbol=e.symbol, side=e.side, qty=e.qty, price=e.price, fee=e.fee,
+            liquidity=e.liquidity))
+        sub(PositionChanged, lambda e: log.info(
+            "position.changed", strategy_id=e.strategy_id, venue=e.venue, symbol=e.symbol,
+            qty=e.qty, avg_price=e.avg_price, realized_pnl=e.realized_pnl, fees=e.fees))
+        sub(StrategyStatus, lambda e: (log.error if e.status == "failed" else log.info)(
+            "strategy.status", strategy_id=e.strategy_id, status=e.status, reason=e.reason))
+        sub(TradingState, lambda e: log.warning("trading.state", state=e.state, reason=e.reason))
 
     def _count(self, event: Event) -> None:
         self.counts[type(event).__name__] += 1
@@ -149,6 +199,13 @@ class Kernel:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         roller = Roller(self.store)
+        from daemon.node import TradingNode
+        from replay.clock import LiveClock
+
+        self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
+        self._recover_orders()
+        self._log_trading()
+        self.node.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -168,6 +225,7 @@ class Kernel:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            self.node.stop()
             self._close(roller)
         if self._fatal is not None:
             log.critical("daemon.fatal", error=str(self._fatal))

@@ -77,6 +77,10 @@ class Bus:
         self._routes.clear()
 
     def _route(self, cls: type) -> tuple[Handler, ...]:
+        if cls is _Deferred:
+            route: tuple[Handler, ...] = (_run_deferred,)
+            self._routes[cls] = route
+            return route
         route = tuple(self._catch_all) + tuple(self._by_type.get(cls, ()))
         self._routes[cls] = route
         return route
@@ -124,6 +128,15 @@ class Bus:
             pending.append(event)
         if not self._dispatching:
             self._drain()
+
+    def defer(self, fn: Callable[[], object]) -> None:
+        """Run `fn` after every event already queued, i.e. after everything
+        published so far in reaction to the event being dispatched (at once
+        when nothing is being dispatched). Nothing is journaled for it."""
+        if self._dispatching:
+            self._pending.append(_Deferred(fn))  # type: ignore[arg-type]
+        else:
+            fn()
 
     def dispatch(self, event: Event) -> None:
         """Dispatch an event that already has its seq (e.g. read back from the
@@ -180,3 +193,17 @@ class Bus:
                     handler(event)
                 except Exception as exc:
                     self.on_error(event, handler, exc)
+
+
+class _Deferred:
+    """A callback waiting in the dispatch queue (see `Bus.defer`); routed to
+    `_run_deferred`, so the delivery loop needs no special case."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+
+def _run_deferred(item: _Deferred) -> None:
+    item.fn()

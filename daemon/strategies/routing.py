@@ -87,8 +87,9 @@ class MarketRouter:
     """Delivers market data and bars to running strategies; `fail(slot, exc, hook)`
     is called when a hook raises (with slot None if a bar builder did)."""
 
-    def __init__(self, fail: FailHandler) -> None:
+    def __init__(self, fail: FailHandler, defer: Callable[[Callable[[], object]], None]) -> None:
         self._fail = fail
+        self._defer = defer  # Bus.defer
         self._slots: tuple[Slot, ...] = ()
         self._routes: dict[tuple[str, str, type], Route] = {}
         self._builders: dict[BarKey, BarBuilder] = {}
@@ -112,7 +113,13 @@ class MarketRouter:
                 self._fail(slot, exc, event.__class__.__name__)
 
     def on_bar(self, bar: Bar) -> None:
-        """A Bar from the data."""
+        """A Bar from the data, delivered once the bus has dispatched what the
+        bar caused first: a simulated venue fills a waiting market order at
+        the bar's OPEN, so by the bar's close the strategy must see that fill
+        (its Fill is queued behind the Bar; deferring puts the bar after it)."""
+        self._defer(lambda: self._deliver_bar(bar))
+
+    def _deliver_bar(self, bar: Bar) -> None:
         route = self._bar_routes.get((bar.venue, bar.symbol, bar.interval))
         if route is None:
             route = self._bar_route(bar)

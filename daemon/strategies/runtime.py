@@ -109,7 +109,7 @@ class StrategyRuntime:
         self.publish_timers = publish_timers
         self._slots: dict[str, Slot] = {}  # every added strategy, in add order
         self._running: dict[str, Slot] = {}  # strategy_id -> slot: the order-event route
-        self.router = MarketRouter(self._fail)
+        self.router = MarketRouter(self._fail, bus.defer)
         self._hold = 0
         self._held: deque[Event] = deque()
         self._started = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -19,7 +20,7 @@ SAMPLE = REPO / "configs" / "samples" / "binance-usdm-btcusdt-20240808-head30k.g
 def write_config(tmp_path: Path, speed: str = "20.0") -> Path:
     text = (REPO / "configs" / "paper.toml").read_text()
     text = text.replace('file = "samples/', f'file = "{SAMPLE.parent}/')
-    text = text.replace("speed = 1.0", f"speed = {speed}")
+    text = re.sub(r"^speed = [0-9.]+", f"speed = {speed}", text, flags=re.M)
     path = tmp_path / "paper.toml"
     path.write_text(text)
     return path

@@ -140,3 +140,23 @@ def test_a_failing_journal_stops_the_publish() -> None:
     with pytest.raises(OSError):
         bus.publish(trade())
     assert seen == []
+
+
+def test_defer_runs_after_what_the_current_event_caused() -> None:
+    bus = Bus()
+    log: list[str] = []
+
+    def venue(e: Trade) -> None:
+        if e.ts_event == 0:
+            bus.publish(quote(1))  # caused by the trade: queued
+
+    def strategy(e: Trade) -> None:
+        bus.defer(lambda: log.append(f"deferred after trade {e.seq}"))
+
+    bus.subscribe(Trade, venue)
+    bus.subscribe(Trade, strategy)
+    bus.subscribe(Quote, lambda e: log.append(f"quote {e.seq}"))
+    bus.publish(trade(0))
+    assert log == ["quote 2", "deferred after trade 1"]
+    bus.defer(lambda: log.append("now"))  # outside any dispatch: at once
+    assert log[-1] == "now"

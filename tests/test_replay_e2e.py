@@ -1,0 +1,183 @@
+"""`tapeloop replay` end to end, as real processes on real data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import signal
+import subprocess
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from events.store import list_parts
+from tests.conftest import REPO, SHARED_DATA, cli_env, eventually, tapeloop_cmd
+
+BARS = SHARED_DATA / "nautilus_trader" / "btc-perp-20211231-20220201_1m.csv"
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared market data absent")
+
+BAR_CONFIG = """
+[[venues]]
+name = "ftx"
+kind = "sim"
+fill_model = "next"
+balances = { USD = 10_000_000.0 }
+
+[[instruments]]
+venue = "ftx"
+symbol = "BTC-PERP"
+base = "BTC"
+quote = "USD"
+tick_size = 0.25
+step_size = 0.001
+
+[risk]
+max_order_qty = 10.0
+max_order_notional = 1_000_000.0
+max_position_qty = 10.0
+daily_loss_limit = 1_000_000.0
+max_orders_per_s = 100
+price_band_pct = 20.0
+
+[[strategies]]
+id = "sma"
+class = "daemon.strategies.sma_cross:SmaCross"
+venue = "ftx"
+symbols = ["BTC-PERP"]
+bar_interval = "1m"
+params = { fast = 10, slow = 30, qty = 0.01 }
+"""
+
+
+def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(tapeloop_cmd(*map(str, args)), capture_output=True, text=True,
+                          env=cli_env(), cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def bar_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("bars") / "data"
+    out = run_cli("import", "bars", BARS, "--venue", "ftx", "--symbol", "BTC-PERP",
+                  "--interval", "1m", "--data", data)
+    assert out.returncode == 0, out.stderr
+    return data
+
+
+def expected_fills() -> list[tuple[int, str, Decimal]]:
+    """sma_cross computed independently: on each closed bar, SMAs of the last
+    fast/slow closes (math.fsum / n); flat and fast > slow → buy; long and
+    fast < slow → sell. A market order fills at the next bar's open, stamped
+    with that bar's close time."""
+    rows = list(csv.DictReader(BARS.open()))
+    opens = [Decimal(r["open"]) for r in rows]
+    closes = [float(r["close"]) for r in rows]
+    ts_close = [int(datetime.strptime(r["timestamp"], "%Y-%m-%d %H:%M:%S.%f")
+                    .replace(tzinfo=UTC).timestamp()) * 10**9 + 60 * 10**9 for r in rows]
+    fills = []
+    long = False
+    for i in range(29, len(rows) - 1):
+        fast = math.fsum(closes[i - 9:i + 1]) / 10
+        slow = math.fsum(closes[i - 29:i + 1]) / 30
+        if not long and fast > slow:
+            fills.append((ts_close[i + 1], "BUY", opens[i + 1]))
+            long = True
+        elif long and fast < slow:
+            fills.append((ts_close[i + 1], "SELL", opens[i + 1]))
+            long = False
+    return fills
+
+
+def test_sma_cross_on_real_1m_bars_gives_the_fills_computed_independently(
+        bar_store: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bars.toml"
+    config.write_text(BAR_CONFIG)
+    out = run_cli("replay", "--config", config, "--data", bar_store, "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("events")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    got = [(f["ts_event"], f["side"], Decimal(f["price"])) for f in report["fills"]]
+    want = expected_fills()
+    assert len(want) > 1000
+    assert got == want
+    assert all(Decimal(f["qty"]) == Decimal("0.01") for f in report["fills"])
+    assert report["events_in"] == 45_031
+    for name in ("report.html", "fills.csv", "equity.csv"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    # the run's own events, not a copy of the input
+    types = {p.type for p in list_parts(tmp_path / "run" / "events")}
+    assert "Bar" not in types and {"OrderSubmitted", "Fill", "PositionChanged"} <= types
+
+
+def test_replay_is_deterministic_byte_for_byte(bar_store: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bars.toml"
+    config.write_text(BAR_CONFIG)
+    runs = []
+    for name in ("a", "b"):
+        out = run_cli("replay", "--config", config, "--data", bar_store, "--to", "2022-01-05",
+                      "--out", tmp_path / name)
+        assert out.returncode == 0, out.stderr
+        parts = list_parts(tmp_path / name / "events")
+        runs.append({(p.date, p.type): p.path.read_bytes() for p in parts})
+    assert runs[0] and runs[0] == runs[1]
+    fills = [(tmp_path / name / "fills.csv").read_bytes() for name in ("a", "b")]
+    assert fills[0] == fills[1]
+
+
+def test_replay_refuses_to_overwrite_a_run_and_bad_input_is_one_line(
+        bar_store: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bars.toml"
+    config.write_text(BAR_CONFIG)
+    assert run_cli("replay", "--config", config, "--data", bar_store, "--to", "2022-01-01",
+                   "--out", tmp_path / "r").returncode == 0
+    again = run_cli("replay", "--config", config, "--data", bar_store, "--out", tmp_path / "r")
+    assert again.returncode != 0 and "already holds a run" in again.stderr
+    for args in (("--speed", "fast"), ("--from", "2022-13-01")):
+        bad = run_cli("replay", "--config", config, "--data", bar_store, "--out",
+                      tmp_path / "x", *args)
+        assert bad.returncode != 0
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def paper_config(tmp_path: Path) -> Path:
+    text = (REPO / "configs" / "paper.toml").read_text()
+    sample = REPO / "configs" / "samples"
+    text = text.replace('file = "samples/', f'file = "{sample}/')
+    text = re.sub(r"^speed = [0-9.]+", "speed = 25.0", text, flags=re.M)
+    path = tmp_path / "paper.toml"
+    path.write_text(text)
+    return path
+
+
+def intents(data: Path) -> list[tuple]:
+    rows = []
+    for part in list_parts(data / "events", types=["OrderSubmitted"]):
+        t = pq.read_table(part.path)
+        rows += [(r["seq"], r["client_order_id"], r["side"], r["order_type"], r["qty"], r["price"])
+                 for r in t.to_pylist()]
+    return [r[1:] for r in sorted(rows)]
+
+
+def test_live_equals_replay(tmp_path: Path) -> None:
+    """A paper run of `tapeloop run` is journaled; `tapeloop replay` over the
+    market data it recorded produces the same order intents."""
+    config, data, log = paper_config(tmp_path), tmp_path / "data", tmp_path / "daemon.log"
+    proc = subprocess.Popen(tapeloop_cmd("run", "--config", str(config), "--data", str(data)),
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=cli_env(),
+                            cwd=REPO)
+    try:
+        eventually(lambda: log.read_bytes().count(b'"order.filled"') >= 6, timeout=60,
+                   message="the paper strategy trading")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+    live = intents(data)
+    assert len(live) >= 6
+    out = run_cli("replay", "--config", config, "--data", data, "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    replayed = intents(tmp_path / "run")
+    assert replayed == live
