@@ -181,3 +181,30 @@ def test_live_equals_replay(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     replayed = intents(tmp_path / "run")
     assert replayed == live
+
+
+def test_a_strategy_that_raises_is_stopped_while_another_keeps_trading(
+        bar_store: Path, tmp_path: Path) -> None:
+    config = tmp_path / "two.toml"
+    config.write_text(BAR_CONFIG + """
+[[strategies]]
+id = "boom"
+class = "tests.strategies_for_tests:Boom"
+venue = "ftx"
+symbols = ["BTC-PERP"]
+bar_interval = "1m"
+params = { after_bars = 5 }
+""")
+    out = run_cli("replay", "--config", config, "--data", bar_store, "--to", "2022-01-01",
+                  "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    status = pq.read_table(list_parts(tmp_path / "run" / "events", types=["StrategyStatus"])[0]
+                           .path).to_pylist()
+    failed = [s for s in status if s["status"] == "failed"]
+    assert [(s["strategy_id"], s["reason"]) for s in failed] == [
+        ("boom", "RuntimeError('strategy bug')")]
+    fills = json.loads((tmp_path / "run" / "report.json").read_text())["fills"]
+    boom = [f for f in fills if f["strategy_id"] == "boom"]
+    sma = [f for f in fills if f["strategy_id"] == "sma"]
+    assert len(boom) == 4  # four buys, then the bug stopped it
+    assert sma and max(f["ts_event"] for f in sma) > max(f["ts_event"] for f in boom)
