@@ -8,33 +8,38 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_reader import SPY, build_store
+from bench.bench_reader import SPY
 from bench.common import REPO, emit, now
 
 CONFIG = REPO / "configs" / "replay-spy.toml"
 ROUNDS = 3
 
 
-def one_round(data: Path, out: Path) -> tuple[float, float, dict]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def _cli(*args: str | Path) -> tuple[float, float, int]:
+    """Run `tapeloop ARGS` as a child: (wall s, its own peak RSS MB, exit code).
+    This process stays small (it never loads the data), so the fork that
+    starts the child does not inflate the child's peak."""
     t0 = now()
-    proc = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "replay", "--config", str(CONFIG),
-         "--data", str(data), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True,
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", *map(str, args)], cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = now() - t0
-    if proc.returncode != 0:
-        sys.exit(f"replay failed: {proc.stderr[-2000:]}")
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far: rounds grow it monotonically
-    rss_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def one_round(data: Path, out: Path) -> tuple[float, float, dict]:
+    wall, rss_mb, code = _cli("replay", "--config", CONFIG, "--data", data, "--out", out)
+    if code != 0:
+        sys.exit(f"replay failed with exit code {code}")
     return wall, rss_mb, json.loads((out / "report.json").read_text())
 
 
@@ -44,10 +49,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        rows = build_store(data)
+        _, _, code = _cli("import", "trades", *sorted(SPY.glob("*_trade.zip")), "--venue", "lean",
+                          "--symbol", "SPY", "--data", data)
+        if code != 0:
+            sys.exit("import failed")
+        rows = 0  # read back from the report
         results = [one_round(data, Path(tmp) / f"run{i}") for i in range(ROUNDS)]
         walls = sorted(r[0] for r in results)
         report = results[0][2]
+        rows = report["events_in"]
         emit("pipeline_spy_sma_cross", events=rows, fills=len(report["fills"]),
              events_per_s=round(rows / walls[0], 1),
              median_events_per_s=round(rows / walls[len(walls) // 2], 1),
