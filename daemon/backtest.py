@@ -46,21 +46,33 @@ class ReplaySpec:
     date_from: date | None = None
     date_to: date | None = None
     speed: float | None = None  # None: as fast as possible
+    coalesce: bool = True  # absorb quiet runs of trades (False: one by one, for tests)
 
 
 def _market_types() -> list[str]:
     return [t.__name__ for t in MARKET_TYPES]
 
 
-def _count_rows(spec: ReplaySpec) -> int:
-    """Rows to replay, from Parquet footers (cheap): the progress bar's total."""
+def _scan_footers(spec: ReplaySpec, venues: set[str]) -> tuple[int, bool]:
+    """From the Parquet footers alone (cheap): the rows to replay (the progress
+    bar's total) and whether any may belong to a venue not configured (then
+    each event is checked; otherwise no per-event filter is needed)."""
     import pyarrow.parquet as pq
 
     total = 0
+    foreign = False
     for part in list_parts(spec.data_dir / "events", types=_market_types(),
                            date_from=spec.date_from, date_to=spec.date_to):
-        total += pq.ParquetFile(part.path).metadata.num_rows
-    return total
+        meta = pq.ParquetFile(part.path).metadata
+        total += meta.num_rows
+        column = meta.schema.to_arrow_schema().get_field_index("venue")
+        for rg in range(meta.num_row_groups):
+            stats = meta.row_group(rg).column(column).statistics if column >= 0 else None
+            # one configured venue in the whole row group, or we check each event
+            if stats is None or not stats.has_min_max or stats.min != stats.max \
+                    or stats.min not in venues:
+                foreign = True
+    return total, foreign
 
 
 def _open_out(out_dir: Path) -> EventStore:
@@ -80,7 +92,7 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
     symbols = sorted({s for st in config.strategies for s in st.symbols}
                      | {i.symbol for i in config.instruments})
     venues = {v.name for v in config.venues}
-    total = _count_rows(spec)
+    total, foreign = _scan_footers(spec, venues)
     store = _open_out(spec.out_dir)
     try:
         journal = store.open_journal(JournalPolicy(fsync="never", roll_interval_s=1e12,
@@ -109,6 +121,10 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
         clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
 
         def stream():
+            if not foreign:
+                yield first
+                yield from batches
+                return
             yield _own_venues(first, venues)
             for batch in batches:
                 yield _own_venues(batch, venues)
@@ -121,7 +137,7 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
         gc.freeze()
         gc.disable()
         try:
-            events_in = _drive(bus, clock, stream(), total, spec.speed)
+            events_in = _drive(bus, clock, stream(), total, spec.speed, spec.coalesce)
         finally:
             gc.enable()
             gc.unfreeze()
@@ -145,13 +161,14 @@ def _own_venues(batch: list, venues: set[str]) -> list:
     return [e for e in batch if e.venue in venues]
 
 
-def _drive(bus: Bus, clock: ReplayClock, batches, total: int, speed: float | None) -> int:
+def _drive(bus: Bus, clock: ReplayClock, batches, total: int, speed: float | None,
+           coalesce: bool) -> int:
     if speed is not None:
         import asyncio
 
         return asyncio.run(replay_into_paced(bus, clock, batches, Pacer(speed)))
     if not sys.stderr.isatty():
-        return replay_into(bus, clock, batches)
+        return replay_into(bus, clock, batches, coalesce)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     done = 0
@@ -167,7 +184,7 @@ def _drive(bus: Bus, clock: ReplayClock, batches, total: int, speed: float | Non
                 done += len(batch)
                 progress.update(task, completed=done)
 
-        return replay_into(bus, clock, counted())
+        return replay_into(bus, clock, counted(), coalesce)
 
 
 def print_summary(report: dict) -> None:

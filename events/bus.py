@@ -76,6 +76,10 @@ class Bus:
         handlers.remove(handler)
         self._routes.clear()
 
+    def route(self, cls: type) -> tuple[Handler, ...]:
+        """The handlers an event of exactly `cls` is delivered to, in order."""
+        return self._routes.get(cls) or self._route(cls)
+
     def _route(self, cls: type) -> tuple[Handler, ...]:
         if cls is _Deferred:
             route: tuple[Handler, ...] = (_run_deferred,)

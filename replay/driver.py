@@ -7,16 +7,27 @@ set the clock to it, dispatch it. Done batch-wise: a batch goes to
 stops just before the first event that reaches a timer's deadline, including
 a timer a handler set moments earlier. Timers then fire outside any dispatch,
 so what their callbacks publish precedes that event, and the batch resumes.
+
+Quiet runs. Most trades of a replay change nothing but a last price and the
+open bar: no order is working at the venue, no bar closes, no timer is due,
+and no strategy wants each trade. When every subscriber to `Trade` says how
+far from a given trade that holds (`quiet_trades(trades, start, stop) -> end`)
+and can take the run in bulk (`absorb_trades(trades, start, end)`), such a run
+is absorbed by each of them instead of dispatched event by event, and the
+next trade someone must see is dispatched normally. The outcome is the same,
+byte for byte (tests/test_replay_e2e.py runs both ways); only the per-event
+Python calls are saved.
 """
 
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
 from events.base import Event
 from events.bus import Bus
+from events.market import Trade
 from replay.clock import ReplayClock
 from replay.pacing import Pacer
 
@@ -38,24 +49,77 @@ def _feed(
     stopped_at[0] = stop
 
 
-def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, stop: int) -> None:
+def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, stop: int,
+              coalesce: bool = True) -> None:
     """Dispatch batch[start:stop], firing timers before the events they precede."""
+    quiet = _quiet_owners(bus) if coalesce else None
     stopped_at = [start]
+    misses = 0
     i = start
     while i < stop:
         ts = batch[i].ts_event
         if ts >= clock.next_due:
             clock.advance_to(ts)
+        if quiet is not None and batch[i].__class__ is Trade:
+            end = _quiet_run(batch, i, stop, quiet, clock)
+            if end > i:
+                for owner in quiet:
+                    owner.absorb_trades(batch, i, end)
+                clock._now = batch[end - 1].ts_event
+                i = end
+                misses = 0
+                continue
+            misses += 1
+            if misses > _MAX_MISSES:
+                quiet = None  # someone wants every trade here: dispatch the rest plainly
+            # this trade, one by one; the run after it may be quiet again
+            bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
+            i = stopped_at[0]
+            continue
         bus.dispatch_many(_feed(batch, i, stop, clock, stopped_at))
         i = stopped_at[0]
 
 
-def replay_into(bus: Bus, clock: ReplayClock, batches: Iterable[Sequence[Event]]) -> int:
+_MAX_MISSES = 16
+
+
+def _quiet_owners(bus: Bus) -> tuple | None:
+    """The objects behind every Trade handler, if all of them take quiet runs."""
+    owners = tuple(getattr(h, "__self__", None) for h in bus.route(Trade))
+    if owners and all(hasattr(o, "quiet_trades") and hasattr(o, "absorb_trades")
+                      for o in owners):
+        return owners
+    return None
+
+
+def _quiet_run(batch: Sequence[Event], start: int, stop: int, owners: tuple,
+               clock: ReplayClock) -> int:
+    """End (exclusive) of the quiet run of trades from `start`: trades of one
+    venue and symbol, before any timer due, that no owner must see singly."""
+    end = stop
+    if batch[end - 1].ts_event >= clock.next_due:
+        end = bisect_left(batch, clock.next_due, start, end, key=_ts_event)
+    for owner in owners:
+        end = owner.quiet_trades(batch, start, end)
+        if end <= start:
+            return start
+    first = batch[start]
+    venue, symbol = first.venue, first.symbol  # type: ignore[attr-defined]
+    for j in range(start + 1, end):
+        e = batch[j]
+        if e.__class__ is not Trade or e.symbol != symbol or e.venue != venue:  # type: ignore[attr-defined]
+            return j
+    return end
+
+
+def replay_into(bus: Bus, clock: ReplayClock, batches: Iterable[Sequence[Event]],
+                coalesce: bool = True) -> int:
     """Dispatch every event of `batches` (in order, already sequenced) at full
-    speed. Returns the number of events dispatched."""
+    speed. Returns the number of events dispatched. `coalesce=False` turns
+    quiet runs off (every event dispatched singly: for equivalence tests)."""
     count = 0
     for batch in batches:
-        _dispatch(bus, clock, batch, 0, len(batch))
+        _dispatch(bus, clock, batch, 0, len(batch), coalesce)
         count += len(batch)
     return count
 

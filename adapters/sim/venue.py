@@ -45,7 +45,7 @@ orders), `slippage` and `fees`; the records and the events that change them in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from heapq import heappop, heappush
 from typing import Any
@@ -164,6 +164,26 @@ class SimVenue:
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.lo < p < st.hi))):
             self._step(st, ev.ts_event, trade_touch(st, ev))
+
+    # -- quiet runs (see replay.driver): trades nobody must see one by one --------
+
+    def quiet_trades(self, trades: Sequence[Trade], start: int, stop: int) -> int:
+        """How far from `start` the trades (one symbol, sorted) may skip
+        `on_trade`: to `stop` while the symbol has nothing pending or open,
+        else not at all."""
+        first = trades[start]
+        st = self._symbols.get(first.symbol)
+        if st is None or first.venue != self.name or not st.busy:
+            return stop
+        return start
+
+    def absorb_trades(self, trades: Sequence[Trade], start: int, stop: int) -> None:
+        """What `on_trade` does for quiet trades: remember the last price."""
+        last = trades[stop - 1]
+        st = self._symbols.get(last.symbol)
+        if st is not None and last.venue == self.name:
+            st.last_px = last.price
+            st.trades_seen = True
 
     def on_quote(self, ev: Quote) -> None:
         st = self._symbols.get(ev.symbol)

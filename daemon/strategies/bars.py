@@ -14,7 +14,7 @@ of every symbol a bar-driven strategy follows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from events.market import Bar, Trade
 
@@ -103,6 +103,27 @@ class BarBuilder:
             self._low = price
         self._close = price
         self._volume += trade.size
+
+    @property
+    def end_ns(self) -> int:
+        """The close time of the open bar: a trade at or past it closes the bar."""
+        return self._end
+
+    def absorb(self, trades: Sequence[Trade], start: int, stop: int) -> None:
+        """`on_trade` for trades[start:stop], none of them at or past `end_ns`
+        (the caller checks): the same arithmetic in the same order, so the bar
+        is bit-identical to one fed trade by trade."""
+        high, low, volume = self._high, self._low, self._volume
+        for i in range(start, stop):
+            trade = trades[i]
+            price = trade.price
+            if price > high:
+                high = price
+            elif price < low:
+                low = price
+            volume += trade.size
+        self._high, self._low, self._volume = high, low, volume
+        self._close = trades[stop - 1].price
 
     def update(self, ts: int, price: float, size: float) -> None:
         """Add one trade given as raw values."""

@@ -24,8 +24,10 @@ order events), leaving the table, failure handling and lifecycle as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from daemon.config import StrategyConfig, parse_interval
@@ -83,6 +85,9 @@ class Slot:
         return self.config.id
 
 
+_ts_event = attrgetter("ts_event")
+
+
 class MarketRouter:
     """Delivers market data and bars to running strategies; `fail(slot, exc, hook)`
     is called when a hook raises (with slot None if a bar builder did)."""
@@ -111,6 +116,30 @@ class MarketRouter:
                 hook(event)
             except Exception as exc:
                 self._fail(slot, exc, event.__class__.__name__)
+
+    # -- quiet runs (see replay.driver) -----------------------------------------
+
+    def quiet_trades(self, trades: Sequence[Trade], start: int, stop: int) -> int:
+        """How far from `start` the trades (one symbol, sorted) may skip
+        `on_market`: not at all if a strategy wants each trade; otherwise up to
+        the first trade that closes a bar being built."""
+        first = trades[start]
+        hooks = self._routes.get((first.venue, first.symbol, Trade))
+        if not hooks:
+            return stop
+        end = stop
+        for slot, hook in hooks:
+            if slot is not None:
+                return start  # a strategy's on_trade: every trade, one by one
+            builder = hook.__self__  # type: ignore[attr-defined]
+            end = bisect_left(trades, builder.end_ns, start, end, key=_ts_event)
+        return end
+
+    def absorb_trades(self, trades: Sequence[Trade], start: int, stop: int) -> None:
+        """Quiet trades only feed the bar builders."""
+        first = trades[start]
+        for _slot, hook in self._routes.get((first.venue, first.symbol, Trade), ()):
+            hook.__self__.absorb(trades, start, stop)  # type: ignore[attr-defined]
 
     def on_bar(self, bar: Bar) -> None:
         """A Bar from the data, delivered once the bus has dispatched what the

@@ -63,8 +63,10 @@ Recovery
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, localcontext
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -92,6 +94,7 @@ _RELEASE_QUANTUM = Decimal("1e-20")
 # The shown average price: 28 significant digits, Decimal's default precision.
 _AVG_CTX = Context(prec=28, rounding=ROUND_HALF_EVEN)
 _INF = float("inf")
+_ts_event = attrgetter("ts_event")
 
 Key = tuple[str, str]  # (venue, symbol)
 
@@ -236,6 +239,7 @@ class Portfolio:
         self._mark_cache: dict[Key, tuple[object, Decimal]] = {}
         self._day: int | None = None
         self._day_end = 0  # ns: the end of `_day` (0 until the first event)
+        self.mark_version = 0  # counts mark updates: "have prices moved since?"
         self._baselines: dict[tuple[str, str, str], Decimal] = {}
         self.upto_seq = 0
 
@@ -249,6 +253,26 @@ class Portfolio:
     def _on_event(self, event: Event) -> None:
         self.apply(event)
 
+    def quiet_trades(self, trades: Sequence[Trade], start: int, stop: int) -> int:
+        """How far from `start` the trades (one symbol, sorted) may skip
+        `_on_trade`: while the symbol is already marked and the UTC day holds."""
+        first = trades[start]
+        if (first.venue, first.symbol) not in self._marks:
+            return start
+        return bisect_left(trades, self._day_end, start, stop, key=_ts_event)
+
+    def absorb_trades(self, trades: Sequence[Trade], start: int, stop: int) -> None:
+        """What `_on_trade` does for quiet trades: keep the last valid mark."""
+        last = trades[stop - 1]
+        if last.seq:
+            self.upto_seq = last.seq
+        for i in range(stop - 1, start - 1, -1):
+            trade = trades[i]
+            if 0 < trade.price < _INF:
+                self._marks[(trade.venue, trade.symbol)] = trade
+                self.mark_version += 1
+                return
+
     def _on_trade(self, trade: Trade) -> None:
         """`apply` for the one event that comes a million times a second: a
         trade of an already marked symbol, on the same UTC day, only replaces
@@ -257,6 +281,7 @@ class Portfolio:
         if (key in self._marks and trade.ts_event < self._day_end
                 and 0 < trade.price < _INF):
             self._marks[key] = trade
+            self.mark_version += 1
             if trade.seq:
                 self.upto_seq = trade.seq
         else:
@@ -305,6 +330,7 @@ class Portfolio:
         key = (event.venue, event.symbol)
         first = key not in self._marks
         self._marks[key] = event
+        self.mark_version += 1
         if first and key in self._positions:
             # A position held since the day began had no value until now: its first
             # valuation is not the day's PnL.

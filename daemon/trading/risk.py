@@ -114,6 +114,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MARKET_EVAL_NS = 1_000_000_000  # re-value open positions at most once a second of market time
+MAX_EVAL_NS = 60_000_000_000  # ... and back off to once a minute while no price moves
 
 
 class RiskEngine:
@@ -152,6 +153,10 @@ class RiskEngine:
         self._state_day: int | None = None
         self._account_orders: deque[int] = deque()
         self._strategy_orders: dict[str, deque[int]] = {}
+        self._clock: Clock | None = None
+        self._armed = False  # the re-valuation timer is set
+        self._interval = MARKET_EVAL_NS
+        self._seen_marks = -1  # the portfolio's mark_version at the last re-valuation
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
@@ -164,23 +169,41 @@ class RiskEngine:
 
     def schedule(self, clock: Clock) -> None:
         """Re-value open positions once a second of the run's clock (market
-        time in a replay): the loss limit then follows the market between
-        fills and orders, which are always evaluated at once."""
-        def tick(_timer: object) -> None:
-            self._on_clock()
-            clock.set_timer("risk.revalue", clock.now_ns() + MARKET_EVAL_NS, tick, owner="risk")
+        time in a replay) while any is open: the loss limit then follows the
+        market between fills and orders, which are always evaluated at once.
+        Valuing the book on each of a million trades a second would cost more
+        than the rest of the pipeline; a second of price moves is within what
+        the price band and position limits already bound. With every position
+        flat the timer is not armed at all (nights, flat strategies)."""
+        self._clock = clock
+        self._arm()
 
-        clock.set_timer("risk.revalue", clock.now_ns() + MARKET_EVAL_NS, tick, owner="risk")
+    def _arm(self) -> None:
+        clock = self._clock
+        if clock is None or self._armed or not self._portfolio.has_any_position():
+            return
+        self._armed = True
+        clock.set_timer("risk.revalue", clock.now_ns() + self._interval, self._tick,
+                        owner="risk")
+
+    def _tick(self, _timer: object) -> None:
+        self._armed = False
+        if not self._portfolio.has_any_position():
+            return
+        marks = getattr(self._portfolio, "mark_version", None)
+        if marks is not None and marks == self._seen_marks:
+            # nothing moved (a quiet market, a night): look again less often
+            self._interval = min(self._interval * 2, MAX_EVAL_NS)
+        else:
+            self._seen_marks = marks if marks is not None else -1
+            self._interval = MARKET_EVAL_NS
+            self.evaluate()
+        self._arm()
 
     def _on_position(self, _event: PositionChanged) -> None:
         self.evaluate()
-
-    def _on_clock(self) -> None:
-        # Valuing the book on each of a million trades a second would cost more
-        # than the rest of the pipeline; once a second of market time is within
-        # what the price band and position limits already bound.
-        if self._portfolio.has_any_position():
-            self.evaluate()
+        self._interval = MARKET_EVAL_NS
+        self._arm()
 
     # -- pre-trade ------------------------------------------------------------------
 
