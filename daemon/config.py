@@ -75,6 +75,9 @@ class DaemonConfig(_Section, frozen=True):
     data_dir: Path = Path("data")
     control: str = "127.0.0.1:8765"
     log_level: LogLevel = "info"
+    # how often the portfolio's state is journaled as a Snapshot (recovery folds
+    # only the events after the last one)
+    snapshot_interval_s: PositiveFloat = 60.0
 
     @property
     def control_address(self) -> ControlAddress:

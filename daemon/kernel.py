@@ -212,6 +212,7 @@ class Kernel:
                     tg.create_task(self._journal_timer(roller), name="journal-timer"),
                     tg.create_task(roller.run(), name="roller"),
                     tg.create_task(self._stats(), name="stats"),
+                    tg.create_task(self._snapshots(), name="snapshots"),
                 ]
                 for vcfg in self.config.venues:
                     venue = self._make_venue(vcfg)
@@ -274,6 +275,12 @@ class Kernel:
                      journal_written_seq=journal.written_seq, journal_synced_seq=journal.synced_seq,
                      journal_buffered_bytes=journal.buffered_bytes)
             last, last_t = Counter(self.counts), now
+
+    async def _snapshots(self) -> None:
+        assert self.bus is not None
+        while True:
+            await asyncio.sleep(self.config.daemon.snapshot_interval_s)
+            self.bus.publish(self.node.portfolio.snapshot())
 
     def _make_venue(self, vcfg: VenueConfig) -> Any:
         assert self.bus is not None

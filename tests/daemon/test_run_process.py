@@ -141,7 +141,9 @@ def test_events_shows_a_running_daemons_journal(tmp_path: Path) -> None:
 
 def test_journal_segments_are_rolled_into_parquet_while_running(tmp_path: Path) -> None:
     config, data, log = write_config(tmp_path), tmp_path / "data", tmp_path / "daemon.log"
-    config.write_text(config.read_text().replace("roll_interval_s = 60", "roll_interval_s = 1"))
+    text = config.read_text().replace("roll_interval_s = 60", "roll_interval_s = 1")
+    config.write_text(re.sub(r"^snapshot_interval_s = [0-9.]+", "snapshot_interval_s = 0.5", text,
+                             flags=re.M))
     proc = start(config, data, log)
     try:
         wait_ready(log, 1)
@@ -154,3 +156,4 @@ def test_journal_segments_are_rolled_into_parquet_while_running(tmp_path: Path) 
     seqs = stored_seqs(data)
     assert seqs == list(range(1, len(seqs) + 1))
     assert b"journal.roll_failed" not in log.read_bytes()
+    assert list_parts(data / "events", types=["Snapshot"]), "the portfolio was snapshotted"
