@@ -14,6 +14,18 @@ from events.base import Event
 BUY = "BUY"
 SELL = "SELL"
 
+# order types
+MARKET = "MARKET"
+LIMIT = "LIMIT"
+STOP_MARKET = "STOP_MARKET"
+STOP_LIMIT = "STOP_LIMIT"
+TRAILING_STOP = "TRAILING_STOP"
+ORDER_TYPES = (MARKET, LIMIT, STOP_MARKET, STOP_LIMIT, TRAILING_STOP)
+
+# time in force
+GTC, IOC, FOK, GTD, DAY = "GTC", "IOC", "FOK", "GTD", "DAY"
+TIME_IN_FORCE = (GTC, IOC, FOK, GTD, DAY)
+
 
 class OrderSubmitted(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
     venue: str

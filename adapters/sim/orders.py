@@ -15,22 +15,21 @@ from __future__ import annotations
 from decimal import Decimal
 
 from events.instruments import Instrument
-from events.orders import OrderSubmitted
+from events.orders import (
+    BUY,
+    GTD,
+    LIMIT,
+    ORDER_TYPES,
+    SELL,
+    STOP_LIMIT,
+    STOP_MARKET,
+    TIME_IN_FORCE,
+    TRAILING_STOP,
+    OrderSubmitted,
+)
 
-BUY = "BUY"
-SELL = "SELL"
-
-MARKET = "MARKET"
-LIMIT = "LIMIT"
-STOP_MARKET = "STOP_MARKET"
-STOP_LIMIT = "STOP_LIMIT"
-TRAILING_STOP = "TRAILING_STOP"
-ORDER_TYPES = frozenset({MARKET, LIMIT, STOP_MARKET, STOP_LIMIT, TRAILING_STOP})
 STOP_TYPES = frozenset({STOP_MARKET, STOP_LIMIT, TRAILING_STOP})
 LIMIT_TYPES = frozenset({LIMIT, STOP_LIMIT})  # execute at `price` or better
-
-GTC, IOC, FOK, GTD, DAY = "GTC", "IOC", "FOK", "GTD", "DAY"
-TIME_IN_FORCE = frozenset({GTC, IOC, FOK, GTD, DAY})
 
 # order states at the venue
 OPEN = "open"

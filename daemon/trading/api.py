@@ -11,18 +11,22 @@ from typing import Protocol
 
 import msgspec
 
-BUY = "BUY"
-SELL = "SELL"
-
-MARKET = "MARKET"
-LIMIT = "LIMIT"
-STOP_MARKET = "STOP_MARKET"
-STOP_LIMIT = "STOP_LIMIT"
-TRAILING_STOP = "TRAILING_STOP"
-ORDER_TYPES = (MARKET, LIMIT, STOP_MARKET, STOP_LIMIT, TRAILING_STOP)
-
-GTC, IOC, FOK, GTD, DAY = "GTC", "IOC", "FOK", "GTD", "DAY"
-TIME_IN_FORCE = (GTC, IOC, FOK, GTD, DAY)
+from events.orders import (  # noqa: F401 - re-exported: the strategy-facing names
+    BUY,
+    DAY,
+    FOK,
+    GTC,
+    GTD,
+    IOC,
+    LIMIT,
+    MARKET,
+    ORDER_TYPES,
+    SELL,
+    STOP_LIMIT,
+    STOP_MARKET,
+    TIME_IN_FORCE,
+    TRAILING_STOP,
+)
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
