@@ -34,9 +34,10 @@ from decimal import Decimal
 from math import inf
 from typing import Any
 
-from adapters.sim.orders import TRAILING_STOP, SimOrder
+from adapters.sim.orders import SimOrder
 from events.instruments import Instrument, to_decimal
 from events.market import Bar, BookDelta, BookSnapshot, Trade
+from events.orders import TRAILING_STOP
 
 TRADE = 0
 QUOTE = 1  # a Quote or a book event: the book is visible

@@ -46,8 +46,9 @@ from decimal import Decimal
 from adapters.sim.fees import MAKER, TAKER
 from adapters.sim.fill_models import join_queue, resting_fill
 from adapters.sim.market import QUOTE, SymbolState, Touch
-from adapters.sim.orders import STOP_LIMIT, TRAILING_STOP, SimOrder
+from adapters.sim.orders import SimOrder
 from adapters.sim.slippage import Slippage
+from events.orders import STOP_LIMIT, TRAILING_STOP
 
 
 class Execution:

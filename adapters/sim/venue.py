@@ -56,27 +56,24 @@ from adapters.sim.fill_models import QUEUE_AWARE, check_fill_model, join_queue
 from adapters.sim.ledger import Ledger
 from adapters.sim.market import SymbolState, Touch, bar_touch, quote_touch, trade_touch
 from adapters.sim.matching import crosses, match
-from adapters.sim.orders import (
+from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
+from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
+from events.base import Event
+from events.instruments import Instrument
+from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
+from events.orders import (
     DAY,
     FOK,
     GTD,
     IOC,
     LIMIT,
-    LIMIT_TYPES,
-    OPEN,
     SELL,
     STOP_MARKET,
-    STOP_TYPES,
     TRAILING_STOP,
-    SimOrder,
-    next_midnight_ns,
-    validate,
+    AmendOrder,
+    CancelOrder,
+    OrderSubmitted,
 )
-from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
-from events.base import Event
-from events.instruments import Instrument
-from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
-from events.orders import AmendOrder, CancelOrder, OrderSubmitted
 
 HEADROOM = Decimal("1.01")  # market buys reserve 1% above the last price
 _ZERO = Decimal(0)
