@@ -19,10 +19,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
+
 from adapters.sim.venue import SimVenue
 from daemon.config import Config, StrategyConfig, VenueConfig
 from daemon.errors import UserError
-from daemon.strategies.runtime import StrategyError, StrategyRuntime
+from daemon.strategies.runtime import StrategyError, StrategyRuntime, paper_venue
 from daemon.trading.oms import OMS
 from daemon.trading.portfolio import Portfolio, load_positions
 from daemon.trading.risk import RiskEngine
@@ -45,9 +47,11 @@ def instruments_from_config(config: Config) -> dict[tuple[str, str], Instrument]
 
 
 def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
-              now_ns: Callable[[], int]) -> SimVenue:
+              now_ns: Callable[[], int], *, name: str | None = None) -> SimVenue:
+    """A simulated venue configured as `vcfg`; named `name` (a paper twin)
+    while matching against `vcfg.name`'s market data."""
     return SimVenue(
-        vcfg.name, instruments, bus.publish, now_ns,
+        name or vcfg.name, instruments, bus.publish, now_ns, data_venue=vcfg.name,
         fill_model=vcfg.fill_model, slippage_bps=vcfg.slippage_bps,
         maker_fee_bps=vcfg.maker_fee_bps, taker_fee_bps=vcfg.taker_fee_bps,
         latency_ms=vcfg.latency_ms,
@@ -66,16 +70,29 @@ class TradingNode:
         now_ns = clock.now_ns
         self.instruments = instruments_from_config(config)
         self.venues: list[SimVenue] = []
+        twins: dict[str, str] = {}  # paper twin -> the venue whose market it trades
         for vcfg in config.venues:
+            insts = [i for k, i in self.instruments.items() if k[0] == vcfg.name]
             if replay or vcfg.kind in ("sim", "sample"):
-                insts = [i for k, i in self.instruments.items() if k[0] == vcfg.name]
-                venue = sim_venue(vcfg, insts, bus, now_ns)
-                venue.subscribe(bus)
-                self.venues.append(venue)
+                self.venues.append(sim_venue(vcfg, insts, bus, now_ns))
+            if any(s.paper and s.venue == vcfg.name for s in config.strategies):
+                # `paper = true` strategies trade on a simulated twin of their
+                # venue, fed by the same market data (the others trade for real)
+                twin = paper_venue(vcfg.name)
+                twins[twin] = vcfg.name
+                twin_insts = [msgspec.structs.replace(i, venue=twin) for i in insts]
+                self.instruments.update((i.key, i) for i in twin_insts)
+                self.venues.append(sim_venue(vcfg, twin_insts, bus, now_ns, name=twin))
+        for venue in self.venues:
+            venue.subscribe(bus)
         self.portfolio = Portfolio(bus.publish, now_ns, self.instruments)
+        for twin, data_venue in twins.items():
+            self.portfolio.mark_as(twin, data_venue)
         limits = {s.id: s.risk for s in config.strategies}
+        twin_configs = [msgspec.structs.replace(v, name=t) for t, d in twins.items()
+                        for v in config.venues if v.name == d]
         self.risk = RiskEngine(config.risk, limits, self.instruments, self.portfolio, now_ns,
-                               bus.publish, venues=config.venues)
+                               bus.publish, venues=[*config.venues, *twin_configs])
         self.oms = OMS(bus.publish, now_ns, self.risk)
         self.oms.subscribe(bus)
         self.risk.subscribe(bus)

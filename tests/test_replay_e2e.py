@@ -242,3 +242,28 @@ def test_quiet_runs_change_nothing(dataset: str, tmp_path: Path) -> None:
     slow = _replay_events(config, data, tmp_path / "slow", coalesce=False)
     assert any(t == "Fill" for _, t in fast), "the strategy traded"
     assert fast == slow
+
+
+def test_a_paper_strategy_trades_on_a_simulated_twin_of_its_venue(
+        bar_store: Path, tmp_path: Path) -> None:
+    config = tmp_path / "paper.toml"
+    config.write_text(BAR_CONFIG + """
+[[strategies]]
+id = "shadow"
+class = "daemon.strategies.sma_cross:SmaCross"
+venue = "ftx"
+symbols = ["BTC-PERP"]
+bar_interval = "1m"
+paper = true
+params = { fast = 10, slow = 30, qty = 0.01 }
+""")
+    out = run_cli("replay", "--config", config, "--data", bar_store, "--to", "2022-01-02",
+                  "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    fills = pq.read_table(list_parts(tmp_path / "run" / "events", types=["Fill"])[0].path,
+                          columns=["strategy_id", "venue", "side", "price"]).to_pylist()
+    real = [(f["side"], f["price"]) for f in fills if f["strategy_id"] == "sma"]
+    twin = [(f["side"], f["price"]) for f in fills if f["strategy_id"] == "shadow"]
+    assert {f["venue"] for f in fills if f["strategy_id"] == "shadow"} == {"ftx.paper"}
+    assert {f["venue"] for f in fills if f["strategy_id"] == "sma"} == {"ftx"}
+    assert real and twin == real  # same market, same decisions, its own account

@@ -90,13 +90,17 @@ class SimVenue:
                  slippage_bps: float = 0.0, maker_fee_bps: float = 0.0,
                  taker_fee_bps: float = 0.0, latency_ms: float = 0.0,
                  balances: Mapping[str, Decimal | float] | None = None,
-                 allow_short: bool = False, volume_limit_pct: float = 10.0) -> None:
+                 allow_short: bool = False, volume_limit_pct: float = 10.0,
+                 data_venue: str | None = None) -> None:
         """`slippage_model` defaults to "fixed_bps" when slippage_bps > 0, else
         "none". `volume_limit_pct` caps each taker execution under the "volume"
-        model. Instruments of other venues are ignored."""
+        model. Instruments of other venues are ignored. `data_venue` (default:
+        `name`) is the venue whose market data it matches against: a paper twin
+        named "binance.paper" trades against "binance"'s market."""
         if latency_ms < 0:
             raise ValueError(f"latency_ms {latency_ms!r}: must be >= 0")
         self.name = name
+        self.data_venue = data_venue or name
         self.fill_model = check_fill_model(fill_model)
         if slippage_model is None:
             slippage_model = FIXED_BPS if slippage_bps > 0 else NONE
@@ -154,7 +158,7 @@ class SimVenue:
 
     def on_trade(self, ev: Trade) -> None:
         st = self._symbols.get(ev.symbol)
-        if st is None or ev.venue != self.name:
+        if st is None or ev.venue != self.data_venue:
             return
         st.last_px = p = ev.price
         st.trades_seen = True
@@ -170,7 +174,7 @@ class SimVenue:
         else not at all."""
         first = trades[start]
         st = self._symbols.get(first.symbol)
-        if st is None or first.venue != self.name or not st.busy:
+        if st is None or first.venue != self.data_venue or not st.busy:
             return stop
         return start
 
@@ -178,13 +182,13 @@ class SimVenue:
         """What `on_trade` does for quiet trades: remember the last price."""
         last = trades[stop - 1]
         st = self._symbols.get(last.symbol)
-        if st is not None and last.venue == self.name:
+        if st is not None and last.venue == self.data_venue:
             st.last_px = last.price
             st.trades_seen = True
 
     def on_quote(self, ev: Quote) -> None:
         st = self._symbols.get(ev.symbol)
-        if st is None or ev.venue != self.name:
+        if st is None or ev.venue != self.data_venue:
             return
         st.on_quote(ev.bid, ev.bid_size, ev.ask, ev.ask_size)
         if st.busy and (st.due(ev.ts_event) or (
@@ -193,7 +197,7 @@ class SimVenue:
 
     def on_bar(self, ev: Bar) -> None:
         st = self._symbols.get(ev.symbol)
-        if st is None or ev.venue != self.name:
+        if st is None or ev.venue != self.data_venue:
             return
         st.last_px = ev.close
         if st.busy and (st.due(ev.ts_event) or (
@@ -202,7 +206,7 @@ class SimVenue:
 
     def on_book(self, ev: BookSnapshot | BookDelta) -> None:
         st = self._symbols.get(ev.symbol)
-        if st is None or ev.venue != self.name:
+        if st is None or ev.venue != self.data_venue:
             return
         st.on_book(ev)
         if st.busy and (st.due(ev.ts_event) or (

@@ -74,6 +74,7 @@ class StrategyContext:
         "set_timer",
         "cancel_timer",
         "request_stop",
+        "order_venue",
     )
 
     def __init__(
@@ -87,6 +88,7 @@ class StrategyContext:
         set_timer: Callable[[str, int, int], None],
         cancel_timer: Callable[[str], None],
         request_stop: Callable[[str], None],
+        order_venue: str | None = None,
     ) -> None:
         self.clock = clock
         self.gateway = gateway
@@ -96,6 +98,10 @@ class StrategyContext:
         self.set_timer = set_timer  # (name, deadline_ns, every_ns or 0)
         self.cancel_timer = cancel_timer
         self.request_stop = request_stop
+        # where its orders go: its venue, or that venue's simulated twin when
+        # the strategy is configured `paper = true` (market data still comes
+        # from its venue)
+        self.order_venue = order_venue
 
 
 # --- the base class ------------------------------------------------------------------
@@ -136,7 +142,9 @@ class Strategy:
         self.config = config
         self.ctx = ctx
         self.id = config.id
-        self.venue = config.venue
+        # orders, positions and instruments are those of the venue it trades on
+        # (the paper twin for a paper strategy); market data comes from config.venue
+        self.venue = ctx.order_venue or config.venue
         self.symbols: tuple[str, ...] = tuple(config.symbols)
         self.params: Any = ctx.params
         self.log = get_logger("tapeloop.strategy", strategy_id=config.id)

@@ -77,6 +77,11 @@ ORDER_EVENTS: tuple[type[Event], ...] = (
 MARKET_EVENTS: tuple[type[Event], ...] = (Trade, Quote, BookDelta, BookSnapshot)
 
 
+def paper_venue(venue: str) -> str:
+    """The name of `venue`'s simulated twin, where `paper = true` strategies trade."""
+    return f"{venue}.paper"
+
+
 class StrategyRuntime:
     """Runs strategies on one bus. `publish` puts an event on the bus (default
     `bus.publish`); `seed_positions(config)` loads a strategy's `initial_positions`
@@ -152,6 +157,7 @@ class StrategyRuntime:
             set_timer=lambda name, at, every: self._set_timer(slot, name, at, every),
             cancel_timer=lambda name: self._cancel_timer(slot, name),
             request_stop=request_stop,
+            order_venue=paper_venue(config.venue) if config.paper else None,
         )
         try:
             strategy = cls(config, ctx)

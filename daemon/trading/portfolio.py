@@ -240,6 +240,7 @@ class Portfolio:
         self._day: int | None = None
         self._day_end = 0  # ns: the end of `_day` (0 until the first event)
         self.mark_version = 0  # counts mark updates: "have prices moved since?"
+        self._mark_venue: dict[str, str] = {}  # paper twin -> venue whose marks it uses
         self._baselines: dict[tuple[str, str, str], Decimal] = {}
         self.upto_seq = 0
 
@@ -493,9 +494,14 @@ class Portfolio:
         """The part of the balance the venue reports as free (not locked)."""
         return self._balances.get((venue, currency), (ZERO, ZERO, ZERO))[1]
 
+    def mark_as(self, venue: str, data_venue: str) -> None:
+        """Value `venue`'s positions at `data_venue`'s prices (a paper twin has
+        no market data of its own)."""
+        self._mark_venue[venue] = data_venue
+
     def last_price(self, venue: str, symbol: str) -> Decimal | None:
         """The mark: the last trade price, quote mid or bar close, exact."""
-        key = (venue, symbol)
+        key = (self._mark_venue.get(venue, venue), symbol)
         raw = self._marks.get(key)
         if raw is None:
             return None
