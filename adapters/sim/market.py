@@ -146,7 +146,8 @@ class Book:
 class SymbolState:
     """One symbol at one venue: market memory plus the orders that need it."""
 
-    __slots__ = ("inst", "busy", "pending", "open", "next_expiry", "last_px", "trades_seen",
+    __slots__ = ("inst", "busy", "pending", "open", "next_expiry", "last_px", "last_ts",
+                 "trades_seen",
                  "bid", "bid_size", "ask", "ask_size", "book", "always", "quotes_always",
                  "lo", "hi", "buy_limit", "sell_limit", "buy_stop", "sell_stop")
 
@@ -160,6 +161,7 @@ class SymbolState:
         # the price a buyer would expect to pay (last trade, ask, bar close):
         # what a market buy is reserved against
         self.last_px: float | None = None
+        self.last_ts = 0  # venue time of the last market event seen for the symbol
         self.trades_seen = False
         self.bid: float | None = None
         self.bid_size = 0.0

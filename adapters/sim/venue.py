@@ -161,6 +161,7 @@ class SimVenue:
         if st is None or ev.venue != self.data_venue:
             return
         st.last_px = p = ev.price
+        st.last_ts = ev.ts_event
         st.trades_seen = True
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.lo < p < st.hi))):
@@ -184,6 +185,7 @@ class SimVenue:
         st = self._symbols.get(last.symbol)
         if st is not None and last.venue == self.data_venue:
             st.last_px = last.price
+            st.last_ts = last.ts_event
             st.trades_seen = True
 
     def on_quote(self, ev: Quote) -> None:
@@ -191,6 +193,7 @@ class SimVenue:
         if st is None or ev.venue != self.data_venue:
             return
         st.on_quote(ev.bid, ev.bid_size, ev.ask, ev.ask_size)
+        st.last_ts = ev.ts_event
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.quiet_quote()))):
             self._step(st, ev.ts_event, quote_touch(st))
@@ -200,6 +203,7 @@ class SimVenue:
         if st is None or ev.venue != self.data_venue:
             return
         st.last_px = ev.close
+        st.last_ts = ev.ts_event
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.lo < ev.low <= ev.high < st.hi))):
             self._step(st, ev.ts_event, bar_touch(st, ev))
@@ -209,6 +213,7 @@ class SimVenue:
         if st is None or ev.venue != self.data_venue:
             return
         st.on_book(ev)
+        st.last_ts = ev.ts_event
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.quiet_quote()))):
             self._step(st, ev.ts_event, quote_touch(st))
@@ -219,11 +224,17 @@ class SimVenue:
         """Queue a request until the market event at or after its arrival."""
         if ev.venue != self.name:
             return
-        arrival = ev.ts_event + self.latency_ns
         st = self._symbols.get(ev.symbol)
         if st is None:  # no market event will ever come for it: answer now
-            self._ledger.refuse(ev, arrival, f"unknown symbol {ev.symbol!r} at {self.name!r}")
+            self._ledger.refuse(ev, ev.ts_event + self.latency_ns,
+                                f"unknown symbol {ev.symbol!r} at {self.name!r}")
             return
+        # Latency counts from the later of the request's time and the market
+        # time the venue has reached: in a replay they are the same (the clock
+        # is the market's); live, the request is stamped by the local clock
+        # while market events carry the venue's, and a skew (or a sample feed
+        # played at another speed) must not hold the order back.
+        arrival = max(ev.ts_event, st.last_ts) + self.latency_ns
         self._received += 1
         heappush(st.pending, (arrival, self._received, ev))
         st.busy = True

@@ -137,3 +137,15 @@ def test_a_symbol_without_orders_builds_no_touch_and_publishes_nothing(
     assert len(sim.events) == n + 1000
     st = sim.venue._symbols[INST.symbol]
     assert not st.busy and st.last_px == 1099.0
+
+
+def test_latency_counts_from_the_market_time_the_venue_has_reached() -> None:
+    """Live, a request is stamped by the local clock and market events by the
+    venue's: an order stamped behind the market (local clock behind, or a feed
+    played fast) still arrives one latency after the market time reached."""
+    sim = Sim(latency_ms=5)
+    sim.trade(10_000_000_000, 100.0)
+    cid = sim.submit(1_000, "BUY", "MARKET", "1")  # stamped 10 s behind the market
+    sim.trade(10_000_000_000 + 4_000_000, 100.5)  # within the latency: not yet
+    sim.trade(10_000_000_000 + 5_000_000, 101.0)
+    assert sim.fills(cid) == [(10_005_000_000, "BUY", D(1), D("101.00"), "TAKER")]
