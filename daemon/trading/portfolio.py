@@ -65,13 +65,22 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, localcontext
+from decimal import Decimal, localcontext
 from operator import attrgetter
 from typing import Any
 
-import msgspec
-
 from daemon.trading.api import BUY, SELL, Position
+from daemon.trading.average_cost import CTX, ONE, ZERO, Lot, average_price, tidy
+from daemon.trading.portfolio_state import (
+    STATE_VERSION,
+    BalState,
+    BaseState,
+    MarkState,
+    PosState,
+    State,
+    decode_state,
+    encode_state,
+)
 from daemon.trading.positions_file import UNATTRIBUTED, load_positions
 from events.base import Event
 from events.bus import Bus
@@ -86,131 +95,10 @@ COMPONENT = "portfolio"
 ACCOUNT = "*"  # strategy id shown on an account-wide (all strategies) position
 DAY_NS = 86_400 * 1_000_000_000
 
-ZERO = Decimal(0)
-ONE = Decimal(1)
-# Wide enough that sums of prices x quantities never round; see the module doc.
-_CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
-_RELEASE_QUANTUM = Decimal("1e-20")
-# The shown average price: 28 significant digits, Decimal's default precision.
-_AVG_CTX = Context(prec=28, rounding=ROUND_HALF_EVEN)
 _INF = float("inf")
 _ts_event = attrgetter("ts_event")
 
 Key = tuple[str, str]  # (venue, symbol)
-
-
-class _Pos:
-    """One strategy's position in one symbol (mutable; only the fold changes it)."""
-
-    __slots__ = ("qty", "cost", "avg", "realized", "fees")
-
-    def __init__(self, qty: Decimal = ZERO, cost: Decimal = ZERO, avg: Decimal = ZERO,
-                 realized: Decimal = ZERO, fees: Decimal = ZERO) -> None:
-        self.qty = qty
-        self.cost = cost
-        self.avg = avg
-        self.realized = realized
-        self.fees = fees
-
-    def fill(self, signed_qty: Decimal, price: Decimal) -> None:
-        """Apply a fill of `signed_qty` (> 0 buy) at `price`; runs under `_CTX`."""
-        q = self.qty
-        if q == 0 or (q > 0) == (signed_qty > 0):
-            self.qty = q + signed_qty
-            self.cost += signed_qty * price
-            # From flat the average is the price itself (and keeps its digits).
-            self.avg = price if q == 0 else _average(self.cost, self.qty)
-            return
-        closed = min(abs(signed_qty), abs(q))
-        released = self.cost if closed == abs(q) else _release(self.cost, closed, abs(q))
-        closing = closed if signed_qty > 0 else -closed
-        # -closing x price is the cash the close brings in; released is what it cost.
-        self.realized += -closing * price - released
-        self.cost -= released
-        self.qty = q + closing
-        rest = signed_qty - closing
-        if self.qty == 0:  # closed: flat, or flipped with `rest` opened at the price
-            if rest:
-                self.qty, self.cost, self.avg = rest, rest * price, price
-            else:
-                self.qty = self.cost = self.avg = ZERO
-
-    def unrealized(self, mark: Decimal | None) -> Decimal:
-        return ZERO if mark is None or self.qty == 0 else self.qty * mark - self.cost
-
-    def total(self, mark: Decimal | None) -> Decimal:
-        """realized - fees + unrealized: the position's contribution to equity."""
-        return self.realized - self.fees + self.unrealized(mark)
-
-
-def _release(cost: Decimal, closed: Decimal, qty: Decimal) -> Decimal:
-    """The part of `cost` a partial close of `closed` out of `qty` takes with it."""
-    _CTX.clear_flags()
-    exact = _CTX.divide(_CTX.multiply(cost, closed), qty)
-    if _CTX.flags[Inexact] or exact.as_tuple().exponent < -20:  # type: ignore[operator]
-        return exact.quantize(_RELEASE_QUANTUM, context=_CTX)
-    return exact
-
-
-def _average(cost: Decimal, qty: Decimal) -> Decimal:
-    return _tidy(_AVG_CTX.divide(cost, qty))
-
-
-def _tidy(value: Decimal) -> Decimal:
-    """`value` without trailing fractional zeros, for what others read."""
-    if value == value.to_integral_value():
-        return value.quantize(ONE, context=_CTX)
-    return value.normalize(_CTX)
-
-
-# -- snapshot encoding ---------------------------------------------------------------
-
-
-class _PosState(msgspec.Struct, array_like=True):
-    venue: str
-    symbol: str
-    strategy_id: str
-    qty: Decimal
-    cost: Decimal
-    avg: Decimal
-    realized: Decimal
-    fees: Decimal
-
-
-class _BalState(msgspec.Struct, array_like=True):
-    venue: str
-    currency: str
-    total: Decimal
-    free: Decimal
-    locked: Decimal
-
-
-class _MarkState(msgspec.Struct, array_like=True):
-    venue: str
-    symbol: str
-    price: Decimal
-
-
-class _BaseState(msgspec.Struct, array_like=True):
-    venue: str
-    symbol: str
-    strategy_id: str
-    value: Decimal
-
-
-class _State(msgspec.Struct, array_like=True):
-    version: int
-    upto_seq: int
-    day: int | None
-    positions: list[_PosState]
-    balances: list[_BalState]
-    marks: list[_MarkState]
-    baselines: list[_BaseState]
-
-
-_STATE_VERSION = 1
-_encode_state = msgspec.msgpack.Encoder().encode
-_decode_state = msgspec.msgpack.Decoder(_State).decode
 
 
 class Portfolio:
@@ -233,7 +121,7 @@ class Portfolio:
         for inst in sorted(self._instruments.values(),
                            key=lambda i: ((i.venue, i.quote) in bases, i.venue, i.symbol)):
             self._by_base.setdefault((inst.venue, inst.base), []).append(inst)
-        self._positions: dict[Key, dict[str, _Pos]] = {}
+        self._positions: dict[Key, dict[str, Lot]] = {}
         self._balances: dict[Key, tuple[Decimal, Decimal, Decimal]] = {}  # total, free, locked
         self._marks: dict[Key, Trade | Quote | Bar | Decimal] = {}
         self._mark_cache: dict[Key, tuple[object, Decimal]] = {}
@@ -336,7 +224,7 @@ class Portfolio:
             # A position held since the day began had no value until now: its first
             # valuation is not the day's PnL.
             mark = self.last_price(*key)
-            with localcontext(_CTX):
+            with localcontext(CTX):
                 for sid, pos in self._positions[key].items():
                     if (*key, sid) in self._baselines:
                         self._baselines[(*key, sid)] += pos.unrealized(mark)
@@ -348,8 +236,8 @@ class Portfolio:
         key = (fill.venue, fill.symbol)
         pos = self._positions.setdefault(key, {}).get(fill.strategy_id)
         if pos is None:
-            pos = self._positions[key][fill.strategy_id] = _Pos()
-        with localcontext(_CTX):
+            pos = self._positions[key][fill.strategy_id] = Lot()
+        with localcontext(CTX):
             pos.fill(fill.qty if fill.side == BUY else -fill.qty, fill.price)
             pos.fees += self._fee_in_quote(fill)
         return self._view(fill.venue, fill.symbol, fill.strategy_id, pos)
@@ -369,7 +257,7 @@ class Portfolio:
         self._day = day
         self._day_end = (day + 1) * DAY_NS
         # The baseline is every position's value at the moment the day starts.
-        with localcontext(_CTX):
+        with localcontext(CTX):
             self._baselines = {
                 (venue, symbol, sid): pos.total(self.last_price(venue, symbol))
                 for (venue, symbol), by_sid in self._positions.items()
@@ -386,8 +274,8 @@ class Portfolio:
         now = self._now_ns()
         for p in positions:
             sid = p.strategy_id if strategy_id is None else strategy_id
-            with localcontext(_CTX):
-                pos = _Pos(p.qty, p.qty * p.avg_price, p.avg_price if p.qty else ZERO,
+            with localcontext(CTX):
+                pos = Lot(p.qty, p.qty * p.avg_price, p.avg_price if p.qty else ZERO,
                            p.realized_pnl, p.fees)
                 if self._day is not None:  # a seed is not today's PnL
                     self._baselines[(p.venue, p.symbol, sid)] = pos.total(
@@ -403,32 +291,32 @@ class Portfolio:
     def snapshot(self) -> Snapshot:
         """The folded state as a `Snapshot` event (not published; the caller
         publishes it, e.g. on a timer)."""
-        state = _State(
-            version=_STATE_VERSION, upto_seq=self.upto_seq, day=self._day,
-            positions=[_PosState(v, s, sid, p.qty, p.cost, p.avg, p.realized, p.fees)
+        state = State(
+            version=STATE_VERSION, upto_seq=self.upto_seq, day=self._day,
+            positions=[PosState(v, s, sid, p.qty, p.cost, p.avg, p.realized, p.fees)
                        for (v, s), by_sid in self._positions.items()
                        for sid, p in by_sid.items()],
-            balances=[_BalState(v, c, *bal) for (v, c), bal in self._balances.items()],
-            marks=[_MarkState(v, s, price) for (v, s) in self._marks
+            balances=[BalState(v, c, *bal) for (v, c), bal in self._balances.items()],
+            marks=[MarkState(v, s, price) for (v, s) in self._marks
                    if (price := self.last_price(v, s)) is not None],
-            baselines=[_BaseState(v, s, sid, value)
+            baselines=[BaseState(v, s, sid, value)
                        for (v, s, sid), value in self._baselines.items()],
         )
         now = self._now_ns()
         return Snapshot(ts_event=now, ts_recv=now, component=COMPONENT,
-                        upto_seq=self.upto_seq, state=_encode_state(state))
+                        upto_seq=self.upto_seq, state=encode_state(state))
 
     def restore(self, snapshot: Snapshot) -> None:
         """Replace the whole state with the one `snapshot` holds."""
         if snapshot.component != COMPONENT:
             raise ValueError(f"not a portfolio snapshot: component {snapshot.component!r}")
-        state = _decode_state(snapshot.state)
-        if state.version != _STATE_VERSION:
+        state = decode_state(snapshot.state)
+        if state.version != STATE_VERSION:
             raise ValueError(f"portfolio snapshot version {state.version} "
-                             f"(this build reads {_STATE_VERSION})")
+                             f"(this build reads {STATE_VERSION})")
         self._positions = {}
         for p in state.positions:
-            self._positions.setdefault((p.venue, p.symbol), {})[p.strategy_id] = _Pos(
+            self._positions.setdefault((p.venue, p.symbol), {})[p.strategy_id] = Lot(
                 p.qty, p.cost, p.avg, p.realized, p.fees)
         self._balances = {(b.venue, b.currency): (b.total, b.free, b.locked)
                           for b in state.balances}
@@ -459,16 +347,16 @@ class Portfolio:
         by_sid = self._positions.get((venue, symbol), {})
         if strategy_id is not None:
             pos = by_sid.get(strategy_id)
-            return self._view(venue, symbol, strategy_id, pos or _Pos())
-        with localcontext(_CTX):
-            total = _Pos()
+            return self._view(venue, symbol, strategy_id, pos or Lot())
+        with localcontext(CTX):
+            total = Lot()
             for pos in by_sid.values():
                 total.qty += pos.qty
                 total.cost += pos.cost
                 total.realized += pos.realized
                 total.fees += pos.fees
             if total.qty:
-                total.avg = _average(total.cost, total.qty)
+                total.avg = average_price(total.cost, total.qty)
         return self._view(venue, symbol, ACCOUNT, total)
 
     def positions(self, strategy_id: str | None = None, venue: str | None = None,
@@ -481,10 +369,10 @@ class Portfolio:
                 if strategy_id in (None, sid) and (include_flat or pos.qty)]
 
     @staticmethod
-    def _view(venue: str, symbol: str, strategy_id: str, pos: _Pos) -> Position:
+    def _view(venue: str, symbol: str, strategy_id: str, pos: Lot) -> Position:
         return Position(venue=venue, symbol=symbol, strategy_id=strategy_id, qty=pos.qty,
-                        avg_price=pos.avg, realized_pnl=_tidy(pos.realized),
-                        fees=_tidy(pos.fees))
+                        avg_price=pos.avg, realized_pnl=tidy(pos.realized),
+                        fees=tidy(pos.fees))
 
     def balance(self, venue: str, currency: str) -> Decimal:
         """The venue's total balance of `currency` (0 if never reported)."""
@@ -515,7 +403,7 @@ class Portfolio:
         elif isinstance(raw, Bar):
             price = to_decimal(raw.close)
         else:
-            price = _tidy(_CTX.divide(_CTX.add(to_decimal(raw.bid), to_decimal(raw.ask)), 2))
+            price = tidy(CTX.divide(CTX.add(to_decimal(raw.bid), to_decimal(raw.ask)), 2))
         self._mark_cache[key] = (raw, price)
         return price
 
@@ -523,15 +411,15 @@ class Portfolio:
         """qty x (mark - avg) of a strategy's (or the account's) position."""
         mark = self.last_price(venue, symbol)
         by_sid = self._positions.get((venue, symbol), {})
-        with localcontext(_CTX):
-            return _tidy(sum((p.unrealized(mark) for sid, p in by_sid.items()
+        with localcontext(CTX):
+            return tidy(sum((p.unrealized(mark) for sid, p in by_sid.items()
                               if strategy_id in (None, sid)), ZERO))
 
     def pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal:
         """realized - fees + unrealized over the positions in scope: a strategy's
         contribution to equity (the account's when `strategy_id` is None)."""
-        with localcontext(_CTX):
-            return _tidy(sum((pos.total(self.last_price(v, s))
+        with localcontext(CTX):
+            return tidy(sum((pos.total(self.last_price(v, s))
                               for (v, s), by_sid in self._positions.items() if venue in (None, v)
                               for sid, pos in by_sid.items() if strategy_id in (None, sid)),
                              ZERO))
@@ -542,7 +430,7 @@ class Portfolio:
         baselines = self._baselines
         total = ZERO
         # A plain loop: risk asks this on every market event while a position is open.
-        with localcontext(_CTX):
+        with localcontext(CTX):
             for (v, s), by_sid in self._positions.items():
                 if venue is not None and v != venue:
                     continue
@@ -550,12 +438,12 @@ class Portfolio:
                 for sid, pos in by_sid.items():
                     if strategy_id is None or sid == strategy_id:
                         total += pos.total(mark) - baselines.get((v, s, sid), ZERO)
-        return _tidy(total)
+        return tidy(total)
 
     def equity(self, venue: str | None = None) -> Decimal:
         """Balances valued at the marks (see the module doc), one venue or all."""
-        with localcontext(_CTX):
-            return _tidy(sum((total * self._value(v, currency, ())
+        with localcontext(CTX):
+            return tidy(sum((total * self._value(v, currency, ())
                               for (v, currency), (total, _free, _locked) in self._balances.items()
                               if venue in (None, v) and total), ZERO))
 
@@ -571,7 +459,7 @@ class Portfolio:
         positions: dict[str, Decimal] = {}
         realized = unrealized = fees = ZERO
         marks: dict[str, Decimal] = {}
-        with localcontext(_CTX):
+        with localcontext(CTX):
             for (venue, symbol), by_sid in self._positions.items():
                 mark = self.last_price(venue, symbol)
                 if mark is not None:
@@ -581,8 +469,8 @@ class Portfolio:
                     realized += pos.realized
                     unrealized += pos.unrealized(mark)
                     fees += pos.fees
-        return {"positions": positions, "realized": _tidy(realized),
-                "unrealized": _tidy(unrealized), "fees": _tidy(fees),
+        return {"positions": positions, "realized": tidy(realized),
+                "unrealized": tidy(unrealized), "fees": tidy(fees),
                 "initial_equity": initial_equity, "marks": marks}
 
     def has_any_position(self) -> bool:

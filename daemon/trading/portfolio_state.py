@@ -1,0 +1,56 @@
+"""The portfolio's state as it is journaled in a `Snapshot` (msgpack, array-like):
+what `Portfolio.snapshot` writes and `Portfolio.restore` reads. New fields go at
+the end with defaults; `STATE_VERSION` changes only if that is impossible."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+
+class PosState(msgspec.Struct, array_like=True):
+    venue: str
+    symbol: str
+    strategy_id: str
+    qty: Decimal
+    cost: Decimal
+    avg: Decimal
+    realized: Decimal
+    fees: Decimal
+
+
+class BalState(msgspec.Struct, array_like=True):
+    venue: str
+    currency: str
+    total: Decimal
+    free: Decimal
+    locked: Decimal
+
+
+class MarkState(msgspec.Struct, array_like=True):
+    venue: str
+    symbol: str
+    price: Decimal
+
+
+class BaseState(msgspec.Struct, array_like=True):
+    venue: str
+    symbol: str
+    strategy_id: str
+    value: Decimal
+
+
+class State(msgspec.Struct, array_like=True):
+    version: int
+    upto_seq: int
+    day: int | None
+    positions: list[PosState]
+    balances: list[BalState]
+    marks: list[MarkState]
+    baselines: list[BaseState]
+
+
+STATE_VERSION = 1
+encode_state = msgspec.msgpack.Encoder().encode
+decode_state = msgspec.msgpack.Decoder(State).decode
