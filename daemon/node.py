@@ -112,7 +112,18 @@ class TradingNode:
             positions = load_positions(Path(path))
         except (OSError, ValueError) as exc:
             raise UserError(f"strategies[{scfg.id}].initial_positions: {exc}") from None
+        if scfg.paper:  # a paper strategy holds them on its venue's twin
+            twin = paper_venue(scfg.venue)
+            positions = [msgspec.structs.replace(p, venue=twin) if p.venue == scfg.venue else p
+                         for p in positions]
         self.portfolio.seed(scfg.id, positions)
+        # On a simulated venue the account must hold what the file says it does,
+        # or the first sell of a seeded long would be refused for lack of base.
+        simulated = {v.name: v for v in self.venues}
+        for p in positions:
+            venue = simulated.get(p.venue)
+            if venue is not None and p.qty:
+                venue.seed_position(p.symbol, p.qty)
 
     def start(self) -> None:
         """Publish the venues' opening balances, then start the strategies."""

@@ -267,3 +267,23 @@ params = { fast = 10, slow = 30, qty = 0.01 }
     assert {f["venue"] for f in fills if f["strategy_id"] == "shadow"} == {"ftx.paper"}
     assert {f["venue"] for f in fills if f["strategy_id"] == "sma"} == {"ftx"}
     assert real and twin == real  # same market, same decisions, its own account
+
+
+def test_a_strategy_seeded_from_a_positions_file_can_close_its_position(
+        bar_store: Path, tmp_path: Path) -> None:
+    """initial_positions: the portfolio starts long and, on a simulated venue,
+    the account holds the base currency behind it, so the strategy's first sell
+    closes the seeded position."""
+    (tmp_path / "positions.csv").write_text(
+        "Symbol,Exchange,Quantity,AvgEntryPrice,Currency\nBTC-PERP,ftx,0.01,46000,USD\n")
+    config = tmp_path / "seeded.toml"
+    config.write_text(BAR_CONFIG.replace(
+        'params = { fast = 10, slow = 30, qty = 0.01 }',
+        'params = { fast = 10, slow = 30, qty = 0.01 }\ninitial_positions = "positions.csv"'))
+    out = run_cli("replay", "--config", config, "--data", bar_store, "--to", "2022-01-01",
+                  "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["rejections"] == {}, report["rejections"]
+    first = report["fills"][0]
+    assert first["side"] == "SELL" and Decimal(first["qty"]) == Decimal("0.01")

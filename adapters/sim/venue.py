@@ -134,6 +134,19 @@ class SimVenue:
         for currency in list(self._acc.total):
             self._ledger.balance(currency, ts, "initial")
 
+    def seed_position(self, symbol: str, qty: Decimal) -> None:
+        """Hold `qty` (signed) of `symbol` from the start, as a positions file
+        says the account does: the base currency behind it is credited (or
+        owed, for a short) and the venue's net position follows, so the
+        position can be closed. Publishes BalanceChanged(reason="seed")."""
+        st = self._symbols.get(symbol)
+        if st is None:
+            raise ValueError(f"unknown symbol {symbol!r} at {self.name!r}")
+        base = st.inst.base
+        self._acc.add(base, qty)
+        self._acc.add_position(symbol, qty)
+        self._ledger.balance(base, self._now(), "seed")
+
     # -- read-only views -----------------------------------------------------
 
     def balance(self, currency: str) -> tuple[Decimal, Decimal, Decimal]:
