@@ -99,6 +99,7 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
                                                    segment_max_bytes=1 << 40))
         bus = Bus(next_seq=journal.next_seq, journal=journal.append)
         batches = read_events(spec.data_dir, date_from=spec.date_from, date_to=spec.date_to,
+                              lazy=spec.coalesce and spec.speed is None,
                               types=_market_types(), symbols=symbols or None)
         first = next(batches, None)
         if first is None:

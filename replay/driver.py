@@ -11,8 +11,9 @@ so what their callbacks publish precedes that event, and the batch resumes.
 Quiet runs. Most trades of a replay change nothing but a last price and the
 open bar: no order is working at the venue, no bar closes, no timer is due,
 and no strategy wants each trade. When every subscriber to `Trade` says how
-far from a given trade that holds (`quiet_trades(trades, start, stop) -> end`)
-and can take the run in bulk (`absorb_trades(trades, start, end)`), such a run
+far from a given trade that holds (`quiet_trades(cols, start, stop) -> end`,
+over `events.columns.TradeColumns`) and can take the run in bulk
+(`absorb_trades(cols, start, end)`), such a run
 is absorbed by each of them instead of dispatched event by event, and the
 next trade someone must see is dispatched normally. The outcome is the same,
 byte for byte (tests/test_replay_e2e.py runs both ways); only the per-event
@@ -27,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from events.base import Event
 from events.bus import Bus
+from events.columns import TradeBatch, TradeColumns
 from events.market import Trade
 from replay.clock import ReplayClock
 from replay.pacing import Pacer
@@ -53,25 +55,36 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
               coalesce: bool = True) -> None:
     """Dispatch batch[start:stop], firing timers before the events they precede."""
     quiet = _quiet_owners(bus) if coalesce else None
+    cols = None
+    if quiet is not None:
+        cols = batch if isinstance(batch, TradeColumns) else _homogeneous(batch, start, stop)
+        if cols is None:
+            quiet = None
+    if quiet is None and isinstance(batch, TradeBatch):
+        batch = batch.events()  # dispatched one by one: build them in bulk
     stopped_at = [start]
     misses = 0
     i = start
     while i < stop:
-        ts = batch[i].ts_event
+        ts = cols.ts[i] if cols is not None else batch[i].ts_event
         if ts >= clock.next_due:
             clock.advance_to(ts)
-        if quiet is not None and batch[i].__class__ is Trade:
-            end = _quiet_run(batch, i, stop, quiet, clock)
+        if quiet is not None:
+            assert cols is not None
+            end = _quiet_run(cols, i, stop, quiet, clock)
             if end > i:
                 for owner in quiet:
-                    owner.absorb_trades(batch, i, end)
-                clock._now = batch[end - 1].ts_event
+                    owner.absorb_trades(cols, i, end)
+                clock._now = cols.ts[end - 1]
                 i = end
                 misses = 0
                 continue
             misses += 1
             if misses > _MAX_MISSES:
-                quiet = None  # someone wants every trade here: dispatch the rest plainly
+                # someone wants every trade here: dispatch the rest plainly
+                quiet = cols = None
+                if isinstance(batch, TradeBatch):
+                    batch = batch.events()  # in bulk, not row by row
             # this trade, one by one; the run after it may be quiet again
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
             i = stopped_at[0]
@@ -92,23 +105,34 @@ def _quiet_owners(bus: Bus) -> tuple | None:
     return None
 
 
-def _quiet_run(batch: Sequence[Event], start: int, stop: int, owners: tuple,
+def _homogeneous(batch: Sequence[Event], start: int, stop: int) -> TradeColumns | None:
+    """A list batch of trades of one venue and symbol as columns (indexed like
+    the batch), else None: mixed batches are dispatched event by event."""
+    first = batch[start]
+    if first.__class__ is not Trade:
+        return None
+    venue, symbol = first.venue, first.symbol  # type: ignore[attr-defined]
+    for i in range(start + 1, stop):
+        e = batch[i]
+        if e.__class__ is not Trade or e.symbol != symbol or e.venue != venue:  # type: ignore[attr-defined]
+            return None
+    return TradeColumns(venue, symbol, [e.ts_event for e in batch],
+                        [getattr(e, "price", 0.0) for e in batch],
+                        [getattr(e, "size", 0.0) for e in batch], [e.seq for e in batch])
+
+
+def _quiet_run(cols: TradeColumns, start: int, stop: int, owners: tuple,
                clock: ReplayClock) -> int:
-    """End (exclusive) of the quiet run of trades from `start`: trades of one
-    venue and symbol, before any timer due, that no owner must see singly."""
+    """End (exclusive) of the quiet run from `start`: trades before any timer
+    due that no owner must see singly."""
     end = stop
-    if batch[end - 1].ts_event >= clock.next_due:
-        end = bisect_left(batch, clock.next_due, start, end, key=_ts_event)
+    ts = cols.ts
+    if ts[end - 1] >= clock.next_due:
+        end = bisect_left(ts, clock.next_due, start, end)
     for owner in owners:
-        end = owner.quiet_trades(batch, start, end)
+        end = owner.quiet_trades(cols, start, end)
         if end <= start:
             return start
-    first = batch[start]
-    venue, symbol = first.venue, first.symbol  # type: ignore[attr-defined]
-    for j in range(start + 1, end):
-        e = batch[j]
-        if e.__class__ is not Trade or e.symbol != symbol or e.venue != venue:  # type: ignore[attr-defined]
-            return j
     return end
 
 
@@ -146,7 +170,8 @@ async def replay_into_paced(
                     clock.advance_to(due)  # only timers are due yet
                     continue
                 j = bisect_right(batch, due, lo=i, hi=n, key=_ts_event)
-                _dispatch(bus, clock, batch, i, j)
+                # paced: speed is not the point, and sub-ranges would rebuild columns
+                _dispatch(bus, clock, batch, i, j, coalesce=False)
                 i = j
         count += n
         await asyncio.sleep(0)

@@ -16,7 +16,7 @@ active run's batches go straight from Arrow to events.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from heapq import heappop, heappush
@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from events.base import Event
+from events.columns import TradeBatch
+from events.market import Trade
 from replay.runs import MIN_TS, DeferredRuns, Run, Source, _int64, ts_column
 
 __all__ = ["MergeStats", "UnsortedRunError", "merge_runs"]
@@ -130,9 +132,15 @@ class _Active:
             lo += int(np.searchsorted(self.seq[pos + lo : pos + hi], w_seq, "right"))
         return pos + lo
 
-    def events(self, end: int) -> list[Event]:
+    def events(self, end: int, lazy: bool = False) -> Sequence[Event]:
+        """Rows pos..end as events; with `lazy`, trades of one venue and symbol
+        come as a TradeBatch that builds each event only when asked for."""
         pos = self.pos
         batch = self.batch if pos == 0 and end == self.n else self.batch.slice(pos, end - pos)
+        if lazy and self.run.schema.cls is Trade:
+            columns = TradeBatch.maybe(batch)
+            if columns is not None:
+                return columns
         return self.run.schema.from_table(batch)
 
     def close(self) -> None:
@@ -147,10 +155,13 @@ def merge_runs(
     batch_rows: int = 65536,
     prefetch: bool = True,
     stats: MergeStats | None = None,
-) -> Generator[list[Event], None, None]:
+    lazy: bool = False,
+) -> Generator[Sequence[Event], None, None]:
     """Every row of every source as events, in global (ts_event, seq) order, in
     lists of at most `batch_rows`. With `prefetch`, each run's next batch is
-    read on one background thread while this one builds events."""
+    read on one background thread while this one builds events. With `lazy`,
+    a batch of one run's trades of one venue and symbol comes as a
+    `events.columns.TradeBatch` (a sequence that builds events on demand)."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be positive, not {batch_rows}")
     stats = stats if stats is not None else MergeStats()
@@ -201,7 +212,7 @@ def merge_runs(
                     f" (ts_event={out_ts}, seq={out_seq}), already emitted: a seq appears"
                     " twice, or a run broke its lower bound"
                 )
-            out = _merged(take)
+            out = _merged(take, lazy)
             out_ts, out_seq = w_ts, w_seq
             stats.rows_out += len(out)
             for a, end in take:
@@ -222,11 +233,11 @@ def merge_runs(
             a.close()
 
 
-def _merged(take: list[tuple[_Active, int]]) -> list[Event]:
+def _merged(take: list[tuple[_Active, int]], lazy: bool = False) -> Sequence[Event]:
     """The rows taken from each run, as events in key order."""
     if len(take) == 1:
         a, end = take[0]
-        return a.events(end)
+        return a.events(end, lazy)
     events: list[Event] = []
     ts_parts = []
     seq_parts = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Generator, Iterable
+from collections.abc import Collection, Generator, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -75,7 +75,8 @@ def read_events(
     extra_runs: Iterable[Run] = (),
     prefetch: bool = True,
     stats: MergeStats | None = None,
-) -> Generator[list[Event], None, None]:
+    lazy: bool = False,
+) -> Generator[Sequence[Event], None, None]:
     """The store's events from `date_from` to `date_to` (inclusive, UTC dates
     of ts_event), in (ts_event, seq) order, as lists of at most `batch_rows`.
 
@@ -116,7 +117,7 @@ def read_events(
         kept = restrict(run, types=types, symbols=wanted_symbols, ts_from=ts_from, ts_to=ts_to)
         if kept is not None:
             sources.append(kept)
-    return merge_runs(sources, batch_rows=batch_rows, prefetch=prefetch, stats=stats)
+    return merge_runs(sources, batch_rows=batch_rows, prefetch=prefetch, stats=stats, lazy=lazy)
 
 
 def _date_dirs(events_dir: Path) -> list[tuple[date, Path]]:

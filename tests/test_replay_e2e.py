@@ -220,7 +220,14 @@ def _replay_events(config_path: Path, data: Path, out: Path, coalesce: bool) -> 
 
     run_replay(load_config(config_path), ReplaySpec(data_dir=data, out_dir=out,
                                                     coalesce=coalesce))
-    return {(p.date, p.type): p.path.read_bytes() for p in list_parts(out / "events")}
+    files = {(p.date, p.type): p.path.read_bytes() for p in list_parts(out / "events")}
+    # marks only show in valuations: the equity curve and the report must match too
+    report = json.loads((out / "report.json").read_text())
+    for key in ("wall_s", "events_per_s"):
+        report.pop(key)
+    files[("report", "json")] = json.dumps(report, sort_keys=True).encode()
+    files[("equity", "csv")] = (out / "equity.csv").read_bytes()
+    return files
 
 
 @pytest.mark.parametrize("dataset", ["spy", "binance-sample"])

@@ -45,7 +45,7 @@ orders), `slippage` and `fees`; the records and the events that change them in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from heapq import heappop, heappush
 from typing import Any
@@ -59,6 +59,7 @@ from adapters.sim.matching import crosses, match
 from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
 from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
 from events.base import Event
+from events.columns import TradeColumns
 from events.instruments import Instrument
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
@@ -182,23 +183,21 @@ class SimVenue:
 
     # -- quiet runs (see replay.driver): trades nobody must see one by one --------
 
-    def quiet_trades(self, trades: Sequence[Trade], start: int, stop: int) -> int:
-        """How far from `start` the trades (one symbol, sorted) may skip
+    def quiet_trades(self, cols: TradeColumns, start: int, stop: int) -> int:
+        """How far from `start` a run of trades (one symbol, sorted) may skip
         `on_trade`: to `stop` while the symbol has nothing pending or open,
         else not at all."""
-        first = trades[start]
-        st = self._symbols.get(first.symbol)
-        if st is None or first.venue != self.data_venue or not st.busy:
+        st = self._symbols.get(cols.symbol)
+        if st is None or cols.venue != self.data_venue or not st.busy:
             return stop
         return start
 
-    def absorb_trades(self, trades: Sequence[Trade], start: int, stop: int) -> None:
+    def absorb_trades(self, cols: TradeColumns, start: int, stop: int) -> None:
         """What `on_trade` does for quiet trades: remember the last price."""
-        last = trades[stop - 1]
-        st = self._symbols.get(last.symbol)
-        if st is not None and last.venue == self.data_venue:
-            st.last_px = last.price
-            st.last_ts = last.ts_event
+        st = self._symbols.get(cols.symbol)
+        if st is not None and cols.venue == self.data_venue:
+            st.last_px = cols.price[stop - 1]
+            st.last_ts = cols.ts[stop - 1]
             st.trades_seen = True
 
     def on_quote(self, ev: Quote) -> None:

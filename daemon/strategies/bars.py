@@ -109,21 +109,22 @@ class BarBuilder:
         """The close time of the open bar: a trade at or past it closes the bar."""
         return self._end
 
-    def absorb(self, trades: Sequence[Trade], start: int, stop: int) -> None:
-        """`on_trade` for trades[start:stop], none of them at or past `end_ns`
-        (the caller checks): the same arithmetic in the same order, so the bar
-        is bit-identical to one fed trade by trade."""
+    def absorb(self, prices: Sequence[float], sizes: Sequence[float], start: int,
+               stop: int) -> None:
+        """`on_trade` for the trades whose prices and sizes are
+        prices/sizes[start:stop], none of them at or past `end_ns` (the caller
+        checks): the same arithmetic in the same order, so the bar is
+        bit-identical to one fed trade by trade."""
         high, low, volume = self._high, self._low, self._volume
         for i in range(start, stop):
-            trade = trades[i]
-            price = trade.price
+            price = prices[i]
             if price > high:
                 high = price
             elif price < low:
                 low = price
-            volume += trade.size
+            volume += sizes[i]
         self._high, self._low, self._volume = high, low, volume
-        self._close = trades[stop - 1].price
+        self._close = prices[stop - 1]
 
     def update(self, ts: int, price: float, size: float) -> None:
         """Add one trade given as raw values."""

@@ -25,7 +25,7 @@ order events), leaving the table, failure handling and lifecycle as they are.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from functools import partial
 from operator import attrgetter
 from typing import Any
@@ -34,6 +34,7 @@ from daemon.config import StrategyConfig, parse_interval
 from daemon.logging import get_logger
 from daemon.strategies.bars import BarBuilder
 from daemon.strategies.base import Strategy
+from events.columns import TradeColumns
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from replay.clock import TimerHandle
 
@@ -119,12 +120,11 @@ class MarketRouter:
 
     # -- quiet runs (see replay.driver) -----------------------------------------
 
-    def quiet_trades(self, trades: Sequence[Trade], start: int, stop: int) -> int:
-        """How far from `start` the trades (one symbol, sorted) may skip
+    def quiet_trades(self, cols: TradeColumns, start: int, stop: int) -> int:
+        """How far from `start` a run of trades (one symbol, sorted) may skip
         `on_market`: not at all if a strategy wants each trade; otherwise up to
         the first trade that closes a bar being built."""
-        first = trades[start]
-        hooks = self._routes.get((first.venue, first.symbol, Trade))
+        hooks = self._routes.get((cols.venue, cols.symbol, Trade))
         if not hooks:
             return stop
         end = stop
@@ -132,14 +132,13 @@ class MarketRouter:
             if slot is not None:
                 return start  # a strategy's on_trade: every trade, one by one
             builder = hook.__self__  # type: ignore[attr-defined]
-            end = bisect_left(trades, builder.end_ns, start, end, key=_ts_event)
+            end = bisect_left(cols.ts, builder.end_ns, start, end)
         return end
 
-    def absorb_trades(self, trades: Sequence[Trade], start: int, stop: int) -> None:
+    def absorb_trades(self, cols: TradeColumns, start: int, stop: int) -> None:
         """Quiet trades only feed the bar builders."""
-        first = trades[start]
-        for _slot, hook in self._routes.get((first.venue, first.symbol, Trade), ()):
-            hook.__self__.absorb(trades, start, stop)  # type: ignore[attr-defined]
+        for _slot, hook in self._routes.get((cols.venue, cols.symbol, Trade), ()):
+            hook.__self__.absorb(cols.price, cols.size, start, stop)  # type: ignore[attr-defined]
 
     def on_bar(self, bar: Bar) -> None:
         """A Bar from the data, delivered once the bus has dispatched what the

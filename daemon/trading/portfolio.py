@@ -64,7 +64,7 @@ Recovery
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, localcontext
 from operator import attrgetter
 from typing import Any
@@ -84,6 +84,7 @@ from daemon.trading.portfolio_state import (
 from daemon.trading.positions_file import UNATTRIBUTED, load_positions
 from events.base import Event
 from events.bus import Bus
+from events.columns import TradeColumns
 from events.instruments import Instrument, to_decimal
 from events.market import Bar, Quote, Trade
 from events.orders import Fill
@@ -123,7 +124,7 @@ class Portfolio:
             self._by_base.setdefault((inst.venue, inst.base), []).append(inst)
         self._positions: dict[Key, dict[str, Lot]] = {}
         self._balances: dict[Key, tuple[Decimal, Decimal, Decimal]] = {}  # total, free, locked
-        self._marks: dict[Key, Trade | Quote | Bar | Decimal] = {}
+        self._marks: dict[Key, Trade | Quote | Bar | Decimal | float] = {}
         self._mark_cache: dict[Key, tuple[object, Decimal]] = {}
         self._day: int | None = None
         self._day_end = 0  # ns: the end of `_day` (0 until the first event)
@@ -142,23 +143,24 @@ class Portfolio:
     def _on_event(self, event: Event) -> None:
         self.apply(event)
 
-    def quiet_trades(self, trades: Sequence[Trade], start: int, stop: int) -> int:
-        """How far from `start` the trades (one symbol, sorted) may skip
+    def quiet_trades(self, cols: TradeColumns, start: int, stop: int) -> int:
+        """How far from `start` a run of trades (one symbol, sorted) may skip
         `_on_trade`: while the symbol is already marked and the UTC day holds."""
-        first = trades[start]
-        if (first.venue, first.symbol) not in self._marks:
+        if (cols.venue, cols.symbol) not in self._marks:
             return start
-        return bisect_left(trades, self._day_end, start, stop, key=_ts_event)
+        return bisect_left(cols.ts, self._day_end, start, stop)
 
-    def absorb_trades(self, trades: Sequence[Trade], start: int, stop: int) -> None:
-        """What `_on_trade` does for quiet trades: keep the last valid mark."""
-        last = trades[stop - 1]
-        if last.seq:
-            self.upto_seq = last.seq
+    def absorb_trades(self, cols: TradeColumns, start: int, stop: int) -> None:
+        """What `_on_trade` does for quiet trades: keep the last valid price as
+        the mark (a float mark values exactly as the Trade holding it would)."""
+        seq = cols.seq[stop - 1]
+        if seq:
+            self.upto_seq = seq
+        prices = cols.price
         for i in range(stop - 1, start - 1, -1):
-            trade = trades[i]
-            if 0 < trade.price < _INF:
-                self._marks[(trade.venue, trade.symbol)] = trade
+            price = prices[i]
+            if 0 < price < _INF:
+                self._marks[(cols.venue, cols.symbol)] = price
                 self.mark_version += 1
                 return
 
@@ -398,6 +400,8 @@ class Portfolio:
             return cached[1]
         if isinstance(raw, Decimal):
             price = raw
+        elif isinstance(raw, float):  # a trade price absorbed from a quiet run
+            price = to_decimal(raw)
         elif isinstance(raw, Trade):
             price = to_decimal(raw.price)
         elif isinstance(raw, Bar):

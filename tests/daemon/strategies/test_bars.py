@@ -125,7 +125,7 @@ def test_absorbing_quiet_runs_builds_the_same_bars(steps) -> None:
         end = bisect_left(trades, b.end_ns, i, min(len(trades), i + next(runs, 5)),
                           key=lambda t: t.ts_event)
         if end > i:
-            b.absorb(trades, i, end)
+            b.absorb([t.price for t in trades], [t.size for t in trades], i, end)
             i = end
         else:
             b.on_trade(trades[i])
