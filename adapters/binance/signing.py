@@ -1,0 +1,263 @@
+"""Binance Spot request signing and the credentials it needs.
+
+Owns three things and nothing else: loading API credentials (environment or a
+systemd `LoadCredential` directory), building the exact byte string Binance
+signs (REST and WS API differ), and producing the signature (HMAC-SHA256 hex
+or Ed25519 base64). No I/O beyond reading credential files; no clock — the
+caller puts `timestamp` into the params.
+
+Rules (shared/binance-spot-protocol.md §2, §7):
+- REST: payload = percent-encoded query string + body, no separator, params in
+  the order sent. The signature goes last as `&signature=`.
+- WS API: payload = every param except `signature`, sorted by name,
+  `k=v&...`, UTF-8, not percent-encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
+
+import msgspec
+
+__all__ = [
+    "Credentials",
+    "Ed25519Signer",
+    "HmacSigner",
+    "Signer",
+    "load_credentials",
+    "rest_payload",
+    "sign_rest",
+    "sign_ws",
+    "ws_payload",
+]
+
+# RFC 3986 unreserved characters stay as they are; everything else (including
+# non-ASCII, which is what made unencoded payloads fail with -1022 since
+# 2026-01-15) becomes %XX of its UTF-8 bytes. Space becomes %20, never '+', so
+# the signed string and the sent string cannot disagree on form-encoding.
+_UNRESERVED = "-_.~"
+
+
+def _mask(key: str) -> str:
+    # Enough of the key to tell two keys apart in a log, never enough to use it.
+    if len(key) < 12:
+        return "…"
+    return f"{key[:4]}…{key[-3:]}"
+
+
+class Credentials(msgspec.Struct, frozen=True, kw_only=True):
+    """An API key plus exactly one of: HMAC `secret` or Ed25519 `private_key_pem`.
+
+    Never logged in full: `repr` shows a masked key and the kind only.
+    """
+
+    api_key: str
+    secret: str = ""
+    private_key_pem: bytes = b""
+
+    def __post_init__(self) -> None:
+        if bool(self.secret) == bool(self.private_key_pem):
+            raise ValueError("Credentials need exactly one of secret (HMAC) or private_key_pem")
+
+    @property
+    def kind(self) -> Literal["hmac", "ed25519"]:
+        return "hmac" if self.secret else "ed25519"
+
+    def signer(self) -> Signer:
+        """The signer matching this key type."""
+        if self.secret:
+            return HmacSigner(self.secret)
+        return Ed25519Signer(self.private_key_pem)
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key={_mask(self.api_key)!r}, kind={self.kind!r})"
+
+    __str__ = __repr__
+
+    # msgspec Structs give rich a field-by-field repr; override it so a rich
+    # console/traceback never prints the secret either.
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("api_key", _mask(self.api_key)), ("kind", self.kind)]
+
+
+def _read_text(path: Path) -> str:
+    # Credential files usually end in a newline; keys never contain whitespace.
+    return path.read_text(encoding="utf-8").strip()
+
+
+def load_credentials(
+    prefix: str = "BINANCE",
+    env: Mapping[str, str] = os.environ,
+    credentials_dir: str | os.PathLike[str] | None = None,
+) -> Credentials:
+    """Load credentials from `env` first, then from the credentials directory.
+
+    Environment: `{prefix}_API_KEY` with `{prefix}_API_SECRET` (HMAC) or
+    `{prefix}_PRIVATE_KEY_FILE` (path to a PEM Ed25519 key). Directory
+    (default `$CREDENTIALS_DIRECTORY` from `env`, i.e. systemd LoadCredential):
+    files `{prefix.lower()}_api_key`, `{prefix.lower()}_api_secret`,
+    `{prefix.lower()}_private_key.pem`. Raises ValueError with one line naming
+    what was looked for; never includes a secret.
+    """
+    if credentials_dir is None:
+        # Read at call time (not import time) so systemd/test envs are honoured.
+        credentials_dir = env.get("CREDENTIALS_DIRECTORY") or None
+    cdir = Path(credentials_dir) if credentials_dir else None
+    low = prefix.lower()
+    key_var, secret_var, pem_var = (
+        f"{prefix}_API_KEY",
+        f"{prefix}_API_SECRET",
+        f"{prefix}_PRIVATE_KEY_FILE",
+    )
+    key_file, secret_file, pem_file = (
+        f"{low}_api_key",
+        f"{low}_api_secret",
+        f"{low}_private_key.pem",
+    )
+
+    def from_dir(name: str) -> Path | None:
+        if cdir is None:
+            return None
+        p = cdir / name
+        return p if p.is_file() else None
+
+    api_key = env.get(key_var, "").strip()
+    if not api_key and (p := from_dir(key_file)):
+        api_key = _read_text(p)
+
+    secret = env.get(secret_var, "").strip()
+    if not secret and (p := from_dir(secret_file)):
+        secret = _read_text(p)
+
+    pem_path: Path | None = None
+    if env.get(pem_var):
+        pem_path = Path(env[pem_var])
+        if not pem_path.is_file():
+            raise ValueError(f"{pem_var} points to {pem_path}, which is not a file")
+    elif not secret:
+        pem_path = from_dir(pem_file)
+
+    where = f"in {cdir}" if cdir else "in $CREDENTIALS_DIRECTORY (not set)"
+    if not api_key or not (secret or pem_path):
+        raise ValueError(
+            f"Binance credentials not found: set {key_var} and {secret_var} "
+            f"(or {pem_var}), or put {key_file} and {secret_file} (or {pem_file}) {where}"
+        )
+    if secret and pem_path is not None:
+        raise ValueError(f"both {secret_var} and {pem_var} are set; keep one key type")
+    if secret:
+        return Credentials(api_key=api_key, secret=secret)
+    assert pem_path is not None
+    pem = pem_path.read_bytes()
+    if b"-----BEGIN" not in pem:
+        raise ValueError(f"{pem_path} is not a PEM private key")
+    return Credentials(api_key=api_key, private_key_pem=pem)
+
+
+class Signer(Protocol):
+    """Turns a payload string into the value of the `signature` parameter."""
+
+    def sign(self, payload: str) -> str: ...
+
+
+class HmacSigner:
+    """HMAC-SHA256 over the UTF-8 payload, lowercase hex."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: str) -> None:
+        self._key = secret.encode()
+
+    def sign(self, payload: str) -> str:
+        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return "HmacSigner(<secret>)"
+
+
+class Ed25519Signer:
+    """Ed25519 over the UTF-8 payload, standard base64 (case-sensitive)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, private_key_pem: bytes) -> None:
+        # Imported lazily: `cryptography` is optional and only Ed25519 needs it;
+        # an HMAC-only deployment must not fail at import.
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        except ImportError:
+            raise ValueError("Ed25519 keys need the 'cryptography' package") from None
+        try:
+            key = load_pem_private_key(private_key_pem, password=None)
+        except (ValueError, TypeError) as e:
+            # Don't chain: the original may quote bytes of the key.
+            raise ValueError(f"cannot load Ed25519 private key: {type(e).__name__}") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"expected an Ed25519 private key, got {type(key).__name__}")
+        self._key: Any = key
+
+    def sign(self, payload: str) -> str:
+        return base64.b64encode(self._key.sign(payload.encode())).decode("ascii")
+
+    def __repr__(self) -> str:
+        return "Ed25519Signer(<private key>)"
+
+
+Params = Sequence[tuple[str, str]] | Mapping[str, str]
+
+
+def _pairs(params: Params) -> Sequence[tuple[str, str]]:
+    return list(params.items()) if isinstance(params, Mapping) else params
+
+
+def _query(params: Params) -> str:
+    return "&".join(
+        f"{quote(str(k), safe=_UNRESERVED)}={quote(str(v), safe=_UNRESERVED)}"
+        for k, v in _pairs(params)
+    )
+
+
+def rest_payload(params: Params, body: str = "") -> str:
+    """The REST string to sign: percent-encoded query (order kept) + body, no separator.
+
+    `body` is the already form-encoded request body exactly as it will be sent;
+    it is signed as given because the server checks the bytes it receives.
+    """
+    return _query(params) + body
+
+
+def sign_rest(signer: Signer, params: Params, body: str = "") -> str:
+    """The query string to send: the encoded params plus `signature=` last.
+
+    Send `body` (if any) unchanged as the request body.
+    """
+    query = _query(params)
+    # Base64 signatures carry '+', '/', '='; hex passes through unchanged.
+    sig = quote(signer.sign(query + body), safe="")
+    return f"{query}&signature={sig}" if query else f"signature={sig}"
+
+
+def _ws_value(v: object) -> str:
+    # The WS frame is JSON, so ints are legitimate; bools/floats would stringify
+    # differently from their JSON form and silently break the signature.
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise TypeError(f"WS API param values must be str or int, got {type(v).__name__}")
+    return str(v)
+
+
+def ws_payload(params: Mapping[str, str | int]) -> str:
+    """The WS API string to sign: all params but `signature`, sorted, `k=v&...`, raw."""
+    return "&".join(f"{k}={_ws_value(v)}" for k, v in sorted(params.items()) if k != "signature")
+
+
+def sign_ws(signer: Signer, params: Mapping[str, str | int]) -> dict[str, str | int]:
+    """A copy of `params` with `signature` set, ready for the frame's `params`."""
+    return {**params, "signature": signer.sign(ws_payload(params))}
