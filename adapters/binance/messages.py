@@ -1,20 +1,40 @@
 """Binance market-data payloads as msgspec Structs named in Binance's own fields.
 
-Spot and USD-M futures share these shapes; futures adds fields (`T`, `pu`,
-`X`) that spot lacks, so those have defaults. Prices and quantities stay text
-here: the parser decides how to turn them into numbers.
+Spot and USD-M futures share most shapes; fields only one of them sends have
+defaults, fields both send are required (a payload missing one raises
+`msgspec.ValidationError`). Unknown extra fields (`e`, `M`, kline `f`/`L`/`n`/
+`q`/`V`/`Q`/`B`, ...) are ignored. Prices and quantities stay text here: the
+parser decides how to turn them into numbers.
+
+Shapes (docs: web-socket-streams.md, USD-M websocket market streams):
+
+    stream                    spot                            USD-M futures
+    <s>@trade                 e E s t p q T m M               e E T s t p q X m
+    <s>@aggTrade              e E s a p q f l T m M           e E s a p q f l T m
+    <s>@bookTicker            u s b B a A (no e/E/T)          e u s b B a A T E
+    <s>@depth[@100ms|@0ms]    e E s U u b a (no pu)           e E T s U u pu b a
+    <s>@depth<5|10|20>[@..]   lastUpdateId bids asks (no s)   e E T s U u pu b a
+    <s>@kline_<i>             e E s k{t T s i o c h l v x ..} same
+    REST GET depth            lastUpdateId bids asks          lastUpdateId E T bids asks
 """
 
 from __future__ import annotations
 
 import msgspec
 
+Levels = list[tuple[str, str]]
+
 
 class Envelope(msgspec.Struct):
-    """A combined-stream message: `{"stream": "btcusdt@trade", "data": {...}}`."""
+    """A combined-stream message: `{"stream": "btcusdt@trade", "data": {...}}`.
 
-    stream: str
-    data: msgspec.Raw
+    Both fields default so that control answers on the same socket
+    (`{"result":null,"id":1}`, `{"code":2,"msg":"..."}`) decode to an
+    envelope with an empty `stream` instead of failing.
+    """
+
+    stream: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"")
 
 
 class TradeMsg(msgspec.Struct):
@@ -23,53 +43,77 @@ class TradeMsg(msgspec.Struct):
     t: int  # trade id
     p: str
     q: str
+    T: int  # trade time, ms (both venues send it)
     m: bool  # buyer is the maker: the aggressor sold
-    T: int = 0  # trade time, ms
-    X: str = ""  # futures: MARKET | LIQUIDATION | ...
+    X: str = ""  # futures only: MARKET | LIQUIDATION | ...
 
 
 class AggTradeMsg(msgspec.Struct):
     E: int
     s: str
-    a: int
+    a: int  # aggregate trade id
     p: str
     q: str
-    f: int
-    l: int  # noqa: E741 - Binance's field name
+    f: int  # first trade id
+    l: int  # noqa: E741 - Binance's field name; last trade id
     T: int
     m: bool
 
 
 class BookTickerMsg(msgspec.Struct):
-    u: int
+    u: int  # order book update id
     s: str
     b: str
     B: str
     a: str
     A: str
     T: int = 0  # futures only; spot bookTicker carries no time at all
-    E: int = 0
+    E: int = 0  # futures only
 
 
 class DepthUpdateMsg(msgspec.Struct):
+    """Diff depth `<s>@depth[@100ms|@0ms]` (`e` = "depthUpdate")."""
+
     E: int
     s: str
-    U: int
-    u: int
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
-    T: int = 0
-    pu: int = 0  # futures only
+    U: int  # first update id in the event
+    u: int  # final update id in the event
+    b: Levels
+    a: Levels
+    T: int = 0  # futures only
+    pu: int = 0  # futures only: previous event's `u`
 
 
 class DepthSnapshotMsg(msgspec.Struct):
-    """REST `GET depth` answer (and the partial book stream `@depth<N>`)."""
+    """REST `GET depth` answer (spot; futures adds `E`/`T`)."""
 
     lastUpdateId: int  # noqa: N815
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
+    bids: Levels
+    asks: Levels
     E: int = 0
     T: int = 0
+
+
+class PartialDepthMsg(msgspec.Struct):
+    """Partial book depth `<s>@depth<N>[@100ms]`, either venue's shape.
+
+    Spot sends `{"lastUpdateId","bids","asks"}` (no symbol, no time); futures
+    sends a depthUpdate-like `{"e","E","T","s","U","u","pu","b","a"}`. One
+    struct with every field optional decodes both; the parser checks that one
+    complete shape is present.
+    """
+
+    lastUpdateId: int = -1  # noqa: N815 - spot
+    bids: Levels | None = None  # spot
+    asks: Levels | None = None  # spot
+    E: int = 0  # futures
+    T: int = 0  # futures
+    s: str = ""  # futures
+    U: int = 0  # futures
+    u: int = -1  # futures
+    pu: int = 0  # futures
+    b: Levels | None = None  # futures
+    a: Levels | None = None  # futures
 
 
 class KlineData(msgspec.Struct):
@@ -81,7 +125,7 @@ class KlineData(msgspec.Struct):
     c: str
     h: str
     l: str  # noqa: E741
-    v: str
+    v: str  # base asset volume
     x: bool  # closed
 
 

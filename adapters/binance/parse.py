@@ -1,15 +1,22 @@
 """One parser per Binance market-data message type, into tapeloop events.
 
-Decoders are built once. `ts_event` is the venue's time (trade/transaction
-time `T` where the message has it, else event time `E`), `ts_recv` the local
-receive time the caller passes in. A message the parsers do not know returns
-None; a malformed one raises `msgspec.DecodeError` / `ValidationError` for the
-caller to log and skip.
+Covers Spot and USD-M futures (see the shape table in
+`adapters.binance.messages`): `@trade`, `@aggTrade`, `@bookTicker`, diff depth
+`@depth[@100ms|@0ms]`, partial depth `@depth<5|10|20>[@100ms]`, `@kline_<i>`
+and the REST depth snapshot.
+
+Decoders are built once, at import. `ts_event` is the venue's time
+(trade/transaction time `T` where the message has it, else event time `E`;
+spot `bookTicker` and spot partial depth carry no time, so `ts_recv`), and
+`ts_recv` the local receive time the caller passes in. A message the parsers do
+not know returns None; a malformed one raises `msgspec.DecodeError` /
+`msgspec.ValidationError` for the caller to log and skip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import msgspec
 
@@ -20,6 +27,8 @@ from adapters.binance.messages import (
     DepthUpdateMsg,
     Envelope,
     KlineMsg,
+    Levels,
+    PartialDepthMsg,
     TradeMsg,
 )
 from events.base import Event
@@ -41,7 +50,11 @@ _agg = msgspec.json.Decoder(AggTradeMsg)
 _ticker = msgspec.json.Decoder(BookTickerMsg)
 _depth = msgspec.json.Decoder(DepthUpdateMsg)
 _snapshot = msgspec.json.Decoder(DepthSnapshotMsg)
+_partial = msgspec.json.Decoder(PartialDepthMsg)
 _kline = msgspec.json.Decoder(KlineMsg)
+
+# Partial book depth level counts Binance serves (`@depth5`, `@depth10`, `@depth20`).
+PARTIAL_DEPTH_LEVELS = frozenset({"5", "10", "20"})
 
 Parser = Callable[[bytes, str, int], Event | None]
 
@@ -74,11 +87,12 @@ def parse_book_ticker(raw: bytes, venue: str, ts_recv: int) -> Quote:
     )
 
 
-def _levels(levels: list[tuple[str, str]]) -> tuple[list[float], list[float]]:
+def _levels(levels: Levels) -> tuple[list[float], list[float]]:
     return [float(p) for p, _ in levels], [float(q) for _, q in levels]
 
 
 def parse_depth_update(raw: bytes, venue: str, ts_recv: int) -> BookDelta:
+    """Diff depth; a quantity of 0 deletes the level (kept as 0.0 here)."""
     m = _depth.decode(raw)
     bp, bs = _levels(m.b)
     ap, asz = _levels(m.a)
@@ -90,6 +104,7 @@ def parse_depth_update(raw: bytes, venue: str, ts_recv: int) -> BookDelta:
 
 
 def parse_depth_snapshot(raw: bytes, venue: str, ts_recv: int, symbol: str) -> BookSnapshot:
+    """REST `GET depth` answer; the symbol is the one the caller asked for."""
     m = _snapshot.decode(raw)
     bp, bs = _levels(m.bids)
     ap, asz = _levels(m.asks)
@@ -99,8 +114,37 @@ def parse_depth_snapshot(raw: bytes, venue: str, ts_recv: int, symbol: str) -> B
     )
 
 
+def parse_partial_depth(raw: bytes, venue: str, ts_recv: int, symbol: str) -> BookSnapshot:
+    """Partial book depth `<s>@depth<N>[@100ms]` → a top-N `BookSnapshot`.
+
+    Spot: `{"lastUpdateId","bids","asks"}` with no symbol or time, so `symbol`
+    (the stream name's, upper-cased) and `ts_recv` are used. Futures: the
+    depthUpdate-like shape with `s`, `u` and `T`/`E`. A payload with neither
+    complete shape raises `msgspec.ValidationError`.
+    """
+    m = _partial.decode(raw)
+    if m.lastUpdateId >= 0 and m.bids is not None and m.asks is not None:
+        bids, asks, last_id, sym = m.bids, m.asks, m.lastUpdateId, symbol
+    elif m.u >= 0 and m.b is not None and m.a is not None and m.s:
+        bids, asks, last_id, sym = m.b, m.a, m.u, m.s
+    else:
+        raise msgspec.ValidationError(
+            "partial depth: neither spot {lastUpdateId, bids, asks} nor futures {s, u, b, a}"
+        )
+    bp, bs = _levels(bids)
+    ap, asz = _levels(asks)
+    return BookSnapshot(
+        ts_event=(m.T or m.E) * MS or ts_recv, ts_recv=ts_recv, venue=venue, symbol=sym,
+        bid_prices=bp, bid_sizes=bs, ask_prices=ap, ask_sizes=asz, last_update_id=last_id,
+    )
+
+
 def parse_kline(raw: bytes, venue: str, ts_recv: int) -> Bar | None:
-    """Only closed klines become bars (an open one is still changing)."""
+    """Only closed klines become bars (an open one is still changing).
+
+    `ts_open` is the open time `t`; `ts_event` is the close time `T` + 1 ms,
+    i.e. the instant the bar's interval ends.
+    """
     m = _kline.decode(raw)
     k = m.k
     if not k.x:
@@ -113,8 +157,15 @@ def parse_kline(raw: bytes, venue: str, ts_recv: int) -> Bar | None:
 
 
 def parser_for_stream(stream: str) -> Parser | None:
-    """The parser for a stream name such as `btcusdt@depth@100ms`."""
-    kind = stream.split("@", 2)[1] if "@" in stream else stream
+    """The parser for a stream name such as `btcusdt@depth@100ms`, or None.
+
+    None for anything not listed in the module docstring: other streams,
+    `!serverShutdown` and other `!`-streams, an empty name.
+    """
+    parts = stream.split("@")
+    if len(parts) < 2 or not parts[0] or parts[0].startswith("!"):
+        return None
+    kind = parts[1]
     if kind == "trade":
         return parse_trade
     if kind == "aggTrade":
@@ -123,8 +174,10 @@ def parser_for_stream(stream: str) -> Parser | None:
         return parse_book_ticker
     if kind.startswith("kline_"):
         return parse_kline
-    if kind == "depth" or (kind.startswith("depth") and "@" not in kind and not kind[5:].isdigit()):
+    if kind == "depth":
         return parse_depth_update
+    if kind.startswith("depth") and kind[5:] in PARTIAL_DEPTH_LEVELS:
+        return partial(parse_partial_depth, symbol=parts[0].upper())
     return None
 
 
@@ -137,6 +190,20 @@ class StreamParser:
         self.unknown = 0
 
     def parse(self, raw: bytes, ts_recv: int) -> Event | None:
+        """One combined-stream message → one event, or None.
+
+        Contract (there is no custom `ParseError`):
+        - returns an event for a known market-data stream;
+        - returns None, and counts it in `self.unknown`, for an unknown stream,
+          for `!serverShutdown`, and for control messages on the socket
+          (`{"result":...,"id":...}`, `{"code":...,"msg":...}`) — these never
+          raise;
+        - returns None (not counted) for an open kline, which is not a bar yet;
+        - raises `msgspec.DecodeError` for bytes that are not valid JSON, and
+          `msgspec.ValidationError` (a subclass of DecodeError) for a payload of
+          a known stream that misses a required field or has a wrong type.
+          The caller logs and skips the message.
+        """
         env = _envelope.decode(raw)
         parser = self._parsers.get(env.stream, False)
         if parser is False:
