@@ -106,6 +106,7 @@ class OrderExpired(Event, frozen=True, kw_only=True, tag=True, array_like=True, 
     strategy_id: str
     client_order_id: str
     venue_order_id: str = ""
+    reason: str = ""  # e.g. GTD deadline, DAY end, self-trade prevention
 
 
 class OrderAmended(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
