@@ -84,10 +84,12 @@ def _retry_after_ns(headers: Mapping[str, str]) -> int | None:
     for name, value in headers.items():
         if name.lower() == "retry-after":
             try:
-                seconds = int(value.strip())
+                seconds = float(value.strip())  # Binance sends whole seconds; allow fractions
             except ValueError:
                 return None  # an HTTP-date: Binance sends seconds, so don't guess
-            return max(seconds, 0) * SECOND_NS
+            if seconds != seconds or seconds in (float("inf"), float("-inf")):
+                return None
+            return round(max(seconds, 0.0) * SECOND_NS)
     return None
 
 

@@ -137,6 +137,17 @@ def test_429_retry_after() -> None:
     assert not rl2.banned(T0 + S)
 
 
+def test_fractional_retry_after_is_read_exactly() -> None:
+    rl = limiter()
+    rl.note_response(429, {"Retry-After": "0.25"}, T0)
+    assert rl.delay_before(1, False, T0) == S // 4
+    rl.note_response(418, {"Retry-After": "1.5"}, T0)
+    assert rl.banned(T0) and rl.delay_before(1, False, T0) == 3 * S // 2
+    bad = limiter()
+    bad.note_response(429, {"Retry-After": "nan"}, T0)
+    assert bad.delay_before(1, False, T0) == DEFAULT_RETRY_AFTER_NS
+
+
 def test_429_without_retry_after_uses_default() -> None:
     rl = limiter()
     rl.note_response(429, {}, T0)

@@ -1,0 +1,343 @@
+"""Binance Spot REST client: signed requests, server time, limits and the
+error reactions of shared/binance-spot-protocol.md §2-§6.
+
+What it decides (and nothing more):
+- Time: `timestamp` = local clock + an offset learnt by `sync_time()`. Each
+  sample estimates the offset as `serverTime - (sent + received) / 2` (the
+  server is assumed to read its clock half-way through the round trip); the
+  offset is the median of `samples` such estimates, so one slow round trip
+  cannot skew it.
+- Signing: params go in a fixed order, then `timestamp`, then `recvWindow`,
+  percent-encoded and signed by `signing.sign_rest`; everything (signature
+  last) travels in the query string, the API key in `X-MBX-APIKEY`.
+- Limits: before each attempt it sleeps `limiter.delay_before(...)`, counts
+  the request with `note_sent`, and feeds every response to `note_response`.
+  While the limiter says the IP is banned (an earlier 418) requests are
+  refused locally with a `banned` BinanceError, without touching the network.
+- Errors: non-2xx -> `BinanceError.from_response`. -1021 -> re-sync the clock
+  once and retry once. 429 -> wait Retry-After (through the limiter) and
+  retry, for non-order requests only. 418 -> raise. An order placement whose
+  outcome is unknown (timeout, dropped connection, 5xx, -1007) is NEVER
+  resent: `UnknownOutcome(client_order_id)` is raised and the caller resolves
+  it with `get_order(symbol, client_order_id)`.
+
+Responses are decoded with msgspec into plain dicts/lists; prices and
+quantities stay the strings Binance sent (parse them to Decimal where used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from adapters.binance.errors import BinanceError
+from adapters.binance.exchange_info import (
+    RateLimit,
+    instruments_from_exchange_info,
+    rate_limits_from_exchange_info,
+)
+from adapters.binance.ratelimit import RateLimiter
+from adapters.binance.signing import Credentials, Signer, rest_payload, sign_rest
+from events.instruments import Instrument
+
+__all__ = ["BinanceRest", "UnknownOutcome", "decimal_text"]
+
+_MS_NS = 1_000_000
+_SECOND_NS = 1_000_000_000
+
+# Request weights, protocol doc §3.
+W_TIME = 1
+W_EXCHANGE_INFO = 20
+W_ORDER = 1  # POST/DELETE order (0 when successful since 2026-04-02; count 1)
+W_GET_ORDER = 4
+W_OPEN_ORDERS = 6
+W_OPEN_ORDERS_ALL = 80
+W_ACCOUNT = 20
+W_MY_TRADES = 20
+
+
+class UnknownOutcome(BinanceError):
+    """An order placement whose result we cannot know (timeout, dropped
+    connection, 5xx, -1007). It was NOT resent: query the order by
+    `client_order_id` to learn whether it exists. `status` is 0 when no HTTP
+    response arrived."""
+
+    def __init__(self, client_order_id: str, status: int = 0, code: int | None = None,
+                 msg: str = "") -> None:
+        self.client_order_id = client_order_id
+        super().__init__(status, code, msg)
+        self.category = "unknown"
+
+    def __str__(self) -> str:
+        return f"order {self.client_order_id!r}: outcome unknown ({super().__str__()})"
+
+
+def decimal_text(value: Decimal | int | str) -> str:
+    """Plain decimal text for a request parameter: never an exponent
+    (Decimal("1E-8") -> "0.00000001"), never NaN/Infinity."""
+    d = Decimal(value) if not isinstance(value, Decimal) else value
+    if not d.is_finite():
+        raise ValueError(f"not a finite decimal: {value!r}")
+    return format(d, "f")
+
+
+def _default_now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class BinanceRest:
+    """Async client for the Binance Spot REST endpoints the adapter needs."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        recv_window_ms: int = 5000,
+        now_ms: Callable[[], int] = _default_now_ms,
+        limiter: RateLimiter | None = None,
+        timeout_s: float = 10.0,
+        max_retry_after: int = 3,
+    ) -> None:
+        if not 0 < recv_window_ms <= 60000:
+            raise ValueError(f"recv_window_ms must be in (0, 60000], got {recv_window_ms}")
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._signer: Signer = credentials.signer()
+        self._session = session
+        self._owns_session = session is None
+        self.recv_window_ms = recv_window_ms
+        self.now_ms = now_ms
+        self.limiter = limiter if limiter is not None else RateLimiter()
+        self.timeout_s = timeout_s
+        self.max_retry_after = max_retry_after
+        self.offset_ms = 0  # server clock - local clock, from sync_time()
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Created lazily so construction needs no running loop.
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> BinanceRest:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- clock -----------------------------------------------------------------
+
+    def server_time_ms(self) -> int:
+        """Our best estimate of the server's clock now."""
+        return self.now_ms() + self.offset_ms
+
+    def _now_ns(self) -> int:
+        return self.server_time_ms() * _MS_NS
+
+    async def sync_time(self, samples: int = 3) -> int:
+        """Learn the server-clock offset from `samples` GET /api/v3/time round
+        trips: each gives `serverTime - midpoint(sent, received)`; the offset
+        is their median. Returns (and stores) the offset in ms."""
+        offsets: list[float] = []
+        for _ in range(max(samples, 1)):
+            status, headers, raw, sent, received = await self._attempt(
+                "GET", "/api/v3/time", "", {}, W_TIME, False
+            )
+            if not 200 <= status < 300:
+                raise BinanceError.from_response(status, raw)
+            server = int(msgspec.json.decode(raw)["serverTime"])
+            offsets.append(server - (sent + received) / 2)
+        self.offset_ms = round(statistics.median(offsets))
+        return self.offset_ms
+
+    # --- transport -------------------------------------------------------------
+
+    def _note(self, status: int, headers: Mapping[str, str], now_ns: int) -> None:
+        self.limiter.note_response(status, headers, now_ns)
+
+    async def _wait_for_limits(self, weight: int, is_order: bool) -> None:
+        now = self._now_ns()
+        if self.limiter.banned(now):
+            left = (self.limiter.banned_until_ns - now) / _SECOND_NS
+            raise BinanceError(418, -1003, f"IP banned for another {left:.3f}s (not sent)")
+        delay = self.limiter.delay_before(weight, is_order, now)
+        if delay > 0:
+            await asyncio.sleep(delay / _SECOND_NS)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        weight: int,
+        is_order: bool,
+    ) -> tuple[int, Mapping[str, str], bytes, int, int]:
+        """One HTTP exchange (after the limiter's wait): status, headers, body,
+        and local send/receive times in ms. Transport errors propagate."""
+        await self._wait_for_limits(weight, is_order)
+        url = URL(f"{self.base_url}{path}" + (f"?{query}" if query else ""), encoded=True)
+        self.limiter.note_sent(weight, is_order, self._now_ns())
+        sent = self.now_ms()
+        async with self._get_session().request(
+            method, url, headers=dict(headers),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+        ) as resp:
+            raw = await resp.read()
+            status, resp_headers = resp.status, resp.headers
+        received = self.now_ms()
+        self._note(status, resp_headers, self._now_ns())
+        return status, resp_headers, raw, sent, received
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        signed: bool,
+        weight: int,
+        is_order: bool = False,
+        client_order_id: str | None = None,
+        decode: bool = True,
+    ) -> Any:
+        clock_retried = False
+        busy_retries = 0
+        while True:
+            headers: dict[str, str] = {"X-MBX-APIKEY": self._credentials.api_key} if signed else {}
+            # Wait for the limiter before stamping, so a long wait cannot eat the
+            # recvWindow (_attempt checks again; by then the delay is ~0).
+            await self._wait_for_limits(weight, is_order)
+            if signed:
+                full = [*params, ("timestamp", str(self.server_time_ms())),
+                        ("recvWindow", str(self.recv_window_ms))]
+                query = sign_rest(self._signer, full)
+            else:
+                query = rest_payload(params)
+            try:
+                status, _, raw, _, _ = await self._attempt(
+                    method, path, query, headers, weight, is_order
+                )
+            except (TimeoutError, aiohttp.ClientError) as e:
+                if client_order_id is not None:
+                    raise UnknownOutcome(client_order_id, 0, None,
+                                         f"{type(e).__name__}: {e}") from e
+                raise
+            if 200 <= status < 300:
+                return msgspec.json.decode(raw) if decode else raw
+            err = BinanceError.from_response(status, raw)
+            if err.category == "clock" and signed and not clock_retried:
+                clock_retried = True
+                await self.sync_time()
+                continue
+            if client_order_id is not None and err.category == "unknown":
+                raise UnknownOutcome(client_order_id, err.status, err.code, err.msg)
+            if (err.category == "retry_after" and status == 429 and not is_order
+                    and busy_retries < self.max_retry_after):
+                busy_retries += 1
+                continue  # the limiter now holds Retry-After; the next wait honours it
+            raise err
+
+    # --- endpoints -------------------------------------------------------------
+
+    async def exchange_info(
+        self, venue: str = "binance"
+    ) -> tuple[list[Instrument], list[RateLimit]]:
+        """GET /api/v3/exchangeInfo -> (instruments, rate limits)."""
+        raw = await self._request("GET", "/api/v3/exchangeInfo", signed=False,
+                                  weight=W_EXCHANGE_INFO, decode=False)
+        return instruments_from_exchange_info(raw, venue), rate_limits_from_exchange_info(raw)
+
+    async def new_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,
+        *,
+        quantity: Decimal | None = None,
+        quote_order_qty: Decimal | None = None,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        time_in_force: str | None = None,
+        new_client_order_id: str,
+        new_order_resp_type: str = "RESULT",
+        self_trade_prevention_mode: str | None = None,
+    ) -> dict[str, Any]:
+        """POST /api/v3/order. Raises BinanceError on a reject and
+        UnknownOutcome when the order may or may not exist (never resent)."""
+        if new_order_resp_type not in ("ACK", "RESULT", "FULL"):
+            raise ValueError(f"newOrderRespType must be ACK, RESULT or FULL: {new_order_resp_type}")
+        if not new_client_order_id:
+            raise ValueError("new_client_order_id is required: it resolves unknown outcomes")
+        params: list[tuple[str, str]] = [("symbol", symbol), ("side", side), ("type", type)]
+        if time_in_force is not None:
+            params.append(("timeInForce", time_in_force))
+        if quantity is not None:
+            params.append(("quantity", decimal_text(quantity)))
+        if quote_order_qty is not None:
+            params.append(("quoteOrderQty", decimal_text(quote_order_qty)))
+        if price is not None:
+            params.append(("price", decimal_text(price)))
+        if stop_price is not None:
+            params.append(("stopPrice", decimal_text(stop_price)))
+        params.append(("newClientOrderId", new_client_order_id))
+        params.append(("newOrderRespType", new_order_resp_type))
+        if self_trade_prevention_mode is not None:
+            params.append(("selfTradePreventionMode", self_trade_prevention_mode))
+        return await self._request(
+            "POST", "/api/v3/order", params, signed=True, weight=W_ORDER, is_order=True,
+            client_order_id=new_client_order_id,
+        )
+
+    async def cancel_order(self, symbol: str, orig_client_order_id: str) -> dict[str, Any]:
+        """DELETE /api/v3/order by client order id (-2011 if not open/unknown)."""
+        params = [("symbol", symbol), ("origClientOrderId", orig_client_order_id)]
+        return await self._request("DELETE", "/api/v3/order", params, signed=True,
+                                   weight=W_ORDER)
+
+    async def get_order(self, symbol: str, orig_client_order_id: str) -> dict[str, Any]:
+        """GET /api/v3/order by client order id (-2013 if it does not exist)."""
+        params = [("symbol", symbol), ("origClientOrderId", orig_client_order_id)]
+        return await self._request("GET", "/api/v3/order", params, signed=True,
+                                   weight=W_GET_ORDER)
+
+    async def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """GET /api/v3/openOrders, for one symbol or (weight 80) all."""
+        params = [("symbol", symbol)] if symbol else []
+        weight = W_OPEN_ORDERS if symbol else W_OPEN_ORDERS_ALL
+        return await self._request("GET", "/api/v3/openOrders", params, signed=True,
+                                   weight=weight)
+
+    async def account(self) -> dict[str, Any]:
+        """GET /api/v3/account."""
+        return await self._request("GET", "/api/v3/account", (), signed=True, weight=W_ACCOUNT)
+
+    async def my_trades(
+        self, symbol: str, from_id: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """GET /api/v3/myTrades for `symbol`, from trade id `from_id` on."""
+        params = [("symbol", symbol)]
+        if from_id is not None:
+            params.append(("fromId", str(from_id)))
+        if limit is not None:
+            params.append(("limit", str(limit)))
+        return await self._request("GET", "/api/v3/myTrades", params, signed=True,
+                                   weight=W_MY_TRADES)
+
