@@ -239,22 +239,22 @@ def numbers(source: Source, table: pa.Table, column: str) -> pa.Array:
     col = table.column(column)
     if col.null_count:
         raise InputError(f"{source.path}: {col.null_count} rows have no {column!r} value")
-    try:
-        return col.combine_chunks().cast(pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise InputError(f"{source.path}: column {column!r} holds non-numbers") from None
+    return _float64(source, column, col)
 
 
 def optional_numbers(source: Source, table: pa.Table, column: str | None) -> pa.Array:
     """Like `numbers`; NaN (unknown) for a missing column or empty cells."""
     if column is None:
         return pa.array(np.full(table.num_rows, np.nan))
-    col = table.column(column)
-    try:
-        values = col.combine_chunks().cast(pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise InputError(f"{source.path}: column {column!r} holds non-numbers") from None
+    values = _float64(source, column, table.column(column))
     return pc.fill_null(values, np.nan) if values.null_count else values
+
+
+def _float64(source: Source, column: str, col: pa.ChunkedArray) -> pa.Array:
+    try:
+        return col.combine_chunks().cast(pa.float64())
+    except pa.ArrowException:  # invalid text, or a type Arrow cannot cast to a number
+        raise InputError(f"{source.path}: column {column!r} holds non-numbers") from None
 
 
 def text(col: pa.ChunkedArray | pa.Array) -> pa.Array:
