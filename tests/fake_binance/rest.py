@@ -1,0 +1,436 @@
+"""The REST API `/api/v3/...` of the fake, with request accounting and fault injection.
+
+Follows protocol doc §2-§6:
+- SIGNED endpoints check `X-MBX-APIKEY` (-2015, HTTP 401), then the signature
+  over the raw, still percent-encoded query string + body with `signature=`
+  removed (-1022; HMAC hex, or Ed25519 base64 for an Ed25519 key), then
+  `timestamp` against the server clock and `recvWindow` (-1021, both messages).
+- Every response carries `x-mbx-used-weight-1m` (and legacy `x-mbx-used-weight`);
+  successful orders also `x-mbx-order-count-10s` / `-1d`. Depth weighs 5/25/50/250
+  by limit, myTrades 20 (5 with orderId), openOrders 6 (80 without symbol).
+- Orders go through `engine.Exchange`; unknown order -> -2013 on query, -2011 on cancel.
+
+Fault injection (each applies to the next `n` matching /api requests, FIFO;
+websocket upgrades never consume a fault):
+- `fail_next(status, ...)`: answer with `status` (429/418 with Retry-After, 5xx...).
+  With `after_processing=True` the request is processed first (an order is
+  recorded) and the error replaces the real answer.
+- `delay_next(seconds, ...)`: process, then hold the response (slow venue).
+- `drop_next(...)`: process, then drop the connection without a response.
+`requests` records (method, path) of everything received (the last million),
+websocket upgrades and faults included; `post_counts[client id]` counts
+POST /api/v3/order per `newClientOrderId`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from tests.fake_binance.common import (
+    BAD_KEY,
+    BAD_SIGNATURE,
+    RATE_LIMITS,
+    ApiError,
+    check_timestamp,
+    d8,
+    mandatory,
+)
+from tests.fake_binance.engine import Exchange
+from tests.fake_binance.orders import ORDER_TYPES, STOP_TYPES, Order
+
+_DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+_CLIENT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
+ORDER_PATH = "/api/v3/order"
+
+_WEIGHTS = {
+    ("GET", "/api/v3/time"): 1, ("GET", "/api/v3/ping"): 1,
+    ("GET", "/api/v3/exchangeInfo"): 20, ("POST", ORDER_PATH): 1, ("DELETE", ORDER_PATH): 1,
+    ("POST", "/api/v3/order/test"): 1, ("GET", ORDER_PATH): 4, ("GET", "/api/v3/account"): 20,
+    ("DELETE", "/api/v3/openOrders"): 1,
+}
+
+
+def depth_weight(limit: int) -> int:
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+
+
+@dataclass
+class Fault:
+    kind: str  # "status" | "delay" | "drop"
+    remaining: int
+    method: str | None
+    path: str | None
+    status: int = 0
+    retry_after: str | None = None
+    after_processing: bool = False
+    seconds: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (
+            self.path is None or self.path == path)
+
+
+def _window(now_ms: int, window: tuple[int, int], size_ms: int, add: int) -> tuple[int, int]:
+    start = now_ms // size_ms * size_ms
+    return start, (window[1] if window[0] == start else 0) + add
+
+
+class RestApi:
+    """The /api/v3 routes. `verify(api_key, payload, signature)` and `key_kind(api_key)`
+    come from the server (they know the configured keys)."""
+
+    def __init__(self, exchange: Exchange, *, now_ms: Callable[[], int],
+                 verify: Callable[[str, str, str], bool], key_kind: Callable[[str], str | None],
+                 flush: Callable[[], None], closing: asyncio.Event) -> None:
+        self.exchange = exchange
+        self._now_ms = now_ms
+        self._verify = verify
+        self._key_kind = key_kind
+        self._flush = flush
+        self._closing = closing
+        self.requests: deque[tuple[str, str]] = deque(maxlen=1_000_000)
+        self.post_counts: Counter[str] = Counter()
+        self.faults: list[Fault] = []
+        self._weight = (0, 0)  # (minute start ms, used)
+        self._orders_10s = (0, 0)
+        self._orders_1d = (0, 0)
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/api/v3/ping", self._ping)
+        r.add_get("/api/v3/time", self._time)
+        r.add_get("/api/v3/exchangeInfo", self._exchange_info)
+        r.add_get("/api/v3/depth", self._depth)
+        r.add_post(ORDER_PATH, self._new_order)
+        r.add_post("/api/v3/order/test", self._test_order)
+        r.add_delete(ORDER_PATH, self._cancel_order)
+        r.add_get(ORDER_PATH, self._get_order)
+        r.add_get("/api/v3/openOrders", self._open_orders)
+        r.add_delete("/api/v3/openOrders", self._cancel_all)
+        r.add_get("/api/v3/account", self._account)
+        r.add_get("/api/v3/myTrades", self._my_trades)
+
+    # --- accounting -------------------------------------------------------------
+
+    def add_weight(self, weight: int) -> int:
+        """Count `weight` in this minute's window; returns the window's total."""
+        self._weight = _window(self._now_ms(), self._weight, 60_000, weight)
+        return self._weight[1]
+
+    def headers(self, order_counted: bool = False) -> dict[str, str]:
+        h = {"x-mbx-used-weight-1m": str(self._weight[1]),
+             "x-mbx-used-weight": str(self._weight[1])}
+        if order_counted:
+            h["x-mbx-order-count-10s"] = str(self._orders_10s[1])
+            h["x-mbx-order-count-1d"] = str(self._orders_1d[1])
+        return h
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for f in self.faults:
+            if f.matches(method, path):
+                f.remaining -= 1
+                if f.remaining <= 0:
+                    self.faults.remove(f)
+                return f
+        return None
+
+    def _error(self, status: int, code: int, msg: str,
+               headers: dict[str, str]) -> web.Response:
+        return web.json_response({"code": code, "msg": msg}, status=status, headers=headers)
+
+    # --- middleware -------------------------------------------------------------
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        method, path = request.method, request.path
+        self.requests.append((method, path))
+        if not path.startswith("/api/"):
+            return await handler(request)  # websocket upgrades: no weight, no faults
+        if (method, path) == ("POST", ORDER_PATH):
+            raw = request.raw_path.partition("?")[2] + "&" + (await request.text())
+            cid = dict(parse_qsl(raw, keep_blank_values=True)).get("newClientOrderId")
+            if cid:
+                self.post_counts[cid] += 1
+        self.add_weight(self._weight_of(request))
+        fault = self._take_fault(method, path)
+        if fault is not None and fault.kind == "status" and not fault.after_processing:
+            return self._fault_response(fault)
+        try:
+            resp = await handler(request)
+        except ApiError as e:
+            resp = self._error(e.status, e.code, e.msg, self.headers())
+        finally:
+            self._flush()
+        if fault is None:
+            return resp
+        if fault.kind == "status":
+            return self._fault_response(fault)
+        if fault.kind == "delay":
+            try:
+                await asyncio.wait_for(self._closing.wait(), fault.seconds)
+            except TimeoutError:
+                pass
+            return resp
+        # drop: the work is done (an order is recorded) but no answer is sent.
+        assert request.transport is not None
+        request.transport.abort()
+        raise ConnectionResetError("fake dropped the connection")
+
+    def _weight_of(self, request: web.Request) -> int:
+        method, path, q = request.method, request.path, request.query
+        if path == "/api/v3/openOrders" and method == "GET":
+            return 6 if "symbol" in q else 80
+        if path == "/api/v3/depth":
+            try:
+                return depth_weight(int(q.get("limit", "100")))
+            except ValueError:
+                return 5
+        if path == "/api/v3/myTrades":
+            return 5 if "orderId" in q else 20
+        return _WEIGHTS.get((method, path), 1)
+
+    def _fault_response(self, fault: Fault) -> web.Response:
+        headers = self.headers()
+        if fault.retry_after is not None:
+            headers["Retry-After"] = fault.retry_after
+        if fault.status == 429:
+            return self._error(429, -1003, "Too much request weight used; current limit is "
+                               "6000 request weight per 1 MINUTE.", headers)
+        if fault.status == 418:
+            until = self._now_ms() + int(float(fault.retry_after or 120) * 1000)
+            return self._error(418, -1003, f"Way too much request weight used; IP banned "
+                               f"until {until}.", headers)
+        if fault.status >= 500:
+            return web.Response(status=fault.status, text="Internal error; unable to process "
+                                "your request. Please try again.", headers=headers)
+        return self._error(fault.status, -1000, "An unknown error occurred.", headers)
+
+    # --- parsing and security ---------------------------------------------------
+
+    async def _params(self, request: web.Request, signed: bool) -> dict[str, str]:
+        raw_query = request.raw_path.partition("?")[2]
+        raw_body = (await request.read()).decode()  # cached: the middleware read it too
+        params = dict(parse_qsl(raw_body, keep_blank_values=True))
+        params.update(parse_qsl(raw_query, keep_blank_values=True))  # query wins
+        if not signed:
+            return params
+        key = request.headers.get("X-MBX-APIKEY", "")
+        if self._key_kind(key) is None:
+            raise BAD_KEY
+
+        def strip(s: str) -> str:
+            return "&".join(p for p in s.split("&") if p and not p.startswith("signature="))
+
+        if not self._verify(key, strip(raw_query) + strip(raw_body), params.get("signature", "")):
+            raise BAD_SIGNATURE
+        if "timestamp" not in params:
+            raise mandatory("timestamp")
+        check_timestamp(self._now_ms(), params["timestamp"], params.get("recvWindow"))
+        return params
+
+    def _symbol(self, params: dict[str, str]) -> str:
+        symbol = params.get("symbol")
+        if not symbol:
+            raise mandatory("symbol")
+        if symbol not in self.exchange.rules:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        return symbol
+
+    def _ok(self, body: Any, order_counted: bool = False) -> web.Response:
+        return web.json_response(body, headers=self.headers(order_counted))
+
+    @staticmethod
+    def _decimal(params: dict[str, str], name: str, required: bool) -> Decimal | None:
+        value = params.get(name)
+        if value is None or value == "":
+            if required:
+                raise mandatory(name)
+            return None
+        if not _DECIMAL.match(value):
+            raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; "
+                                       "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
+        return Decimal(value)
+
+    # --- public endpoints ---------------------------------------------------------
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return self._ok({})
+
+    async def _time(self, request: web.Request) -> web.Response:
+        return self._ok({"serverTime": self._now_ms()})
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        return self._ok({"timezone": "UTC", "serverTime": self._now_ms(),
+                         "rateLimits": RATE_LIMITS, "exchangeFilters": [],
+                         "symbols": self.exchange.symbols})
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=False)
+        market = self.exchange.markets[self._symbol(p)]
+        try:
+            limit = int(p.get("limit") or 100)
+        except ValueError:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.") from None
+        if not 1 <= limit <= 5000:
+            raise ApiError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        bids, asks = market.book(limit)
+        return self._ok({"lastUpdateId": market.update_id,
+                         "bids": [[d8(px), d8(q)] for px, q in bids],
+                         "asks": [[d8(px), d8(q)] for px, q in asks]})
+
+    # --- orders ------------------------------------------------------------------
+
+    def _order_args(self, p: dict[str, str]) -> dict[str, Any]:
+        symbol = self._symbol(p)
+        side, otype = p.get("side", ""), p.get("type", "")
+        if side not in ("BUY", "SELL"):
+            raise mandatory("side")
+        if otype not in ORDER_TYPES:
+            raise mandatory("type")
+        tif = p.get("timeInForce")
+        if otype in ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT") and tif not in (
+                "GTC", "IOC", "FOK"):
+            raise mandatory("timeInForce")
+        qty = self._decimal(p, "quantity", required=otype != "MARKET")
+        quote_qty = self._decimal(p, "quoteOrderQty", required=False)
+        if otype == "MARKET" and (qty is None) == (quote_qty is None):
+            raise mandatory("quantity")
+        price = self._decimal(p, "price", required=otype in (
+            "LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"))
+        stop = self._decimal(p, "stopPrice", required=otype in STOP_TYPES)
+        cid = p.get("newClientOrderId") or f"fake{self.exchange.next_order_id}"
+        if not _CLIENT_ID.match(cid):
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'newClientOrderId'; "
+                                       "legal range is '^[a-zA-Z0-9-_]{1,36}$'.")
+        return dict(symbol=symbol, side=side, type=otype, time_in_force=tif or "GTC",
+                    quantity=qty, quote_order_qty=quote_qty, price=price, stop_price=stop,
+                    client_order_id=cid,
+                    stp_mode=p.get("selfTradePreventionMode") or "EXPIRE_MAKER")
+
+    async def _new_order(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        args = self._order_args(p)
+        resp_type = p.get("newOrderRespType") or (
+            "FULL" if args["type"] in ("LIMIT", "MARKET") else "ACK")
+        order, fills = self.exchange.place(**args)
+        now = self._now_ms()
+        self._orders_10s = _window(now, self._orders_10s, 10_000, 1)
+        self._orders_1d = _window(now, self._orders_1d, 86_400_000, 1)
+        body = order.result_view(order.time)
+        if resp_type == "ACK":
+            body = {k: body[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId",
+                                         "transactTime")}
+        elif resp_type == "FULL":
+            body["fills"] = fills
+        return self._ok(body, order_counted=True)
+
+    async def _test_order(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        args = self._order_args(p)
+        args.pop("time_in_force")
+        args.pop("stp_mode")
+        self.exchange.validate(**args)
+        return self._ok({})
+
+    def _find(self, symbol: str, p: dict[str, str]) -> Order | None:
+        cid = p.get("origClientOrderId")
+        if "orderId" in p:
+            try:
+                order = self.exchange.find(symbol, order_id=int(p["orderId"]))
+            except ValueError:
+                raise mandatory("orderId") from None
+            if order is not None and cid is not None and order.client_order_id != cid:
+                raise ApiError(400, -2039, "Client order ID is not correct for this order ID.")
+            return order
+        if not cid:
+            raise ApiError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, "
+                                       "but both were empty/null!")
+        return self.exchange.find(symbol, client_order_id=cid)
+
+    @staticmethod
+    def _cancel_body(order: Order, cancel_id: str, now: int) -> dict[str, Any]:
+        v = order.rest_view()
+        body = {k: v[k] for k in ("symbol", "orderId", "orderListId", "price", "origQty",
+                                  "executedQty", "cummulativeQuoteQty", "status", "timeInForce",
+                                  "type", "side", "selfTradePreventionMode")}
+        body.update(origClientOrderId=order.client_order_id, transactTime=now,
+                    clientOrderId=cancel_id)
+        return body
+
+    async def _cancel_order(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        symbol = self._symbol(p)
+        try:
+            order = self._find(symbol, p)
+        except ApiError as e:
+            if e.code == -1102:
+                raise
+            order = None
+        if order is None:
+            raise ApiError(400, -2011, "Unknown order sent.")
+        cancel_id = p.get("newClientOrderId") or f"cancel{order.order_id}"
+        self.exchange.cancel(order, cancel_id)
+        return self._ok(self._cancel_body(order, cancel_id, order.update_time))
+
+    async def _cancel_all(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        symbol = self._symbol(p)
+        out = []
+        for order in self.exchange.open_orders(symbol):
+            cancel_id = f"cancel{order.order_id}"
+            self.exchange.cancel(order, cancel_id)
+            out.append(self._cancel_body(order, cancel_id, order.update_time))
+        if not out:
+            raise ApiError(400, -2011, "Unknown order sent.")
+        return self._ok(out)
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        order = self._find(self._symbol(p), p)
+        if order is None:
+            raise ApiError(400, -2013, "Order does not exist.")
+        return self._ok(order.rest_view())
+
+    async def _open_orders(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        symbol = self._symbol(p) if "symbol" in p else None
+        return self._ok([o.rest_view() for o in self.exchange.open_orders(symbol)])
+
+    async def _account(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        omit = p.get("omitZeroBalances") == "true"
+        return self._ok({
+            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000",
+                                "buyer": "0.00000000", "seller": "0.00000000"},
+            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+            "requireSelfTradePrevention": False, "preventSor": False,
+            "updateTime": self._now_ms(), "accountType": "SPOT",
+            "balances": [{"asset": a, "free": d8(f), "locked": d8(lk)}
+                         for a, (f, lk) in self.exchange.balances.items()
+                         if not (omit and f == 0 and lk == 0)],
+            "permissions": ["SPOT"], "uid": 354937868})
+
+    async def _my_trades(self, request: web.Request) -> web.Response:
+        p = await self._params(request, signed=True)
+        symbol = self._symbol(p)
+        try:
+            from_id = int(p["fromId"]) if p.get("fromId") else None
+            order_id = int(p["orderId"]) if p.get("orderId") else None
+            limit = min(int(p.get("limit") or 500), 1000)
+        except ValueError:
+            raise ApiError(400, -1100, "Illegal characters found in a parameter.") from None
+        out = [t for t in self.exchange.trades if t["symbol"] == symbol
+               and (from_id is None or t["id"] >= from_id)
+               and (order_id is None or t["orderId"] == order_id)]
+        return self._ok(out[:limit])
