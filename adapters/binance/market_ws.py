@@ -12,7 +12,7 @@ that it keeps the connection honest (protocol doc section 8):
 - on a drop or an error it reconnects with exponential backoff and full
   jitter, at most `reconnect_budget` times per `budget_window_s`; past that it
   publishes `VenueStatus(disconnected)` and raises `ReconnectBudgetExhausted`
-  so the supervisor decides;
+  so the supervisor decides (the policy lives in `reconnect.Reconnects`);
 - if no message arrives for `stale_after_s` it publishes `resyncing` once, and
   `connected` again when messages resume;
 - a malformed payload is logged (`binance.bad_message`) and skipped, never
@@ -30,7 +30,6 @@ import asyncio
 import random
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 
 import msgspec
@@ -39,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from adapters.binance.parse import StreamParser
+from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects
 from events.base import Event
 from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
 
@@ -50,8 +50,14 @@ BAD_PAYLOAD_CHARS = 200  # how much of a malformed payload goes into the log
 _STREAM_NAME = re.compile(rb'"stream"\s*:\s*"([^"]{0,200})"')
 
 
-class ReconnectBudgetExhausted(ConnectionError):
-    """Too many reconnects in the budget window: the supervisor decides what next."""
+__all__ = [
+    "MAX_STREAMS",
+    "MarketDataStream",
+    "ReconnectBudgetExhausted",  # re-exported from reconnect.py
+    "combined_stream_url",
+    "is_server_shutdown",
+    "stream_name_of",
+]
 
 
 class _ShutdownProbe(msgspec.Struct):
@@ -125,13 +131,11 @@ class MarketDataStream:
         self.venue = venue
         self.publish = publish
         self.now_ns = now_ns
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.reconnect_budget = reconnect_budget
-        self.budget_window_s = budget_window_s
+        self.reconnect_policy = Reconnects(
+            backoff_initial=backoff_initial, backoff_max=backoff_max,
+            budget=reconnect_budget, window_s=budget_window_s, rng=rng, seed=seed)
         self.stale_after_s = stale_after_s
         self.max_session_s = max_session_s
-        self.rng = rng if rng is not None else random.Random(seed)
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
 
@@ -141,8 +145,6 @@ class MarketDataStream:
         self.status = ""  # last published VenueStatus.status, "" before the first
 
         self._parser = StreamParser(venue)
-        self._attempt = 0  # consecutive failed sessions, for the backoff exponent
-        self._reconnect_times: deque[float] = deque()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -173,12 +175,11 @@ class MarketDataStream:
                     break
                 self._set_status(DISCONNECTED, reason)
                 if self.messages > received_before:
-                    self._attempt = 0  # the session worked: start the backoff afresh
+                    self.reconnect_policy.reset()  # the session worked: start afresh
                 self._spend_budget(reason)
                 self.reconnects += 1
                 if not planned:
-                    delay = self.backoff_delay(self._attempt)
-                    self._attempt += 1
+                    delay = self.reconnect_policy.next_delay()
                     log.info("binance.reconnect", venue=self.venue, reason=reason,
                              delay_s=round(delay, 3), reconnects=self.reconnects)
                     await asyncio.sleep(delay)
@@ -207,24 +208,19 @@ class MarketDataStream:
 
     def backoff_delay(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, initial * 2**attempt)]."""
-        cap = min(self.backoff_max, self.backoff_initial * 2.0 ** min(attempt, 62))
-        return self.rng.uniform(0.0, cap)
+        return self.reconnect_policy.delay(attempt)
 
     # -- internals ---------------------------------------------------------
 
     def _spend_budget(self, reason: str) -> None:
-        now = asyncio.get_running_loop().time()
-        window = self._reconnect_times
-        while window and window[0] <= now - self.budget_window_s:
-            window.popleft()
-        if len(window) >= self.reconnect_budget:
-            msg = (f"reconnect budget exhausted: {len(window)} reconnects in "
-                   f"{self.budget_window_s:g} s (last: {reason})")
-            self._set_status(DISCONNECTED, msg, force=True)
+        try:
+            self.reconnect_policy.spend(reason)
+        except ReconnectBudgetExhausted as exc:
+            self._set_status(DISCONNECTED, str(exc), force=True)
             log.error("binance.reconnect_budget_exhausted", venue=self.venue,
                       endpoint=self.endpoint, reason=reason)
-            raise ReconnectBudgetExhausted(f"{self.venue} market data {self.endpoint}: {msg}")
-        window.append(now)
+            raise ReconnectBudgetExhausted(
+                f"{self.venue} market data {self.endpoint}: {exc}") from None
 
     def _set_status(self, status: str, reason: str = "", *, force: bool = False) -> None:
         if status == self.status and not force:

@@ -1,0 +1,102 @@
+"""Reconnect policy shared by the Binance websocket clients.
+
+`Reconnects` holds the two rules every long-lived Binance connection follows
+(market data streams and the WS-API user data stream alike):
+
+- **backoff**: exponential with full jitter — the k-th consecutive failure
+  waits uniform in [0, min(backoff_max, backoff_initial * 2**k)] — seeded, so
+  tests and replays are deterministic; `reset()` after a session that worked;
+- **budget**: at most `budget` reconnects in any `window_s` seconds (Binance
+  allows 300 connection attempts per 5 min per IP; a client that keeps
+  failing should stop and let the supervisor decide). `spend(reason)` records
+  one reconnect or raises `ReconnectBudgetExhausted`.
+
+Publishing status and logging stay with the caller, which knows the venue
+and endpoint; this module does no I/O and never sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Callable
+
+__all__ = ["ReconnectBudgetExhausted", "Reconnects"]
+
+
+class ReconnectBudgetExhausted(ConnectionError):
+    """Too many reconnects in the budget window: the supervisor decides what next."""
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class Reconnects:
+    """Backoff delays and the reconnect budget for one connection; see the module docstring.
+
+    `attempt` is the number of consecutive failed sessions (the backoff
+    exponent). `clock` is monotonic seconds, by default the running loop's.
+    """
+
+    def __init__(
+        self,
+        *,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        budget: int = 10,
+        window_s: float = 300.0,
+        rng: random.Random | None = None,
+        seed: int = 0,
+        clock: Callable[[], float] = _loop_time,
+    ) -> None:
+        if backoff_initial < 0 or backoff_max < 0:
+            raise ValueError("backoff must not be negative")
+        if budget < 0:
+            raise ValueError(f"reconnect budget must not be negative, got {budget}")
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.budget = budget
+        self.window_s = window_s
+        self.rng = rng if rng is not None else random.Random(seed)
+        self.clock = clock
+        self.attempt = 0
+        self._times: deque[float] = deque()
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max, initial * 2**attempt)]."""
+        cap = min(self.backoff_max, self.backoff_initial * 2.0 ** min(attempt, 62))
+        return self.rng.uniform(0.0, cap)
+
+    def next_delay(self) -> float:
+        """The delay for the current failure streak, then count one more failure."""
+        d = self.delay(self.attempt)
+        self.attempt += 1
+        return d
+
+    def reset(self) -> None:
+        """The last session worked: the next failure starts the backoff afresh."""
+        self.attempt = 0
+
+    def recent(self) -> int:
+        """Reconnects spent within the window, as of now."""
+        self._expire(self.clock())
+        return len(self._times)
+
+    def spend(self, reason: str) -> None:
+        """Record one reconnect, or raise `ReconnectBudgetExhausted` (recording
+        nothing) when the window already holds `budget` of them. The message
+        reads `reconnect budget exhausted: N reconnects in W s (last: reason)`."""
+        now = self.clock()
+        self._expire(now)
+        if len(self._times) >= self.budget:
+            raise ReconnectBudgetExhausted(
+                f"reconnect budget exhausted: {len(self._times)} reconnects in "
+                f"{self.window_s:g} s (last: {reason})")
+        self._times.append(now)
+
+    def _expire(self, now: float) -> None:
+        times = self._times
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
