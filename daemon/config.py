@@ -111,6 +111,14 @@ class VenueConfig(_Section, frozen=True):
     file: Path | None = None
     speed: PositiveFloat | Literal["max"] = 1.0
     loop: bool = True
+    # kind = "binance" only (adapters/binance/venue.py).
+    endpoints: str = "testnet"  # testnet | production | demo | "http://host:port" (a fake)
+    trade: bool = True  # false: record market data only (no keys needed)
+    streams: tuple[str, ...] = ("trade", "bookTicker", "depth@100ms")  # per symbol
+    depth_limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 1000
+    stale_after_s: PositiveFloat = 10.0
+    recv_window_ms: Annotated[int, msgspec.Meta(gt=0, le=60000)] = 5000
+    credentials: Name = "BINANCE"  # env ${credentials}_API_KEY..., or systemd credential files
 
 
 class InstrumentConfig(_Section, frozen=True):
@@ -466,17 +474,36 @@ def _check(config: Config) -> tuple[str, str] | None:
     return None
 
 
+_SAMPLE_KEYS = {"file": None, "speed": 1.0, "loop": True}
+_BINANCE_KEYS = {"endpoints": "testnet", "trade": True,
+                 "streams": ("trade", "bookTicker", "depth@100ms"), "depth_limit": 1000,
+                 "stale_after_s": 10.0, "recv_window_ms": 5000, "credentials": "BINANCE"}
+_STREAM_RE = re.compile(r"trade|aggTrade|bookTicker|depth(@100ms)?|depth(5|10|20)(@100ms)?|"
+                        r"kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)")
+
+
 def _check_venue_kind(at: str, venue: VenueConfig) -> tuple[str, str] | None:
-    if venue.kind == "sample":
-        if venue.file is None:
-            return f"{at}.file", 'missing required key for kind = "sample" (a Binance recording)'
-    else:
-        for key, default in (("file", None), ("speed", 1.0), ("loop", True)):
+    if venue.kind == "sample" and venue.file is None:
+        return f"{at}.file", 'missing required key for kind = "sample" (a Binance recording)'
+    for kind, keys in (("sample", _SAMPLE_KEYS), ("binance", _BINANCE_KEYS)):
+        if venue.kind == kind:
+            continue
+        for key, default in keys.items():
             if getattr(venue, key) != default:
-                return (
-                    f"{at}.{key}",
-                    f'only valid for kind = "sample" (this venue is "{venue.kind}")',
-                )
+                return (f"{at}.{key}",
+                        f'only valid for kind = "{kind}" (this venue is "{venue.kind}")')
+    if venue.kind == "binance":
+        from adapters.binance.endpoints import resolve_endpoints
+
+        try:
+            resolve_endpoints(venue.endpoints, env={})
+        except ValueError as exc:
+            return f"{at}.endpoints", str(exc)
+        for j, stream in enumerate(venue.streams):
+            if not _STREAM_RE.fullmatch(stream):
+                return f"{at}.streams[{j}]", (
+                    f"unknown stream {stream!r} (expected trade, aggTrade, bookTicker, depth, "
+                    "depth@100ms, depth5|10|20[@100ms] or kline_<interval>)")
     return None
 
 

@@ -23,13 +23,13 @@ from typing import Any
 import structlog
 
 from daemon.config import Config, VenueConfig
-from daemon.errors import EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
+from daemon.errors import EXIT_CONFIG, EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
 from events.base import Event, event_type_name
 from events.bus import Bus
 from events.journal import Journal, JournalPolicy
 from events.orders import Fill, OrderCanceled, OrderRejected, OrderSubmitted
 from events.registry import ORDER_TYPES
-from events.state import PositionChanged
+from events.state import BalanceChanged, PositionChanged
 from events.store import EventStore, StoreLocked
 from events.system import StrategyStatus, TradingState
 
@@ -97,6 +97,7 @@ class Kernel:
         self._stop = asyncio.Event()
         self._fatal: BaseException | None = None
         self.venues: list[Any] = []
+        self.venues_by_name: dict[str, Any] = {}
         self.node: Any = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -137,14 +138,40 @@ class Kernel:
         recorded.sort(key=lambda e: e.seq)
         for event in recorded:
             oms.apply(event)
+        # Live venues keep their orders: reconciliation asks the venue about each.
+        live = {v.name for v in self.config.venues if v.kind == "binance"}
         now = time.time_ns()
         for order in oms.open_orders():
+            if order.venue in live:
+                continue
             self.bus.publish(OrderCanceled(
                 ts_event=now, ts_recv=now, venue=order.venue, symbol=order.symbol,
                 strategy_id=order.strategy_id, client_order_id=order.client_order_id,
                 reason="paper venue restarted"))
         if recorded:
             log.info("oms.recovered", orders=len(oms.orders), events=len(recorded))
+        if live:
+            self._recover_live_positions(live)
+
+    def _recover_live_positions(self, live: set[str]) -> None:
+        """A live venue's positions and balances outlive the process: fold its
+        recorded fills and balances into the portfolio (a simulated account
+        starts afresh from its config instead)."""
+        from replay.reader import read_events
+
+        names = ["Fill", "BalanceChanged"]
+        recorded = [e for batch in read_events(self.data_dir, types=names) for e in batch
+                    if getattr(e, "venue", "") in live]
+        recorded.sort(key=lambda e: e.seq)
+        self.node.portfolio.recover(recorded)
+        for venue in self.venues_by_name.values():
+            balances = getattr(venue, "balances", None)
+            if balances is not None:
+                for e in recorded:
+                    if isinstance(e, BalanceChanged) and e.venue == venue.name:
+                        balances[e.currency] = (e.free, e.locked)
+        if recorded:
+            log.info("portfolio.recovered", venues=sorted(live), events=len(recorded))
 
     def _log_trading(self) -> None:
         """One log line per trading fact, with its context bound."""
@@ -202,11 +229,17 @@ class Kernel:
         from daemon.node import TradingNode
         from replay.clock import LiveClock
 
-        self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
-        self._recover_orders()
-        self._log_trading()
-        self.node.start()
         try:
+            self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
+            for vcfg in self.config.venues:
+                venue = self._make_venue(vcfg)
+                if venue is not None:
+                    self.venues_by_name[vcfg.name] = venue
+                    if hasattr(venue, "subscribe"):
+                        venue.subscribe(self.bus)
+            self._recover_orders()
+            self._log_trading()
+            self.node.start()
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._journal_timer(roller), name="journal-timer"),
@@ -214,11 +247,9 @@ class Kernel:
                     tg.create_task(self._stats(), name="stats"),
                     tg.create_task(self._snapshots(), name="snapshots"),
                 ]
-                for vcfg in self.config.venues:
-                    venue = self._make_venue(vcfg)
-                    if venue is not None:
-                        self.venues.append(venue)
-                        tasks.append(tg.create_task(self._run_venue(venue), name=vcfg.name))
+                for name, venue in self.venues_by_name.items():
+                    self.venues.append(venue)
+                    tasks.append(tg.create_task(self._run_venue(venue), name=name))
                 log.info("daemon.ready", venues=[v.name for v in self.config.venues])
                 await self._stop.wait()
                 for task in tasks:
@@ -226,7 +257,8 @@ class Kernel:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-            self.node.stop()
+            if self.node is not None:
+                self.node.stop()
             self._close(roller)
         if self._fatal is not None:
             log.critical("daemon.fatal", error=str(self._fatal))
@@ -297,8 +329,30 @@ class Kernel:
                 )
             except (OSError, ValueError) as exc:
                 raise UserError(f"venue {vcfg.name!r}: {exc}") from None
-        log.warning("venue.kind_not_available", venue=vcfg.name, kind=vcfg.kind)
+        if vcfg.kind == "binance":
+            return self._binance_venue(vcfg)
         return None
+
+    def _binance_venue(self, vcfg: VenueConfig) -> Any:
+        from adapters.binance.endpoints import resolve_endpoints
+        from adapters.binance.signing import load_credentials
+        from adapters.binance.venue import BinanceVenue
+
+        assert self.bus is not None and self.node is not None
+        try:
+            endpoints = resolve_endpoints(vcfg.endpoints)
+            credentials = load_credentials(vcfg.credentials) if vcfg.trade else None
+        except ValueError as exc:
+            raise UserError(f"venue {vcfg.name!r}: {exc}", code=EXIT_CONFIG) from None
+        instruments = [i for k, i in self.node.instruments.items() if k[0] == vcfg.name]
+        log.info("venue.binance", venue=vcfg.name, rest=endpoints.rest, streams=endpoints.streams,
+                 ws_api=endpoints.ws_api, trade=vcfg.trade,
+                 credentials=None if credentials is None else credentials.kind)
+        return BinanceVenue(
+            vcfg.name, instruments, self.bus, endpoints=endpoints, credentials=credentials,
+            oms=self.node.oms, risk=self.node.risk, trade=vcfg.trade, streams=vcfg.streams,
+            depth_limit=vcfg.depth_limit, stale_after_s=vcfg.stale_after_s,
+            recv_window_ms=vcfg.recv_window_ms)
 
     async def _run_venue(self, venue: Any) -> None:
         try:

@@ -62,6 +62,12 @@ W_OPEN_ORDERS = 6
 W_OPEN_ORDERS_ALL = 80
 W_ACCOUNT = 20
 W_MY_TRADES = 20
+W_MY_TRADES_BY_ORDER = 5
+
+
+def depth_weight(limit: int) -> int:
+    """GET /api/v3/depth weight by `limit` (protocol doc section 3/8)."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
 class UnknownOutcome(BinanceError):
@@ -99,7 +105,7 @@ class BinanceRest:
     def __init__(
         self,
         base_url: str,
-        credentials: Credentials,
+        credentials: Credentials | None,
         *,
         session: aiohttp.ClientSession | None = None,
         recv_window_ms: int = 5000,
@@ -111,8 +117,9 @@ class BinanceRest:
         if not 0 < recv_window_ms <= 60000:
             raise ValueError(f"recv_window_ms must be in (0, 60000], got {recv_window_ms}")
         self.base_url = base_url.rstrip("/")
+        # None: public endpoints only (a record-only venue); a signed call raises.
         self._credentials = credentials
-        self._signer: Signer = credentials.signer()
+        self._signer: Signer | None = credentials.signer() if credentials else None
         self._session = session
         self._owns_session = session is None
         self.recv_window_ms = recv_window_ms
@@ -220,15 +227,21 @@ class BinanceRest:
     ) -> Any:
         clock_retried = False
         busy_retries = 0
+        signer = self._signer
+        headers: dict[str, str] = {}
+        if signed:
+            if self._credentials is None or signer is None:
+                raise BinanceError(0, None, f"{method} {path} needs API credentials (none loaded)")
+            headers["X-MBX-APIKEY"] = self._credentials.api_key
         while True:
-            headers: dict[str, str] = {"X-MBX-APIKEY": self._credentials.api_key} if signed else {}
             # Wait for the limiter before stamping, so a long wait cannot eat the
             # recvWindow (_attempt checks again; by then the delay is ~0).
             await self._wait_for_limits(weight, is_order)
             if signed:
                 full = [*params, ("timestamp", str(self.server_time_ms())),
                         ("recvWindow", str(self.recv_window_ms))]
-                query = sign_rest(self._signer, full)
+                assert signer is not None
+                query = sign_rest(signer, full)
             else:
                 query = rest_payload(params)
             try:
@@ -329,11 +342,23 @@ class BinanceRest:
         """GET /api/v3/account."""
         return await self._request("GET", "/api/v3/account", (), signed=True, weight=W_ACCOUNT)
 
+    async def depth(self, symbol: str, limit: int = 1000) -> bytes:
+        """GET /api/v3/depth: the raw snapshot (parse with `parse_depth_snapshot`)."""
+        return await self._request("GET", "/api/v3/depth", [("symbol", symbol),
+                                   ("limit", str(limit))], signed=False,
+                                   weight=depth_weight(limit), decode=False)
+
     async def my_trades(
-        self, symbol: str, from_id: int | None = None, limit: int | None = None
+        self, symbol: str, from_id: int | None = None, limit: int | None = None,
+        order_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """GET /api/v3/myTrades for `symbol`, from trade id `from_id` on."""
+        """GET /api/v3/myTrades for `symbol`: one order's (`order_id`), or from
+        trade id `from_id` on."""
         params = [("symbol", symbol)]
+        if order_id is not None:
+            params.append(("orderId", str(order_id)))
+            return await self._request("GET", "/api/v3/myTrades", params, signed=True,
+                                       weight=W_MY_TRADES_BY_ORDER)
         if from_id is not None:
             params.append(("fromId", str(from_id)))
         if limit is not None:

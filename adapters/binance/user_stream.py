@@ -265,7 +265,7 @@ class UserStreamTranslator:
             self.unknown["<no event>"] += 1
             return []
         if etype == "executionReport":
-            return self._execution(_execution_report.decode(body), ts_recv)
+            return self.translate_report(_execution_report.decode(body), ts_recv)
         if etype == "outboundAccountPosition":
             return self._account(_account_position.decode(body), ts_recv)
         if etype == "balanceUpdate":
@@ -295,7 +295,9 @@ class UserStreamTranslator:
 
     # -- executionReport ---------------------------------------------------------------
 
-    def _execution(self, m: ExecutionReport, ts_recv: int) -> list[Event]:
+    def translate_report(self, m: ExecutionReport, ts_recv: int) -> list[Event]:
+        """One execution report (from the stream, or built from a REST answer by
+        `adapters.binance.rest_events`) through the same duplicate rules."""
         if m.I >= 0 and not self._executions.add((m.s, m.I)):
             self.dropped["execution"] += 1
             return []

@@ -296,6 +296,11 @@ class OMS:
     def _on_amend_rejected(self, e: AmendRejected) -> None:
         log.info("oms.amend_rejected", client_order_id=e.client_order_id, reason=e.reason)
 
+    def has_fill(self, venue: str, trade_id: str) -> bool:
+        """True when a fill with this venue trade id was already applied (live
+        or folded from the journal): a live adapter never publishes it again."""
+        return (venue, trade_id) in self._seen_fills
+
     def _on_fill(self, e: Fill) -> None:
         key = (e.venue, e.trade_id)
         if key in self._seen_fills:

@@ -157,6 +157,11 @@ class RiskEngine:
         self._armed = False  # the re-valuation timer is set
         self._interval = MARKET_EVAL_NS
         self._seen_marks = -1  # the portfolio's mark_version at the last re-valuation
+        # Venue gates (live adapters): a venue not yet reconciled takes no order
+        # at all; a hold (an unresolved order, a stale feed) keeps the account
+        # REDUCING until every hold is released.
+        self._not_ready: dict[str, str] = {}
+        self._holds: dict[str, str] = {}
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
@@ -218,6 +223,8 @@ class RiskEngine:
         if order.side not in (BUY, SELL) or order.order_type not in ORDER_TYPES:
             raise ValueError(f"malformed order: side {order.side!r}, "
                              f"order_type {order.order_type!r}")
+        if order.venue in self._not_ready:
+            return Rejection(check="venue_ready", reason=self._not_ready[order.venue])
         now = self._now_ns()
         self.evaluate()
         limits = self.limits(strategy_id)
@@ -258,7 +265,7 @@ class RiskEngine:
         return self.state
 
     def _demanded(self, loss: Decimal | None = None) -> tuple[str, str]:
-        """The state the account's daily loss calls for, and why."""
+        """The state the account's daily loss (and any venue hold) calls for, and why."""
         if loss is None:
             loss = -self._portfolio.daily_pnl()
         limit = self._reduce_at
@@ -267,7 +274,38 @@ class RiskEngine:
                             f"daily_loss_limit {fmt(limit)}")
         if loss >= limit:
             return REDUCING, f"daily loss {fmt(loss)} >= daily_loss_limit {fmt(limit)}"
+        if self._holds:
+            return REDUCING, "; ".join(self._holds.values())
         return ACTIVE, f"daily loss {fmt(loss)} < daily_loss_limit {fmt(limit)}"
+
+    # -- venue gates (live adapters) ---------------------------------------------------
+
+    def block_venue(self, venue: str, reason: str) -> None:
+        """Refuse every order on `venue` (check "venue_ready") until `unblock_venue`."""
+        self._not_ready[venue] = reason
+
+    def unblock_venue(self, venue: str) -> None:
+        self._not_ready.pop(venue, None)
+
+    def hold(self, key: str, reason: str) -> None:
+        """Keep the account REDUCING while `key` is held (e.g. an order whose state
+        the venue has not confirmed, or a stale feed)."""
+        new = key not in self._holds
+        self._holds[key] = reason
+        if new and self.state == ACTIVE:
+            self._transition(REDUCING, reason)
+
+    def release(self, key: str, reason: str = "") -> None:
+        """Drop a hold; with none left, REDUCING lifts unless the day's loss demands it."""
+        if self._holds.pop(key, None) is None or self._holds or self.state != REDUCING:
+            return
+        target, why = self._demanded()
+        if target != self.state:
+            self._transition(target, reason or why)
+
+    @property
+    def holds(self) -> dict[str, str]:
+        return dict(self._holds)
 
     def halt(self, reason: str = "halted by operator") -> None:
         """The kill switch: HALTED until `resume()`; only reducing orders pass."""

@@ -1,0 +1,140 @@
+"""Reconciliation: make our order and balance state agree with Binance's.
+
+Run at start (after the journal has been folded into the OMS) and after every
+user-stream (re)subscription, before any order may be sent. Binance is the
+authority; we only ever add what we missed, as events, through the same
+translator (and duplicate rules) as the live stream:
+
+1. Every order our OMS holds open on this venue is looked up by its client
+   order id (`GET /api/v3/order`):
+   - found: its acceptance, every fill we have not recorded (`myTrades` by
+     order id) and its end (canceled, expired) are published;
+   - not found (-2013): the placement never reached Binance, so nothing can
+     fill it: `OrderRejected(check="reconcile", code="-2013")`;
+   - any other error: the order stays unresolved (the account stays REDUCING)
+     and the next pass tries again.
+   An order with a request still in flight in this process is left to it.
+2. Orders open at Binance that the OMS does not know are reported in the diff
+   and left alone: they are not ours (another client, a manual order).
+3. Balances (`GET /api/v3/account`): every asset that differs from what we
+   last recorded is published as `BalanceChanged(reason="reconcile")`.
+
+The differences are also returned as human-readable lines, which the venue
+writes to the log (`binance.reconcile_diff`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from adapters.binance.errors import BinanceError
+from adapters.binance.rest_events import order_events
+from adapters.binance.user_stream import UserStreamTranslator
+from events.base import Event
+from events.orders import Fill, OrderRejected
+from events.state import BalanceChanged
+
+NOT_FOUND = -2013
+
+
+class OrderLike(Protocol):
+    venue: str
+    symbol: str
+    strategy_id: str
+    client_order_id: str
+    side: str
+    order_type: str
+    qty: Decimal
+
+
+class RestLike(Protocol):
+    async def get_order(self, symbol: str, orig_client_order_id: str) -> dict[str, Any]: ...
+    async def my_trades(self, symbol: str, from_id: int | None = None, limit: int | None = None,
+                        order_id: int | None = None) -> list[dict[str, Any]]: ...
+    async def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
+    async def account(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Outcome:
+    events: list[Event] = field(default_factory=list)
+    diff: list[str] = field(default_factory=list)
+    unresolved: dict[str, str] = field(default_factory=dict)  # client id -> why
+
+
+async def resolve_order(rest: RestLike, tr: UserStreamTranslator, order: OrderLike,
+                        ts_recv: Callable[[], int]) -> list[Event]:
+    """Everything Binance knows of one of our orders that we have not published.
+    Raises BinanceError (-2013 when Binance never received it)."""
+    found = await rest.get_order(order.symbol, order.client_order_id)
+    trades: list[dict[str, Any]] = []
+    if Decimal(found.get("executedQty", "0")) > 0:
+        trades = await rest.my_trades(order.symbol, order_id=int(found["orderId"]))
+    return order_events(tr, found, ts_recv(), trades)
+
+
+def never_arrived(order: OrderLike, now: int, why: str) -> OrderRejected:
+    return OrderRejected(
+        ts_event=now, ts_recv=now, venue=order.venue, symbol=order.symbol,
+        strategy_id=order.strategy_id, client_order_id=order.client_order_id,
+        reason=why, check="reconcile", code=str(NOT_FOUND), side=order.side,
+        order_type=order.order_type, qty=order.qty)
+
+
+async def reconcile(rest: RestLike, tr: UserStreamTranslator, venue: str,
+                    our_open: Iterable[OrderLike], symbols: Iterable[str],
+                    balances: dict[str, tuple[Decimal, Decimal]],
+                    now_ns: Callable[[], int], in_flight: set[str]) -> Outcome:
+    """One pass (see the module docstring). `balances` (asset -> (free,
+    locked)) is what we last recorded; it is updated in place."""
+    out = Outcome()
+    ours = {o.client_order_id: o for o in our_open}
+    for cid, order in ours.items():
+        if cid in in_flight:
+            continue
+        try:
+            events = await resolve_order(rest, tr, order, now_ns)
+        except BinanceError as exc:
+            if exc.code == NOT_FOUND:
+                now = now_ns()
+                out.events.append(never_arrived(
+                    order, now, "not found at Binance on reconciliation: never placed"))
+                out.diff.append(f"{cid} {order.symbol}: open here, unknown to Binance "
+                                "-> rejected (never placed)")
+            else:
+                out.unresolved[cid] = str(exc)
+                out.diff.append(f"{cid} {order.symbol}: cannot query ({exc}) -> unresolved")
+            continue
+        for e in events:
+            out.diff.append(f"{cid} {order.symbol}: {_describe(e)}")
+        out.events += events
+    for symbol in symbols:
+        for theirs in await rest.open_orders(symbol):
+            cid = theirs.get("clientOrderId", "")
+            if cid not in ours and cid not in in_flight:
+                out.diff.append(f"{cid} {symbol}: open at Binance, not ours -> left alone "
+                                f"({theirs.get('side')} {theirs.get('origQty')} @ "
+                                f"{theirs.get('price')})")
+    account = await rest.account()
+    now = now_ns()
+    for b in account.get("balances", ()):
+        asset, free, locked = b["asset"], Decimal(b["free"]), Decimal(b["locked"])
+        if balances.get(asset) == (free, locked):
+            continue
+        before = balances.get(asset)
+        balances[asset] = (free, locked)
+        out.events.append(BalanceChanged(
+            ts_event=now, ts_recv=now, venue=venue, currency=asset, total=free + locked,
+            free=free, locked=locked, reason="reconcile"))
+        if before is not None:
+            out.diff.append(f"balance {asset}: {before[0] + before[1]} -> {free + locked}")
+    return out
+
+
+def _describe(event: Event) -> str:
+    if isinstance(event, Fill):
+        return f"missed fill {event.side} {event.qty} @ {event.price} (trade {event.trade_id})"
+    return f"missed {type(event).__name__}"

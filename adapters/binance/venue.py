@@ -1,0 +1,389 @@
+"""A live Binance Spot venue on the bus: market data in, orders out, fills back.
+
+`BinanceVenue` wires the pieces of this package to a running node:
+
+- Market data: one combined-stream connection (`MarketDataStream`) per venue.
+  Trades and quotes go straight to the bus. Diff-depth events pass through a
+  `BookSync` per symbol: only deltas that apply to a synced book are
+  published, a `BookSnapshot` of the synced book is published whenever the
+  sync (re)starts from a REST snapshot, and a sequence gap triggers a resync
+  (`VenueStatus` resyncing). A stale or lost feed holds the account REDUCING
+  until messages flow again.
+- Orders: `OrderSubmitted` / `CancelOrder` for this venue become REST calls,
+  each in its own task (the bus handler never waits on the network). A
+  placement whose outcome is unknown is never resent: the order is held
+  (account REDUCING) and looked up by client order id until Binance answers.
+  Binance's refusals become `OrderRejected` / `CancelRejected` with its code.
+- Fills and order states come from the WS-API user stream and from REST
+  answers, both through one `UserStreamTranslator`; an event the OMS already
+  holds (a fill by trade id, a repeated acceptance) is not published again, so
+  restarts and replays of the stream double nothing.
+- Reconciliation (`adapters.binance.reconcile`) runs on every user-stream
+  (re)subscription; until the first one succeeds the risk engine refuses every
+  order for this venue. With `trade = false` only market data is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from adapters.binance.book import Action, BookSync
+from adapters.binance.endpoints import Endpoints
+from adapters.binance.errors import BinanceError
+from adapters.binance.market_ws import MarketDataStream
+from adapters.binance.parse import parse_depth_snapshot
+from adapters.binance.reconcile import NOT_FOUND, never_arrived, reconcile, resolve_order
+from adapters.binance.rest import BinanceRest, UnknownOutcome
+from adapters.binance.rest_events import order_events
+from adapters.binance.signing import Credentials
+from adapters.binance.user_stream import UserStreamTranslator
+from adapters.binance.user_ws import UserDataStream
+from events.base import Event
+from events.bus import Bus
+from events.instruments import Instrument
+from events.market import BookDelta, BookSnapshot
+from events.orders import (
+    AmendOrder,
+    AmendRejected,
+    CancelOrder,
+    CancelRejected,
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    OrderSubmitted,
+)
+from events.state import BalanceChanged
+from events.system import CONNECTED, RESYNCING, VenueStatus
+
+log = structlog.get_logger("tapeloop.binance")
+
+UNRESOLVED_RETRY_S = 1.0  # between lookups of an order whose placement outcome is unknown
+RECONCILE_RETRY_S = 2.0
+
+
+def order_params(e: OrderSubmitted) -> dict[str, Any]:
+    """Our order as Binance Spot `POST /api/v3/order` parameters; ValueError
+    for what Spot cannot express."""
+    tif = e.time_in_force
+    if e.order_type == "MARKET":
+        return {"type": "MARKET", "quantity": e.qty}
+    if tif not in ("GTC", "IOC", "FOK"):
+        raise ValueError(f"time_in_force {tif} is not available on Binance Spot")
+    if e.order_type == "LIMIT":
+        if e.post_only:
+            return {"type": "LIMIT_MAKER", "quantity": e.qty, "price": e.price}
+        return {"type": "LIMIT", "quantity": e.qty, "price": e.price, "time_in_force": tif}
+    if e.order_type == "STOP_MARKET":
+        return {"type": "STOP_LOSS", "quantity": e.qty, "stop_price": e.trigger_price}
+    if e.order_type == "STOP_LIMIT":
+        return {"type": "STOP_LOSS_LIMIT", "quantity": e.qty, "price": e.price,
+                "stop_price": e.trigger_price, "time_in_force": tif}
+    raise ValueError(f"order type {e.order_type} is not supported by the Binance Spot adapter")
+
+
+class BinanceVenue:
+    def __init__(self, name: str, instruments: list[Instrument], bus: Bus, *,
+                 endpoints: Endpoints, credentials: Credentials | None, oms: Any, risk: Any,
+                 trade: bool = True, streams: list[str] | tuple[str, ...] | None = None,
+                 depth_limit: int = 1000, stale_after_s: float = 10.0,
+                 recv_window_ms: int = 5000, now_ns: Callable[[], int] = time.time_ns) -> None:
+        if trade and credentials is None:
+            raise ValueError(f"venue {name!r} trades but has no credentials")
+        self.name = self.venue = name
+        self.bus = bus
+        self.publish = bus.publish
+        self.oms = oms
+        self.risk = risk
+        self.trade = trade
+        self.now_ns = now_ns
+        self.endpoints = endpoints
+        self.symbols = [i.symbol for i in instruments]
+        self.rest = BinanceRest(endpoints.rest, credentials, recv_window_ms=recv_window_ms)
+        self.translator = UserStreamTranslator(name)
+        kinds = streams or ["trade", "bookTicker", "depth@100ms"]
+        names = [f"{s.lower()}@{k}" for s in self.symbols for k in kinds]
+        self.books = {s: BookSync("spot") for s in self.symbols
+                      if any(k.startswith("depth") and not k[5:6].isdigit() for k in kinds)}
+        self.depth_limit = depth_limit
+        self.market = MarketDataStream(endpoints.streams, names, name, self._on_market,
+                                       stale_after_s=stale_after_s, now_ns=now_ns)
+        self.user: UserDataStream | None = None
+        if trade:
+            assert credentials is not None
+            self.user = UserDataStream(
+                endpoints.ws_api, credentials, name, self._on_user_frame, self._on_subscribed,
+                self.publish, now_ms=self.rest.server_time_ms, recv_window_ms=recv_window_ms,
+                on_clock_error=self._resync_clock)
+            risk.block_venue(name, f"{name}: not reconciled with Binance yet")
+        self.balances: dict[str, tuple[Decimal, Decimal]] = {}
+        self.reconciled = 0  # successful reconciliation passes
+        self.in_flight: set[str] = set()  # client ids with a placement awaiting its answer
+        self._unresolved: set[str] = set()
+        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def subscribe(self, bus: Bus) -> None:
+        if self.trade:
+            bus.subscribe(OrderSubmitted, self._on_submitted)
+            bus.subscribe(CancelOrder, self._on_cancel)
+            bus.subscribe(AmendOrder, self._on_amend)
+
+    async def run(self) -> None:
+        try:
+            if self.trade:
+                await self.rest.sync_time()
+                log.info("binance.clock", venue=self.name, offset_ms=self.rest.offset_ms)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.market.run(), name=f"{self.name}-market")
+                if self.user is not None:
+                    tg.create_task(self.user.run(), name=f"{self.name}-user")
+        finally:
+            for task in [*self._tasks, *self._snapshot_tasks.values()]:
+                task.cancel()
+            await asyncio.gather(*self._tasks, *self._snapshot_tasks.values(),
+                                 return_exceptions=True)
+            await self.rest.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- market data -------------------------------------------------------------------
+
+    def _on_market(self, event: Event) -> None:
+        if type(event) is BookDelta:
+            sync = self.books.get(event.symbol)  # type: ignore[attr-defined]
+            if sync is None:
+                return
+            action = sync.on_delta(event)  # type: ignore[arg-type]
+            if action is Action.APPLIED:
+                self.publish(event)
+            elif action is Action.NEED_SNAPSHOT or action is Action.BUFFERED:
+                if action is Action.NEED_SNAPSHOT:
+                    self._status(RESYNCING, f"{event.symbol} depth gap: resyncing")  # type: ignore[attr-defined]
+                self._want_snapshot(event.symbol)  # type: ignore[attr-defined]
+            return
+        if type(event) is VenueStatus:
+            key = f"{self.name}:feed"
+            if event.status == CONNECTED:  # type: ignore[attr-defined]
+                self.risk.release(key, f"{self.name} market data flowing")
+            else:
+                self.risk.hold(key, f"{self.name} market data {event.status}: "  # type: ignore[attr-defined]
+                               f"{event.reason}")  # type: ignore[attr-defined]
+        self.publish(event)
+
+    def _status(self, status: str, reason: str) -> None:
+        now = self.now_ns()
+        self.publish(VenueStatus(ts_event=now, ts_recv=now, venue=self.name, status=status,
+                                 reason=reason))
+
+    def _want_snapshot(self, symbol: str) -> None:
+        task = self._snapshot_tasks.get(symbol)
+        if task is None or task.done():
+            self._snapshot_tasks[symbol] = asyncio.get_running_loop().create_task(
+                self._sync_book(symbol))
+
+    async def _sync_book(self, symbol: str) -> None:
+        sync = self.books[symbol]
+        delay = 0.1
+        while sync.needs_snapshot():
+            try:
+                raw = await self.rest.depth(symbol, self.depth_limit)
+            except (BinanceError, OSError, TimeoutError) as exc:
+                log.warning("binance.snapshot_failed", venue=self.name, symbol=symbol,
+                            error=str(exc))
+            else:
+                snap = parse_depth_snapshot(raw, self.name, self.now_ns(), symbol)
+                if sync.on_snapshot(snap) is Action.APPLIED:
+                    book = sync.book
+                    bids, asks = book.levels("bid"), book.levels("ask")
+                    now = self.now_ns()
+                    self.publish(BookSnapshot(
+                        ts_event=now, ts_recv=now, venue=self.name, symbol=symbol,
+                        bid_prices=[p for p, _ in bids], bid_sizes=[q for _, q in bids],
+                        ask_prices=[p for p, _ in asks], ask_sizes=[q for _, q in asks],
+                        last_update_id=sync.last_update_id))
+                    self._status(CONNECTED, f"{symbol} book synced at {sync.last_update_id}")
+                    return
+            await asyncio.sleep(delay)  # the stream has not caught up with the snapshot yet
+            delay = min(delay * 2, 5.0)
+
+    # -- orders out ----------------------------------------------------------------------
+
+    def _on_submitted(self, e: OrderSubmitted) -> None:
+        if e.venue == self.name:
+            self.in_flight.add(e.client_order_id)
+            self._spawn(self._place(e))
+
+    def _on_cancel(self, e: CancelOrder) -> None:
+        if e.venue == self.name:
+            self._spawn(self._cancel(e))
+
+    def _on_amend(self, e: AmendOrder) -> None:
+        if e.venue == self.name:
+            now = self.now_ns()
+            self.publish(AmendRejected(
+                ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol,
+                strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+                reason="amend is not supported on Binance Spot: cancel and place anew"))
+
+    async def _place(self, e: OrderSubmitted) -> None:
+        cid = e.client_order_id
+        try:
+            try:
+                params = order_params(e)
+            except ValueError as exc:
+                self._reject(e, str(exc), "")
+                return
+            resp = await self.rest.new_order(e.symbol, e.side, new_client_order_id=cid,
+                                             new_order_resp_type="FULL", **params)
+        except UnknownOutcome as exc:
+            log.warning("binance.order_unknown_outcome", venue=self.name, client_order_id=cid,
+                        error=str(exc))
+            self.in_flight.discard(cid)
+            await self._resolve(e)
+            return
+        except BinanceError as exc:
+            self._reject(e, exc.msg or str(exc), str(exc.code if exc.code is not None
+                                                      else exc.status))
+            return
+        finally:
+            self.in_flight.discard(cid)
+        self._publish_orders(order_events(self.translator, resp, self.now_ns()))
+
+    def _reject(self, e: OrderSubmitted, reason: str, code: str) -> None:
+        now = self.now_ns()
+        self.publish(OrderRejected(
+            ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol, strategy_id=e.strategy_id,
+            client_order_id=e.client_order_id, reason=reason, check="venue", code=code,
+            side=e.side, order_type=e.order_type, qty=e.qty))
+
+    async def _resolve(self, e: Any) -> None:
+        """Ask Binance for an order whose placement outcome is unknown, until it
+        answers; the account is REDUCING meanwhile. Never resends it."""
+        cid = e.client_order_id
+        key = f"{self.name}:order:{cid}"
+        self._unresolved.add(cid)
+        self.risk.hold(key, f"order {cid} on {self.name}: outcome unknown")
+        try:
+            while True:
+                await asyncio.sleep(UNRESOLVED_RETRY_S)
+                try:
+                    events = await resolve_order(self.rest, self.translator, e, self.now_ns)
+                except BinanceError as exc:
+                    if exc.code == NOT_FOUND:
+                        self.publish(never_arrived(e, self.now_ns(),
+                                                   "placement outcome unknown; not at Binance"))
+                        break
+                    log.warning("binance.order_lookup_failed", client_order_id=cid,
+                                error=str(exc))
+                    continue
+                except (OSError, TimeoutError) as exc:
+                    log.warning("binance.order_lookup_failed", client_order_id=cid,
+                                error=repr(exc))
+                    continue
+                self._publish_orders(events)
+                log.info("binance.order_resolved", client_order_id=cid, events=len(events))
+                break
+        finally:
+            self._unresolved.discard(cid)
+            self.risk.release(key, f"order {cid} resolved")
+
+    async def _cancel(self, e: CancelOrder) -> None:
+        try:
+            resp = await self.rest.cancel_order(e.symbol, e.client_order_id)
+        except BinanceError as exc:
+            now = self.now_ns()
+            self.publish(CancelRejected(
+                ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol,
+                strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+                reason=exc.msg or str(exc), code=str(exc.code)))
+            return
+        except (OSError, TimeoutError) as exc:
+            # The cancel may or may not have happened: the user stream (or the
+            # next reconciliation) says which. The order stays as it is.
+            log.warning("binance.cancel_unknown_outcome", client_order_id=e.client_order_id,
+                        error=repr(exc))
+            return
+        resp = {**resp, "clientOrderId": resp.get("origClientOrderId", e.client_order_id)}
+        self._publish_orders(order_events(self.translator, resp, self.now_ns()))
+
+    # -- fills and states in --------------------------------------------------------------
+
+    def _publish_orders(self, events: list[Event]) -> None:
+        """Publish what the OMS does not hold yet; events of foreign orders are dropped."""
+        oms = self.oms
+        for event in events:
+            if type(event) is BalanceChanged:
+                b: Any = event
+                self.balances[b.currency] = (b.free, b.locked)
+                self.publish(event)
+                continue
+            order = oms.orders.get(getattr(event, "client_order_id", ""))
+            if order is None:
+                log.info("binance.foreign_order_event", event=type(event).__name__,
+                         client_order_id=getattr(event, "client_order_id", ""))
+                continue
+            cls = type(event)
+            if cls is Fill and oms.has_fill(self.name, event.trade_id):  # type: ignore[attr-defined]
+                continue
+            if cls is OrderAccepted and order.state != "submitted":
+                continue
+            if cls in (OrderCanceled, OrderExpired, OrderRejected) and not order.is_open:
+                continue
+            self.publish(event)
+
+    def _on_user_frame(self, raw: bytes, ts_recv: int) -> None:
+        try:
+            events = self.translator.translate(raw, ts_recv)
+        except Exception as exc:  # msgspec errors: a bad payload never kills the stream
+            log.warning("binance.bad_user_event", venue=self.name, error=str(exc),
+                        payload=raw[:200].decode("utf-8", "replace"))
+            return
+        self._publish_orders(events)
+        for delta in self.translator.drain_balance_deltas():
+            log.info("binance.balance_delta", venue=self.name, currency=delta.currency,
+                     delta=str(delta.delta))
+
+    async def _resync_clock(self) -> None:
+        await self.rest.sync_time()
+
+    async def _on_subscribed(self, session: int) -> None:
+        """Reconcile after each (re)subscription; only then may orders flow."""
+        delay = RECONCILE_RETRY_S
+        while True:
+            try:
+                outcome = await reconcile(
+                    self.rest, self.translator, self.name, self._our_open(), self.symbols,
+                    self.balances, self.now_ns, self.in_flight | self._unresolved)
+            except (BinanceError, OSError, TimeoutError) as exc:
+                log.warning("binance.reconcile_failed", venue=self.name, session=session,
+                            error=str(exc), retry_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            break
+        self._publish_orders(outcome.events)
+        for line in outcome.diff:
+            log.warning("binance.reconcile_diff", venue=self.name, diff=line)
+        for cid in outcome.unresolved:
+            if cid not in self._unresolved:
+                self._spawn(self._resolve(self.oms.orders[cid]))
+        self.reconciled += 1
+        log.info("binance.reconciled", venue=self.name, session=session,
+                 differences=len(outcome.diff), unresolved=len(outcome.unresolved))
+        self.risk.unblock_venue(self.name)
+
+    def _our_open(self) -> list[Any]:
+        return [o for o in self.oms.open_orders() if o.venue == self.name]

@@ -1,0 +1,183 @@
+"""Tick-to-order latency through the live Binance path, in one process.
+
+A websockets server on 127.0.0.1 sends Binance combined-stream trade frames,
+one at a time. Each goes through the real path: `MarketDataStream` (decode,
+parse) -> the bus with its journal hook (the Trade is journaled) -> the
+strategy runtime -> a strategy that answers every trade with an IOC limit buy
+-> the OMS and the risk engine (every check) -> `OrderSubmitted` (journaled)
+-> `BinanceVenue` -> `BinanceRest.new_order` (parameters, timestamp, HMAC
+signature, rate limiter) -> the moment the signed request is handed to the
+HTTP transport. That last inch is replaced: the request is not sent, the
+venue gets Binance's documented answer for an expired IOC at once, and the
+server sends the next frame. Latency = transport hand-off time - the time the
+frame left the websocket library (`ts_recv`), both `time.time_ns()`.
+
+Journal: fsync "never" for the main figure (the OS gets the bytes; the disk's
+own fsync latency is a property of the disk, measured by `fsync_policy =
+critical` on a few thousand orders and printed apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from websockets.asyncio.server import ServerConnection, serve
+
+from bench.common import emit
+from daemon.strategies.base import Strategy
+from events.market import Trade
+
+N_ORDERS = 100_000
+N_CRITICAL = 3_000
+WARMUP = 2_000
+
+
+class Chaser(Strategy):
+    """Answers every trade with an IOC limit buy 1% under it (which expires)."""
+
+    def on_trade(self, trade: Trade) -> None:
+        self.buy(trade.symbol, "0.001", price=trade.price * 0.99, time_in_force="IOC")
+
+
+def _config(port: int) -> Any:
+    from daemon.config import Config
+
+    return msgspec.convert({
+        "venues": [{"name": "binance", "kind": "binance", "endpoints": f"http://127.0.0.1:{port}",
+                    "streams": ["trade"]}],
+        "instruments": [{"venue": "binance", "symbol": "BTCUSDT", "base": "BTC", "quote": "USDT",
+                         "tick_size": 0.01, "step_size": 0.00001, "min_notional": 5.0}],
+        "risk": {"max_order_qty": 1.0, "max_order_notional": 1e9, "max_position_qty": 1e6,
+                 "daily_loss_limit": 1e9, "max_orders_per_s": 1e9, "price_band_pct": 50.0},
+        "strategies": [{"id": "chase", "class": "bench.bench_tick_to_order:Chaser",
+                        "venue": "binance", "symbols": ["BTCUSDT"]}],
+    }, Config)
+
+
+def _trade_frame(i: int) -> bytes:
+    ms = 1_763_735_400_000 + i
+    price = f"{64000 + (i % 100) / 100:.2f}"
+    return (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":%d,"s":"BTCUSDT","t":%d,'
+            b'"p":"%s","q":"0.00100000","T":%d,"m":true,"M":true}}'
+            % (ms, i, price.encode(), ms))
+
+
+async def measure(n: int, fsync: str) -> list[int]:
+    from adapters.binance.rest import BinanceRest
+    from adapters.binance.signing import Credentials
+    from adapters.binance.venue import BinanceVenue
+    from daemon.node import TradingNode
+    from events.journal import JournalPolicy
+    from events.state import BalanceChanged
+    from events.store import EventStore
+    from replay.clock import LiveClock
+
+    loop = asyncio.get_running_loop()
+    ack = asyncio.Event()
+    latencies: list[int] = []
+    last_recv = [0]
+
+    class LastInchRest(BinanceRest):
+        async def _attempt(self, method: str, path: str, query: str, headers: Any,
+                           weight: int, is_order: bool) -> tuple[int, Any, bytes, int, int]:
+            await self._wait_for_limits(weight, is_order)
+            self.limiter.note_sent(weight, is_order, self._now_ns())
+            latencies.append(time.time_ns() - last_recv[0])
+            cid = query.partition("newClientOrderId=")[2].partition("&")[0]
+            body = (b'{"symbol":"BTCUSDT","orderId":%d,"orderListId":-1,"clientOrderId":"%s",'
+                    b'"transactTime":1763735400123,"price":"1.00","origQty":"0.001",'
+                    b'"executedQty":"0","cummulativeQuoteQty":"0","status":"EXPIRED",'
+                    b'"timeInForce":"IOC","type":"LIMIT","side":"BUY","fills":[]}'
+                    % (len(latencies), cid.encode()))
+            ack.set()
+            return 200, {}, body, 0, 0
+
+    async def feed(ws: ServerConnection) -> None:
+        for i in range(n + WARMUP):
+            ack.clear()
+            await ws.send(_trade_frame(i), text=True)
+            await ack.wait()
+        done.set()
+
+    done = asyncio.Event()
+    with tempfile.TemporaryDirectory(prefix="tapeloop-bench-") as tmp:
+        store = EventStore.open_writer(tmp)
+        journal = store.open_journal(JournalPolicy(fsync=fsync))
+        from events.bus import Bus
+
+        bus = Bus(next_seq=journal.next_seq, journal=journal.append)
+        async with serve(feed, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            config = _config(port)
+            node = TradingNode(config, bus, LiveClock(loop), replay=False)
+            inst = [i for k, i in node.instruments.items() if k[0] == "binance"]
+            venue = BinanceVenue("binance", inst, bus, endpoints=_endpoints(port),
+                                 credentials=Credentials(api_key="k", secret="s"),
+                                 oms=node.oms, risk=node.risk, streams=["trade"])
+            # An account whose order-rate limits are out of the way (Binance's
+            # default, 100 orders per 10 s, would pace this loop): the limiter
+            # is still consulted before and after every request.
+            from adapters.binance.exchange_info import RateLimit
+            from adapters.binance.ratelimit import RateLimiter
+
+            roomy = RateLimiter([RateLimit("REQUEST_WEIGHT", "MINUTE", 1, 10**9),
+                                 RateLimit("ORDERS", "SECOND", 10, 10**9),
+                                 RateLimit("ORDERS", "DAY", 1, 10**9)])
+            venue.rest = LastInchRest(venue.endpoints.rest, Credentials(api_key="k", secret="s"),
+                                      limiter=roomy)
+            venue.subscribe(bus)
+            node.risk.unblock_venue("binance")  # no reconciliation in a bench
+            bus.subscribe(Trade, lambda t: last_recv.__setitem__(0, t.ts_recv))
+            now = time.time_ns()
+            bus.publish(BalanceChanged(ts_event=now, ts_recv=now, venue="binance",
+                                       currency="USDT", total=Decimal(10**12),
+                                       free=Decimal(10**12)))
+            node.start()
+            market = loop.create_task(venue.market.run())
+            await done.wait()
+            venue.market.stop()
+            await market
+            for task in list(venue._tasks):
+                await task
+        journal.close()
+        store.close()
+    return latencies[WARMUP:]
+
+
+def _endpoints(port: int) -> Any:
+    from adapters.binance.endpoints import resolve_endpoints
+
+    return resolve_endpoints(f"http://127.0.0.1:{port}", env={})
+
+
+def _pct(sorted_ns: list[int], q: float) -> float:
+    return round(sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000, 1)
+
+
+def main() -> None:
+    import gc
+
+    try:
+        import uvloop
+        run = uvloop.run
+    except ImportError:  # pragma: no cover
+        run = asyncio.run
+    for fsync, n in (("never", N_ORDERS), ("critical", N_CRITICAL)):
+        gc.collect()
+        t0 = time.perf_counter()
+        lat = sorted(run(measure(n, fsync)))
+        wall = time.perf_counter() - t0
+        emit("tick_to_order", fsync_policy=fsync, orders=len(lat),
+             p50_us=_pct(lat, 0.50), p90_us=_pct(lat, 0.90), p99_us=_pct(lat, 0.99),
+             p999_us=_pct(lat, 0.999), max_us=round(lat[-1] / 1000, 1),
+             round_trips_per_s=round(len(lat) / wall), target_p99_us=200)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
