@@ -252,6 +252,13 @@ class Kernel:
                     tasks.append(tg.create_task(self._run_venue(venue), name=name))
                 log.info("daemon.ready", venues=[v.name for v in self.config.venues])
                 await self._stop.wait()
+                # Strategies stop first, so what they send on the way out (a
+                # market maker's cancels) still reaches live venues.
+                self.node.stop()
+                for venue in self.venues:
+                    drain = getattr(venue, "drain", None)
+                    if drain is not None:
+                        await drain()
                 for task in tasks:
                     task.cancel()
         finally:
@@ -360,8 +367,14 @@ class Kernel:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A venue failing must not take the daemon down with it.
-            log.error("venue.failed", venue=getattr(venue, "venue", "?"), error=repr(exc))
+            name = getattr(venue, "venue", "?")
+            log.error("venue.failed", venue=name, error=str(exc) or repr(exc))
+            if getattr(venue, "critical", False):
+                # A live trading venue that cannot run leaves orders unwatched:
+                # stop, so the supervisor restarts us and reconciliation runs.
+                self._fatal = FatalError(f"venue {name} failed: {exc}")
+                self._stop.set()
+            # Otherwise (a feed) the daemon goes on without it.
 
 
 def run_kernel(config: Config) -> int:

@@ -15,7 +15,9 @@ translator (and duplicate rules) as the live stream:
      and the next pass tries again.
    An order with a request still in flight in this process is left to it.
 2. Orders open at Binance that the OMS does not know are reported in the diff
-   and left alone: they are not ours (another client, a manual order).
+   and left alone: they are not ours (another client, a manual order, or a
+   run from another data directory). Their client ids are returned, so ours
+   never collide with one of them (Binance refuses an id an open order holds).
 3. Balances (`GET /api/v3/account`): every asset that differs from what we
    last recorded is published as `BalanceChanged(reason="reconcile")`.
 
@@ -63,6 +65,7 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     diff: list[str] = field(default_factory=list)
     unresolved: dict[str, str] = field(default_factory=dict)  # client id -> why
+    foreign: list[str] = field(default_factory=list)  # open at Binance, unknown to us
 
 
 async def resolve_order(rest: RestLike, tr: UserStreamTranslator, order: OrderLike,
@@ -115,6 +118,7 @@ async def reconcile(rest: RestLike, tr: UserStreamTranslator, venue: str,
         for theirs in await rest.open_orders(symbol):
             cid = theirs.get("clientOrderId", "")
             if cid not in ours and cid not in in_flight:
+                out.foreign.append(cid)
                 out.diff.append(f"{cid} {symbol}: open at Binance, not ours -> left alone "
                                 f"({theirs.get('side')} {theirs.get('origQty')} @ "
                                 f"{theirs.get('price')})")

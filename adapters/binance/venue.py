@@ -38,6 +38,7 @@ from adapters.binance.endpoints import Endpoints
 from adapters.binance.errors import BinanceError
 from adapters.binance.market_ws import MarketDataStream
 from adapters.binance.parse import parse_depth_snapshot
+from adapters.binance.ratelimit import RateLimiter
 from adapters.binance.reconcile import NOT_FOUND, never_arrived, reconcile, resolve_order
 from adapters.binance.rest import BinanceRest, UnknownOutcome
 from adapters.binance.rest_events import order_events
@@ -106,6 +107,8 @@ class BinanceVenue:
         self.now_ns = now_ns
         self.endpoints = endpoints
         self.symbols = [i.symbol for i in instruments]
+        self.instruments = {i.symbol: i for i in instruments}
+        self.critical = trade  # a trading venue that stops running stops the daemon
         self.rest = BinanceRest(endpoints.rest, credentials, recv_window_ms=recv_window_ms)
         self.translator = UserStreamTranslator(name)
         kinds = streams or ["trade", "bookTicker", "depth@100ms"]
@@ -128,6 +131,7 @@ class BinanceVenue:
         self.in_flight: set[str] = set()  # client ids with a placement awaiting its answer
         self._unresolved: set[str] = set()
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._market_down = False  # the market stream dropped since it last connected
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -141,8 +145,7 @@ class BinanceVenue:
     async def run(self) -> None:
         try:
             if self.trade:
-                await self.rest.sync_time()
-                log.info("binance.clock", venue=self.name, offset_ms=self.rest.offset_ms)
+                await self._prepare()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.market.run(), name=f"{self.name}-market")
                 if self.user is not None:
@@ -153,6 +156,41 @@ class BinanceVenue:
             await asyncio.gather(*self._tasks, *self._snapshot_tasks.values(),
                                  return_exceptions=True)
             await self.rest.close()
+
+    async def _prepare(self) -> None:
+        """Learn the server clock, the symbols' filters and the account's rate
+        limits; retried with backoff until Binance answers."""
+        delay = 0.5
+        while True:
+            try:
+                await self.rest.sync_time()
+                instruments, limits = await self.rest.exchange_info(self.name)
+                break
+            except (BinanceError, OSError, TimeoutError) as exc:
+                log.warning("binance.unreachable", venue=self.name, rest=self.endpoints.rest,
+                            error=str(exc) or repr(exc), retry_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        log.info("binance.clock", venue=self.name, offset_ms=self.rest.offset_ms)
+        if limits:
+            self.rest.limiter = RateLimiter(limits)
+        theirs = {i.symbol: i for i in instruments}
+        for symbol, ours in self.instruments.items():
+            inst = theirs.get(symbol)
+            if inst is None:
+                log.error("binance.unknown_symbol", venue=self.name, symbol=symbol)
+                continue
+            for key in ("tick_size", "step_size", "min_notional", "status"):
+                if getattr(inst, key) != getattr(ours, key):
+                    log.warning("binance.instrument_mismatch", venue=self.name, symbol=symbol,
+                                key=key, config=str(getattr(ours, key)),
+                                binance=str(getattr(inst, key)))
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Let the requests already started (e.g. the cancels strategies send as
+        they stop) reach Binance before the venue is stopped."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout_s)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -178,7 +216,15 @@ class BinanceVenue:
             key = f"{self.name}:feed"
             if event.status == CONNECTED:  # type: ignore[attr-defined]
                 self.risk.release(key, f"{self.name} market data flowing")
-            else:
+                if self._market_down:
+                    # Diffs were lost while disconnected: rebuild every book
+                    # from a fresh snapshot rather than wait for a gap to show.
+                    self._market_down = False
+                    for symbol, sync in self.books.items():
+                        sync.reset()
+                        self._want_snapshot(symbol)
+            elif event.reason not in ("stopped", "cancelled"):  # type: ignore[attr-defined]
+                self._market_down = self._market_down or event.status != RESYNCING  # type: ignore[attr-defined]
                 self.risk.hold(key, f"{self.name} market data {event.status}: "  # type: ignore[attr-defined]
                                f"{event.reason}")  # type: ignore[attr-defined]
         self.publish(event)
@@ -377,6 +423,8 @@ class BinanceVenue:
         self._publish_orders(outcome.events)
         for line in outcome.diff:
             log.warning("binance.reconcile_diff", venue=self.name, diff=line)
+        for cid in outcome.foreign:
+            self.oms.note_id(cid)  # our next ids go past any that look like ours
         for cid in outcome.unresolved:
             if cid not in self._unresolved:
                 self._spawn(self._resolve(self.oms.orders[cid]))

@@ -111,6 +111,10 @@ class OMS:
         self._counters[strategy_id] = n
         return f"{strategy_id}-{n}"
 
+    def note_id(self, client_order_id: str) -> None:
+        """Never issue `client_order_id` (or a lower number of its strategy) again."""
+        self._note_id(client_order_id)
+
     def _note_id(self, client_order_id: str) -> None:
         strategy_id, _, n = client_order_id.rpartition("-")
         if n.isdigit() and int(n) > self._counters.get(strategy_id, 0):

@@ -1,0 +1,130 @@
+"""A live trading node wired to the fake Binance, in-process, for the venue tests.
+
+Real parts only: the fake exchange on a loopback port, the real bus, OMS, risk
+engine, portfolio and strategy runtime of `TradingNode`, and `BinanceVenue`
+speaking HTTP and websockets to the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from adapters.binance.endpoints import resolve_endpoints
+from adapters.binance.signing import Credentials
+from adapters.binance.venue import BinanceVenue
+from daemon.config import Config
+from daemon.node import TradingNode
+from daemon.trading.api import OrderRequest
+from events.base import Event
+from events.bus import Bus
+from replay.clock import LiveClock
+from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServer
+
+CREDS = Credentials(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET)
+
+
+async def until(predicate: Callable[[], object], timeout: float = 10.0,
+                message: str = "condition") -> Any:
+    """Await until `predicate()` is truthy (the loop keeps running), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(0.005)
+
+
+def config(url: str, strategies: list[dict[str, Any]] | None = None, **venue: Any) -> Config:
+    return msgspec.convert({
+        "venues": [{"name": "binance", "kind": "binance", "endpoints": url,
+                    "taker_fee_bps": 10.0, **venue}],
+        "instruments": [{"venue": "binance", "symbol": "BTCUSDT", "base": "BTC",
+                         "quote": "USDT", "tick_size": 0.01, "step_size": 0.00001,
+                         "min_notional": 5.0}],
+        "risk": {"max_order_qty": 1.0, "max_order_notional": 100_000.0,
+                 "max_position_qty": 10.0, "daily_loss_limit": 100_000.0,
+                 "max_orders_per_s": 50, "price_band_pct": 10.0},
+        "strategies": strategies or [],
+    }, Config)
+
+
+class Live:
+    """`async with Live(server) as live:` a node trading on the fake."""
+
+    def __init__(self, server: FakeBinanceServer, *,
+                 strategies: list[dict[str, Any]] | None = None, **venue: Any) -> None:
+        self.server = server
+        self.config = config(server.base_url, strategies, **venue)
+        self.events: list[Event] = []
+        self.bus = Bus()
+        self.bus.subscribe_all(self.events.append)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Live:
+        loop = asyncio.get_running_loop()
+        self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
+        v = self.config.venues[0]
+        insts = [i for k, i in self.node.instruments.items() if k[0] == "binance"]
+        self.venue = BinanceVenue(
+            "binance", insts, self.bus, endpoints=resolve_endpoints(v.endpoints, env={}),
+            credentials=CREDS, oms=self.node.oms, risk=self.node.risk, streams=v.streams,
+            stale_after_s=v.stale_after_s)
+        # fast reconnects: the fake drops connections on purpose
+        for stream in (self.venue.market, self.venue.user):
+            assert stream is not None
+            stream.reconnect_policy.backoff_initial = 0.05
+            stream.reconnect_policy.backoff_max = 0.5
+            stream.reconnect_policy.budget = 1000
+        self.venue.subscribe(self.bus)
+        self.node.start()
+        self.task = loop.create_task(self.venue.run())
+        await until(lambda: self.venue.reconciled, message="first reconciliation")
+        await until(lambda: self.node.portfolio.last_price("binance", "BTCUSDT"),
+                    message="a first market price")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.node.stop()
+        await self.venue.drain(2.0)
+        assert self.task is not None
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+
+    # -- helpers ------------------------------------------------------------------
+
+    def of(self, cls: type[Event], **match: Any) -> list[Any]:
+        return [e for e in self.events if type(e) is cls
+                and all(getattr(e, k) == v for k, v in match.items())]
+
+    def submit(self, side: str, qty: str, price: str | None = None, strategy: str = "s1",
+               **kw: Any) -> str:
+        request = OrderRequest(
+            venue="binance", symbol="BTCUSDT", side=side, qty=Decimal(qty),
+            order_type="MARKET" if price is None else "LIMIT",
+            price=None if price is None else Decimal(price), **kw)
+        return self.node.oms.submit(strategy, request)
+
+    def our_book(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        book = self.venue.books["BTCUSDT"].book
+        return book.levels("bid"), book.levels("ask")
+
+    def fake_book(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        bids, asks = self.server.book("BTCUSDT")
+        return ([(float(p), float(q)) for p, q in bids], [(float(p), float(q)) for p, q in asks])
+
+    def book_in_sync(self) -> bool:
+        sync = self.venue.books["BTCUSDT"]
+        return (not sync.needs_snapshot()
+                and sync.last_update_id == self.server.last_update_id("BTCUSDT")
+                and self.our_book() == self.fake_book())
