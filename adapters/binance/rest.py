@@ -164,6 +164,7 @@ class BinanceRest:
         is their median. Returns (and stores) the offset in ms."""
         offsets: list[float] = []
         for _ in range(max(samples, 1)):
+            await self._wait_for_limits(W_TIME, False)
             status, headers, raw, sent, received = await self._attempt(
                 "GET", "/api/v3/time", "", {}, W_TIME, False
             )
@@ -180,12 +181,19 @@ class BinanceRest:
         self.limiter.note_response(status, headers, now_ns)
 
     async def _wait_for_limits(self, weight: int, is_order: bool) -> None:
-        now = self._now_ns()
-        if self.limiter.banned(now):
-            left = (self.limiter.banned_until_ns - now) / _SECOND_NS
-            raise BinanceError(418, -1003, f"IP banned for another {left:.3f}s (not sent)")
-        delay = self.limiter.delay_before(weight, is_order, now)
-        if delay > 0:
+        """Return once the limiter lets this request go now. The caller must
+        stamp, sign and send (`_attempt`) without awaiting anything else first,
+        so no other request takes the slot and the timestamp is fresh: a
+        request signed before a long wait would be refused (-1021) and sent
+        again."""
+        while True:
+            now = self._now_ns()
+            if self.limiter.banned(now):
+                left = (self.limiter.banned_until_ns - now) / _SECOND_NS
+                raise BinanceError(418, -1003, f"IP banned for another {left:.3f}s (not sent)")
+            delay = self.limiter.delay_before(weight, is_order, now)
+            if delay <= 0:
+                return
             await asyncio.sleep(delay / _SECOND_NS)
 
     async def _attempt(
@@ -197,9 +205,9 @@ class BinanceRest:
         weight: int,
         is_order: bool,
     ) -> tuple[int, Mapping[str, str], bytes, int, int]:
-        """One HTTP exchange (after the limiter's wait): status, headers, body,
-        and local send/receive times in ms. Transport errors propagate."""
-        await self._wait_for_limits(weight, is_order)
+        """One HTTP exchange, right after `_wait_for_limits` returned: status,
+        headers, body, and local send/receive times in ms. Transport errors
+        propagate."""
         url = URL(f"{self.base_url}{path}" + (f"?{query}" if query else ""), encoded=True)
         self.limiter.note_sent(weight, is_order, self._now_ns())
         sent = self.now_ms()
@@ -234,8 +242,8 @@ class BinanceRest:
                 raise BinanceError(0, None, f"{method} {path} needs API credentials (none loaded)")
             headers["X-MBX-APIKEY"] = self._credentials.api_key
         while True:
-            # Wait for the limiter before stamping, so a long wait cannot eat the
-            # recvWindow (_attempt checks again; by then the delay is ~0).
+            # Wait for the limiter before stamping, so a long wait cannot eat
+            # the recvWindow; nothing is awaited between this and the send.
             await self._wait_for_limits(weight, is_order)
             if signed:
                 full = [*params, ("timestamp", str(self.server_time_ms())),

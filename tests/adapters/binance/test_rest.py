@@ -272,3 +272,21 @@ async def test_fake_verifies_doc_vector_with_query_and_body(fake: FakeBinance) -
                 assert resp.status == 400
                 assert (await resp.json())["code"] == code
     assert fake.orders == {}
+
+
+async def test_orders_waiting_for_the_limiter_are_signed_fresh_and_sent_once(
+        fake: FakeBinance) -> None:
+    """Orders queued behind the order-rate limit are stamped after their wait, so a
+    long queue never turns into -1021 refusals and second sends (found by the soak)."""
+    limiter = RateLimiter([RateLimit("ORDERS", "SECOND", 1, 2)], safety=1.0, slack_ns=0)
+    client = BinanceRest(fake.base_url, CREDS, recv_window_ms=300, limiter=limiter)
+    try:
+        results = await bounded(asyncio.gather(*(
+            client.new_order("BTCUSDT", "BUY", "LIMIT", quantity=Decimal("0.001"),
+                             price=Decimal("50000"), time_in_force="GTC",
+                             new_client_order_id=f"q-{i}")
+            for i in range(6))), 10.0)
+    finally:
+        await client.close()
+    assert [r["status"] for r in results] == ["NEW"] * 6
+    assert [fake.post_count(f"q-{i}") for i in range(6)] == [1] * 6
