@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from daemon.strategies.base import Strategy
-from events.market import Bar
+from events.market import Bar, Quote
 
 
 class BoomParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -25,3 +25,20 @@ class Boom(Strategy):
         if self.bars == self.params.after_bars:
             raise RuntimeError("strategy bug")
         self.buy(bar.symbol, 0.001)
+
+
+class OneBidParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    qty: float = 0.001
+    below: float = 0.02  # how far under the best bid the order rests
+
+
+class OneBid(Strategy):
+    """Keeps one resting limit buy under the market: places it whenever it has
+    no open order (a refused one is retried on the next quote), never more."""
+
+    Params = OneBidParams
+
+    def on_quote(self, quote: Quote) -> None:
+        if not self.has_open_orders(quote.symbol) and not self.position(quote.symbol).qty:
+            self.buy(quote.symbol, self.params.qty,
+                     price=quote.bid * (1 - self.params.below))
