@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tick-ms", type=float, default=50.0,
                    help="market step interval in ms (0: no automatic steps)")
     p.add_argument("--heartbeat-s", type=float, default=20.0)
+    p.add_argument("--move-ticks", type=int, default=100,
+                   help="scale of each price move in ticks (volatility; 100 moves BTCUSDT "
+                        "about as much per second as the real market on a calm day)")
     p.add_argument("--chaos", action="store_true", help="inject a random fault every few s")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -41,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> int:
     server = FakeBinanceServer(args.api_key, args.secret, seed=args.seed,
                                tick_interval_s=args.tick_ms / 1000 if args.tick_ms > 0 else None,
-                               heartbeat_s=args.heartbeat_s or None)
+                               heartbeat_s=args.heartbeat_s or None,
+                               move_ticks=max(1, args.move_ticks))
     url = await server.start(port=args.port, host=args.host)
     print(f"fake-binance listening on {url}", flush=True)
     stop = asyncio.Event()

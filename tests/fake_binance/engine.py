@@ -72,7 +72,8 @@ class Exchange:
                  balances: dict[str, tuple[Decimal, Decimal]] | None = None, seed: int = 0,
                  clock: Callable[[], int] = _wall_ms,
                  start_prices: dict[str, Decimal] | None = None, levels: int = 20,
-                 spread_ticks: int = 1, trade_probability: float = 0.6) -> None:
+                 spread_ticks: int = 1, trade_probability: float = 0.6,
+                 move_ticks: int = 1) -> None:
         self.symbols = symbols if symbols is not None else [BTCUSDT_INFO]
         self.rules = {s["symbol"]: SymbolRules.from_symbol(s) for s in self.symbols}
         self.clock = clock
@@ -80,7 +81,8 @@ class Exchange:
         self.markets = {
             sym: SymbolMarket(rules, random.Random(f"{seed}:{sym}"), clock,
                               prices.get(sym, Decimal(100)), levels=levels,
-                              spread_ticks=spread_ticks, trade_probability=trade_probability)
+                              spread_ticks=spread_ticks, trade_probability=trade_probability,
+                              move_ticks=move_ticks)
             for sym, rules in self.rules.items()}
         self.balances: dict[str, tuple[Decimal, Decimal]] = dict(balances) if balances else {
             "BTC": (Decimal("1"), ZERO), "USDT": (Decimal("100000"), ZERO)}

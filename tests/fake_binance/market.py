@@ -47,6 +47,7 @@ class SymbolMarket:
     def __init__(self, rules: SymbolRules, rng: random.Random, clock: Callable[[], int],
                  start_price: Decimal, *, levels: int = 20, spread_ticks: int = 1,
                  trade_probability: float = 0.6, move_probability: float = 0.5,
+                 move_ticks: int = 1,
                  first_update_id: int = 1_000_000, first_trade_id: int = 5_301_122_334) -> None:
         self.rules = rules
         self.symbol = rules.symbol
@@ -56,6 +57,7 @@ class SymbolMarket:
         self._levels = levels
         self._spread = max(1, spread_ticks)
         self.trade_probability = trade_probability
+        self.move_ticks = move_ticks  # scale of a price move (volatility), in ticks
         self.move_probability = move_probability
         self._bid_ticks = int(start_price // self._tick)
         # A typical level holds 10..2000 "units" of about 50 quote each.
@@ -144,7 +146,8 @@ class SymbolMarket:
         rng = self._rng
         if rng.random() < self.move_probability:
             self._bid_ticks = max(self._levels + 1,
-                                  self._bid_ticks + rng.choice((-2, -1, -1, 1, 1, 2)))
+                                  self._bid_ticks + self.move_ticks
+                                  * rng.choice((-2, -1, -1, 1, 1, 2)))
         self._recenter()
         for side, levels in ((BID, self.bids), (ASK, self.asks)):
             for price in rng.sample(sorted(levels), k=min(len(levels), rng.randint(1, 3))):

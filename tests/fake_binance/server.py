@@ -51,7 +51,7 @@ class FakeBinanceServer:
                  seed: int = 0, symbols: list[dict[str, Any]] | None = None,
                  balances: dict[str, tuple[Decimal, Decimal]] | None = None,
                  start_prices: dict[str, Decimal] | None = None, levels: int = 20,
-                 spread_ticks: int = 1, trade_probability: float = 0.6,
+                 spread_ticks: int = 1, trade_probability: float = 0.6, move_ticks: int = 1,
                  tick_interval_s: float | None = 0.05, heartbeat_s: float | None = 20.0,
                  ed25519_api_key: str | None = None,
                  ed25519_public_key_pem: bytes | None = None, skew_ms: int = 0) -> None:
@@ -65,7 +65,8 @@ class FakeBinanceServer:
                 "ed25519", load_pem_public_key(ed25519_public_key_pem))
         self.exchange = Exchange(symbols=symbols, balances=balances, seed=seed,
                                  clock=self.now_ms, start_prices=start_prices, levels=levels,
-                                 spread_ticks=spread_ticks, trade_probability=trade_probability)
+                                 spread_ticks=spread_ticks, trade_probability=trade_probability,
+                                 move_ticks=move_ticks)
         self._closing = asyncio.Event()
         self.rest = RestApi(self.exchange, now_ms=self.now_ms, verify=self.verify,
                             key_kind=self.key_kind, flush=self.flush, closing=self._closing)
