@@ -8,8 +8,9 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -29,9 +30,10 @@ def tapeloop_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "daemon.cli", *args]
 
 
-def eventually(predicate: Callable[[], object], timeout: float = 10.0,
-               interval: float = 0.01, message: str = "condition") -> object:
-    """Poll `predicate` until it returns a truthy value or `timeout` passes."""
+def _poll(predicate: Callable[[], Any], timeout: float, message: str
+          ) -> Iterator[Any]:
+    """Yield None until `predicate()` is truthy, then stop with its value (as
+    StopIteration.value); fail at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -39,7 +41,31 @@ def eventually(predicate: Callable[[], object], timeout: float = 10.0,
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        yield None
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = 10.0,
+               interval: float = 0.01, message: str = "condition") -> Any:
+    """Poll `predicate` until it returns a truthy value or `timeout` passes."""
+    poll = _poll(predicate, timeout, message)
+    while True:
+        try:
+            next(poll)
+        except StopIteration as done:
+            return done.value
         time.sleep(interval)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0,
+                message: str = "condition") -> Any:
+    """`eventually` for async tests: the event loop keeps running meanwhile."""
+    poll = _poll(predicate, timeout, message)
+    while True:
+        try:
+            next(poll)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from adapters.binance.parse import StreamParser
-from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects
+from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects, Stoppable
 from events.base import Event
 from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
 
@@ -94,7 +94,7 @@ class _SessionEnd(Exception):
     """A planned end of a session (rotation); `reason` says which."""
 
 
-class MarketDataStream:
+class MarketDataStream(Stoppable):
     """One combined-stream connection with reconnects; see the module docstring.
 
     Counters for metrics: `messages` (frames received), `bad_messages`
@@ -188,23 +188,13 @@ class MarketDataStream:
                              delay_s=0.0, reconnects=self.reconnects)
         except asyncio.CancelledError:
             self._set_status(DISCONNECTED, "stopped" if self._stopping else "cancelled")
-            task = asyncio.current_task()
-            # Swallow only the cancellation stop() itself requested.
-            if self._stopping and task is not None and task.uncancel() == 0:
+            if self._own_cancel():  # swallow only the cancellation stop() requested
                 return
             raise
         finally:
             self._task = None
         if self.status:
             self._set_status(DISCONNECTED, "stopped")
-
-    def stop(self) -> None:
-        """Ask `run()` to close the socket and return. Safe to call any time."""
-        if self._stopping:
-            return  # one cancel only: run() swallows exactly the one it asked for
-        self._stopping = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
 
     def backoff_delay(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, initial * 2**attempt)]."""

@@ -100,3 +100,25 @@ class Reconnects:
         times = self._times
         while times and times[0] <= now - self.window_s:
             times.popleft()
+
+
+class Stoppable:
+    """`stop()` for a long-running `run()` task: the task is cancelled once, and
+    `run()` swallows exactly that cancellation (`_own_cancel()`), so a stop
+    returns cleanly while any other cancellation still propagates."""
+
+    _stopping: bool = False
+    _task: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        """Ask `run()` to close the socket and return. Safe to call any time."""
+        if self._stopping:
+            return  # one cancel only: run() swallows exactly the one it asked for
+        self._stopping = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def _own_cancel(self) -> bool:
+        """In `run()`'s `except CancelledError`: True when it is stop()'s own."""
+        task = asyncio.current_task()
+        return self._stopping and task is not None and task.uncancel() == 0

@@ -69,7 +69,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from adapters.binance.errors import BinanceError
-from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects
+from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects, Stoppable
 from adapters.binance.signing import Credentials, sign_ws
 from events.base import Event
 from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
@@ -256,7 +256,7 @@ class _Connection:
         await self.ws.close()
 
 
-class UserDataStream:
+class UserDataStream(Stoppable):
     """The account's user data stream over the WS API; see the module docstring.
 
     Counters: `messages` (frames received, replies included), `bad_messages`
@@ -339,23 +339,13 @@ class UserDataStream:
             # Forced: a stop during a backoff (already disconnected) is still announced.
             self._set_status(DISCONNECTED, "stopped" if self._stopping else "cancelled",
                              force=True)
-            task = asyncio.current_task()
-            # Swallow only the cancellation stop() itself requested.
-            if self._stopping and task is not None and task.uncancel() == 0:
+            if self._own_cancel():  # swallow only the cancellation stop() requested
                 return
             raise
         finally:
             self._task = None
         if self.status:
             self._set_status(DISCONNECTED, "stopped")
-
-    def stop(self) -> None:
-        """Ask `run()` to close the socket and return. Safe to call any time."""
-        if self._stopping:
-            return  # one cancel only: run() swallows exactly the one it asked for
-        self._stopping = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
 
     # -- internals ---------------------------------------------------------
 

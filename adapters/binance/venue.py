@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import structlog
 
 from adapters.binance.book import Action, BookSync
@@ -185,6 +186,9 @@ class BinanceVenue:
                     log.warning("binance.instrument_mismatch", venue=self.name, symbol=symbol,
                                 key=key, config=str(getattr(ours, key)),
                                 binance=str(getattr(inst, key)))
+            if inst.status != ours.status:
+                # Binance decides whether a symbol trades (TRADING, CANCEL_ONLY, HALTED)
+                self.risk.update_instrument(msgspec.structs.replace(ours, status=inst.status))
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Let the requests already started (e.g. the cancels strategies send as

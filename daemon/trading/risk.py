@@ -280,6 +280,11 @@ class RiskEngine:
 
     # -- venue gates (live adapters) ---------------------------------------------------
 
+    def update_instrument(self, instrument: Instrument) -> None:
+        """The venue's own word on an instrument (e.g. Binance moved it to
+        CANCEL_ONLY): checks use it from now on."""
+        self._instruments[instrument.key] = instrument
+
     def block_venue(self, venue: str, reason: str) -> None:
         """Refuse every order on `venue` (check "venue_ready") until `unblock_venue`."""
         self._not_ready[venue] = reason

@@ -54,6 +54,8 @@ symbols = ["BTCUSDT"]
 def recorded(data: Path, cls: type) -> list:
     """Events of `cls` in the store and in the journal (a running daemon's tail too)."""
     names = [cls.__name__]
+    if not (data / "store.json").exists() and not (data / "journal").exists():
+        return []  # the daemon has not created it yet
     tail = journal_tail_runs(data, types=names)
     return [e for batch in read_events(data, types=names, extra_runs=tail) for e in batch]
 
@@ -111,3 +113,66 @@ async def _kill_and_restart(server: FakeBinanceServer, tmp_path: Path) -> None:
     text = log.read_text()
     assert DEFAULT_SECRET not in text, "the secret never reaches a log line"
     print(f"restart found {cid} (venue order {accepted[0].venue_order_id})", file=sys.stderr)
+
+
+RECORD = """\
+[daemon]
+control = "127.0.0.1:0"
+
+[journal]
+fsync = "never"
+
+[[venues]]
+name = "binance"
+kind = "binance"
+endpoints = "{url}"
+trade = false
+
+[[instruments]]
+venue = "binance"
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = 0.01
+step_size = 0.00001
+
+[risk]
+max_order_qty = 1.0
+max_order_notional = 1.0
+max_position_qty = 1.0
+daily_loss_limit = 1.0
+max_orders_per_s = 1
+price_band_pct = 1.0
+"""
+
+
+async def test_record_only_journals_market_data_into_parquet_without_keys(
+        tmp_path: Path) -> None:
+    from events.market import BookDelta, BookSnapshot, Quote, Trade
+
+    server = FakeBinanceServer(seed=9, tick_interval_s=0.02)
+    await server.start()
+    config, data, log = tmp_path / "record.toml", tmp_path / "data", tmp_path / "daemon.log"
+    config.write_text(RECORD.format(url=server.base_url))
+    env = cli_env()
+    for key in ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TAPELOOP_BINANCE_ENDPOINTS"):
+        env.pop(key, None)
+    proc = await asyncio.create_subprocess_exec(
+        *tapeloop_cmd("run", "--config", str(config), "--data", str(data)),
+        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT, env=env, cwd=REPO)
+    try:
+        await until(lambda: len(recorded(data, BookDelta)) >= 50, timeout=60,
+                    message="book updates journaled")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    users = list(server.user_connections)
+    await server.close()
+    assert code == 0, log.read_text()[-3000:]
+    parts = {p.parent.name for p in (data / "events").rglob("*.parquet")}
+    assert {"type=Trade", "type=Quote", "type=BookDelta", "type=BookSnapshot"} <= parts, parts
+    snapshot = recorded(data, BookSnapshot)[0]
+    deltas = [d for d in recorded(data, BookDelta) if d.seq > snapshot.seq]
+    assert deltas[0].first_update_id <= snapshot.last_update_id + 1  # the book is rebuildable
+    assert recorded(data, Trade) and recorded(data, Quote)
+    assert not users and server.count("POST", "/api/v3/order") == 0

@@ -8,8 +8,6 @@ speaking HTTP and websockets to the fake.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -24,22 +22,10 @@ from daemon.trading.api import OrderRequest
 from events.base import Event
 from events.bus import Bus
 from replay.clock import LiveClock
+from tests.conftest import until
 from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServer
 
 CREDS = Credentials(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET)
-
-
-async def until(predicate: Callable[[], object], timeout: float = 10.0,
-                message: str = "condition") -> Any:
-    """Await until `predicate()` is truthy (the loop keeps running), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        await asyncio.sleep(0.005)
 
 
 def config(url: str, strategies: list[dict[str, Any]] | None = None, **venue: Any) -> Config:

@@ -158,3 +158,21 @@ def _probe() -> object:
 
     return OrderRequest(venue="binance", symbol="BTCUSDT", side="BUY", qty=Decimal("0.001"),
                         order_type="LIMIT", price=Decimal("60000"))
+
+
+async def test_binance_moving_a_symbol_to_cancel_only_stops_new_orders() -> None:
+    import json
+
+    from tests.adapters.binance.samples import DOC_EXCHANGE_INFO
+
+    info = {**json.loads(DOC_EXCHANGE_INFO)["symbols"][0], "status": "CANCEL_ONLY"}
+    server = FakeBinanceServer(seed=3, tick_interval_s=0.01, symbols=[info])
+    await server.start()
+    try:
+        async with Live(server) as live:  # the config says the symbol trades
+            cid = live.submit("BUY", "0.001", str(best_bid(server) - Decimal(50)))
+            rejected = live.of(OrderRejected, client_order_id=cid)
+            assert rejected and "not tradable (status cancel_only)" in rejected[0].reason.lower()
+            assert server.post_count(cid) == 0
+    finally:
+        await server.close()
