@@ -40,7 +40,7 @@ from websockets.exceptions import WebSocketException
 from adapters.binance.parse import StreamParser
 from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects, Stoppable
 from events.base import Event
-from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
+from events.system import CONNECTED, DISCONNECTED, RESYNCING
 
 log = structlog.get_logger("tapeloop.binance.market_ws")
 
@@ -202,23 +202,8 @@ class MarketDataStream(Stoppable):
 
     # -- internals ---------------------------------------------------------
 
-    def _spend_budget(self, reason: str) -> None:
-        try:
-            self.reconnect_policy.spend(reason)
-        except ReconnectBudgetExhausted as exc:
-            self._set_status(DISCONNECTED, str(exc), force=True)
-            log.error("binance.reconnect_budget_exhausted", venue=self.venue,
-                      endpoint=self.endpoint, reason=reason)
-            raise ReconnectBudgetExhausted(
-                f"{self.venue} market data {self.endpoint}: {exc}") from None
-
-    def _set_status(self, status: str, reason: str = "", *, force: bool = False) -> None:
-        if status == self.status and not force:
-            return
-        self.status = status
-        now = self.now_ns()
-        self.publish(VenueStatus(ts_event=now, ts_recv=now, venue=self.venue,
-                                 status=status, reason=reason))
+    def _describe(self) -> tuple[str, str]:
+        return "market data", self.endpoint
 
     async def _session(self) -> None:
         """One connection until it drops (raises) or is rotated (`_SessionEnd`)."""

@@ -22,6 +22,13 @@ import random
 from collections import deque
 from collections.abc import Callable
 
+import structlog
+
+from events.base import Event
+from events.system import DISCONNECTED, VenueStatus
+
+log = structlog.get_logger("tapeloop.binance.reconnect")
+
 __all__ = ["ReconnectBudgetExhausted", "Reconnects"]
 
 
@@ -103,12 +110,46 @@ class Reconnects:
 
 
 class Stoppable:
-    """`stop()` for a long-running `run()` task: the task is cancelled once, and
-    `run()` swallows exactly that cancellation (`_own_cancel()`), so a stop
-    returns cleanly while any other cancellation still propagates."""
+    """What the market and user streams share around their `run()` task:
+
+    - `stop()`: the task is cancelled once, and `run()` swallows exactly that
+      cancellation (`_own_cancel()`), so a stop returns cleanly while any other
+      cancellation still propagates;
+    - `_set_status()`: a `VenueStatus` on every change of `status`;
+    - `_spend_budget()`: one reconnect from the budget, or `disconnected` and
+      `ReconnectBudgetExhausted` naming the stream.
+    Subclasses set `venue`, `publish`, `now_ns`, `status` and `reconnect_policy`.
+    """
 
     _stopping: bool = False
     _task: asyncio.Task[None] | None = None
+    venue: str
+    status: str
+    publish: Callable[[Event], object]
+    now_ns: Callable[[], int]
+    reconnect_policy: Reconnects
+
+    def _set_status(self, status: str, reason: str = "", *, force: bool = False) -> None:
+        if status == self.status and not force:
+            return
+        self.status = status
+        now = self.now_ns()
+        self.publish(VenueStatus(ts_event=now, ts_recv=now, venue=self.venue,
+                                 status=status, reason=reason))
+
+    def _spend_budget(self, reason: str) -> None:
+        try:
+            self.reconnect_policy.spend(reason)
+        except ReconnectBudgetExhausted as exc:
+            self._set_status(DISCONNECTED, str(exc), force=True)
+            what, where = self._describe()
+            log.error("binance.reconnect_budget_exhausted", venue=self.venue, stream=what,
+                      endpoint=where, reason=reason)
+            raise ReconnectBudgetExhausted(f"{self.venue} {what} {where}: {exc}") from None
+
+    def _describe(self) -> tuple[str, str]:
+        """(what the stream is, where it connects), for errors."""
+        raise NotImplementedError
 
     def stop(self) -> None:
         """Ask `run()` to close the socket and return. Safe to call any time."""

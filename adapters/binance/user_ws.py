@@ -72,7 +72,7 @@ from adapters.binance.errors import BinanceError
 from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects, Stoppable
 from adapters.binance.signing import Credentials, sign_ws
 from events.base import Event
-from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
+from events.system import CONNECTED, DISCONNECTED, RESYNCING
 
 __all__ = ["ReconnectBudgetExhausted", "UserDataStream", "WsApiError"]
 
@@ -394,23 +394,8 @@ class UserDataStream(Stoppable):
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _spend_budget(self, reason: str) -> None:
-        try:
-            self.reconnect_policy.spend(reason)
-        except ReconnectBudgetExhausted as exc:
-            self._set_status(DISCONNECTED, str(exc), force=True)
-            log.error("binance.reconnect_budget_exhausted", venue=self.venue,
-                      stream="user", reason=reason)
-            raise ReconnectBudgetExhausted(
-                f"{self.venue} user data stream {self.url}: {exc}") from None
-
-    def _set_status(self, status: str, reason: str = "", *, force: bool = False) -> None:
-        if status == self.status and not force:
-            return
-        self.status = status
-        now = self.now_ns()
-        self.publish(VenueStatus(ts_event=now, ts_recv=now, venue=self.venue,
-                                 status=status, reason=reason))
+    def _describe(self) -> tuple[str, str]:
+        return "user data stream", self.url
 
     def _signed(self) -> dict[str, str | int]:
         return sign_ws(self._signer, {"apiKey": self._api_key, "timestamp": self.now_ms(),
