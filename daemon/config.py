@@ -78,6 +78,13 @@ class DaemonConfig(_Section, frozen=True):
     # how often the portfolio's state is journaled as a Snapshot (recovery folds
     # only the events after the last one)
     snapshot_interval_s: PositiveFloat = 60.0
+    # SIGTERM/SIGINT: strategies stop, venues get this long to send what they
+    # started (cancels...), then the journal is flushed and rolled; systemd's
+    # TimeoutStopSec must be above it.
+    stop_budget_s: PositiveFloat = 10.0
+    # Open orders at a graceful stop: "keep" them resting at the venue (the next
+    # start reconciles them), or "cancel" every one before exiting.
+    on_stop: Literal["keep", "cancel"] = "keep"
 
     @property
     def control_address(self) -> ControlAddress:
@@ -92,6 +99,19 @@ class JournalConfig(_Section, frozen=True):
     segment_max_bytes: PositiveInt = 256 * 1024 * 1024
     roll_interval_s: PositiveInt = 300
     fsync: FsyncPolicy = "critical"
+
+
+class AlertsConfig(_Section, frozen=True):
+    """`[alerts]`: when to raise an alert (an error log line, and a webhook POST
+    when one is configured). The webhook URL is a secret (Slack's are): it comes
+    from the environment variable named by `webhook_env`, or the systemd
+    credential file of that name in lower case."""
+
+    webhook_env: Name = "TAPELOOP_ALERT_WEBHOOK"
+    venue_down_after_s: PositiveFloat = 30.0  # a venue disconnected this long
+    min_interval_s: NonNegFloat = 60.0  # the same alert at most this often
+    timeout_s: PositiveFloat = 5.0  # per webhook attempt
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
 
 
 class VenueConfig(_Section, frozen=True):
@@ -201,6 +221,7 @@ class Config(_Section, frozen=True):
     venues: Annotated[list[VenueConfig], msgspec.Meta(min_length=1)]
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     instruments: list[InstrumentConfig] = []
     strategies: list[StrategyConfig] = []
 

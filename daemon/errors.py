@@ -8,6 +8,7 @@ EXIT_ERROR = 1  # a user error (bad file, bad argument)
 EXIT_USAGE = 2  # argparse's own code
 EXIT_CONFIG = 3  # the config is invalid
 EXIT_LOCKED = 4  # another process holds the data directory
+EXIT_AUTH = 5  # a venue refused our credentials (restarting will not help)
 EXIT_CRASH = 70  # EX_SOFTWARE: a bug of ours
 
 
