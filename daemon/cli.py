@@ -20,6 +20,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("daemon.commands.events", "print stored events as JSON lines"),
     "check-config": ("daemon.commands.check_config", "validate a config file"),
     "logs": ("daemon.commands.logs", "human view of tapeloop's JSON log lines"),
+    "status": ("daemon.commands.status", "the running daemon's health, trading state and PnL"),
+    "positions": ("daemon.commands.positions", "the running daemon's positions"),
+    "orders": ("daemon.commands.orders", "the running daemon's open orders"),
+    "halt": ("daemon.commands.halt", "halt trading (the kill switch) in the running daemon"),
+    "resume": ("daemon.commands.resume", "resume trading in the running daemon"),
 }
 
 

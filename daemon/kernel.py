@@ -1,13 +1,25 @@
-"""The kernel: wires the store, the journal, the bus and the venues, and runs them.
+"""The kernel: wires the store, the journal, the bus, the node and the venues, and runs them.
 
 Synchronous core, thin async shell: the bus and journal are plain objects; this
 module adds the root TaskGroup, the journal's timer, the background roll of
-closed journal segments into Parquet, periodic stats and signal handling.
+closed journal segments into Parquet, stats, snapshots, systemd notification
+and signal handling.
 
 Start order: lock the data directory → undo interrupted store operations,
 recover the journal (truncate a torn tail) and roll what earlier runs left →
-open a new journal segment → start venues. Stop order (SIGTERM/SIGINT): stop
-venues → flush and close the journal → roll it into Parquet → release the lock.
+open a new journal segment → recover the trading state by folding the journal
+from the last snapshot (daemon/recovery.py) → connect venues → wait until every
+live venue has reconciled with its exchange → start strategies → `READY=1`.
+
+Stop (SIGTERM/SIGINT): `STOPPING=1` → strategies stop (what they send on the
+way out still goes) → open orders kept or cancelled (`daemon.on_stop`) → venues
+get the rest of `daemon.stop_budget_s` to finish their requests → tasks
+cancelled → journal flushed, closed and rolled into Parquet → lock released.
+SIGHUP re-reads the strategies (daemon/strategy_control.py).
+
+Exit codes (daemon/errors.py): 0 after a stop, 3 bad config, 4 data directory
+locked, 5 a venue refused our credentials, 70 a crash (journal failure, a live
+venue that cannot run).
 """
 
 from __future__ import annotations
@@ -22,16 +34,16 @@ from typing import Any
 
 import structlog
 
-from daemon.config import Config, VenueConfig
-from daemon.errors import EXIT_CONFIG, EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
+from daemon.config import Config
+from daemon.errors import EXIT_AUTH, EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
+from daemon.recovery import Recovered, recover
+from daemon.strategy_control import StrategyControl
+from daemon.systemd import Notifier
+from daemon.venues import log_trading, make_venue
 from events.base import Event, event_type_name
 from events.bus import Bus
 from events.journal import Journal, JournalPolicy
-from events.orders import Fill, OrderCanceled, OrderRejected, OrderSubmitted
-from events.registry import ORDER_TYPES
-from events.state import BalanceChanged, PositionChanged
 from events.store import EventStore, StoreLocked
-from events.system import StrategyStatus, TradingState
 
 log = structlog.get_logger("tapeloop.kernel")
 
@@ -87,20 +99,27 @@ class Roller:
 
 
 class Kernel:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         self.data_dir = Path(config.daemon.data_dir)
         self.store: EventStore | None = None
         self.journal: Journal | None = None
         self.bus: Bus | None = None
         self.counts: Counter[str] = Counter()
         self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
         self._fatal: BaseException | None = None
+        self._exit_code = EXIT_OK
         self.venues: list[Any] = []
         self.venues_by_name: dict[str, Any] = {}
         self.node: Any = None
-
-    # -- lifecycle ---------------------------------------------------------------
+        self.notifier = Notifier()
+        self.strategies = StrategyControl(self)
+        self.ready = False
+        self.stopping = False
+        self.started_monotonic = time.monotonic()
+        self.recovered: Recovered | None = None
 
     def open(self) -> None:
         """Lock and recover the data directory, open the journal and the bus."""
@@ -123,77 +142,6 @@ class Kernel:
         self.bus.subscribe_all(self._count)
         log.info("daemon.opened", data_dir=str(self.data_dir), next_seq=self.journal.next_seq,
                  open_ms=round((time.perf_counter() - t0) * 1000, 1))
-
-    def _recover_orders(self) -> None:
-        """Fold the recorded order events into the OMS, so client order ids
-        continue where the last run stopped (never reused). The simulated
-        account of a paper venue starts afresh from the config, so orders the
-        last run left open there are closed, with the reason said."""
-        from replay.reader import read_events
-
-        assert self.node is not None and self.bus is not None
-        oms = self.node.oms
-        names = [t.__name__ for t in ORDER_TYPES]
-        recorded = [e for batch in read_events(self.data_dir, types=names) for e in batch]
-        recorded.sort(key=lambda e: e.seq)
-        for event in recorded:
-            oms.apply(event)
-        # Live venues keep their orders: reconciliation asks the venue about each.
-        live = {v.name for v in self.config.venues if v.kind == "binance"}
-        now = time.time_ns()
-        for order in oms.open_orders():
-            if order.venue in live:
-                continue
-            self.bus.publish(OrderCanceled(
-                ts_event=now, ts_recv=now, venue=order.venue, symbol=order.symbol,
-                strategy_id=order.strategy_id, client_order_id=order.client_order_id,
-                reason="paper venue restarted"))
-        if recorded:
-            log.info("oms.recovered", orders=len(oms.orders), events=len(recorded))
-        if live:
-            self._recover_live_positions(live)
-
-    def _recover_live_positions(self, live: set[str]) -> None:
-        """A live venue's positions and balances outlive the process: fold its
-        recorded fills and balances into the portfolio (a simulated account
-        starts afresh from its config instead)."""
-        from replay.reader import read_events
-
-        names = ["Fill", "BalanceChanged"]
-        recorded = [e for batch in read_events(self.data_dir, types=names) for e in batch
-                    if getattr(e, "venue", "") in live]
-        recorded.sort(key=lambda e: e.seq)
-        self.node.portfolio.recover(recorded)
-        for venue in self.venues_by_name.values():
-            balances = getattr(venue, "balances", None)
-            if balances is not None:
-                for e in recorded:
-                    if isinstance(e, BalanceChanged) and e.venue == venue.name:
-                        balances[e.currency] = (e.free, e.locked)
-        if recorded:
-            log.info("portfolio.recovered", venues=sorted(live), events=len(recorded))
-
-    def _log_trading(self) -> None:
-        """One log line per trading fact, with its context bound."""
-        assert self.bus is not None
-        sub = self.bus.subscribe
-        sub(OrderSubmitted, lambda e: log.info(
-            "order.submitted", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
-            venue=e.venue, symbol=e.symbol, side=e.side, order_type=e.order_type, qty=e.qty,
-            price=e.price))
-        sub(OrderRejected, lambda e: log.warning(
-            "order.rejected", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
-            venue=e.venue, symbol=e.symbol, check=e.check, reason=e.reason))
-        sub(Fill, lambda e: log.info(
-            "order.filled", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
-            venue=e.venue, symbol=e.symbol, side=e.side, qty=e.qty, price=e.price, fee=e.fee,
-            liquidity=e.liquidity))
-        sub(PositionChanged, lambda e: log.info(
-            "position.changed", strategy_id=e.strategy_id, venue=e.venue, symbol=e.symbol,
-            qty=e.qty, avg_price=e.avg_price, realized_pnl=e.realized_pnl, fees=e.fees))
-        sub(StrategyStatus, lambda e: (log.error if e.status == "failed" else log.info)(
-            "strategy.status", strategy_id=e.strategy_id, status=e.status, reason=e.reason))
-        sub(TradingState, lambda e: log.warning("trading.state", state=e.state, reason=e.reason))
 
     def _count(self, event: Event) -> None:
         self.counts[type(event).__name__] += 1
@@ -219,59 +167,138 @@ class Kernel:
             log.info("daemon.stopping", reason=reason)
         self._stop.set()
 
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    # -- views for the control API --------------------------------------------------
+
+    def strategy_states(self) -> dict[str, str]:
+        return self.strategies.states() if self.node is not None else {}
+
+    def stop_strategy(self, strategy_id: str) -> None:
+        self.strategies.stop(strategy_id)
+
+    def start_strategy(self, strategy_id: str) -> None:
+        self.strategies.start(strategy_id)
+
+    def venue_states(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {v.name: {"status": "simulated", "reconnects": 0}
+                                          for v in self.config.venues}
+        for name, venue in self.venues_by_name.items():
+            market = getattr(venue, "market", None)
+            if market is not None:
+                user = getattr(venue, "user", None)
+                out[name] = {"status": market.status or "connecting",
+                             "reconnects": market.reconnects
+                             + (user.reconnects if user is not None else 0),
+                             "reconciled": getattr(venue, "reconciled", 0)}
+            else:
+                out[name] = {"status": "connected", "reconnects": 0}
+        return out
+
+    # -- the run ---------------------------------------------------------------------
+
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or a fatal error); returns the exit code."""
         assert self.store is not None and self.journal is not None and self.bus is not None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         roller = Roller(self.store)
-        from daemon.node import TradingNode
-        from replay.clock import LiveClock
-
+        self.notifier.status("recovering state from the journal")
         try:
+            from daemon.node import TradingNode
+            from replay.clock import LiveClock
+
             self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
             for vcfg in self.config.venues:
-                venue = self._make_venue(vcfg)
+                venue = make_venue(vcfg, self.config, self.bus, self.node)
                 if venue is not None:
                     self.venues_by_name[vcfg.name] = venue
                     if hasattr(venue, "subscribe"):
                         venue.subscribe(self.bus)
-            self._recover_orders()
-            self._log_trading()
-            self.node.start()
+            live = {v.name for v in self.config.venues if v.kind == "binance"}
+            self.recovered = recover(self.node, self.bus, self.data_dir, live)
+            log_trading(self.bus)
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._journal_timer(roller), name="journal-timer"),
                     tg.create_task(roller.run(), name="roller"),
                     tg.create_task(self._stats(), name="stats"),
                     tg.create_task(self._snapshots(), name="snapshots"),
+                    tg.create_task(self.notifier.watchdog(), name="watchdog"),
+                    tg.create_task(self._reloader(), name="reloader"),
                 ]
                 for name, venue in self.venues_by_name.items():
                     self.venues.append(venue)
                     tasks.append(tg.create_task(self._run_venue(venue), name=name))
-                log.info("daemon.ready", venues=[v.name for v in self.config.venues])
+                if await self._venues_reconciled():
+                    self.node.start()
+                    self.ready = True
+                    self.notifier.ready(self._status_line())
+                    log.info("daemon.ready", venues=[v.name for v in self.config.venues],
+                             ready_s=round(time.monotonic() - self.started_monotonic, 3))
                 await self._stop.wait()
-                # Strategies stop first, so what they send on the way out (a
-                # market maker's cancels) still reaches live venues.
-                self.node.stop()
-                for venue in self.venues:
-                    drain = getattr(venue, "drain", None)
-                    if drain is not None:
-                        await drain()
+                await self._graceful_stop(loop)
                 for task in tasks:
                     task.cancel()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             if self.node is not None:
                 self.node.stop()
             self._close(roller)
+            self.notifier.close()
         if self._fatal is not None:
             log.critical("daemon.fatal", error=str(self._fatal))
-            return EXIT_CRASH
+            return self._exit_code if self._exit_code != EXIT_OK else EXIT_CRASH
         log.info("daemon.stopped", events=sum(self.counts.values()))
         return EXIT_OK
+
+    async def _venues_reconciled(self) -> bool:
+        """Wait until every live trading venue has reconciled once (False if a
+        stop came first). Strategies start only then."""
+        waiting = [v for v in self.venues_by_name.values()
+                   if getattr(v, "critical", False) and hasattr(v, "reconciled")]
+        while waiting and not self._stop.is_set():
+            waiting = [v for v in waiting if not v.reconciled]
+            if waiting:
+                self.notifier.status("waiting for " + ", ".join(v.name for v in waiting)
+                                     + " to reconcile")
+                try:
+                    await asyncio.wait_for(self._stop.wait(), 0.05)
+                except TimeoutError:
+                    pass
+        return not self._stop.is_set()
+
+    async def _graceful_stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Strategies stop first, so what they send on the way out (a market
+        maker's cancels) still reaches live venues; then the open orders are
+        kept or cancelled; venues get what is left of the stop budget."""
+        self.stopping, self.ready = True, False
+        self.notifier.stopping("stopping: strategies, orders, journal")
+        deadline = loop.time() + self.config.daemon.stop_budget_s
+        if self.node is not None:
+            self.node.stop()
+            if self.config.daemon.on_stop == "cancel":
+                for order in self.node.oms.open_orders():
+                    self.node.oms.cancel(order.strategy_id, order.client_order_id,
+                                         reason="daemon stopping")
+        for venue in self.venues:
+            drain = getattr(venue, "drain", None)
+            left = deadline - loop.time()
+            if drain is not None and left > 0:
+                await drain(left)
+
+    def _status_line(self) -> str:
+        node = self.node
+        if node is None:
+            return "starting"
+        running = sum(1 for s in self.strategy_states().values() if s == "running")
+        return (f"trading {node.risk.state}; {running} strategies running; "
+                f"{len(node.oms.open_orders())} open orders; "
+                f"{sum(self.counts.values())} events")
 
     def _close(self, roller: Roller) -> None:
         """Flush, close and roll the journal; release the lock."""
@@ -314,6 +341,8 @@ class Kernel:
                      journal_written_seq=journal.written_seq, journal_synced_seq=journal.synced_seq,
                      journal_buffered_bytes=journal.buffered_bytes)
             last, last_t = Counter(self.counts), now
+            if self.ready:
+                self.notifier.status(self._status_line())
 
     async def _snapshots(self) -> None:
         assert self.bus is not None
@@ -321,45 +350,15 @@ class Kernel:
             await asyncio.sleep(self.config.daemon.snapshot_interval_s)
             self.bus.publish(self.node.portfolio.snapshot())
 
-    def _make_venue(self, vcfg: VenueConfig) -> Any:
-        assert self.bus is not None
-        if vcfg.kind == "sample":
-            from adapters.sample.feed import SampleFeed
-
-            symbols = [i.symbol for i in self.config.instruments if i.venue == vcfg.name]
-            assert vcfg.file is not None  # the config checks this
-            try:
-                return SampleFeed(
-                    venue=vcfg.name, path=vcfg.file, symbol=symbols[0] if symbols else "",
-                    speed=None if vcfg.speed == "max" else float(vcfg.speed), loop=vcfg.loop,
-                    publish=self.bus.publish,
-                )
-            except (OSError, ValueError) as exc:
-                raise UserError(f"venue {vcfg.name!r}: {exc}") from None
-        if vcfg.kind == "binance":
-            return self._binance_venue(vcfg)
-        return None
-
-    def _binance_venue(self, vcfg: VenueConfig) -> Any:
-        from adapters.binance.endpoints import resolve_endpoints
-        from adapters.binance.signing import load_credentials
-        from adapters.binance.venue import BinanceVenue
-
-        assert self.bus is not None and self.node is not None
-        try:
-            endpoints = resolve_endpoints(vcfg.endpoints)
-            credentials = load_credentials(vcfg.credentials) if vcfg.trade else None
-        except ValueError as exc:
-            raise UserError(f"venue {vcfg.name!r}: {exc}", code=EXIT_CONFIG) from None
-        instruments = [i for k, i in self.node.instruments.items() if k[0] == vcfg.name]
-        log.info("venue.binance", venue=vcfg.name, rest=endpoints.rest, streams=endpoints.streams,
-                 ws_api=endpoints.ws_api, trade=vcfg.trade,
-                 credentials=None if credentials is None else credentials.kind)
-        return BinanceVenue(
-            vcfg.name, instruments, self.bus, endpoints=endpoints, credentials=credentials,
-            oms=self.node.oms, risk=self.node.risk, trade=vcfg.trade, streams=vcfg.streams,
-            depth_limit=vcfg.depth_limit, stale_after_s=vcfg.stale_after_s,
-            recv_window_ms=vcfg.recv_window_ms)
+    async def _reloader(self) -> None:
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            if self.config_path is None:
+                log.warning("config.reload_unavailable", reason="no config file to re-read")
+                continue
+            log.info("config.reloading", path=self.config_path)
+            self.strategies.reload(self.config_path)
 
     async def _run_venue(self, venue: Any) -> None:
         try:
@@ -369,7 +368,12 @@ class Kernel:
         except Exception as exc:
             name = getattr(venue, "venue", "?")
             log.error("venue.failed", venue=name, error=str(exc) or repr(exc))
-            if getattr(venue, "critical", False):
+            if getattr(exc, "category", "") == "auth":
+                # Binance refused the key or signature: restarting will not help.
+                self._exit_code = EXIT_AUTH
+                self._fatal = FatalError(f"venue {name}: credentials refused: {exc}")
+                self._stop.set()
+            elif getattr(venue, "critical", False):
                 # A live trading venue that cannot run leaves orders unwatched:
                 # stop, so the supervisor restarts us and reconciliation runs.
                 self._fatal = FatalError(f"venue {name} failed: {exc}")
@@ -377,9 +381,9 @@ class Kernel:
             # Otherwise (a feed) the daemon goes on without it.
 
 
-def run_kernel(config: Config) -> int:
+def run_kernel(config: Config, config_path: str | None = None) -> int:
     """Open the kernel and run it on uvloop (when available)."""
-    kernel = Kernel(config)
+    kernel = Kernel(config, config_path)
     kernel.open()
 
     async def main() -> int:

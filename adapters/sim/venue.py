@@ -111,6 +111,7 @@ class SimVenue:
         self.allow_short = allow_short
         self._symbols = {i.symbol: SymbolState(i) for i in instruments if i.venue == name}
         self._acc = Accounts(balances or {})
+        self._restored = False  # restore_account() replaced the opening balances
         self._ledger = Ledger(name, publish, now_ns, FeeSchedule(maker_fee_bps, taker_fee_bps),
                               self._acc, self._symbols)
         self._now = now_ns
@@ -130,10 +131,25 @@ class SimVenue:
         bus.subscribe(AmendOrder, self.on_request)
 
     def start(self) -> None:
-        """Publish BalanceChanged(reason="initial") for each configured balance."""
+        """Publish BalanceChanged for each balance: reason "initial" (the config's)
+        or "restored" (after `restore_account`)."""
         ts = self._now()
+        reason = "restored" if self._restored else "initial"
         for currency in list(self._acc.total):
-            self._ledger.balance(currency, ts, "initial")
+            self._ledger.balance(currency, ts, reason)
+
+    def restore_account(self, balances: dict[str, Decimal],
+                        positions: dict[str, Decimal]) -> None:
+        """Replace the config's opening account with a recovered one (a paper
+        restart): each currency's total and each symbol's net position, nothing
+        locked (orders do not survive a restart of the simulated book)."""
+        self._acc.total.clear()
+        self._acc.total.update(balances)
+        self._acc.locked.clear()
+        self._acc.locked.update({c: Decimal(0) for c in balances})
+        self._acc.net.clear()
+        self._acc.net.update({s: q for s, q in positions.items() if s in self._symbols})
+        self._restored = True
 
     def seed_position(self, symbol: str, qty: Decimal) -> None:
         """Hold `qty` (signed) of `symbol` from the start, as a positions file

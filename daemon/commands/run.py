@@ -17,4 +17,4 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, data_dir=args.data)
     configure_logging(config.daemon.log_level)
-    return run_kernel(config)
+    return run_kernel(config, args.config)

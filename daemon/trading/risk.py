@@ -131,6 +131,7 @@ class RiskEngine:
                  instruments: Mapping[tuple[str, str], Instrument], portfolio: RiskPortfolio,
                  now_ns: Callable[[], int], publish: Callable[[Event], object], *,
                  venues: Iterable[VenueConfig] = ()) -> None:
+        self._config = config
         self.account_limits = Limits.from_config(config)
         self._limits = {sid: Limits.from_config(config, lim)
                         for sid, lim in strategy_limits.items()}
@@ -162,6 +163,11 @@ class RiskEngine:
         # REDUCING until every hold is released.
         self._not_ready: dict[str, str] = {}
         self._holds: dict[str, str] = {}
+
+    def set_strategy_limits(self, strategy_id: str,
+                            limits: StrategyRiskConfig | None) -> None:
+        """A strategy's own limits (a strategy added or changed at run time)."""
+        self._limits[strategy_id] = Limits.from_config(self._config, limits)
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""

@@ -1,0 +1,88 @@
+"""What the kernel runs beside the trading node: venue feeds and adapters, and
+the log lines of trading facts.
+
+- `make_venue`: a `sample` venue is a `SampleFeed` playing a recording into the
+  bus (its simulated account is in the node); a `binance` venue is the live
+  `BinanceVenue` (market data, orders, user stream, reconciliation); a `sim`
+  venue needs nothing to run.
+- `log_trading`: one structured log line per order, fill, position, strategy
+  and trading-state fact, with its context bound (journald reads these).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from daemon.config import Config, VenueConfig
+from daemon.errors import EXIT_CONFIG, UserError
+from events.bus import Bus
+from events.orders import Fill, OrderRejected, OrderSubmitted
+from events.state import PositionChanged
+from events.system import StrategyStatus, TradingState
+
+log = structlog.get_logger("tapeloop.kernel")
+
+
+def make_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: Any) -> Any:
+    """The object whose `run()` the kernel runs for this venue, or None."""
+    if vcfg.kind == "sample":
+        from adapters.sample.feed import SampleFeed
+
+        symbols = [i.symbol for i in config.instruments if i.venue == vcfg.name]
+        assert vcfg.file is not None  # the config checks this
+        try:
+            return SampleFeed(
+                venue=vcfg.name, path=vcfg.file, symbol=symbols[0] if symbols else "",
+                speed=None if vcfg.speed == "max" else float(vcfg.speed), loop=vcfg.loop,
+                publish=bus.publish,
+            )
+        except (OSError, ValueError) as exc:
+            raise UserError(f"venue {vcfg.name!r}: {exc}") from None
+    if vcfg.kind == "binance":
+        return binance_venue(vcfg, bus, node)
+    return None
+
+
+def binance_venue(vcfg: VenueConfig, bus: Bus, node: Any) -> Any:
+    from adapters.binance.endpoints import resolve_endpoints
+    from adapters.binance.signing import load_credentials
+    from adapters.binance.venue import BinanceVenue
+
+    try:
+        endpoints = resolve_endpoints(vcfg.endpoints)
+        credentials = load_credentials(vcfg.credentials) if vcfg.trade else None
+    except ValueError as exc:
+        raise UserError(f"venue {vcfg.name!r}: {exc}", code=EXIT_CONFIG) from None
+    instruments = [i for k, i in node.instruments.items() if k[0] == vcfg.name]
+    log.info("venue.binance", venue=vcfg.name, rest=endpoints.rest, streams=endpoints.streams,
+             ws_api=endpoints.ws_api, trade=vcfg.trade,
+             credentials=None if credentials is None else credentials.kind)
+    return BinanceVenue(
+        vcfg.name, instruments, bus, endpoints=endpoints, credentials=credentials,
+        oms=node.oms, risk=node.risk, trade=vcfg.trade, streams=vcfg.streams,
+        depth_limit=vcfg.depth_limit, stale_after_s=vcfg.stale_after_s,
+        recv_window_ms=vcfg.recv_window_ms)
+
+
+def log_trading(bus: Bus) -> None:
+    """One log line per trading fact, with its context bound."""
+    sub = bus.subscribe
+    sub(OrderSubmitted, lambda e: log.info(
+        "order.submitted", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+        venue=e.venue, symbol=e.symbol, side=e.side, order_type=e.order_type, qty=e.qty,
+        price=e.price))
+    sub(OrderRejected, lambda e: log.warning(
+        "order.rejected", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+        venue=e.venue, symbol=e.symbol, check=e.check, reason=e.reason))
+    sub(Fill, lambda e: log.info(
+        "order.filled", strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+        venue=e.venue, symbol=e.symbol, side=e.side, qty=e.qty, price=e.price, fee=e.fee,
+        liquidity=e.liquidity))
+    sub(PositionChanged, lambda e: log.info(
+        "position.changed", strategy_id=e.strategy_id, venue=e.venue, symbol=e.symbol,
+        qty=e.qty, avg_price=e.avg_price, realized_pnl=e.realized_pnl, fees=e.fees))
+    sub(StrategyStatus, lambda e: (log.error if e.status == "failed" else log.info)(
+        "strategy.status", strategy_id=e.strategy_id, status=e.status, reason=e.reason))
+    sub(TradingState, lambda e: log.warning("trading.state", state=e.state, reason=e.reason))
