@@ -87,8 +87,10 @@ class KernelView(Protocol):
     data_dir: Path
     bus: Any
     journal: Any
-    metrics: KernelMetrics | None
     node: Any
+
+    @property
+    def metrics(self) -> KernelMetrics | None: ...
 
     def venue_states(self) -> dict[str, dict[str, Any]]: ...
 

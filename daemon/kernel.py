@@ -34,8 +34,11 @@ from typing import Any
 
 import structlog
 
+from daemon.alerts import Alerts
 from daemon.config import Config
-from daemon.errors import EXIT_AUTH, EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
+from daemon.control import ControlServer, load_control_token
+from daemon.errors import EXIT_AUTH, EXIT_CONFIG, EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
+from daemon.metrics import KernelMetrics
 from daemon.recovery import Recovered, recover
 from daemon.strategy_control import StrategyControl
 from daemon.systemd import Notifier
@@ -120,6 +123,8 @@ class Kernel:
         self.stopping = False
         self.started_monotonic = time.monotonic()
         self.recovered: Recovered | None = None
+        self.alerts: Any = None
+        self.metrics = KernelMetrics()
 
     def open(self) -> None:
         """Lock and recover the data directory, open the journal and the bus."""
@@ -207,17 +212,30 @@ class Kernel:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         roller = Roller(self.store)
         self.notifier.status("recovering state from the journal")
+        control: ControlServer | None = None
         try:
+            # first, so /health answers "starting" while the state is recovered
+            control = ControlServer(self, self.config.daemon.control_address,
+                                    load_control_token(self.data_dir))
+            url = await control.start()
+            log.info("control.listening", url=url)
             from daemon.node import TradingNode
             from replay.clock import LiveClock
 
             self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
+            try:
+                self.alerts = Alerts(self.config.alerts, self.bus, time.time_ns)
+            except ValueError as exc:
+                raise UserError(f"[alerts]: {exc}", code=EXIT_CONFIG) from None
+            self.alerts.subscribe()
             for vcfg in self.config.venues:
                 venue = make_venue(vcfg, self.config, self.bus, self.node)
                 if venue is not None:
                     self.venues_by_name[vcfg.name] = venue
                     if hasattr(venue, "subscribe"):
                         venue.subscribe(self.bus)
+                    if hasattr(venue, "alert"):
+                        venue.alert = self.alerts.raise_alert
             live = {v.name for v in self.config.venues if v.kind == "binance"}
             self.recovered = recover(self.node, self.bus, self.data_dir, live)
             log_trading(self.bus)
@@ -229,6 +247,7 @@ class Kernel:
                     tg.create_task(self._snapshots(), name="snapshots"),
                     tg.create_task(self.notifier.watchdog(), name="watchdog"),
                     tg.create_task(self._reloader(), name="reloader"),
+                    tg.create_task(self.alerts.run(), name="alerts"),
                 ]
                 for name, venue in self.venues_by_name.items():
                     self.venues.append(venue)
@@ -241,6 +260,8 @@ class Kernel:
                              ready_s=round(time.monotonic() - self.started_monotonic, 3))
                 await self._stop.wait()
                 await self._graceful_stop(loop)
+                # alerts raised while stopping still go out (within their timeout)
+                await self.alerts.close()
                 for task in tasks:
                     task.cancel()
         finally:
@@ -248,6 +269,8 @@ class Kernel:
                 loop.remove_signal_handler(sig)
             if self.node is not None:
                 self.node.stop()
+            if control is not None:
+                await control.close()
             self._close(roller)
             self.notifier.close()
         if self._fatal is not None:
@@ -320,9 +343,13 @@ class Kernel:
     async def _journal_timer(self, roller: Roller) -> None:
         journal = self.journal
         assert journal is not None
+        flush = self.metrics.journal_flush
         while True:
             await asyncio.sleep(TICK_S)
-            if journal.tick():
+            t0 = time.perf_counter()
+            rotate = journal.tick()
+            flush.observe(time.perf_counter() - t0)
+            if rotate:
                 segment = journal.rotate()
                 if segment is not None:
                     roller.queue.put_nowait(segment)

@@ -298,6 +298,7 @@ class RateMeter:
 ORDER_STATES = ("submitted", "accepted", "partially_filled", "filled", "canceled", "rejected",
                 "expired")
 TRADING_STATES = ("active", "reducing", "halted")
+UP_STATES = frozenset({"connected", "simulated"})  # a venue status that counts as up
 _IMPORTED = time.time()
 
 
@@ -363,10 +364,11 @@ def collect_kernel(kernel: Any, *, fills: int, rejections: Mapping[str, int],
         rejected.set(n, check=check)
     if k.node is not None:
         _collect_node(reg, k.node)
-    up = reg.gauge("tapeloop_venue_up", "1 when the venue is connected", ["venue"])
+    up = reg.gauge("tapeloop_venue_up", "1 when the venue is connected (or simulated)",
+                   ["venue"])
     reconnects = reg.counter("tapeloop_venue_reconnects_total", "Venue reconnections", ["venue"])
     for name, s in sorted(k.venue_states().items()):
-        up.set(1 if s.get("status") == "connected" else 0, venue=name)
+        up.set(1 if s.get("status") in UP_STATES else 0, venue=name)
         reconnects.set(s.get("reconnects", 0), venue=name)
     strategies = reg.gauge("tapeloop_strategy_up", "1 when the strategy is running",
                            ["strategy"])

@@ -148,6 +148,7 @@ def paper_config(tmp_path: Path) -> Path:
     sample = REPO / "configs" / "samples"
     text = text.replace('file = "samples/', f'file = "{sample}/')
     text = re.sub(r"^speed = [0-9.]+", "speed = 25.0", text, flags=re.M)
+    text = text.replace('control = "127.0.0.1:8765"', 'control = "127.0.0.1:0"')  # any free port
     path = tmp_path / "paper.toml"
     path.write_text(text)
     return path

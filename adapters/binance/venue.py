@@ -128,6 +128,8 @@ class BinanceVenue:
                 on_clock_error=self._resync_clock)
             risk.block_venue(name, f"{name}: not reconciled with Binance yet")
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
+        # alert(kind, message, **context): set by the kernel (daemon.alerts)
+        self.alert: Callable[..., object] | None = None
         self.reconciled = 0  # successful reconciliation passes
         self.in_flight: set[str] = set()  # client ids with a placement awaiting its answer
         self._unresolved: set[str] = set()
@@ -427,6 +429,9 @@ class BinanceVenue:
         self._publish_orders(outcome.events)
         for line in outcome.diff:
             log.warning("binance.reconcile_diff", venue=self.name, diff=line)
+        if outcome.diff and self.alert is not None:
+            self.alert("reconcile_diff", f"{len(outcome.diff)} differences with Binance: "
+                       + "; ".join(outcome.diff[:5]), venue=self.name, session=session)
         for cid in outcome.foreign:
             self.oms.note_id(cid)  # our next ids go past any that look like ours
         for cid in outcome.unresolved:

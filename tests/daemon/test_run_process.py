@@ -21,6 +21,7 @@ def write_config(tmp_path: Path, speed: str = "20.0") -> Path:
     text = (REPO / "configs" / "paper.toml").read_text()
     text = text.replace('file = "samples/', f'file = "{SAMPLE.parent}/')
     text = re.sub(r"^speed = [0-9.]+", f"speed = {speed}", text, flags=re.M)
+    text = text.replace('control = "127.0.0.1:8765"', 'control = "127.0.0.1:0"')  # any free port
     path = tmp_path / "paper.toml"
     path.write_text(text)
     return path
