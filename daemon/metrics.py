@@ -268,7 +268,8 @@ class KernelMetrics:
         self.journal_flush = LatencyHistogram(
             "tapeloop_journal_flush_seconds", "Time to flush (and fsync) the journal buffer")
         self.bus_dispatch = LatencyHistogram(
-            "tapeloop_bus_dispatch_seconds", "Time to dispatch one event batch on the bus")
+            "tapeloop_bus_dispatch_seconds",
+            "Time to journal and dispatch one event to every handler (1 in 64 sampled)")
         self.registry.register(self.journal_flush)
         self.registry.register(self.bus_dispatch)
 

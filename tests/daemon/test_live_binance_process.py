@@ -176,3 +176,23 @@ async def test_record_only_journals_market_data_into_parquet_without_keys(
     assert deltas[0].first_update_id <= snapshot.last_update_id + 1  # the book is rebuildable
     assert recorded(data, Trade) and recorded(data, Quote)
     assert not users and server.count("POST", "/api/v3/order") == 0
+
+
+async def test_refused_credentials_exit_with_their_own_code(tmp_path: Path) -> None:
+    server = FakeBinanceServer(seed=2, tick_interval_s=0.05)
+    await server.start()
+    config, data, log = tmp_path / "live.toml", tmp_path / "data", tmp_path / "daemon.log"
+    config.write_text(CONFIG.format(url=server.base_url))
+    env = {**cli_env(), "BINANCE_API_KEY": DEFAULT_API_KEY, "BINANCE_API_SECRET": "wrong"}
+    env.pop("TAPELOOP_BINANCE_ENDPOINTS", None)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *tapeloop_cmd("run", "--config", str(config), "--data", str(data)),
+            stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT, env=env, cwd=REPO)
+        code = await asyncio.wait_for(proc.wait(), 60)
+    finally:
+        await server.close()
+    text = log.read_text()
+    assert code == 5, text[-3000:]  # EXIT_AUTH: systemd's RestartPreventExitStatus
+    assert "credentials refused" in text and "wrong" not in text.replace('"wrong', "")
+    assert b"daemon.ready" not in log.read_bytes()  # strategies never started
