@@ -40,7 +40,8 @@ def test_status_metrics_and_halt_from_a_running_daemon(tmp_path: Path) -> None:
         text = eventually(counted, timeout=30, message="trades counted in /metrics")
         for name in ("tapeloop_journal_written_seq", "tapeloop_trading_state",
                      "tapeloop_strategy_up", "process_resident_memory_bytes",
-                     "tapeloop_journal_flush_seconds_bucket", "tapeloop_bus_dispatch_seconds_count"):
+                     "tapeloop_journal_flush_seconds_bucket",
+                     "tapeloop_bus_dispatch_seconds_count"):
             assert name in text, name
         assert (data / "control.token").stat().st_mode & 0o777 == 0o600
 

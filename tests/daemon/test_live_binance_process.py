@@ -15,6 +15,16 @@ from tests.adapters.binance.live import until
 from tests.conftest import REPO, cli_env, tapeloop_cmd
 from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServer
 
+INSTRUMENT = """\
+[[instruments]]
+venue = "binance"
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = 0.01
+step_size = 0.00001
+"""
+
 CONFIG = """\
 [daemon]
 control = "127.0.0.1:0"
@@ -26,14 +36,7 @@ kind = "binance"
 endpoints = "{url}"
 taker_fee_bps = 10.0
 
-[[instruments]]
-venue = "binance"
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = 0.01
-step_size = 0.00001
-min_notional = 5.0
+{instrument}min_notional = 5.0
 
 [risk]
 max_order_qty = 0.01
@@ -80,7 +83,7 @@ async def test_sigkill_with_an_order_in_flight_then_restart_finds_it(tmp_path: P
 
 async def _kill_and_restart(server: FakeBinanceServer, tmp_path: Path) -> None:
     config, data, log = tmp_path / "live.toml", tmp_path / "data", tmp_path / "daemon.log"
-    config.write_text(CONFIG.format(url=server.base_url))
+    config.write_text(CONFIG.format(url=server.base_url, instrument=INSTRUMENT))
     # Binance takes the order, but neither its answer nor the user stream's
     # report comes back to this run.
     server.delay_next(600, method="POST", path="/api/v3/order")
@@ -128,14 +131,7 @@ kind = "binance"
 endpoints = "{url}"
 trade = false
 
-[[instruments]]
-venue = "binance"
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = 0.01
-step_size = 0.00001
-
+{instrument}
 [risk]
 max_order_qty = 1.0
 max_order_notional = 1.0
@@ -153,7 +149,7 @@ async def test_record_only_journals_market_data_into_parquet_without_keys(
     server = FakeBinanceServer(seed=9, tick_interval_s=0.02)
     await server.start()
     config, data, log = tmp_path / "record.toml", tmp_path / "data", tmp_path / "daemon.log"
-    config.write_text(RECORD.format(url=server.base_url))
+    config.write_text(RECORD.format(url=server.base_url, instrument=INSTRUMENT))
     env = cli_env()
     for key in ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TAPELOOP_BINANCE_ENDPOINTS"):
         env.pop(key, None)
@@ -182,7 +178,7 @@ async def test_refused_credentials_exit_with_their_own_code(tmp_path: Path) -> N
     server = FakeBinanceServer(seed=2, tick_interval_s=0.05)
     await server.start()
     config, data, log = tmp_path / "live.toml", tmp_path / "data", tmp_path / "daemon.log"
-    config.write_text(CONFIG.format(url=server.base_url))
+    config.write_text(CONFIG.format(url=server.base_url, instrument=INSTRUMENT))
     env = {**cli_env(), "BINANCE_API_KEY": DEFAULT_API_KEY, "BINANCE_API_SECRET": "wrong"}
     env.pop("TAPELOOP_BINANCE_ENDPOINTS", None)
     try:
