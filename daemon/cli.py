@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "orders": ("daemon.commands.orders", "the running daemon's open orders"),
     "halt": ("daemon.commands.halt", "halt trading (the kill switch) in the running daemon"),
     "resume": ("daemon.commands.resume", "resume trading in the running daemon"),
+    "strategy": ("daemon.commands.strategy", "stop or start a strategy in the running daemon"),
 }
 
 

@@ -58,6 +58,14 @@ def test_status_metrics_and_halt_from_a_running_daemon(tmp_path: Path) -> None:
         assert "halted" in cli("status", *common).stdout
         assert cli("resume", *common).returncode == 0
         assert "active" in cli("status", *common).stdout
+        stopped = cli("strategy", "stop", "sma", *common)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "stopped" in cli("status", *common).stdout
+        assert cli("strategy", "start", "sma", *common).returncode == 0
+        eventually(lambda: log.read_bytes().count(b'"strategy.started"') >= 2, timeout=10,
+                   message="sma started again")
+        unknown = cli("strategy", "stop", "nope", *common)
+        assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
