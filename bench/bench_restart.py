@@ -184,7 +184,8 @@ def start_to_ready(config: Path, data: Path, tmp: Path, n: int) -> dict[str, flo
     kernel_s = log_field(log, "daemon.ready", "ready_s") or 0.0
     return {"ready_s": ready_s, "startup_s": ready_s - kernel_s,
             "open_ms": log_field(log, "daemon.opened", "open_ms"),
-            "recover_ms": log_field(log, "state.recovered", "ms"), "stop_s": stop_s}
+            "recover_ms": log_field(log, "state.recovered", "ms"),
+            "folded": log_field(log, "state.recovered", "folded"), "stop_s": stop_s}
 
 
 def summary(runs: list[dict[str, float | None]]) -> dict[str, float | None]:
@@ -195,10 +196,14 @@ def summary(runs: list[dict[str, float | None]]) -> dict[str, float | None]:
     ready = sorted(float(r["ready_s"] or 0) for r in runs)
     return {"best_s": round(ready[0], 3), "median_s": round(statistics.median(ready), 3),
             "startup_s": med("startup_s"), "open_ms": med("open_ms"),
-            "recover_ms": med("recover_ms"), "stop_s": med("stop_s"), "rounds": len(runs)}
+            "recover_ms": med("recover_ms"), "folded_after_snapshot": med("folded"),
+            "stop_s": med("stop_s"), "rounds": len(runs)}
 
 
 def main() -> int:
+    from daemon.logging import configure_logging
+
+    configure_logging("warning", stream=sys.stderr)  # stdout carries the JSON figures
     with tempfile.TemporaryDirectory(prefix="tapeloop-bench-restart-") as tmpdir:
         tmp = Path(tmpdir)
         config = write_config(tmp)

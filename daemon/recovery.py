@@ -30,7 +30,7 @@ from events.base import Event
 from events.bus import Bus
 from events.orders import OrderCanceled
 from events.registry import ORDER_TYPES
-from events.state import Snapshot
+from events.state import PositionChanged, Snapshot
 from events.system import TradingState
 
 log = structlog.get_logger("tapeloop.recovery")
@@ -75,6 +75,8 @@ def recover(node: Any, bus: Bus, data_dir: Path, live_venues: set[str]) -> Recov
     node.portfolio.recover(folded, snapshot)
     out.snapshot_seq, out.folded = after, len(folded)
 
+    _catch_up_positions(node.portfolio, bus, _read(data_dir, ["PositionChanged"]))
+
     for event in _read(data_dir, ["TradingState"]):
         if isinstance(event, TradingState):
             node.risk.apply(event)
@@ -96,6 +98,24 @@ def recover(node: Any, bus: Bus, data_dir: Path, live_venues: set[str]) -> Recov
                  snapshot_seq=out.snapshot_seq, folded=out.folded,
                  restored_venues=out.restored_venues, ms=out.ms)
     return out
+
+
+def _catch_up_positions(portfolio: Any, bus: Bus, recorded: list[Event]) -> None:
+    """A kill between a Fill and the PositionChanged it causes leaves the
+    journal's last word on that position behind its fills: say it again."""
+    last = {(e.venue, e.symbol, e.strategy_id): e for e in recorded
+            if isinstance(e, PositionChanged)}
+    now = time.time_ns()
+    for p in portfolio.positions(include_flat=True):
+        said = last.get((p.venue, p.symbol, p.strategy_id))
+        if said is None and not p.qty:
+            continue
+        if said is None or (said.qty, said.realized_pnl, said.fees) != \
+                (p.qty, p.realized_pnl, p.fees):
+            bus.publish(PositionChanged(
+                ts_event=now, ts_recv=now, venue=p.venue, symbol=p.symbol,
+                strategy_id=p.strategy_id, qty=p.qty, avg_price=p.avg_price,
+                realized_pnl=p.realized_pnl, fees=p.fees))
 
 
 def _restore_account(portfolio: Any, venue: Any) -> bool:

@@ -299,7 +299,7 @@ class EventStore:
             for cls, events in by_type.items():
                 self._write_sorted(event_type_name(cls), schema_for(cls).to_table(events))
             self._commit(last_seq)
-        segment.unlink()
+        segment.unlink(missing_ok=True)  # a roller killed after its commit unlinked it
         _fsync_dir(segment.parent)
         log.info("store.segment_rolled", segment=segment.name, events=count,
                  rolled_seq=self.manifest.rolled_seq)

@@ -79,6 +79,8 @@ class OMS:
         # entry client id -> (stop, target) requests, submitted when the entry fills
         self._brackets: dict[str, tuple[OrderRequest, OrderRequest]] = {}
         self._seen_fills: set[tuple[str, str]] = set()
+        # submitted, not yet dispatched (a strategy acting from inside a handler)
+        self._in_flight: dict[str, OrderSubmitted] = {}
 
     def subscribe(self, bus: Bus) -> None:
         for cls, handler in self._handlers().items():
@@ -139,7 +141,7 @@ class OMS:
                     order_type=request.order_type, qty=request.qty, price=request.price,
                 ))
                 return
-        self.publish(OrderSubmitted(
+        self._in_flight[client_order_id] = submitted = OrderSubmitted(
             ts_event=now, ts_recv=now, venue=request.venue, symbol=request.symbol,
             strategy_id=strategy_id, client_order_id=client_order_id, side=request.side,
             order_type=request.order_type, qty=request.qty, price=request.price,
@@ -148,7 +150,8 @@ class OMS:
             reduce_only=request.reduce_only, trailing_offset=request.trailing_offset,
             parent_order_id=request.parent_order_id, contingency=request.contingency,
             linked_order_ids=list(request.linked_order_ids),
-        ))
+        )
+        self.publish(submitted)
 
     def submit_oco(self, strategy_id: str, a: OrderRequest, b: OrderRequest,
                    parent_order_id: str = "") -> tuple[str, str]:
@@ -180,7 +183,7 @@ class OMS:
 
     def cancel(self, strategy_id: str, client_order_id: str, reason: str = "") -> None:
         order = self._own_open(strategy_id, client_order_id)
-        if order is None or order.cancel_pending:
+        if order is None or getattr(order, "cancel_pending", False):
             return  # already closed or a cancel is on its way: nothing to do
         now = self.now_ns()
         self.publish(CancelOrder(ts_event=now, ts_recv=now, venue=order.venue,
@@ -209,9 +212,18 @@ class OMS:
                 if (strategy_id is None or o.strategy_id == strategy_id)
                 and (symbol is None or o.symbol == symbol)]
 
-    def _own_open(self, strategy_id: str, client_order_id: str) -> Order | None:
+    def _own_open(self, strategy_id: str, client_order_id: str) -> Any:
+        """The open order (or, while its `OrderSubmitted` still waits in the bus
+        queue, that event: a cancel published now is dispatched after it); None
+        when closed, or refused by risk; OMSError for an id never issued."""
         order = self.orders.get(client_order_id)
         if order is None:
+            pending = self._in_flight.get(client_order_id)
+            if pending is not None and pending.strategy_id == strategy_id:
+                return pending
+            sid, _, n = client_order_id.rpartition("-")
+            if sid == strategy_id and n.isdigit() and int(n) <= self._counters.get(sid, 0):
+                return None  # issued, then refused by risk: never an open order
             raise OMSError(f"unknown order {client_order_id}")
         if order.strategy_id != strategy_id:
             raise OMSError(f"order {client_order_id} belongs to {order.strategy_id}")
@@ -220,6 +232,7 @@ class OMS:
     # -- the fold ------------------------------------------------------------------
 
     def _on_submitted(self, e: OrderSubmitted) -> None:
+        self._in_flight.pop(e.client_order_id, None)
         if e.client_order_id in self.orders:
             return  # the same intent seen twice (a recovered journal replayed): one order
         self._note_id(e.client_order_id)

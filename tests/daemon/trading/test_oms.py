@@ -218,3 +218,38 @@ def test_recovery_by_folding_the_journal_gives_the_same_state() -> None:
     for event in h.events:
         recovered.apply(event)
     assert recovered.orders[c1].filled_qty == D(1)
+
+
+def test_an_order_can_be_cancelled_while_its_submission_waits_in_the_bus_queue() -> None:
+    """A strategy acting from inside a handler (its publishes are queued) submits
+    and cancels at once: the cancel follows the submission, never an error."""
+    h = Harness()
+    got: list[str] = []
+
+    def on_trade(_event: object) -> None:
+        cid = h.oms.submit("s", h.req())
+        h.oms.cancel("s", cid, reason="replace")
+        got.append(cid)
+
+    from events.market import Trade
+    h.bus.subscribe(Trade, on_trade)
+    h.bus.publish(Trade(ts_event=1, ts_recv=1, venue="sim", symbol="BTCUSDT", price=100.0,
+                        size=1.0))
+    kinds = [(type(e).__name__, getattr(e, "client_order_id", "")) for e in h.events]
+    assert kinds[1:] == [("OrderSubmitted", got[0]), ("CancelOrder", got[0])]
+    assert h.oms.orders[got[0]].state == "submitted"  # the venue answers the cancel
+
+
+def test_cancelling_an_order_risk_refused_is_a_no_op_and_a_foreign_id_an_error() -> None:
+    class Refuse:
+        def check(self, *_: object) -> object:
+            from daemon.trading.risk_checks import Rejection
+            return Rejection(check="max_order_qty", reason="too big")
+
+    h = Harness()
+    h.oms.risk = Refuse()  # type: ignore[assignment]
+    cid = h.oms.submit("s", h.req())
+    h.oms.cancel("s", cid)  # refused, never open: nothing to cancel
+    assert [type(e).__name__ for e in h.events] == ["OrderRejected"]
+    with pytest.raises(OMSError, match="unknown order s-9"):
+        h.oms.cancel("s", "s-9")
