@@ -282,28 +282,42 @@ class EventStore:
             paths.append(self._write_part(type_name, day, table.slice(a, b - a)))
         return paths
 
-    def roll_segment(self, segment: Path) -> int:
+    def roll_segment(self, segment: Path, chunk_events: int = 250_000) -> int:
         """Move one closed journal segment into Parquet, then delete it.
-        Returns the number of events rolled."""
+        Returns the number of events rolled. Memory stays bounded: every
+        `chunk_events` events are written as parts of their own (a type may get
+        several sorted parts per day; the reader merges them)."""
         by_type: dict[type[Event], list[Event]] = defaultdict(list)
         last_seq = 0
-        count = 0
+        count = pending = 0
+        begun = False
         for event in read_segment(segment):
             if event.seq <= self.manifest.rolled_seq:
                 continue  # already rolled before a crash deleted the segment
             by_type[type(event)].append(event)
             last_seq = event.seq
             count += 1
-        if count:
-            self._begin("roll")
-            for cls, events in by_type.items():
-                self._write_sorted(event_type_name(cls), schema_for(cls).to_table(events))
+            pending += 1
+            if pending >= chunk_events:
+                begun = self._write_chunk(by_type, begun)
+                pending = 0
+        if pending:
+            begun = self._write_chunk(by_type, begun)
+        if begun:
             self._commit(last_seq)
         segment.unlink(missing_ok=True)  # a roller killed after its commit unlinked it
         _fsync_dir(segment.parent)
         log.info("store.segment_rolled", segment=segment.name, events=count,
                  rolled_seq=self.manifest.rolled_seq)
         return count
+
+    def _write_chunk(self, by_type: dict[type[Event], list[Event]], begun: bool) -> bool:
+        if not begun:
+            self._begin("roll")
+        for cls, events in by_type.items():
+            self._write_sorted(event_type_name(cls), schema_for(cls).to_table(events))
+        by_type.clear()
+        return True
 
     def append_tables(self, type_name: str, tables: Iterable[pa.Table],
                       sources: Iterable[str] = ()) -> int:

@@ -44,6 +44,25 @@ def test_roll_writes_hive_parts_readable_by_pyarrow_and_duckdb(tmp_path: Path) -
     assert meta == b"PAR1"
 
 
+def test_a_large_segment_rolls_in_bounded_chunks_and_reads_back_in_order(
+        tmp_path: Path) -> None:
+    """Rolling holds at most `chunk_events` events at once: a type gets several
+    sorted parts per day, and the reader merges them back into (ts, seq) order."""
+    from replay.reader import read_events
+
+    with EventStore.open_writer(tmp_path) as store:
+        journal = store.open_journal()
+        bus = Bus(next_seq=journal.next_seq)
+        bus.subscribe_all(journal.append)
+        for i in range(1000):  # out of time order across chunks
+            bus.publish(trade(T0 - (i % 7) * 10**9 + i, i))
+        assert store.roll_segment(journal.close(), chunk_events=300) == 1000
+        assert store.manifest.rolled_seq == 1000 and not store.manifest.pending
+    assert len([p for p in list_parts(tmp_path / "events")]) == 4
+    got = [(e.ts_event, e.seq) for batch in read_events(tmp_path) for e in batch]
+    assert len(got) == 1000 and got == sorted(got)
+
+
 def test_import_assigns_seq_in_time_order_after_the_journal(tmp_path: Path) -> None:
     with EventStore.open_writer(tmp_path) as store:
         journal = store.open_journal()
