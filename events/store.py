@@ -282,7 +282,7 @@ class EventStore:
             paths.append(self._write_part(type_name, day, table.slice(a, b - a)))
         return paths
 
-    def roll_segment(self, segment: Path, chunk_events: int = 250_000) -> int:
+    def roll_segment(self, segment: Path, chunk_events: int = 100_000) -> int:
         """Move one closed journal segment into Parquet, then delete it.
         Returns the number of events rolled. Memory stays bounded: every
         `chunk_events` events are written as parts of their own (a type may get
