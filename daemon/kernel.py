@@ -149,7 +149,9 @@ class Kernel:
         """Lock and recover the data directory, open the journal and the bus."""
         t0 = time.perf_counter()
         try:
-            self.store = EventStore.open_writer(self.data_dir)
+            # Segments an earlier run left unrolled (a crash) are rolled in the
+            # background once running; recovery reads them from the journal.
+            self.store = EventStore.open_writer(self.data_dir, roll=False)
         except StoreLocked as exc:
             raise UserError(str(exc), code=EXIT_LOCKED) from None
         j = self.config.journal
@@ -231,6 +233,8 @@ class Kernel:
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         roller = Roller(self.store)
+        for scan in self.store.journal_scans:
+            roller.queue.put_nowait(scan.path)
         self.notifier.status("recovering state from the journal")
         control: ControlServer | None = None
         try:

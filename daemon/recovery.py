@@ -48,12 +48,24 @@ class Recovered:
     ms: float = 0.0
 
 
-def _read(data_dir: Path, names: list[str]) -> list[Event]:
-    from replay.reader import read_events
+_NEEDED = [*(t.__name__ for t in ORDER_TYPES), "Snapshot", "Fill", "BalanceChanged",
+           "PositionChanged", "TradingState"]
 
-    events = [e for batch in read_events(data_dir, types=names) for e in batch]
+
+def _read(data_dir: Path) -> dict[str, list[Event]]:
+    """Every event recovery needs, by type name, in seq order: the Parquet store
+    and the journal segments not rolled yet (a crash leaves them for the
+    background roller, so they are read here rather than rolled first)."""
+    from replay.reader import journal_tail_runs, read_events
+
+    tail = journal_tail_runs(data_dir, types=_NEEDED)
+    events = [e for batch in read_events(data_dir, types=_NEEDED, extra_runs=tail)
+              for e in batch]
     events.sort(key=lambda e: e.seq)
-    return events
+    out: dict[str, list[Event]] = {name: [] for name in _NEEDED}
+    for event in events:
+        out[type(event).__name__].append(event)
+    return out
 
 
 def recover(node: Any, bus: Bus, data_dir: Path, live_venues: set[str]) -> Recovered:
@@ -61,23 +73,26 @@ def recover(node: Any, bus: Bus, data_dir: Path, live_venues: set[str]) -> Recov
     t0 = time.perf_counter()
     out = Recovered()
     oms = node.oms
-    for event in _read(data_dir, [t.__name__ for t in ORDER_TYPES]):
+    recorded = _read(data_dir)
+    for event in sorted((e for t in ORDER_TYPES for e in recorded[t.__name__]),
+                        key=lambda e: e.seq):
         oms.apply(event)
     out.orders = len(oms.orders)
     out.open_orders = len(oms.open_orders())
 
     snapshot: Snapshot | None = None
-    for event in _read(data_dir, ["Snapshot"]):
+    for event in recorded["Snapshot"]:
         if isinstance(event, Snapshot) and event.component == PORTFOLIO:
             snapshot = event
     after = snapshot.upto_seq if snapshot is not None else 0
-    folded = [e for e in _read(data_dir, ["Fill", "BalanceChanged"]) if e.seq > after]
+    folded = sorted((e for name in ("Fill", "BalanceChanged") for e in recorded[name]
+                     if e.seq > after), key=lambda e: e.seq)
     node.portfolio.recover(folded, snapshot)
     out.snapshot_seq, out.folded = after, len(folded)
 
-    _catch_up_positions(node.portfolio, bus, _read(data_dir, ["PositionChanged"]))
+    _catch_up_positions(node.portfolio, bus, recorded["PositionChanged"])
 
-    for event in _read(data_dir, ["TradingState"]):
+    for event in recorded["TradingState"]:
         if isinstance(event, TradingState):
             node.risk.apply(event)
 
