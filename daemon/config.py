@@ -15,7 +15,6 @@ config file, so a config and its recording can move together.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -24,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from daemon.config_errors import explain, syntax_error, value_at
 from daemon.errors import EXIT_CONFIG, UserError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -301,15 +301,15 @@ def load_config(
     except UnicodeDecodeError as exc:
         raise ConfigError(file, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(file, exc) from None
+        raise syntax_error(file, exc) from None
 
     try:
         config = msgspec.convert(raw, Config, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
-        json_path, message = _explain(str(exc))
+        json_path, message = explain(str(exc))
         if message.startswith("Expected") and ", got" not in message:
             # A constraint failed ("Expected int > 0"): show the value that broke it.
-            value = _value_at(raw, json_path)
+            value = value_at(raw, json_path)
             message += "" if value is None else f", got {value!r}"
         raise ConfigError(file, message, path=json_path) from None
 
@@ -323,101 +323,6 @@ def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Path and isinstance(obj, str) and obj:
         return Path(obj)
     raise TypeError(f"Expected a path string, got {type(obj).__name__}")
-
-
-_TOML_WHERE = re.compile(r" \(at line (\d+), column (\d+)\)$")
-
-
-def _syntax_error(file: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
-    message = str(exc)
-    where = _TOML_WHERE.search(message)
-    if where:
-        line = int(where.group(1))
-        message = f"{message[: where.start()]} (column {where.group(2)})"
-    else:
-        # "(at end of document)": point at the last line, where the reader gave up.
-        message = message.replace(" (at end of document)", " (at end of file)")
-        with open(file, "rb") as fh:
-            line = max(1, fh.read().count(b"\n"))
-    return ConfigError(file, f"TOML syntax error: {message}", line=line)
-
-
-# msgspec says e.g. "Expected `float`, got `str` - at `$.risk.max_order_qty`".
-_AT = re.compile(r"^(.*?)(?: - at `(\$[^`]*)`)?$", re.S)
-_UNKNOWN = re.compile(r"Object contains unknown field `(.*)`")
-_MISSING = re.compile(r"Object missing required field `(.*)`")
-_ENUM = re.compile(r"Invalid enum value (.*)")
-
-
-def _explain(text: str) -> tuple[str, str]:
-    """msgspec's ValidationError text -> (JSON path of the key at fault, message)."""
-    match = _AT.match(text)
-    assert match is not None  # the pattern matches any string
-    message, path = match.group(1), match.group(2) or "$"
-    if m := _UNKNOWN.fullmatch(message):
-        key = m.group(1)
-        known = _keys_at(path)
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
-        if not close and known:
-            hint = f" (known keys: {', '.join(known)})"
-        return f"{path}.{key}", f"unknown key{hint}"
-    if m := _MISSING.fullmatch(message):
-        return f"{path}.{m.group(1)}", "missing required key"
-    if m := _ENUM.fullmatch(message):
-        choices = _choices_at(path)
-        return path, f"invalid value {m.group(1)}" + (f" (expected {choices})" if choices else "")
-    message = message.replace("`", "").replace(" | ", "|")
-    if message.startswith("Expected float") and "int" not in message:
-        # TOML integers are accepted where a float is expected: say so.
-        message = "Expected int|" + message.removeprefix("Expected ")
-    return path, message
-
-
-def _value_at(raw: Any, path: str) -> Any:
-    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
-        try:
-            raw = raw[key] if key else raw[int(index)]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return raw
-
-
-def _type_at(path: str) -> msgspec.inspect.Type | None:
-    """The msgspec type found by walking `Config` along a `$.a[0].b` path."""
-    node: msgspec.inspect.Type | None = msgspec.inspect.type_info(Config)
-    for part in re.findall(r"\.([^.\[]+)|\[[^\]]*\]", path):
-        while isinstance(node, msgspec.inspect.UnionType):
-            node = next(
-                (t for t in node.types if not isinstance(t, msgspec.inspect.NoneType)), None
-            )
-        if isinstance(node, msgspec.inspect.StructType) and part:
-            node = next((f.type for f in node.fields if f.encode_name == part), None)
-        elif isinstance(node, msgspec.inspect.ListType | msgspec.inspect.DictType) and not part:
-            node = node.item_type if isinstance(node, msgspec.inspect.ListType) else node.value_type
-        else:
-            return None
-    return node
-
-
-def _keys_at(path: str) -> list[str]:
-    node = _type_at(path)
-    while isinstance(node, msgspec.inspect.UnionType):
-        node = next((t for t in node.types if isinstance(t, msgspec.inspect.StructType)), None)
-    if isinstance(node, msgspec.inspect.StructType):
-        return [f.encode_name for f in node.fields]
-    return []
-
-
-def _choices_at(path: str) -> str:
-    node = _type_at(path)
-    types = node.types if isinstance(node, msgspec.inspect.UnionType) else (node,)
-    words = [
-        f'"{v}"' for t in types if isinstance(t, msgspec.inspect.LiteralType) for v in t.values
-    ]
-    if any(isinstance(t, msgspec.inspect.FloatType | msgspec.inspect.IntType) for t in types):
-        words.insert(0, "a number")
-    return " or ".join(words) if len(words) < 3 else "one of " + ", ".join(words)
 
 
 # --- cross-field checks ------------------------------------------------------------

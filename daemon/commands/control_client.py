@@ -259,18 +259,16 @@ def run_orders(args: argparse.Namespace) -> int:
 
 
 def run_halt(args: argparse.Namespace) -> int:
-    body = {"reason": args.reason} if args.reason else {}
-    answer = call(locate(args), "POST", "/halt", body)
-    if args.json:
-        print_json(answer)
-    else:
-        print(f"trading {answer.get('state')}: {answer.get('reason')}")
-    return 0
+    return _set_state(args, "/halt")
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    body = {"reason": args.reason} if args.reason else {}
-    answer = call(locate(args), "POST", "/resume", body)
+    return _set_state(args, "/resume")
+
+
+def _set_state(args: argparse.Namespace, path: str) -> int:
+    body = {"reason": args.reason} if getattr(args, "reason", None) else {}
+    answer = call(locate(args), "POST", path, body)
     if args.json:
         print_json(answer)
     else:
