@@ -83,6 +83,15 @@ def test_ready_watchdog_reload_and_stopping_under_a_notify_socket(tmp_path: Path
         text = log.read_text()
         assert '"strategies":["~sma"]' in text.replace(" ", ""), text[-2000:]
         assert text.count('"strategy.started"') == 2
+
+        # a config that no longer loads changes nothing: one error line says why
+        good = config.read_text()
+        config.write_text(good.replace("fast = 4", 'fast = "four'))
+        proc.send_signal(signal.SIGHUP)
+        eventually(lambda: b'"config.reload_failed"' in log.read_bytes(), timeout=20,
+                   message="config.reload_failed")
+        assert log.read_text().count('"strategy.started"') == 2
+        assert proc.poll() is None, "still running"
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
