@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection, serve
 
-from bench.common import emit
+from bench.common import emit, reference_call_ns
 from daemon.strategies.base import Strategy
 from events.market import Trade
 
@@ -72,6 +72,7 @@ async def measure(n: int, fsync: str) -> list[int]:
     from adapters.binance.rest import BinanceRest
     from adapters.binance.signing import Credentials
     from adapters.binance.venue import BinanceVenue
+    from daemon.kernel import tune_gc
     from daemon.node import TradingNode
     from events.journal import JournalPolicy
     from events.state import BalanceChanged
@@ -138,6 +139,7 @@ async def measure(n: int, fsync: str) -> list[int]:
                                        currency="USDT", total=Decimal(10**12),
                                        free=Decimal(10**12)))
             node.start()
+            tune_gc()  # as the daemon does once it is ready
             market = loop.create_task(venue.market.run())
             await done.wait()
             venue.market.stop()
@@ -175,7 +177,8 @@ def main() -> None:
         emit("tick_to_order", fsync_policy=fsync, orders=len(lat),
              p50_us=_pct(lat, 0.50), p90_us=_pct(lat, 0.90), p99_us=_pct(lat, 0.99),
              p999_us=_pct(lat, 0.999), max_us=round(lat[-1] / 1000, 1),
-             round_trips_per_s=round(len(lat) / wall), target_p99_us=200)
+             round_trips_per_s=round(len(lat) / wall), target_p99_us=200,
+             ref_call_ns=reference_call_ns())
 
 
 if __name__ == "__main__":
