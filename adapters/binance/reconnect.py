@@ -148,8 +148,8 @@ class Stoppable:
             raise ReconnectBudgetExhausted(f"{self.venue} {what} {where}: {exc}") from None
 
     def _describe(self) -> tuple[str, str]:
-        """(what the stream is, where it connects), for errors."""
-        raise NotImplementedError
+        """(what the stream is, where it connects), for errors; subclasses say more."""
+        return type(self).__name__, ""
 
     def stop(self) -> None:
         """Ask `run()` to close the socket and return. Safe to call any time."""
