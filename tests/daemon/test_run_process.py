@@ -158,3 +158,34 @@ def test_journal_segments_are_rolled_into_parquet_while_running(tmp_path: Path) 
     assert seqs == list(range(1, len(seqs) + 1))
     assert b"journal.roll_failed" not in log.read_bytes()
     assert list_parts(data / "events", types=["Snapshot"]), "the portfolio was snapshotted"
+
+
+def test_on_stop_cancel_cancels_resting_orders_at_a_graceful_stop(tmp_path: Path) -> None:
+    from events.orders import CancelOrder, OrderAccepted, OrderCanceled
+    from replay.reader import read_events
+
+    config, data, log = write_config(tmp_path), tmp_path / "data", tmp_path / "daemon.log"
+    text = config.read_text().replace("[daemon]", '[daemon]\non_stop = "cancel"', 1)
+    text = re.sub(r'class = "daemon.strategies.sma_cross:SmaCross"',
+                  'class = "tests.strategies_for_tests:OneBid"', text)
+    text = re.sub(r"^params = .*$", "params = { qty = 0.01 }", text, flags=re.M)
+    config.write_text(text)
+    proc = start(config, data, log)
+    try:
+        wait_ready(log, 1)
+        eventually(lambda: b'"order.submitted"' in log.read_bytes(), timeout=30,
+                   message="the resting bid")
+        eventually(lambda: any(type(e).__name__ == "OrderAccepted"
+                               for e in read_journal(data / "journal")), timeout=30,
+                   message="the bid accepted")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, log.read_text()[-3000:]
+    names = ["OrderAccepted", "CancelOrder", "OrderCanceled"]
+    events = [e for batch in read_events(data, types=names) for e in batch]
+    accepted = {e.client_order_id for e in events if isinstance(e, OrderAccepted)}
+    cancels = {e.client_order_id: e.reason for e in events if isinstance(e, CancelOrder)}
+    canceled = {e.client_order_id for e in events if isinstance(e, OrderCanceled)}
+    assert accepted and set(cancels) == accepted == canceled, (accepted, cancels, canceled)
+    assert set(cancels.values()) == {"daemon stopping"}
