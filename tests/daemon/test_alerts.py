@@ -5,26 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
-import logging
 import random
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import structlog
 from aiohttp import web
 
 import daemon.alerts as alerts_mod
-import daemon.logging as dlog
 from daemon.alerts import Alerts
 from daemon.config import AlertsConfig
-from daemon.logging import configure_logging, get_logger
+from daemon.logging import get_logger
 from events.bus import Bus
 from events.system import (
     CONNECTED,
@@ -89,22 +85,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[io.BytesIO, Lines]]:
-    """Logging at debug into a buffer (as in test_logging); `lines()` parses it."""
-    monkeypatch.setattr(dlog, "_secrets", ())
-    buf = io.BytesIO()
-    configure_logging("debug", stream=buf)
-
-    def lines() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in buf.getvalue().splitlines()]
-
-    yield buf, lines
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, dlog._StdlibBridge):
-            root.removeHandler(handler)
-    root.setLevel(logging.WARNING)
-    structlog.reset_defaults()
+def logs(captured: tuple[io.BytesIO, Lines]) -> tuple[io.BytesIO, Lines]:
+    """Logging at debug into a buffer (tests/daemon/conftest.py `captured`)."""
+    return captured
 
 
 class Clock:

@@ -6,44 +6,14 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 import structlog
 
-import daemon.logging as dlog
 from daemon.logging import configure_logging, get_logger, register_secret
+from tests.daemon.conftest import Lines, _unconfigure
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
-
-Lines = Callable[[], list[dict[str, Any]]]
-
-
-@pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[io.BytesIO, Lines]]:
-    """Logging configured at debug into a buffer; `lines()` parses what was written."""
-    monkeypatch.setattr(dlog, "_secrets", ())
-    buf = io.BytesIO()
-    configure_logging("debug", stream=buf)
-
-    def lines() -> list[dict[str, Any]]:
-        raw = buf.getvalue()
-        assert raw == b"" or raw.endswith(b"\n")
-        return [json.loads(line) for line in raw.splitlines()]
-
-    yield buf, lines
-    _unconfigure()
-
-
-def _unconfigure() -> None:
-    """Undo configure_logging, so later tests see structlog's and logging's defaults."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, dlog._StdlibBridge):
-            root.removeHandler(handler)
-    root.setLevel(logging.WARNING)
-    structlog.reset_defaults()
 
 
 def test_lines_are_json_with_ts_level_event_and_bound_context(

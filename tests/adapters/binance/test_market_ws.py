@@ -27,6 +27,7 @@ from adapters.binance.market_ws import (
 from adapters.binance.parse import StreamParser
 from events.base import Event
 from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
+from tests.adapters.binance.watched import Watched
 from tests.conftest import SHARED_DATA
 
 VENUE = "binance-usdm"
@@ -69,33 +70,6 @@ LINES = sample_lines()
 def expected(lines: list[bytes]) -> list[Event]:
     parser = StreamParser(VENUE)
     return [e for e in (parser.parse(raw, NOW) for raw in lines) if e is not None]
-
-
-class Watched:
-    """A list plus an event re-armed on every change, to wait on conditions."""
-
-    def __init__(self) -> None:
-        self.items: list = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, item: object) -> None:
-        self.items.append(item)
-        self._changed.set()
-
-    def poke(self) -> None:
-        self._changed.set()
-
-    async def wait(self, predicate: Callable[[], object], timeout: float = DEADLINE) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-    def statuses(self) -> list[tuple[str, str]]:
-        return [(e.status, e.reason) for e in self.items if isinstance(e, VenueStatus)]
-
-    def market(self) -> list[Event]:
-        return [e for e in self.items if not isinstance(e, VenueStatus)]
 
 
 class FakeVenue:

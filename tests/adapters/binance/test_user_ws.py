@@ -34,6 +34,7 @@ from adapters.binance.user_stream import UserStreamTranslator
 from adapters.binance.user_ws import UserDataStream, WsApiError
 from events.orders import Fill
 from events.system import CONNECTED, DISCONNECTED, RESYNCING
+from tests.adapters.binance.watched import Watched
 
 VENUE = "binance-spot"
 DEADLINE = 5.0
@@ -70,24 +71,6 @@ def ev(n: int) -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class Watched:
-    """A list plus an event re-armed on every change, to wait on conditions."""
-
-    def __init__(self) -> None:
-        self.items: list = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, item: object) -> None:
-        self.items.append(item)
-        self._changed.set()
-
-    async def wait(self, predicate: Callable[[], object], timeout: float = DEADLINE) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
 
 
 Script = Callable[[ServerConnection, int], Awaitable[None]]
