@@ -173,19 +173,8 @@ class MarketDataStream(Stoppable):
                     reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 if self._stopping:
                     break
-                self._set_status(DISCONNECTED, reason)
-                if self.messages > received_before:
-                    self.reconnect_policy.reset()  # the session worked: start afresh
-                self._spend_budget(reason)
-                self.reconnects += 1
-                if not planned:
-                    delay = self.reconnect_policy.next_delay()
-                    log.info("binance.reconnect", venue=self.venue, reason=reason,
-                             delay_s=round(delay, 3), reconnects=self.reconnects)
-                    await asyncio.sleep(delay)
-                else:
-                    log.info("binance.reconnect", venue=self.venue, reason=reason,
-                             delay_s=0.0, reconnects=self.reconnects)
+                self._session_ended(reason, worked=self.messages > received_before)
+                await self._wait_to_reconnect(reason, planned=planned)
         except asyncio.CancelledError:
             self._set_status(DISCONNECTED, "stopped" if self._stopping else "cancelled")
             if self._own_cancel():  # swallow only the cancellation stop() requested

@@ -117,8 +117,11 @@ class Stoppable:
       cancellation still propagates;
     - `_set_status()`: a `VenueStatus` on every change of `status`;
     - `_spend_budget()`: one reconnect from the budget, or `disconnected` and
-      `ReconnectBudgetExhausted` naming the stream.
-    Subclasses set `venue`, `publish`, `now_ns`, `status` and `reconnect_policy`.
+      `ReconnectBudgetExhausted` naming the stream;
+    - `_session_ended()` then `_wait_to_reconnect()`: what follows the end of
+      every session (status, budget, counters, backoff).
+    Subclasses set `venue`, `publish`, `now_ns`, `status`, `reconnects` and
+    `reconnect_policy`.
     """
 
     _stopping: bool = False
@@ -128,6 +131,7 @@ class Stoppable:
     publish: Callable[[Event], object]
     now_ns: Callable[[], int]
     reconnect_policy: Reconnects
+    reconnects: int
 
     def _set_status(self, status: str, reason: str = "", *, force: bool = False) -> None:
         if status == self.status and not force:
@@ -146,6 +150,25 @@ class Stoppable:
             log.error("binance.reconnect_budget_exhausted", venue=self.venue, stream=what,
                       endpoint=where, reason=reason)
             raise ReconnectBudgetExhausted(f"{self.venue} {what} {where}: {exc}") from None
+
+    def _session_ended(self, reason: str, *, worked: bool) -> None:
+        """A session ended (not by stop()): say so, and count one reconnect
+        against the budget; a session that `worked` starts the backoff afresh."""
+        self._set_status(DISCONNECTED, reason)
+        if worked:
+            self.reconnect_policy.reset()
+        self._spend_budget(reason)
+        self.reconnects += 1
+
+    async def _wait_to_reconnect(self, reason: str, *, planned: bool,
+                                 not_before_s: float = 0.0) -> None:
+        """Back off (a planned rotation does not), at least `not_before_s`."""
+        delay = 0.0 if planned else self.reconnect_policy.next_delay()
+        delay = max(delay, not_before_s)
+        log.info("binance.reconnect", venue=self.venue, stream=self._describe()[0],
+                 reason=reason, delay_s=round(delay, 3), reconnects=self.reconnects)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def _describe(self) -> tuple[str, str]:
         """(what the stream is, where it connects), for errors; subclasses say more."""

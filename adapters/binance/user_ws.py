@@ -375,24 +375,15 @@ class UserDataStream(Stoppable):
             reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if self._stopping:
             return
-        self._set_status(DISCONNECTED, reason)
-        if self.sessions > sessions_before:
-            self.reconnect_policy.reset()  # the session subscribed: start afresh
-        self._spend_budget(reason)
-        self.reconnects += 1
+        self._session_ended(reason, worked=self.sessions > sessions_before)
         if clock_error and self.on_clock_error is not None:
             try:
                 await self.on_clock_error()
             except Exception as exc:  # noqa: BLE001 - the backoff and budget bound retries
                 log.warning("binance.user_stream.clock_resync_failed", venue=self.venue,
                             error=f"{type(exc).__name__}: {exc}")
-        delay = 0.0 if planned else self.reconnect_policy.next_delay()
-        if not_before_ms is not None:
-            delay = max(delay, (not_before_ms - self.now_ms()) / 1000.0)
-        log.info("binance.reconnect", venue=self.venue, stream="user", reason=reason,
-                 delay_s=round(delay, 3), reconnects=self.reconnects)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        not_before_s = 0.0 if not_before_ms is None else (not_before_ms - self.now_ms()) / 1000
+        await self._wait_to_reconnect(reason, planned=planned, not_before_s=not_before_s)
 
     def _describe(self) -> tuple[str, str]:
         return "user data stream", self.url
