@@ -18,19 +18,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import structlog
 
 from adapters.sim.venue import SimVenue
 from daemon.config import Config, StrategyConfig, VenueConfig
 from daemon.errors import UserError
 from daemon.strategies.runtime import StrategyError, StrategyRuntime, paper_venue
 from daemon.trading.oms import OMS
+from daemon.trading.order_book import Quarantined
 from daemon.trading.portfolio import Portfolio, load_positions
 from daemon.trading.risk import RiskEngine
+from events.base import Event
 from events.bus import Bus
 from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
+from events.system import HALTED
 from replay.clock import Clock
+
+log = structlog.get_logger("tapeloop.node")
 
 
 def instruments_from_config(config: Config) -> dict[tuple[str, str], Instrument]:
@@ -63,7 +70,10 @@ def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
 class TradingNode:
     """Venues (simulated where asked), OMS, risk, portfolio and strategies."""
 
-    def __init__(self, config: Config, bus: Bus, clock: Clock, *, replay: bool) -> None:
+    def __init__(self, config: Config, bus: Bus, clock: Clock, *, replay: bool,
+                 id_prefix: str = "") -> None:
+        """`id_prefix` starts every client order id (the data directory's, so ids are
+        unique for ever on an account; see events.store.Manifest)."""
         self.config = config
         self.bus = bus
         self.clock = clock
@@ -93,10 +103,17 @@ class TradingNode:
                         for v in config.venues if v.name == d]
         self.risk = RiskEngine(config.risk, limits, self.instruments, self.portfolio, now_ns,
                                bus.publish, venues=[*config.venues, *twin_configs])
-        self.oms = OMS(bus.publish, now_ns, self.risk)
+        self.oms = OMS(bus.publish, now_ns, self.risk, id_prefix=id_prefix,
+                       instruments=self.instruments)
+        self.oms.on_quarantine = self._on_quarantine
         self.oms.subscribe(bus)
         self.risk.subscribe(bus)
         self.portfolio.subscribe(bus)
+        # Fail-safe core: a handler of the OMS, risk, portfolio or a simulated venue
+        # that raises leaves their states diverged; trading halts (an alert goes out).
+        self._core = {id(c) for c in (self.oms, self.risk, self.portfolio, *self.venues)}
+        self._on_error = bus.on_error
+        bus.on_error = self._on_handler_error
         self.runtime = StrategyRuntime(bus, clock, self.oms, self.portfolio, self.instruments,
                                        seed_positions=self._seed_positions)
         for scfg in config.strategies:
@@ -104,6 +121,22 @@ class TradingNode:
                 self.runtime.add(scfg)
             except StrategyError as exc:
                 raise UserError(str(exc), code=3) from None
+
+    def _on_quarantine(self, entry: Quarantined) -> None:
+        self.risk.halt(f"quarantined {entry.event_type} seq {entry.seq} "
+                       f"({entry.client_order_id}): {entry.reason}")
+
+    def _on_handler_error(self, event: Event, handler: Any, exc: BaseException) -> None:
+        self._on_error(event, handler, exc)
+        owner = getattr(handler, "__self__", None)
+        if id(owner) in self._core:
+            reason = (f"{type(owner).__name__} failed on {type(event).__name__} "
+                      f"seq {event.seq}: {exc!r}")[:500]
+            try:
+                self.risk.halt(reason)
+            except Exception as halt_exc:  # the risk engine itself is broken
+                self.risk.state = HALTED
+                log.critical("trading.halt_failed", reason=reason, error=repr(halt_exc))
 
     def _seed_positions(self, scfg: StrategyConfig) -> None:
         path = scfg.initial_positions

@@ -27,7 +27,10 @@ GTC, IOC, FOK, GTD, DAY = "GTC", "IOC", "FOK", "GTD", "DAY"
 TIME_IN_FORCE = (GTC, IOC, FOK, GTD, DAY)
 
 
-class OrderSubmitted(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+class OrderTerms(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):
+    """The terms of an order, shared by `OrderSubmitted` and `OrderDeclared` (never
+    published itself)."""
+
     venue: str
     symbol: str
     strategy_id: str
@@ -45,6 +48,20 @@ class OrderSubmitted(Event, frozen=True, kw_only=True, tag=True, array_like=True
     parent_order_id: str = ""
     contingency: str = ""  # "" | OCO | OTO | BRACKET
     linked_order_ids: list[str] = []
+
+
+class OrderSubmitted(OrderTerms, frozen=True, kw_only=True, tag=True, array_like=True,
+                     gc=False):
+    """The intent: journaled before any venue sees the order."""
+
+
+class OrderDeclared(OrderTerms, frozen=True, kw_only=True, tag=True, array_like=True,
+                    gc=False):
+    """A contingent order declared with its parent (a bracket's stop and target):
+    its client order id is fixed and journaled now, but no venue sees it until its
+    parent has filled; then the OMS submits it (an `OrderSubmitted` with the same
+    id, sized to what the parent filled). If the parent ends unfilled it is
+    canceled without ever reaching a venue."""
 
 
 class OrderAccepted(Event, frozen=True, kw_only=True, tag=True, array_like=True, gc=False):

@@ -15,6 +15,7 @@ from events.orders import (
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
+    OrderDeclared,
     OrderExpired,
     OrderRejected,
     OrderSubmitted,
@@ -35,6 +36,7 @@ ORDER_TYPES: tuple[type[Event], ...] = (
     CancelOrder,
     AmendOrder,
     AmendRejected,
+    OrderDeclared,
 )
 STATE_TYPES: tuple[type[Event], ...] = (PositionChanged, BalanceChanged, Snapshot)
 SYSTEM_TYPES: tuple[type[Event], ...] = (VenueStatus, TradingState, StrategyStatus, Timer)

@@ -388,7 +388,7 @@ class BinanceVenue:
                          client_order_id=getattr(event, "client_order_id", ""))
                 continue
             cls = type(event)
-            if cls is Fill and oms.has_fill(self.name, event.trade_id):  # type: ignore[attr-defined]
+            if cls is Fill and oms.has_fill(self.name, event.symbol, event.trade_id):  # type: ignore[attr-defined]
                 continue
             if cls is OrderAccepted and order.state != "submitted":
                 continue

@@ -46,7 +46,14 @@ from daemon.trading.api import (
 )
 from events.instruments import Instrument, to_decimal
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
-from events.orders import Fill, OrderAmended, OrderCanceled, OrderExpired, OrderRejected
+from events.orders import (
+    Fill,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    OrderSubmitted,
+)
 from events.system import Timer
 
 if TYPE_CHECKING:
@@ -110,13 +117,12 @@ class StrategyContext:
 class _Order:
     """The base class's own view of one of its orders: enough to know when it is done."""
 
-    __slots__ = ("symbol", "qty", "filled", "children")
+    __slots__ = ("symbol", "qty", "filled")
 
     def __init__(self, symbol: str, qty: Decimal) -> None:
         self.symbol = symbol
         self.qty = qty
         self.filled = Decimal(0)
-        self.children: tuple[str, ...] = ()  # bracket legs that exist only once this fills
 
 
 _TERMINAL = (OrderRejected, OrderCanceled, OrderExpired)
@@ -295,11 +301,8 @@ class Strategy:
             ids = self.ctx.gateway.submit_bracket(self.id, entry, stop, target)
         finally:
             self._submitting -= 1
-        parent = self._track(ids[0], entry)
-        self._track(ids[1], stop)
-        self._track(ids[2], target)
-        if parent is not None:
-            parent.children = (ids[1], ids[2])
+        for cid, request in zip(ids, (entry, stop, target), strict=True):
+            self._track(cid, request)
         return ids
 
     def oco(self, a: OrderRequest, b: OrderRequest) -> tuple[str, str]:
@@ -398,8 +401,12 @@ class Strategy:
         return self._orders.get(cid)
 
     def _adopt_open_orders(self) -> None:
-        """Track the orders the OMS still holds for it (after a restart)."""
-        for view in self.ctx.gateway.open_orders(self.id):
+        """Track the orders the OMS still holds for it (after a restart), declared
+        contingent ones (a bracket's protection waiting for its entry) included."""
+        gateway = self.ctx.gateway
+        working = getattr(gateway, "working_orders", None)
+        views = working(self.id) if working is not None else gateway.open_orders(self.id)
+        for view in views:
             order = _Order(view.symbol, view.qty)
             order.filled = view.filled_qty
             self._orders[view.client_order_id] = order
@@ -415,14 +422,13 @@ class Strategy:
         if cls is Fill:
             order.filled += event.qty
             done = order.filled >= order.qty
-        elif cls is OrderAmended:
+        elif cls is OrderAmended or cls is OrderSubmitted:
+            # amended; or a bracket leg submitted sized to what its entry filled
             order.qty = event.qty
             done = order.filled >= order.qty
         else:
             done = cls in _TERMINAL
         if done:
+            # (a bracket's legs end with their own events: the OMS cancels them when
+            # the entry dies unfilled)
             del self._orders[cid]
-            if order.filled == 0:
-                # A bracket whose entry died unfilled: its legs will never exist.
-                for child in order.children:
-                    self._orders.pop(child, None)

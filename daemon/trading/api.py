@@ -84,7 +84,13 @@ class OrderGateway(Protocol):
               price: Decimal | None = None, trigger_price: Decimal | None = None) -> None: ...
 
     def open_orders(self, strategy_id: str | None = None,
-                    symbol: str | None = None) -> list[OrderView]: ...
+                    symbol: str | None = None) -> list[OrderView]:
+        """Orders at a venue or on their way there."""
+        ...
+
+    def working_orders(self, strategy_id: str) -> list[OrderView]:
+        """A strategy's unfinished orders, declared contingent ones included."""
+        ...
 
 
 class OrderView(Protocol):

@@ -1,20 +1,25 @@
 """The order manager: the only way orders enter tapeloop.
 
-`submit` gives each order a deterministic client order id
-(`"{strategy_id}-{n}"`, n counting from 1 per strategy), asks the risk engine,
-and publishes `OrderSubmitted` (or, when risk refuses, `OrderRejected` naming
-the check). The OMS's own state is a fold over bus events: it learns of an order
-from the `OrderSubmitted` it published, exactly as it does when recovery replays
-the journal through `apply`, so restart and live share one code path and a
-resend after a crash finds the order by its id instead of doubling it.
+`submit` gives each order a client order id unique for ever on the account
+(`"{prefix}-{strategy_id}-{n}"`: the prefix is the data directory's, n counts from 1 per
+strategy), asks the risk engine, and publishes `OrderSubmitted` (or, when risk refuses,
+`OrderRejected` naming the check).
 
-Contingencies: OCO (a fill of either leg cancels the other) and brackets (an
-entry whose fill submits its stop and target as an OCO pair).
+State: an `OrderBook`, the pure fold of order events (daemon.trading.order_book).
+Recovery folds the journal into it with `apply`; live, every new event is folded the
+same way, and then the policies (daemon.trading.policies: OCO siblings, bracket
+children) say what it calls for. Events the OMS publishes itself are folded the moment
+they are published, so an order counts against the risk checks from its submission,
+even while its `OrderSubmitted` still waits in the bus queue behind the event being
+dispatched (a strategy placing three orders from one callback sees the first two).
+
+An event the order table cannot place is quarantined by the fold; the OMS then calls
+`on_quarantine` (the node halts trading and an alert goes out), and keeps running.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -22,17 +27,22 @@ import msgspec
 import structlog
 
 from daemon.trading.api import OrderRequest
-from daemon.trading.orders import (
-    ACCEPT,
-    AMEND,
-    CANCEL,
-    EXPIRE,
-    REJECT,
-    IllegalTransition,
-    Order,
+from daemon.trading.order_book import OrderBook, Quarantined
+from daemon.trading.orders import DECLARED, Order
+from daemon.trading.policies import (
+    OCO,
+    OTO,
+    CancelSibling,
+    Command,
+    DropChild,
+    ReleaseChild,
+    demands,
+    net_filled,
+    sweep,
 )
 from events.base import Event
 from events.bus import Bus
+from events.instruments import Instrument
 from events.orders import (
     AmendOrder,
     AmendRejected,
@@ -42,6 +52,7 @@ from events.orders import (
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
+    OrderDeclared,
     OrderExpired,
     OrderRejected,
     OrderSubmitted,
@@ -49,8 +60,10 @@ from events.orders import (
 
 log = structlog.get_logger("tapeloop.oms")
 
-OCO = "OCO"
-OTO = "OTO"
+__all__ = ["OCO", "OMS", "OMSError", "OTO", "RiskGate"]
+
+# the events whose fold can trigger a contingency policy
+_CONTINGENT_TRIGGERS = (Fill, OrderCanceled, OrderExpired, OrderRejected)
 
 
 class Rejection(Protocol):
@@ -69,89 +82,139 @@ class OMSError(Exception):
 
 class OMS:
     def __init__(self, publish: Callable[[Event], object], now_ns: Callable[[], int],
-                 risk: RiskGate | None = None) -> None:
+                 risk: RiskGate | None = None, *, id_prefix: str = "",
+                 instruments: Mapping[tuple[str, str], Instrument] | None = None) -> None:
         self.publish = publish
         self.now_ns = now_ns
         self.risk = risk
-        self.orders: dict[str, Order] = {}
-        self._open: dict[str, Order] = {}
-        self._counters: dict[str, int] = {}
-        # entry client id -> (stop, target) requests, submitted when the entry fills
-        self._brackets: dict[str, tuple[OrderRequest, OrderRequest]] = {}
-        self._seen_fills: set[tuple[str, str]] = set()
-        # submitted, not yet dispatched (a strategy acting from inside a handler)
-        self._in_flight: dict[str, OrderSubmitted] = {}
+        self.book = OrderBook(id_prefix)
+        self.instruments = dict(instruments or {})
+        # what to do when the fold quarantines an event (the node halts trading)
+        self.on_quarantine: Callable[[Quarantined], object] | None = None
+        self._own: dict[int, Event] = {}  # published by us, folded already: skip once
+        self._quarantined = 0  # entries of book.quarantine already handled
+
+    @property
+    def orders(self) -> dict[str, Order]:
+        return self.book.orders
 
     def subscribe(self, bus: Bus) -> None:
-        for cls, handler in self._handlers().items():
-            bus.subscribe(cls, handler)
+        for cls in (OrderSubmitted, OrderDeclared, OrderRejected, OrderAccepted, OrderCanceled,
+                    OrderExpired, OrderAmended, Fill, CancelOrder, CancelRejected, AmendOrder,
+                    AmendRejected):
+            bus.subscribe(cls, self._on_event)
 
-    def _handlers(self) -> dict[type[Event], Callable[[Any], None]]:
-        return {
-            OrderSubmitted: self._on_submitted,
-            OrderRejected: self._on_rejected,
-            OrderAccepted: self._on_accepted,
-            OrderCanceled: self._on_canceled,
-            OrderExpired: self._on_expired,
-            OrderAmended: self._on_amended,
-            Fill: self._on_fill,
-            CancelOrder: self._on_cancel_requested,
-            CancelRejected: self._on_cancel_rejected,
-            AmendRejected: self._on_amend_rejected,
-        }
+    # -- the fold and the policies ------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Fold one journaled event into the state (recovery)."""
-        handler = self._handlers().get(type(event))
-        if handler is not None:
-            handler(event)
+        """Fold one journaled event into the state (recovery): nothing else."""
+        self.book.apply(event)
 
-    # -- ids --------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        if self._own.pop(id(event), None) is not None:
+            return  # folded when we published it
+        self.book.apply(event)
+        self._react(event)
+
+    def _react(self, event: Any) -> None:
+        if len(self.book.quarantine) > self._quarantined:
+            self._handle_quarantine()
+        if type(event) in _CONTINGENT_TRIGGERS:
+            order = self.book.orders.get(event.client_order_id)
+            if order is not None and order.contingency:
+                self._carry_out(demands(self.book, order, self._child_qty))
+
+    def resume(self, quarantined_after: int = 0) -> None:
+        """After recovery, before trading: complete what the folded state demands
+        (contingencies a crash interrupted) and report quarantined events recorded
+        after seq `quarantined_after` (the last trading-state change: a halt already
+        answered earlier ones, and an operator may have resumed since)."""
+        self._quarantined = sum(1 for q in self.book.quarantine if q.seq <= quarantined_after)
+        if len(self.book.quarantine) > self._quarantined:
+            self._handle_quarantine()
+        self._carry_out(list(sweep(self.book, self._child_qty)))
+
+    def _handle_quarantine(self) -> None:
+        new = self.book.quarantine[self._quarantined:]
+        self._quarantined = len(self.book.quarantine)
+        if self.on_quarantine is not None:
+            for entry in new:
+                self.on_quarantine(entry)
+
+    def _carry_out(self, commands: list[Command]) -> None:
+        for command in commands:
+            order = command.order
+            if isinstance(command, CancelSibling):
+                if order.is_open and not order.cancel_pending:
+                    self._request_cancel(order, command.reason)
+            elif order.state != DECLARED:
+                continue  # done already (a command two triggers asked for)
+            elif isinstance(command, ReleaseChild):
+                request = self._request_of(order, command.qty)
+                self._submit(order.strategy_id, order.client_order_id, request)
+            elif isinstance(command, DropChild):
+                self._drop(order, command.reason)
+
+    def _child_qty(self, parent: Order) -> Decimal:
+        inst = self.instruments.get((parent.venue, parent.symbol))
+        if inst is None:
+            return net_filled(parent, None, lambda q: q)
+        return net_filled(parent, inst.base, inst.round_qty)
+
+    def _emit(self, event: Event) -> Event:
+        """Fold an event of ours now, then publish it (its dispatch skips the fold)."""
+        self.book.apply(event)
+        if len(self.book.quarantine) > self._quarantined:
+            self._handle_quarantine()
+        self._own[id(event)] = event
+        try:
+            self.publish(event)
+        except BaseException:
+            self._own.pop(id(event), None)
+            raise
+        return event
+
+    # -- ids ----------------------------------------------------------------------------
 
     def next_client_order_id(self, strategy_id: str) -> str:
-        n = self._counters.get(strategy_id, 0) + 1
-        self._counters[strategy_id] = n
-        return f"{strategy_id}-{n}"
+        n = self.book.counters.get(strategy_id, 0) + 1
+        self.book.counters[strategy_id] = n
+        return self.book.client_order_id(strategy_id, n)
 
     def note_id(self, client_order_id: str) -> None:
         """Never issue `client_order_id` (or a lower number of its strategy) again."""
-        self._note_id(client_order_id)
+        self.book.note_id(client_order_id)
 
-    def _note_id(self, client_order_id: str) -> None:
-        strategy_id, _, n = client_order_id.rpartition("-")
-        if n.isdigit() and int(n) > self._counters.get(strategy_id, 0):
-            self._counters[strategy_id] = int(n)
+    def has_fill(self, venue: str, symbol: str, trade_id: str) -> bool:
+        """True when this venue trade was already applied (live or folded from the
+        journal): a live adapter never publishes it again."""
+        return self.book.has_fill(venue, symbol, trade_id)
 
-    # -- requests (the OrderGateway protocol) -----------------------------------
+    def fill_applied(self, fill: Fill) -> bool:
+        """Whether the OMS applied this very Fill (the portfolio's gate)."""
+        return self.book.fill_applied(fill)
+
+    # -- requests (the OrderGateway protocol) -------------------------------------------
 
     def submit(self, strategy_id: str, request: OrderRequest) -> str:
         client_order_id = self.next_client_order_id(strategy_id)
         self._submit(strategy_id, client_order_id, request)
         return client_order_id
 
-    def _submit(self, strategy_id: str, client_order_id: str, request: OrderRequest) -> None:
+    def _submit(self, strategy_id: str, client_order_id: str, request: OrderRequest) -> bool:
         now = self.now_ns()
         if self.risk is not None:
             refusal = self.risk.check(strategy_id, request, self.open_orders())
             if refusal is not None:
-                self.publish(OrderRejected(
+                self._emit(OrderRejected(
                     ts_event=now, ts_recv=now, venue=request.venue, symbol=request.symbol,
                     strategy_id=strategy_id, client_order_id=client_order_id,
                     reason=refusal.reason, check=refusal.check, side=request.side,
                     order_type=request.order_type, qty=request.qty, price=request.price,
                 ))
-                return
-        self._in_flight[client_order_id] = submitted = OrderSubmitted(
-            ts_event=now, ts_recv=now, venue=request.venue, symbol=request.symbol,
-            strategy_id=strategy_id, client_order_id=client_order_id, side=request.side,
-            order_type=request.order_type, qty=request.qty, price=request.price,
-            trigger_price=request.trigger_price, time_in_force=request.time_in_force,
-            expire_ts=request.expire_ts, post_only=request.post_only,
-            reduce_only=request.reduce_only, trailing_offset=request.trailing_offset,
-            parent_order_id=request.parent_order_id, contingency=request.contingency,
-            linked_order_ids=list(request.linked_order_ids),
-        )
-        self.publish(submitted)
+                return False
+        self._emit(OrderSubmitted(**_terms(strategy_id, client_order_id, request, now)))
+        return True
 
     def submit_oco(self, strategy_id: str, a: OrderRequest, b: OrderRequest,
                    parent_order_id: str = "") -> tuple[str, str]:
@@ -166,40 +229,55 @@ class OMS:
 
     def submit_bracket(self, strategy_id: str, entry: OrderRequest, stop: OrderRequest,
                        target: OrderRequest) -> tuple[str, str, str]:
-        """Entry now; stop and target (an OCO pair) once the entry has filled.
-        The ids of all three are fixed now so the strategy can follow them."""
+        """Entry now; stop and target declared now (journaled, ids fixed) and submitted
+        as an OCO pair once the entry has filled (see daemon.trading.policies)."""
         entry_id = self.next_client_order_id(strategy_id)
         stop_id = self.next_client_order_id(strategy_id)
         target_id = self.next_client_order_id(strategy_id)
-        self._brackets[entry_id] = (
-            msgspec.structs.replace(stop, contingency=OCO, linked_order_ids=(target_id,),
-                                    parent_order_id=entry_id),
-            msgspec.structs.replace(target, contingency=OCO, linked_order_ids=(stop_id,),
-                                    parent_order_id=entry_id),
-        )
-        self._submit(strategy_id, entry_id, msgspec.structs.replace(
-            entry, contingency=OTO, linked_order_ids=(stop_id, target_id)))
+        now = self.now_ns()
+        replace = msgspec.structs.replace
+        for cid, request, other in ((stop_id, stop, target_id), (target_id, target, stop_id)):
+            child = replace(request, contingency=OCO, linked_order_ids=(other,),
+                            parent_order_id=entry_id)
+            self._emit(OrderDeclared(**_terms(strategy_id, cid, child, now)))
+        entry = replace(entry, contingency=OTO, linked_order_ids=(stop_id, target_id))
+        if not self._submit(strategy_id, entry_id, entry):
+            for cid in (stop_id, target_id):  # the entry never became an order
+                self._drop(self.book.orders[cid], f"parent {entry_id} refused by risk")
         return entry_id, stop_id, target_id
 
     def cancel(self, strategy_id: str, client_order_id: str, reason: str = "") -> None:
-        order = self._own_open(strategy_id, client_order_id)
-        if order is None or getattr(order, "cancel_pending", False):
-            return  # already closed or a cancel is on its way: nothing to do
+        order = self._own_order(strategy_id, client_order_id)
+        if order is None or order.is_done:
+            return  # refused by risk, or already finished: nothing to do
+        if order.state == DECLARED:
+            self._drop(order, reason or "canceled before its parent filled")
+        elif not order.cancel_pending:
+            self._request_cancel(order, reason)
+
+    def _request_cancel(self, order: Order, reason: str) -> None:
         now = self.now_ns()
-        self.publish(CancelOrder(ts_event=now, ts_recv=now, venue=order.venue,
+        self._emit(CancelOrder(ts_event=now, ts_recv=now, venue=order.venue,
+                               symbol=order.symbol, strategy_id=order.strategy_id,
+                               client_order_id=order.client_order_id, reason=reason))
+
+    def _drop(self, order: Order, reason: str) -> None:
+        """Cancel a declared order that no venue has seen (the OMS is its venue)."""
+        now = self.now_ns()
+        self._emit(OrderCanceled(ts_event=now, ts_recv=now, venue=order.venue,
                                  symbol=order.symbol, strategy_id=order.strategy_id,
-                                 client_order_id=client_order_id, reason=reason))
+                                 client_order_id=order.client_order_id, reason=reason))
 
     def amend(self, strategy_id: str, client_order_id: str, *, qty: Decimal | None = None,
               price: Decimal | None = None, trigger_price: Decimal | None = None) -> None:
-        order = self._own_open(strategy_id, client_order_id)
-        if order is None:
+        order = self._own_order(strategy_id, client_order_id)
+        if order is None or not order.is_open:
             raise OMSError(f"order {client_order_id} is not open")
         now = self.now_ns()
-        self.publish(AmendOrder(ts_event=now, ts_recv=now, venue=order.venue,
-                                symbol=order.symbol, strategy_id=order.strategy_id,
-                                client_order_id=client_order_id, qty=qty, price=price,
-                                trigger_price=trigger_price))
+        self._emit(AmendOrder(ts_event=now, ts_recv=now, venue=order.venue,
+                              symbol=order.symbol, strategy_id=order.strategy_id,
+                              client_order_id=client_order_id, qty=qty, price=price,
+                              trigger_price=trigger_price))
 
     def cancel_all(self, strategy_id: str | None = None, symbol: str | None = None,
                    reason: str = "") -> None:
@@ -208,146 +286,48 @@ class OMS:
 
     def open_orders(self, strategy_id: str | None = None,
                     symbol: str | None = None) -> list[Order]:
-        return [o for o in self._open.values()
+        """Orders at a venue or on their way there (submitted and not finished)."""
+        return [o for o in self.book.open.values()
                 if (strategy_id is None or o.strategy_id == strategy_id)
                 and (symbol is None or o.symbol == symbol)]
 
-    def _own_open(self, strategy_id: str, client_order_id: str) -> Any:
-        """The open order (or, while its `OrderSubmitted` still waits in the bus
-        queue, that event: a cancel published now is dispatched after it); None
-        when closed, or refused by risk; OMSError for an id never issued."""
-        order = self.orders.get(client_order_id)
+    def working_orders(self, strategy_id: str) -> list[Order]:
+        """A strategy's unfinished orders: open ones and declared contingent ones."""
+        return [o for o in self.book.orders.values()
+                if o.strategy_id == strategy_id and not o.is_done]
+
+    def _own_order(self, strategy_id: str, client_order_id: str) -> Order | None:
+        """The order; None when risk refused the id; OMSError for an id never issued
+        or another strategy's."""
+        order = self.book.orders.get(client_order_id)
         if order is None:
-            pending = self._in_flight.get(client_order_id)
-            if pending is not None and pending.strategy_id == strategy_id:
-                return pending
-            sid, _, n = client_order_id.rpartition("-")
-            if sid == strategy_id and n.isdigit() and int(n) <= self._counters.get(sid, 0):
-                return None  # issued, then refused by risk: never an open order
+            if self.book.issued(strategy_id, client_order_id):
+                return None  # issued, then refused by risk: never an order
             raise OMSError(f"unknown order {client_order_id}")
         if order.strategy_id != strategy_id:
             raise OMSError(f"order {client_order_id} belongs to {order.strategy_id}")
-        return order if order.is_open else None
-
-    # -- the fold ------------------------------------------------------------------
-
-    def _on_submitted(self, e: OrderSubmitted) -> None:
-        self._in_flight.pop(e.client_order_id, None)
-        if e.client_order_id in self.orders:
-            return  # the same intent seen twice (a recovered journal replayed): one order
-        self._note_id(e.client_order_id)
-        order = Order(
-            client_order_id=e.client_order_id, strategy_id=e.strategy_id, venue=e.venue,
-            symbol=e.symbol, side=e.side, order_type=e.order_type, qty=e.qty, price=e.price,
-            trigger_price=e.trigger_price, time_in_force=e.time_in_force,
-            post_only=e.post_only, reduce_only=e.reduce_only, contingency=e.contingency,
-            linked_order_ids=tuple(e.linked_order_ids), parent_order_id=e.parent_order_id,
-            ts_submitted=e.ts_event,
-        )
-        self.orders[e.client_order_id] = order
-        self._open[e.client_order_id] = order
-
-    def _order(self, e: Any) -> Order | None:
-        order = self.orders.get(e.client_order_id)
-        if order is None:
-            log.warning("oms.unknown_order", event=type(e).__name__,
-                        client_order_id=e.client_order_id, venue=e.venue)
         return order
 
-    def _move(self, e: Any, trigger: str) -> Order | None:
-        order = self._order(e)
-        if order is None:
-            return None
-        order.apply(trigger)
-        order.ts_last = e.ts_event
-        if not order.is_open:
-            self._closed(order)
-        return order
+    def _request_of(self, order: Order, qty: Decimal) -> OrderRequest:
+        """A declared order's terms as a request of `qty` (its release)."""
+        d = self.book.declared[order.client_order_id]
+        return OrderRequest(
+            venue=d.venue, symbol=d.symbol, side=d.side, qty=qty, order_type=d.order_type,
+            price=d.price, trigger_price=d.trigger_price, time_in_force=d.time_in_force,
+            expire_ts=d.expire_ts, post_only=d.post_only, reduce_only=d.reduce_only,
+            trailing_offset=d.trailing_offset, parent_order_id=d.parent_order_id,
+            contingency=d.contingency, linked_order_ids=tuple(d.linked_order_ids))
 
-    def _on_rejected(self, e: OrderRejected) -> None:
-        if e.client_order_id not in self.orders:
-            self._note_id(e.client_order_id)  # refused by risk: never an open order
-            self._brackets.pop(e.client_order_id, None)
-            return
-        self._move(e, REJECT)
 
-    def _on_accepted(self, e: OrderAccepted) -> None:
-        order = self._order(e)
-        if order is None:
-            return
-        if order.state != "submitted":
-            return  # a late or repeated acknowledgement changes nothing
-        self._move(e, ACCEPT)
-        order.venue_order_id = e.venue_order_id
-
-    def _on_canceled(self, e: OrderCanceled) -> None:
-        order = self._order(e)
-        if order is not None and order.is_open:
-            self._move(e, CANCEL)
-
-    def _on_expired(self, e: OrderExpired) -> None:
-        order = self._order(e)
-        if order is not None and order.is_open:
-            self._move(e, EXPIRE)
-
-    def _on_amended(self, e: OrderAmended) -> None:
-        order = self._move(e, AMEND)
-        if order is not None:
-            order.qty = e.qty
-            if e.price is not None:
-                order.price = e.price
-            if e.trigger_price is not None:
-                order.trigger_price = e.trigger_price
-
-    def _on_cancel_requested(self, e: CancelOrder) -> None:
-        order = self.orders.get(e.client_order_id)
-        if order is not None:
-            order.cancel_pending = True
-
-    def _on_cancel_rejected(self, e: CancelRejected) -> None:
-        order = self.orders.get(e.client_order_id)
-        if order is not None:
-            order.cancel_pending = False
-        log.info("oms.cancel_rejected", client_order_id=e.client_order_id, reason=e.reason)
-
-    def _on_amend_rejected(self, e: AmendRejected) -> None:
-        log.info("oms.amend_rejected", client_order_id=e.client_order_id, reason=e.reason)
-
-    def has_fill(self, venue: str, trade_id: str) -> bool:
-        """True when a fill with this venue trade id was already applied (live
-        or folded from the journal): a live adapter never publishes it again."""
-        return (venue, trade_id) in self._seen_fills
-
-    def _on_fill(self, e: Fill) -> None:
-        key = (e.venue, e.trade_id)
-        if key in self._seen_fills:
-            return  # a venue repeating itself: one execution, one fill
-        self._seen_fills.add(key)
-        order = self._order(e)
-        if order is None:
-            return
-        try:
-            order.add_fill(e.qty, e.price)
-        except IllegalTransition:
-            log.error("oms.illegal_fill", client_order_id=e.client_order_id, state=order.state,
-                      qty=str(e.qty))
-            raise
-        order.ts_last = e.ts_event
-        if not order.is_open:
-            self._closed(order)
-        if order.contingency == OCO:
-            for other in order.linked_order_ids:
-                linked = self.orders.get(other)
-                if linked is not None and linked.is_open:
-                    self.cancel(linked.strategy_id, other,
-                                reason=f"OCO: {order.client_order_id} filled")
-        if order.state == "filled" and order.client_order_id in self._brackets:
-            stop, target = self._brackets.pop(order.client_order_id)
-            stop_id, target_id = order.linked_order_ids
-            self._submit(order.strategy_id, stop_id, stop)
-            self._submit(order.strategy_id, target_id, target)
-
-    def _closed(self, order: Order) -> None:
-        self._open.pop(order.client_order_id, None)
-        if order.state != "filled":
-            self._brackets.pop(order.client_order_id, None)
+def _terms(strategy_id: str, client_order_id: str, request: OrderRequest,
+           now: int) -> dict[str, Any]:
+    return dict(
+        ts_event=now, ts_recv=now, venue=request.venue, symbol=request.symbol,
+        strategy_id=strategy_id, client_order_id=client_order_id, side=request.side,
+        order_type=request.order_type, qty=request.qty, price=request.price,
+        trigger_price=request.trigger_price, time_in_force=request.time_in_force,
+        expire_ts=request.expire_ts, post_only=request.post_only,
+        reduce_only=request.reduce_only, trailing_offset=request.trailing_offset,
+        parent_order_id=request.parent_order_id, contingency=request.contingency,
+        linked_order_ids=list(request.linked_order_ids),
+    )
