@@ -389,6 +389,8 @@ def _check(config: Config) -> tuple[str, str] | None:
             )
         if strat.venue not in venues:
             return f"{at}.venue", f'unknown venue "{strat.venue}" (venues: {known})'
+        if problem := _check_id_length(at, strat, config.venues[venues[strat.venue]]):
+            return problem
         for j, symbol in enumerate(strat.symbols):
             if (strat.venue, symbol) not in symbols:
                 return f"{at}.symbols[{j}]", f'no instrument "{symbol}" on venue "{strat.venue}"'
@@ -397,6 +399,31 @@ def _check(config: Config) -> tuple[str, str] | None:
                 parse_interval(strat.bar_interval)
             except ValueError as exc:
                 return f"{at}.bar_interval", str(exc)
+    return None
+
+
+# The longest client order id each venue kind takes (Binance: newClientOrderId
+# matches ^[a-zA-Z0-9-_]{1,36}$), and the digits kept for the order number n.
+CLIENT_ID_LIMITS = {"binance": 36}
+ORDER_NUMBER_DIGITS = 10
+
+
+def _check_id_length(at: str, strat: StrategyConfig, venue: VenueConfig
+                     ) -> tuple[str, str] | None:
+    """A live daemon's ids are "<prefix>-<strategy id>-<n>": they must fit the venue's
+    limit for n up to ORDER_NUMBER_DIGITS digits (a paper strategy sends nothing)."""
+    from events.store import CLIENT_ID_PREFIX_LEN
+
+    limit = CLIENT_ID_LIMITS.get(venue.kind)
+    if limit is None or strat.paper:
+        return None
+    room = limit - CLIENT_ID_PREFIX_LEN - 2 - ORDER_NUMBER_DIGITS
+    if len(strat.id) > room:
+        return f"{at}.id", (
+            f"strategy id {strat.id!r} is {len(strat.id)} characters; on venue "
+            f'"{venue.name}" ({venue.kind}, client order ids of at most {limit}: '
+            f'"<{CLIENT_ID_PREFIX_LEN}-character prefix>-<id>-<order number>") '
+            f"use at most {room}")
     return None
 
 

@@ -247,7 +247,8 @@ class Kernel:
             from daemon.node import TradingNode
             from replay.clock import LiveClock
 
-            self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
+            self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False,
+                                    id_prefix=self.store.client_id_prefix())
             try:
                 self.alerts = Alerts(self.config.alerts, self.bus, time.time_ns)
             except ValueError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -55,6 +56,11 @@ class Manifest(msgspec.Struct, kw_only=True):
     # source fingerprint -> [first seq, last seq] of the import that wrote it, so
     # importing the same file again is recognised instead of doubling its rows
     imports: dict[str, list[int]] = {}
+    # Starts every client order id this data directory's daemon sends (random, made
+    # once, when a daemon first runs on it, and never changed), so two data directories
+    # trading one account never send the same id: a look-up by client order id can
+    # only find our own order. Lower-case letters and digits, CLIENT_ID_PREFIX_LEN.
+    client_id_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,17 @@ class Part:
     type: str
     number: int
     path: Path
+
+
+CLIENT_ID_PREFIX_LEN = 5
+_PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_client_id_prefix() -> str:
+    """A random prefix: a letter, then letters and digits (36^4 x 26 = 43 M values)."""
+    pick = secrets.choice
+    return pick(_PREFIX_ALPHABET[:26]) + "".join(
+        pick(_PREFIX_ALPHABET) for _ in range(CLIENT_ID_PREFIX_LEN - 1))
 
 
 def _date_of(ns: int) -> date:
@@ -216,6 +233,13 @@ class EventStore:
             for name in files:
                 if name.endswith(".tmp"):
                     os.unlink(os.path.join(dirpath, name))
+
+    def client_id_prefix(self) -> str:
+        """This data directory's client-order-id prefix, made (and saved) on first use."""
+        if not self.manifest.client_id_prefix:
+            self.manifest.client_id_prefix = new_client_id_prefix()
+            self._save_manifest()
+        return self.manifest.client_id_prefix
 
     # -- sequence --------------------------------------------------------------------
 

@@ -155,11 +155,18 @@ def paper_config(tmp_path: Path) -> Path:
 
 
 def intents(data: Path) -> list[tuple]:
+    """The order intents of a run, client order ids without the data directory's
+    prefix (a live daemon's ids carry it so they are unique on the account; a replay
+    sends nothing anywhere and numbers its orders plainly)."""
+    from events.store import read_manifest
+
+    prefix = read_manifest(data).client_id_prefix
+    strip = len(prefix) + 1 if prefix else 0
     rows = []
     for part in list_parts(data / "events", types=["OrderSubmitted"]):
         t = pq.read_table(part.path, columns=["seq", "client_order_id", "side", "order_type",
                                                "qty", "price"])
-        rows += [(r["seq"], r["client_order_id"], r["side"], r["order_type"], r["qty"], r["price"])
+        rows += [(r["seq"], r["client_order_id"][strip:], r["side"], r["order_type"], r["qty"], r["price"])
                  for r in t.to_pylist()]
     return [r[1:] for r in sorted(rows)]
 

@@ -357,3 +357,18 @@ def test_parse_control() -> None:
     for bad in ("localhost", "host:", ":80", "host:99999", "host:http"):
         with pytest.raises(ValueError, match="bad control address"):
             parse_control(bad)
+
+
+def test_a_strategy_id_must_leave_room_in_a_live_venues_client_order_ids(
+        tmp_path: Path) -> None:
+    """Issue 9, item 8: a 32-character strategy id overflowed Binance's 36-character
+    client order ids at order 1000. check-config knows the room: "<prefix>-<id>-<n>"."""
+    text = mutate('kind = "sim"', 'kind = "binance"')
+    ok = load_config(write(tmp_path, text.replace('id = "sma"', f'id = "{"s" * 19}"')))
+    assert ok.strategies[0].id == "s" * 19
+    cfg = write(tmp_path, text.replace('id = "sma"', f'id = "{"s" * 20}"'), "long.toml")
+    with pytest.raises(ConfigError, match=r"\$\.strategies\[0\]\.id: .*use at most 19"):
+        load_config(cfg)
+    paper = text.replace('id = "sma"', f'id = "{"s" * 32}"').replace(
+        'symbols = ["BTCUSDT"]', 'symbols = ["BTCUSDT"]\npaper = true')
+    assert load_config(write(tmp_path, paper, "paper.toml")).strategies[0].paper
