@@ -105,7 +105,7 @@ def match(order: SimOrder, t: Touch, model: str, slip: Slippage,
 def _take(order: SimOrder, px: Decimal, t: Touch, slip: Slippage,
           st: SymbolState) -> Execution | None:
     size = t.buy_size if order.buy else t.sell_size
-    qty = slip.cap(order.remaining, size, st.inst)
+    qty = slip.cap(order, size, st.inst)
     if qty <= 0:
         return None
     price = slip.price(order.buy, px, qty, size, st.half_spread(), t.kind == QUOTE, st.inst)
@@ -116,7 +116,7 @@ def _take_limit(order: SimOrder, limit: Decimal, t: Touch, slip: Slippage,
                 st: SymbolState) -> Execution | None:
     buy = order.buy
     size = t.buy_size if buy else t.sell_size
-    qty = slip.cap(order.remaining, size, st.inst)
+    qty = slip.cap(order, size, st.inst)
     if qty <= 0:
         return None
     px = t.ask if buy else t.bid
