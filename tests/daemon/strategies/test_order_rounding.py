@@ -81,6 +81,15 @@ def test_amend_of_an_order_adopted_from_the_oms_rounds_by_its_side(world: World)
     assert world.gateway.amends[-1] == (cid, {"qty": None, "price": D("100.01")})
 
 
+def test_amend_of_an_order_sent_through_the_gateway_itself_rounds_by_the_oms_side(
+        world: World) -> None:
+    a = started(world)
+    cid = a.ctx.gateway.submit(a.id, a.order_request("SELL", "BTCUSDT", 1, price=101))
+    assert not a.is_open(cid)  # the base class never saw it
+    a.amend(cid, price=100.001)
+    assert world.gateway.amends[-1] == (cid, {"qty": None, "price": D("100.01")})
+
+
 def test_a_bracket_s_exit_prices_round_for_the_exit_side(world: World) -> None:
     a = started(world)
     a.bracket("BUY", "BTCUSDT", 0.5, price=99.999, stop_price=95.001, target_price=110.001)
