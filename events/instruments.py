@@ -3,13 +3,33 @@
 Not an event: static reference data built from config (or a venue's
 exchangeInfo). Tick, step and min notional are Decimals so grid checks and
 rounding are exact.
+
+Rounding onto the grid depends on what the number is:
+
+- a market price (a trade, a quote) goes to the NEAREST tick (`round_price`):
+  it is an observation, not a promise to anyone;
+- an order's prices go to the tick in the order's own favour, never a worse
+  price than the strategy asked (`round_order_price`): a BUY limit rounds down,
+  a SELL limit up. Stop triggers follow the same rule: a buy stop rounds down
+  and a sell stop up, so a protective stop fires at the asked level or up to
+  one tick sooner, never later, and the loss it allows is never larger than
+  asked (the cost: it may fire on a move up to one tick smaller). A trailing
+  offset is a distance: it rounds DOWN (`round_offset`), for the same reason
+  (the trigger trails no farther from the best price than asked);
+- a quantity rounds down to the step (`round_qty`): never more than asked.
+
+Floats are taken as the decimal their repr shows (`to_decimal`), so a price a
+strategy computed in float arithmetic (100.00000000000001) rounds as that
+decimal: pass a Decimal or a str for an exact grid price.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import msgspec
+
+from events.orders import BUY, SELL
 
 TRADING = "TRADING"  # orders accepted
 CANCEL_ONLY = "CANCEL_ONLY"  # only cancels (Binance's status of that name)
@@ -53,9 +73,35 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         return qty > 0 and qty % self.step_size == 0
 
     def round_price(self, price: Decimal | float, rounding: str = ROUND_HALF_EVEN) -> Decimal:
-        """The nearest price on the tick grid."""
+        """The nearest price on the tick grid (a market price; `rounding` picks
+        another direction). An order's price goes through `round_order_price`."""
         p = to_decimal(price)
         return (p / self.tick_size).quantize(Decimal(1), rounding=rounding) * self.tick_size
+
+    def round_order_price(self, price: Decimal | float | int | str, side: str) -> Decimal:
+        """An order's limit price or stop trigger on the tick grid, never worse
+        for `side` than `price`: down for a BUY, up for a SELL. ValueError when
+        a BUY price is below one tick (it would round to 0) or `side` is
+        neither BUY nor SELL."""
+        if side == BUY:
+            rounded = self.round_price(to_decimal(price), ROUND_FLOOR)
+        elif side == SELL:
+            rounded = self.round_price(to_decimal(price), ROUND_CEILING)
+        else:
+            raise ValueError(f"side must be BUY or SELL, got {side!r}")
+        if rounded <= 0:
+            raise ValueError(f"price {price} rounds to {rounded} on {self.symbol}'s tick "
+                             f"{self.tick_size}")
+        return rounded
+
+    def round_offset(self, offset: Decimal | float | int | str) -> Decimal:
+        """A trailing offset (a distance) on the tick grid, rounded down: the
+        trigger never trails farther than asked. ValueError below one tick."""
+        rounded = self.round_price(to_decimal(offset), ROUND_FLOOR)
+        if rounded <= 0:
+            raise ValueError(f"trailing offset {offset} is below {self.symbol}'s tick "
+                             f"{self.tick_size}")
+        return rounded
 
     def round_qty(self, qty: Decimal | float) -> Decimal:
         """The largest quantity on the step grid not above `qty`."""

@@ -3,17 +3,33 @@ executes, and for how much. It always executes at its limit price, as maker.
 
     model         Trade at price p      Quote (ask a / bid b)     Bar (low l / high h)
     next          buy: p < L            buy: a < L                buy: l < L
-    conservative  (same as next: the market must trade THROUGH the limit)
+    conservative  buy: p <= L - tick:   buy: a <= L - tick:       buy: l <= L - tick:
+                  the trade's size      the ask's size            the bar's volume
     aggressive    buy: p <= L           buy: a <= L               buy: l <= L
     queue_aware   p < L: all; p == L:   a < L: all                l < L: all
                   the volume beyond
                   the queue ahead
-(sells mirror: p > L, b > L, h > L, or >= for aggressive.)
+(sells mirror: p > L, b > L, h > L, or >= for aggressive; conservative:
+p >= L + tick with the trade's size, b >= L + tick with the bid's size,
+h >= L + tick with the bar's volume.)
 
 "next" is the default: it fills market orders at the next price (see
 `matching`), and limit orders only when the market trades through them, as
-DESIGN.md asks of the simulated venue. Every model but queue_aware fills the
-whole remaining quantity at once.
+DESIGN.md asks of the simulated venue. next and aggressive fill the whole
+remaining quantity at once.
+
+conservative: never more favourable than next for any order. A resting limit
+fills only once the market trades at least one tick THROUGH it, and only for
+the volume seen there (rounded down to the step; the rest waits for the next
+event through it): a trade's size, the size displayed at the best price on the
+other side, or the whole bar's volume (a bar does not say how much of it
+traded beyond L; its volume is the most that could have). Market prices are
+on the tick grid (rounded to it on arrival), so "one tick through" is the
+strict trade-through of next; what differs is the quantity. Takers (market
+orders, crossing limits, triggered stops) execute on the same event as under
+next but pay the WORSE of the event's price and the last known opposite best
+(see `matching`). Like queue_aware's, each simulated order sees the whole
+traded size (they do not share it).
 
 queue_aware: an order that rests joins the back of the queue at its price. The
 queue ahead is the size displayed at that price when it rested (the top of
@@ -83,6 +99,8 @@ def resting_fill(model: str, order: SimOrder, t: Touch, st: SymbolState) -> Deci
     probe = t.buy_probe if buy else t.sell_probe
     if probe is None:
         return None
+    if model == CONSERVATIVE:
+        return _through_volume(order, t, st, probe, price)
     if probe < price if buy else probe > price:  # traded through
         return order.remaining
     if probe != price:
@@ -99,4 +117,17 @@ def resting_fill(model: str, order: SimOrder, t: Touch, st: SymbolState) -> Deci
         return None
     order.queue_ahead = _ZERO
     qty = min(order.remaining, st.inst.round_qty(size - queue))
+    return qty if qty > 0 else None
+
+
+def _through_volume(order: SimOrder, t: Touch, st: SymbolState, probe: Decimal,
+                    price: Decimal) -> Decimal | None:
+    """conservative: the volume traded at least one tick through `price`."""
+    tick = st.inst.tick_size
+    if probe > price - tick if order.buy else probe < price + tick:
+        return None
+    size = t.buy_size if order.buy else t.sell_size  # the other side's volume
+    if size is None:
+        return None
+    qty = min(order.remaining, st.inst.round_qty(size))
     return qty if qty > 0 else None

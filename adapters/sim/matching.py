@@ -1,11 +1,20 @@
 """Matching one order against one market event (see `market.Touch` for which
 price of a Trade, Quote/book or Bar each rule reads).
 
-Market orders (fill_model "next", and the same under every model): a market
-order executes at its first matching event, entirely, at that event's taker
-price: the trade price, the ask (buy) / bid (sell) of a quote, or a bar's open.
-The venue never matches an order against the event that was current when it
-was placed, so this is the NEXT price (no look-ahead).
+Market orders (fill_model "next", and the same under every model but
+conservative): a market order executes at its first matching event, entirely
+(unless the volume slippage model caps it), at that event's taker price: the
+trade price, the ask (buy) / bid (sell) of a quote, or a bar's open. The venue
+never matches an order against the event that was current when it was placed,
+so this is the NEXT price (no look-ahead).
+
+conservative: every taker execution (market orders, crossing limits,
+triggered stops) happens on the same event as under next, for the same
+quantity, but at the WORSE of that price and the last known opposite best
+when both are known (a buy pays max(trade price or bar open, ask), a sell gets
+min(trade price or bar open, bid); on a Quote or book event they are one
+price); a crossing limit still never beyond its limit. Slippage then applies
+as under next.
 
 Limit orders: on their first matching event a limit order that crosses is a
 taker. Once a Quote or book has been seen for the symbol, crossing means
@@ -44,7 +53,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from adapters.sim.fees import MAKER, TAKER
-from adapters.sim.fill_models import join_queue, resting_fill
+from adapters.sim.fill_models import CONSERVATIVE, join_queue, resting_fill
 from adapters.sim.market import QUOTE, SymbolState, Touch
 from adapters.sim.orders import SimOrder
 from adapters.sim.slippage import Slippage
@@ -78,45 +87,54 @@ def match(order: SimOrder, t: Touch, model: str, slip: Slippage,
             return None
         order.live = True
         if order.order_type != STOP_LIMIT:
-            return _take(order, base, t, slip, st)
+            return _take(order, base, t, model, slip, st)
         # the limit enters the book at the trigger moment: it crosses if the
         # price that triggered it is within the limit
         limit = order.price
         assert limit is not None
         join_queue(order, st)
         if limit >= base if order.buy else limit <= base:
-            return _take_limit(order, limit, t, slip, st)
+            return _take_limit(order, limit, t, model, slip, st)
         qty = resting_fill(model, order, t, st)
         return None if qty is None else Execution(qty, limit, MAKER)
     if order.takes:
         order.fresh = False
         px = t.buy_px if order.buy else t.sell_px
-        return None if px is None else _take(order, px, t, slip, st)
+        return None if px is None else _take(order, px, t, model, slip, st)
     limit = order.price
     assert limit is not None
     if order.fresh:
         order.fresh = False
         if crosses(order.buy, limit, t):
-            return _take_limit(order, limit, t, slip, st)
+            return _take_limit(order, limit, t, model, slip, st)
     qty = resting_fill(model, order, t, st)
     return None if qty is None else Execution(qty, limit, MAKER)
 
 
-def _take(order: SimOrder, px: Decimal, t: Touch, slip: Slippage,
+def _worse(buy: bool, a: Decimal, b: Decimal | None) -> Decimal:
+    """The worse of two prices for a taker (`b` unknown: `a`)."""
+    if b is None:
+        return a
+    return max(a, b) if buy else min(a, b)
+
+
+def _take(order: SimOrder, px: Decimal, t: Touch, model: str, slip: Slippage,
           st: SymbolState) -> Execution | None:
     size = t.buy_size if order.buy else t.sell_size
-    qty = slip.cap(order.remaining, size, st.inst)
+    qty = slip.cap(order, size, st.inst)
     if qty <= 0:
         return None
+    if model == CONSERVATIVE:
+        px = _worse(order.buy, px, t.ask if order.buy else t.bid)
     price = slip.price(order.buy, px, qty, size, st.half_spread(), t.kind == QUOTE, st.inst)
     return Execution(qty, price, TAKER)
 
 
-def _take_limit(order: SimOrder, limit: Decimal, t: Touch, slip: Slippage,
+def _take_limit(order: SimOrder, limit: Decimal, t: Touch, model: str, slip: Slippage,
                 st: SymbolState) -> Execution | None:
     buy = order.buy
     size = t.buy_size if buy else t.sell_size
-    qty = slip.cap(order.remaining, size, st.inst)
+    qty = slip.cap(order, size, st.inst)
     if qty <= 0:
         return None
     px = t.ask if buy else t.bid
@@ -127,6 +145,8 @@ def _take_limit(order: SimOrder, limit: Decimal, t: Touch, slip: Slippage,
         px = t.buy_px if buy else t.sell_px
         if px is None:
             return Execution(qty, limit, TAKER)
+    elif model == CONSERVATIVE:
+        px = _worse(buy, px, t.buy_px if buy else t.sell_px)
     price = slip.price(buy, px, qty, size, st.half_spread(), quoted, st.inst)
     return Execution(qty, min(price, limit) if buy else max(price, limit), TAKER)
 

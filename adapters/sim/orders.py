@@ -52,7 +52,7 @@ class SimOrder:
     __slots__ = ("sub", "client_order_id", "venue_order_id", "symbol", "side", "buy",
                  "order_type", "tif", "reduce_only", "qty", "price", "trigger", "offset",
                  "filled", "state", "live", "fresh", "queue_ahead", "extreme", "expire_ns",
-                 "reserve_ccy", "reserve_px", "reserved")
+                 "reserve_ccy", "reserve_px", "reserved", "allowance")
 
     def __init__(self, sub: OrderSubmitted, venue_order_id: str, expire_ns: int) -> None:
         self.sub = sub
@@ -82,6 +82,9 @@ class SimOrder:
         self.reserve_ccy = ""
         self.reserve_px = _ZERO
         self.reserved = _ZERO
+        # the "volume" slippage model: participation accrued from the volume
+        # seen since arrival and not yet taken (see `slippage.VolumeImpact`)
+        self.allowance = _ZERO
 
     @property
     def remaining(self) -> Decimal:

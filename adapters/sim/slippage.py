@@ -16,15 +16,23 @@ so slippage never improves a fill.
 - ``volume``: linear market impact. An execution of `qty`
   against an event showing `size` (a trade's size, the quoted size on the
   taker's side, or a bar's volume) moves the price by bps × qty / size basis
-  points (the full bps when the size is unknown). Each execution is capped at
-  `volume_limit_pct` % of that size (rounded down to the step); the rest of the
-  order waits for the next event, so large orders fill in parts.
+  points (the full bps when the size is unknown). Participation is capped per
+  order and accumulates across events: each event the order is matched on adds
+  `volume_limit_pct` % of its size to the order's allowance; the order takes
+  its allowance rounded down to the step (at most what remains) and carries
+  the rest to the next event. So an order never takes more than that share of
+  the volume seen since it arrived, and still completes in finite events on
+  any live market however small its trades are next to the step (a per-event
+  cap rounded down to the step would be 0 on every event). An event whose
+  size is unknown (or 0) does not cap the execution. Each simulated order sees
+  the whole volume (orders do not share it).
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from adapters.sim.orders import SimOrder
 from events.instruments import Instrument, to_decimal
 
 NONE = "none"
@@ -49,9 +57,12 @@ class Slippage:
 
     name = NONE
 
-    def cap(self, remaining: Decimal, size: Decimal | None, inst: Instrument) -> Decimal:
-        """How much of `remaining` one taker execution against `size` may fill."""
-        return remaining
+    def cap(self, order: SimOrder, size: Decimal | None, inst: Instrument) -> Decimal:
+        """How much of `order`'s remaining quantity one taker execution on an
+        event showing `size` fills (0: none on this event). The caller fills
+        exactly that, or closes the order (reduce-only, FOK): what a model
+        accrues or consumes in `order.allowance` here stays true."""
+        return order.remaining
 
     def price(self, buy: bool, px: Decimal, qty: Decimal, size: Decimal | None,
               half_spread: Decimal | None, on_book: bool, inst: Instrument) -> Decimal:
@@ -89,10 +100,13 @@ class VolumeImpact(Slippage):
         self.bps = to_decimal(bps)
         self.limit = to_decimal(volume_limit_pct) / Decimal(100)
 
-    def cap(self, remaining: Decimal, size: Decimal | None, inst: Instrument) -> Decimal:
+    def cap(self, order: SimOrder, size: Decimal | None, inst: Instrument) -> Decimal:
         if size is None or size <= 0:
-            return remaining  # nothing to measure participation against
-        return min(remaining, inst.round_qty(size * self.limit))
+            return order.remaining  # nothing to measure participation against
+        allowance = order.allowance + size * self.limit
+        qty = min(order.remaining, inst.round_qty(allowance))
+        order.allowance = allowance - qty
+        return qty
 
     def price(self, buy: bool, px: Decimal, qty: Decimal, size: Decimal | None,
               half_spread: Decimal | None, on_book: bool, inst: Instrument) -> Decimal:

@@ -12,9 +12,13 @@ Params: a subclass declares `Params`, a frozen msgspec Struct with
 `strategies[<id>].params.<key>`. Without `Params`, `self.params` is the raw dict.
 
 Quantities given as float are taken exactly (`to_decimal`: 0.1 is one tenth)
-and rounded DOWN to the instrument's step; prices are rounded to the nearest
-tick. A quantity that rounds to zero raises ValueError (a strategy bug, which
-the runtime turns into `StrategyStatus(failed)`), never a silent zero order.
+and rounded DOWN to the instrument's step. Prices go to the tick in the
+order's favour, never worse than asked (`Instrument.round_order_price`): a BUY
+limit or stop trigger rounds down, a SELL up (a protective stop may so fire
+up to one tick sooner, never later); a trailing offset rounds down to the
+tick. A quantity that rounds to zero (or a BUY price or an offset below one
+tick) raises ValueError (a strategy bug, which the runtime turns into
+`StrategyStatus(failed)`), never a silent zero order.
 
 The base class also follows its own orders' lifecycle events, so a strategy
 can ask `is_open(client_order_id)` / `has_open_orders()` without waiting on the
@@ -117,10 +121,11 @@ class StrategyContext:
 class _Order:
     """The base class's own view of one of its orders: enough to know when it is done."""
 
-    __slots__ = ("symbol", "qty", "filled")
+    __slots__ = ("symbol", "side", "qty", "filled")
 
-    def __init__(self, symbol: str, qty: Decimal) -> None:
+    def __init__(self, symbol: str, side: str, qty: Decimal) -> None:
         self.symbol = symbol
+        self.side = side  # an amend rounds its prices in this side's favour
         self.qty = qty
         self.filled = Decimal(0)
 
@@ -247,9 +252,9 @@ class Strategy:
             side=side,
             qty=self._round_qty(inst, qty),
             order_type=order_type,
-            price=None if price is None else inst.round_price(to_decimal(price)),
-            trigger_price=None if trigger is None else inst.round_price(to_decimal(trigger)),
-            trailing_offset=None if offset is None else inst.round_price(to_decimal(offset)),
+            price=None if price is None else self._round_price(inst, price, side),
+            trigger_price=None if trigger is None else self._round_price(inst, trigger, side),
+            trailing_offset=None if offset is None else self._round_offset(inst, offset),
             **kw,
         )
 
@@ -329,17 +334,28 @@ class Strategy:
         price: Number | None = None,
         trigger_price: Number | None = None,
     ) -> None:
-        """Change an open order's qty and/or prices (None keeps it), on the grid."""
-        order = self._orders.get(client_order_id)
-        inst = self._instrument_for(order.symbol if order is not None else self.symbols[0])
+        """Change an open order's qty and/or prices (None keeps it), on the grid
+        (prices in the order's favour, as `order_request` rounds them)."""
+        order: _Order | OrderView | None = self._orders.get(client_order_id)
+        if order is None:  # not tracked here (sent through the gateway itself?)
+            order = next((v for v in self.ctx.gateway.open_orders(self.id)
+                          if v.client_order_id == client_order_id), None)
+        if order is None:  # not open: the gateway refuses it in its own words
+            self.ctx.gateway.amend(
+                self.id, client_order_id, qty=None if qty is None else to_decimal(qty),
+                price=None if price is None else to_decimal(price),
+                trigger_price=None if trigger_price is None else to_decimal(trigger_price))
+            return
+        side = order.side
+        inst = self._instrument_for(order.symbol)
         self.ctx.gateway.amend(
             self.id,
             client_order_id,
             qty=None if qty is None else self._round_qty(inst, qty),
-            price=None if price is None else inst.round_price(to_decimal(price)),
+            price=None if price is None else self._round_price(inst, price, side),
             trigger_price=None
             if trigger_price is None
-            else inst.round_price(to_decimal(trigger_price)),
+            else self._round_price(inst, trigger_price, side),
         )
 
     def cancel_all(self, symbol: str | None = None) -> int:
@@ -388,13 +404,25 @@ class Strategy:
             )
         return rounded
 
+    def _round_price(self, inst: Instrument, price: Number, side: str) -> Decimal:
+        try:
+            return inst.round_order_price(to_decimal(price), side)
+        except ValueError as exc:
+            raise ValueError(f"{self.id}: {exc}") from None
+
+    def _round_offset(self, inst: Instrument, offset: Number) -> Decimal:
+        try:
+            return inst.round_offset(to_decimal(offset))
+        except ValueError as exc:
+            raise ValueError(f"{self.id}: {exc}") from None
+
     def _check_request(self, request: OrderRequest) -> None:
         if request.venue != self.venue:
             raise ValueError(f"{self.id}: order for venue {request.venue!r}, not {self.venue!r}")
         self._instrument_for(request.symbol)
 
     def _track(self, cid: str, request: OrderRequest) -> _Order | None:
-        order = _Order(request.symbol, request.qty)
+        order = _Order(request.symbol, request.side, request.qty)
         self._orders[cid] = order
         for event in self._early.pop(cid, ()):
             self._apply_order_event(event)
@@ -407,7 +435,7 @@ class Strategy:
         working = getattr(gateway, "working_orders", None)
         views = working(self.id) if working is not None else gateway.open_orders(self.id)
         for view in views:
-            order = _Order(view.symbol, view.qty)
+            order = _Order(view.symbol, view.side, view.qty)
             order.filled = view.filled_qty
             self._orders[view.client_order_id] = order
 

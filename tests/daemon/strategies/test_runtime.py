@@ -363,7 +363,7 @@ def test_bracket_and_oco_requests(world: World) -> None:
     reqs = [r for _, r in world.gateway.submitted]
     assert [(r.side, r.order_type, r.price, r.trigger_price, r.reduce_only) for r in reqs] == [
         ("BUY", "MARKET", None, None, False),
-        ("SELL", "STOP_MARKET", None, Decimal("95.00"), True),
+        ("SELL", "STOP_MARKET", None, Decimal("95.01"), True),  # a sell stop rounds up
         ("SELL", "LIMIT", Decimal("110.00"), None, True)]
     assert not a.is_open(entry) and a.is_open(stop) and a.is_open(target)
     x, y = a.oco(a.order_request("SELL", "BTCUSDT", 0.1, price=120),
