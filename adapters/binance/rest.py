@@ -360,17 +360,18 @@ class BinanceRest:
         self, symbol: str, from_id: int | None = None, limit: int | None = None,
         order_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """GET /api/v3/myTrades for `symbol`: one order's (`order_id`), or from
-        trade id `from_id` on."""
+        """GET /api/v3/myTrades for `symbol` (or one order's, `order_id`): at most
+        `limit` trades (Binance: 500 by default, 1000 at most), those from trade id
+        `from_id` on, or without it the most recent ones. Page with `fromId`
+        (`reconcile.order_trades`) to read them all."""
         params = [("symbol", symbol)]
         if order_id is not None:
             params.append(("orderId", str(order_id)))
-            return await self._request("GET", "/api/v3/myTrades", params, signed=True,
-                                       weight=W_MY_TRADES_BY_ORDER)
         if from_id is not None:
             params.append(("fromId", str(from_id)))
         if limit is not None:
             params.append(("limit", str(limit)))
-        return await self._request("GET", "/api/v3/myTrades", params, signed=True,
-                                   weight=W_MY_TRADES)
+        return await self._request(
+            "GET", "/api/v3/myTrades", params, signed=True,
+            weight=W_MY_TRADES if order_id is None else W_MY_TRADES_BY_ORDER)
 
