@@ -21,7 +21,7 @@ Category = Literal[
     "clock",  # -1021: resync server time, then retry once
     "auth",  # key, signature or permission problem: stop, fix the config
     "cancel_rejected",  # -2011: the cancel was refused (unknown or no longer open)
-    "not_found",  # -2013: the queried order does not exist
+    "not_found",  # -2013: the queried order does not exist; -2026: it ended unfilled, archived
 ]
 
 # code -> (name, category), from the protocol doc §4 / errors.md.
@@ -42,7 +42,9 @@ ERRORS: dict[int, tuple[str, Category]] = {
     -2013: ("NO_SUCH_ORDER", "not_found"),
     -2014: ("BAD_API_KEY_FMT", "auth"),
     -2015: ("REJECTED_MBX_KEY", "auth"),
-    -2026: ("ORDER_ARCHIVED", "not_found"),  # older than 90 days: gone for queries
+    # "Order was canceled or expired with no executed qty over 90 days ago and has
+    # been archived" (errors.md): for our order, proof that it ended unfilled.
+    -2026: ("ORDER_ARCHIVED", "not_found"),
     -2039: ("CLIENT_ORDER_ID_INVALID", "reject"),  # orderId/clientOrderId mismatch
 }
 

@@ -8,11 +8,17 @@ translator (and duplicate rules) as the live stream:
 1. Every order our OMS holds open on this venue is looked up by its client
    order id (`GET /api/v3/order`):
    - found: its acceptance, every fill we have not recorded (`myTrades` by
-     order id) and its end (canceled, expired) are published;
-   - not found (-2013): the placement never reached Binance, so nothing can
+     order id, paged with `fromId`: a page holds at most 1000 trades) and its
+     end (canceled, expired) are published; one still open at Binance is
+     listed in `still_open` (the venue sends again a cancel that was pending);
+   - -2013 NO_SUCH_ORDER: the placement never reached Binance, so nothing can
      fill it: `OrderRejected(check="reconcile", code="-2013")`;
+   - -2026 ORDER_ARCHIVED: Binance had it, and it was canceled or expired with
+     nothing executed, then archived ("Order was canceled or expired with no
+     executed qty over 90 days ago and has been archived", errors.md): its end
+     is published, `OrderCanceled(reason="-2026 ORDER_ARCHIVED ...")`;
    - any other error: the order stays unresolved (the account stays REDUCING)
-     and the next pass tries again.
+     and is looked up again with backoff.
    An order with a request still in flight in this process is left to it.
 2. Orders open at Binance that the OMS does not know are reported in the diff
    and left alone: they are not ours (another client, a manual order, or a
@@ -33,13 +39,15 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from adapters.binance.errors import BinanceError
-from adapters.binance.rest_events import order_events
+from adapters.binance.rest_events import OPEN_STATUSES, order_events
 from adapters.binance.user_stream import UserStreamTranslator
 from events.base import Event
-from events.orders import Fill, OrderRejected
+from events.orders import Fill, OrderCanceled, OrderRejected
 from events.state import BalanceChanged
 
-NOT_FOUND = -2013
+NOT_FOUND = -2013  # NO_SUCH_ORDER: Binance never received the order
+ARCHIVED = -2026  # ORDER_ARCHIVED: canceled or expired with nothing executed, archived
+TRADES_PAGE = 1000  # myTrades' largest page (the default is 500)
 
 
 class OrderLike(Protocol):
@@ -66,17 +74,44 @@ class Outcome:
     diff: list[str] = field(default_factory=list)
     unresolved: dict[str, str] = field(default_factory=dict)  # client id -> why
     foreign: list[str] = field(default_factory=list)  # open at Binance, unknown to us
+    still_open: list[str] = field(default_factory=list)  # ours, open at Binance
+
+
+@dataclass
+class Lookup:
+    """What one look-up of our order found: the events we had missed, and
+    whether it is still open at Binance."""
+
+    events: list[Event]
+    open: bool
+
+
+async def order_trades(rest: RestLike, symbol: str, order_id: int,
+                       page: int = TRADES_PAGE) -> list[dict[str, Any]]:
+    """Every trade of one order, oldest first. `myTrades` answers at most `page`
+    trades (without `fromId`, the most recent ones), so it is walked from trade
+    id 0 with `fromId` until a page comes back short."""
+    out: list[dict[str, Any]] = []
+    from_id = 0
+    while True:
+        batch = await rest.my_trades(symbol, from_id=from_id, limit=page, order_id=order_id)
+        out += batch
+        if len(batch) < page:
+            return out
+        from_id = int(batch[-1]["id"]) + 1
 
 
 async def resolve_order(rest: RestLike, tr: UserStreamTranslator, order: OrderLike,
-                        ts_recv: Callable[[], int]) -> list[Event]:
+                        ts_recv: Callable[[], int]) -> Lookup:
     """Everything Binance knows of one of our orders that we have not published.
-    Raises BinanceError (-2013 when Binance never received it)."""
+    Raises BinanceError: -2013 when Binance never received it, -2026 when it
+    ended with nothing executed and was archived (see `ended_unseen`)."""
     found = await rest.get_order(order.symbol, order.client_order_id)
     trades: list[dict[str, Any]] = []
     if Decimal(found.get("executedQty", "0")) > 0:
-        trades = await rest.my_trades(order.symbol, order_id=int(found["orderId"]))
-    return order_events(tr, found, ts_recv(), trades)
+        trades = await order_trades(rest, order.symbol, int(found["orderId"]))
+    return Lookup(order_events(tr, found, ts_recv(), trades),
+                  found.get("status", "") in OPEN_STATUSES)
 
 
 def never_arrived(order: OrderLike, now: int, why: str) -> OrderRejected:
@@ -85,6 +120,27 @@ def never_arrived(order: OrderLike, now: int, why: str) -> OrderRejected:
         strategy_id=order.strategy_id, client_order_id=order.client_order_id,
         reason=why, check="reconcile", code=str(NOT_FOUND), side=order.side,
         order_type=order.order_type, qty=order.qty)
+
+
+def archived(order: OrderLike, now: int) -> OrderCanceled:
+    """The end of an order Binance archived: it existed and was canceled or
+    expired with nothing executed (so no fill is missing)."""
+    return OrderCanceled(
+        ts_event=now, ts_recv=now, venue=order.venue, symbol=order.symbol,
+        strategy_id=order.strategy_id, client_order_id=order.client_order_id,
+        reason=f"{ARCHIVED} ORDER_ARCHIVED: Binance archived it (canceled or expired "
+               "with nothing executed)")
+
+
+def ended_unseen(order: OrderLike, exc: BinanceError, now: int, why: str) -> Event | None:
+    """What a refused look-up of our order proves: -2013, it never reached
+    Binance (`OrderRejected` saying `why`); -2026, it ended with nothing
+    executed (`OrderCanceled`); anything else proves nothing (None)."""
+    if exc.code == NOT_FOUND:
+        return never_arrived(order, now, why)
+    if exc.code == ARCHIVED:
+        return archived(order, now)
+    return None
 
 
 async def reconcile(rest: RestLike, tr: UserStreamTranslator, venue: str,
@@ -99,21 +155,27 @@ async def reconcile(rest: RestLike, tr: UserStreamTranslator, venue: str,
         if cid in in_flight:
             continue
         try:
-            events = await resolve_order(rest, tr, order, now_ns)
+            found = await resolve_order(rest, tr, order, now_ns)
         except BinanceError as exc:
-            if exc.code == NOT_FOUND:
-                now = now_ns()
-                out.events.append(never_arrived(
-                    order, now, "not found at Binance on reconciliation: never placed"))
+            end = ended_unseen(order, exc, now_ns(),
+                               "not found at Binance on reconciliation: never placed")
+            if end is None:
+                out.unresolved[cid] = str(exc)
+                out.diff.append(f"{cid} {order.symbol}: cannot query ({exc}) -> unresolved")
+            elif exc.code == NOT_FOUND:
+                out.events.append(end)
                 out.diff.append(f"{cid} {order.symbol}: open here, unknown to Binance "
                                 "-> rejected (never placed)")
             else:
-                out.unresolved[cid] = str(exc)
-                out.diff.append(f"{cid} {order.symbol}: cannot query ({exc}) -> unresolved")
+                out.events.append(end)
+                out.diff.append(f"{cid} {order.symbol}: open here, archived by Binance "
+                                f"({exc.code}: ended with nothing executed) -> canceled")
             continue
-        for e in events:
+        for e in found.events:
             out.diff.append(f"{cid} {order.symbol}: {_describe(e)}")
-        out.events += events
+        out.events += found.events
+        if found.open:
+            out.still_open.append(cid)
     for symbol in symbols:
         for theirs in await rest.open_orders(symbol):
             cid = theirs.get("clientOrderId", "")

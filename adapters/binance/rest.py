@@ -77,8 +77,11 @@ class UnknownOutcome(BinanceError):
     response arrived."""
 
     def __init__(self, client_order_id: str, status: int = 0, code: int | None = None,
-                 msg: str = "") -> None:
+                 msg: str = "", timestamp_ms: int | None = None) -> None:
         self.client_order_id = client_order_id
+        # the request's `timestamp` (server clock): Binance refuses it once
+        # `recvWindow` has passed since, so a later "not found" is final
+        self.timestamp_ms = timestamp_ms
         super().__init__(status, code, msg)
         self.category = "unknown"
 
@@ -245,8 +248,9 @@ class BinanceRest:
             # Wait for the limiter before stamping, so a long wait cannot eat
             # the recvWindow; nothing is awaited between this and the send.
             await self._wait_for_limits(weight, is_order)
+            stamp = self.server_time_ms()
             if signed:
-                full = [*params, ("timestamp", str(self.server_time_ms())),
+                full = [*params, ("timestamp", str(stamp)),
                         ("recvWindow", str(self.recv_window_ms))]
                 assert signer is not None
                 query = sign_rest(signer, full)
@@ -258,8 +262,8 @@ class BinanceRest:
                 )
             except (TimeoutError, aiohttp.ClientError) as e:
                 if client_order_id is not None:
-                    raise UnknownOutcome(client_order_id, 0, None,
-                                         f"{type(e).__name__}: {e}") from e
+                    raise UnknownOutcome(client_order_id, 0, None, f"{type(e).__name__}: {e}",
+                                         timestamp_ms=stamp) from e
                 raise
             if 200 <= status < 300:
                 return msgspec.json.decode(raw) if decode else raw
@@ -269,7 +273,8 @@ class BinanceRest:
                 await self.sync_time()
                 continue
             if client_order_id is not None and err.category == "unknown":
-                raise UnknownOutcome(client_order_id, err.status, err.code, err.msg)
+                raise UnknownOutcome(client_order_id, err.status, err.code, err.msg,
+                                     timestamp_ms=stamp)
             if (err.category == "retry_after" and status == 429 and not is_order
                     and busy_retries < self.max_retry_after):
                 busy_retries += 1
@@ -360,17 +365,18 @@ class BinanceRest:
         self, symbol: str, from_id: int | None = None, limit: int | None = None,
         order_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """GET /api/v3/myTrades for `symbol`: one order's (`order_id`), or from
-        trade id `from_id` on."""
+        """GET /api/v3/myTrades for `symbol` (or one order's, `order_id`): at most
+        `limit` trades (Binance: 500 by default, 1000 at most), those from trade id
+        `from_id` on, or without it the most recent ones. Page with `fromId`
+        (`reconcile.order_trades`) to read them all."""
         params = [("symbol", symbol)]
         if order_id is not None:
             params.append(("orderId", str(order_id)))
-            return await self._request("GET", "/api/v3/myTrades", params, signed=True,
-                                       weight=W_MY_TRADES_BY_ORDER)
         if from_id is not None:
             params.append(("fromId", str(from_id)))
         if limit is not None:
             params.append(("limit", str(limit)))
-        return await self._request("GET", "/api/v3/myTrades", params, signed=True,
-                                   weight=W_MY_TRADES)
+        return await self._request(
+            "GET", "/api/v3/myTrades", params, signed=True,
+            weight=W_MY_TRADES if order_id is None else W_MY_TRADES_BY_ORDER)
 

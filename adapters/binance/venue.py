@@ -9,23 +9,27 @@
   sync (re)starts from a REST snapshot, and a sequence gap triggers a resync
   (`VenueStatus` resyncing). A stale or lost feed holds the account REDUCING
   until messages flow again.
-- Orders: `OrderSubmitted` / `CancelOrder` for this venue become REST calls,
-  each in its own task (the bus handler never waits on the network). A
-  placement whose outcome is unknown is never resent: the order is held
-  (account REDUCING) and looked up by client order id until Binance answers.
-  Binance's refusals become `OrderRejected` / `CancelRejected` with its code.
+- Orders (`adapters.binance.order_path`, the base class): `OrderSubmitted` /
+  `CancelOrder` for this venue become REST calls, each in its own task (the
+  bus handler never waits on the network). A placement whose outcome is
+  unknown is never resent: the order is held (account REDUCING) and looked up
+  by client order id, backing off, with an `order_unresolved` alert once it
+  has been unresolved for `unresolved_alert_after_s`. Binance's refusals
+  become `OrderRejected` / `CancelRejected` with its code.
 - Fills and order states come from the WS-API user stream and from REST
   answers, both through one `UserStreamTranslator`; an event the OMS already
   holds (a fill by trade id, a repeated acceptance) is not published again, so
   restarts and replays of the stream double nothing.
 - Reconciliation (`adapters.binance.reconcile`) runs on every user-stream
   (re)subscription; until the first one succeeds the risk engine refuses every
-  order for this venue. With `trade = false` only market data is recorded.
+  order for this venue. A cancel still pending for an order Binance has open
+  is sent again. With `trade = false` only market data is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
@@ -38,65 +42,42 @@ from adapters.binance.book import Action, BookSync
 from adapters.binance.endpoints import Endpoints
 from adapters.binance.errors import BinanceError
 from adapters.binance.market_ws import MarketDataStream
+from adapters.binance.order_path import TRANSPORT_ERRORS, OrderPath, order_params
 from adapters.binance.parse import parse_depth_snapshot
 from adapters.binance.ratelimit import RateLimiter
-from adapters.binance.reconcile import NOT_FOUND, never_arrived, reconcile, resolve_order
-from adapters.binance.rest import BinanceRest, UnknownOutcome
-from adapters.binance.rest_events import order_events
+from adapters.binance.reconcile import reconcile
+from adapters.binance.rest import BinanceRest
 from adapters.binance.signing import Credentials
+from adapters.binance.unresolved import RetryPolicy
 from adapters.binance.user_stream import UserStreamTranslator
 from adapters.binance.user_ws import UserDataStream
 from events.base import Event
 from events.bus import Bus
 from events.instruments import Instrument
 from events.market import BookDelta, BookSnapshot
-from events.orders import (
-    AmendOrder,
-    AmendRejected,
-    CancelOrder,
-    CancelRejected,
-    Fill,
-    OrderAccepted,
-    OrderCanceled,
-    OrderExpired,
-    OrderRejected,
-    OrderSubmitted,
-)
-from events.state import BalanceChanged
+from events.orders import AmendOrder, CancelOrder, OrderSubmitted
 from events.system import CONNECTED, RESYNCING, VenueStatus
 
 log = structlog.get_logger("tapeloop.binance")
 
-UNRESOLVED_RETRY_S = 1.0  # between lookups of an order whose placement outcome is unknown
 RECONCILE_RETRY_S = 2.0
 
-
-def order_params(e: OrderSubmitted) -> dict[str, Any]:
-    """Our order as Binance Spot `POST /api/v3/order` parameters; ValueError
-    for what Spot cannot express."""
-    tif = e.time_in_force
-    if e.order_type == "MARKET":
-        return {"type": "MARKET", "quantity": e.qty}
-    if tif not in ("GTC", "IOC", "FOK"):
-        raise ValueError(f"time_in_force {tif} is not available on Binance Spot")
-    if e.order_type == "LIMIT":
-        if e.post_only:
-            return {"type": "LIMIT_MAKER", "quantity": e.qty, "price": e.price}
-        return {"type": "LIMIT", "quantity": e.qty, "price": e.price, "time_in_force": tif}
-    if e.order_type == "STOP_MARKET":
-        return {"type": "STOP_LOSS", "quantity": e.qty, "stop_price": e.trigger_price}
-    if e.order_type == "STOP_LIMIT":
-        return {"type": "STOP_LOSS_LIMIT", "quantity": e.qty, "price": e.price,
-                "stop_price": e.trigger_price, "time_in_force": tif}
-    raise ValueError(f"order type {e.order_type} is not supported by the Binance Spot adapter")
+__all__ = ["BinanceVenue", "order_params"]
 
 
-class BinanceVenue:
+class BinanceVenue(OrderPath):
+    """One Binance Spot account and its symbols on the bus; see the module docstring."""
+
     def __init__(self, name: str, instruments: list[Instrument], bus: Bus, *,
                  endpoints: Endpoints, credentials: Credentials | None, oms: Any, risk: Any,
                  trade: bool = True, streams: list[str] | tuple[str, ...] | None = None,
                  depth_limit: int = 1000, stale_after_s: float = 10.0,
-                 recv_window_ms: int = 5000, now_ns: Callable[[], int] = time.time_ns) -> None:
+                 recv_window_ms: int = 5000, now_ns: Callable[[], int] = time.time_ns,
+                 unresolved_alert_after_s: float = 30.0,
+                 retry_policy: RetryPolicy | None = None) -> None:
+        """`unresolved_alert_after_s`: alert once an order's outcome has been
+        unknown this long. `retry_policy`: the pace of look-ups and resent
+        cancels (1 s doubling to 30 s) and of repeated alerts (every 300 s)."""
         if trade and credentials is None:
             raise ValueError(f"venue {name!r} trades but has no credentials")
         self.name = self.venue = name
@@ -131,8 +112,9 @@ class BinanceVenue:
         # alert(kind, message, **context): set by the kernel (daemon.alerts)
         self.alert: Callable[..., object] | None = None
         self.reconciled = 0  # successful reconciliation passes
-        self.in_flight: set[str] = set()  # client ids with a placement awaiting its answer
-        self._unresolved: set[str] = set()
+        self.retry_policy = dataclasses.replace(retry_policy or RetryPolicy(),
+                                                alert_after_s=unresolved_alert_after_s)
+        self._init_order_path()
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._market_down = False  # the market stream dropped since it last connected
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -169,7 +151,7 @@ class BinanceVenue:
                 await self.rest.sync_time()
                 instruments, limits = await self.rest.exchange_info(self.name)
                 break
-            except (BinanceError, OSError, TimeoutError) as exc:
+            except (BinanceError, *TRANSPORT_ERRORS) as exc:
                 log.warning("binance.unreachable", venue=self.name, rest=self.endpoints.rest,
                             error=str(exc) or repr(exc), retry_s=delay)
                 await asyncio.sleep(delay)
@@ -252,7 +234,7 @@ class BinanceVenue:
         while sync.needs_snapshot():
             try:
                 raw = await self.rest.depth(symbol, self.depth_limit)
-            except (BinanceError, OSError, TimeoutError) as exc:
+            except (BinanceError, *TRANSPORT_ERRORS) as exc:
                 log.warning("binance.snapshot_failed", venue=self.name, symbol=symbol,
                             error=str(exc))
             else:
@@ -271,130 +253,7 @@ class BinanceVenue:
             await asyncio.sleep(delay)  # the stream has not caught up with the snapshot yet
             delay = min(delay * 2, 5.0)
 
-    # -- orders out ----------------------------------------------------------------------
-
-    def _on_submitted(self, e: OrderSubmitted) -> None:
-        if e.venue == self.name:
-            self.in_flight.add(e.client_order_id)
-            self._spawn(self._place(e))
-
-    def _on_cancel(self, e: CancelOrder) -> None:
-        if e.venue == self.name:
-            self._spawn(self._cancel(e))
-
-    def _on_amend(self, e: AmendOrder) -> None:
-        if e.venue == self.name:
-            now = self.now_ns()
-            self.publish(AmendRejected(
-                ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol,
-                strategy_id=e.strategy_id, client_order_id=e.client_order_id,
-                reason="amend is not supported on Binance Spot: cancel and place anew"))
-
-    async def _place(self, e: OrderSubmitted) -> None:
-        cid = e.client_order_id
-        try:
-            try:
-                params = order_params(e)
-            except ValueError as exc:
-                self._reject(e, str(exc), "")
-                return
-            resp = await self.rest.new_order(e.symbol, e.side, new_client_order_id=cid,
-                                             new_order_resp_type="FULL", **params)
-        except UnknownOutcome as exc:
-            log.warning("binance.order_unknown_outcome", venue=self.name, client_order_id=cid,
-                        error=str(exc))
-            self.in_flight.discard(cid)
-            await self._resolve(e)
-            return
-        except BinanceError as exc:
-            self._reject(e, exc.msg or str(exc), str(exc.code if exc.code is not None
-                                                      else exc.status))
-            return
-        finally:
-            self.in_flight.discard(cid)
-        self._publish_orders(order_events(self.translator, resp, self.now_ns()))
-
-    def _reject(self, e: OrderSubmitted, reason: str, code: str) -> None:
-        now = self.now_ns()
-        self.publish(OrderRejected(
-            ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol, strategy_id=e.strategy_id,
-            client_order_id=e.client_order_id, reason=reason, check="venue", code=code,
-            side=e.side, order_type=e.order_type, qty=e.qty))
-
-    async def _resolve(self, e: Any) -> None:
-        """Ask Binance for an order whose placement outcome is unknown, until it
-        answers; the account is REDUCING meanwhile. Never resends it."""
-        cid = e.client_order_id
-        key = f"{self.name}:order:{cid}"
-        self._unresolved.add(cid)
-        self.risk.hold(key, f"order {cid} on {self.name}: outcome unknown")
-        try:
-            while True:
-                await asyncio.sleep(UNRESOLVED_RETRY_S)
-                try:
-                    events = await resolve_order(self.rest, self.translator, e, self.now_ns)
-                except BinanceError as exc:
-                    if exc.code == NOT_FOUND:
-                        self.publish(never_arrived(e, self.now_ns(),
-                                                   "placement outcome unknown; not at Binance"))
-                        break
-                    log.warning("binance.order_lookup_failed", client_order_id=cid,
-                                error=str(exc))
-                    continue
-                except (OSError, TimeoutError) as exc:
-                    log.warning("binance.order_lookup_failed", client_order_id=cid,
-                                error=repr(exc))
-                    continue
-                self._publish_orders(events)
-                log.info("binance.order_resolved", client_order_id=cid, events=len(events))
-                break
-        finally:
-            self._unresolved.discard(cid)
-            self.risk.release(key, f"order {cid} resolved")
-
-    async def _cancel(self, e: CancelOrder) -> None:
-        try:
-            resp = await self.rest.cancel_order(e.symbol, e.client_order_id)
-        except BinanceError as exc:
-            now = self.now_ns()
-            self.publish(CancelRejected(
-                ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol,
-                strategy_id=e.strategy_id, client_order_id=e.client_order_id,
-                reason=exc.msg or str(exc), code=str(exc.code)))
-            return
-        except (OSError, TimeoutError) as exc:
-            # The cancel may or may not have happened: the user stream (or the
-            # next reconciliation) says which. The order stays as it is.
-            log.warning("binance.cancel_unknown_outcome", client_order_id=e.client_order_id,
-                        error=repr(exc))
-            return
-        resp = {**resp, "clientOrderId": resp.get("origClientOrderId", e.client_order_id)}
-        self._publish_orders(order_events(self.translator, resp, self.now_ns()))
-
     # -- fills and states in --------------------------------------------------------------
-
-    def _publish_orders(self, events: list[Event]) -> None:
-        """Publish what the OMS does not hold yet; events of foreign orders are dropped."""
-        oms = self.oms
-        for event in events:
-            if type(event) is BalanceChanged:
-                b: Any = event
-                self.balances[b.currency] = (b.free, b.locked)
-                self.publish(event)
-                continue
-            order = oms.orders.get(getattr(event, "client_order_id", ""))
-            if order is None:
-                log.info("binance.foreign_order_event", event=type(event).__name__,
-                         client_order_id=getattr(event, "client_order_id", ""))
-                continue
-            cls = type(event)
-            if cls is Fill and oms.has_fill(self.name, event.symbol, event.trade_id):  # type: ignore[attr-defined]
-                continue
-            if cls is OrderAccepted and order.state != "submitted":
-                continue
-            if cls in (OrderCanceled, OrderExpired, OrderRejected) and not order.is_open:
-                continue
-            self.publish(event)
 
     def _on_user_frame(self, raw: bytes, ts_recv: int) -> None:
         try:
@@ -403,7 +262,7 @@ class BinanceVenue:
             log.warning("binance.bad_user_event", venue=self.name, error=str(exc),
                         payload=raw[:200].decode("utf-8", "replace"))
             return
-        self._publish_orders(events)
+        self.publish_orders(events)
         for delta in self.translator.drain_balance_deltas():
             log.info("binance.balance_delta", venue=self.name, currency=delta.currency,
                      delta=str(delta.delta))
@@ -419,14 +278,14 @@ class BinanceVenue:
                 outcome = await reconcile(
                     self.rest, self.translator, self.name, self._our_open(), self.symbols,
                     self.balances, self.now_ns, self.in_flight | self._unresolved)
-            except (BinanceError, OSError, TimeoutError) as exc:
+            except (BinanceError, *TRANSPORT_ERRORS) as exc:
                 log.warning("binance.reconcile_failed", venue=self.name, session=session,
                             error=str(exc), retry_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
             break
-        self._publish_orders(outcome.events)
+        self.publish_orders(outcome.events)
         for line in outcome.diff:
             log.warning("binance.reconcile_diff", venue=self.name, diff=line)
         if outcome.diff and self.alert is not None:
@@ -437,6 +296,7 @@ class BinanceVenue:
         for cid in outcome.unresolved:
             if cid not in self._unresolved:
                 self._spawn(self._resolve(self.oms.orders[cid]))
+        self.resend_pending_cancels(outcome.still_open)
         self.reconciled += 1
         log.info("binance.reconciled", venue=self.name, session=session,
                  differences=len(outcome.diff), unresolved=len(outcome.unresolved))

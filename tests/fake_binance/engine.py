@@ -22,6 +22,8 @@ Rules (protocol doc §6, errors.md):
 - Balances: a resting BUY locks price x qty of the quote asset, a SELL locks qty
   of the base; fills move them; commission is 0.1 % of the received asset.
 - STOP_LOSS / TAKE_PROFIT orders are accepted and rest, never triggered.
+- Archiving (`archive`): Binance archives an order canceled or expired with no
+  executed quantity after 90 days; only such an order can be archived here.
 Each order change emits an `executionReport` (new execution id `I`) followed by
 an `outboundAccountPosition` of the symbol's two assets.
 """
@@ -113,6 +115,16 @@ class Exchange:
             market.commit()
             if trade is not None:
                 self._match_resting(market, trade)
+
+    def crowd_trades(self, symbol: str, price: Decimal, qty: Decimal, n: int) -> None:
+        """The crowd prints `n` trades of `qty` at `price` (taker on the side that
+        crosses it); each fills the resting orders it reaches, as a tick's does."""
+        market = self.markets[symbol]
+        mid = market.mid()
+        taker = "SELL" if price <= mid else "BUY"
+        for _ in range(n):
+            trade_id = market.record_trade(price, qty, buyer_maker=taker == "SELL")
+            self._match_resting(market, PublicTrade(price, qty, taker, trade_id))
 
     def set_price(self, symbol: str, best_bid: Decimal) -> None:
         """Move a market so its best bid is `best_bid` (one depth update)."""
@@ -223,6 +235,14 @@ class Exchange:
             raise ApiError(400, -2011, "Unknown order sent.")
         self._close(order, "CANCELED", "CANCELED", client_order_id=cancel_client_id)
         return order
+
+    def archive(self, order: Order) -> None:
+        """Archive `order` as Binance does 90 days after it was canceled or expired
+        with nothing executed (ValueError for any other order)."""
+        if order.status not in ("CANCELED", "EXPIRED") or order.executed_qty:
+            raise ValueError(f"Binance archives only orders canceled or expired with no "
+                             f"executed qty, not {order.status} with {order.executed_qty}")
+        order.archived = True
 
     def find(self, symbol: str, order_id: int | None = None,
              client_order_id: str | None = None) -> Order | None:

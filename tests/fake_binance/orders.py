@@ -43,6 +43,7 @@ class Order:
     status: str = "NEW"
     locked_asset: str = ""
     locked: Decimal = ZERO
+    archived: bool = False  # queries answer -2026 ORDER_ARCHIVED
 
     @property
     def remaining(self) -> Decimal:

@@ -8,11 +8,21 @@ Follows protocol doc §2-§6:
 - Every response carries `x-mbx-used-weight-1m` (and legacy `x-mbx-used-weight`);
   successful orders also `x-mbx-order-count-10s` / `-1d`. Depth weighs 5/25/50/250
   by limit, myTrades 20 (5 with orderId), openOrders 6 (80 without symbol).
-- Orders go through `engine.Exchange`; unknown order -> -2013 on query, -2011 on cancel.
+- Orders go through `engine.Exchange`; unknown order -> -2013 on query, -2011 on cancel;
+  an archived order (`Exchange.archive`) -> -2026 on query, -2011 on cancel.
+- `newClientOrderId` must match `^[a-zA-Z0-9-_]{1,36}$` whole (a trailing newline
+  too is refused): -1100 with Binance's text otherwise.
+- myTrades answers at most `limit` trades (500 by default, 1000 at most): those
+  from `fromId` on, or without it the most recent ones, oldest first; with
+  `orderId` only that order's (the combination `orderId` + `fromId` is allowed).
 
 Fault injection (each applies to the next `n` matching /api requests, FIFO;
 websocket upgrades never consume a fault):
-- `fail_next(status, ...)`: answer with `status` (429/418 with Retry-After, 5xx...).
+- `fail_next(status, ...)`: answer with `status` (429/418 with Retry-After, 5xx...;
+  `code`/`msg` give a 4xx answer Binance's error body). With `arrives_after_s`
+  (order placements only) the answer goes out at once and the order reaches
+  the engine that much later, where Binance checks `recvWindow` again: one
+  arriving too late is refused there and never exists.
   With `after_processing=True` the request is processed first (an order is
   recorded) and the error replaces the real answer.
 - `delay_next(seconds, ...)`: process, then hold the response (slow venue).
@@ -48,7 +58,8 @@ from tests.fake_binance.engine import Exchange
 from tests.fake_binance.orders import ORDER_TYPES, STOP_TYPES, Order
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
-_CLIENT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
+_CLIENT_ID = re.compile(r"[a-zA-Z0-9-_]{1,36}")  # fullmatch: `$` would allow a final "\n"
+_TRADES_LIMIT, _TRADES_MAX = 500, 1000
 ORDER_PATH = "/api/v3/order"
 
 _WEIGHTS = {
@@ -63,6 +74,17 @@ def depth_weight(limit: int) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
+def my_trades_page(trades: list[dict[str, Any]], *, symbol: str, order_id: int | None,
+                   from_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """What GET /api/v3/myTrades answers, from the account's `trades` (oldest
+    first). Binance: "If fromId is set, it will get id >= that fromId. Otherwise
+    most recent trades are returned", at most `limit` of them, oldest first."""
+    out = [t for t in trades if t["symbol"] == symbol
+           and (from_id is None or t["id"] >= from_id)
+           and (order_id is None or t["orderId"] == order_id)]
+    return out[:limit] if from_id is not None else out[-limit:]
+
+
 @dataclass
 class Fault:
     kind: str  # "status" | "delay" | "drop"
@@ -70,9 +92,12 @@ class Fault:
     method: str | None
     path: str | None
     status: int = 0
+    code: int | None = None
+    msg: str = ""
     retry_after: str | None = None
     after_processing: bool = False
     seconds: float = 0.0
+    arrives_after_s: float | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -103,6 +128,7 @@ class RestApi:
         self._weight = (0, 0)  # (minute start ms, used)
         self._orders_10s = (0, 0)
         self._orders_1d = (0, 0)
+        self._late: list[asyncio.TimerHandle] = []  # placements still on their way in
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -163,6 +189,8 @@ class RestApi:
         self.add_weight(self._weight_of(request))
         fault = self._take_fault(method, path)
         if fault is not None and fault.kind == "status" and not fault.after_processing:
+            if fault.arrives_after_s is not None and (method, path) == ("POST", ORDER_PATH):
+                await self._arrive_later(request, fault.arrives_after_s)
             return self._fault_response(fault)
         try:
             resp = await handler(request)
@@ -184,6 +212,32 @@ class RestApi:
         assert request.transport is not None
         request.transport.abort()
         raise ConnectionResetError("fake dropped the connection")
+
+    async def _arrive_later(self, request: web.Request, delay_s: float) -> None:
+        """Let this placement reach the engine `delay_s` from now (see `fail_next`)."""
+        try:
+            p = await self._params(request, signed=True)
+            args = self._order_args(p)
+        except ApiError:
+            return  # refused on the way in: it never reaches the engine
+        self._late.append(asyncio.get_running_loop().call_later(
+            delay_s, self._arrive, args, p["timestamp"], p.get("recvWindow")))
+
+    def _arrive(self, args: dict[str, Any], timestamp: str, recv_window: str | None) -> None:
+        try:
+            # Binance checks recvWindow again just before the matching engine.
+            check_timestamp(self._now_ms(), timestamp, recv_window)
+            self.exchange.place(**args)
+        except ApiError:
+            return  # too late, or refused by the engine: no order, no trace
+        finally:
+            self._flush()
+
+    def close(self) -> None:
+        """Forget the placements still on their way in."""
+        for handle in self._late:
+            handle.cancel()
+        self._late.clear()
 
     def _weight_of(self, request: web.Request) -> int:
         method, path, q = request.method, request.path, request.query
@@ -212,6 +266,8 @@ class RestApi:
         if fault.status >= 500:
             return web.Response(status=fault.status, text="Internal error; unable to process "
                                 "your request. Please try again.", headers=headers)
+        if fault.code is not None:
+            return self._error(fault.status, fault.code, fault.msg, headers)
         return self._error(fault.status, -1000, "An unknown error occurred.", headers)
 
     # --- parsing and security ---------------------------------------------------
@@ -308,7 +364,7 @@ class RestApi:
             "LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"))
         stop = self._decimal(p, "stopPrice", required=otype in STOP_TYPES)
         cid = p.get("newClientOrderId") or f"fake{self.exchange.next_order_id}"
-        if not _CLIENT_ID.match(cid):
+        if not _CLIENT_ID.fullmatch(cid):
             raise ApiError(400, -1100, "Illegal characters found in parameter 'newClientOrderId'; "
                                        "legal range is '^[a-zA-Z0-9-_]{1,36}$'.")
         return dict(symbol=symbol, side=side, type=otype, time_in_force=tif or "GTC",
@@ -398,6 +454,9 @@ class RestApi:
         order = self._find(self._symbol(p), p)
         if order is None:
             raise ApiError(400, -2013, "Order does not exist.")
+        if order.archived:
+            raise ApiError(400, -2026, "Order was canceled or expired with no executed qty "
+                                       "over 90 days ago and has been archived.")
         return self._ok(order.rest_view())
 
     async def _open_orders(self, request: web.Request) -> web.Response:
@@ -427,10 +486,8 @@ class RestApi:
         try:
             from_id = int(p["fromId"]) if p.get("fromId") else None
             order_id = int(p["orderId"]) if p.get("orderId") else None
-            limit = min(int(p.get("limit") or 500), 1000)
+            limit = min(int(p.get("limit") or _TRADES_LIMIT), _TRADES_MAX)
         except ValueError:
             raise ApiError(400, -1100, "Illegal characters found in a parameter.") from None
-        out = [t for t in self.exchange.trades if t["symbol"] == symbol
-               and (from_id is None or t["id"] >= from_id)
-               and (order_id is None or t["orderId"] == order_id)]
-        return self._ok(out[:limit])
+        return self._ok(my_trades_page(self.exchange.trades, symbol=symbol, order_id=order_id,
+                                       from_id=from_id, limit=limit))

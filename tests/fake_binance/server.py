@@ -77,6 +77,7 @@ class FakeBinanceServer:
         # The user events published, in order (the last 100000), before fault injection.
         self.user_events: deque[dict[str, Any]] = deque(maxlen=100_000)
         self._dup_left = 0
+        self._lose_left = 0
         self._reorder_left = 0
         self._reorder_buf: list[str] = []
         self._tick_interval_s = tick_interval_s
@@ -108,6 +109,7 @@ class FakeBinanceServer:
     async def close(self) -> None:
         """Stop ticking, close every websocket (1001, then abort), stop the server."""
         self._closing.set()  # wakes delayed REST handlers
+        self.rest.close()
         self._stop_ticker()
         for task in self._old_tickers:
             with contextlib.suppress(asyncio.CancelledError):
@@ -220,6 +222,9 @@ class FakeBinanceServer:
         self._send_user(text)
 
     def _send_user(self, text: str) -> None:
+        if self._lose_left > 0:
+            self._lose_left -= 1
+            return
         copies = 1
         if self._dup_left > 0:
             self._dup_left -= 1
@@ -274,14 +279,38 @@ class FakeBinanceServer:
         self.exchange.set_price(symbol, best_bid)
         self.flush()
 
+    def crowd_trades(self, symbol: str, price: Decimal, qty: Decimal, n: int) -> None:
+        """`n` crowd trades of `qty` at `price`, filling the resting orders they reach."""
+        self.exchange.crowd_trades(symbol, price, qty, n)
+        self.flush()
+
+    def cancel_behind_our_back(self, client_order_id: str, symbol: str = "BTCUSDT", *,
+                               archive: bool = False) -> Order:
+        """Cancel an open order at Binance as another client would (its reports go
+        out like any others); `archive` then archives it as 90 days would."""
+        order = self.exchange.find(symbol, client_order_id=client_order_id)
+        assert order is not None, client_order_id
+        self.exchange.cancel(order, f"other{order.order_id}")
+        if archive:
+            self.exchange.archive(order)
+        self.flush()
+        return order
+
     # --- fault injection -------------------------------------------------------------
 
     def fail_next(self, status: int, *, n: int = 1, retry_after: float | str | None = None,
                   method: str | None = None, path: str | None = None,
-                  after_processing: bool = False) -> None:
+                  after_processing: bool = False, code: int | None = None,
+                  msg: str = "", arrives_after_s: float | None = None) -> None:
+        """The next `n` matching REST requests answer `status` (with Binance's
+        error body `code`/`msg` when given). `arrives_after_s`: an order placement
+        answered so reaches the engine that much later (if still within its
+        recvWindow then), as a request queued behind a failing gateway may."""
         ra = None if retry_after is None else str(retry_after)
-        self.rest.faults.append(Fault("status", n, method, path, status=status,
-                                      retry_after=ra, after_processing=after_processing))
+        self.rest.faults.append(Fault("status", n, method, path, status=status, code=code,
+                                      msg=msg, retry_after=ra,
+                                      after_processing=after_processing,
+                                      arrives_after_s=arrives_after_s))
         log.info("fault: next %d REST %s %s -> %d", n, method or "*", path or "*", status)
 
     def delay_next(self, seconds: float, *, n: int = 1, method: str | None = None,
@@ -289,6 +318,10 @@ class FakeBinanceServer:
         self.rest.faults.append(Fault("delay", n, method, path, seconds=seconds))
         log.info("fault: next %d REST %s %s delayed %.3fs", n, method or "*", path or "*",
                  seconds)
+
+    def clear_faults(self) -> None:
+        """Forget every REST fault not used yet."""
+        self.rest.faults.clear()
 
     def drop_next(self, *, n: int = 1, method: str | None = None,
                   path: str | None = None) -> None:
@@ -327,6 +360,11 @@ class FakeBinanceServer:
         if user:
             self.ws_api.send_unknown()
         log.info("fault: unknown message (market=%s user=%s)", market, user)
+
+    def lose_user_events(self, n: int = 1) -> None:
+        """The next `n` user events never reach any subscriber (lost in transit)."""
+        self._lose_left += n
+        log.info("fault: lose the next %d user event(s)", n)
 
     def duplicate_user_events(self, n: int = 1) -> None:
         """Each of the next `n` user events is sent twice."""

@@ -92,3 +92,69 @@ async def test_cancel_all_test_order_and_account(server: FakeBinanceServer,
             assert (r.status, await r.json()) == (200, {})
     assert server.balances["BTC"] == (Decimal("1"), Decimal("0"))
     assert sum(1 for o in server.orders.values() if o.status == "CANCELED") == 3
+
+
+@pytest.mark.parametrize("cid", ["x" * 37, "a.b", "ok\n", "with space", "é"])
+async def test_a_client_order_id_binance_refuses_is_refused(server: FakeBinanceServer,
+                                                            rest: BinanceRest, cid: str) -> None:
+    with pytest.raises(BinanceError) as e:
+        await rest.new_order(SYMBOL, "BUY", "LIMIT", quantity=Decimal("0.001"),
+                             price=Decimal("63000"), time_in_force="GTC",
+                             new_client_order_id=cid)
+    assert (e.value.status, e.value.code) == (400, -1100)
+    assert e.value.msg == ("Illegal characters found in parameter 'newClientOrderId'; "
+                           "legal range is '^[a-zA-Z0-9-_]{1,36}$'.")
+    assert server.orders == {}
+
+
+async def test_the_longest_client_order_id_binance_takes(server: FakeBinanceServer,
+                                                         rest: BinanceRest) -> None:
+    cid = "A-z_9" + "x" * 31
+    placed = await rest.new_order(SYMBOL, "BUY", "LIMIT", quantity=Decimal("0.001"),
+                                  price=Decimal("63000"), time_in_force="GTC",
+                                  new_client_order_id=cid)
+    assert len(cid) == 36 and placed["clientOrderId"] == cid
+
+
+async def test_my_trades_pages_like_binance(server: FakeBinanceServer, rest: BinanceRest) -> None:
+    """At most `limit` (500 by default, 1000 at most) trades: from `fromId` on,
+    else the most recent ones; `orderId` and `fromId` combine."""
+    bid = server.book()[0][0][0]
+    placed = await rest.new_order(SYMBOL, "BUY", "LIMIT", quantity=Decimal("1.2"),
+                                  price=bid - 100, time_in_force="GTC",
+                                  new_client_order_id="many")
+    server.crowd_trades(SYMBOL, bid - 100, Decimal("0.001"), 1200)
+    ids = [t["id"] for t in server.trades if t["orderId"] == placed["orderId"]]
+    assert len(ids) == 1200 and server.orders[placed["orderId"]].status == "FILLED"
+    oid = placed["orderId"]
+    assert [t["id"] for t in await rest.my_trades(SYMBOL, order_id=oid)] == ids[-500:]
+    page = await rest.my_trades(SYMBOL, order_id=oid, from_id=0, limit=5000)
+    assert [t["id"] for t in page] == ids[:1000]
+    page = await rest.my_trades(SYMBOL, order_id=oid, from_id=ids[1000], limit=1000)
+    assert [t["id"] for t in page] == ids[1000:]
+
+
+async def test_only_an_order_that_ended_unfilled_is_archived(server: FakeBinanceServer,
+                                                             rest: BinanceRest) -> None:
+    bid = server.book()[0][0][0]
+    for cid in ("filled", "open"):
+        await rest.new_order(SYMBOL, "BUY", "LIMIT", quantity=Decimal("0.001"),
+                             price=bid - 100, time_in_force="GTC", new_client_order_id=cid)
+    server.crowd_trades(SYMBOL, bid - 100, Decimal("0.001"), 1)  # the oldest first
+    filled = server.exchange.find(SYMBOL, client_order_id="filled")
+    assert filled is not None and filled.status == "FILLED"
+    with pytest.raises(ValueError):
+        server.exchange.archive(filled)
+    opened = server.exchange.find(SYMBOL, client_order_id="open")
+    assert opened is not None
+    with pytest.raises(ValueError):
+        server.exchange.archive(opened)
+    server.cancel_behind_our_back("open", archive=True)
+    with pytest.raises(BinanceError) as e:
+        await rest.get_order(SYMBOL, "open")
+    assert (e.value.code, e.value.msg) == (
+        -2026, "Order was canceled or expired with no executed qty over 90 days ago and "
+               "has been archived.")
+    with pytest.raises(BinanceError) as e:
+        await rest.cancel_order(SYMBOL, "open")
+    assert e.value.code == -2011

@@ -15,12 +15,14 @@ import msgspec
 
 from adapters.binance.endpoints import resolve_endpoints
 from adapters.binance.signing import Credentials
+from adapters.binance.unresolved import RetryPolicy
 from adapters.binance.venue import BinanceVenue
 from daemon.config import Config
 from daemon.node import TradingNode
 from daemon.trading.api import OrderRequest
 from events.base import Event
 from events.bus import Bus
+from events.registry import ORDER_TYPES
 from replay.clock import LiveClock
 from tests.conftest import until
 from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServer
@@ -42,27 +44,48 @@ def config(url: str, strategies: list[dict[str, Any]] | None = None, **venue: An
     }, Config)
 
 
+# Look-ups and resent cancels at a test's pace (the venue's default is 1 s to 30 s).
+FAST_RETRY = RetryPolicy(first_s=0.02, max_s=0.16, alert_every_s=0.5)
+
+
 class Live:
-    """`async with Live(server) as live:` a node trading on the fake."""
+    """`async with Live(server) as live:` a node trading on the fake.
+
+    `history`: order events of an earlier run, folded into the OMS before the
+    venue starts, as recovery folds the journal at a restart. `venue_kwargs` go
+    to `BinanceVenue` (e.g. `unresolved_alert_after_s`, `retry_policy`)."""
 
     def __init__(self, server: FakeBinanceServer, *,
-                 strategies: list[dict[str, Any]] | None = None, **venue: Any) -> None:
+                 strategies: list[dict[str, Any]] | None = None,
+                 history: list[Event] | None = None,
+                 venue_kwargs: dict[str, Any] | None = None, **venue: Any) -> None:
         self.server = server
         self.config = config(server.base_url, strategies, **venue)
+        self.history = history or []
+        self.venue_kwargs = {"retry_policy": FAST_RETRY, **(venue_kwargs or {})}
         self.events: list[Event] = []
+        self.alerts: list[tuple[str, str, dict[str, Any]]] = []
         self.bus = Bus()
         self.bus.subscribe_all(self.events.append)
         self.task: asyncio.Task[None] | None = None
 
+    def _alert(self, kind: str, message: str, **context: Any) -> None:
+        self.alerts.append((kind, message, context))
+
     async def __aenter__(self) -> Live:
         loop = asyncio.get_running_loop()
         self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False)
+        for event in self.history:
+            if isinstance(event, ORDER_TYPES):
+                self.node.oms.apply(event)  # the recovery fold
         v = self.config.venues[0]
         insts = [i for k, i in self.node.instruments.items() if k[0] == "binance"]
         self.venue = BinanceVenue(
             "binance", insts, self.bus, endpoints=resolve_endpoints(v.endpoints, env={}),
             credentials=CREDS, oms=self.node.oms, risk=self.node.risk, streams=v.streams,
-            stale_after_s=v.stale_after_s)
+            stale_after_s=v.stale_after_s, recv_window_ms=v.recv_window_ms,
+            **self.venue_kwargs)
+        self.venue.alert = self._alert  # the kernel wires daemon.alerts here
         # fast reconnects: the fake drops connections on purpose
         for stream in (self.venue.market, self.venue.user):
             assert stream is not None
@@ -80,6 +103,10 @@ class Live:
     async def __aexit__(self, *exc: object) -> None:
         self.node.stop()
         await self.venue.drain(2.0)
+        await self.crash()
+
+    async def crash(self) -> None:
+        """Stop the venue at once, as a killed process would (nothing drains)."""
         assert self.task is not None
         self.task.cancel()
         try:

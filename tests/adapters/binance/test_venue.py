@@ -71,6 +71,7 @@ async def test_a_market_order_fills_once_from_the_response_and_the_stream(
 async def test_an_unknown_outcome_is_looked_up_never_resent(server: FakeBinanceServer) -> None:
     async with Live(server) as live:
         server.drop_next(method="POST", path="/api/v3/order")  # placed, answer lost
+        server.lose_user_events(2)  # and its NEW report: the look-up must find it
         bid = best_bid(server)
         cid = live.submit("BUY", "0.001", str(bid - Decimal(50)))
         await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="accepted")
@@ -86,7 +87,8 @@ async def test_an_unknown_outcome_is_looked_up_never_resent(server: FakeBinanceS
 
 async def test_an_order_binance_never_received_is_rejected_after_lookup(
         server: FakeBinanceServer) -> None:
-    async with Live(server) as live:
+    # "not found" is final once recvWindow (+1 s) has passed: keep that short
+    async with Live(server, recv_window_ms=1000) as live:
         server.fail_next(503, method="POST", path="/api/v3/order")  # refused before processing
         bid = best_bid(server)
         cid = live.submit("BUY", "0.001", str(bid - Decimal(50)))

@@ -1,0 +1,371 @@
+"""Orders out, and what became of them back in, for a live Binance venue.
+
+`OrderPath` is the order half of `BinanceVenue` (its base class):
+
+- `OrderSubmitted` for this venue becomes `POST /api/v3/order` (in its own
+  task: the bus handler never waits on the network). A client order id Binance
+  would refuse (`client_ids`) or an order Spot cannot express is rejected here,
+  with no request sent. Binance's refusals become `OrderRejected` with its code.
+- A placement whose outcome is unknown (timeout, dropped connection, 5xx) is
+  never resent: the order is held (account REDUCING) and looked up by client
+  order id, backing off (`unresolved.RetryPolicy`), with an `order_unresolved`
+  alert once it has been unresolved for `alert_after_s`, repeated every
+  `alert_every_s`. A "not found" (-2013) is final only once Binance can no
+  longer accept the placement: `recvWindow` (plus a margin for the clock
+  estimate) after the request's timestamp. -2026 (archived: canceled or
+  expired with nothing executed) ends it as `OrderCanceled`.
+- `CancelOrder` becomes `DELETE /api/v3/order` by client order id. A lost
+  answer is retried with backoff while the order is open here (a cancel by
+  client id is idempotent). -2011 is published as `CancelRejected`, then the
+  order is looked up, since Binance no longer holds it open and its end may not
+  have reached us; -2026 is its end. A cancel the OMS holds pending that
+  reconciliation finds still open at Binance (the process died before Binance
+  answered) is sent again (`resend_pending_cancels`).
+- Everything learnt goes through `publish_orders`: only what the OMS does not
+  hold yet is published, so the stream, REST answers and look-ups double nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Iterable
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import structlog
+
+from adapters.binance.client_ids import client_order_id_problem
+from adapters.binance.errors import BinanceError
+from adapters.binance.reconcile import (
+    ARCHIVED,
+    NOT_FOUND,
+    archived,
+    ended_unseen,
+    resolve_order,
+)
+from adapters.binance.rest import BinanceRest, UnknownOutcome
+from adapters.binance.rest_events import order_events
+from adapters.binance.unresolved import Retry, RetryPolicy
+from adapters.binance.user_stream import UserStreamTranslator
+from events.base import Event
+from events.orders import (
+    AmendOrder,
+    AmendRejected,
+    CancelOrder,
+    CancelRejected,
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    OrderSubmitted,
+)
+from events.state import BalanceChanged
+
+log = structlog.get_logger("tapeloop.binance")
+
+# What a request may end with when no answer came back (aiohttp's connection
+# errors are not all OSErrors: a dropped connection is ServerDisconnectedError).
+TRANSPORT_ERRORS = (OSError, TimeoutError, aiohttp.ClientError)
+CANCEL_REJECTED = -2011
+# Binance accepts a timestamp up to 1 s ahead of its clock, and our estimate of
+# that clock is only as good as a round trip: wait this much past recvWindow.
+CLOCK_MARGIN_MS = 1000
+
+
+def order_params(e: OrderSubmitted) -> dict[str, Any]:
+    """Our order as Binance Spot `POST /api/v3/order` parameters; ValueError
+    for what Spot cannot express."""
+    tif = e.time_in_force
+    if e.order_type == "MARKET":
+        return {"type": "MARKET", "quantity": e.qty}
+    if tif not in ("GTC", "IOC", "FOK"):
+        raise ValueError(f"time_in_force {tif} is not available on Binance Spot")
+    if e.order_type == "LIMIT":
+        if e.post_only:
+            return {"type": "LIMIT_MAKER", "quantity": e.qty, "price": e.price}
+        return {"type": "LIMIT", "quantity": e.qty, "price": e.price, "time_in_force": tif}
+    if e.order_type == "STOP_MARKET":
+        return {"type": "STOP_LOSS", "quantity": e.qty, "stop_price": e.trigger_price}
+    if e.order_type == "STOP_LIMIT":
+        return {"type": "STOP_LOSS_LIMIT", "quantity": e.qty, "price": e.price,
+                "stop_price": e.trigger_price, "time_in_force": tif}
+    raise ValueError(f"order type {e.order_type} is not supported by the Binance Spot adapter")
+
+
+class OrderPath:
+    """The order half of `BinanceVenue`; see the module docstring. The venue
+    sets the attributes below and calls `_init_order_path()`."""
+
+    name: str
+    rest: BinanceRest
+    translator: UserStreamTranslator
+    oms: Any
+    risk: Any
+    publish: Callable[[Event], object]
+    now_ns: Callable[[], int]
+    alert: Callable[..., object] | None  # alert(kind, message, **context), from the kernel
+    retry_policy: RetryPolicy
+    balances: dict[str, tuple[Decimal, Decimal]]  # asset -> (free, locked), last recorded
+    _spawn: Callable[[Coroutine[Any, Any, Any]], None]
+
+    def _init_order_path(self) -> None:
+        self.in_flight: set[str] = set()  # client ids with a placement awaiting its answer
+        self._unresolved: set[str] = set()  # orders being looked up
+        self._heard: set[str] = set()  # of those, the ones Binance has reported since
+        self._cancelling: set[str] = set()  # client ids with a cancel on its way
+
+    # -- requests from the bus ------------------------------------------------------------
+
+    def _on_submitted(self, e: OrderSubmitted) -> None:
+        if e.venue == self.name:
+            self.in_flight.add(e.client_order_id)
+            self._spawn(self._place(e))
+
+    def _on_cancel(self, e: CancelOrder) -> None:
+        if e.venue == self.name:
+            self._spawn(self._cancel(e))
+
+    def _on_amend(self, e: AmendOrder) -> None:
+        if e.venue == self.name:
+            now = self.now_ns()
+            self.publish(AmendRejected(
+                ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol,
+                strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+                reason="amend is not supported on Binance Spot: cancel and place anew"))
+
+    # -- placing --------------------------------------------------------------------------
+
+    async def _place(self, e: OrderSubmitted) -> None:
+        cid = e.client_order_id
+        try:
+            problem = client_order_id_problem(cid)
+            if problem is not None:
+                self._reject(e, f"client order id {cid!r} cannot be sent to Binance: {problem}",
+                             "")
+                return
+            try:
+                params = order_params(e)
+            except ValueError as exc:
+                self._reject(e, str(exc), "")
+                return
+            resp = await self.rest.new_order(e.symbol, e.side, new_client_order_id=cid,
+                                             new_order_resp_type="FULL", **params)
+        except UnknownOutcome as exc:
+            log.warning("binance.order_unknown_outcome", venue=self.name, client_order_id=cid,
+                        error=str(exc))
+            self.in_flight.discard(cid)
+            sent_ms = exc.timestamp_ms if exc.timestamp_ms is not None \
+                else self.rest.server_time_ms()
+            await self._resolve(e, sent_ms)
+            return
+        except BinanceError as exc:
+            self._reject(e, exc.msg or str(exc), str(exc.code if exc.code is not None
+                                                      else exc.status))
+            return
+        finally:
+            self.in_flight.discard(cid)
+        self.publish_orders(order_events(self.translator, resp, self.now_ns()))
+
+    def _reject(self, e: OrderSubmitted, reason: str, code: str) -> None:
+        now = self.now_ns()
+        self.publish(OrderRejected(
+            ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol, strategy_id=e.strategy_id,
+            client_order_id=e.client_order_id, reason=reason, check="venue", code=code,
+            side=e.side, order_type=e.order_type, qty=e.qty))
+
+    async def _resolve(self, e: Any, sent_ms: int | None = None) -> None:
+        """Look up an order whose outcome is unknown until Binance says what
+        became of it; never resend it. The account is REDUCING meanwhile.
+
+        `sent_ms`: for a placement whose answer was lost, its request's
+        timestamp (server clock). Then a -2013 is final only for a look-up sent
+        once recvWindow (+ `CLOCK_MARGIN_MS`) has passed since: before that
+        the placement may still reach the engine. And the user stream's first
+        report of the order settles it too."""
+        cid = e.client_order_id
+        not_found_final_ms = 0 if sent_ms is None \
+            else sent_ms + self.rest.recv_window_ms + CLOCK_MARGIN_MS
+        key = f"{self.name}:order:{cid}"
+        loop = asyncio.get_running_loop()
+        retry = Retry(self.retry_policy, loop.time())
+        resolved = False
+        self._unresolved.add(cid)
+        self.risk.hold(key, f"order {cid} on {self.name}: outcome unknown")
+        try:
+            while True:
+                await asyncio.sleep(retry.next_delay())
+                if sent_ms is not None and cid in self._heard:
+                    resolved = True
+                    log.info("binance.order_resolved", venue=self.name, client_order_id=cid,
+                             outcome="reported by the user stream", attempts=retry.attempts)
+                    return
+                asked_ms = self.rest.server_time_ms()
+                try:
+                    found = await resolve_order(self.rest, self.translator, e, self.now_ns)
+                except BinanceError as exc:
+                    if exc.code == NOT_FOUND and asked_ms < not_found_final_ms:
+                        error = f"{exc} (not final yet: the placement may still arrive)"
+                    else:
+                        end = ended_unseen(e, exc, self.now_ns(),
+                                           "placement outcome unknown; not at Binance")
+                        if end is not None:
+                            resolved = True
+                            self.publish_orders([end])
+                            log.info("binance.order_resolved", venue=self.name,
+                                     client_order_id=cid, outcome=type(end).__name__,
+                                     code=exc.code, attempts=retry.attempts + 1)
+                            return
+                        error = str(exc)
+                except TRANSPORT_ERRORS as exc:
+                    error = repr(exc)
+                else:
+                    resolved = True
+                    self.publish_orders(found.events)
+                    log.info("binance.order_resolved", venue=self.name, client_order_id=cid,
+                             events=len(found.events), attempts=retry.attempts + 1)
+                    return
+                self._lookup_failed(retry, e, error, loop.time())
+        finally:
+            self._unresolved.discard(cid)
+            self._heard.discard(cid)
+            self.risk.release(key, f"order {cid} resolved")
+            if retry.alerts and resolved:
+                self._alert("order_resolved", f"order {cid} on {self.name}: resolved after "
+                            f"{retry.elapsed(loop.time()):.0f} s", severity="info",
+                            key=f"{self.name}:{cid}", venue=self.name, client_order_id=cid)
+
+    def _lookup_failed(self, retry: Retry, e: Any, error: str, now: float) -> None:
+        """One log line per failed look-up (so at the backoff's pace), and the
+        alert when it is due."""
+        cid = e.client_order_id
+        alert_due = retry.failed(now)
+        unresolved_s = retry.elapsed(now)
+        log.warning("binance.order_lookup_failed", venue=self.name, client_order_id=cid,
+                    attempt=retry.attempts, unresolved_s=round(unresolved_s, 3),
+                    retry_s=retry.upcoming, error=error)
+        if alert_due:
+            self._alert(
+                "order_unresolved",
+                f"order {cid} ({e.symbol}) on {self.name}: outcome unknown for "
+                f"{unresolved_s:.0f} s; trading held REDUCING; still looking it up "
+                f"(never resent): {error}",
+                key=f"{self.name}:{cid}", venue=self.name, client_order_id=cid,
+                symbol=e.symbol, unresolved_s=round(unresolved_s, 1), attempts=retry.attempts)
+
+    def _alert(self, kind: str, message: str, **context: Any) -> None:
+        if self.alert is not None:
+            self.alert(kind, message, **context)
+        else:  # no kernel (a test, a tool): the log line is the alert
+            log.error("binance.alert", alert_kind=kind, message=message, **context)
+
+    # -- cancelling -----------------------------------------------------------------------
+
+    async def _cancel(self, e: Any) -> None:
+        """Cancel `e` (a `CancelOrder`, or the OMS order whose cancel is resent)
+        by client order id; see the module docstring."""
+        cid = e.client_order_id
+        if cid in self._cancelling:
+            return  # the cancel on its way settles it
+        self._cancelling.add(cid)
+        loop = asyncio.get_running_loop()
+        retry = Retry(self.retry_policy, loop.time())
+        try:
+            while True:
+                try:
+                    resp = await self.rest.cancel_order(e.symbol, cid)
+                except BinanceError as exc:
+                    if exc.category != "unknown":
+                        await self._cancel_refused(e, exc)
+                        return
+                    error = str(exc)
+                except TRANSPORT_ERRORS as exc:
+                    error = repr(exc)
+                else:
+                    resp = {**resp, "clientOrderId": resp.get("origClientOrderId", cid)}
+                    self.publish_orders(order_events(self.translator, resp, self.now_ns()))
+                    return
+                retry.failed(loop.time())
+                log.warning("binance.cancel_unknown_outcome", venue=self.name,
+                            client_order_id=cid, attempt=retry.attempts,
+                            retry_s=retry.upcoming, error=error)
+                await asyncio.sleep(retry.next_delay())
+                order = self.oms.orders.get(cid)
+                if order is None or not order.is_open:
+                    return  # it ended meanwhile (the stream said so): nothing to cancel
+        finally:
+            self._cancelling.discard(cid)
+
+    async def _cancel_refused(self, e: Any, exc: BinanceError) -> None:
+        if exc.code == ARCHIVED:
+            self.publish_orders([archived(e, self.now_ns())])
+            return
+        now = self.now_ns()
+        self.publish(CancelRejected(
+            ts_event=now, ts_recv=now, venue=e.venue, symbol=e.symbol,
+            strategy_id=e.strategy_id, client_order_id=e.client_order_id,
+            reason=exc.msg or str(exc), code=str(exc.code)))
+        if exc.code == CANCEL_REJECTED:
+            await self._look_up(e.client_order_id)
+
+    async def _look_up(self, cid: str) -> None:
+        """Learn how an order Binance no longer holds open ended (filled,
+        canceled, expired, archived), in case the stream's report was lost."""
+        order = self.oms.orders.get(cid)
+        if order is None or not order.is_open or cid in self._unresolved \
+                or cid in self.in_flight:
+            return
+        try:
+            found = await resolve_order(self.rest, self.translator, order, self.now_ns)
+        except BinanceError as exc:
+            if exc.code == ARCHIVED:
+                self.publish_orders([archived(order, self.now_ns())])
+            else:  # the next reconciliation looks again
+                log.warning("binance.order_lookup_failed", venue=self.name,
+                            client_order_id=cid, error=str(exc))
+            return
+        except TRANSPORT_ERRORS as exc:
+            log.warning("binance.order_lookup_failed", venue=self.name, client_order_id=cid,
+                        error=repr(exc))
+            return
+        self.publish_orders(found.events)
+
+    def resend_pending_cancels(self, open_at_binance: Iterable[str]) -> None:
+        """Send again the cancel of every order the OMS holds with a cancel
+        pending that Binance still has open (its answer never reached us, e.g.
+        the process died first)."""
+        for cid in open_at_binance:
+            order = self.oms.orders.get(cid)
+            if order is not None and order.is_open and order.cancel_pending \
+                    and cid not in self._cancelling:
+                log.info("binance.cancel_resent", venue=self.name, client_order_id=cid)
+                self._spawn(self._cancel(order))
+
+    # -- what became of them --------------------------------------------------------------
+
+    def publish_orders(self, events: Iterable[Event]) -> None:
+        """Publish what the OMS does not hold yet; events of foreign orders are dropped."""
+        oms = self.oms
+        for event in events:
+            if type(event) is BalanceChanged:
+                b: Any = event
+                self.balances[b.currency] = (b.free, b.locked)
+                self.publish(event)
+                continue
+            order = oms.orders.get(getattr(event, "client_order_id", ""))
+            if order is None:
+                log.info("binance.foreign_order_event", event=type(event).__name__,
+                         client_order_id=getattr(event, "client_order_id", ""))
+                continue
+            cls = type(event)
+            if cls is Fill and oms.has_fill(self.name, event.symbol,  # type: ignore[attr-defined]
+                                            event.trade_id):  # type: ignore[attr-defined]
+                continue
+            if cls is OrderAccepted and order.accepted:
+                continue  # (an ack after an inferred rejection still goes: it re-opens it)
+            if cls in (OrderCanceled, OrderExpired, OrderRejected) and not order.is_open:
+                continue
+            self.publish(event)
+            if order.client_order_id in self._unresolved:
+                self._heard.add(order.client_order_id)
