@@ -139,6 +139,9 @@ class VenueConfig(_Section, frozen=True):
     stale_after_s: PositiveFloat = 10.0
     recv_window_ms: Annotated[int, msgspec.Meta(gt=0, le=60000)] = 5000
     credentials: Name = "BINANCE"  # env ${credentials}_API_KEY..., or systemd credential files
+    # an order whose placement outcome is unknown (it is looked up, never resent) raises
+    # an alert once unresolved this long, and again at a slow pace while it stays so
+    unresolved_alert_after_s: PositiveFloat = 30.0
 
 
 class InstrumentConfig(_Section, frozen=True):
@@ -402,10 +405,16 @@ def _check(config: Config) -> tuple[str, str] | None:
     return None
 
 
-# The longest client order id each venue kind takes (Binance: newClientOrderId
-# matches ^[a-zA-Z0-9-_]{1,36}$), and the digits kept for the order number n.
-CLIENT_ID_LIMITS = {"binance": 36}
-ORDER_NUMBER_DIGITS = 10
+ORDER_NUMBER_DIGITS = 10  # digits of room kept for the order number n
+
+
+def _client_id_limit(kind: str) -> int | None:
+    """The longest client order id a venue kind takes (None: no limit)."""
+    if kind == "binance":
+        from adapters.binance import MAX_CLIENT_ORDER_ID_LEN
+
+        return MAX_CLIENT_ORDER_ID_LEN
+    return None
 
 
 def _check_id_length(at: str, strat: StrategyConfig, venue: VenueConfig
@@ -414,7 +423,7 @@ def _check_id_length(at: str, strat: StrategyConfig, venue: VenueConfig
     limit for n up to ORDER_NUMBER_DIGITS digits (a paper strategy sends nothing)."""
     from events.store import CLIENT_ID_PREFIX_LEN
 
-    limit = CLIENT_ID_LIMITS.get(venue.kind)
+    limit = _client_id_limit(venue.kind)
     if limit is None or strat.paper:
         return None
     room = limit - CLIENT_ID_PREFIX_LEN - 2 - ORDER_NUMBER_DIGITS
@@ -430,7 +439,8 @@ def _check_id_length(at: str, strat: StrategyConfig, venue: VenueConfig
 _SAMPLE_KEYS = {"file": None, "speed": 1.0, "loop": True}
 _BINANCE_KEYS = {"endpoints": "testnet", "trade": True,
                  "streams": ("trade", "bookTicker", "depth@100ms"), "depth_limit": 1000,
-                 "stale_after_s": 10.0, "recv_window_ms": 5000, "credentials": "BINANCE"}
+                 "stale_after_s": 10.0, "recv_window_ms": 5000, "credentials": "BINANCE",
+                 "unresolved_alert_after_s": 30.0}
 _STREAM_RE = re.compile(r"trade|aggTrade|bookTicker|depth(@100ms)?|depth(5|10|20)(@100ms)?|"
                         r"kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)")
 

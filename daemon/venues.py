@@ -63,7 +63,8 @@ def binance_venue(vcfg: VenueConfig, bus: Bus, node: Any) -> Any:
         vcfg.name, instruments, bus, endpoints=endpoints, credentials=credentials,
         oms=node.oms, risk=node.risk, trade=vcfg.trade, streams=vcfg.streams,
         depth_limit=vcfg.depth_limit, stale_after_s=vcfg.stale_after_s,
-        recv_window_ms=vcfg.recv_window_ms)
+        recv_window_ms=vcfg.recv_window_ms,
+        unresolved_alert_after_s=vcfg.unresolved_alert_after_s)
 
 
 def log_trading(bus: Bus) -> None:
