@@ -146,19 +146,30 @@ def ended_unseen(order: OrderLike, exc: BinanceError, now: int, why: str) -> Eve
 async def reconcile(rest: RestLike, tr: UserStreamTranslator, venue: str,
                     our_open: Iterable[OrderLike], symbols: Iterable[str],
                     balances: dict[str, tuple[Decimal, Decimal]],
-                    now_ns: Callable[[], int], in_flight: set[str]) -> Outcome:
+                    now_ns: Callable[[], int], in_flight: set[str], *,
+                    not_found_final_ms: int = 0,
+                    server_ms: Callable[[], int] | None = None) -> Outcome:
     """One pass (see the module docstring). `balances` (asset -> (free,
-    locked)) is what we last recorded; it is updated in place."""
+    locked)) is what we last recorded; it is updated in place. A -2013 answered
+    before `not_found_final_ms` (server clock) proves nothing: a placement a
+    previous process sent may still reach the engine until its recvWindow ends,
+    so such an order is left unresolved (looked up again), not rejected."""
     out = Outcome()
     ours = {o.client_order_id: o for o in our_open}
     for cid, order in ours.items():
         if cid in in_flight:
             continue
+        asked_ms = server_ms() if server_ms is not None else 0
         try:
             found = await resolve_order(rest, tr, order, now_ns)
         except BinanceError as exc:
             end = ended_unseen(order, exc, now_ns(),
                                "not found at Binance on reconciliation: never placed")
+            if exc.code == NOT_FOUND and asked_ms < not_found_final_ms:
+                out.unresolved[cid] = f"{exc} (not final yet: the placement may still arrive)"
+                out.diff.append(f"{cid} {order.symbol}: not at Binance yet -> looked up "
+                                "until its recvWindow has passed")
+                continue
             if end is None:
                 out.unresolved[cid] = str(exc)
                 out.diff.append(f"{cid} {order.symbol}: cannot query ({exc}) -> unresolved")

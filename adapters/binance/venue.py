@@ -42,7 +42,12 @@ from adapters.binance.book import Action, BookSync
 from adapters.binance.endpoints import Endpoints
 from adapters.binance.errors import BinanceError
 from adapters.binance.market_ws import MarketDataStream
-from adapters.binance.order_path import TRANSPORT_ERRORS, OrderPath, order_params
+from adapters.binance.order_path import (
+    CLOCK_MARGIN_MS,
+    TRANSPORT_ERRORS,
+    OrderPath,
+    order_params,
+)
 from adapters.binance.parse import parse_depth_snapshot
 from adapters.binance.ratelimit import RateLimiter
 from adapters.binance.reconcile import reconcile
@@ -112,6 +117,7 @@ class BinanceVenue(OrderPath):
         # alert(kind, message, **context): set by the kernel (daemon.alerts)
         self.alert: Callable[..., object] | None = None
         self.reconciled = 0  # successful reconciliation passes
+        self._started_ms: int | None = None  # server clock once we learnt it
         self.retry_policy = dataclasses.replace(retry_policy or RetryPolicy(),
                                                 alert_after_s=unresolved_alert_after_s)
         self._init_order_path()
@@ -157,6 +163,7 @@ class BinanceVenue(OrderPath):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         log.info("binance.clock", venue=self.name, offset_ms=self.rest.offset_ms)
+        self._started_ms = self.rest.server_time_ms()
         if limits:
             self.rest.limiter = RateLimiter(limits)
         theirs = {i.symbol: i for i in instruments}
@@ -277,7 +284,9 @@ class BinanceVenue(OrderPath):
             try:
                 outcome = await reconcile(
                     self.rest, self.translator, self.name, self._our_open(), self.symbols,
-                    self.balances, self.now_ns, self.in_flight | self._unresolved)
+                    self.balances, self.now_ns, self.in_flight | self._unresolved,
+                    not_found_final_ms=self._placements_dead_ms(),
+                    server_ms=self.rest.server_time_ms)
             except (BinanceError, *TRANSPORT_ERRORS) as exc:
                 log.warning("binance.reconcile_failed", venue=self.name, session=session,
                             error=str(exc), retry_s=delay)
@@ -295,12 +304,20 @@ class BinanceVenue(OrderPath):
             self.oms.note_id(cid)  # our next ids go past any that look like ours
         for cid in outcome.unresolved:
             if cid not in self._unresolved:
-                self._spawn(self._resolve(self.oms.orders[cid]))
+                self._spawn(self._resolve(self.oms.orders[cid], sent_ms=self._started_ms))
         self.resend_pending_cancels(outcome.still_open)
         self.reconciled += 1
         log.info("binance.reconciled", venue=self.name, session=session,
                  differences=len(outcome.diff), unresolved=len(outcome.unresolved))
         self.risk.unblock_venue(self.name)
+
+    def _placements_dead_ms(self) -> int:
+        """When every placement an earlier process may have sent is dead (server
+        clock): it sent them before we started, and Binance refuses a request more
+        than recvWindow after its timestamp."""
+        if self._started_ms is None:
+            return 0
+        return self._started_ms + self.rest.recv_window_ms + CLOCK_MARGIN_MS
 
     def _our_open(self) -> list[Any]:
         return [o for o in self.oms.open_orders() if o.venue == self.name]

@@ -146,6 +146,24 @@ async def test_an_order_that_never_arrives_is_rejected_after_its_recv_window(
         assert rejected[0].code == "-2013" and not server.orders
 
 
+async def test_after_a_restart_a_placement_still_on_its_way_is_not_taken_as_never_placed(
+        server: FakeBinanceServer) -> None:
+    """The process dies with a placement on its way (the gateway answered 503, the
+    engine gets it 1.5 s later, within its 3 s recvWindow). The next start's
+    reconciliation finds no such order yet: that -2013 may not reject it."""
+    async with Live(server, recv_window_ms=3000) as first:
+        server.fail_next(503, method="POST", path=ORDER, arrives_after_s=1.5)
+        cid = first.submit("BUY", "0.001", below(server))
+        await until(lambda: server.count("POST", ORDER) >= 1, message="the placement sent")
+        await first.crash()
+    assert not any(o.client_order_id == cid for o in server.orders.values())
+    async with Live(server, history=first.events, recv_window_ms=3000) as second:
+        await until(lambda: second.node.oms.orders[cid].state == "accepted",
+                    message="found once it arrived")
+        assert not second.of(OrderRejected, client_order_id=cid)
+        assert server.post_count(cid) == 1, "never sent again"
+
+
 # -- 9b: -2026, archived -----------------------------------------------------------------
 
 
