@@ -26,8 +26,9 @@ STOP_LIMIT), or 1% above the trigger (STOP_MARKET), or 1% above the last known
 price (MARKET; TRAILING_STOP: 1% above its trigger_price, else last price +
 offset). A sell locks its base quantity, unless allow_short (then nothing is
 locked and base may go negative). A fill moves quote ↔ base at the fill price,
-pays the fee in quote and releases the matching part of the lock (all of it
-when the order completes or closes). A market fill beyond the reserved price is
+pays the fee in the configured fee asset (`fees`: the quote, the asset
+received, or a third currency) and releases the matching part of the lock (all
+of it when the order completes or closes). A market fill beyond the reserved price is
 still debited in full. Reduce-only orders are checked against the venue's net
 position in the symbol (from fills): refused if they cannot reduce it, trimmed
 at fill time to what is left of it (the rest is canceled, reason
@@ -51,7 +52,7 @@ from heapq import heappop, heappush
 from typing import Any
 
 from adapters.sim.accounts import Accounts
-from adapters.sim.fees import FeeSchedule
+from adapters.sim.fees import QUOTE, FeeSchedule
 from adapters.sim.fill_models import QUEUE_AWARE, check_fill_model, join_queue
 from adapters.sim.ledger import Ledger
 from adapters.sim.market import SymbolState, Touch, bar_touch, quote_touch, trade_touch
@@ -92,12 +93,13 @@ class SimVenue:
                  taker_fee_bps: float = 0.0, latency_ms: float = 0.0,
                  balances: Mapping[str, Decimal | float] | None = None,
                  allow_short: bool = False, volume_limit_pct: float = 10.0,
-                 data_venue: str | None = None) -> None:
+                 data_venue: str | None = None, fee_asset: str = QUOTE) -> None:
         """`slippage_model` defaults to "fixed_bps" when slippage_bps > 0, else
         "none". `volume_limit_pct` caps each taker execution under the "volume"
         model. Instruments of other venues are ignored. `data_venue` (default:
         `name`) is the venue whose market data it matches against: a paper twin
-        named "binance.paper" trades against "binance"'s market."""
+        named "binance.paper" trades against "binance"'s market. `fee_asset`:
+        "quote", "received" or a currency (see `fees`)."""
         if latency_ms < 0:
             raise ValueError(f"latency_ms {latency_ms!r}: must be >= 0")
         self.name = name
@@ -112,7 +114,8 @@ class SimVenue:
         self._symbols = {i.symbol: SymbolState(i) for i in instruments if i.venue == name}
         self._acc = Accounts(balances or {})
         self._restored = False  # restore_account() replaced the opening balances
-        self._ledger = Ledger(name, publish, now_ns, FeeSchedule(maker_fee_bps, taker_fee_bps),
+        self._ledger = Ledger(name, publish, now_ns,
+                              FeeSchedule(maker_fee_bps, taker_fee_bps, fee_asset),
                               self._acc, self._symbols)
         self._now = now_ns
         self._received = 0  # tie-break of arrivals at the same time: receipt order
