@@ -6,7 +6,8 @@ published events and the venue's state cannot drift apart: a fill publishes
 `Fill`, then `BalanceChanged` for the base and the quote currency; a close
 publishes its order event, then `BalanceChanged` for the released lock.
 Venue order ids (`{venue}-{n}`) and trade ids (`{venue}-T{n}`) are plain
-counters, so a replay numbers them identically.
+counters, so a replay numbers them identically; after a restart they continue
+after the highest the journal holds (`reinstate`), so no id is issued twice.
 A fill pays its fee in the asset `fees.FeeSchedule.charge` picks; a third
 currency's balance change follows the base and quote ones.
 """
@@ -61,6 +62,33 @@ class Ledger:
         self._trades = 0  # trade ids issued: `{venue}-T{n}`
         # (base, quote) -> its symbol: where a third fee currency is priced
         self._pricing = {(st.inst.base, st.inst.quote): st for st in symbols.values()}
+
+    # -- a restart -----------------------------------------------------------
+
+    def reinstate(self, orders: list[SimOrder], closed: list[str], accepted: int,
+                  trades: int) -> None:
+        """Take back the orders a restored journal holds (open ones already in
+        their symbol's book; `closed`: the closed ids, oldest first) and
+        continue the id counters after the highest ever issued."""
+        assert not self.orders, "restore before any order arrives"
+        self.orders.update((o.client_order_id, o) for o in orders)
+        self._closed.extend(closed)
+        self._accepted = max(self._accepted, accepted)
+        self._trades = max(self._trades, trades)
+
+    def counters(self) -> tuple[int, int]:
+        """(venue order ids issued, trade ids issued)."""
+        return self._accepted, self._trades
+
+    def cancel_unlisted(self, order: SimOrder, ts: int, reason: str) -> None:
+        """Close a restored open order whose symbol the venue no longer lists
+        (it holds no reservation and rests in no book)."""
+        order.state = CANCELED
+        self.orders[order.client_order_id] = order
+        self.publish(OrderCanceled(
+            ts_event=ts, ts_recv=self.now(), venue=self.venue, symbol=order.symbol,
+            strategy_id=order.sub.strategy_id, client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id, reason=reason))
 
     # -- answers to requests -------------------------------------------------
 

@@ -39,6 +39,10 @@ the trigger event for stops): IOC cancels what did not fill (reason "IOC"), FOK
 fills entirely or is canceled whole (reason "FOK"). DAY orders expire at the
 next 00:00 UTC after acceptance.
 
+The venue outlives the process as an exchange does: `restore` rebuilds its
+books from the journal at a restart (the `restore` module says what comes
+back), and `state` and `invariant_violations` expose them to checks.
+
 Matching rules live in `matching` (order types), `fill_models` (resting limit
 orders), `slippage` and `fees`; the records and the events that change them in
 `ledger`.
@@ -52,12 +56,15 @@ from heapq import heappop, heappush
 from typing import Any
 
 from adapters.sim.accounts import Accounts
+from adapters.sim.audit import venue_state, violations
 from adapters.sim.fees import QUOTE, FeeSchedule
 from adapters.sim.fill_models import QUEUE_AWARE, check_fill_model, join_queue
 from adapters.sim.ledger import Ledger
 from adapters.sim.market import SymbolState, Touch, bar_touch, quote_touch, trade_touch
 from adapters.sim.matching import crosses, match
 from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
+from adapters.sim.reservations import after_amend, insufficient, on_arrival, plain
+from adapters.sim.restore import fold, install
 from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
 from events.base import Event
 from events.columns import TradeColumns
@@ -70,14 +77,11 @@ from events.orders import (
     IOC,
     LIMIT,
     SELL,
-    STOP_MARKET,
-    TRAILING_STOP,
     AmendOrder,
     CancelOrder,
     OrderSubmitted,
 )
 
-HEADROOM = Decimal("1.01")  # market buys reserve 1% above the last price
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 
@@ -113,7 +117,11 @@ class SimVenue:
         self.allow_short = allow_short
         self._symbols = {i.symbol: SymbolState(i) for i in instruments if i.venue == name}
         self._acc = Accounts(balances or {})
-        self._restored = False  # restore_account() replaced the opening balances
+        # currencies whose opening balance came from the journal (a restart)
+        self._restored: set[str] = set()
+        # restored orders and requests of symbols the venue no longer lists:
+        # closed and refused at start()
+        self._unlisted: list[SimOrder | OrderSubmitted | CancelOrder | AmendOrder] = []
         self._ledger = Ledger(name, publish, now_ns,
                               FeeSchedule(maker_fee_bps, taker_fee_bps, fee_asset),
                               self._acc, self._symbols)
@@ -135,24 +143,49 @@ class SimVenue:
 
     def start(self) -> None:
         """Publish BalanceChanged for each balance: reason "initial" (the config's)
-        or "restored" (after `restore_account`)."""
+        or "restored" (from the journal, after `restore`). A restored order or
+        request of a symbol the venue no longer lists is canceled or refused."""
         ts = self._now()
-        reason = "restored" if self._restored else "initial"
         for currency in list(self._acc.total):
-            self._ledger.balance(currency, ts, reason)
+            self._ledger.balance(currency, ts,
+                                 "restored" if currency in self._restored else "initial")
+        for item in self._unlisted:
+            reason = f"unknown symbol {item.symbol!r} at {self.name!r}"
+            if isinstance(item, SimOrder):
+                self._ledger.cancel_unlisted(item, ts, reason)
+            else:
+                self._ledger.refuse(item, ts, reason)
+        self._unlisted.clear()
+
+    def restore(self, events: Iterable[Event], positions: Mapping[str, Decimal]) -> None:
+        """Rebuild the venue from the journal, before `start()` (a restart; the
+        `restore` module says what comes back and what is learnt again): `events` are
+        the journaled order events, fills and balance changes of every venue
+        in seq order (this venue's are kept); `positions` the net position per
+        symbol as the portfolio folded it. Publishes nothing."""
+        assert not self._ledger.orders and not any(st.pending for st in self._symbols.values()), \
+            "restore() comes before any request"
+        folded = fold(self.name, events,
+                      {s: (st.inst.base, st.inst.quote) for s, st in self._symbols.items()})
+        if folded.balances_seen:
+            self._restored.update(folded.totals)
+        self._received = install(
+            folded, positions, self._ledger, self._acc, self._symbols, self._unlisted,
+            allow_short=self.allow_short, latency_ns=self.latency_ns,
+            queue_aware=self.fill_model == QUEUE_AWARE, received=self._received)
 
     def restore_account(self, balances: dict[str, Decimal],
                         positions: dict[str, Decimal]) -> None:
-        """Replace the config's opening account with a recovered one (a paper
-        restart): each currency's total and each symbol's net position, nothing
-        locked (orders do not survive a restart of the simulated book)."""
+        """Replace the config's opening account with a recovered one (each
+        currency's total and each symbol's net position, nothing locked).
+        Superseded by `restore`, which also brings back the orders."""
         self._acc.total.clear()
         self._acc.total.update(balances)
         self._acc.locked.clear()
         self._acc.locked.update({c: Decimal(0) for c in balances})
         self._acc.net.clear()
         self._acc.net.update({s: q for s, q in positions.items() if s in self._symbols})
-        self._restored = True
+        self._restored.update(balances)
 
     def seed_position(self, symbol: str, qty: Decimal) -> None:
         """Hold `qty` (signed) of `symbol` from the start, as a positions file
@@ -184,6 +217,14 @@ class SimVenue:
         states = self._symbols.values() if symbol is None else (
             [self._symbols[symbol]] if symbol in self._symbols else [])
         return [cid for st in states for cid in st.open]
+
+    def state(self) -> dict[str, Any]:
+        """The venue's books as plain comparable data (see `audit.venue_state`)."""
+        return venue_state(self._ledger, self._acc, self._symbols)
+
+    def invariant_violations(self) -> list[str]:
+        """What is wrong with the books (empty: nothing); see `audit.violations`."""
+        return violations(self._ledger, self._acc, self._symbols)
 
     # -- market events: the hot path -----------------------------------------
     # A symbol with nothing pending or open costs a lookup and a store; one
@@ -349,7 +390,7 @@ class SimVenue:
             reason = f"reduce-only order would increase the {sub.symbol} position"
         ccy, unit = "", _ZERO
         if reason is None:
-            ccy, unit, reason = self._reservation(st, sub, t)
+            ccy, unit, reason = on_arrival(st, sub, t, self._acc.free, self.allow_short)
         if reason is not None:
             ledger.refuse(sub, arrival, reason)
             return
@@ -358,40 +399,6 @@ class SimVenue:
         order = ledger.accept(sub, expire, ccy, unit, arrival)
         if self.fill_model == QUEUE_AWARE and order.order_type == LIMIT:
             join_queue(order, st)
-
-    def _reservation(self, st: SymbolState, sub: OrderSubmitted, t: Touch
-                     ) -> tuple[str, Decimal, str | None]:
-        """(currency, amount locked per unit of quantity, refusal reason)."""
-        inst = st.inst
-        if sub.side == SELL:
-            if self.allow_short:
-                return inst.base, _ZERO, None
-            free = self._acc.free(inst.base)
-            if sub.qty > free:
-                return inst.base, _ONE, _insufficient(sub.qty, inst.base, free)
-            return inst.base, _ONE, None
-        otype = sub.order_type
-        if otype in LIMIT_TYPES:
-            assert sub.price is not None  # validated
-            unit = sub.price
-        elif otype == STOP_MARKET:
-            assert sub.trigger_price is not None
-            unit = sub.trigger_price * HEADROOM
-        elif otype == TRAILING_STOP and sub.trigger_price is not None:
-            unit = sub.trigger_price * HEADROOM
-        else:
-            last = inst.round_price(st.last_px) if st.last_px is not None else t.buy_px
-            if last is None:
-                return inst.quote, _ZERO, "no market price known to check a market buy against"
-            if otype == TRAILING_STOP:
-                assert sub.trailing_offset is not None
-                last += sub.trailing_offset
-            unit = last * HEADROOM
-        need = sub.qty * unit
-        free = self._acc.free(inst.quote)
-        if need > free:
-            return inst.quote, unit, _insufficient(need, inst.quote, free)
-        return inst.quote, unit, None
 
     def _cancel(self, req: CancelOrder, arrival: int) -> None:
         order = self._ledger.orders.get(req.client_order_id)
@@ -412,16 +419,11 @@ class SimVenue:
         price = order.price if req.price is None else req.price
         trigger = order.trigger if req.trigger_price is None else req.trigger_price
         reason = self._amend_refusal(order, req, qty, price, t)
-        unit = order.reserve_px
-        if order.buy and unit:
-            if order.order_type in LIMIT_TYPES and price is not None:
-                unit = price
-            elif order.order_type == STOP_MARKET and trigger is not None:
-                unit = trigger * HEADROOM
+        unit = after_amend(order, price, trigger)
         relock = (qty - order.filled) * unit - order.reserved
         free = self._acc.free(order.reserve_ccy)
         if reason is None and relock > free:
-            reason = _insufficient(relock, order.reserve_ccy, free)
+            reason = insufficient(relock, order.reserve_ccy, free)
         if reason is not None:
             self._ledger.refuse(req, arrival, reason)
             return
@@ -444,7 +446,7 @@ class SimVenue:
         if not inst.on_qty_grid(qty):
             return f"qty {qty} is not a positive multiple of step {inst.step_size}"
         if qty <= order.filled:
-            return f"qty {_plain(qty)} is not above the filled qty {_plain(order.filled)}"
+            return f"qty {plain(qty)} is not above the filled qty {plain(order.filled)}"
         if req.price is not None and not inst.on_price_grid(req.price):
             return f"price {req.price} is not on tick {inst.tick_size}"
         if req.trigger_price is not None and not inst.on_price_grid(req.trigger_price):
@@ -453,12 +455,3 @@ class SimVenue:
                 and crosses(order.buy, price, t)):
             return "post-only would take liquidity"
         return None
-
-
-def _insufficient(need: Decimal, currency: str, free: Decimal) -> str:
-    # plain notation without trailing zeros: "need 1000.91 USDT, free 1000"
-    return f"insufficient balance: need {_plain(need)} {currency}, free {_plain(free)}"
-
-
-def _plain(x: Decimal) -> str:
-    return format(x.normalize(), "f") if x else "0"

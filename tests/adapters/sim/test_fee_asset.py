@@ -108,6 +108,17 @@ def test_without_enough_bnb_or_a_bnb_price_the_fee_falls_back_to_the_asset_recei
     assert sim.venue.balance("BNB")[0] == D(bnb)
 
 
+def test_a_restart_restores_every_fee_currency() -> None:
+    first = _bnb_sim("1")
+    first.trade(1, 250.0, symbol="BNBUSDT")
+    first.trade(1, 100.0)
+    first.submit(1, "BUY", "MARKET", "2")
+    first.trade(2, 100.0)
+    second = _bnb_sim("1", restart_from=first)
+    assert second.venue.state() == first.venue.state()
+    assert second.venue.balance("BNB")[0] == D("0.9992")
+
+
 # -- configuration ------------------------------------------------------------------
 
 CONFIG = """\
