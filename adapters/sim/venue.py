@@ -41,7 +41,9 @@ next 00:00 UTC after acceptance.
 
 The venue outlives the process as an exchange does: `restore` rebuilds its
 books from the journal at a restart (the `restore` module says what comes
-back), and `state` and `invariant_violations` expose them to checks.
+back), `state` and `invariant_violations` expose them to checks, and at a
+graceful stop `answer_pending` answers the requests no market event will
+reach.
 
 Matching rules live in `matching` (order types), `fill_models` (resting limit
 orders), `slippage` and `fees`; the records and the events that change them in
@@ -60,7 +62,7 @@ from adapters.sim.audit import venue_state, violations
 from adapters.sim.fees import QUOTE, FeeSchedule
 from adapters.sim.fill_models import QUEUE_AWARE, check_fill_model, join_queue
 from adapters.sim.ledger import Ledger
-from adapters.sim.market import SymbolState, Touch, bar_touch, quote_touch, trade_touch
+from adapters.sim.market import TRADE, SymbolState, Touch, bar_touch, quote_touch, trade_touch
 from adapters.sim.matching import crosses, match
 from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
 from adapters.sim.reservations import after_amend, insufficient, on_arrival, plain
@@ -226,6 +228,29 @@ class SimVenue:
         """What is wrong with the books (empty: nothing); see `audit.violations`."""
         return violations(self._ledger, self._acc, self._symbols)
 
+    # -- a stop --------------------------------------------------------------
+
+    def answer_pending(self) -> int:
+        """Answer every request still waiting for a market event, now, at the
+        market the venue last saw (a graceful stop: a cancel sent on the way
+        out must not wait for a next event that will never come). In arrival
+        order across symbols, each stamped with its arrival time, deadlines
+        before it expiring first; an order accepted here rests until the next
+        market event (nothing fills without one). Returns how many."""
+        due = sorted((arrival, n, req.symbol) for st in self._symbols.values()
+                     for arrival, n, req in st.pending)
+        touches: dict[str, Touch] = {}
+        for arrival, _, symbol in due:
+            st = self._symbols[symbol]
+            _, _, req = heappop(st.pending)
+            t = touches.get(symbol) or touches.setdefault(symbol, memory_touch(st))
+            self._arrive(st, req, arrival, t)
+        for symbol in touches:
+            st = self._symbols[symbol]
+            st.regate(self.fill_model == QUEUE_AWARE)
+            st.busy = bool(st.open or st.pending)
+        return len(due)
+
     # -- market events: the hot path -----------------------------------------
     # A symbol with nothing pending or open costs a lookup and a store; one
     # whose orders rest away from the market, a few float comparisons more.
@@ -317,14 +342,7 @@ class SimVenue:
         pending = st.pending
         while pending and pending[0][0] <= ts:
             arrival, _, req = heappop(pending)
-            if st.next_expiry and st.next_expiry <= arrival:
-                self._expire(st, arrival)
-            if isinstance(req, OrderSubmitted):
-                self._accept(st, req, arrival, t)
-            elif isinstance(req, CancelOrder):
-                self._cancel(req, arrival)
-            else:
-                self._amend(st, req, arrival, t)
+            self._arrive(st, req, arrival, t)
         if st.open:
             if st.next_expiry and st.next_expiry <= ts:
                 self._expire(st, ts)
@@ -361,6 +379,17 @@ class SimVenue:
             return
         if first and tif == IOC and order.state == OPEN:
             ledger.cancel(order, ts, IOC)
+
+    def _arrive(self, st: SymbolState, req: OrderSubmitted | CancelOrder | AmendOrder,
+                arrival: int, t: Touch) -> None:
+        if st.next_expiry and st.next_expiry <= arrival:
+            self._expire(st, arrival)
+        if isinstance(req, OrderSubmitted):
+            self._accept(st, req, arrival, t)
+        elif isinstance(req, CancelOrder):
+            self._cancel(req, arrival)
+        else:
+            self._amend(st, req, arrival, t)
 
     def _expire(self, st: SymbolState, ts: int) -> None:
         """Expire the orders whose deadline is at or before `ts`."""
@@ -455,3 +484,13 @@ class SimVenue:
                 and crosses(order.buy, price, t)):
             return "post-only would take liquidity"
         return None
+
+
+def memory_touch(st: SymbolState) -> Touch:
+    """The market as the venue last saw it, for answering a request with no
+    market event: the top of book if one is known, else the last price (no
+    sizes either way: nothing executes against it)."""
+    if st.has_book:
+        return quote_touch(st)
+    p = None if st.last_px is None else st.inst.round_price(st.last_px)
+    return Touch(TRADE, p, p, p, p, p, p, None, None)
