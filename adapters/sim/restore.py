@@ -25,9 +25,20 @@ What it recovers, and from which events:
   acceptance added, from the BalanceChanged that followed it): the only
   reservation that depends on the market at the time.
 
+`install` puts the record into a venue that has taken no request yet: open
+orders rest in their book again with their reservations (`locked` is their
+sum), unanswered requests are queued again with their arrival (their time plus
+latency: at a restart after a pause they are due at the first market event),
+and a currency the journal never mentions keeps the config's opening balance.
+
 What the journal does not hold is the venue's memory of the market; it is
-learnt again from the first market events after the restart (see
-`SimVenue.restore`).
+learnt again from the market events after the restart: the last price and
+book; a restored limit order's place in the queue (queue_aware: unknown until
+a quote shows its level, so on trade-only data it then fills only when the
+market trades through it); a trailing stop's extreme (it trails again from
+its last stated trigger); whether a STOP_LIMIT triggered (one that triggered
+but has not filled waits for its trigger again; one that filled in part
+rests as the limit it became).
 """
 
 from __future__ import annotations
@@ -63,7 +74,6 @@ from events.orders import (
 from events.state import BalanceChanged
 
 _ZERO = Decimal(0)
-_ONE = Decimal(1)
 
 Request = OrderSubmitted | CancelOrder | AmendOrder
 
@@ -101,9 +111,6 @@ class Folded:
         self.accepted = 0  # highest n of `{venue}-{n}`
         self.trades = 0  # highest n of `{venue}-T{n}`
         self.balances_seen = False
-
-    def open_orders(self) -> list[RestoredOrder]:
-        return [o for o in self.orders.values() if o.state == OPEN]
 
 
 def _number(ident: str, prefix: str) -> int:
@@ -273,8 +280,6 @@ def install(folded: Folded, positions: Mapping[str, Decimal], ledger: Ledger, ac
     orders = []
     for r in folded.orders.values():
         order = _reinstate(r, symbols.get(r.sub.symbol), acc, allow_short)
-        if order is None:
-            continue
         orders.append(order)
         if order.state == OPEN and order.symbol not in symbols:
             unlisted.append(order)
@@ -296,7 +301,9 @@ def install(folded: Folded, positions: Mapping[str, Decimal], ledger: Ledger, ac
 
 
 def _reinstate(r: RestoredOrder, st: SymbolState | None, acc: Accounts,
-               allow_short: bool) -> SimOrder | None:
+               allow_short: bool) -> SimOrder:
+    """The venue's order for `r`; an open one rests in `st`'s book again
+    with its reservation locked (`st` None: the symbol is no longer listed)."""
     sub = r.sub
     tif = sub.time_in_force
     expire = sub.expire_ts if tif == GTD else (
