@@ -127,6 +127,11 @@ class VenueConfig(_Section, frozen=True):
     latency_ms: NonNegFloat = 0.0
     balances: dict[str, float] = {}
     allow_short: bool = False
+    # What a simulated fill pays its fee in: "quote", "received" (a buy pays in
+    # the base, a sell in the quote) or a currency such as "BNB" (priced by the
+    # instrument BNB/<quote> on this venue). None: "received" for a binance
+    # venue (its replays and paper twins charge as Binance does), else "quote".
+    fee_asset: Name | None = None
     # kind = "sample" only: replay a raw Binance recording as a live feed.
     file: Path | None = None
     speed: PositiveFloat | Literal["max"] = 1.0
@@ -370,6 +375,9 @@ def _check(config: Config) -> tuple[str, str] | None:
                 f"(also $.instruments[{symbols[key]}])",
             )
         symbols[key] = i
+    for i, venue in enumerate(config.venues):
+        if problem := _check_fee_asset(f"$.venues[{i}]", venue, config.instruments):
+            return problem
 
     ids: dict[str, int] = {}
     for i, strat in enumerate(config.strategies):
@@ -467,6 +475,24 @@ def _check_venue_kind(at: str, venue: VenueConfig) -> tuple[str, str] | None:
                 return f"{at}.streams[{j}]", (
                     f"unknown stream {stream!r} (expected trade, aggTrade, bookTicker, depth, "
                     "depth@100ms, depth5|10|20[@100ms] or kline_<interval>)")
+    return None
+
+
+def _check_fee_asset(at: str, venue: VenueConfig, instruments: list[InstrumentConfig]
+                     ) -> tuple[str, str] | None:
+    """A third fee currency C must be priced: every instrument of the venue
+    quoted in Q (other than C/Q itself) needs an instrument C/Q there."""
+    c = venue.fee_asset
+    if c is None or c in ("quote", "received"):
+        return None
+    pairs = {(i.base, i.quote) for i in instruments if i.venue == venue.name}
+    for inst in instruments:
+        if inst.venue == venue.name and c not in (inst.base, inst.quote) \
+                and (c, inst.quote) not in pairs:
+            return f"{at}.fee_asset", (
+                f'fee_asset "{c}" needs an instrument with base "{c}" and quote "{inst.quote}" '
+                f'on venue "{venue.name}" to price the fee of {inst.symbol} '
+                '(or use "quote" or "received")')
     return None
 
 

@@ -64,6 +64,7 @@ def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
         latency_ms=vcfg.latency_ms,
         balances={c: to_decimal(v) for c, v in sorted(vcfg.balances.items())},
         allow_short=vcfg.allow_short,
+        fee_asset=vcfg.fee_asset or ("received" if vcfg.kind == "binance" else "quote"),
     )
 
 

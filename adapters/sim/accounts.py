@@ -2,7 +2,9 @@
 
 The venue is the source of truth for balances, as a real exchange is. Each
 currency has a `total` and a `locked` part (reserved by open orders);
-free = total - locked. Net base position per symbol is folded from fills only
+free = total - locked (a buy locks quote, a sell its base; a buy whose price
+is not known in advance locks `HEADROOM` above the price it is checked
+against). Net base position per symbol is folded from fills only
 (it is what reduce-only orders are checked against). Everything is exact
 Decimal; nothing here publishes events (the venue does).
 """
@@ -14,6 +16,7 @@ from decimal import Decimal
 
 from events.instruments import to_decimal
 
+HEADROOM = Decimal("1.01")  # market buys reserve 1% above the last price
 _ZERO = Decimal(0)
 
 

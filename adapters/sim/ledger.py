@@ -6,7 +6,10 @@ published events and the venue's state cannot drift apart: a fill publishes
 `Fill`, then `BalanceChanged` for the base and the quote currency; a close
 publishes its order event, then `BalanceChanged` for the released lock.
 Venue order ids (`{venue}-{n}`) and trade ids (`{venue}-T{n}`) are plain
-counters, so a replay numbers them identically.
+counters, so a replay numbers them identically; after a restart they continue
+after the highest the journal holds (`reinstate`), so no id is issued twice.
+A fill pays its fee in the asset `fees.FeeSchedule.charge` picks; a third
+currency's balance change follows the base and quote ones.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ _ZERO = Decimal(0)
 
 class Ledger:
     __slots__ = ("venue", "publish", "now", "fees", "acc", "symbols", "orders", "_closed",
-                 "_accepted", "_trades")
+                 "_accepted", "_trades", "_pricing")
 
     def __init__(self, venue: str, publish: Callable[[Event], object],
                  now_ns: Callable[[], int], fees: FeeSchedule, accounts: Accounts,
@@ -55,8 +58,37 @@ class Ledger:
         self.symbols = symbols
         self.orders: dict[str, SimOrder] = {}  # client_order_id -> order (open or closed)
         self._closed: deque[str] = deque()
-        self._accepted = 0
-        self._trades = 0
+        self._accepted = 0  # venue order ids issued: `{venue}-{n}`
+        self._trades = 0  # trade ids issued: `{venue}-T{n}`
+        # (base, quote) -> its symbol: where a third fee currency is priced
+        self._pricing = {(st.inst.base, st.inst.quote): st for st in symbols.values()}
+
+    # -- a restart -----------------------------------------------------------
+
+    def reinstate(self, orders: list[SimOrder], closed: list[str], accepted: int,
+                  trades: int) -> None:
+        """Take back the orders a restored journal holds (open ones already in
+        their symbol's book; `closed`: the closed ids, oldest first) and
+        continue the id counters after the highest ever issued."""
+        assert not self.orders, "restore before any order arrives"
+        self.orders.update((o.client_order_id, o) for o in orders)
+        self._closed.extend(closed)
+        self._accepted = max(self._accepted, accepted)
+        self._trades = max(self._trades, trades)
+
+    def counters(self) -> tuple[int, int]:
+        """(venue order ids issued, trade ids issued)."""
+        return self._accepted, self._trades
+
+    def cancel_unlisted(self, order: SimOrder, ts: int, reason: str) -> None:
+        """Close a restored open order whose symbol the venue no longer lists
+        (it holds no reservation and rests in no book)."""
+        order.state = CANCELED
+        self.orders[order.client_order_id] = order
+        self.publish(OrderCanceled(
+            ts_event=ts, ts_recv=self.now(), venue=self.venue, symbol=order.symbol,
+            strategy_id=order.sub.strategy_id, client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id, reason=reason))
 
     # -- answers to requests -------------------------------------------------
 
@@ -140,35 +172,55 @@ class Ledger:
 
     def fill(self, order: SimOrder, inst: Instrument, qty: Decimal, price: Decimal,
              liquidity: str, ts: int) -> None:
-        """One execution: Fill, then the base and quote BalanceChanged."""
+        """One execution: Fill, then the base and quote BalanceChanged (and the
+        fee currency's, when it is a third one)."""
         assert order.state == OPEN and 0 < qty <= order.remaining
-        fee = self.fees.fee(price, qty, liquidity)
+        acc = self.acc
+        base, quote = inst.base, inst.quote
+        fee, fee_ccy = self.fees.charge(inst, order.buy, price, qty, liquidity,
+                                        self.price_of, acc.free)
         self._trades += 1
         self.publish(Fill(ts_event=ts, ts_recv=self.now(), venue=self.venue,
                           symbol=order.symbol, strategy_id=order.sub.strategy_id,
                           client_order_id=order.client_order_id,
                           trade_id=f"{self.venue}-T{self._trades}", side=order.side, qty=qty,
-                          price=price, fee=fee, fee_currency=inst.quote, liquidity=liquidity,
+                          price=price, fee=fee, fee_currency=fee_ccy, liquidity=liquidity,
                           venue_order_id=order.venue_order_id))
         order.filled += qty
-        acc = self.acc
         if order.reserved and order.filled < order.qty:
             release = min(order.reserved, qty * order.reserve_px)
             order.reserved -= release
             acc.lock(order.reserve_ccy, -release)
         notional = price * qty
+        # The net position follows the base the account actually holds, so a
+        # fee paid in the base leaves no position the balance cannot close.
         if order.buy:
-            acc.add(inst.quote, -(notional + fee))
-            acc.add(inst.base, qty)
-            acc.add_position(order.symbol, qty)
+            acc.add(quote, -(notional + fee) if fee_ccy == quote else -notional)
+            got = qty - fee if fee_ccy == base else qty
+            acc.add(base, got)
+            acc.add_position(order.symbol, got)
         else:
-            acc.add(inst.base, -qty)
-            acc.add(inst.quote, notional - fee)
-            acc.add_position(order.symbol, -qty)
+            gave = qty + fee if fee_ccy == base else qty
+            acc.add(base, -gave)
+            acc.add(quote, notional - fee if fee_ccy == quote else notional)
+            acc.add_position(order.symbol, -gave)
+        third = fee_ccy != base and fee_ccy != quote
+        if third:
+            acc.add(fee_ccy, -fee)
         if order.filled >= order.qty:
             self._close(order, FILLED, None, ts)  # releases the rest of the lock
-        self.balance(inst.base, ts, "fill")
-        self.balance(inst.quote, ts, "fill")
+        self.balance(base, ts, "fill")
+        self.balance(quote, ts, "fill")
+        if third:
+            self.balance(fee_ccy, ts, "fee")
+
+    def price_of(self, currency: str, quote: str) -> Decimal | None:
+        """The last market price of `currency` in `quote` on this venue (the
+        instrument currency/quote), or None before any is known."""
+        st = self._pricing.get((currency, quote))
+        if st is None or st.last_px is None:
+            return None
+        return st.inst.round_price(st.last_px)
 
     def reduce_room(self, symbol: str, buy: bool) -> Decimal:
         """How much an order on this side can trade and only reduce the position."""

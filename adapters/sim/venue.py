@@ -26,8 +26,9 @@ STOP_LIMIT), or 1% above the trigger (STOP_MARKET), or 1% above the last known
 price (MARKET; TRAILING_STOP: 1% above its trigger_price, else last price +
 offset). A sell locks its base quantity, unless allow_short (then nothing is
 locked and base may go negative). A fill moves quote ↔ base at the fill price,
-pays the fee in quote and releases the matching part of the lock (all of it
-when the order completes or closes). A market fill beyond the reserved price is
+pays the fee in the configured fee asset (`fees`: the quote, the asset
+received, or a third currency) and releases the matching part of the lock (all
+of it when the order completes or closes). A market fill beyond the reserved price is
 still debited in full. Reduce-only orders are checked against the venue's net
 position in the symbol (from fills): refused if they cannot reduce it, trimmed
 at fill time to what is left of it (the rest is canceled, reason
@@ -37,6 +38,12 @@ IOC and FOK are settled on the order's first matching event (the arrival event;
 the trigger event for stops): IOC cancels what did not fill (reason "IOC"), FOK
 fills entirely or is canceled whole (reason "FOK"). DAY orders expire at the
 next 00:00 UTC after acceptance.
+
+The venue outlives the process as an exchange does: `restore` rebuilds its
+books from the journal at a restart (the `restore` module says what comes
+back), `state` and `invariant_violations` expose them to checks, and at a
+graceful stop `answer_pending` answers the requests no market event will
+reach.
 
 Matching rules live in `matching` (order types), `fill_models` (resting limit
 orders), `slippage` and `fees`; the records and the events that change them in
@@ -51,12 +58,15 @@ from heapq import heappop, heappush
 from typing import Any
 
 from adapters.sim.accounts import Accounts
-from adapters.sim.fees import FeeSchedule
+from adapters.sim.audit import venue_state, violations
+from adapters.sim.fees import QUOTE, FeeSchedule
 from adapters.sim.fill_models import QUEUE_AWARE, check_fill_model, join_queue
 from adapters.sim.ledger import Ledger
-from adapters.sim.market import SymbolState, Touch, bar_touch, quote_touch, trade_touch
+from adapters.sim.market import TRADE, SymbolState, Touch, bar_touch, quote_touch, trade_touch
 from adapters.sim.matching import crosses, match
 from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
+from adapters.sim.reservations import after_amend, insufficient, on_arrival, plain
+from adapters.sim.restore import fold, install
 from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
 from events.base import Event
 from events.columns import TradeColumns
@@ -69,14 +79,11 @@ from events.orders import (
     IOC,
     LIMIT,
     SELL,
-    STOP_MARKET,
-    TRAILING_STOP,
     AmendOrder,
     CancelOrder,
     OrderSubmitted,
 )
 
-HEADROOM = Decimal("1.01")  # market buys reserve 1% above the last price
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 
@@ -92,12 +99,13 @@ class SimVenue:
                  taker_fee_bps: float = 0.0, latency_ms: float = 0.0,
                  balances: Mapping[str, Decimal | float] | None = None,
                  allow_short: bool = False, volume_limit_pct: float = 10.0,
-                 data_venue: str | None = None) -> None:
+                 data_venue: str | None = None, fee_asset: str = QUOTE) -> None:
         """`slippage_model` defaults to "fixed_bps" when slippage_bps > 0, else
         "none". `volume_limit_pct` caps each taker execution under the "volume"
         model. Instruments of other venues are ignored. `data_venue` (default:
         `name`) is the venue whose market data it matches against: a paper twin
-        named "binance.paper" trades against "binance"'s market."""
+        named "binance.paper" trades against "binance"'s market. `fee_asset`:
+        "quote", "received" or a currency (see `fees`)."""
         if latency_ms < 0:
             raise ValueError(f"latency_ms {latency_ms!r}: must be >= 0")
         self.name = name
@@ -111,8 +119,13 @@ class SimVenue:
         self.allow_short = allow_short
         self._symbols = {i.symbol: SymbolState(i) for i in instruments if i.venue == name}
         self._acc = Accounts(balances or {})
-        self._restored = False  # restore_account() replaced the opening balances
-        self._ledger = Ledger(name, publish, now_ns, FeeSchedule(maker_fee_bps, taker_fee_bps),
+        # currencies whose opening balance came from the journal (a restart)
+        self._restored: set[str] = set()
+        # restored orders and requests of symbols the venue no longer lists:
+        # closed and refused at start()
+        self._unlisted: list[SimOrder | OrderSubmitted | CancelOrder | AmendOrder] = []
+        self._ledger = Ledger(name, publish, now_ns,
+                              FeeSchedule(maker_fee_bps, taker_fee_bps, fee_asset),
                               self._acc, self._symbols)
         self._now = now_ns
         self._received = 0  # tie-break of arrivals at the same time: receipt order
@@ -132,24 +145,49 @@ class SimVenue:
 
     def start(self) -> None:
         """Publish BalanceChanged for each balance: reason "initial" (the config's)
-        or "restored" (after `restore_account`)."""
+        or "restored" (from the journal, after `restore`). A restored order or
+        request of a symbol the venue no longer lists is canceled or refused."""
         ts = self._now()
-        reason = "restored" if self._restored else "initial"
         for currency in list(self._acc.total):
-            self._ledger.balance(currency, ts, reason)
+            self._ledger.balance(currency, ts,
+                                 "restored" if currency in self._restored else "initial")
+        for item in self._unlisted:
+            reason = f"unknown symbol {item.symbol!r} at {self.name!r}"
+            if isinstance(item, SimOrder):
+                self._ledger.cancel_unlisted(item, ts, reason)
+            else:
+                self._ledger.refuse(item, ts, reason)
+        self._unlisted.clear()
+
+    def restore(self, events: Iterable[Event], positions: Mapping[str, Decimal]) -> None:
+        """Rebuild the venue from the journal, before `start()` (a restart; the
+        `restore` module says what comes back and what is learnt again): `events` are
+        the journaled order events, fills and balance changes of every venue
+        in seq order (this venue's are kept); `positions` the net position per
+        symbol as the portfolio folded it. Publishes nothing."""
+        assert not self._ledger.orders and not any(st.pending for st in self._symbols.values()), \
+            "restore() comes before any request"
+        folded = fold(self.name, events,
+                      {s: (st.inst.base, st.inst.quote) for s, st in self._symbols.items()})
+        if folded.balances_seen:
+            self._restored.update(folded.totals)
+        self._received = install(
+            folded, positions, self._ledger, self._acc, self._symbols, self._unlisted,
+            allow_short=self.allow_short, latency_ns=self.latency_ns,
+            queue_aware=self.fill_model == QUEUE_AWARE, received=self._received)
 
     def restore_account(self, balances: dict[str, Decimal],
                         positions: dict[str, Decimal]) -> None:
-        """Replace the config's opening account with a recovered one (a paper
-        restart): each currency's total and each symbol's net position, nothing
-        locked (orders do not survive a restart of the simulated book)."""
+        """Replace the config's opening account with a recovered one (each
+        currency's total and each symbol's net position, nothing locked).
+        Superseded by `restore`, which also brings back the orders."""
         self._acc.total.clear()
         self._acc.total.update(balances)
         self._acc.locked.clear()
         self._acc.locked.update({c: Decimal(0) for c in balances})
         self._acc.net.clear()
         self._acc.net.update({s: q for s, q in positions.items() if s in self._symbols})
-        self._restored = True
+        self._restored.update(balances)
 
     def seed_position(self, symbol: str, qty: Decimal) -> None:
         """Hold `qty` (signed) of `symbol` from the start, as a positions file
@@ -181,6 +219,37 @@ class SimVenue:
         states = self._symbols.values() if symbol is None else (
             [self._symbols[symbol]] if symbol in self._symbols else [])
         return [cid for st in states for cid in st.open]
+
+    def state(self) -> dict[str, Any]:
+        """The venue's books as plain comparable data (see `audit.venue_state`)."""
+        return venue_state(self._ledger, self._acc, self._symbols)
+
+    def invariant_violations(self) -> list[str]:
+        """What is wrong with the books (empty: nothing); see `audit.violations`."""
+        return violations(self._ledger, self._acc, self._symbols)
+
+    # -- a stop --------------------------------------------------------------
+
+    def answer_pending(self) -> int:
+        """Answer every request still waiting for a market event, now, at the
+        market the venue last saw (a graceful stop: a cancel sent on the way
+        out must not wait for a next event that will never come). In arrival
+        order across symbols, each stamped with its arrival time, deadlines
+        before it expiring first; an order accepted here rests until the next
+        market event (nothing fills without one). Returns how many."""
+        due = sorted((arrival, n, req.symbol) for st in self._symbols.values()
+                     for arrival, n, req in st.pending)
+        touches: dict[str, Touch] = {}
+        for arrival, _, symbol in due:
+            st = self._symbols[symbol]
+            _, _, req = heappop(st.pending)
+            t = touches.get(symbol) or touches.setdefault(symbol, memory_touch(st))
+            self._arrive(st, req, arrival, t)
+        for symbol in touches:
+            st = self._symbols[symbol]
+            st.regate(self.fill_model == QUEUE_AWARE)
+            st.busy = bool(st.open or st.pending)
+        return len(due)
 
     # -- market events: the hot path -----------------------------------------
     # A symbol with nothing pending or open costs a lookup and a store; one
@@ -273,14 +342,7 @@ class SimVenue:
         pending = st.pending
         while pending and pending[0][0] <= ts:
             arrival, _, req = heappop(pending)
-            if st.next_expiry and st.next_expiry <= arrival:
-                self._expire(st, arrival)
-            if isinstance(req, OrderSubmitted):
-                self._accept(st, req, arrival, t)
-            elif isinstance(req, CancelOrder):
-                self._cancel(req, arrival)
-            else:
-                self._amend(st, req, arrival, t)
+            self._arrive(st, req, arrival, t)
         if st.open:
             if st.next_expiry and st.next_expiry <= ts:
                 self._expire(st, ts)
@@ -318,6 +380,17 @@ class SimVenue:
         if first and tif == IOC and order.state == OPEN:
             ledger.cancel(order, ts, IOC)
 
+    def _arrive(self, st: SymbolState, req: OrderSubmitted | CancelOrder | AmendOrder,
+                arrival: int, t: Touch) -> None:
+        if st.next_expiry and st.next_expiry <= arrival:
+            self._expire(st, arrival)
+        if isinstance(req, OrderSubmitted):
+            self._accept(st, req, arrival, t)
+        elif isinstance(req, CancelOrder):
+            self._cancel(req, arrival)
+        else:
+            self._amend(st, req, arrival, t)
+
     def _expire(self, st: SymbolState, ts: int) -> None:
         """Expire the orders whose deadline is at or before `ts`."""
         nearest = 0
@@ -346,7 +419,7 @@ class SimVenue:
             reason = f"reduce-only order would increase the {sub.symbol} position"
         ccy, unit = "", _ZERO
         if reason is None:
-            ccy, unit, reason = self._reservation(st, sub, t)
+            ccy, unit, reason = on_arrival(st, sub, t, self._acc.free, self.allow_short)
         if reason is not None:
             ledger.refuse(sub, arrival, reason)
             return
@@ -355,40 +428,6 @@ class SimVenue:
         order = ledger.accept(sub, expire, ccy, unit, arrival)
         if self.fill_model == QUEUE_AWARE and order.order_type == LIMIT:
             join_queue(order, st)
-
-    def _reservation(self, st: SymbolState, sub: OrderSubmitted, t: Touch
-                     ) -> tuple[str, Decimal, str | None]:
-        """(currency, amount locked per unit of quantity, refusal reason)."""
-        inst = st.inst
-        if sub.side == SELL:
-            if self.allow_short:
-                return inst.base, _ZERO, None
-            free = self._acc.free(inst.base)
-            if sub.qty > free:
-                return inst.base, _ONE, _insufficient(sub.qty, inst.base, free)
-            return inst.base, _ONE, None
-        otype = sub.order_type
-        if otype in LIMIT_TYPES:
-            assert sub.price is not None  # validated
-            unit = sub.price
-        elif otype == STOP_MARKET:
-            assert sub.trigger_price is not None
-            unit = sub.trigger_price * HEADROOM
-        elif otype == TRAILING_STOP and sub.trigger_price is not None:
-            unit = sub.trigger_price * HEADROOM
-        else:
-            last = inst.round_price(st.last_px) if st.last_px is not None else t.buy_px
-            if last is None:
-                return inst.quote, _ZERO, "no market price known to check a market buy against"
-            if otype == TRAILING_STOP:
-                assert sub.trailing_offset is not None
-                last += sub.trailing_offset
-            unit = last * HEADROOM
-        need = sub.qty * unit
-        free = self._acc.free(inst.quote)
-        if need > free:
-            return inst.quote, unit, _insufficient(need, inst.quote, free)
-        return inst.quote, unit, None
 
     def _cancel(self, req: CancelOrder, arrival: int) -> None:
         order = self._ledger.orders.get(req.client_order_id)
@@ -409,16 +448,11 @@ class SimVenue:
         price = order.price if req.price is None else req.price
         trigger = order.trigger if req.trigger_price is None else req.trigger_price
         reason = self._amend_refusal(order, req, qty, price, t)
-        unit = order.reserve_px
-        if order.buy and unit:
-            if order.order_type in LIMIT_TYPES and price is not None:
-                unit = price
-            elif order.order_type == STOP_MARKET and trigger is not None:
-                unit = trigger * HEADROOM
+        unit = after_amend(order, price, trigger)
         relock = (qty - order.filled) * unit - order.reserved
         free = self._acc.free(order.reserve_ccy)
         if reason is None and relock > free:
-            reason = _insufficient(relock, order.reserve_ccy, free)
+            reason = insufficient(relock, order.reserve_ccy, free)
         if reason is not None:
             self._ledger.refuse(req, arrival, reason)
             return
@@ -441,7 +475,7 @@ class SimVenue:
         if not inst.on_qty_grid(qty):
             return f"qty {qty} is not a positive multiple of step {inst.step_size}"
         if qty <= order.filled:
-            return f"qty {_plain(qty)} is not above the filled qty {_plain(order.filled)}"
+            return f"qty {plain(qty)} is not above the filled qty {plain(order.filled)}"
         if req.price is not None and not inst.on_price_grid(req.price):
             return f"price {req.price} is not on tick {inst.tick_size}"
         if req.trigger_price is not None and not inst.on_price_grid(req.trigger_price):
@@ -452,10 +486,11 @@ class SimVenue:
         return None
 
 
-def _insufficient(need: Decimal, currency: str, free: Decimal) -> str:
-    # plain notation without trailing zeros: "need 1000.91 USDT, free 1000"
-    return f"insufficient balance: need {_plain(need)} {currency}, free {_plain(free)}"
-
-
-def _plain(x: Decimal) -> str:
-    return format(x.normalize(), "f") if x else "0"
+def memory_touch(st: SymbolState) -> Touch:
+    """The market as the venue last saw it, for answering a request with no
+    market event: the top of book if one is known, else the last price (no
+    sizes either way: nothing executes against it)."""
+    if st.has_book:
+        return quote_touch(st)
+    p = None if st.last_px is None else st.inst.round_price(st.last_px)
+    return Touch(TRADE, p, p, p, p, p, p, None, None)

@@ -14,8 +14,15 @@ from events.instruments import Instrument
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
     AmendOrder,
+    AmendRejected,
     CancelOrder,
+    CancelRejected,
     Fill,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
     OrderSubmitted,
 )
 from events.state import BalanceChanged
@@ -24,6 +31,10 @@ D = Decimal
 VENUE = "sim"
 SYMBOL = "BTCUSDT"
 MS = 1_000_000
+# what recovery hands to `SimVenue.restore`
+JOURNALED = (OrderSubmitted, CancelOrder, AmendOrder, OrderAccepted, OrderRejected,
+             OrderCanceled, CancelRejected, OrderExpired, OrderAmended, AmendRejected, Fill,
+             BalanceChanged)
 INST = Instrument(venue=VENUE, symbol=SYMBOL, base="BTC", quote="USDT",
                   tick_size=D("0.01"), step_size=D("0.00001"))
 
@@ -34,10 +45,14 @@ def _crash(event: Event, handler: object, exc: BaseException) -> None:
 
 
 class Sim:
-    """`events` holds everything published on the bus, in seq order."""
+    """`events` holds everything published on the bus, in seq order. With
+    `restart_from` (a Sim that ran before), the venue is restored from that
+    Sim's journaled events and net positions before it starts, as recovery
+    does at a restart."""
 
     def __init__(self, *, balances: dict[str, Decimal] | None = None,
-                 instruments: list[Instrument] | None = None, **venue_kw: Any) -> None:
+                 instruments: list[Instrument] | None = None,
+                 restart_from: Sim | None = None, **venue_kw: Any) -> None:
         self.bus = Bus(on_error=_crash)
         self.events: list[Event] = []
         self.bus.subscribe_all(self.events.append)
@@ -47,8 +62,14 @@ class Sim:
         self.venue = SimVenue(VENUE, instruments or [INST], self.bus.publish,
                               lambda: self.clock, balances=balances, **venue_kw)
         self.venue.subscribe(self.bus)
+        if restart_from is not None:
+            journal = [e for e in restart_from.events if isinstance(e, JOURNALED)]
+            self.clock = restart_from.clock
+            self.venue.restore(journal, {s: restart_from.venue.position(s)
+                                         for s in (SYMBOL, *(i.symbol for i in instruments or []))})
+            assert not self.events, "restore publishes nothing"
         self.venue.start()
-        self._n = 0
+        self._n = restart_from._n if restart_from is not None else 0
 
     # -- market data -------------------------------------------------------
 
@@ -92,8 +113,8 @@ class Sim:
             trailing_offset=None if offset is None else D(offset), **kw))
         return cid
 
-    def cancel(self, ts: int, cid: str, reason: str = "") -> None:
-        self.bus.publish(CancelOrder(ts_event=ts, ts_recv=ts, venue=VENUE, symbol=SYMBOL,
+    def cancel(self, ts: int, cid: str, reason: str = "", symbol: str = SYMBOL) -> None:
+        self.bus.publish(CancelOrder(ts_event=ts, ts_recv=ts, venue=VENUE, symbol=symbol,
                                      strategy_id="s", client_order_id=cid, reason=reason))
 
     def amend(self, ts: int, cid: str, *, qty: str | None = None, price: str | None = None,
