@@ -93,11 +93,12 @@ class Valuation:
         quote = self._quote
         total = ZERO
         others: Amounts | None = None
-        for (v, s), by_sid in self._positions.items():
+        for key, by_sid in self._positions.items():
+            v, s = key
             if venue is not None and v != venue:
                 continue
             mark = self.last_price(v, s)
-            currency = quote.get((v, s), "")
+            currency = quote.get(key, "")
             for sid, pos in by_sid.items():
                 if strategy_id is not None and sid != strategy_id:
                     continue
