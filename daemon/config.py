@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -162,8 +163,23 @@ class InstrumentConfig(_Section, frozen=True):
     tradable: bool = True
 
 
+class AccountConfig(_Section, frozen=True):
+    """`[account]`: the currency equity, PnL and money limits are stated in (inferred
+    by `load_config` when every instrument has the same quote), and fixed rates
+    into it (`rates = { USDC = 1.0 }`): the only way a currency is ever valued at a
+    constant; any other is valued through market prices or not at all."""
+
+    currency: Name | None = None
+    rates: dict[str, float] = {}
+
+    @property
+    def decimal_rates(self) -> dict[str, Decimal]:  # exact: each float's shortest repr
+        return {c: Decimal(repr(float(r))) for c, r in sorted(self.rates.items())}
+
+
 class RiskConfig(_Section, frozen=True):
-    """Account-wide limits. The six DESIGN keys are required: no silent "unlimited"."""
+    """Account-wide limits. The six DESIGN keys are required: no silent "unlimited".
+    Money limits (notional, daily loss) are in the account currency."""
 
     max_order_qty: PositiveFloat
     max_order_notional: PositiveFloat
@@ -230,6 +246,7 @@ class Config(_Section, frozen=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    account: AccountConfig = msgspec.field(default_factory=AccountConfig)
     instruments: list[InstrumentConfig] = []
     strategies: list[StrategyConfig] = []
 
@@ -324,7 +341,7 @@ def load_config(
     problem = _check(config)
     if problem is not None:
         raise ConfigError(file, problem[1], path=problem[0])
-    return _resolve_paths(file, config, data_dir)
+    return _resolve_paths(file, _with_account_currency(file, config), data_dir)
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
@@ -361,6 +378,8 @@ def _check(config: Config) -> tuple[str, str] | None:
         if problem := _check_venue_kind(at, venue):
             return problem
     known = ", ".join(f'"{v}"' for v in venues)
+    if problem := _check_account(config.account):
+        return problem
 
     symbols: dict[tuple[str, str], int] = {}
     for i, inst in enumerate(config.instruments):
@@ -442,6 +461,30 @@ def _check_id_length(at: str, strat: StrategyConfig, venue: VenueConfig
             f'"<{CLIENT_ID_PREFIX_LEN}-character prefix>-<id>-<order number>") '
             f"use at most {room}")
     return None
+
+
+def _check_account(account: AccountConfig) -> tuple[str, str] | None:
+    for currency, rate in account.rates.items():
+        at = f"$.account.rates.{currency}"
+        if not 0 < rate < float("inf"):
+            return at, f"rate must be a positive number, got {rate!r}"
+        if currency == account.currency:
+            return at, f"{currency} is the account currency itself (worth 1 of itself)"
+    return None
+
+
+def _with_account_currency(file: str, config: Config) -> Config:
+    """`config` with `[account] currency` inferred from the instruments' quote."""
+    if config.account.currency is not None:
+        return config
+    quotes = sorted({inst.quote for inst in config.instruments})
+    if len(quotes) <= 1:
+        account = msgspec.structs.replace(config.account, currency=quotes[0] if quotes else None)
+        return msgspec.structs.replace(config, account=account)
+    raise ConfigError(file, (
+        f"missing: the instruments are quoted in {', '.join(quotes)}; name the currency "
+        f'the account is stated in (e.g. currency = "{quotes[-1]}") and, for the '
+        f"others, a market that prices them or [account] rates"), path="$.account.currency")
 
 
 _SAMPLE_KEYS = {"file": None, "speed": 1.0, "loop": True}

@@ -198,6 +198,12 @@ def position_view(portfolio: Any, p: Any) -> dict[str, Any]:
     }
 
 
+def unvalued_view(portfolio: Any) -> list[dict[str, Any]]:
+    """Money the account's figures leave out for want of a conversion mark."""
+    return [{"venue": u.venue, "currency": u.currency, "balance": u.balance, "pnl": u.pnl,
+             "reason": u.reason} for u in portfolio.unvalued()]
+
+
 # -- the server -----------------------------------------------------------------------
 
 
@@ -400,7 +406,9 @@ class ControlServer:
         node = k.node
         if node is not None:
             body["trading_reason"] = node.risk.reason
+            body["account_currency"] = node.portfolio.account_currency
             body["equity"] = node.portfolio.equity()
+            body["unvalued"] = unvalued_view(node.portfolio)
             body["pnl"] = pnl_by_strategy(node.portfolio)
             body["open_orders"] = len(node.oms.open_orders())
             body["fills"] = self.fills
@@ -410,7 +418,9 @@ class ControlServer:
         portfolio = self._node().portfolio
         every = request.query.get("all", "") not in ("", "0", "false")
         rows = [position_view(portfolio, p) for p in portfolio.positions(include_flat=every)]
-        return web.json_response({"positions": rows, "equity": portfolio.equity()}, dumps=_dumps)
+        return web.json_response({"positions": rows, "equity": portfolio.equity(),
+                                  "account_currency": portfolio.account_currency,
+                                  "unvalued": unvalued_view(portfolio)}, dumps=_dumps)
 
     async def _orders(self, request: web.Request) -> web.Response:
         oms = self._node().oms

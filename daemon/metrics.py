@@ -304,16 +304,13 @@ _IMPORTED = time.time()
 
 
 def pnl_by_strategy(portfolio: Any) -> dict[str, dict[str, Decimal]]:
-    """{strategy: {realized, unrealized, fees, pnl}} over every position, flat ones too."""
+    """{strategy: {realized, unrealized, fees, pnl}} over every position, flat ones
+    too, in the account currency (currencies with no conversion left out)."""
     out: dict[str, dict[str, Decimal]] = {}
-    for p in portfolio.positions(include_flat=True):
-        row = out.setdefault(p.strategy_id, {"realized": Decimal(0), "unrealized": Decimal(0),
-                                             "fees": Decimal(0)})
-        row["realized"] += p.realized_pnl
-        row["fees"] += p.fees
-        row["unrealized"] += portfolio.unrealized_pnl(p.venue, p.symbol, p.strategy_id)
-    for sid, row in out.items():
-        row["pnl"] = portfolio.pnl(sid)
+    for sid in sorted({p.strategy_id for p in portfolio.positions(include_flat=True)}):
+        summary = portfolio.pnl_summary(sid)
+        out[sid] = {"realized": summary.realized, "unrealized": summary.unrealized,
+                    "fees": summary.fees, "pnl": summary.net}
     return out
 
 
@@ -388,7 +385,9 @@ def _collect_node(reg: Registry, node: Any) -> None:
     for state in sorted({*ORDER_STATES, *states}):
         orders.set(states.get(state, 0), state=state)
     portfolio = node.portfolio
-    pnl = reg.gauge("tapeloop_pnl", "Strategy PnL in the quote currency", ["strategy", "kind"])
+    currency = portfolio.account_currency or "none"
+    pnl = reg.gauge("tapeloop_pnl", f"Strategy PnL in the account currency ({currency})",
+                    ["strategy", "kind"])
     for sid, row in sorted(pnl_by_strategy(portfolio).items()):
         for kind in ("realized", "unrealized", "fees"):
             pnl.set(row[kind], strategy=sid, kind=kind)
@@ -396,8 +395,14 @@ def _collect_node(reg: Registry, node: Any) -> None:
                          ["venue", "symbol", "strategy"])
     for p in portfolio.positions(include_flat=True):
         position.set(p.qty, venue=p.venue, symbol=p.symbol, strategy=p.strategy_id)
-    reg.gauge("tapeloop_equity", "Account equity: balances valued at the marks"
+    reg.gauge("tapeloop_equity", f"Account equity in the account currency ({currency}): "
+              "balances valued at the marks, unvalued currencies left out"
               ).set(portfolio.equity())
+    unvalued = reg.gauge("tapeloop_unvalued_balance",
+                         "Balances with no conversion into the account currency",
+                         ["venue", "currency"])
+    for u in portfolio.unvalued():
+        unvalued.set(u.balance, venue=u.venue, currency=u.currency)
     trading = reg.gauge("tapeloop_trading_state", "1 for the current trading state", ["state"])
     current = node.risk.state
     for state in sorted({*TRADING_STATES, current}):

@@ -96,7 +96,9 @@ class TradingNode:
                 self.venues.append(sim_venue(vcfg, twin_insts, bus, now_ns, name=twin))
         for venue in self.venues:
             venue.subscribe(bus)
-        self.portfolio = Portfolio(bus.publish, now_ns, self.instruments)
+        self.portfolio = Portfolio(bus.publish, now_ns, self.instruments,
+                                   account_currency=config.account.currency,
+                                   rates=config.account.decimal_rates)
         for twin, data_venue in twins.items():
             self.portfolio.mark_as(twin, data_venue)
         limits = {s.id: s.risk for s in config.strategies}

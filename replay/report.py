@@ -14,7 +14,14 @@ Files written into RUN_DIR (see DESIGN.md, "CLI contract"):
   events_in, wall_s, events_per_s (null if wall_s is 0), equity_samples
   fills            [{ts_event, strategy_id, order_id, symbol, side, qty, price, fee}]
   final_positions  {symbol: qty}
-  pnl              {realized, unrealized, fees, net}; net = realized + unrealized - fees
+  account_currency the currency pnl and equity are stated in (null if none)
+  pnl              {realized, unrealized, fees, net}; net = realized + unrealized - fees,
+                   in the account currency (each currency converted at the final marks;
+                   unvalued currencies left out)
+  pnl_by_currency  {currency: {realized, unrealized, fees, net}}, unconverted: a
+                   position's PnL in its quote currency, third-currency fees in theirs
+  unvalued         [{venue, currency, balance, pnl, reason}]: money in a currency with
+                   no conversion into the account currency, left out of pnl and equity
   initial_equity, final_equity (= initial + net)
   metrics          {total_return, sharpe, sortino, max_drawdown, win_rate,
                     profit_factor, trades, return_period_s, returns}
@@ -97,6 +104,9 @@ class FinalState:
     fees: Decimal
     initial_equity: Decimal
     marks: dict[str, Decimal] | None
+    currency: str | None = None
+    pnl_by_currency: dict[str, Any] | None = None
+    unvalued: list[Any] | None = None
 
     @property
     def net(self) -> Decimal:
@@ -153,11 +163,17 @@ class ReportBuilder:
         initial_equity: Decimal,
         *,
         marks: Mapping[str, Decimal] | None = None,
+        currency: str | None = None,
+        pnl_by_currency: Mapping[str, Any] | None = None,
+        unvalued: list[Any] | None = None,
     ) -> None:
         """The final account state: positions (symbol -> signed qty), realized
-        PnL (gross of fees), unrealized PnL, fees and the starting equity.
-        `marks` (symbol -> last price), if given, lets the per-strategy and
-        per-symbol breakdowns value their open positions too."""
+        PnL (gross of fees), unrealized PnL, fees (in the account `currency`)
+        and the starting equity. `marks` (symbol -> last price), if given, lets
+        the per-strategy and per-symbol breakdowns value their open positions
+        too. `pnl_by_currency` (currency -> an object with realized,
+        unrealized, fees) and `unvalued` (objects with venue, currency,
+        balance, pnl, reason) are `Portfolio.final_report`'s."""
         self._final = FinalState(
             positions=dict(positions),
             realized=realized,
@@ -165,6 +181,9 @@ class ReportBuilder:
             fees=fees,
             initial_equity=initial_equity,
             marks=dict(marks) if marks is not None else None,
+            currency=currency,
+            pnl_by_currency=dict(pnl_by_currency) if pnl_by_currency is not None else None,
+            unvalued=list(unvalued) if unvalued is not None else None,
         )
 
     # -- the report ----------------------------------------------------------------
@@ -239,6 +258,16 @@ class ReportBuilder:
                 "fees": dec(final.fees),
                 "net": dec(final.net),
             },
+            "account_currency": final.currency,
+            "pnl_by_currency": {
+                c: _pnl_json(p.realized, p.unrealized, p.fees)
+                for c, p in sorted((final.pnl_by_currency or {}).items())
+            },
+            "unvalued": [
+                {"venue": u.venue, "currency": u.currency, "balance": dec(u.balance),
+                 "pnl": dec(u.pnl), "reason": u.reason}
+                for u in final.unvalued or ()
+            ],
             "initial_equity": dec(final.initial_equity),
             "final_equity": dec(final_equity),
             "metrics": metrics,
@@ -340,6 +369,11 @@ def _breakdown(
     return out
 
 
+def _pnl_json(realized: Decimal, unrealized: Decimal, fees: Decimal) -> dict[str, str]:
+    return {"realized": dec(realized), "unrealized": dec(unrealized), "fees": dec(fees),
+            "net": dec(realized + unrealized - fees)}
+
+
 def _fill_json(f: Fill) -> dict[str, Any]:
     return {
         "ts_event": f.ts_event,
@@ -396,15 +430,22 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     pnl = report.get("pnl", {})
     rate = report.get("events_per_s")
     rejected = sum(report.get("rejections", {}).values())
+    currency = f" {report['account_currency']}" if report.get("account_currency") else ""
     lines = [
         f"events     {report.get('events_in', 0):,} in {report.get('wall_s', 0.0):.2f} s"
         f" ({_fmt_num(rate, ',.0f')} events/s)",
         f"fills      {len(report.get('fills', ())):,}  trades {m.get('trades', 0)}"
         f"  win rate {_fmt_pct(m.get('win_rate'))}"
         + (f"  rejected {rejected:,}" if rejected else ""),
-        f"net pnl    {pnl.get('net', 'n/a')}  (realized {pnl.get('realized', 'n/a')},"
+        f"net pnl    {pnl.get('net', 'n/a')}{currency}  (realized {pnl.get('realized', 'n/a')},"
         f" unrealized {pnl.get('unrealized', 'n/a')}, fees {pnl.get('fees', 'n/a')})",
         f"return     {_fmt_pct(m.get('total_return'))}  sharpe {_fmt_num(m.get('sharpe'))}"
         f"  max drawdown {_fmt_pct(m.get('max_drawdown'))}",
     ]
+    if len(report.get("pnl_by_currency") or {}) > 1:
+        lines.append("by currency " + ", ".join(
+            f"{c} {p['net']}" for c, p in sorted(report["pnl_by_currency"].items())))
+    lines.extend(f"unvalued   {u['balance']} {u['currency']} on {u['venue']} (pnl {u['pnl']}): "
+                 f"{u['reason']}; left out of pnl and equity"
+                 for u in report.get("unvalued") or ())
     return lines

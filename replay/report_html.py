@@ -51,6 +51,8 @@ def render_html(
     timestamps, equity, drawdown as a positive fraction, NaN where undefined)."""
     m = report.get("metrics", {})
     pnl = report.get("pnl", {})
+    currency = report.get("account_currency")
+    unit = f" ({currency})" if currency else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -60,20 +62,20 @@ def render_html(
         "<h1>tapeloop replay report</h1>",
         f'<div class="sub">{_span(ts_ns)}</div>',
         '<div class="cards">',
-        _card("Net PnL", pnl.get("net"), signed=True),
+        _card(f"Net PnL{unit}", pnl.get("net"), signed=True),
         _card("Total return", _pct(m.get("total_return")), signed=True),
         _card("Sharpe", _num(m.get("sharpe"))),
         _card("Max drawdown", _pct(m.get("max_drawdown"))),
         _card("Trades", m.get("trades")),
         _card("Fills", len(report.get("fills", ()))),
         "</div>",
-        "<h2>Equity</h2>",
+        f"<h2>Equity{escape(unit)}</h2>",
         equity_svg(ts_ns, equity),
         "<h2>Drawdown</h2>",
         drawdown_svg(ts_ns, drawdown),
         "<h2>Metrics</h2>",
         _table(("metric", "value"), _metric_rows(m)),
-        "<h2>PnL</h2>",
+        f"<h2>PnL{escape(unit)}</h2>",
         _table(
             ("", "value"),
             [
@@ -85,6 +87,17 @@ def render_html(
                 ("final equity", report.get("final_equity")),
             ],
         ),
+        "<h2>PnL by currency</h2>",
+        _table(
+            ("currency", "realized", "unrealized", "fees", "net"),
+            [
+                (c, _signed(p.get("realized")), _signed(p.get("unrealized")), p.get("fees"),
+                 _signed(p.get("net")))
+                for c, p in sorted(report.get("pnl_by_currency", {}).items())
+            ],
+            empty="none",
+        ),
+        *_unvalued_section(report.get("unvalued") or ()),
         "<h2>Per strategy</h2>",
         _breakdown_table("strategy", report.get("per_strategy", {})),
         "<h2>Per symbol</h2>",
@@ -107,6 +120,16 @@ def render_html(
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _unvalued_section(unvalued: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Money left out of the account's figures for want of a conversion mark."""
+    rows = [(u.get("venue"), u.get("currency"), u.get("balance"), _signed(u.get("pnl")),
+             u.get("reason")) for u in unvalued]
+    if not rows:
+        return []
+    return ["<h2>Unvalued (left out of equity and PnL)</h2>",
+            _table(("venue", "currency", "balance", "pnl", "why"), rows)]
 
 
 # -- charts ------------------------------------------------------------------------------

@@ -193,7 +193,8 @@ def run_status(args: argparse.Namespace) -> int:
         ("uptime", uptime(answer.get("uptime_s") or 0)),
         ("trading", " - ".join(x for x in (answer.get("trading_state"),
                                           answer.get("trading_reason")) if x)),
-        ("equity", answer.get("equity")), ("open orders", answer.get("open_orders")),
+        ("equity", _money(answer.get("equity"), answer.get("account_currency"))),
+        ("open orders", answer.get("open_orders")),
         ("fills", answer.get("fills")),
         ("events", f"{answer.get('events_total')} ({text(answer.get('events_per_second'))}/s)"),
         ("journal", _journal(answer.get("journal"))),
@@ -211,7 +212,24 @@ def run_status(args: argparse.Namespace) -> int:
                 for sid in sorted({*strategies, *pnl})]
         show_table("strategies", ["STRATEGY", "STATUS", "REALIZED", "UNREALIZED", "FEES", "PNL"],
                    rows, right=["REALIZED", "UNREALIZED", "FEES", "PNL"])
+    _show_unvalued(answer)
     return 0
+
+
+def _money(amount: Any, currency: Any) -> str | None:
+    if amount is None:
+        return None
+    return f"{text(amount)} {currency}" if currency else text(amount)
+
+
+def _show_unvalued(answer: dict[str, Any]) -> None:
+    """Balances the equity leaves out: no conversion into the account currency."""
+    rows = [(u.get("venue"), u.get("currency"), u.get("balance"), u.get("pnl"), u.get("reason"))
+            for u in answer.get("unvalued") or ()]
+    if rows:
+        show_table("unvalued (left out of equity)",
+                   ["VENUE", "CURRENCY", "BALANCE", "PNL", "WHY"], rows,
+                   right=["BALANCE", "PNL"])
 
 
 def _journal(j: dict[str, Any] | None) -> str | None:
@@ -236,7 +254,8 @@ def run_positions(args: argparse.Namespace) -> int:
                    right=cols[3:])
     else:
         print("no open positions")
-    print(f"equity {text(answer.get('equity'))}")
+    print(f"equity {_money(answer.get('equity'), answer.get('account_currency'))}")
+    _show_unvalued(answer)
     return 0
 
 

@@ -119,5 +119,6 @@ class PortfolioView(Protocol):
     def last_price(self, venue: str, symbol: str) -> Decimal | None: ...
 
     def equity(self, venue: str | None = None) -> Decimal:
-        """Cash plus positions marked at the last price, in the quote currency."""
+        """Balances valued at the marks, in the account currency (a currency with
+        no conversion mark is left out, never counted at 1)."""
         ...

@@ -25,18 +25,22 @@ AVG_CTX = Context(prec=28, rounding=ROUND_HALF_EVEN)
 class Lot:
     """One strategy's position in one symbol (mutable; only the fold changes it)."""
 
-    __slots__ = ("qty", "cost", "avg", "realized", "fees")
+    __slots__ = ("qty", "cost", "avg", "realized", "fees", "other_fees")
 
     def __init__(self, qty: Decimal = ZERO, cost: Decimal = ZERO, avg: Decimal = ZERO,
-                 realized: Decimal = ZERO, fees: Decimal = ZERO) -> None:
+                 realized: Decimal = ZERO, fees: Decimal = ZERO,
+                 other_fees: dict[str, Decimal] | None = None) -> None:
         self.qty = qty
         self.cost = cost
         self.avg = avg
         self.realized = realized
+        # fees in the quote currency (a fee paid in the base counts at the fill price)
         self.fees = fees
+        # fees paid in a third currency (e.g. BNB), kept in it: never converted here
+        self.other_fees = other_fees
 
     def fill(self, signed_qty: Decimal, price: Decimal) -> None:
-        """Apply a fill of `signed_qty` (> 0 buy) at `price`; runs under `CTX`."""
+        """Apply a fill of `signed_qty` (> 0 buy, never 0) at `price`; runs under `CTX`."""
         q = self.qty
         if q == 0 or (q > 0) == (signed_qty > 0):
             self.qty = q + signed_qty
@@ -62,8 +66,17 @@ class Lot:
         return ZERO if mark is None or self.qty == 0 else self.qty * mark - self.cost
 
     def total(self, mark: Decimal | None) -> Decimal:
-        """realized - fees + unrealized: the position's contribution to equity."""
+        """realized - fees + unrealized, in the quote currency: the position's
+        contribution to equity, third-currency fees apart."""
         return self.realized - self.fees + self.unrealized(mark)
+
+    def pay_other(self, currency: str, fee: Decimal) -> None:
+        """A fee paid in a third currency; runs under `CTX`."""
+        other = self.other_fees
+        if other is None:
+            self.other_fees = {currency: fee}
+        else:
+            other[currency] = other.get(currency, ZERO) + fee
 
 
 def release(cost: Decimal, closed: Decimal, qty: Decimal) -> Decimal:

@@ -2,9 +2,11 @@
 
 Owns the account's accounting state and nothing else: it never sends an order.
 `apply(event)` is the one fold; the live bus handler calls it (and publishes
-`PositionChanged` after a fill), and recovery calls it too.
+`PositionChanged` after a fill), and recovery calls it too. Which fills count is
+not the portfolio's call: a `fill_gate` (the OMS's word) decides, live and in
+the fold alike.
 
-Accounting (average cost, exact `Decimal`)
+Accounting (average cost, exact `Decimal`, in each instrument's quote currency)
     A position is a signed `qty` and its `cost`: the entry value of the open
     quantity (qty x average entry price, signed like qty).
     - Opening or increasing by `d` at `p` adds `d x p` to cost, exactly. The shown
@@ -19,11 +21,17 @@ Accounting (average cost, exact `Decimal`)
       the error never compounds (the cost keeps it and a full close settles it).
     - A fill through zero closes the old side at its average and opens the
       remainder at the fill price.
-    - Fees accumulate separately, in the quote currency: a fee charged in the base
-      is valued at the fill price, one in a third currency at its valuation.
+    - Fees, booked as the venue books them, so the position always equals the
+      base balance the fills moved:
+      in the quote: added to the position's fees;
+      in the base: a buy of q with fee f moves the position by q - f, a sell by
+        -(q + f), both at the fill price; the fee counts f x price in the
+        position's fees (exact);
+      in a third currency (BNB): kept in that currency (fees by currency), never
+        converted with a made-up rate; not in the position's `fees`.
     - Unrealized PnL is `qty x mark - cost` (= qty x (mark - avg)), 0 with no mark.
-    Hence, for one instrument whose balances follow its fills,
-    `equity == initial cash + realized - fees + unrealized`, exactly.
+    Hence, per currency, when balances follow the fills:
+    `cash + base x mark == initial + realized - fees + unrealized`, exactly.
 
 Marks
     The last market price seen for a symbol, whichever arrived last of: a trade's
@@ -31,18 +39,16 @@ Marks
     through `to_decimal` (shortest repr), converted lazily on first read so the
     market data path only stores a reference.
 
-Balances and equity
+The account currency, equity and unvalued money
     Balances are taken verbatim from `BalanceChanged`: the venue is the source of
-    truth. `equity(venue)` is the sum of balance totals, each currency valued at 1
-    if it is no instrument's base (a quote/cash currency), else at the mark of an
-    instrument it is the base of (those quoted in a cash currency first, then by
-    symbol; the first with a mark whose quote can itself be valued, so a cross
-    like ETHBTC is valued through BTC's price), else 0 (no price yet). A strategy's
-    contribution to equity is `pnl(strategy_id)` = realized - fees + unrealized.
+    truth. The account's figures (`equity`, `pnl`, `daily_pnl`) are stated in one
+    account currency through explicit conversion marks, and a currency that has
+    none is unvalued, never counted at 1: see `daemon.trading.valuation`.
 
 Daily PnL
     `daily_pnl(strategy_id)` = the change, since the start of the current UTC day,
-    of each position's `realized - fees + unrealized`. At the first event (or
+    of each position's `realized - fees + unrealized` (and of its third-currency
+    fees), each currency converted at the current marks. At the first event (or
     query) of a new UTC day the portfolio records every position's value at the
     marks of that moment as the day's baseline; a position opened later starts
     at 0. So it is realized - fees of today's fills plus the change in unrealized
@@ -54,11 +60,11 @@ Daily PnL
 Recovery
     State = fold of events. `snapshot()` captures the state as
     `Snapshot(component="portfolio", upto_seq=<seq of the last applied event>)`;
-    recovery is `restore(last snapshot)` then `apply()` for every journaled
-    event after `upto_seq`, which `recover()` does. `apply` never publishes, so
-    folding the journal does not duplicate `PositionChanged`. `seed()` (a
-    positions file at a strategy's start) publishes a snapshot, so the seed is in the
-    journal and recovery includes it.
+    `recover(events, snapshot)` restores it and folds the events after its
+    `upto_seq` (a snapshot this build cannot read: a warning, and every event is
+    folded from scratch). `apply` never publishes, so folding the journal does not
+    duplicate `PositionChanged`. `seed()` (a positions file at a strategy's start)
+    publishes a snapshot, so the seed is in the journal and recovery includes it.
 """
 
 from __future__ import annotations
@@ -67,14 +73,18 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, localcontext
 from operator import attrgetter
-from typing import Any
+
+import msgspec
+import structlog
 
 from daemon.trading.api import BUY, SELL, Position
-from daemon.trading.average_cost import CTX, ONE, ZERO, Lot, average_price, tidy
+from daemon.trading.average_cost import CTX, ZERO, Lot, average_price, tidy
+from daemon.trading.money import Converter, Pnl, Unvalued, account_currency_of
 from daemon.trading.portfolio_state import (
     STATE_VERSION,
     BalState,
     BaseState,
+    FeeBaseState,
     MarkState,
     PosState,
     State,
@@ -82,6 +92,7 @@ from daemon.trading.portfolio_state import (
     encode_state,
 )
 from daemon.trading.positions_file import UNATTRIBUTED, load_positions
+from daemon.trading.valuation import Valuation
 from events.base import Event
 from events.bus import Bus
 from events.columns import TradeColumns
@@ -90,7 +101,10 @@ from events.market import Bar, Quote, Trade
 from events.orders import Fill
 from events.state import BalanceChanged, PositionChanged, Snapshot
 
-__all__ = ["ACCOUNT", "COMPONENT", "UNATTRIBUTED", "Portfolio", "load_positions"]
+__all__ = ["ACCOUNT", "COMPONENT", "UNATTRIBUTED", "Pnl", "Portfolio", "Unvalued",
+           "load_positions"]
+
+log = structlog.get_logger("tapeloop.portfolio")
 
 COMPONENT = "portfolio"
 ACCOUNT = "*"  # strategy id shown on an account-wide (all strategies) position
@@ -102,26 +116,34 @@ _ts_event = attrgetter("ts_event")
 Key = tuple[str, str]  # (venue, symbol)
 
 
-class Portfolio:
+class Portfolio(Valuation):
     """Positions per (venue, symbol, strategy), balances, marks and PnL.
 
     `publish` is the bus's publish; `now_ns` the run's clock; `instruments` maps
-    (venue, symbol) to its `Instrument` (base/quote for valuation and fees).
+    (venue, symbol) to its `Instrument` (base/quote for fees and valuation).
+    `account_currency` is the currency the account's figures are stated in
+    (None: the quote currency every instrument shares; ValueError if they
+    differ); `rates` the configured fixed rates to it (`[account] rates`).
+    `fill_gate(fill)` says whether a `Fill` is applied (None: every fill).
     Implements `daemon.trading.api.PortfolioView`.
     """
 
     def __init__(self, publish: Callable[[Event], object], now_ns: Callable[[], int],
-                 instruments: Mapping[Key, Instrument]) -> None:
+                 instruments: Mapping[Key, Instrument], *,
+                 account_currency: str | None = None,
+                 rates: Mapping[str, Decimal] | None = None,
+                 fill_gate: Callable[[Fill], bool] | None = None) -> None:
         self._publish = publish
         self._now_ns = now_ns
         self._instruments = dict(instruments)
-        # (venue, currency) -> instruments with that base, the order they are tried
-        # in to value it: quoted in a cash currency first, then by symbol
-        bases = {(i.venue, i.base) for i in self._instruments.values()}
-        self._by_base: dict[Key, list[Instrument]] = {}
-        for inst in sorted(self._instruments.values(),
-                           key=lambda i: ((i.venue, i.quote) in bases, i.venue, i.symbol)):
-            self._by_base.setdefault((inst.venue, inst.base), []).append(inst)
+        self._quote = {key: inst.quote for key, inst in self._instruments.items()}
+        if account_currency is None:
+            account_currency = account_currency_of(self._quote.values())
+        self.account_currency = account_currency
+        self._money = Converter(account_currency, self._instruments.values(), rates or {},
+                                self.last_price)
+        self._fill_gate = fill_gate
+        self._warned: set[str] = set()  # currencies already logged as unvalued
         self._positions: dict[Key, dict[str, Lot]] = {}
         self._balances: dict[Key, tuple[Decimal, Decimal, Decimal]] = {}  # total, free, locked
         self._marks: dict[Key, Trade | Quote | Bar | Decimal | float] = {}
@@ -131,6 +153,8 @@ class Portfolio:
         self.mark_version = 0  # counts mark updates: "have prices moved since?"
         self._mark_venue: dict[str, str] = {}  # paper twin -> venue whose marks it uses
         self._baselines: dict[tuple[str, str, str], Decimal] = {}
+        # (venue, symbol, strategy, currency) -> third-currency fees at the day's start
+        self._fee_baselines: dict[tuple[str, str, str, str], Decimal] = {}
         self.upto_seq = 0
 
     def subscribe(self, bus: Bus) -> None:
@@ -191,7 +215,8 @@ class Portfolio:
 
     def apply(self, event: Event) -> Position | None:
         """Fold one event into the state; returns the strategy position a `Fill`
-        changed (None otherwise). Never publishes: recovery calls it too."""
+        changed (None otherwise, and for a fill the gate holds back). Never
+        publishes: recovery calls it too."""
         self._roll_day(event.ts_event)
         if event.seq:
             self.upto_seq = event.seq
@@ -210,7 +235,8 @@ class Portfolio:
                 self._mark(event)
         elif cls is Fill:
             assert isinstance(event, Fill)
-            return self._apply_fill(event)
+            if self._fill_gate is None or self._fill_gate(event):
+                return self._apply_fill(event)
         elif cls is BalanceChanged:
             assert isinstance(event, BalanceChanged)
             self._balances[(event.venue, event.currency)] = (
@@ -239,18 +265,22 @@ class Portfolio:
         pos = self._positions.setdefault(key, {}).get(fill.strategy_id)
         if pos is None:
             pos = self._positions[key][fill.strategy_id] = Lot()
+        inst = self._instruments.get(key)
+        fee, currency = fill.fee, fill.fee_currency
         with localcontext(CTX):
-            pos.fill(fill.qty if fill.side == BUY else -fill.qty, fill.price)
-            pos.fees += self._fee_in_quote(fill)
+            signed = fill.qty if fill.side == BUY else -fill.qty
+            if not fee or inst is None or currency in ("", inst.quote):
+                pos.fees += fee
+            elif currency == inst.base:
+                # the venue takes the fee out of the base it delivers (or adds it
+                # to the base it takes): the position moves as the balance does
+                signed -= fee
+                pos.fees += fee * fill.price
+            else:
+                pos.pay_other(currency, fee)
+            if signed:
+                pos.fill(signed, fill.price)
         return self._view(fill.venue, fill.symbol, fill.strategy_id, pos)
-
-    def _fee_in_quote(self, fill: Fill) -> Decimal:
-        inst = self._instruments.get((fill.venue, fill.symbol))
-        if not fill.fee or inst is None or fill.fee_currency in ("", inst.quote):
-            return fill.fee
-        if fill.fee_currency == inst.base:
-            return fill.fee * fill.price
-        return fill.fee * self._value(fill.venue, fill.fee_currency, ())
 
     def _roll_day(self, ts: int) -> None:
         day = ts // DAY_NS
@@ -265,6 +295,12 @@ class Portfolio:
                 for (venue, symbol), by_sid in self._positions.items()
                 for sid, pos in by_sid.items()
             }
+        self._fee_baselines = {
+            (venue, symbol, sid, currency): amount
+            for (venue, symbol), by_sid in self._positions.items()
+            for sid, pos in by_sid.items() if pos.other_fees
+            for currency, amount in pos.other_fees.items()
+        }
 
     # -- seeding, snapshots and recovery --------------------------------------------
 
@@ -278,7 +314,7 @@ class Portfolio:
             sid = p.strategy_id if strategy_id is None else strategy_id
             with localcontext(CTX):
                 pos = Lot(p.qty, p.qty * p.avg_price, p.avg_price if p.qty else ZERO,
-                           p.realized_pnl, p.fees)
+                          p.realized_pnl, p.fees)
                 if self._day is not None:  # a seed is not today's PnL
                     self._baselines[(p.venue, p.symbol, sid)] = pos.total(
                         self.last_price(p.venue, p.symbol))
@@ -295,7 +331,8 @@ class Portfolio:
         publishes it, e.g. on a timer)."""
         state = State(
             version=STATE_VERSION, upto_seq=self.upto_seq, day=self._day,
-            positions=[PosState(v, s, sid, p.qty, p.cost, p.avg, p.realized, p.fees)
+            positions=[PosState(v, s, sid, p.qty, p.cost, p.avg, p.realized, p.fees,
+                                dict(p.other_fees or {}))
                        for (v, s), by_sid in self._positions.items()
                        for sid, p in by_sid.items()],
             balances=[BalState(v, c, *bal) for (v, c), bal in self._balances.items()],
@@ -303,39 +340,56 @@ class Portfolio:
                    if (price := self.last_price(v, s)) is not None],
             baselines=[BaseState(v, s, sid, value)
                        for (v, s, sid), value in self._baselines.items()],
+            fee_baselines=[FeeBaseState(v, s, sid, c, value)
+                           for (v, s, sid, c), value in self._fee_baselines.items()],
         )
         now = self._now_ns()
         return Snapshot(ts_event=now, ts_recv=now, component=COMPONENT,
                         upto_seq=self.upto_seq, state=encode_state(state))
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Replace the whole state with the one `snapshot` holds."""
+        """Replace the whole state with the one `snapshot` holds. Raises
+        ValueError for a snapshot this build cannot read."""
         if snapshot.component != COMPONENT:
             raise ValueError(f"not a portfolio snapshot: component {snapshot.component!r}")
-        state = decode_state(snapshot.state)
+        try:
+            state = decode_state(snapshot.state)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"portfolio snapshot at seq {snapshot.seq} does not decode "
+                             f"(this build reads version {STATE_VERSION}): {exc}") from None
         if state.version != STATE_VERSION:
             raise ValueError(f"portfolio snapshot version {state.version} "
                              f"(this build reads {STATE_VERSION})")
         self._positions = {}
         for p in state.positions:
             self._positions.setdefault((p.venue, p.symbol), {})[p.strategy_id] = Lot(
-                p.qty, p.cost, p.avg, p.realized, p.fees)
+                p.qty, p.cost, p.avg, p.realized, p.fees, dict(p.other_fees) or None)
         self._balances = {(b.venue, b.currency): (b.total, b.free, b.locked)
                           for b in state.balances}
         self._marks = {(m.venue, m.symbol): m.price for m in state.marks}
         self._mark_cache = {}
         self._baselines = {(b.venue, b.symbol, b.strategy_id): b.value for b in state.baselines}
+        self._fee_baselines = {(b.venue, b.symbol, b.strategy_id, b.currency): b.value
+                               for b in state.fee_baselines}
         self._day = state.day
         self._day_end = 0 if state.day is None else (state.day + 1) * DAY_NS
         self.upto_seq = state.upto_seq
 
     def recover(self, events: Iterable[Event], snapshot: Snapshot | None = None) -> None:
-        """Recovery: `restore(snapshot)`, then fold every event after its
-        `upto_seq` (all of them without a snapshot). The live fold, replayed."""
+        """Recovery: `events` are every journaled `Fill` and `BalanceChanged`, in
+        seq order, and `snapshot` the last portfolio snapshot (or None). Restores
+        the snapshot and folds the events after its `upto_seq`; a snapshot that
+        cannot be read (another STATE_VERSION, undecodable) is logged once and
+        every event is folded from scratch. The live fold, replayed."""
         after = 0
         if snapshot is not None:
-            self.restore(snapshot)
-            after = snapshot.upto_seq
+            try:
+                self.restore(snapshot)
+                after = snapshot.upto_seq
+            except ValueError as exc:
+                log.warning("portfolio.snapshot_unreadable", seq=snapshot.seq,
+                            upto_seq=snapshot.upto_seq, error=str(exc),
+                            action="folding every journaled fill and balance from scratch")
         for event in events:
             if event.seq > after:
                 self.apply(event)
@@ -376,6 +430,10 @@ class Portfolio:
                         avg_price=pos.avg, realized_pnl=tidy(pos.realized),
                         fees=tidy(pos.fees))
 
+    def quote_currency(self, venue: str, symbol: str) -> str:
+        """The currency a symbol's prices and PnL are in ("" if unknown)."""
+        return self._quote.get((venue, symbol), "")
+
     def balance(self, venue: str, currency: str) -> Decimal:
         """The venue's total balance of `currency` (0 if never reported)."""
         return self._balances.get((venue, currency), (ZERO, ZERO, ZERO))[0]
@@ -383,6 +441,10 @@ class Portfolio:
     def free_balance(self, venue: str, currency: str) -> Decimal:
         """The part of the balance the venue reports as free (not locked)."""
         return self._balances.get((venue, currency), (ZERO, ZERO, ZERO))[1]
+
+    def balances(self, venue: str) -> dict[str, Decimal]:
+        """Every currency's total balance on `venue`, as last reported."""
+        return {c: bal[0] for (v, c), bal in self._balances.items() if v == venue}
 
     def mark_as(self, venue: str, data_venue: str) -> None:
         """Value `venue`'s positions at `data_venue`'s prices (a paper twin has
@@ -412,70 +474,13 @@ class Portfolio:
         return price
 
     def unrealized_pnl(self, venue: str, symbol: str, strategy_id: str | None = None) -> Decimal:
-        """qty x (mark - avg) of a strategy's (or the account's) position."""
+        """qty x (mark - avg) of a strategy's (or the account's) position, in the
+        symbol's quote currency."""
         mark = self.last_price(venue, symbol)
         by_sid = self._positions.get((venue, symbol), {})
         with localcontext(CTX):
             return tidy(sum((p.unrealized(mark) for sid, p in by_sid.items()
                               if strategy_id in (None, sid)), ZERO))
-
-    def pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal:
-        """realized - fees + unrealized over the positions in scope: a strategy's
-        contribution to equity (the account's when `strategy_id` is None)."""
-        with localcontext(CTX):
-            return tidy(sum((pos.total(self.last_price(v, s))
-                              for (v, s), by_sid in self._positions.items() if venue in (None, v)
-                              for sid, pos in by_sid.items() if strategy_id in (None, sid)),
-                             ZERO))
-
-    def daily_pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal:
-        """PnL since the start of the current UTC day (see the module doc)."""
-        self._roll_day(self._now_ns())
-        baselines = self._baselines
-        total = ZERO
-        # A plain loop: risk asks this on every market event while a position is open.
-        with localcontext(CTX):
-            for (v, s), by_sid in self._positions.items():
-                if venue is not None and v != venue:
-                    continue
-                mark = self.last_price(v, s)
-                for sid, pos in by_sid.items():
-                    if strategy_id is None or sid == strategy_id:
-                        total += pos.total(mark) - baselines.get((v, s, sid), ZERO)
-        return tidy(total)
-
-    def equity(self, venue: str | None = None) -> Decimal:
-        """Balances valued at the marks (see the module doc), one venue or all."""
-        with localcontext(CTX):
-            return tidy(sum((total * self._value(v, currency, ())
-                              for (v, currency), (total, _free, _locked) in self._balances.items()
-                              if venue in (None, v) and total), ZERO))
-
-    def equity_by_strategy(self) -> dict[str, Decimal]:
-        """Each strategy's contribution to equity (`pnl(strategy_id)`), by id."""
-        ids = sorted({sid for by_sid in self._positions.values() for sid in by_sid})
-        return {sid: self.pnl(sid) for sid in ids}
-
-    def final_report(self, initial_equity: Decimal) -> dict[str, Any]:
-        """The account at the end of a run, as `replay.report` takes it: positions
-        and marks by symbol (summed over venues and strategies), realized PnL
-        (gross of fees), unrealized PnL, fees, and the starting equity."""
-        positions: dict[str, Decimal] = {}
-        realized = unrealized = fees = ZERO
-        marks: dict[str, Decimal] = {}
-        with localcontext(CTX):
-            for (venue, symbol), by_sid in self._positions.items():
-                mark = self.last_price(venue, symbol)
-                if mark is not None:
-                    marks[symbol] = mark
-                for pos in by_sid.values():
-                    positions[symbol] = positions.get(symbol, ZERO) + pos.qty
-                    realized += pos.realized
-                    unrealized += pos.unrealized(mark)
-                    fees += pos.fees
-        return {"positions": positions, "realized": tidy(realized),
-                "unrealized": tidy(unrealized), "fees": tidy(fees),
-                "initial_equity": initial_equity, "marks": marks}
 
     def has_any_position(self) -> bool:
         """Whether any strategy holds a non-zero position anywhere."""
@@ -484,16 +489,3 @@ class Portfolio:
     def has_position(self, venue: str, symbol: str) -> bool:
         """Whether any strategy holds a non-zero position in the symbol."""
         return any(p.qty for p in self._positions.get((venue, symbol), {}).values())
-
-    def _value(self, venue: str, currency: str, seen: tuple[str, ...]) -> Decimal:
-        """One unit of `currency` in quote terms (1 for a quote/cash currency)."""
-        candidates = self._by_base.get((venue, currency))
-        if not candidates:
-            return ONE
-        for inst in candidates:
-            mark = self.last_price(venue, inst.symbol)
-            if mark is not None and inst.quote not in seen:
-                quote = self._value(venue, inst.quote, (*seen, currency))
-                if quote:
-                    return mark * quote
-        return ZERO

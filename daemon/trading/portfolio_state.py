@@ -18,6 +18,7 @@ class PosState(msgspec.Struct, array_like=True):
     avg: Decimal
     realized: Decimal
     fees: Decimal
+    other_fees: dict[str, Decimal]  # third-currency fees, by currency
 
 
 class BalState(msgspec.Struct, array_like=True):
@@ -41,6 +42,16 @@ class BaseState(msgspec.Struct, array_like=True):
     value: Decimal
 
 
+class FeeBaseState(msgspec.Struct, array_like=True):
+    """A third-currency fee total at the start of the day (daily PnL's baseline)."""
+
+    venue: str
+    symbol: str
+    strategy_id: str
+    currency: str
+    value: Decimal
+
+
 class State(msgspec.Struct, array_like=True):
     version: int
     upto_seq: int
@@ -49,8 +60,10 @@ class State(msgspec.Struct, array_like=True):
     balances: list[BalState]
     marks: list[MarkState]
     baselines: list[BaseState]
+    fee_baselines: list[FeeBaseState]
 
 
-STATE_VERSION = 1
+# 2: fees by currency (PosState.other_fees, State.fee_baselines)
+STATE_VERSION = 2
 encode_state = msgspec.msgpack.Encoder().encode
 decode_state = msgspec.msgpack.Decoder(State).decode

@@ -6,10 +6,14 @@ windows; the checks themselves are in `daemon.trading.risk_checks`. The OMS asks
 `OrderSubmitted`; a `Rejection` becomes `OrderRejected(check=..., reason=...)`.
 
 Limits: a strategy's `[strategies.risk]` only tightens the account's: each
-effective limit is the smaller of the two (`Limits.from_config`).
+effective limit is the smaller of the two (`Limits.from_config`). Limits in money
+(`max_order_notional`, `max_position_notional`, `daily_loss_limit`, and equity for
+`max_concentration_pct`) are in the account currency (`[account] currency`).
 
 Trading state machine (events.system.TradingState), on the account's daily PnL
-(`Portfolio.daily_pnl()`: realized - fees + change in unrealized since 00:00 UTC):
+in the account currency (`Portfolio.daily_pnl()`: realized - fees + change in
+unrealized since 00:00 UTC, each currency converted at the marks; a currency with
+no conversion mark is left out and reported by the portfolio as unvalued):
     active   -- loss >= daily_loss_limit -->                    reducing
     active | reducing -- loss >= halt_loss_multiple x limit --> halted
     any      -- halt(reason) (kill switch) -->                  halted
@@ -66,6 +70,15 @@ class RiskPortfolio(PortfolioView, Protocol):
     def daily_pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal: ...
 
     def has_position(self, venue: str, symbol: str) -> bool: ...
+
+    def has_any_position(self) -> bool: ...
+
+    @property
+    def account_currency(self) -> str | None: ...
+
+    def to_account(self, amount: Decimal, currency: str, venue: str) -> Decimal | None: ...
+
+    def why_unvalued(self, venue: str, currency: str) -> str: ...
 
 
 def _tighter(account: float | None, strategy: float | None) -> Decimal | None:

@@ -15,8 +15,12 @@ Definitions the checks share:
   reduces an oversized position always passes. Each position limit applies to
   the account (all strategies, the account limit) and to the strategy (the
   smaller of the account's and the strategy's limit).
-- Concentration is |projected position| x price as a percentage of the venue's
-  equity (`PortfolioView.equity(venue)`).
+- Money limits are in the account currency: a notional (qty x price, in the
+  instrument's quote currency) is converted through the portfolio's conversion
+  marks before it is compared. With no conversion mark the check refuses the
+  order, naming the missing conversion: a limit never becomes "unlimited".
+- Concentration is |projected position| x price, converted, as a percentage of
+  the venue's equity in the account currency (`PortfolioView.equity(venue)`).
 - "Position-reducing" (daily loss states): opposite the strategy's position and,
   with the strategy's open orders of that side, no larger than it; an order
   flagged reduce-only only has to be on the reducing side (the venue caps it).
@@ -122,6 +126,21 @@ class CheckContext:
         if order.price is not None:
             return order.price
         return order.trigger_price if order.trigger_price is not None else self.mark
+
+    def in_account(self, amount: Decimal) -> Decimal | None:
+        """`amount` of this order's quote currency in the account currency (None:
+        no conversion mark)."""
+        inst = self.instrument
+        assert inst is not None  # instrument_tradable ran first
+        return self.portfolio.to_account(amount, inst.quote, self.order.venue)
+
+    def no_conversion(self, what: str) -> str:
+        """The refusal for a money limit that cannot be checked."""
+        inst = self.instrument
+        assert inst is not None
+        return (f"{what} is in {inst.quote}, the limit in "
+                f"{self.portfolio.account_currency}: "
+                f"{self.portfolio.why_unvalued(self.order.venue, inst.quote)}")
 
     @cached_property
     def symbol_orders(self) -> list[OrderView]:
@@ -276,10 +295,20 @@ def max_order_notional(order: OrderRequest, ctx: CheckContext) -> str | None:
     if price is None:
         return None
     notional = order.qty * price
-    if notional > limit:
-        return (f"notional {fmt(order.qty)} x {fmt(price)} = {fmt(notional)} "
-                f"> max_order_notional {fmt(limit)}")
+    what = f"notional {fmt(order.qty)} x {fmt(price)} = {fmt(notional)}"
+    value = ctx.in_account(notional)
+    if value is None:
+        return ctx.no_conversion(what)
+    if value > limit:
+        return f"{what}{_converted(value, ctx)} > max_order_notional {fmt(limit)}"
     return None
+
+
+def _converted(value: Decimal, ctx: CheckContext) -> str:
+    """" (= 95 USDT)" after an amount given in another currency, else nothing."""
+    account = ctx.portfolio.account_currency
+    inst = ctx.instrument
+    return "" if inst is not None and inst.quote == account else f" (= {fmt(value)} {account})"
 
 
 @check("max_position_qty")
@@ -299,10 +328,16 @@ def max_position_notional(order: OrderRequest, ctx: CheckContext) -> str | None:
         return None
     for scope, current, _pending, projected, limit in ctx.projections(
             lambda lim: lim.max_position_notional):
+        if abs(projected) <= abs(current):
+            continue
         notional = abs(projected) * price
-        if notional > limit and abs(projected) > abs(current):
-            return (f"{scope} position {fmt(current)} -> {fmt(projected)}: notional "
-                    f"{fmt(notional)} > max_position_notional {fmt(limit)}")
+        what = f"{scope} position {fmt(current)} -> {fmt(projected)}: notional {fmt(notional)}"
+        value = ctx.in_account(notional)
+        if value is None:
+            return ctx.no_conversion(what)
+        if value > limit:
+            return (f"{what}{_converted(value, ctx)} > max_position_notional "
+                    f"{fmt(limit)}")
     return None
 
 
@@ -317,12 +352,16 @@ def concentration(order: OrderRequest, ctx: CheckContext) -> str | None:
         if abs(projected) <= abs(current):
             continue
         notional = abs(projected) * price
+        what = f"{scope} position {fmt(projected)} x {fmt(price)} = {fmt(notional)}"
+        value = ctx.in_account(notional)
+        if value is None:
+            return ctx.no_conversion(what)
         if equity <= 0:
             return f"{order.venue} equity {fmt(equity)} <= 0: no room for a {scope} position"
-        if notional * HUNDRED > limit * equity:
-            share = notional * HUNDRED / equity
-            return (f"{scope} position {fmt(projected)} x {fmt(price)} = {fmt(notional)} is "
-                    f"{share:.2f}% of equity {fmt(equity)} > max_concentration_pct {fmt(limit)}")
+        if value * HUNDRED > limit * equity:
+            share = value * HUNDRED / equity
+            return (f"{what}{_converted(value, ctx)} is {share:.2f}% of equity "
+                    f"{fmt(equity)} > max_concentration_pct {fmt(limit)}")
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,18 @@ params = { fast = 10, slow = 30, qty = 0.01 }
 """
 
 
+SPY = """\
+[[instruments]]
+venue = "sim"
+symbol = "SPY"
+base = "SPY"
+quote = "USD"
+tick_size = 0.01
+step_size = 1.0
+
+"""
+
+
 def write(tmp_path: Path, text: str, name: str = "test.toml") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -86,6 +99,16 @@ def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
     assert (strat.module, strat.class_name) == ("daemon.strategies.sma_cross", "SmaCross")
     assert strat.bar_interval_ns == 60 * 10**9
     assert (strat.enabled, strat.paper, strat.params["slow"]) == (True, False, 30)
+
+
+def test_the_account_currency_is_inferred_or_given(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+    assert (config.account.currency, config.account.rates) == ("USDT", {})
+    two = mutate("[risk]", SPY + '[account]\ncurrency = "USDT"\nrates = { USD = 0.9995 }\n\n'
+                 "[risk]")
+    config = load_config(write(tmp_path, two))
+    assert config.account.currency == "USDT"
+    assert config.account.decimal_rates == {"USD": Decimal("0.9995")}  # exact
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
@@ -273,6 +296,34 @@ MISTAKES = [
         "$.journal.fsync",
         "'sometimes'",
         id="bad-fsync",
+    ),
+    pytest.param(
+        "[risk]",
+        SPY + "[risk]",
+        "$.account.currency",
+        "missing: the instruments are quoted in USD, USDT; name the currency",
+        id="account-currency-ambiguous",
+    ),
+    pytest.param(
+        "[risk]",
+        '[account]\ncurrency = "USDT"\nrates = { USD = 0 }\n\n[risk]',
+        "$.account.rates.USD",
+        "rate must be a positive number, got 0",
+        id="account-rate-zero",
+    ),
+    pytest.param(
+        "[risk]",
+        '[account]\ncurrency = "USDT"\nrates = { USDT = 1.0 }\n\n[risk]',
+        "$.account.rates.USDT",
+        "USDT is the account currency itself",
+        id="account-rate-of-itself",
+    ),
+    pytest.param(
+        "[risk]",
+        '[account]\ncurrncy = "USDT"\n\n[risk]',
+        "$.account.currncy",
+        'unknown key (did you mean "currency"?)',
+        id="account-unknown-key",
     ),
 ]
 

@@ -226,6 +226,7 @@ async def test_metrics_are_prometheus_text_built_from_the_kernel(tmp_path: Path)
     assert sample(s, "tapeloop_pnl", strategy="sma", kind="unrealized") == 0
     assert sample(s, "tapeloop_pnl", strategy="sma", kind="realized") == 0
     assert sample(s, "tapeloop_equity") == float(equity) > 0
+    assert sample(s, "tapeloop_unvalued_balance", venue="sim", currency="BNB") == 1
     assert sample(s, "tapeloop_trading_state", state="active") == 1
     assert sample(s, "tapeloop_trading_state", state="halted") == 0
     assert sample(s, "tapeloop_venue_up", venue="sim") == 1
@@ -264,6 +265,9 @@ async def test_token_endpoints_refuse_a_missing_or_wrong_token(tmp_path: Path) -
             "avg_price": "50010.00", "mark": None, "unrealized_pnl": "0", "realized_pnl": "0",
             "fees": "0"}
         assert Decimal(body["equity"]) == kernel.node.portfolio.equity()
+        # the BNB balance has no price here: left out of equity and listed
+        assert body["account_currency"] == "USDT"
+        assert [(u["currency"], u["balance"]) for u in body["unvalued"]] == [("BNB", "1")]
 
         status, body = await get(url, "/orders", token)
         assert status == 200
@@ -278,6 +282,7 @@ async def test_token_endpoints_refuse_a_missing_or_wrong_token(tmp_path: Path) -
         assert (body["open_orders"], body["fills"]) == (1, 1)
         assert body["strategies"] == {"sma": "running"}
         assert body["pnl"]["sma"]["pnl"] == "0"
+        assert body["account_currency"] == "USDT" and body["unvalued"][0]["currency"] == "BNB"
 
 
 async def test_halt_resume_and_strategy_control(tmp_path: Path) -> None:

@@ -112,7 +112,9 @@ async def test_a_minute_of_market_making_through_faults_loses_and_doubles_nothin
                 ours = live.node.oms.orders[order.client_order_id]
                 assert ours.is_open == (order.status in ("NEW", "PARTIALLY_FILLED")), \
                     (order.client_order_id, ours.state, order.status)
+            # a commission in BTC comes out of the BTC moved (buy q - f, sell -(q + f))
             signed = sum((Decimal(t["qty"]) if t["isBuyer"] else -Decimal(t["qty"]))
+                         - (Decimal(t["commission"]) if t["commissionAsset"] == "BTC" else 0)
                          for t in server.trades)
             assert live.node.portfolio.position("binance", "BTCUSDT", "mm").qty == signed
             assert book_checks >= int(SOAK_S // 6)

@@ -17,6 +17,7 @@ from daemon.trading.api import BUY, SELL, Position
 from daemon.trading.portfolio import (
     ACCOUNT,
     DAY_NS,
+    Pnl,
     Portfolio,
     load_positions,
 )
@@ -49,7 +50,7 @@ class Clock:
 
 def new_portfolio(clock: Clock | None = None) -> tuple[Portfolio, list[Event]]:
     out: list[Event] = []
-    return Portfolio(out.append, clock or Clock(), INSTRUMENTS), out
+    return Portfolio(out.append, clock or Clock(), INSTRUMENTS, account_currency="USDT"), out
 
 
 _trade_ids = iter(range(1, 10**9))
@@ -124,7 +125,7 @@ def test_average_cost_matches_the_reference(fills: list[tuple[str, str, str, D, 
     bus = Bus()
     out: list[Event] = []
     bus.subscribe(PositionChanged, out.append)
-    portfolio = Portfolio(bus.publish, Clock(), INSTRUMENTS)
+    portfolio = Portfolio(bus.publish, Clock(), INSTRUMENTS, account_currency="USDT")
     portfolio.subscribe(bus)
     refs: dict[tuple[str, str], RefPosition] = {}
     for n, (symbol, sid, side, qty, price, fee) in enumerate(fills, 1):
@@ -220,13 +221,18 @@ def test_worked_example_with_flip() -> None:
     assert p is not None and (p.qty, p.avg_price, p.realized_pnl) == (0, 0, -21)
 
 
-def test_fees_in_base_and_third_currencies_are_valued_in_quote() -> None:
+def test_fees_in_base_and_third_currencies() -> None:
+    """A base fee comes out of the position and counts at the fill price; a fee in
+    a third currency stays in it (it used to be valued through a made-up rate)."""
     portfolio, _ = new_portfolio()
     portfolio.apply(fill(BUY, "1", "100", fee="0.001", fee_currency="BTC"))
-    assert portfolio.position("sim", "BTCUSDT", "s1").fees == D("0.1")
+    pos = portfolio.position("sim", "BTCUSDT", "s1")
+    assert (pos.qty, pos.avg_price, pos.fees) == (D("0.999"), 100, D("0.1"))
     portfolio.apply(trade(2000.0, symbol="ETHUSDT"))
     portfolio.apply(fill(BUY, "1", "100", fee="0.0001", fee_currency="ETH"))
-    assert portfolio.position("sim", "BTCUSDT", "s1").fees == D("0.3")
+    pos = portfolio.position("sim", "BTCUSDT", "s1")
+    assert (pos.qty, pos.fees) == (D("1.999"), D("0.1"))
+    assert portfolio.pnl_by_currency()["ETH"].fees == D("0.0001")
 
 
 def test_marks_from_trades_quotes_and_bars() -> None:
@@ -252,16 +258,20 @@ def test_equity_values_balances_at_marks() -> None:
                   balance("USD", "5")):
         portfolio.apply(event)
     assert portfolio.balance("sim", "BTC") == 2 and portfolio.free_balance("sim", "BTC") == D("1.5")
-    # no marks yet: BTC and ETH have no value, USDT and USD are cash
-    assert portfolio.equity() == 1005
+    # no marks yet: BTC and ETH have no value; USD is linked to USDT by nothing (it
+    # used to count as 1 USDT): all three are unvalued, not 0 and not 1
+    assert portfolio.equity() == 1000
+    assert [(u.currency, u.balance) for u in portfolio.unvalued()] == [
+        ("BTC", 2), ("ETH", 10), ("USD", 5)]
     portfolio.apply(trade(30000.0))
-    assert portfolio.equity() == 1005 + 60000
+    assert portfolio.equity() == 1000 + 60000
     # ETH is priced through ETHBTC and BTCUSDT when ETHUSDT has no mark
     portfolio.apply(trade(0.05, symbol="ETHBTC"))
-    assert portfolio.equity("sim") == 1005 + 60000 + 10 * D("0.05") * 30000
-    portfolio.apply(trade(1400.0, symbol="ETHUSDT"))  # a cash-quoted pair wins over a cross
-    assert portfolio.equity() == 1005 + 60000 + 14000
+    assert portfolio.equity("sim") == 1000 + 60000 + 10 * D("0.05") * 30000
+    portfolio.apply(trade(1400.0, symbol="ETHUSDT"))  # a direct pair wins over a cross
+    assert portfolio.equity() == 1000 + 60000 + 14000
     assert portfolio.equity("elsewhere") == 0
+    assert [u.currency for u in portfolio.unvalued()] == ["USD"]
 
 
 def test_daily_pnl_resets_at_the_utc_day() -> None:
@@ -292,7 +302,7 @@ def test_live_bus_and_journal_fold_agree() -> None:
     bus = Bus()
     journal: list[Event] = []
     bus.subscribe_all(journal.append)
-    live = Portfolio(bus.publish, clock, INSTRUMENTS)
+    live = Portfolio(bus.publish, clock, INSTRUMENTS, account_currency="USDT")
     live.subscribe(bus)
     bus.publish(balance("USDT", "1000"))
     bus.publish(trade(100.0))
@@ -300,7 +310,7 @@ def test_live_bus_and_journal_fold_agree() -> None:
     bus.publish(fill(SELL, "0.3", "101", fee="0.01"))
     bus.publish(trade(99.0))
     assert [type(e) for e in journal].count(PositionChanged) == 2
-    folded = Portfolio(lambda e: None, clock, INSTRUMENTS)
+    folded = Portfolio(lambda e: None, clock, INSTRUMENTS, account_currency="USDT")
     folded.recover(journal)
     assert folded.snapshot().state == live.snapshot().state
 
@@ -334,16 +344,16 @@ def test_snapshot_restore_then_fold_equals_folding(events: list[Event], cut: int
     events = _sequenced(events, gap_ns)
     cut = min(cut, len(events))
     clock = Clock(events[-1].ts_event if events else T0)
-    whole = Portfolio(lambda e: None, clock, INSTRUMENTS)
+    whole = Portfolio(lambda e: None, clock, INSTRUMENTS, account_currency="USDT")
     for e in events:
         whole.apply(e)
-    first = Portfolio(lambda e: None, clock, INSTRUMENTS)
+    first = Portfolio(lambda e: None, clock, INSTRUMENTS, account_currency="USDT")
     for e in events[:cut]:
         first.apply(e)
     snapshot = first.snapshot()
     assert snapshot.component == "portfolio"
     assert snapshot.upto_seq == (events[cut - 1].seq if cut else 0)
-    resumed = Portfolio(lambda e: None, clock, INSTRUMENTS)
+    resumed = Portfolio(lambda e: None, clock, INSTRUMENTS, account_currency="USDT")
     resumed.recover(events, snapshot)  # skips what the snapshot already holds
     assert resumed.snapshot().state == whole.snapshot().state
     assert resumed.daily_pnl() == whole.daily_pnl()
@@ -397,7 +407,9 @@ def test_run_summaries() -> None:
     assert portfolio.final_report(D(1000)) == {
         "positions": {"BTCUSDT": D(1), "ETHUSDT": D(-1)}, "realized": D(10),
         "unrealized": D(15), "fees": D("0.3"), "initial_equity": D(1000),
-        "marks": {"BTCUSDT": D(105), "ETHUSDT": D(40)}}
+        "marks": {"BTCUSDT": D(105), "ETHUSDT": D(40)}, "currency": "USDT",
+        "pnl_by_currency": {"USDT": Pnl(realized=D(10), unrealized=D(15), fees=D("0.3"))},
+        "unvalued": []}
 
 
 # -- positions files -------------------------------------------------------------------
