@@ -40,7 +40,7 @@ from daemon.config import Config
 from daemon.control import ControlServer, load_control_token
 from daemon.errors import EXIT_AUTH, EXIT_CONFIG, EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
 from daemon.metrics import KernelMetrics
-from daemon.recovery import Recovered, recover
+from daemon.recovery import Recovered, recover, resume_policies
 from daemon.strategy_control import StrategyControl
 from daemon.systemd import Notifier
 from daemon.venues import log_trading, make_venue
@@ -262,8 +262,7 @@ class Kernel:
                         venue.subscribe(self.bus)
                     if hasattr(venue, "alert"):
                         venue.alert = self.alerts.raise_alert
-            live = {v.name for v in self.config.venues if v.kind == "binance"}
-            self.recovered = recover(self.node, self.bus, self.data_dir, live)
+            self.recovered = recover(self.node, self.bus, self.data_dir)
             log_trading(self.bus)
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -279,6 +278,7 @@ class Kernel:
                     self.venues.append(venue)
                     tasks.append(tg.create_task(self._run_venue(venue), name=name))
                 if await self._venues_reconciled():
+                    resume_policies(self.node, self.recovered)
                     self.node.start()
                     tune_gc()
                     self.ready = True
@@ -335,6 +335,10 @@ class Kernel:
                 for order in self.node.oms.open_orders():
                     self.node.oms.cancel(order.strategy_id, order.client_order_id,
                                          reason="daemon stopping")
+            # a simulated venue answers requests on market events; at a stop it answers
+            # what waits now (the cancels above), against the last market it saw
+            for sim in self.node.venues:
+                sim.answer_pending()
         for venue in self.venues:
             drain = getattr(venue, "drain", None)
             left = deadline - loop.time()

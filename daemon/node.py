@@ -96,9 +96,12 @@ class TradingNode:
                 self.venues.append(sim_venue(vcfg, twin_insts, bus, now_ns, name=twin))
         for venue in self.venues:
             venue.subscribe(bus)
+        # the portfolio applies exactly the fills the OMS applied (one decision: a
+        # repeated trade or a quarantined fill changes neither)
         self.portfolio = Portfolio(bus.publish, now_ns, self.instruments,
                                    account_currency=config.account.currency,
-                                   rates=config.account.decimal_rates)
+                                   rates=config.account.decimal_rates,
+                                   fill_gate=lambda fill: self.oms.fill_applied(fill))
         for twin, data_venue in twins.items():
             self.portfolio.mark_as(twin, data_venue)
         limits = {s.id: s.risk for s in config.strategies}
