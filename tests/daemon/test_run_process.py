@@ -189,3 +189,41 @@ def test_on_stop_cancel_cancels_resting_orders_at_a_graceful_stop(tmp_path: Path
     canceled = {e.client_order_id for e in events if isinstance(e, OrderCanceled)}
     assert accepted and set(cancels) == accepted == canceled, (accepted, cancels, canceled)
     assert set(cancels.values()) == {"daemon stopping"}
+
+
+def test_run_stop_run_again_keeps_trading(tmp_path: Path) -> None:
+    """Issue 9, found as a new user: `make run`, Ctrl-C, `make run` again on the same
+    data. The paper venue numbered its trade ids from T1 again, the OMS dropped the new
+    fills as duplicates, `tapeloop orders` showed them accepted for ever and every later
+    SELL was refused for balance "reserved by open orders". What the user sees must be
+    a daemon that trades on: fills applied, orders finished, the OMS's view equal to
+    the journal's fold and the portfolio equal to its fills."""
+    from tests.daemon.user_view import agreed_views
+
+    config, data, log = write_config(tmp_path), tmp_path / "data", tmp_path / "daemon.log"
+    for run in (1, 2):
+        proc = start(config, data, log)
+        try:
+            wait_ready(log, run)
+            eventually(lambda run=run: log.read_bytes().split(b'"daemon.ready"')[run]
+                       .count(b'"order.filled"') >= 4, timeout=60,
+                       message=f"four fills in run #{run}")
+            if run == 2:
+                seen, positions, book, folded = agreed_views(config, data)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+    second = log.read_bytes().split(b'"daemon.ready"')[2]
+    assert b"reserved by open orders" not in second, "stale reservations refused orders"
+    # every fill of the second run reached the OMS: the view is the journal's fold
+    assert sum(1 for state, _ in seen.values() if state == "filled") >= 6
+    assert seen == {c: (o.state, o.filled_qty) for c, o in book.orders.items()}
+    assert positions == folded, (positions, folded)
+    trade_ids = [e.trade_id for e in read_events_of(data, "Fill")]
+    assert len(trade_ids) == len(set(trade_ids)), "a paper trade id was used twice"
+
+
+def read_events_of(data: Path, name: str) -> list:
+    from replay.reader import read_events
+
+    return [e for batch in read_events(data, types=[name]) for e in batch]
