@@ -145,6 +145,12 @@ class TradingNode:
                 log.critical("trading.halt_failed", reason=reason, error=repr(halt_exc))
 
     def _seed_positions(self, scfg: StrategyConfig) -> None:
+        """Seed a strategy's `initial_positions` once: at a restart (or a reload) the
+        journal already holds them, and what it traded since."""
+        if any(p.strategy_id == scfg.id for p in self.portfolio.positions(include_flat=True)):
+            log.info("strategy.seed_skipped", strategy_id=scfg.id,
+                     reason="the journal holds its positions")
+            return
         path = scfg.initial_positions
         assert path is not None
         try:
