@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/paper.toml
 
-.PHONY: run test bench lint clean
+.PHONY: run test soak bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# the long runs: 100,000 seeds of the deterministic simulation (tests/dst), seeds apart
+# from make test's; a failure prints the command that replays it
+SOAK_SEEDS ?= 100000
+soak: $(STAMP)
+	$(BIN)/python -m tests.dst --seeds $(SOAK_SEEDS) --first 1000000
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

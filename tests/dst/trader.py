@@ -10,7 +10,7 @@ import msgspec
 
 from daemon.strategies.base import Strategy
 from events.market import Trade
-from events.orders import BUY, SELL
+from events.orders import BUY, SELL, Fill
 
 
 class ChaosParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -26,13 +26,28 @@ class ChaosTrader(Strategy):
     def on_start(self) -> None:
         p = self.params
         self.rng = random.Random(f"{p.seed}/{self.id}/{p.incarnation}")
+        self.quiet = 0  # trades seen since its last fill
+
+    def on_fill(self, fill: Fill) -> None:
+        self.quiet = 0
 
     def on_trade(self, trade: Trade) -> None:
         rng = self.rng
-        if rng.random() > self.params.rate:
-            return
         symbol = trade.symbol
         inst = self.instrument(symbol)
+        self.quiet += 1
+        if self.quiet >= 15:
+            # a while without a fill: clear what rests (it counts against the position
+            # limit) and take liquidity, reducing what it holds
+            self.quiet = 0
+            self.cancel_all(symbol)
+            held = self.position(symbol).qty
+            side = SELL if held > 0 else BUY
+            qty = min(inst.round_qty(abs(held)), inst.step_size * 2) if held else inst.step_size
+            self.submit(self.order_request(side, symbol, qty or inst.step_size))
+            return
+        if rng.random() > self.params.rate:
+            return
         step = inst.step_size
         qty = step * rng.randint(1, max(1, int(Decimal(str(self.params.max_qty)) / step)))
         px = Decimal(repr(trade.price))
