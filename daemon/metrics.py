@@ -296,8 +296,8 @@ class RateMeter:
 
 # -- tapeloop's metrics, collected from the kernel at scrape time -----------------------
 
-ORDER_STATES = ("submitted", "accepted", "partially_filled", "filled", "canceled", "rejected",
-                "expired")
+ORDER_STATES = ("declared", "submitted", "accepted", "partially_filled", "pending_cancel",
+                "filled", "canceled", "rejected", "expired")
 TRADING_STATES = ("active", "reducing", "halted")
 UP_STATES = frozenset({"connected", "simulated"})  # a venue status that counts as up
 _IMPORTED = time.time()

@@ -35,6 +35,7 @@ from daemon.trading.orders import (
     EXPIRE,
     REJECT,
     RELEASE,
+    SUBMITTED,
     IllegalTransition,
     Order,
 )
@@ -177,7 +178,7 @@ class OrderBook:
             order.ts_submitted = order.ts_last = e.ts_event
         else:
             self.note_id(e.client_order_id)
-            order = self.orders[e.client_order_id] = self._new(e, "submitted")
+            order = self.orders[e.client_order_id] = self._new(e, SUBMITTED)
         self._track(order)
 
     def _declared(self, e: OrderDeclared) -> None:
