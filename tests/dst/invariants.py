@@ -217,8 +217,8 @@ class Checker:
     def final(self) -> None:
         for n, (steps, subs, fills) in enumerate(self.incarnation_stats):
             # the trader takes liquidity after 15 quiet trades: in 20 steps it has sent
-            # orders; in 80 some filled, whatever the world lost on the way
-            if n and ((steps >= 20 and subs == 0) or (steps >= 80 and fills == 0)):
+            # orders or been filled; in 80 some filled, whatever the world lost on the way
+            if n and ((steps >= 20 and subs + fills == 0) or (steps >= 80 and fills == 0)):
                 self.fail(f"after restart {n} the strategies stopped trading: {steps} steps, "
                           f"{subs} orders submitted, {fills} fills")
         for sid in self.node.runtime.strategy_ids:
