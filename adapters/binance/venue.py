@@ -187,6 +187,12 @@ class BinanceVenue(OrderPath):
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
 
+    @property
+    def idle(self) -> bool:
+        """No request, look-up or resent cancel of ours is under way: every
+        order's outcome is known (what Binance says next, it says unasked)."""
+        return not (self._tasks or self.in_flight or self._unresolved or self._cancelling)
+
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
