@@ -21,7 +21,8 @@ One run (`run(seed)`):
   goes on for a moment while nobody listens (orders fill, late placements land); then a
   new process starts on the journal in the daemon's order: fold (`fold_journal`), restate
   positions, connect and reconcile (`venue.reconciled`), `resume_policies`,
-  `node.start()`. The fake keeps its state, as Binance does.
+  `node.start()`; sometimes it is killed again while it starts up (reconciling). The fake
+  keeps its state, as Binance does.
 
 Invariants. At every check point, `tests.dst.invariants.Checker` (the state folded from
 scratch equals the live one; positions and orders equal their applied fills, Binance's
@@ -149,7 +150,8 @@ class BinanceSimulation:
         # a move of 1 to 6 USDT a step: resting orders near the touch fill in seconds
         self.server = FakeBinanceServer(seed=sched.randrange(1 << 30),
                                         tick_interval_s=self.tick_s,
-                                        move_ticks=sched.choice([100, 300]))
+                                        move_ticks=sched.choice([100, 300]),
+                                        skew_ms=sched.choice([0, 0, 800, -2500]))  # its clock
         self.world = BinanceWorld(self.server)
         self.steps = sched.randint(40, 70)
         points = sched.sample(range(6, self.steps), k=sched.randint(3, 4))
@@ -176,8 +178,9 @@ class BinanceSimulation:
 
     # -- the process's lives ---------------------------------------------------------------
 
-    async def boot(self) -> None:
-        """Start a process on the journal, in the daemon's order (the module doc)."""
+    async def boot(self, *, until_started: bool = True) -> None:
+        """Start a process on the journal, in the daemon's order (the module doc);
+        `until_started=False` returns once its venue runs (reconciling)."""
         self.incarnation += 1
         inc = self.alive = self.incarnation
         strategies = [{**s, "params": {**s["params"], "incarnation": inc}}
@@ -203,6 +206,8 @@ class BinanceSimulation:
         catch_up_positions(node.portfolio, self.bus,
                            [e for e in self.journal if type(e) is PositionChanged])
         self.task = asyncio.create_task(self.venue.run(), name=f"binance-{inc}")
+        if not until_started:
+            return
         await until(lambda: self.venue.reconciled or self.task.done(), timeout=DEADLINE_S,
                     message=f"process {inc}'s first reconciliation")
         if self.task.done():
@@ -211,8 +216,15 @@ class BinanceSimulation:
         node.start()
 
     async def crash(self) -> None:
-        """kill -9: the process stops where it is; the journal and Binance remain."""
+        """kill -9: the process stops where it is; the journal and Binance remain.
+        Its tasks take a few loop turns to unwind: meanwhile nothing they publish is
+        journaled or reaches anyone (a real kill is instant), and what they already
+        journaled may still reach Binance, as a request on the wire does."""
         self.alive = 0
+        bus = self.bus
+        for handlers in (bus._catch_all, *bus._by_type.values()):
+            handlers.clear()
+        bus._routes.clear()
         self.clock.kill()
         self.task.cancel()
         try:
@@ -376,6 +388,12 @@ class BinanceSimulation:
                     self.outcome.restarts += 1
                     # down for a moment: orders fill, placements land, while nobody listens
                     await asyncio.sleep(self.sched.uniform(0.0, 1.0))
+                    if self.sched.random() < 0.3:  # killed again while it starts up
+                        await self.boot(until_started=False)
+                        await asyncio.sleep(self.sched.uniform(0.0, 0.3))
+                        self.check()
+                        await self.crash()
+                        self.outcome.restarts += 1
                     await self.boot()
                     self.check()
                 elif step in self.settle_at:
