@@ -115,17 +115,27 @@ class OrderPath:
         self._unresolved: set[str] = set()  # orders being looked up
         self._heard: set[str] = set()  # of those, the ones Binance has reported since
         self._cancelling: set[str] = set()  # client ids with a cancel on its way
+        # set when the venue's run() ends: nothing is sent any more, no task outlives it
+        self._stopped = False
 
     # -- requests from the bus ------------------------------------------------------------
 
     def _on_submitted(self, e: OrderSubmitted) -> None:
-        if e.venue == self.name:
+        if e.venue == self.name and not self._unsent(e):
             self.in_flight.add(e.client_order_id)
             self._spawn(self._place(e))
 
     def _on_cancel(self, e: CancelOrder) -> None:
-        if e.venue == self.name:
+        if e.venue == self.name and not self._unsent(e):
             self._spawn(self._cancel(e))
+
+    def _unsent(self, e: OrderSubmitted | CancelOrder) -> bool:
+        """True (and a log line) when the venue has stopped: the request stays as the
+        journal holds it, and the next start's reconciliation settles the order."""
+        if self._stopped:
+            log.warning("binance.not_sent_stopped", venue=self.name, request=type(e).__name__,
+                        client_order_id=e.client_order_id)
+        return self._stopped
 
     def _on_amend(self, e: AmendOrder) -> None:
         if e.venue == self.name:

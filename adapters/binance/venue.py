@@ -142,10 +142,13 @@ class BinanceVenue(OrderPath):
                 if self.user is not None:
                     tg.create_task(self.user.run(), name=f"{self.name}-user")
         finally:
-            for task in [*self._tasks, *self._snapshot_tasks.values()]:
-                task.cancel()
-            await asyncio.gather(*self._tasks, *self._snapshot_tasks.values(),
-                                 return_exceptions=True)
+            self._stopped = True  # no new request from here on (see `_spawn`)
+            # a request finishing meanwhile may still start another: until none is left
+            while tasks := [t for t in (*self._tasks, *self._snapshot_tasks.values())
+                            if not t.done()]:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             await self.rest.close()
 
     async def _prepare(self) -> None:
@@ -187,7 +190,16 @@ class BinanceVenue(OrderPath):
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
 
+    @property
+    def idle(self) -> bool:
+        """No request, look-up or resent cancel of ours is under way: every
+        order's outcome is known (what Binance says next, it says unasked)."""
+        return not (self._tasks or self.in_flight or self._unresolved or self._cancelling)
+
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self._stopped:  # a look-up or resent cancel after the stop: nothing outlives run()
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

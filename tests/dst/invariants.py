@@ -98,9 +98,11 @@ class Checker:
 
     def fail(self, message: str) -> None:
         sim = self.sim
+        replay = getattr(sim, "reproducer", None) or \
+            f".venv/bin/python -m tests.dst --seed {sim.seed}"
         raise InvariantBroken(
             f"seed {sim.seed} step {sim.step_no} ({sim.world.name} world): {message}\n"
-            f"replay it: .venv/bin/python -m tests.dst --seed {sim.seed}")
+            f"replay it: {replay}")
 
     # -- checks -------------------------------------------------------------------------
 
@@ -186,7 +188,8 @@ class Checker:
 
     def _agree_with_venue(self, node: Any) -> None:
         at_venue = self.sim.world.open_at_venue(self.sim)
-        ours = {o.client_order_id for o in node.oms.open_orders() if o.venue == "x"}
+        venue = getattr(self.sim.world, "venue", "x")
+        ours = {o.client_order_id for o in node.oms.open_orders() if o.venue == venue}
         if at_venue != ours:
             self.fail(f"after settling: open at the venue {sorted(at_venue - ours)} not open "
                       f"in the OMS; open in the OMS {sorted(ours - at_venue)} not at the venue")

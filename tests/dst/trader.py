@@ -18,6 +18,9 @@ class ChaosParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     incarnation: int = 0  # restarts so far: a new stream of choices after each
     rate: float = 0.35  # chance of acting on a trade
     max_qty: float = 0.004
+    # how far from the last trade it prices: limits within +-2 % x reach, brackets and
+    # OCOs at +-1 % x reach (a market moving slowly relative to its price needs less)
+    reach: float = 1.0
 
 
 class ChaosTrader(Strategy):
@@ -62,16 +65,20 @@ class ChaosTrader(Strategy):
         if side == SELL and held > 0 and rng.random() < 0.7:
             qty = min(qty, inst.round_qty(held)) or qty
         off = Decimal(rng.randint(-20, 20)) / 1000  # -2% .. +2%
+        step_out = Decimal("0.01")  # brackets' and OCOs' distance
+        if self.params.reach != 1.0:
+            reach = Decimal(repr(self.params.reach))
+            off, step_out = off * reach, step_out * reach
         if roll < 0.45:
             self.submit(self.order_request(side, symbol, qty))
         elif roll < 0.75:
             self.submit(self.order_request(side, symbol, qty, price=px * (1 + off)))
         elif roll < 0.9 and side == BUY:
-            self.bracket(BUY, symbol, qty, stop_price=px * Decimal("0.99"),
-                         target_price=px * Decimal("1.01"),
+            self.bracket(BUY, symbol, qty, stop_price=px * (1 - step_out),
+                         target_price=px * (1 + step_out),
                          price=px * (1 + off) if rng.random() < 0.5 else None)
         elif held > 0:
             q = min(qty, inst.round_qty(held))
             if q > 0:
-                self.oco(self.order_request(SELL, symbol, q, price=px * Decimal("1.01")),
-                         self.order_request(SELL, symbol, q, trigger_price=px * Decimal("0.99")))
+                self.oco(self.order_request(SELL, symbol, q, price=px * (1 + step_out)),
+                         self.order_request(SELL, symbol, q, trigger_price=px * (1 - step_out)))

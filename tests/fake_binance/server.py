@@ -377,6 +377,13 @@ class FakeBinanceServer:
         self._reorder_left = n
         log.info("fault: reverse the next %d user event(s)", n)
 
+    def clear_user_faults(self) -> None:
+        """Deliver user events as they come again: no more lost, duplicated or
+        reordered ones (events held for a reversal are lost)."""
+        self._dup_left = self._lose_left = self._reorder_left = 0
+        self._reorder_buf = []
+        log.info("fault: user events flow normally again")
+
     def server_shutdown(self) -> None:
         """`serverShutdown` on every market connection, then close them (1001)."""
         self.streams.server_shutdown(self.now_ms())

@@ -30,7 +30,9 @@ from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServe
 CREDS = Credentials(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET)
 
 
-def config(url: str, strategies: list[dict[str, Any]] | None = None, **venue: Any) -> Config:
+def config(url: str, strategies: list[dict[str, Any]] | None = None, *,
+           risk: dict[str, Any] | None = None, **venue: Any) -> Config:
+    """One `binance` venue on `url` trading BTCUSDT; `risk` overrides the limits."""
     return msgspec.convert({
         "venues": [{"name": "binance", "kind": "binance", "endpoints": url,
                     "taker_fee_bps": 10.0, **venue}],
@@ -39,13 +41,32 @@ def config(url: str, strategies: list[dict[str, Any]] | None = None, **venue: An
                          "min_notional": 5.0}],
         "risk": {"max_order_qty": 1.0, "max_order_notional": 100_000.0,
                  "max_position_qty": 10.0, "daily_loss_limit": 100_000.0,
-                 "max_orders_per_s": 50, "price_band_pct": 10.0},
+                 "max_orders_per_s": 50, "price_band_pct": 10.0, **(risk or {})},
         "strategies": strategies or [],
     }, Config)
 
 
 # Look-ups and resent cancels at a test's pace (the venue's default is 1 s to 30 s).
 FAST_RETRY = RetryPolicy(first_s=0.02, max_s=0.16, alert_every_s=0.5)
+
+
+def binance_venue(node: TradingNode, bus: Bus, **venue_kwargs: Any) -> BinanceVenue:
+    """The `BinanceVenue` of `node`'s first venue, as the kernel builds it, with the
+    fake's keys, look-ups at a test's pace (`FAST_RETRY`) and fast reconnects (the
+    fake drops connections on purpose). `venue_kwargs` go to `BinanceVenue`."""
+    v = node.config.venues[0]
+    insts = [i for k, i in node.instruments.items() if k[0] == v.name]
+    venue = BinanceVenue(
+        v.name, insts, bus, endpoints=resolve_endpoints(v.endpoints, env={}),
+        credentials=CREDS, oms=node.oms, risk=node.risk, streams=v.streams,
+        stale_after_s=v.stale_after_s, recv_window_ms=v.recv_window_ms,
+        **{"retry_policy": FAST_RETRY, **venue_kwargs})
+    for stream in (venue.market, venue.user):
+        assert stream is not None
+        stream.reconnect_policy.backoff_initial = 0.05
+        stream.reconnect_policy.backoff_max = 0.5
+        stream.reconnect_policy.budget = 1000
+    return venue
 
 
 class Live:
@@ -62,7 +83,7 @@ class Live:
         self.server = server
         self.config = config(server.base_url, strategies, **venue)
         self.history = history or []
-        self.venue_kwargs = {"retry_policy": FAST_RETRY, **(venue_kwargs or {})}
+        self.venue_kwargs = venue_kwargs or {}
         self.events: list[Event] = []
         self.alerts: list[tuple[str, str, dict[str, Any]]] = []
         self.bus = Bus()
@@ -78,20 +99,8 @@ class Live:
         for event in self.history:
             if isinstance(event, ORDER_TYPES):
                 self.node.oms.apply(event)  # the recovery fold
-        v = self.config.venues[0]
-        insts = [i for k, i in self.node.instruments.items() if k[0] == "binance"]
-        self.venue = BinanceVenue(
-            "binance", insts, self.bus, endpoints=resolve_endpoints(v.endpoints, env={}),
-            credentials=CREDS, oms=self.node.oms, risk=self.node.risk, streams=v.streams,
-            stale_after_s=v.stale_after_s, recv_window_ms=v.recv_window_ms,
-            **self.venue_kwargs)
+        self.venue = binance_venue(self.node, self.bus, **self.venue_kwargs)
         self.venue.alert = self._alert  # the kernel wires daemon.alerts here
-        # fast reconnects: the fake drops connections on purpose
-        for stream in (self.venue.market, self.venue.user):
-            assert stream is not None
-            stream.reconnect_policy.backoff_initial = 0.05
-            stream.reconnect_policy.backoff_max = 0.5
-            stream.reconnect_policy.budget = 1000
         self.venue.subscribe(self.bus)
         self.node.start()
         self.task = loop.create_task(self.venue.run())

@@ -279,3 +279,21 @@ async def test_a_client_order_id_binance_would_refuse_is_rejected_here(
         assert server.post_count(cid) == 0 and server.count("POST", ORDER) == 0
         assert live.node.oms.orders[cid].state == "rejected"
 
+
+
+# -- a stopped venue ------------------------------------------------------------------------
+
+
+async def test_a_stopped_venue_sends_nothing_more(server: FakeBinanceServer) -> None:
+    """Once `run()` has returned (stopped, failed, the process going down), an order
+    or a cancel still reaching the venue is not sent: no task outlives the venue
+    (nor an HTTP session it would open again). The next start's reconciliation
+    settles what the journal holds."""
+    async with Live(server) as live:
+        cid = await resting(live, server)
+        await live.crash()
+        new = live.submit("BUY", "0.001", below(server))
+        live.node.oms.cancel("s1", cid)
+        assert live.venue.idle, "no request started after the venue stopped"
+    # Live's exit drained the venue's requests: had one started, it went out by now
+    assert server.post_count(new) == 0 and server.count("DELETE", ORDER) == 0
