@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 import time
@@ -76,6 +77,7 @@ class Roller:
     async def _roll(self, segment: Path) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "events.roll", str(self.store.root), str(segment),
+            str(os.getpid()),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         try:

@@ -1,6 +1,9 @@
-"""`python -m events.roll DATA SEGMENT`: roll one closed journal segment into
-Parquet in a child process, so the daemon's event loop never stalls on
-encoding and compression. Only the process holding DATA's lock starts it."""
+"""`python -m events.roll DATA SEGMENT PARENT_PID`: roll one closed journal segment into
+Parquet in a child process, so the daemon's event loop never stalls on encoding and
+compression. Only the process holding DATA's lock (PARENT_PID) starts it, and the roller
+works under that lock: it must never outlive its parent. A roller left running by a
+`kill -9` of the daemon would write the store while the next daemon recovers it (the
+same events read from a new part and from the journal: a start that fails)."""
 
 from __future__ import annotations
 
@@ -10,30 +13,28 @@ import signal
 import sys
 from pathlib import Path
 
-from events.store import EventStore
-
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """The roller works under its parent's lock: if the daemon dies (kill -9),
-    so does the roller, before the next daemon undoes the half-done roll and
-    redoes it. Linux only; elsewhere the parent check below still helps."""
-    parent = os.getppid()
+def die_with_parent(parent: int) -> None:
+    """Arm SIGKILL on the parent's death, then check the parent is still `parent`: a
+    parent that died before the signal was armed has left us to init already."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
     if os.getppid() != parent:
-        sys.exit(3)  # the parent died before the death signal was armed
+        sys.exit(3)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m events.roll DATA SEGMENT", file=sys.stderr)
+    if len(argv) != 3 or not argv[2].isdigit():
+        print("usage: python -m events.roll DATA SEGMENT PARENT_PID", file=sys.stderr)
         return 2
-    die_with_parent()
+    die_with_parent(int(argv[2]))  # before the heavy imports: the window is short
+    from events.store import EventStore
+
     store = EventStore.attach_for_lock_holder(Path(argv[0]))
     store.roll_segment(Path(argv[1]))
     return 0

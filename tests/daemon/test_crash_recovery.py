@@ -28,7 +28,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from daemon.errors import EXIT_LOCKED
 from daemon.trading.portfolio import Portfolio
@@ -290,24 +289,26 @@ def test_sigkill_at_random_moments_then_sigterm_leaves_a_consistent_store(
 
 
 def test_sigkill_of_the_daemon_alone_during_a_background_roll(tmp_path: Path) -> None:
-    """`kill -9 <pid>` outside systemd: the roller child outlives the daemon. A
-    restart at once must still come up and the store stay consistent."""
+    """`kill -9 <pid>` outside systemd, during a background roll: the roller child
+    dies with the daemon (it works under the daemon's lock; left running it wrote the
+    store while the next start recovered it, which then failed with the same events
+    in a new part and in the journal), and a restart at once comes up consistent."""
     config, data = write_config(tmp_path, speed='"max"'), tmp_path / "data"
     # at full speed a segment of ~3 s holds a few 100k events: its roll takes seconds
     config.write_text(config.read_text().replace("roll_interval_s = 60", "roll_interval_s = 3"))
     sock = NotifySocket(tmp_path / "notify")
     env = {**cli_env(), "NOTIFY_SOCKET": str(sock.path)}
     first = Daemon(config, data, tmp_path / "first.log", env)
-    orphans: list[int] = []
+    rollers: list[int] = []
     second: Daemon | None = None
     try:
         wait_ready(sock, first, 1)
-        orphans = eventually(lambda: first.alive() and first.rollers(), timeout=30,
+        rollers = eventually(lambda: first.alive() and first.rollers(), timeout=30,
                              message="a background roll")
         first.proc.send_signal(signal.SIGKILL)  # the daemon only, not its group
         first.proc.wait(timeout=10)
-        if not any(Path(f"/proc/{pid}").exists() for pid in orphans):
-            pytest.skip("the roll finished before the daemon was killed")
+        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in rollers),
+                   timeout=10, message="the roller to die with the daemon")
         second = Daemon(config, data, tmp_path / "second.log", env)
         wait_ready(sock, second, 2)
         second.proc.send_signal(signal.SIGTERM)
@@ -316,12 +317,32 @@ def test_sigkill_of_the_daemon_alone_during_a_background_roll(tmp_path: Path) ->
         for d in (first, second):
             if d is not None and d.proc.poll() is None:
                 d.crash()
-        # the orphaned roller (our grandchild) finishes its roll on its own
-        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in orphans),
-                   timeout=120, message="the orphaned roller to exit")
         sock.close()
     seqs: list[int] = []
     for part in list_parts(data / "events"):
         seqs += pq.read_table(part.path, columns=["seq"]).column("seq").to_pylist()
     seqs.sort()
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_roller_whose_parent_is_gone_rolls_nothing(tmp_path: Path) -> None:
+    """The roller armed its death signal only after importing pyarrow, and compared its
+    parent with whatever it had by then: a daemon killed in that window left a roller
+    running under init. It now knows the pid it works for."""
+    import sys
+
+    from events.journal import Journal
+    from events.market import Trade
+
+    (tmp_path / "journal").mkdir()
+    journal = Journal(tmp_path / "journal", next_seq=1)
+    journal.append(Trade(ts_event=1, ts_recv=1, seq=1, venue="v", symbol="S", price=1.0,
+                         size=1.0))
+    segment = journal.close()
+    assert segment is not None
+    not_my_parent = "1"
+    out = subprocess.run([sys.executable, "-m", "events.roll", str(tmp_path), str(segment),
+                          not_my_parent], cwd=REPO, env=cli_env(), capture_output=True,
+                         timeout=60)
+    assert out.returncode == 3, out
+    assert segment.exists() and not (tmp_path / "events").exists()

@@ -59,3 +59,4 @@ def test_an_event_the_order_table_cannot_place_halts_trading(tmp_path: Path) -> 
     assert n.risk.state == HALTED
     (halt,) = halts(events)
     assert "quarantined Fill" in halt.reason and "sma-77" in halt.reason
+    assert n.portfolio.position("sim", "BTCUSDT").qty == 0  # the portfolio applied none
