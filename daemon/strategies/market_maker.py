@@ -13,7 +13,8 @@ Quotes are LIMIT, GTC, post-only. They are refreshed when the mid has moved by
 more than `requote_bps` since they were placed, after every fill, and after a
 quote died (rejected, canceled, expired): by amending the open order (`requote =
 "amend"`, when it has no fills yet) or by cancel + replace (the replacement is
-sent at once, so for a moment both may rest). `on_stop` cancels everything.
+sent at once, so for a moment both may rest). `on_stop` cancels everything; `on_start`
+takes over the quotes a previous run left resting.
 """
 
 from __future__ import annotations
@@ -101,6 +102,21 @@ class MarketMaker(Strategy):
     def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
         super().__init__(config, ctx)
         self._books = {symbol: _Book() for symbol in self.symbols}
+
+    def on_start(self) -> None:
+        """Take over the quotes a previous run left resting (a restart after a crash or
+        with `on_stop = "keep"`): the first on each side becomes that side's quote, to
+        be moved at the next requote; any other is one too many and is canceled."""
+        for order in self.open_orders():
+            book = self._books.get(order.symbol)
+            if book is None or order.price is None:
+                continue
+            if book.orders[order.side] is None:
+                book.orders[order.side] = _Quoted(order.client_order_id, order.price,
+                                                  order.qty)
+                book.dirty = True
+            else:
+                self.cancel(order.client_order_id)
 
     def on_quote(self, quote: Quote) -> None:
         book = self._books[quote.symbol]

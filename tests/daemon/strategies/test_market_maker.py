@@ -88,3 +88,28 @@ def test_replace_mode_cancels_and_resubmits() -> None:
     world.feed([quote(1, 100.0, 100.02), quote(2, 101.0, 101.02)])
     assert world.gateway.cancels == ["mm-1"]
     assert [r.price for _, r in world.gateway.submitted] == [D("99.90"), D("100.90")]
+
+
+def test_after_a_restart_it_takes_over_the_quotes_it_left_resting() -> None:
+    """A market maker restarted with its quotes still resting at the venue (kept by
+    `on_stop = "keep"`, or a crash) placed a second pair beside them: the old ones
+    rested untended, doubling its exposure. It now adopts them as its quotes."""
+    from daemon.trading.api import OrderRequest
+
+    world = World([INST])
+    gw = world.gateway
+    params = {"qty": 0.5, "half_spread_bps": 10, "max_position": 2, "allow_short": True,
+              "requote_bps": 5}
+    left = [gw.submit("mm", OrderRequest(venue="sim", symbol="BTCUSDT", side=side,
+                                         qty=D("0.5"), order_type=LIMIT, price=price,
+                                         post_only=True))
+            for side, price in ((BUY, D("99.80")), (BUY, D("99.70")), (SELL, D("100.20")))]
+    world.runtime.add(strategy_config("mm", "daemon.strategies.market_maker:MarketMaker",
+                                      params=params))
+    world.runtime.start()
+    assert gw.cancels == [left[1]], "a second bid of the last run is one too many"
+    world.feed([quote(1, 100.0, 100.02)])
+    assert len(gw.submitted) == 3, "no new quote beside the adopted ones"
+    assert {cid for cid, _ in gw.amends} == {left[0], left[2]}  # moved to the new prices
+    assert sorted((o.side, o.price) for o in gw.open_orders("mm")) == [
+        (BUY, D("99.90")), (SELL, D("100.12"))]
