@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import DaemonConfig
+from daemon.errors import NO_RESTART
 from tests.conftest import REPO
 
 UNIT = REPO / "configs" / "systemd" / "tapeloop.service"
@@ -31,7 +32,8 @@ def test_the_unit_is_a_notify_service_with_a_watchdog_and_secrets_by_credential(
     assert k["Type"] == ["notify"] and k["Restart"] == ["on-failure"]
     assert int(k["WatchdogSec"][0]) > 0
     assert int(k["TimeoutStopSec"][0]) > DaemonConfig().stop_budget_s
-    assert set(k["RestartPreventExitStatus"][0].split()) == {"3", "4", "5"}
+    # every code a person must act on (tests/daemon/test_exit_codes.py checks the table)
+    assert {int(c) for c in k["RestartPreventExitStatus"][0].split()} == set(NO_RESTART)
     assert k["User"] == ["tapeloop"] and k["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     for hardening in ("NoNewPrivileges", "ProtectSystem", "ReadWritePaths", "PrivateTmp",
                       "ProtectHome", "RestrictAddressFamilies"):
