@@ -15,11 +15,24 @@ Durability policy (`fsync`):
 
 Opening a journal recovers it: every segment is scanned, a torn or corrupt tail
 is truncated at the last good frame with a warning (never a crash, and frames
-before it are never lost), and writing resumes at the next seq.
+before it are never lost), and writing resumes at the next seq. A tail a crash
+tore holds no whole frame of a critical event after the tear: such a frame was
+fsynced, and so was everything before it. When one is found there, the segment
+was damaged, not torn: truncating would lose recorded orders or state, so opening
+refuses (`JournalDamaged`, naming the segment and the byte) and a person decides.
+
+A write or fsync that fails (a full or failing disk) is a `JournalWriteError`: the
+segment is cut back to the frames written whole before it (so a later start finds no
+torn frame), the buffer is dropped, and the journal refuses every event from then on,
+the same way each time, while `written_seq`/`synced_seq` keep saying what is on disk.
+Nothing may act on an event the journal refused; the owner stops and a later start
+recovers everything written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import mmap
 import os
 import struct
@@ -28,11 +41,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
+import msgspec
 import structlog
 
 from events.base import Event
 from events.codec import decode, encode
+from events.faults import JournalDamaged, JournalWriteError
 from events.registry import CRITICAL_TYPES
 
 MAGIC = b"TAPELJ01"
@@ -195,7 +211,9 @@ class Journal:
         self._fd = -1
         self._segment: Path | None = None
         self._segment_bytes = 0
+        self._synced_bytes = 0  # of the open segment, made durable by an fsync
         self._segment_opened = 0.0
+        self.failed: JournalWriteError | None = None  # set by a failed write, for good
         self.next_seq = next_seq
         self.written_seq = next_seq - 1  # handed to the OS: survives a process kill
         self.synced_seq = next_seq - 1  # fsynced: survives a power cut
@@ -231,12 +249,20 @@ class Journal:
         # named after its first frame: the oldest event still in the buffer
         path = self.dir / segment_name(self.written_seq + 1)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        os.write(fd, MAGIC)
-        os.fsync(fd)
-        _fsync_dir(self.dir)
+        try:
+            if os.write(fd, MAGIC) != len(MAGIC):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            os.fsync(fd)
+            _fsync_dir(self.dir)
+        except OSError:
+            # a segment with no whole magic: the next start drops it anyway
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
         self._fd = fd
         self._segment = path
-        self._segment_bytes = len(MAGIC)
+        self._segment_bytes = self._synced_bytes = len(MAGIC)
         self._segment_opened = self._monotonic()
 
     # -- appending ---------------------------------------------------------------
@@ -244,6 +270,8 @@ class Journal:
     def append(self, event: Event) -> None:
         """Frame `event` into the buffer; write (and fsync) it now when the
         policy calls it critical."""
+        if self.failed is not None:
+            raise JournalWriteError(str(self.failed))
         seq = event.seq
         if seq != self.next_seq:
             raise JournalError(f"journal expects seq {self.next_seq}, got {seq}")
@@ -262,16 +290,26 @@ class Journal:
             self.flush(sync=False)
 
     def flush(self, *, sync: bool = False) -> None:
-        """Write the buffer to the segment (and fsync when `sync`)."""
+        """Write the buffer to the segment (and fsync when `sync`). Raises
+        JournalWriteError when the disk refuses (see the module doc)."""
+        if self.failed is not None:
+            raise JournalWriteError(str(self.failed))
         if self._buf:
             t0 = time.perf_counter()
-            if self._fd < 0:
-                self._open_segment()
-            data = memoryview(self._buf)
-            while data:
-                n = os.write(self._fd, data)
-                data = data[n:]
-            data.release()
+            try:
+                if self._fd < 0:
+                    self._open_segment()
+                data = memoryview(self._buf)
+                try:
+                    while data:
+                        n = os.write(self._fd, data)
+                        data = data[n:]
+                finally:
+                    # a view left alive (held by the exception's frame) would make
+                    # every later append to the buffer raise BufferError
+                    data.release()
+            except OSError as exc:
+                self._fail(exc, keep=self._segment_bytes)
             self._segment_bytes += len(self._buf)
             self._buf.clear()
             self.written_seq = self._pending_seq
@@ -279,15 +317,40 @@ class Journal:
             self.flush_seconds_total += time.perf_counter() - t0
             self._last_flush = self._monotonic()
         if sync and self.policy.fsync != "never" and self.synced_seq < self.written_seq:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                # what the page cache held since the last good fsync may be lost
+                self._fail(exc, keep=self._synced_bytes)
             self.synced_seq = self.written_seq
+            self._synced_bytes = self._segment_bytes
             self.fsyncs += 1
             self._last_fsync = self._monotonic()
+
+    def _fail(self, exc: OSError, *, keep: int) -> NoReturn:
+        """A write or fsync failed: cut the segment back to `keep` bytes (whole frames
+        only), drop the buffer, refuse from now on, and raise JournalWriteError."""
+        where = self._segment if self._segment is not None else self.dir
+        # a new buffer: the failed write's view of the old one cannot block it
+        self._buf = bytearray()
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):  # shrinking needs no space
+                os.ftruncate(self._fd, keep)
+            if keep < self._segment_bytes:  # cut back to the last fsync
+                self.written_seq = self.synced_seq
+            self._segment_bytes = keep
+        self._pending_seq = self.written_seq
+        self.failed = JournalWriteError(
+            f"the journal cannot write {where}: {exc.strerror or repr(exc)} "
+            f"(every event up to seq {self.written_seq} is recorded, none after it)")
+        raise JournalWriteError(str(self.failed)) from None
 
     def tick(self) -> bool:
         """Apply the time-based policy; call it every few ms from the loop.
 
         Returns True when the segment should be rotated (size or age)."""
+        if self.failed is not None:
+            return False
         now = self._monotonic()
         p = self.policy
         if self._buf and (now - self._last_flush) * 1000.0 >= p.flush_interval_ms:
@@ -306,11 +369,18 @@ class Journal:
 
     def rotate(self) -> Path | None:
         """Close the current segment (flushed and fsynced) and return it; the
-        next append starts a new one. None when nothing was written."""
+        next append starts a new one. None when nothing was written, and after a
+        failed write (the segment stays where it is, for the next start)."""
+        if self.failed is not None:
+            self._drop_fd()
+            return None
         self.flush(sync=True)
         if self._fd < 0:
             return None
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._fail(exc, keep=self._synced_bytes)
         os.close(self._fd)
         closed = self._segment
         self._fd = -1
@@ -321,13 +391,79 @@ class Journal:
         """Flush, fsync and close; returns the last segment."""
         return self.rotate()
 
+    def _drop_fd(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+            self._segment = None
+
+
+def frames_after(path: Path, start: int) -> list[tuple[int, Event]]:
+    """Whole, valid frames of a segment found past a damaged spot at byte `start`
+    (each as its offset and event): a frame counts when its length fits, its
+    checksum matches and its payload decodes. Candidate headers are found with
+    numpy a window at a time, so searching a large damaged tail stays cheap."""
+    data = path.read_bytes()
+    out: list[tuple[int, Event]] = []
+    pos = max(start, 0)
+    while True:
+        found = _next_frame(data, pos + 1)
+        if found is None:
+            return out
+        at, event = found
+        out.append(found)
+        # walk the chain of frames from there; search again where it breaks
+        pos = at + HEADER_SIZE + HEADER.unpack_from(data, at)[0]
+        for body, stop in _frames(data, pos):
+            out.append((body - HEADER_SIZE, decode(data[body:stop])))
+            pos = stop
+
+
+_WINDOW = 1 << 20
+
+
+def _next_frame(data: bytes, start: int) -> tuple[int, Event] | None:
+    """The first valid frame at an offset >= `start`, with its event."""
+    import numpy as np
+
+    end = len(data)
+    for lo in range(start, end - HEADER_SIZE + 1, _WINDOW):
+        hi = min(lo + _WINDOW, end - HEADER_SIZE + 1)  # candidate offsets lo..hi-1
+        b = np.frombuffer(data, dtype=np.uint8, count=hi - lo + 3, offset=lo).astype(np.uint32)
+        n = hi - lo
+        lengths = b[:n] | b[1 : n + 1] << 8 | b[2 : n + 2] << 16 | b[3 : n + 3] << 24
+        room = end - HEADER_SIZE - np.arange(lo, hi, dtype=np.int64)  # bytes after each header
+        fits = (lengths > 0) & (lengths <= MAX_FRAME) & (lengths.astype(np.int64) <= room)
+        for k in np.flatnonzero(fits).tolist():
+            at = lo + k
+            length, crc = HEADER.unpack_from(data, at)
+            body = at + HEADER_SIZE
+            if zlib.crc32(data[body : body + length]) != crc:
+                continue
+            try:
+                return at, decode(data[body : body + length])
+            except msgspec.DecodeError:  # garbage that passed the crc: not a frame
+                continue
+    return None
+
 
 def recover(journal_dir: Path) -> list[ScanResult]:
     """Scan every segment; truncate torn or corrupt tails (with a warning) and
-    drop empty segments. Earlier frames are never touched."""
+    drop empty segments. Earlier frames are never touched. Raises JournalDamaged
+    when a critical event's frame lies past the damage (see the module doc)."""
     results = []
     for first_seq, path in list_segments(journal_dir):
         scan = scan_segment(path, first_seq)
+        if scan.torn:
+            after = frames_after(path, scan.good_bytes)
+            durable = [e.seq for _, e in after if type(e) in CRITICAL_TYPES]
+            if durable:
+                raise JournalDamaged(
+                    f"{path}: damaged at byte {scan.good_bytes}, and {len(after)} whole frames "
+                    f"follow, {len(durable)} of them order or state events (seq {durable[0]}"
+                    f"..{durable[-1]}) that were on disk: truncating would lose them; to "
+                    f"accept that loss, truncate the file at byte {scan.good_bytes}")
         if scan.frames == 0:
             if scan.file_bytes != len(MAGIC):
                 log.warning("journal.torn_empty_segment", path=str(path), bytes=scan.file_bytes)
