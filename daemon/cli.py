@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from daemon.errors import EXIT_CRASH, UserError
+from daemon.errors import EXIT_CRASH, EXIT_DATA, UserError, one_line, storage_error
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         # `tapeloop events | head`: the reader went away; that is not an error.
         sys.stderr.close()
         return 0
-    except Exception:  # a bug of ours: crash loudly, with the traceback
+    except Exception as exc:
+        from events.faults import DataFault
+
+        if isinstance(exc, DataFault) or storage_error(exc):
+            # the data directory (or the disk under it) refuses: a person must act
+            print(f"tapeloop {args.command}: {one_line(exc)}", file=sys.stderr)
+            return EXIT_DATA
+        # a bug of ours: crash loudly, with the traceback
         import traceback
 
         traceback.print_exc()

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from events.base import Event, event_type_name
+from events.faults import ManifestError
 from events.journal import Journal, JournalPolicy, ScanResult, _fsync_dir, read_segment
 from events.lock import DirLock, StoreLocked
 from events.schema import schema_by_name, schema_for
@@ -186,10 +187,7 @@ class EventStore:
             raw = self.manifest_path.read_bytes()
         except FileNotFoundError:
             return Manifest()
-        try:
-            return msgspec.json.decode(raw, type=Manifest)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"{self.manifest_path}: unreadable manifest ({exc})") from None
+        return _decode_manifest(self.manifest_path, raw)
 
     def _save_manifest(self) -> None:
         _atomic_write(self.manifest_path, msgspec.json.encode(self.manifest))
@@ -277,7 +275,10 @@ class EventStore:
         pdir.mkdir(parents=True, exist_ok=True)
         path = pdir / f"part-{number:05d}.parquet"
         tmp = pdir / f".part-{number:05d}.parquet.tmp"
-        with pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
+        # Page checksums: without them a flipped bit in a part decodes silently into
+        # another price or quantity; with them every reader can tell.
+        with pq.ParquetWriter(tmp, table.schema, compression="zstd",
+                              write_page_checksum=True) as writer:
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -383,16 +384,25 @@ class EventStore:
 def iter_part_events(part: Part, batch_rows: int = ROW_GROUP_ROWS) -> Iterator[list[Event]]:
     """A part's events in stored order, batch by batch."""
     sch = schema_by_name(part.type)
-    pf = pq.ParquetFile(part.path)
+    pf = pq.ParquetFile(part.path, page_checksum_verification=True)
     for batch in pf.iter_batches(batch_size=batch_rows):
         yield sch.from_table(batch)
 
 
 def read_manifest(root: Path) -> Manifest:
     """The store's manifest, read without the lock (a snapshot for decisions
-    such as skipping an already imported file)."""
+    such as skipping an already imported file); an empty one when there is none.
+    Raises ManifestError when it cannot be read."""
     path = Path(root) / "store.json"
     try:
-        return msgspec.json.decode(path.read_bytes(), type=Manifest)
-    except (FileNotFoundError, msgspec.DecodeError):
+        raw = path.read_bytes()
+    except FileNotFoundError:
         return Manifest()
+    return _decode_manifest(path, raw)
+
+
+def _decode_manifest(path: Path, raw: bytes) -> Manifest:
+    try:
+        return msgspec.json.decode(raw, type=Manifest)
+    except msgspec.DecodeError as exc:
+        raise ManifestError(f"{path}: unreadable manifest ({exc})") from None

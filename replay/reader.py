@@ -10,6 +10,11 @@ footer read, only when the replay reaches that date.
 Parts named in an unfinished store operation (`store.json` `pending`) are
 skipped: the writer deletes them on its next start, and their events are still
 in the journal.
+
+A part (or partition directory) that cannot be read is a `StoreError` naming it:
+recovery and replays refuse to go on without it. A reader that prefers the rest
+(`tapeloop events`) passes `on_damaged`, which is told about each one (possibly from
+the read-ahead thread) while the reading goes on without it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from events.schema import schema_by_name
 from replay.merge import MergeStats, UnsortedRunError, merge_runs
 from replay.runs import (
     DeferredRuns,
+    OnDamaged,
     Run,
     Source,
     StoreError,
@@ -42,6 +48,7 @@ from replay.runs import (
 __all__ = [
     "DeferredRuns",
     "MergeStats",
+    "OnDamaged",
     "Run",
     "StoreError",
     "UnsortedRunError",
@@ -76,6 +83,7 @@ def read_events(
     prefetch: bool = True,
     stats: MergeStats | None = None,
     lazy: bool = False,
+    on_damaged: OnDamaged | None = None,
 ) -> Generator[Sequence[Event], None, None]:
     """The store's events from `date_from` to `date_to` (inclusive, UTC dates
     of ts_event), in (ts_event, seq) order, as lists of at most `batch_rows`.
@@ -84,7 +92,9 @@ def read_events(
     filter, types without a `symbol` field are left out. `extra_runs` are
     merged in under the same filters (e.g. the journal's unrolled tail).
     Raises ValueError for an unknown type name or an empty date range, and
-    StoreError (a ValueError) for an unreadable store.
+    StoreError (a ValueError) for an unreadable store, unless `on_damaged` is
+    given: then a damaged part or partition is reported to it and left out (an
+    unreadable manifest is still raised: which parts count is unknown).
     """
     if date_from is not None and date_to is not None and date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -106,11 +116,12 @@ def read_events(
     sources: list[Source] = []
     skip_from = _pending_first_part(root)
     events_dir = root / "events"
-    for day, path in _date_dirs(events_dir):
+    for day, path in _date_dirs(events_dir, on_damaged):
         if (date_from is not None and day < date_from) or (date_to is not None and day > date_to):
             continue
         open_day = partial(
-            _open_day, path, day_start_ns(day), types, wanted_symbols, batch_rows, skip_from
+            _open_day, path, day_start_ns(day), types, wanted_symbols, batch_rows, skip_from,
+            on_damaged,
         )
         sources.append(DeferredRuns(day_start_ns(day), open_day, str(path)))
     for run in extra_runs:
@@ -120,7 +131,8 @@ def read_events(
     return merge_runs(sources, batch_rows=batch_rows, prefetch=prefetch, stats=stats, lazy=lazy)
 
 
-def _date_dirs(events_dir: Path) -> list[tuple[date, Path]]:
+def _date_dirs(events_dir: Path, on_damaged: OnDamaged | None = None
+               ) -> list[tuple[date, Path]]:
     try:
         entries = list(os.scandir(events_dir))
     except FileNotFoundError:
@@ -130,14 +142,15 @@ def _date_dirs(events_dir: Path) -> list[tuple[date, Path]]:
         if _hidden(entry.name) or not entry.is_dir():
             continue
         m = _DATE_DIR.match(entry.name)
-        if m is None:
-            if entry.name.startswith("date="):
-                raise StoreError(f"{entry.path}: not a date=YYYY-MM-DD partition")
+        if m is None and not entry.name.startswith("date="):
             continue
         try:
+            if m is None:
+                raise ValueError
             day = date.fromisoformat(m.group(1))
         except ValueError:
-            raise StoreError(f"{entry.path}: not a date=YYYY-MM-DD partition") from None
+            _damaged(StoreError(f"{entry.path}: not a date=YYYY-MM-DD partition"), on_damaged)
+            continue
         out.append((day, Path(entry.path)))
     out.sort()
     return out
@@ -150,6 +163,7 @@ def _open_day(
     symbols: pa.Array | None,
     batch_rows: int,
     skip_from: int | None,
+    on_damaged: OnDamaged | None = None,
 ) -> list[Source]:
     """One date partition's parts, each deferred until its footer is needed."""
     sources: list[Source] = []
@@ -160,7 +174,8 @@ def _open_day(
         if types is not None and name not in types:
             continue
         if name not in BY_NAME:
-            raise StoreError(f"{entry.path}: unknown event type {name!r}")
+            _damaged(StoreError(f"{entry.path}: unknown event type {name!r}"), on_damaged)
+            continue
         schema = schema_by_name(name)
         if symbols is not None and "symbol" not in schema.fields:
             continue
@@ -177,9 +192,16 @@ def _open_day(
                 batch_rows=batch_rows,
                 symbols=symbols,
                 lower_bound=day_start,
+                on_damaged=on_damaged,
             )
             sources.append(DeferredRuns(day_start, opener, part.path))
     return sources
+
+
+def _damaged(error: StoreError, on_damaged: OnDamaged | None) -> None:
+    if on_damaged is None:
+        raise error
+    on_damaged(error)
 
 
 class _Manifest(msgspec.Struct):

@@ -6,6 +6,11 @@
 One JSON object per line (`events.codec.to_json`: "type" first, Decimals as
 strings). Reading stops as soon as `--limit` lines are out, so peeking at a
 large store is cheap.
+
+A damaged part (or partition) is skipped with one line on stderr naming it, and
+everything else is printed; the exit code is then 6 (EXIT_DATA), so a script sees
+the output is incomplete even when the damaged part was all it asked for.
+`tapeloop store check` lists every damaged file.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-from daemon.errors import UserError
+from daemon.errors import EXIT_DATA, UserError
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Few enough lines per write to stream, many enough to amortise the syscall.
@@ -115,6 +120,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     batch_rows = _CHUNK_ROWS if limit is None else min(_CHUNK_ROWS, limit)
+    skipped: list[str] = []
+
+    def skip(error: StoreError) -> None:
+        # called from the read-ahead thread too: one whole line per write
+        skipped.append(str(error))
+        sys.stderr.write(f"tapeloop events: skipped a damaged part: {error}\n")
+        sys.stderr.flush()
+
     try:
         # a running daemon's latest events are still in its journal
         tail = journal_tail_runs(root, date_from=date_from, date_to=date_to, types=types)
@@ -126,9 +139,10 @@ def run(args: argparse.Namespace) -> int:
             symbols=args.symbols,
             batch_rows=batch_rows,
             extra_runs=tail,
+            on_damaged=skip,
         )
     except (StoreError, UnsortedRunError) as exc:  # the store's complaint, naming the file
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), code=EXIT_DATA) from None
     out = sys.stdout.buffer
     remaining = limit
     try:
@@ -142,6 +156,6 @@ def run(args: argparse.Namespace) -> int:
                 if remaining == 0:
                     break
     except (StoreError, UnsortedRunError) as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), code=EXIT_DATA) from None
     out.flush()
-    return 0
+    return EXIT_DATA if skipped else 0
