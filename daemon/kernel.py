@@ -18,19 +18,28 @@ cancelled → journal flushed, closed and rolled into Parquet → lock released.
 SIGHUP re-reads the strategies (daemon/strategy_control.py).
 
 Exit codes (daemon/errors.py): 0 after a stop, 3 bad config, 4 data directory
-locked, 5 a venue refused our credentials, 70 a crash (journal failure, a live
-venue that cannot run).
+locked, 5 a venue refused our credentials, 6 an unusable data directory (a
+damaged part recovery needs, a full or read-only disk, an unreadable manifest),
+70 a crash (a live venue that cannot run, a bug).
+
+A journal that cannot write (`JournalWriteError`: the disk is full or failing)
+refuses every event from then on; the bus then publishes nothing (nothing may act
+on what was not recorded) except the halt: trading halts with an alert, the daemon
+stops and exits 6 with one line. What the journal wrote is intact, and the next
+start, once there is room, recovers all of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +48,18 @@ import structlog
 from daemon.alerts import Alerts
 from daemon.config import Config
 from daemon.control import ControlServer, load_control_token
-from daemon.errors import EXIT_AUTH, EXIT_CONFIG, EXIT_CRASH, EXIT_LOCKED, EXIT_OK, UserError
+from daemon.errors import (
+    EXIT_AUTH,
+    EXIT_CONFIG,
+    EXIT_CRASH,
+    EXIT_DATA,
+    EXIT_LOCKED,
+    EXIT_OK,
+    UserError,
+    data_error,
+    one_line,
+    storage_error,
+)
 from daemon.metrics import KernelMetrics
 from daemon.recovery import Recovered, recover, resume_policies
 from daemon.strategy_control import StrategyControl
@@ -47,8 +67,10 @@ from daemon.systemd import Notifier
 from daemon.venues import log_trading, make_venue
 from events.base import Event, event_type_name
 from events.bus import Bus
+from events.faults import DataFault, JournalWriteError
 from events.journal import Journal, JournalPolicy
 from events.store import EventStore, StoreLocked
+from events.system import HALTED, TradingState
 
 log = structlog.get_logger("tapeloop.kernel")
 
@@ -106,21 +128,42 @@ class Roller:
 
 class TimedBus(Bus):
     """The daemon's bus: one publish in 64 is timed (journal append and every
-    handler, nested publishes included) into the bus-dispatch histogram."""
+    handler, nested publishes included) into the bus-dispatch histogram.
+
+    Once the journal has failed (`refusing`), an event the journal refuses is
+    dropped rather than raised into whatever published it, and so is every later
+    one: nobody sees an event that was not recorded, and no component unwinds
+    through an exception on its way to the stop. The one exception is a halt,
+    dispatched unrecorded so that risk, the alerts and the log see it."""
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.dispatch_seconds: Any = None
         self._published = 0
+        self.refusing = False
 
     def publish(self, event: Event, _stamp: Any = None) -> Event:
+        if self.refusing:
+            return self._refused(event)
         self._published += 1
-        if self._published & 63 or self.dispatch_seconds is None:
-            return Bus.publish(self, event)
-        t0 = time.perf_counter()
-        out = Bus.publish(self, event)
-        self.dispatch_seconds.observe(time.perf_counter() - t0)
-        return out
+        try:
+            if self._published & 63 or self.dispatch_seconds is None:
+                return Bus.publish(self, event)
+            t0 = time.perf_counter()
+            out = Bus.publish(self, event)
+            self.dispatch_seconds.observe(time.perf_counter() - t0)
+            return out
+        except JournalWriteError:
+            return event  # refused before anyone saw it; the kernel is stopping
+
+    def _refused(self, event: Event) -> Event:
+        if type(event) is TradingState and event.state == HALTED:  # type: ignore[attr-defined]
+            journal, self.journal = self.journal, None
+            try:
+                return Bus.publish(self, event)
+            finally:
+                self.journal = journal
+        return event
 
 
 class Kernel:
@@ -151,12 +194,13 @@ class Kernel:
     def open(self) -> None:
         """Lock and recover the data directory, open the journal and the bus."""
         t0 = time.perf_counter()
-        try:
-            # Segments an earlier run left unrolled (a crash) are rolled in the
-            # background once running; recovery reads them from the journal.
-            self.store = EventStore.open_writer(self.data_dir, roll=False)
-        except StoreLocked as exc:
-            raise UserError(str(exc), code=EXIT_LOCKED) from None
+        with self._data_faults():
+            try:
+                # Segments an earlier run left unrolled (a crash) are rolled in the
+                # background once running; recovery reads them from the journal.
+                self.store = EventStore.open_writer(self.data_dir, roll=False)
+            except StoreLocked as exc:
+                raise UserError(str(exc), code=EXIT_LOCKED) from None
         j = self.config.journal
         policy = JournalPolicy(
             fsync=j.fsync, flush_interval_ms=j.flush_interval_ms,
@@ -173,6 +217,20 @@ class Kernel:
         log.info("daemon.opened", data_dir=str(self.data_dir), next_seq=self.journal.next_seq,
                  open_ms=round((time.perf_counter() - t0) * 1000, 1))
 
+    @contextlib.contextmanager
+    def _data_faults(self, hint: str = "") -> Iterator[None]:
+        """A fault of the data directory (a damaged file, a disk that refuses) as
+        the one-line EXIT_DATA refusal; `hint` says what to do about it."""
+        try:
+            yield
+        except (DataFault, OSError) as exc:
+            if isinstance(exc, OSError) and not storage_error(exc):
+                raise
+            error = data_error(exc, f"data directory {self.data_dir}")
+            if hint:
+                error = UserError(f"{error}; {hint}", code=EXIT_DATA)
+            raise error from None
+
     def _count(self, event: Event) -> None:
         self.counts[type(event).__name__] += 1
 
@@ -180,13 +238,35 @@ class Kernel:
         assert self.journal is not None
         try:
             self.journal.append(event)
+        except JournalWriteError as exc:
+            # The disk refused: refuse this event (TimedBus drops it) and stop.
+            self._journal_failed(exc)
+            raise
         except Exception as exc:
             # Nothing may act on an event the journal could not record: the
             # publish raises, and the daemon stops.
             log.critical("journal.append_failed", seq=event.seq, error=repr(exc))
-            self._fatal = FatalError(f"journal append failed: {exc!r}")
-            self._stop.set()
+            self._fail(FatalError(f"journal append failed: {exc!r}"))
             raise
+
+    def _journal_failed(self, exc: JournalWriteError) -> None:
+        """The journal cannot write (its module doc): from now on the bus publishes
+        nothing, trading halts with an alert, and the daemon stops with EXIT_DATA."""
+        assert isinstance(self.bus, TimedBus)
+        if self.bus.refusing:
+            return
+        self.bus.refusing = True
+        log.critical("journal.write_failed", error=str(exc))
+        self._fail(exc, EXIT_DATA)
+        if self.node is not None:
+            self.node.risk.halt(f"journal write failed: {exc}")
+
+    def _fail(self, error: BaseException, code: int = EXIT_CRASH) -> None:
+        """Stop with `error`; the first fault is the one reported (what follows it is
+        usually its consequence)."""
+        if self._fatal is None:
+            self._fatal, self._exit_code = error, code
+        self._stop.set()
 
     def _on_handler_error(self, event: Event, handler: Any, exc: BaseException) -> None:
         log.error("bus.handler_failed", event_type=event_type_name(type(event)), seq=event.seq,
@@ -242,15 +322,18 @@ class Kernel:
         control: ControlServer | None = None
         try:
             # first, so /health answers "starting" while the state is recovered
-            control = ControlServer(self, self.config.daemon.control_address,
-                                    load_control_token(self.data_dir))
+            with self._data_faults():
+                token = load_control_token(self.data_dir)
+            control = ControlServer(self, self.config.daemon.control_address, token)
             url = await control.start()
             log.info("control.listening", url=url)
             from daemon.node import TradingNode
             from replay.clock import LiveClock
 
+            with self._data_faults():
+                prefix = self.store.client_id_prefix()
             self.node = TradingNode(self.config, self.bus, LiveClock(loop), replay=False,
-                                    id_prefix=self.store.client_id_prefix())
+                                    id_prefix=prefix)
             try:
                 self.alerts = Alerts(self.config.alerts, self.bus, time.time_ns)
             except ValueError as exc:
@@ -264,7 +347,9 @@ class Kernel:
                         venue.subscribe(self.bus)
                     if hasattr(venue, "alert"):
                         venue.alert = self.alerts.raise_alert
-            self.recovered = recover(self.node, self.bus, self.data_dir)
+            check = f"`tapeloop store check --data {self.data_dir}` lists every damaged file"
+            with self._data_faults(f"the state cannot be recovered without it; {check}"):
+                self.recovered = recover(self.node, self.bus, self.data_dir)
             log_trading(self.bus)
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -303,10 +388,15 @@ class Kernel:
             self._close(roller)
             self.notifier.close()
         if self._fatal is not None:
-            log.critical("daemon.fatal", error=str(self._fatal))
-            return self._exit_code if self._exit_code != EXIT_OK else EXIT_CRASH
+            log.critical("daemon.fatal", error=str(self._fatal), code=self._exit_code)
+            return self._exit_code
         log.info("daemon.stopped", events=sum(self.counts.values()))
         return EXIT_OK
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """What stopped the daemon, if it did not stop on request."""
+        return self._fatal
 
     async def _venues_reconciled(self) -> bool:
         """Wait until every live trading venue has reconciled once (False if a
@@ -357,19 +447,37 @@ class Kernel:
                 f"{sum(self.counts.values())} events")
 
     def _close(self, roller: Roller) -> None:
-        """Flush, close and roll the journal; release the lock."""
+        """Flush, close and roll the journal; release the lock. A journal that
+        cannot write is closed as it is (the next start reads it); a roll the disk
+        refuses leaves its segment in the journal for the next start."""
         journal, store = self.journal, self.store
         assert journal is not None and store is not None
         try:
-            last = journal.close()
-            store.reload_manifest()
-            for segment in [*roller.pending(), *([last] if last else [])]:
-                if segment.exists():
-                    store.roll_segment(segment)
+            try:
+                last = journal.close()
+            except JournalWriteError as exc:
+                self._journal_failed(exc)
+                last = None
+            if journal.failed is None:
+                self._roll_at_close(store, [*roller.pending(), *([last] if last else [])])
             log.info("journal.closed", last_seq=journal.written_seq,
                      rolled_seq=store.manifest.rolled_seq)
         finally:
             store.close()
+
+    def _roll_at_close(self, store: EventStore, segments: list[Path]) -> None:
+        try:
+            store.reload_manifest()
+            for segment in segments:
+                if segment.exists():
+                    store.roll_segment(segment)
+        except (DataFault, OSError) as exc:
+            if isinstance(exc, OSError) and not storage_error(exc):
+                raise
+            log.error("journal.roll_failed", error=one_line(exc))
+            self._fail(DataFault(f"the journal could not be rolled into Parquet: "
+                                 f"{one_line(exc)} (it keeps every event; the next start "
+                                 "rolls it)"), EXIT_DATA)
 
     # -- tasks -------------------------------------------------------------------
 
@@ -380,12 +488,15 @@ class Kernel:
         while True:
             await asyncio.sleep(TICK_S)
             t0 = time.perf_counter()
-            rotate = journal.tick()
-            flush.observe(time.perf_counter() - t0)
-            if rotate:
-                segment = journal.rotate()
-                if segment is not None:
-                    roller.queue.put_nowait(segment)
+            try:
+                rotate = journal.tick()
+                flush.observe(time.perf_counter() - t0)
+                segment = journal.rotate() if rotate else None
+            except JournalWriteError as exc:
+                self._journal_failed(exc)
+                return
+            if segment is not None:
+                roller.queue.put_nowait(segment)
 
     async def _stats(self) -> None:
         last = Counter[str]()
@@ -430,14 +541,11 @@ class Kernel:
             log.error("venue.failed", venue=name, error=str(exc) or repr(exc))
             if _category(exc) == "auth":
                 # Binance refused the key or signature: restarting will not help.
-                self._exit_code = EXIT_AUTH
-                self._fatal = FatalError(f"venue {name}: credentials refused: {exc}")
-                self._stop.set()
+                self._fail(FatalError(f"venue {name}: credentials refused: {exc}"), EXIT_AUTH)
             elif getattr(venue, "critical", False):
                 # A live trading venue that cannot run leaves orders unwatched:
                 # stop, so the supervisor restarts us and reconciliation runs.
-                self._fatal = FatalError(f"venue {name} failed: {exc}")
-                self._stop.set()
+                self._fail(FatalError(f"venue {name} failed: {exc}"))
             # Otherwise (a feed) the daemon goes on without it.
 
 
@@ -470,5 +578,10 @@ def run_kernel(config: Config, config_path: str | None = None) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.run(main())
-    return uvloop.run(main())
+        code = asyncio.run(main())
+    else:
+        code = uvloop.run(main())
+    if code == EXIT_DATA and kernel.fatal is not None:
+        # one line on stderr, as for every other refusal (the log has the details)
+        raise data_error(kernel.fatal, f"data directory {kernel.data_dir}")
+    return code

@@ -33,10 +33,17 @@ def main(argv: list[str]) -> int:
         print("usage: python -m events.roll DATA SEGMENT PARENT_PID", file=sys.stderr)
         return 2
     die_with_parent(int(argv[2]))  # before the heavy imports: the window is short
+    from events.faults import DataFault
     from events.store import EventStore
 
     store = EventStore.attach_for_lock_holder(Path(argv[0]))
-    store.roll_segment(Path(argv[1]))
+    try:
+        store.roll_segment(Path(argv[1]))
+    except (DataFault, OSError) as exc:
+        # a full disk, a damaged manifest: one line for the daemon's log (the segment
+        # stays in the journal, the next start rolls it), not a traceback
+        print(" ".join(f"roll of {argv[1]} failed: {exc}".split()), file=sys.stderr)
+        return 1
     return 0
 
 
