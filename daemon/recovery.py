@@ -63,12 +63,12 @@ _ORDER_TYPES = frozenset(ORDER_TYPES)
 def read_journal(data_dir: Path) -> list[Event]:
     """Every event recovery needs, in seq order: the Parquet store and the journal
     segments not rolled yet (a crash leaves them for the background roller, so they
-    are read here rather than rolled first)."""
-    from replay.reader import journal_tail_runs, read_events
+    are read here rather than rolled first). A damaged part of these types raises
+    StoreError naming it (the kernel stops the start with it: exit 6); market data
+    is not read at all."""
+    from replay.reader import read_events
 
-    tail = journal_tail_runs(data_dir, types=NEEDED)
-    events = [e for batch in read_events(data_dir, types=NEEDED, extra_runs=tail)
-              for e in batch]
+    events = [e for batch in read_events(data_dir, types=NEEDED, journal=True) for e in batch]
     events.sort(key=lambda e: e.seq)
     return events
 

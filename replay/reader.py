@@ -84,6 +84,7 @@ def read_events(
     stats: MergeStats | None = None,
     lazy: bool = False,
     on_damaged: OnDamaged | None = None,
+    journal: bool = False,
 ) -> Generator[Sequence[Event], None, None]:
     """The store's events from `date_from` to `date_to` (inclusive, UTC dates
     of ts_event), in (ts_event, seq) order, as lists of at most `batch_rows`.
@@ -95,6 +96,12 @@ def read_events(
     StoreError (a ValueError) for an unreadable store, unless `on_damaged` is
     given: then a damaged part or partition is reported to it and left out (an
     unreadable manifest is still raised: which parts count is unknown).
+
+    With `journal`, the journal's events not rolled yet (a running daemon's
+    latest) are merged in, consistently with the parts even while a roll runs:
+    the journal is read first, then the manifest; events it says are rolled come
+    from Parquet, the others from the journal, and parts a roll writes after that
+    are left out (their events are the journal's).
     """
     if date_from is not None and date_to is not None and date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -114,7 +121,14 @@ def read_events(
     ts_to = None if date_to is None else day_start_ns(date_to + timedelta(days=1))
 
     sources: list[Source] = []
-    skip_from = _pending_first_part(root)
+    tail = _journal_events(root, types, ts_from, ts_to) if journal else []
+    manifest = _read_manifest(root)  # after the journal: see the docstring
+    skip_from = manifest.first_pending()
+    if journal:
+        if manifest.exists and (skip_from is None or manifest.next_part < skip_from):
+            skip_from = manifest.next_part
+        extra_runs = [*runs_from_events(e for e in tail if e.seq > manifest.rolled_seq),
+                      *extra_runs]
     events_dir = root / "events"
     for day, path in _date_dirs(events_dir, on_damaged):
         if (date_from is not None and day < date_from) or (date_to is not None and day > date_to):
@@ -206,22 +220,45 @@ def _damaged(error: StoreError, on_damaged: OnDamaged | None) -> None:
 
 class _Manifest(msgspec.Struct):
     pending: dict[str, str | int] | None = None
+    next_part: int = 0
+    rolled_seq: int = 0
+    exists: bool = False
+
+    def first_pending(self) -> int | None:
+        """First part number of an unfinished roll/import, if any."""
+        if self.pending is None:
+            return None
+        first = self.pending.get("first_part")
+        return first if isinstance(first, int) else None
 
 
-def _pending_first_part(root: Path) -> int | None:
-    """First part number of an unfinished roll/import, if the manifest says so."""
+def _read_manifest(root: Path) -> _Manifest:
     try:
         raw = (root / "store.json").read_bytes()
     except FileNotFoundError:
-        return None
+        return _Manifest()
     try:
         manifest = msgspec.json.decode(raw, type=_Manifest)
     except msgspec.DecodeError as exc:
         raise StoreError(f"{root / 'store.json'}: unreadable manifest ({exc})") from None
-    if manifest.pending is None:
-        return None
-    first = manifest.pending.get("first_part")
-    return first if isinstance(first, int) else None
+    manifest.exists = True
+    return manifest
+
+
+def _journal_events(root: Path, types: Collection[str] | None, lo: int | None,
+                    hi: int | None) -> list[Event]:
+    """Every event in the journal's segments, under the reader's filters."""
+    from events.journal import read_journal
+
+    wanted = frozenset(types) if types is not None else None
+    kept = []
+    for event in read_journal(root / "journal"):
+        if wanted is not None and type(event).__name__ not in wanted:
+            continue
+        if (lo is not None and event.ts_event < lo) or (hi is not None and event.ts_event >= hi):
+            continue
+        kept.append(event)
+    return kept
 
 
 def journal_tail_runs(
@@ -235,22 +272,13 @@ def journal_tail_runs(
     latest), as runs for `read_events(extra_runs=...)`.
 
     Only events past the manifest's `rolled_seq` are taken. A roll that
-    finishes between this call and the reader reaching that day's parts can
-    show its events twice (from the journal and from Parquet): harmless for a
-    human view, and why replays read a stopped daemon's store."""
-    from events.journal import read_journal
+    finishes between this call and the reader reaching that day's parts shows
+    its events twice (from the journal and from Parquet), which the merge
+    refuses: `read_events(journal=True)` reads both consistently."""
     from events.store import read_manifest
 
     root = Path(data_dir)
     rolled = read_manifest(root).rolled_seq
     lo = day_start_ns(date_from) if date_from is not None else None
     hi = day_start_ns(date_to + timedelta(days=1)) if date_to is not None else None
-    wanted = frozenset(types) if types is not None else None
-    kept = []
-    for event in read_journal(root / "journal", after_seq=rolled):
-        if wanted is not None and type(event).__name__ not in wanted:
-            continue
-        if (lo is not None and event.ts_event < lo) or (hi is not None and event.ts_event >= hi):
-            continue
-        kept.append(event)
-    return runs_from_events(kept)
+    return runs_from_events(e for e in _journal_events(root, types, lo, hi) if e.seq > rolled)

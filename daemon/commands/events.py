@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from contextlib import closing
 
     from events.codec import to_json
-    from replay.reader import StoreError, UnsortedRunError, journal_tail_runs, read_events
+    from replay.reader import StoreError, UnsortedRunError, read_events
 
     root = Path(args.data)
     if not root.is_dir():
@@ -129,8 +129,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
 
     try:
-        # a running daemon's latest events are still in its journal
-        tail = journal_tail_runs(root, date_from=date_from, date_to=date_to, types=types)
         batches = read_events(
             root,
             date_from=date_from,
@@ -138,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             types=types,
             symbols=args.symbols,
             batch_rows=batch_rows,
-            extra_runs=tail,
+            journal=True,  # a running daemon's latest events are still in its journal
             on_damaged=skip,
         )
     except (StoreError, UnsortedRunError) as exc:  # the store's complaint, naming the file
