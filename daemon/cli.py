@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("daemon.commands.replay", "replay recorded days through the trading node"),
     "import": ("daemon.commands.import_", "import market data files into the event store"),
     "events": ("daemon.commands.events", "print stored events as JSON lines"),
+    "store": ("daemon.commands.store", "check a data directory: every part and the journal"),
     "check-config": ("daemon.commands.check_config", "validate a config file"),
     "logs": ("daemon.commands.logs", "human view of tapeloop's JSON log lines"),
     "status": ("daemon.commands.status", "the running daemon's health, trading state and PnL"),
