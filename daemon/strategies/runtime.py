@@ -38,7 +38,7 @@ import msgspec
 from daemon.config import StrategyConfig
 from daemon.logging import get_logger
 from daemon.strategies.base import Strategy, StrategyContext
-from daemon.strategies.loader import StrategyError, load_strategy_class, validate_params
+from daemon.strategies.loader import StrategyError, load_strategy
 from daemon.strategies.routing import ADDED, FAILED, RUNNING, STOPPED, MarketRouter, Slot
 from daemon.trading.api import OrderGateway, PortfolioView
 from events.base import Event
@@ -129,19 +129,18 @@ class StrategyRuntime:
             log.info("strategy.disabled", strategy_id=config.id)
             return None
         if config.id in self._slots:
-            raise StrategyError(f"strategies[{config.id}].id: duplicate strategy id")
-        cls = load_strategy_class(config)
-        params = validate_params(cls, config)
+            raise StrategyError(config.id, "id", "duplicate strategy id")
         for i, symbol in enumerate(config.symbols):
             if (config.venue, symbol) not in self.instruments:
                 raise StrategyError(
-                    f"strategies[{config.id}].symbols[{i}]: no instrument {symbol!r} "
-                    f"on venue {config.venue!r}"
+                    config.id, f"symbols[{i}]",
+                    f"no instrument {symbol!r} on venue {config.venue!r}"
                 )
+        cls, params = load_strategy(
+            config, {s: self.instruments[(config.venue, s)] for s in config.symbols})
         if config.initial_positions is not None and self.seed_positions is None:
             raise StrategyError(
-                f"strategies[{config.id}].initial_positions: this run cannot seed positions"
-            )
+                config.id, "initial_positions", "this run cannot seed positions")
         slot: Slot | None = None
 
         def request_stop(reason: str) -> None:
@@ -163,7 +162,7 @@ class StrategyRuntime:
             strategy = cls(config, ctx)
         except Exception as exc:
             raise StrategyError(
-                f"strategies[{config.id}]: {config.class_} failed to initialise: {exc!r}"
+                config.id, "", f"{config.class_} failed to initialise: {exc!r}"
             ) from None
         slot = Slot(config, strategy)
         self._slots[config.id] = slot
