@@ -33,7 +33,7 @@ from daemon.trading.portfolio import Portfolio, load_positions
 from daemon.trading.risk import RiskEngine
 from events.base import Event
 from events.bus import Bus
-from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
+from events.instruments import Instrument, to_decimal
 from events.system import HALTED
 from replay.clock import Clock
 
@@ -41,16 +41,7 @@ log = structlog.get_logger("tapeloop.node")
 
 
 def instruments_from_config(config: Config) -> dict[tuple[str, str], Instrument]:
-    out = {}
-    for i in config.instruments:
-        inst = Instrument(
-            venue=i.venue, symbol=i.symbol, base=i.base, quote=i.quote,
-            tick_size=to_decimal(i.tick_size), step_size=to_decimal(i.step_size),
-            min_notional=to_decimal(i.min_notional),
-            status=TRADING if i.tradable else CANCEL_ONLY,
-        )
-        out[inst.key] = inst
-    return out
+    return {(i.venue, i.symbol): i.instrument() for i in config.instruments}
 
 
 def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
