@@ -99,6 +99,11 @@ class DaemonConfig(_Section, frozen=True):
     # Open orders at a graceful stop: "keep" them resting at the venue (the next
     # start reconciles them), or "cancel" every one before exiting.
     on_stop: Literal["keep", "cancel"] = "keep"
+    # A strategy that cannot start (its construction, state file or on_start raises):
+    # "stop" the start (one line, exit 3; nothing trades), or "continue" with the
+    # others (the failure is a StrategyStatus failed and an alert). Either way the
+    # daemon never reports READY with none of its strategies running.
+    on_strategy_error: Literal["stop", "continue"] = "stop"
 
     @property
     def control_address(self) -> ControlAddress:

@@ -70,3 +70,17 @@ class NeedsTwoTicks(Strategy):
                                   f"({2 * inst.tick_size})")
         return None
 
+
+class FailsAtStart(Strategy):
+    """Its `on_start` raises: a strategy that cannot start."""
+
+    def on_start(self) -> None:
+        raise RuntimeError("cannot start:\nmodel file missing")
+
+
+class FailsToBuild(Strategy):
+    """Its construction raises."""
+
+    def __init__(self, config: Any, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        raise KeyError("no such model")

@@ -453,6 +453,13 @@ MISTAKES = [
         id="min-notional-above-a-strategy-limit",
     ),
     pytest.param(
+        "[daemon]",
+        '[daemon]\non_strategy_error = "ignore"',
+        "$.daemon.on_strategy_error",
+        "invalid value 'ignore' (expected \"continue\" or \"stop\")",
+        id="bad-on-strategy-error",
+    ),
+    pytest.param(
         'data_dir = "data"',
         f'data_dir = "{"d" * 300}"',
         "$.daemon.data_dir",
