@@ -10,7 +10,19 @@ Paths: `daemon.data_dir` (and a unix-socket `daemon.control`) are resolved again
 the current working directory at load time, as the shell would; under systemd that
 is `WorkingDirectory=`. `--data DIR` overrides `data_dir` (`load_config(..., data_dir=)`
 or `with_data_dir`). A sample venue's `file` is resolved against the directory of the
-config file, so a config and its recording can move together.
+config file, so a config and its recording can move together. A path the system could
+not use (a NUL, a name over 255 bytes, a unix socket over 107) is refused here.
+
+Numbers mean what the file writes: tapeloop takes a float as the decimal of its
+shortest repr (`events.instruments.to_decimal`), so a number whose written digits a
+float cannot hold (`0.1000000000000000000001`, `1e-400`) and `nan`/`inf` are refused,
+in every section, strategy params included. Grids (`tick_size`, `step_size`) are
+multiples of 1e-12 (see `config_checks.GRID_EXPONENT`).
+
+`load_config` is everything a start refuses before it runs anything: `tapeloop
+check-config` calls it, and so does `tapeloop run`, so a config one accepts the other
+starts (strategies: class, params and `Strategy.check_params` against the instruments;
+`initial_positions` files parsed).
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import msgspec
 
 from daemon.config_errors import explain, syntax_error, value_at
 from daemon.errors import EXIT_CONFIG, UserError
+from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 FsyncPolicy = Literal["critical", "always", "never"]
@@ -86,6 +99,11 @@ class DaemonConfig(_Section, frozen=True):
     # Open orders at a graceful stop: "keep" them resting at the venue (the next
     # start reconciles them), or "cancel" every one before exiting.
     on_stop: Literal["keep", "cancel"] = "keep"
+    # A strategy that cannot start (its construction, state file or on_start raises):
+    # "stop" the start (one line, exit 3; nothing trades), or "continue" with the
+    # others (the failure is a StrategyStatus failed and an alert). Either way the
+    # daemon never reports READY with none of its strategies running.
+    on_strategy_error: Literal["stop", "continue"] = "stop"
 
     @property
     def control_address(self) -> ControlAddress:
@@ -151,7 +169,8 @@ class VenueConfig(_Section, frozen=True):
 
 
 class InstrumentConfig(_Section, frozen=True):
-    """One `[[instruments]]` entry: a symbol's trading grid on one venue."""
+    """One `[[instruments]]` entry: a symbol's trading grid on one venue (tick and
+    step positive multiples of 1e-12, checked by `config_checks`)."""
 
     venue: Name
     symbol: Name
@@ -161,6 +180,15 @@ class InstrumentConfig(_Section, frozen=True):
     step_size: PositiveFloat
     min_notional: NonNegFloat = 0.0
     tradable: bool = True
+
+    def instrument(self) -> Instrument:
+        """The exact (Decimal) instrument the trading core uses."""
+        return Instrument(
+            venue=self.venue, symbol=self.symbol, base=self.base, quote=self.quote,
+            tick_size=to_decimal(self.tick_size), step_size=to_decimal(self.step_size),
+            min_notional=to_decimal(self.min_notional),
+            status=TRADING if self.tradable else CANCEL_ONLY,
+        )
 
 
 class AccountConfig(_Section, frozen=True):
@@ -320,14 +348,23 @@ def load_config(
     file = os.fspath(path)
     try:
         with open(file, "rb") as fh:
-            raw = tomllib.load(fh)
+            # every float as the exact decimal written, to refuse what a float cannot hold
+            exact = tomllib.load(fh, parse_float=Decimal)
     except OSError as exc:
         raise ConfigError(file, f"cannot read config: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(file, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except tomllib.TOMLDecodeError as exc:
         raise syntax_error(file, exc) from None
+    except ValueError as exc:  # a NUL in the file name (after its subclasses above)
+        raise ConfigError(file, f"cannot read config: {exc}") from None
 
+    from daemon.config_checks import ConfigProblem, as_floats, check, check_files
+
+    try:
+        raw = as_floats(exact)
+    except ConfigProblem as exc:
+        raise ConfigError(file, exc.message, path=exc.path) from None
     try:
         config = msgspec.convert(raw, Config, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
@@ -338,12 +375,14 @@ def load_config(
             message += "" if value is None else f", got {value!r}"
         raise ConfigError(file, message, path=json_path) from None
 
-    from daemon.config_checks import check  # it imports this module's types
-
     problem = check(config)
     if problem is not None:
         raise ConfigError(file, problem[1], path=problem[0])
-    return _resolve_paths(file, _with_account_currency(file, config), data_dir)
+    config = _resolve_paths(file, _with_account_currency(file, config), data_dir)
+    problem = check_files(config)
+    if problem is not None:
+        raise ConfigError(file, problem[1], path=problem[0])
+    return config
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
@@ -367,31 +406,59 @@ def _with_account_currency(file: str, config: Config) -> Config:
 
 
 def _resolve_paths(file: str, config: Config, data_dir: str | os.PathLike[str] | None) -> Config:
+    """Every path of the config made absolute and checked usable: one line naming the
+    key for a path the system would refuse, a missing input file or any OSError."""
+    from daemon.config_checks import path_problem
+
     base = Path(file).absolute().parent
+
+    def resolve(value: Path, at: str, kind: Literal["input", "output", "socket", "dir"],
+                relative_to: Path | None = base) -> Path:
+        """`kind`: a file read at start (must exist), a file written (may not exist
+        yet, is not a directory), a unix socket, a directory (created if missing)."""
+        try:
+            path = value.expanduser()
+            path = (path if relative_to is None else relative_to / path).absolute()
+        except (OSError, RuntimeError) as exc:  # "~nobody/x", a vanished working directory
+            raise ConfigError(file, f"cannot resolve {str(value)!r}: {exc}", path=at) from None
+        if problem := path_problem(path, socket=kind == "socket"):
+            raise ConfigError(file, problem, path=at)
+        try:
+            if kind == "input" and not path.is_file():
+                raise ConfigError(file, f"no such file: {path}", path=at)
+            if kind == "output" and path.is_dir():
+                raise ConfigError(file, f"is a directory: {path}", path=at)
+            if kind == "dir" and path.exists() and not path.is_dir():
+                raise ConfigError(file, f"not a directory: {path}", path=at)
+        except OSError as exc:  # e.g. a parent directory we may not search
+            raise ConfigError(file, f"cannot use {path}: {exc.strerror or exc}", path=at) from None
+        return path
+
     venues = list(config.venues)
     for i, venue in enumerate(venues):
         if venue.file is not None:
-            recording = (base / venue.file.expanduser()).absolute()
-            if not recording.is_file():
-                raise ConfigError(file, f"no such file: {recording}", path=f"$.venues[{i}].file")
+            recording = resolve(venue.file, f"$.venues[{i}].file", "input")
             venues[i] = msgspec.structs.replace(venue, file=recording)
     strategies = list(config.strategies)
     for i, strat in enumerate(strategies):
+        at = f"$.strategies[{i}]"
         changes: dict[str, Path] = {}
         if strat.initial_positions is not None:
-            positions = (base / strat.initial_positions.expanduser()).absolute()
-            if not positions.is_file():
-                raise ConfigError(
-                    file, f"no such file: {positions}", path=f"$.strategies[{i}].initial_positions"
-                )
-            changes["initial_positions"] = positions
+            changes["initial_positions"] = resolve(
+                strat.initial_positions, f"{at}.initial_positions", "input")
         if strat.state_file is not None:
-            changes["state_file"] = (base / strat.state_file.expanduser()).absolute()
+            changes["state_file"] = resolve(strat.state_file, f"{at}.state_file", "output")
         if changes:
             strategies[i] = msgspec.structs.replace(strat, **changes)
     daemon = config.daemon
     address = parse_control(daemon.control)
     if address.path is not None:
-        daemon = msgspec.structs.replace(daemon, control=str(address.path.expanduser().absolute()))
+        # as the shell would: relative to the working directory
+        socket_path = resolve(address.path, "$.daemon.control", "socket", relative_to=None)
+        daemon = msgspec.structs.replace(daemon, control=str(socket_path))
+    if data_dir is None:
+        data_dir = resolve(daemon.data_dir, "$.daemon.data_dir", "dir", relative_to=None)
+    elif problem := path_problem(Path(data_dir).absolute()):
+        raise UserError(f"--data {os.fspath(data_dir)!r}: {problem}", EXIT_CONFIG)
     config = msgspec.structs.replace(config, venues=venues, daemon=daemon, strategies=strategies)
-    return with_data_dir(config, daemon.data_dir if data_dir is None else data_dir)
+    return with_data_dir(config, data_dir)

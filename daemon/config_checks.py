@@ -1,15 +1,24 @@
-"""The config's cross-field checks: what msgspec's schema cannot say.
+"""The config's checks beyond msgspec's schema: what a start would refuse.
 
 `check(config)` returns the first problem as (JSON path, message), or None; `load_config`
 turns it into one `ConfigError` line naming the file and the key. Owns the rules that
 span keys: unknown or duplicate venues, instruments and strategy ids, the keys each venue
 kind takes, a strategy id's room in a live venue's client order ids, the account's rates
-and a fee asset's market.
+and a fee asset's market, instrument grids, and each strategy's class and params (loaded
+and checked against its instruments, as the runtime does before it builds it).
+
+Also the rules on what the file writes (`as_floats`: every number finite and exactly
+what a float holds), on paths (`path_problem`) and on the files a start reads
+(`check_files`).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from daemon.config import (
     AccountConfig,
@@ -20,6 +29,90 @@ from daemon.config import (
     parse_control,
     parse_interval,
 )
+from events.instruments import to_decimal
+
+# Grids are multiples of 10**GRID_EXPONENT. The trading core rounds and checks prices
+# and quantities on them in Decimal's default 28 digits, so a value up to 10**16 (more
+# than a float carries) stays exact in grid units; a finer grid (1e-30) would make that
+# rounding fail, or inexact, at the first order.
+GRID_EXPONENT = -12
+
+NAME_MAX = 255  # bytes in one path component (Linux)
+PATH_MAX = 4096  # bytes in a path, its NUL included
+SUN_PATH_MAX = 107  # bytes in a unix socket path (sun_path holds 108 with the NUL)
+
+
+class ConfigProblem(Exception):
+    """A problem at a JSON path, found before the config is a `Config`."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def as_floats(raw: Any, at: str = "$") -> Any:
+    """The TOML tree read with `parse_float=Decimal`, its floats as Python floats.
+    ConfigProblem for a number that is not finite (`nan`, `inf`) or that a float
+    does not hold exactly as written: tapeloop would use another number."""
+    if isinstance(raw, dict):
+        return {key: as_floats(value, f"{at}.{key}") for key, value in raw.items()}
+    if isinstance(raw, list):
+        return [as_floats(value, f"{at}[{i}]") for i, value in enumerate(raw)]
+    if isinstance(raw, Decimal):
+        if not raw.is_finite():
+            written = "nan" if raw.is_nan() else "-inf" if raw < 0 else "inf"
+            raise ConfigProblem(at, f"must be a finite number, got {written}")
+        value = float(raw)
+        if value in (float("inf"), float("-inf")):
+            raise ConfigProblem(at, f"{raw} is out of range for a float")
+        if Decimal(repr(value)) != raw:
+            raise ConfigProblem(at, f"{raw} has more digits than a float holds (it would be "
+                                    f"read as {value!r}): write at most 15 significant digits")
+        return value
+    return raw
+
+
+def path_problem(path: Path, *, socket: bool = False) -> str | None:
+    """Why the system would refuse `path` (an absolute path; `socket`: a unix socket's),
+    or None. Only its spelling: whether it exists is the caller's question."""
+    text = os.fspath(path)
+    if "\0" in text:
+        return f"{text!r} contains a NUL character"
+    raw = os.fsencode(text)
+    if len(raw) >= PATH_MAX:
+        return f"path of {len(raw)} bytes: the system takes at most {PATH_MAX - 1}"
+    for part in raw.split(b"/"):
+        if len(part) > NAME_MAX:
+            name = os.fsdecode(part)
+            return (f"the name {name[:20]}... is {len(part)} bytes: a file name has at most "
+                    f"{NAME_MAX}")
+    if socket and len(raw) > SUN_PATH_MAX:
+        return (f"unix socket path {text} is {len(raw)} bytes: at most {SUN_PATH_MAX} "
+                "(use a shorter directory)")
+    return None
+
+
+def check_files(config: Config) -> tuple[str, str] | None:
+    """What the files a start reads say (after `_resolve_paths`): each strategy's
+    `initial_positions` parses. A sample recording is read whole by `check-config`
+    (`daemon.commands.check_config`), not here: `run` reads it anyway."""
+    from daemon.trading.positions_file import load_positions
+
+    known = {(inst.venue, inst.symbol) for inst in config.instruments}
+    for i, strat in enumerate(config.strategies):
+        if strat.enabled and strat.initial_positions is not None:
+            at = f"$.strategies[{i}].initial_positions"
+            try:
+                positions = load_positions(strat.initial_positions)
+            except ValueError as exc:
+                return at, str(exc)
+            for p in positions:
+                if (p.venue, p.symbol) not in known:  # a venue could not hold it
+                    return at, (f"{strat.initial_positions}: a position in {p.symbol} on "
+                                f"{p.venue}, which is not an instrument of the config")
+    return None
+
 
 _CLASS_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
@@ -63,9 +156,18 @@ def check(config: Config) -> tuple[str, str] | None:
                 f"(also $.instruments[{symbols[key]}])",
             )
         symbols[key] = i
+        if problem := _check_grid(at, inst):
+            return problem
     for i, venue in enumerate(config.venues):
         if problem := _check_fee_asset(f"$.venues[{i}]", venue, config.instruments):
             return problem
+        if venue.kind == "binance" and not any(inst.venue == venue.name
+                                               for inst in config.instruments):
+            # its market data streams are its instruments': with none it cannot connect
+            return f"$.venues[{i}]", (f'binance venue "{venue.name}" has no [[instruments]] '
+                                      "(they name the symbols it streams)")
+    if problem := _check_min_notional(config):
+        return problem
 
     ids: dict[str, int] = {}
     for i, strat in enumerate(config.strategies):
@@ -98,6 +200,62 @@ def check(config: Config) -> tuple[str, str] | None:
                 parse_interval(strat.bar_interval)
             except ValueError as exc:
                 return f"{at}.bar_interval", str(exc)
+        if problem := _check_strategy(at, strat, config):
+            return problem
+    return None
+
+
+def _check_strategy(at: str, strat: StrategyConfig, config: Config) -> tuple[str, str] | None:
+    """Its class, params and `check_params`, as the runtime loads them before it builds
+    the strategy (a disabled one is not loaded, at start or here)."""
+    if not strat.enabled:
+        return None
+    from daemon.strategies.loader import StrategyError, load_strategy
+
+    grids = {i.symbol: i for i in config.instruments if i.venue == strat.venue}
+    try:
+        load_strategy(strat, {s: grids[s].instrument() for s in strat.symbols})
+    except StrategyError as exc:
+        return (f"{at}.{exc.key}" if exc.key else at), exc.detail
+    return None
+
+
+def _check_grid(at: str, inst: InstrumentConfig) -> tuple[str, str] | None:
+    for key in ("tick_size", "step_size"):
+        value = getattr(inst, key)
+        if to_decimal(value).normalize().as_tuple().exponent < GRID_EXPONENT:  # type: ignore[operator]
+            return f"{at}.{key}", (
+                f"{value!r} is finer than the 1e{GRID_EXPONENT} grid tapeloop keeps exact "
+                f"(Decimal's 28 digits): use at most {-GRID_EXPONENT} decimal places")
+    return None
+
+
+def _check_min_notional(config: Config) -> tuple[str, str] | None:
+    """An instrument whose minimum notional is above the largest order notional the
+    risk allows (the account's, or a strategy's own) can never be traded."""
+    quotes = {i.quote for i in config.instruments}
+    currency = config.account.currency or (next(iter(quotes)) if len(quotes) == 1 else None)
+    rates = config.account.decimal_rates
+    limits: list[tuple[str, float, StrategyConfig | None]] = [
+        ("$.risk.max_order_notional", config.risk.max_order_notional, None)]
+    for j, strat in enumerate(config.strategies):
+        if strat.risk is not None and strat.risk.max_order_notional is not None:
+            limits.append((f"$.strategies[{j}].risk.max_order_notional",
+                           strat.risk.max_order_notional, strat))
+    for i, inst in enumerate(config.instruments):
+        rate = Decimal(1) if inst.quote == currency else rates.get(inst.quote)
+        if rate is None:
+            continue  # valued through market prices only: not known before a run
+        floor = to_decimal(inst.min_notional) * rate
+        for where, limit, owner in limits:
+            if owner is not None and (owner.venue != inst.venue
+                                      or inst.symbol not in owner.symbols):
+                continue
+            if floor > to_decimal(limit):
+                return where, (
+                    f"{limit} is below the min_notional {inst.min_notional} {inst.quote} "
+                    f"of {inst.symbol} on {inst.venue} ($.instruments[{i}]): no order on it "
+                    "could pass both")
     return None
 
 
@@ -163,6 +321,9 @@ def _check_venue_kind(at: str, venue: VenueConfig) -> tuple[str, str] | None:
                         f'only valid for kind = "{kind}" (this venue is "{venue.kind}")')
     if venue.kind == "binance":
         from adapters.binance.endpoints import resolve_endpoints
+
+        if not venue.streams:
+            return f"{at}.streams", "at least one stream (e.g. \"trade\")"
 
         try:
             resolve_endpoints(venue.endpoints, env={})

@@ -179,6 +179,7 @@ class Kernel:
         self._reload = asyncio.Event()
         self._fatal: BaseException | None = None
         self._exit_code = EXIT_OK
+        self._refused: UserError | None = None  # a strategy could not start
         self.venues: list[Any] = []
         self.venues_by_name: dict[str, Any] = {}
         self.node: Any = None
@@ -366,12 +367,21 @@ class Kernel:
                     tasks.append(tg.create_task(self._run_venue(venue), name=name))
                 if await self._venues_reconciled():
                     resume_policies(self.node, self.recovered)
-                    self.node.start()
-                    tune_gc()
-                    self.ready = True
-                    self.notifier.ready(self._status_line())
-                    log.info("daemon.ready", venues=[v.name for v in self.config.venues],
-                             ready_s=round(time.monotonic() - self.started_monotonic, 3))
+                    stop_first = self.config.daemon.on_strategy_error == "stop"
+                    failures = self.node.start(stop_at_failure=stop_first)
+                    refusal = self.node.start_refusal(failures, self.config_path or "config")
+                    if refusal is not None:
+                        # never READY with a strategy that could not start: stop as
+                        # for SIGTERM, then exit with this one line (run() raises it)
+                        log.critical("daemon.start_refused", reason=refusal)
+                        self._refused = UserError(refusal, EXIT_CONFIG)
+                        self._stop.set()
+                    else:
+                        tune_gc()
+                        self.ready = True
+                        self.notifier.ready(self._status_line())
+                        log.info("daemon.ready", venues=[v.name for v in self.config.venues],
+                                 ready_s=round(time.monotonic() - self.started_monotonic, 3))
                 await self._stop.wait()
                 await self._graceful_stop(loop)
                 # alerts raised while stopping still go out (within their timeout)
@@ -389,7 +399,9 @@ class Kernel:
             self.notifier.close()
         if self._fatal is not None:
             log.critical("daemon.fatal", error=str(self._fatal), code=self._exit_code)
-            return self._exit_code
+            return self._exit_code if self._exit_code != EXIT_OK else EXIT_CRASH
+        if self._refused is not None:
+            raise self._refused
         log.info("daemon.stopped", events=sum(self.counts.values()))
         return EXIT_OK
 

@@ -26,14 +26,15 @@ import structlog
 from adapters.sim.venue import SimVenue
 from daemon.config import Config, StrategyConfig, VenueConfig
 from daemon.errors import UserError
-from daemon.strategies.runtime import StrategyError, StrategyRuntime, paper_venue
+from daemon.strategies.routing import RUNNING
+from daemon.strategies.runtime import StartFailure, StrategyError, StrategyRuntime, paper_venue
 from daemon.trading.oms import OMS
 from daemon.trading.order_book import Quarantined
 from daemon.trading.portfolio import Portfolio, load_positions
 from daemon.trading.risk import RiskEngine
 from events.base import Event
 from events.bus import Bus
-from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
+from events.instruments import Instrument, to_decimal
 from events.system import HALTED
 from replay.clock import Clock
 
@@ -41,16 +42,7 @@ log = structlog.get_logger("tapeloop.node")
 
 
 def instruments_from_config(config: Config) -> dict[tuple[str, str], Instrument]:
-    out = {}
-    for i in config.instruments:
-        inst = Instrument(
-            venue=i.venue, symbol=i.symbol, base=i.base, quote=i.quote,
-            tick_size=to_decimal(i.tick_size), step_size=to_decimal(i.step_size),
-            min_notional=to_decimal(i.min_notional),
-            status=TRADING if i.tradable else CANCEL_ONLY,
-        )
-        out[inst.key] = inst
-    return out
+    return {(i.venue, i.symbol): i.instrument() for i in config.instruments}
 
 
 def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
@@ -124,7 +116,9 @@ class TradingNode:
                                        seed_positions=self._seed_positions)
         for scfg in config.strategies:
             try:
-                self.runtime.add(scfg)
+                # live: one that cannot be built is a start failure, reported with
+                # the others (`start`); a replay refuses it at once
+                self.runtime.add(scfg, keep_failed=not replay)
             except StrategyError as exc:
                 raise UserError(str(exc), code=3) from None
 
@@ -170,12 +164,34 @@ class TradingNode:
             if venue is not None and p.qty:
                 venue.seed_position(p.symbol, p.qty)
 
-    def start(self) -> None:
-        """Publish the venues' opening balances, then start the strategies."""
+    def start(self, *, stop_at_failure: bool = False) -> list[StartFailure]:
+        """Publish the venues' opening balances, then start the strategies; returns
+        those that failed to start (`StrategyRuntime.start`)."""
         for venue in self.venues:
             venue.start()
         self.risk.schedule(self.clock)
-        self.runtime.start()
+        return self.runtime.start(stop_at_failure=stop_at_failure)
+
+    def start_refusal(self, failures: list[StartFailure], file: str) -> str | None:
+        """The one line refusing a start whose strategies did not all start, or None
+        to go on. `[daemon] on_strategy_error = "stop"` refuses any failure;
+        "continue" goes on while another strategy runs (each failure is then a
+        StrategyStatus failed and an alert), never with none running."""
+        if not failures:
+            return None
+        runtime = self.runtime
+        running = [s for s in runtime.strategy_ids if runtime.status(s) == RUNNING]
+        if self.config.daemon.on_strategy_error == "continue" and running:
+            log.error("strategy.start_failed", strategy_ids=[f.strategy_id for f in failures],
+                      running=running)
+            return None
+        first = failures[0]
+        index = next(i for i, s in enumerate(self.config.strategies) if s.id == first.strategy_id)
+        error = " ".join(first.error.splitlines())  # an exception's own repr may not be one line
+        error = error if len(error) <= 500 else error[:499] + "…"
+        tail = "" if self.config.daemon.on_strategy_error == "stop" else "; no strategy runs"
+        return (f"{file}: $.strategies[{index}]: strategy {first.strategy_id!r} failed to "
+                f"start ({first.hook}): {error}{tail}")
 
     def stop(self) -> None:
         self.runtime.stop()

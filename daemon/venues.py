@@ -11,6 +11,7 @@ the log lines of trading facts.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import structlog
@@ -38,8 +39,9 @@ def make_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: Any) -> Any:
                 speed=None if vcfg.speed == "max" else float(vcfg.speed), loop=vcfg.loop,
                 publish=bus.publish,
             )
-        except (OSError, ValueError) as exc:
-            raise UserError(f"venue {vcfg.name!r}: {exc}") from None
+        except (OSError, EOFError, ValueError, zlib.error) as exc:  # EOFError: a cut gzip
+            where = "" if str(vcfg.file) in str(exc) else f"{vcfg.file}: "
+            raise UserError(f"venue {vcfg.name!r}: {where}{exc}", code=EXIT_CONFIG) from None
     if vcfg.kind == "binance":
         return binance_venue(vcfg, bus, node)
     return None

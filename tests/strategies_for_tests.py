@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import msgspec
 
 from daemon.strategies.base import Strategy
+from events.instruments import Instrument, to_decimal
 from events.market import Bar, Quote
 
 
@@ -42,3 +46,41 @@ class OneBid(Strategy):
         if not self.has_open_orders(quote.symbol) and not self.position(quote.symbol).qty:
             self.buy(quote.symbol, self.params.qty,
                      price=quote.bid * (1 - self.params.below))
+
+
+class NeedsTwoTicksParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    offset: float
+
+
+class NeedsTwoTicks(Strategy):
+    """A user strategy with its own `check_params` (and a switch to make that check
+    itself raise)."""
+
+    Params = NeedsTwoTicksParams
+    check_raises = False
+
+    @classmethod
+    def check_params(cls, params: Any, instruments: Mapping[str, Instrument]
+                     ) -> tuple[str, str] | None:
+        if cls.check_raises:
+            raise RuntimeError("a bug in check_params")
+        for symbol, inst in instruments.items():
+            if to_decimal(params.offset) < 2 * inst.tick_size:
+                return "offset", (f"{params.offset} is below two ticks of {symbol} "
+                                  f"({2 * inst.tick_size})")
+        return None
+
+
+class FailsAtStart(Strategy):
+    """Its `on_start` raises: a strategy that cannot start."""
+
+    def on_start(self) -> None:
+        raise RuntimeError("cannot start:\nmodel file missing")
+
+
+class FailsToBuild(Strategy):
+    """Its construction raises."""
+
+    def __init__(self, config: Any, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        raise KeyError("no such model")

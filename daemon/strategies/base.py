@@ -20,6 +20,11 @@ tick. A quantity that rounds to zero (or a BUY price or an offset below one
 tick) raises ValueError (a strategy bug, which the runtime turns into
 `StrategyStatus(failed)`), never a silent zero order.
 
+Params that must fit the instruments (a size below the step can never be
+ordered) are checked before the strategy is built, by `check_params(params,
+instruments)`: `check-config` and `run` refuse such a config with one line naming
+`$.strategies[i].params.<key>`, instead of a strategy that dies at start.
+
 The base class also follows its own orders' lifecycle events, so a strategy
 can ask `is_open(client_order_id)` / `has_open_orders()` without waiting on the
 OMS (e.g. "don't signal again while my last order is in flight").
@@ -148,6 +153,31 @@ class Strategy:
     Params: ClassVar[type[msgspec.Struct] | None] = None
     # Type `get_state()` returns, to decode the state file into (plain JSON if None).
     State: ClassVar[type | None] = None
+
+    @classmethod
+    def check_params(
+        cls, params: Any, instruments: Mapping[str, Instrument]
+    ) -> tuple[str, str] | None:
+        """What of `params` (validated into `Params`, or the raw dict) cannot work on
+        `instruments` (`{symbol: Instrument}`, its configured symbols): the first
+        problem as (param key, message), or None. Runs before the strategy is built,
+        in `check-config` and at every start. A minimum notional needs a price, so it
+        is the risk check's, order by order; the step is not."""
+        return None
+
+    @staticmethod
+    def qty_problem(qty: Number, instruments: Mapping[str, Instrument]) -> str | None:
+        """Why an order of `qty` cannot be placed on one of `instruments` (it rounds
+        down to 0 at the step, or is too large for the grid), or None."""
+        q = to_decimal(qty)
+        for symbol, inst in instruments.items():
+            try:
+                rounded = inst.round_qty(q)
+            except ArithmeticError:  # more steps than Decimal's 28 digits hold
+                return f"{q} is too large for {symbol}'s step {inst.step_size}"
+            if rounded <= 0:
+                return f"{q} rounds down to 0 at {symbol}'s step {inst.step_size}"
+        return None
 
     def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
         self.config = config

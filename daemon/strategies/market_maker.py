@@ -19,6 +19,7 @@ takes over the quotes a previous run left resting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Annotated, Any, Literal
 
@@ -98,6 +99,16 @@ class MarketMaker(Strategy):
     Params = MarketMakerParams
 
     params: MarketMakerParams
+
+    @classmethod
+    def check_params(
+        cls, params: MarketMakerParams, instruments: Mapping[str, Instrument]
+    ) -> tuple[str, str] | None:
+        # below the step it would never quote that side, silently
+        for key in ("qty", "max_position"):
+            if problem := cls.qty_problem(getattr(params, key), instruments):
+                return key, problem
+        return None
 
     def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
         super().__init__(config, ctx)

@@ -11,6 +11,7 @@ signal is acted on while its last order for that symbol is not done.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 import msgspec
@@ -18,6 +19,7 @@ import msgspec
 from daemon.config import StrategyConfig
 from daemon.strategies.base import Strategy, StrategyContext
 from daemon.strategies.indicators import ZScore
+from events.instruments import Instrument
 from events.market import Bar
 
 __all__ = ["MeanReversion"]
@@ -39,6 +41,13 @@ class MeanReversion(Strategy):
     Params = MeanReversionParams
 
     params: MeanReversionParams
+
+    @classmethod
+    def check_params(
+        cls, params: MeanReversionParams, instruments: Mapping[str, Instrument]
+    ) -> tuple[str, str] | None:
+        problem = cls.qty_problem(params.qty, instruments)
+        return None if problem is None else ("qty", problem)
 
     def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
         super().__init__(config, ctx)

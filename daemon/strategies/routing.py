@@ -69,12 +69,16 @@ def overridden(strategy: Strategy, name: str) -> Hook | None:
 class Slot:
     """One strategy and the runtime's bookkeeping for it."""
 
-    __slots__ = ("config", "strategy", "state", "timers", "bar_ns", "on_bar", "on_fill", "on_order")
+    __slots__ = ("config", "strategy", "state", "timers", "bar_ns", "on_bar", "on_fill",
+                 "on_order", "init_error", "failure")
 
     def __init__(self, config: StrategyConfig, strategy: Strategy) -> None:
         self.config = config
         self.strategy = strategy
         self.state = ADDED
+        # its construction raised (`strategy` is then a stand-in that never runs)
+        self.init_error: Exception | None = None
+        self.failure: tuple[str, str] | None = None  # (hook, repr of the error) once FAILED
         self.timers: dict[str, TimerHandle] = {}
         self.bar_ns = config.bar_interval_ns
         self.on_bar = overridden(strategy, "on_bar")

@@ -7,6 +7,12 @@ by `routing.MarketRouter` (a dict from `(venue, symbol, event class)` to bound
 hooks; see there, also for how each strategy could later sit behind its own
 bounded inbox in live runs).
 
+Start failures. A strategy whose construction, state file, seeding or `on_start`
+raises is FAILED (reported as below); `start()` returns these failures so the
+kernel can refuse the start (`[daemon] on_strategy_error`). `add(...,
+keep_failed=True)` keeps a strategy whose construction raised as a failed slot,
+reported when the runtime starts, instead of raising.
+
 Isolation. A hook that raises stops that strategy only: it leaves every route,
 its timers are cancelled, its open orders are cancelled (`cancel_on_fail`), an
 error line is logged and `StrategyStatus(status="failed", reason=repr(exc))`
@@ -31,14 +37,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from daemon.config import StrategyConfig
 from daemon.logging import get_logger
 from daemon.strategies.base import Strategy, StrategyContext
-from daemon.strategies.loader import StrategyError, load_strategy_class, validate_params
+from daemon.strategies.loader import StrategyError, load_strategy
 from daemon.strategies.routing import ADDED, FAILED, RUNNING, STOPPED, MarketRouter, Slot
 from daemon.trading.api import OrderGateway, PortfolioView
 from events.base import Event
@@ -59,7 +65,7 @@ from events.orders import (
 from events.system import StrategyStatus, Timer
 from replay.clock import Clock
 
-__all__ = ["StrategyRuntime"]
+__all__ = ["StartFailure", "StrategyRuntime"]
 
 log = get_logger("tapeloop.strategies")
 
@@ -75,6 +81,15 @@ ORDER_EVENTS: tuple[type[Event], ...] = (
     Fill,
 )
 MARKET_EVENTS: tuple[type[Event], ...] = (Trade, Quote, BookDelta, BookSnapshot)
+
+
+class StartFailure(NamedTuple):
+    """A strategy that did not start: `hook` is "__init__" (construction), "start"
+    (seeding positions, its state file) or "on_start"; `error` the exception's repr."""
+
+    strategy_id: str
+    hook: str
+    error: str
 
 
 def paper_venue(venue: str) -> str:
@@ -121,27 +136,27 @@ class StrategyRuntime:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def add(self, config: StrategyConfig) -> Strategy | None:
+    def add(self, config: StrategyConfig, *, keep_failed: bool = False) -> Strategy | None:
         """Load, validate and construct a strategy (started at once if the runtime
         runs). Returns None for a disabled one. StrategyError (one line) on any
-        problem with its config."""
+        problem with its config, and when its construction raises, unless
+        `keep_failed`: it is then kept as failed (reported when it would start)."""
         if not config.enabled:
             log.info("strategy.disabled", strategy_id=config.id)
             return None
         if config.id in self._slots:
-            raise StrategyError(f"strategies[{config.id}].id: duplicate strategy id")
-        cls = load_strategy_class(config)
-        params = validate_params(cls, config)
+            raise StrategyError(config.id, "id", "duplicate strategy id")
         for i, symbol in enumerate(config.symbols):
             if (config.venue, symbol) not in self.instruments:
                 raise StrategyError(
-                    f"strategies[{config.id}].symbols[{i}]: no instrument {symbol!r} "
-                    f"on venue {config.venue!r}"
+                    config.id, f"symbols[{i}]",
+                    f"no instrument {symbol!r} on venue {config.venue!r}"
                 )
+        cls, params = load_strategy(
+            config, {s: self.instruments[(config.venue, s)] for s in config.symbols})
         if config.initial_positions is not None and self.seed_positions is None:
             raise StrategyError(
-                f"strategies[{config.id}].initial_positions: this run cannot seed positions"
-            )
+                config.id, "initial_positions", "this run cannot seed positions")
         slot: Slot | None = None
 
         def request_stop(reason: str) -> None:
@@ -162,33 +177,48 @@ class StrategyRuntime:
         try:
             strategy = cls(config, ctx)
         except Exception as exc:
-            raise StrategyError(
-                f"strategies[{config.id}]: {config.class_} failed to initialise: {exc!r}"
-            ) from None
-        slot = Slot(config, strategy)
+            if not keep_failed:
+                raise StrategyError(
+                    config.id, "", f"{config.class_} failed to initialise: {exc!r}"
+                ) from None
+            # a stand-in that never runs: the slot reports the failure when started
+            slot = Slot(config, Strategy(config, ctx))
+            slot.init_error = exc
+        else:
+            slot = Slot(config, strategy)
         self._slots[config.id] = slot
         if self._started:
             self._start_slot(slot)
-        return strategy
+        return None if slot.init_error is not None else slot.strategy
 
     def remove(self, strategy_id: str) -> None:
         """Stop a strategy (if running) and forget it."""
         slot = self._slots.pop(strategy_id)
         self._stop_slot(slot, "removed")
 
-    def start(self) -> None:
-        """Subscribe to the bus and start every added strategy, in add order."""
+    def start(self, *, stop_at_failure: bool = False) -> list[StartFailure]:
+        """Subscribe to the bus and start every added strategy, in add order; returns
+        those that failed to start. `stop_at_failure`: at the first failure start no
+        more (one whose construction failed is found before any starts)."""
         if self._started:
-            return
+            return []
         self._started = True
         for cls in MARKET_EVENTS:
             self.bus.subscribe(cls, self.router.on_market)
         self.bus.subscribe(Bar, self.router.on_bar)
         for cls in ORDER_EVENTS:
             self.bus.subscribe(cls, self._on_order_event)
-        for slot in list(self._slots.values()):
-            if slot.state == ADDED:
-                self._start_slot(slot)
+        added = [slot for slot in self._slots.values() if slot.state == ADDED]
+        broken = [slot for slot in added if slot.init_error is not None]
+        failures: list[StartFailure] = []
+        for slot in broken if stop_at_failure and broken else added:
+            self._start_slot(slot)
+            if slot.state == FAILED:
+                assert slot.failure is not None
+                failures.append(StartFailure(slot.id, *slot.failure))
+                if stop_at_failure:
+                    break
+        return failures
 
     def stop(self) -> None:
         """Stop every running strategy (on_stop, state saved) and leave the bus."""
@@ -222,6 +252,9 @@ class StrategyRuntime:
         strategy = slot.strategy
         config = slot.config
         slot.state = RUNNING
+        if slot.init_error is not None:
+            self._fail(slot, slot.init_error, "__init__")
+            return
         try:
             if config.initial_positions is not None and self.seed_positions is not None:
                 self.seed_positions(config)
@@ -273,6 +306,7 @@ class StrategyRuntime:
         if slot.state != RUNNING:
             return
         slot.state = FAILED
+        slot.failure = (where, repr(exc))
         self._leave(slot)
         log.error("strategy.failed", strategy_id=slot.id, hook=where, error=repr(exc), exc_info=exc)
         self._status(slot.id, FAILED, repr(exc))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from itertools import islice
 from typing import Annotated
 
@@ -19,6 +20,7 @@ import msgspec
 
 from daemon.config import StrategyConfig
 from daemon.strategies.base import Strategy, StrategyContext
+from events.instruments import Instrument
 from events.market import Bar
 
 __all__ = ["SmaCross"]
@@ -51,15 +53,13 @@ class SmaCross(Strategy):
         # Its last order per symbol: no new signal until that one is done.
         self._pending: dict[str, str | None] = dict.fromkeys(self.symbols)
 
-    def on_start(self) -> None:
-        for symbol in self.symbols:
-            inst = self.instrument(symbol)
-            # Fail at start, not on the first signal, if qty is below the step.
-            if inst.round_qty(self.params.qty) <= 0:
-                raise ValueError(
-                    f"params.qty {self.params.qty} rounds down to 0 at {symbol}'s step "
-                    f"{inst.step_size}"
-                )
+    @classmethod
+    def check_params(
+        cls, params: SmaCrossParams, instruments: Mapping[str, Instrument]
+    ) -> tuple[str, str] | None:
+        # refused with the config, not on the first signal, if qty is below the step
+        problem = cls.qty_problem(params.qty, instruments)
+        return None if problem is None else ("qty", problem)
 
     def on_bar(self, bar: Bar) -> None:
         p = self.params

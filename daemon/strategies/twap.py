@@ -17,6 +17,7 @@ open, it logs `twap.done` and stops itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,7 @@ import msgspec
 from daemon.config import StrategyConfig, parse_interval
 from daemon.strategies.base import Strategy, StrategyContext
 from daemon.trading.api import BUY, IOC
-from events.instruments import to_decimal
+from events.instruments import Instrument, to_decimal
 from events.market import Bar, Quote, Trade
 from events.orders import Fill
 from events.system import Timer
@@ -54,20 +55,29 @@ class Twap(Strategy):
 
     params: TwapParams
 
+    @classmethod
+    def check_params(
+        cls, params: TwapParams, instruments: Mapping[str, Instrument]
+    ) -> tuple[str, str] | None:
+        symbol = params.symbol or next(iter(instruments))
+        inst = instruments.get(symbol)
+        if inst is None:
+            return "symbol", f"{symbol!r} is not one of its symbols {list(instruments)}"
+        if problem := cls.qty_problem(params.total_qty, {symbol: inst}):
+            return "total_qty", problem
+        total = inst.round_qty(to_decimal(params.total_qty))
+        if params.slices > 1 and inst.round_qty(total / params.slices) <= 0:
+            return "slices", (f"total_qty {params.total_qty} over {params.slices} slices "
+                              f"rounds down to 0 a slice at {symbol}'s step {inst.step_size}")
+        return None
+
     def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
         super().__init__(config, ctx)
         p = self.params
-        self.symbol = p.symbol or self.symbols[0]
-        if self.symbol not in self.symbols:
-            raise ValueError(f"params.symbol {self.symbol!r} is not one of {list(self.symbols)}")
+        self.symbol = p.symbol or self.symbols[0]  # check_params: one of its symbols
         inst = self.instrument(self.symbol)
         self.total = inst.round_qty(to_decimal(p.total_qty))
         self.base = inst.round_qty(self.total / p.slices)
-        if self.total <= 0 or (p.slices > 1 and self.base <= 0):
-            raise ValueError(
-                f"params.total_qty {p.total_qty} over {p.slices} slices rounds to 0 "
-                f"at step {inst.step_size}"
-            )
         self.t0: int | None = None
         self.next_slice = 0
         self.filled = Decimal(0)

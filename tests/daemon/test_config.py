@@ -325,6 +325,175 @@ MISTAKES = [
         'unknown key (did you mean "currency"?)',
         id="account-unknown-key",
     ),
+    # issue 10, item 4: what `run` refused at start (or broke on later), refused here first
+    pytest.param(
+        'kind = "sim"',
+        'kind = "binance"\nstreams = []',
+        "$.venues[0].streams",
+        "at least one stream",
+        id="binance-no-streams",
+    ),
+    pytest.param(
+        "[[instruments]]",
+        '[[venues]]\nname = "live"\nkind = "binance"\n\n[[instruments]]',
+        "$.venues[1]",
+        'binance venue "live" has no [[instruments]]',
+        id="binance-venue-without-instruments",
+    ),
+    pytest.param(
+        "step_size = 0.00001",
+        "step_size = 1e-30",
+        "$.instruments[0].step_size",
+        "1e-30 is finer than the 1e-12 grid",
+        id="grid-below-decimal-precision",
+    ),
+    pytest.param(
+        "tick_size = 0.01",
+        "tick_size = 0.0000000000005",
+        "$.instruments[0].tick_size",
+        "5e-13 is finer than the 1e-12 grid",
+        id="grid-13-places",
+    ),
+    pytest.param(
+        "tick_size = 0.01",
+        "tick_size = 0.01000000000000000001",
+        "$.instruments[0].tick_size",
+        "0.01000000000000000001 has more digits than a float holds (it would be read as 0.01)",
+        id="grid-not-a-float",
+    ),
+    pytest.param(
+        'kind = "sim"',
+        'kind = "sim"\nlatency_ms = inf',
+        "$.venues[0].latency_ms",
+        "must be a finite number, got inf",
+        id="inf-latency",
+    ),
+    pytest.param(
+        'kind = "sim"',
+        'kind = "sim"\nmaker_fee_bps = nan',
+        "$.venues[0].maker_fee_bps",
+        "must be a finite number, got nan",
+        id="nan-fee",
+    ),
+    pytest.param(
+        "USDT = 1_000_000.0",
+        "USDT = inf",
+        "$.venues[0].balances.USDT",
+        "must be a finite number, got inf",
+        id="inf-balance",
+    ),
+    pytest.param(
+        "max_order_qty = 10.0",
+        "max_order_qty = 1e400",
+        "$.risk.max_order_qty",
+        "1E+400 is out of range for a float",
+        id="float-overflow",
+    ),
+    pytest.param(
+        "qty = 0.01 }",
+        "qty = -nan }",
+        "$.strategies[0].params.qty",
+        "must be a finite number, got nan",
+        id="nan-param",
+    ),
+    pytest.param(
+        "qty = 0.01 }",
+        "qty = 0.000001 }",
+        "$.strategies[0].params.qty",
+        "0.000001 rounds down to 0 at BTCUSDT's step 0.00001",
+        id="qty-below-step",
+    ),
+    pytest.param(
+        "qty = 0.01 }",
+        "qty = 1e30 }",
+        "$.strategies[0].params.qty",
+        "1E+30 is too large for BTCUSDT's step 0.00001",
+        id="qty-beyond-the-grid",
+    ),
+    pytest.param(
+        "daemon.strategies.sma_cross:SmaCross",
+        "daemon.strategies.nope:SmaCross",
+        "$.strategies[0].class",
+        "cannot import module 'daemon.strategies.nope'",
+        id="class-module-missing",
+    ),
+    pytest.param(
+        "daemon.strategies.sma_cross:SmaCross",
+        "daemon.strategies.sma_cross:SmaCros",
+        "$.strategies[0].class",
+        "module 'daemon.strategies.sma_cross' has no 'SmaCros'",
+        id="class-missing",
+    ),
+    pytest.param(
+        "fast = 10,",
+        "fastt = 10,",
+        "$.strategies[0].params.fastt",
+        'unknown key (did you mean "fast"?)',
+        id="param-unknown",
+    ),
+    pytest.param(
+        "fast = 10,",
+        "fast = 40,",
+        "$.strategies[0].params",
+        "fast (40) must be less than slow (30)",
+        id="param-cross-check",
+    ),
+    pytest.param(
+        "min_notional = 5.0",
+        "min_notional = 300_000.0",
+        "$.risk.max_order_notional",
+        "250000.0 is below the min_notional 300000.0 USDT of BTCUSDT",
+        id="min-notional-above-the-risk-limit",
+    ),
+    pytest.param(
+        "qty = 0.01 }",
+        "qty = 0.01 }\nrisk = { max_order_notional = 1.0 }",
+        "$.strategies[0].risk.max_order_notional",
+        "1.0 is below the min_notional 5.0 USDT of BTCUSDT",
+        id="min-notional-above-a-strategy-limit",
+    ),
+    pytest.param(
+        "[daemon]",
+        '[daemon]\non_strategy_error = "ignore"',
+        "$.daemon.on_strategy_error",
+        "invalid value 'ignore' (expected \"continue\" or \"stop\")",
+        id="bad-on-strategy-error",
+    ),
+    pytest.param(
+        'data_dir = "data"',
+        f'data_dir = "{"d" * 300}"',
+        "$.daemon.data_dir",
+        "is 300 bytes: a file name has at most 255",
+        id="data-dir-name-too-long",
+    ),
+    pytest.param(
+        'kind = "sim"',
+        f'kind = "sample"\nfile = "{"x" * 300}/day.gz"',
+        "$.venues[0].file",
+        "is 300 bytes: a file name has at most 255",
+        id="sample-file-name-too-long",
+    ),
+    pytest.param(
+        'control = "127.0.0.1:8765"',
+        f'control = "/tmp/{"s" * 120}.sock"',
+        "$.daemon.control",
+        "bytes: at most 107",
+        id="socket-path-too-long",
+    ),
+    pytest.param(
+        "qty = 0.01 }",
+        'qty = 0.01 }\nstate_file = "sma\\u0000.json"',
+        "$.strategies[0].state_file",
+        "contains a NUL character",
+        id="nul-in-a-path",
+    ),
+    pytest.param(
+        "qty = 0.01 }",
+        'qty = 0.01 }\nstate_file = "."',
+        "$.strategies[0].state_file",
+        "is a directory",
+        id="state-file-is-a-directory",
+    ),
 ]
 
 
@@ -423,3 +592,64 @@ def test_a_strategy_id_must_leave_room_in_a_live_venues_client_order_ids(
     paper = text.replace('id = "sma"', f'id = "{"s" * 32}"').replace(
         'symbols = ["BTCUSDT"]', 'symbols = ["BTCUSDT"]\npaper = true')
     assert load_config(write(tmp_path, paper, "paper.toml")).strategies[0].paper
+
+
+def test_a_grid_of_twelve_decimal_places_is_the_finest_accepted(tmp_path: Path) -> None:
+    text = mutate("tick_size = 0.01", "tick_size = 0.000000000001").replace(
+        "step_size = 0.00001", "step_size = 1e-12").replace("qty = 0.01 }", "qty = 1e-12 }")
+    inst = load_config(write(tmp_path, text)).instrument("sim", "BTCUSDT").instrument()
+    assert (inst.tick_size, inst.step_size) == (Decimal("1e-12"), Decimal("1e-12"))
+    # what the grid is for: the largest float-sized quantity still rounds exactly
+    assert inst.round_qty(Decimal("9999999999999999")) == Decimal("9999999999999999")
+
+
+def test_numbers_are_taken_as_written_everywhere(tmp_path: Path) -> None:
+    """The exactness rule holds in every section, and a float that holds the written
+    decimal passes whatever its spelling."""
+    text = mutate("max_order_qty = 10.0", "max_order_qty = 1e1").replace(
+        "qty = 0.01 }", "qty = 1.0e-2 }")
+    config = load_config(write(tmp_path, text))
+    assert (config.risk.max_order_qty, config.strategies[0].params["qty"]) == (10.0, 0.01)
+    with pytest.raises(ConfigError, match=r"\$\.risk\.price_band_pct: 5\.00000000000000000001 "):
+        load_config(write(tmp_path, mutate("price_band_pct = 5.0",
+                                           "price_band_pct = 5.00000000000000000001")))
+    with pytest.raises(ConfigError, match=r"\$\.venues\[0\]\.balances\.USDT: 1E-400 has more"):
+        load_config(write(tmp_path, mutate("USDT = 1_000_000.0", "USDT = 1e-400")))
+
+
+def test_an_initial_positions_file_run_would_refuse_is_refused(tmp_path: Path) -> None:
+    """It was only read when the strategy started: a bad file made the strategy fail
+    while the daemon said READY."""
+    (tmp_path / "pos.csv").write_text("Symbol,Exchange,Quantity,AvgEntryPrice\nBTCUSDT,sim,x,1\n")
+    cfg = write(tmp_path, VALID + 'initial_positions = "pos.csv"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    assert str(info.value).startswith(
+        f"{cfg}: $.strategies[0].initial_positions: {tmp_path / 'pos.csv'}:2:"), info.value
+    (tmp_path / "pos.csv").write_text("Symbol,Exchange,Quantity,AvgEntryPrice\nETHUSDT,sim,1,1\n")
+    with pytest.raises(ConfigError, match=r"\$\.strategies\[0\]\.initial_positions: .*pos\.csv: "
+                                          r"a position in ETHUSDT on sim, which is not an "):
+        load_config(cfg)  # the paper venue refused to seed it at start
+    (tmp_path / "pos.csv").write_text("Symbol,Exchange,Quantity,AvgEntryPrice\nBTCUSDT,sim,1,1\n")
+    assert load_config(cfg).strategies[0].initial_positions == tmp_path / "pos.csv"
+
+
+def test_a_disabled_strategy_is_not_loaded_as_at_start(tmp_path: Path) -> None:
+    text = mutate("daemon.strategies.sma_cross:SmaCross", "not_written_yet:Strategy")
+    config = load_config(write(tmp_path, text + "enabled = false\n"))
+    assert config.strategies[0].enabled is False
+
+
+def test_a_path_the_system_refuses_is_one_line_not_a_crash(tmp_path: Path) -> None:
+    """An over-long path used to escape as OSError from `is_file()` (ENAMETOOLONG)."""
+    long_dir = "d" * 300
+    for line in (f'initial_positions = "{long_dir}/p.csv"\n',
+                 f'state_file = "{long_dir}/s.json"\n'):
+        cfg = write(tmp_path, VALID + line)
+        with pytest.raises(ConfigError) as info:
+            load_config(cfg)
+        assert "\n" not in str(info.value)
+        assert str(info.value).startswith(f"{cfg}: $.strategies[0].{line.split(' ')[0]}: ")
+        assert "300 bytes" in str(info.value)
+    with pytest.raises(UserError, match=r"^--data '.*': the name d+\.\.\. is 300 bytes"):
+        load_config(write(tmp_path, VALID), data_dir=tmp_path / long_dir)

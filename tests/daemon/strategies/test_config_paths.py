@@ -13,7 +13,7 @@ from tests.daemon.test_config import VALID
 def test_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
     conf_dir = tmp_path / "conf"
     (conf_dir / "seed").mkdir(parents=True)
-    (conf_dir / "seed" / "positions.json").write_text("{}")
+    (conf_dir / "seed" / "positions.json").write_text("[]")  # a valid, empty list
     path = conf_dir / "c.toml"
     path.write_text(VALID + 'initial_positions = "seed/positions.json"\n'
                             'state_file = "state/sma.json"\n')
