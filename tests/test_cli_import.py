@@ -336,3 +336,151 @@ def test_importing_the_same_file_again_is_recognised(tmp_path: Path) -> None:
     assert other.returncode == 0 and count(data) == 4_002
     forced = tapeloop(*args, "--force")
     assert forced.returncode == 0 and count(data) == 6_003
+
+
+# -- hostile files: one line naming the file and the row, and nothing written ----------
+
+
+def run_in_process(*args: str | Path) -> tuple[int, str, str]:
+    """`tapeloop ARGS` in this process (fast): (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from daemon.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def store_files(data: Path) -> dict[str, bytes]:
+    """The manifest and every part, by content."""
+    files = [data / "store.json", *(data / "events").rglob("*")]
+    return {str(f.relative_to(data)): f.read_bytes() for f in files if f.is_file()}
+
+
+@pytest.fixture(scope="module")
+def used_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("hostile") / "data"
+    src = DATA / "nautilus_trader" / "btcusdt-trades.parquet"
+    rc, _, err = run_in_process("import", "trades", src, "--venue", "b", "--symbol", "B",
+                                "--data", data)
+    assert rc == 0, err
+    return data
+
+
+TRADES = "timestamp,trade_id,price,quantity,buyer_maker\n1610064000278,1,39432.48,0.1,true\n"
+BARS = "timestamp,open,high,low,close,volume\n2020-01-01,1,2,1,2,10\n"
+HOSTILE: dict[str, tuple[str, bytes, str]] = {
+    # name: (kind, file content, what the one line says after "FILE: ")
+    "a short row": ("trades", f"{TRADES}1610064000279,2,39432.49,0.2\n".encode(),
+                    "row 3: 4 cells where the header has 5"),
+    "a long row": ("trades", f"{TRADES}1610064000279,2,39432.49,0.2,false,x\n".encode(),
+                   "row 3: 6 cells where the header has 5"),
+    "not UTF-8": ("trades", f"{TRADES}1610064000279,2,39432.49,0.2,f".encode() + b"\xffalse\n",
+                  "row 3: column 'buyer_maker': 'f\ufffdalse' is not UTF-8 text"),
+    "a NaN price": ("trades", f"{TRADES}1610064000279,2,nan,0.2,false\n".encode(),
+                    "row 3: column 'price' is NaN"),
+    "a negative price": ("trades", f"{TRADES}1610064000279,2,-5,0.2,false\n".encode(),
+                         "row 3: column 'price': -5 is not positive"),
+    "a zero price": ("trades", f"{TRADES}1610064000279,2,0,0.2,false\n".encode(),
+                     "row 3: column 'price': 0 is not positive"),
+    "a negative size": ("trades", f"{TRADES}1610064000279,2,5,-0.2,false\n".encode(),
+                        "row 3: column 'quantity': -0.2 is negative"),
+    "an infinite size": ("trades", f"{TRADES}1610064000279,2,5,inf,false\n".encode(),
+                         "row 3: column 'quantity' is infinite"),
+    "an unparsable number": ("trades", f"{TRADES}1610064000279,2,5x,1,false\n".encode(),
+                             "row 3: column 'price': '5x' is not a number"),
+    "a timestamp in year 5138": ("trades", f"{TRADES}99999999999999,2,5,1,false\n".encode(),
+                                 "row 3: column 'timestamp': '99999999999999' is not a time"),
+    "an empty volume": ("bars", f"{BARS}2020-01-02,1,2,1,2,\n2020-01-03,1,2,1,2,5\n".encode(),
+                        "row 3: column 'volume' is empty"),
+    "a short bar": ("bars", f"{BARS}2020-01-02,1,2,1\n2020-01-03,1,2,1,2,5\n".encode(),
+                    "row 3: 4 cells where the header has 6"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_bad_row_is_one_line_naming_the_file_and_the_row(
+    tmp_path: Path, used_store: Path, case: str
+) -> None:
+    kind, content, says = HOSTILE[case]
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    before = store_files(used_store)
+    rc, out, err = run_in_process("import", kind, path, "--venue", "v", "--symbol", "s",
+                                  "--data", used_store)
+    assert "Traceback" not in err
+    assert (rc, out) == (1, ""), err
+    [line] = err.splitlines()
+    assert line.startswith(f"tapeloop import: {path}: {says}"), line
+    assert line.endswith("; --skip-bad-rows skips such rows"), line
+    assert store_files(used_store) == before
+
+
+def test_corrupt_deflate_data_is_one_line(tmp_path: Path, used_store: Path) -> None:
+    # zlib.error from the header check was a traceback and exit 70
+    raw = bytearray((SPY / "20131007_trade.zip").read_bytes())
+    with zipfile.ZipFile(SPY / "20131007_trade.zip") as zf:
+        info = zf.infolist()[0]
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for i in range(start + 10, start + 40):
+        raw[i] ^= 0x55
+    path = tmp_path / "20131008_trade.zip"
+    path.write_bytes(bytes(raw))
+    before = store_files(used_store)
+    proc = tapeloop("import", "trades", path, "--venue", "lean", "--symbol", "SPY",
+                    "--data", used_store)
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"tapeloop import: {path}: member '20131007_spy_Trade_Tick.csv' is damaged after "
+        "byte 0 of its text (line 1): Error -3 while decompressing data: invalid bit length "
+        "repeat"
+    ]
+    assert store_files(used_store) == before
+
+
+def test_a_short_bar_row_is_not_a_crash(tmp_path: Path) -> None:
+    # the real process: this was a traceback and exit 70 (ArrowInvalid)
+    path = tmp_path / "bars.csv"
+    path.write_bytes(HOSTILE["a short bar"][1])
+    proc = tapeloop("import", "bars", path, "--venue", "v", "--symbol", "s",
+                    "--data", tmp_path / "data")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"tapeloop import: {path}: row 3: 4 cells where the header has 6; "
+        "--skip-bad-rows skips such rows"
+    ]
+
+
+def test_skip_bad_rows(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    rows = [f"{1610064000278 + i},{i},{100 + i},1,true" for i in range(20)]
+    for i, bad in ((3, "nan"), (7, "-1"), (12, "x")):
+        rows[i] = f"{1610064000278 + i},{i},{bad},1,true"
+    rows[15] = "1610064000293,15,1"
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,trade_id,price,quantity,buyer_maker\n" + "\n".join(rows) + "\n")
+    rc, out, err = run_in_process("import", "trades", path, "--venue", "v", "--symbol", "s",
+                                  "--data", data, "--skip-bad-rows")
+    assert (rc, err) == (0, "")
+    assert out.startswith(f"{path}: 16 Trade rows (csv")
+    assert "4 bad rows skipped (rows 5, 9, 14, 17; the first: column 'price' is NaN)" in out
+    ids = ds.dataset(data / "events", partitioning="hive").to_table().column("trade_id")
+    assert sorted(map(int, ids.to_pylist())) == [i for i in range(20) if i not in (3, 7, 12, 15)]
+
+
+def test_allow_nonpositive_prices_is_another_import(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    path = tmp_path / "spread.csv"
+    path.write_text("timestamp,price,quantity\n1610064000278,-0.25,1\n1610064000279,0.5,1\n")
+    args = ("import", "trades", path, "--venue", "v", "--symbol", "s", "--data", data)
+    rc, _, err = run_in_process(*args)
+    assert rc == 1 and "row 2: column 'price': -0.25 is not positive" in err
+    rc, out, err = run_in_process(*args, "--allow-nonpositive-prices")
+    assert (rc, err) == (0, "") and "2 Trade rows" in out
+    assert count(data, "price < 0") == 1
+    rc, out, _ = run_in_process(*args, "--allow-nonpositive-prices")
+    assert rc == 0 and "already imported" in out

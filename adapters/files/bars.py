@@ -23,12 +23,14 @@ from adapters.files.columns import (
     Timestamps,
     constant,
     event_table,
-    numbers,
-    optional_numbers,
+    keep_rows,
+    optional_sizes,
+    prices,
     resolve,
 )
 from adapters.files.detect import InputError, LeanTradeZip, Source, open_source
-from adapters.files.reader import FileReader
+from adapters.files.reader import FileReader, first_table
+from adapters.files.rows import RowChecks, RowPolicy
 from events.market import Bar
 
 Stamp = Literal["open", "close"]
@@ -53,6 +55,7 @@ _UNITS_NS = {
     "ns": 1,
 }
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(w|d|h|min|ms|us|ns|m|s)\s*$")
+_LONGEST = 366 * _UNITS_NS["d"]  # a year's bar; longer ones would push times out of range
 
 
 def parse_interval(text: str) -> tuple[str, int]:
@@ -67,6 +70,8 @@ def parse_interval(text: str) -> tuple[str, int]:
         )
     unit = "m" if match.group(2) == "min" else match.group(2)
     length = int(match.group(1)) * _UNITS_NS[unit]
+    if length > _LONGEST:
+        raise InputError(f"--interval {text!r}: longer than a year (366d)")
     return interval_name(length), length
 
 
@@ -95,11 +100,13 @@ def read_bars(
     interval: str | None = None,
     stamp: Stamp = "open",
     columns: ColumnMap | None = None,
+    policy: RowPolicy | None = None,
 ) -> FileReader:
     """Bars from `path`. `stamp` says whether the file's time is each bar's
     open or close. Without `interval` it is inferred from the modal spacing
     of the first ~1M timestamps (the reader's notes say so); with one, bars
-    spaced closer than it are refused (they would overlap)."""
+    spaced closer than it are refused (they would overlap). Bad rows refuse
+    the file, or are skipped as `policy` says."""
     if stamp not in ("open", "close"):
         raise InputError(f"--stamp {stamp!r}: expected open or close")
     columns = columns or ColumnMap()
@@ -110,8 +117,15 @@ def read_bars(
     ts_col = found["ts"]
     assert ts_col
     stamps = Timestamps(source, ts_col, columns.ts_unit)
-    first = next(source.tables([ts_col], {ts_col: stamps.hint}), None)
-    spacing = modal_spacing(stamps(first.column(ts_col)).to_numpy()) if first else None
+    # The spacing of the valid rows; the bad ones are named when the file is read.
+    look = RowChecks(source, RowPolicy(skip_bad_rows=True))
+    first = first_table(source, [ts_col], {ts_col: stamps.hint}, look)
+    spacing = None
+    if first is not None:
+        look.begin(first.num_rows)
+        ts = stamps(first.column(ts_col), look).to_numpy()
+        good = look.done()
+        spacing = modal_spacing(ts if good is None else ts[good])
     notes = []
     if interval is None:
         if spacing is None:
@@ -131,12 +145,15 @@ def read_bars(
         if spacing is not None and spacing != length:
             notes.append(f"the file's bars are mostly {interval_name(spacing)} apart")
     reader = FileReader(
-        source.path,
+        source,
         Bar,
         f"{source.container}, {name} bars stamped at {stamp}",
         lambda r: _tables(source, found, stamps, name, length, stamp, venue, symbol, r),
+        policy,
     )
     reader.notes.extend(notes)
+    if found["volume"] is None:
+        reader.notes.append("no volume column: volumes stored as NaN")
     return reader
 
 
@@ -155,23 +172,26 @@ def _tables(
     wanted = [c for c in (found["ts"], *ohlc, found["volume"]) if c]
     hints: dict[str, pa.DataType] = {c: pa.float64() for c in (*ohlc, found["volume"]) if c}
     hints[found["ts"] or ""] = stamps.hint
-    for table in source.tables(list(dict.fromkeys(wanted)), hints):
+    rows = reader.checks
+    for table in source.tables(list(dict.fromkeys(wanted)), hints, rows):
         n = table.num_rows
-        ts = stamps(table.column(found["ts"] or ""))
+        rows.begin(n)
+        ts = stamps(table.column(found["ts"] or ""), rows)
         if stamp == "open":
             ts_open, ts_close = ts, pc.add_checked(ts, length)
         else:
             ts_open, ts_close = pc.subtract_checked(ts, length), ts
-        yield event_table(
+        bars = event_table(
             ts_close, venue, symbol,
             interval=constant(name, n, pa.string()),
             ts_open=ts_open,
-            open=numbers(source, table, found["open"] or ""),
-            high=numbers(source, table, found["high"] or ""),
-            low=numbers(source, table, found["low"] or ""),
-            close=numbers(source, table, found["close"] or ""),
-            volume=optional_numbers(source, table, found["volume"]),
+            open=prices(rows, table, found["open"] or ""),
+            high=prices(rows, table, found["high"] or ""),
+            low=prices(rows, table, found["low"] or ""),
+            close=prices(rows, table, found["close"] or ""),
+            volume=optional_sizes(rows, table, found["volume"]),
         )
+        yield keep_rows(bars, rows.done())
         note = stamps.note()
         if note and note not in reader.notes:
             reader.notes.append(note)

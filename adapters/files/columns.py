@@ -3,7 +3,9 @@
 Each event kind declares its `Field`s: a name, the header names that mean it
 (matched case-insensitively) and the option that maps it by hand. A
 `ColumnMap` holds what the user mapped. Conversions are column-wise (Arrow
-compute / numpy): never a Python loop per row.
+compute / numpy): never a Python loop per row. A cell that does not convert is
+marked on the file's `RowChecks` (rows.py), which refuses the file or skips
+the row; the conversion goes on with that cell null.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from adapters.files.detect import InputError, Source
+from adapters.files.rows import (
+    EPOCH_MIN,
+    TS_MAX,
+    TS_MIN,
+    RowChecks,
+    Why,
+    as_mask,
+    failing,
+    shown,
+    ts_range_text,
+    without,
+)
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 UNIT_NS: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -119,7 +133,8 @@ class Timestamps:
     Typed timestamps carry their unit; naive ones are UTC. Numbers use
     `unit`, or one inferred from the first batch's magnitude and then kept, so
     every batch of a file is read the same way. Text is ISO 8601; without a
-    zone offset it is UTC."""
+    zone offset it is UTC. A cell that is empty, unreadable or outside the
+    sane range (rows.py) is marked bad; its row gets a placeholder time."""
 
     # CSV readers pass the column as text: Arrow infers a CSV column's type from
     # its first block, and a later block of the same column may not fit it
@@ -137,73 +152,120 @@ class Timestamps:
             return f"timestamp unit {self.unit} inferred from the values (--ts-unit overrides)"
         return None
 
-    def __call__(self, col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    def __call__(self, col: pa.ChunkedArray | pa.Array, rows: RowChecks) -> pa.Array:
+        col = _array(col)
         if col.null_count:
-            raise InputError(
-                f"{self.source.path}: {col.null_count} rows have no {self.column!r} timestamp"
+            rows.mark(
+                col.is_null().to_numpy(zero_copy_only=False),
+                lambda i: f"column {self.column!r} is empty",
             )
-        if isinstance(col, pa.ChunkedArray):
-            col = col.combine_chunks()
         t = col.type
         if pa.types.is_timestamp(t):
-            return _scale(col.cast(pa.int64()), UNIT_NS[t.unit])
+            return self._epoch(col.cast(pa.int64()), rows, UNIT_NS[t.unit], TS_MIN, col)
         if pa.types.is_date32(t):
-            return _scale(col.cast(pa.int32()).cast(pa.int64()), NS_PER_DAY)
+            days = col.cast(pa.int32()).cast(pa.int64())
+            return self._epoch(days, rows, NS_PER_DAY, TS_MIN, col)
         if pa.types.is_date64(t):
-            return _scale(col.cast(pa.int64()), UNIT_NS["ms"])
+            return self._epoch(col.cast(pa.int64()), rows, UNIT_NS["ms"], TS_MIN, col)
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            col = pc.utf8_trim_whitespace(col)
-            if len(col) and pc.all(pc.match_substring_regex(col, _INTEGER)).as_py():
-                col = col.cast(pa.int64())
-            elif len(col) and pc.all(pc.match_substring_regex(col, _DECIMAL)).as_py():
-                col = col.cast(pa.float64())
-            else:
-                return self._parse_text(col)
-        if pa.types.is_integer(col.type):
-            return _scale(col.cast(pa.int64()), UNIT_NS[self._unit_for(col)])
-        if pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):
-            values = col.cast(pa.float64()).to_numpy()
-            factor = UNIT_NS[self._unit_for(col)]
-            return pa.array(np.rint(values * factor).astype(np.int64))
+            return self._text(pc.utf8_trim_whitespace(valid_text(rows, col, self.column)), rows)
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            return self._epoch(col, rows, None, EPOCH_MIN, col)
         raise InputError(
             f"{self.source.path}: column {self.column!r} of type {t} is not a timestamp"
         )
 
-    def _unit_for(self, col: pa.Array) -> str:
+    def _text(self, text: pa.Array, rows: RowChecks) -> pa.Array:
+        # Epoch numbers written as text are the common case: read them as numbers.
+        present = len(text) - text.null_count
+        integer = pc.match_substring_regex(text, _INTEGER)
+        if (pc.sum(integer).as_py() or 0) == present:
+            try:
+                ints = text.cast(pa.int64())
+            except pa.ArrowInvalid:
+                ints = None  # beyond int64: read as floats below, and marked out of range
+            if ints is not None:
+                return self._epoch(ints, rows, None, EPOCH_MIN, text)
+        number = pc.match_substring_regex(text, _DECIMAL)
+        n_numbers = pc.sum(number).as_py() or 0
+        if n_numbers * 2 >= present:
+            # Mostly numbers: the others are bad cells, not another format.
+            odd = pc.fill_null(pc.invert(number), False).to_numpy(zero_copy_only=False)
+            if odd.any():
+                rows.mark(odd, self._unreadable(text))
+                rows.refuse_now()
+                text = without(text, odd)
+            # Whole numbers stay integers: ns since the epoch do not fit a float exactly.
+            if (pc.sum(integer).as_py() or 0) == n_numbers:
+                try:
+                    return self._epoch(text.cast(pa.int64()), rows, None, EPOCH_MIN, text)
+                except pa.ArrowInvalid:
+                    pass  # beyond int64: as floats, marked out of range
+            return self._epoch(text.cast(pa.float64()), rows, None, EPOCH_MIN, text)
+        try:
+            parsed = _parse_iso(text)
+        except pa.ArrowInvalid:
+            bad = failing(text, _parse_iso, first_only=rows.refusing)
+            mask = as_mask(bad, len(text))
+            rows.mark(mask, self._unreadable(text))
+            rows.refuse_now()
+            parsed = _parse_iso(without(text, mask))
+        return self._epoch(parsed, rows, 1, TS_MIN, text)
+
+    def _unreadable(self, text: pa.Array) -> Why:
+        def why(i: int) -> str:
+            return (
+                f"column {self.column!r}: cannot read {shown(text, i)} as a timestamp "
+                "(ISO 8601 text, or epoch numbers)"
+            )
+
+        return why
+
+    def _epoch(
+        self, col: pa.Array, rows: RowChecks, factor: int | None, lo: int, raw: pa.Array
+    ) -> pa.Array:
+        """Numbers in a unit (`factor` ns; None: this file's unit) as ns,
+        marking those outside lo..TS_MAX; `raw` is the column as read, for
+        error lines."""
+        floating = not pa.types.is_integer(col.type)
+        if pa.types.is_decimal(col.type):
+            col = col.cast(pa.float64())
+        missing = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
+        values = (pc.fill_null(col, 0) if col.null_count else col).to_numpy(zero_copy_only=False)
+        as_float = values.astype(np.float64, copy=False)
+        if factor is None:
+            factor = UNIT_NS[self._unit_for(as_float, missing)]
+        # NaN fails both comparisons; bounds in the file's unit, so nothing overflows.
+        bad = ~((as_float >= lo / factor) & (as_float < TS_MAX / factor))
+        if missing is not None:
+            bad &= ~missing
+        if bad.any():
+            unit = next((u for u, f in UNIT_NS.items() if f == factor), None)
+            hint = f" (read as {unit} since the epoch: wrong --ts-unit?)" if lo == EPOCH_MIN else ""
+            rows.mark(bad, lambda i: (
+                f"column {self.column!r}: {shown(raw, i)} is not a time in "
+                f"{ts_range_text(lo)}{hint}"
+            ))
+            values = np.where(bad, 0, values)
+        if floating:
+            return pa.array(np.rint(values * factor).astype(np.int64))
+        return pa.array(values.astype(np.int64, copy=False) * factor)
+
+    def _unit_for(self, values: np.ndarray, missing: np.ndarray | None) -> str:
         if self.unit is None:
-            peak = abs(pc.max(pc.abs(col.cast(pa.float64()))).as_py() or 0.0)
+            known = values if missing is None else values[~missing]
+            known = np.abs(known[np.isfinite(known)])
+            if not len(known):
+                return "ns"  # every cell is bad: nothing to scale, nothing to infer from
             # Epoch values of today's dates: ~1.7e9 s, 1.7e12 ms, 1.7e15 us, 1.7e18 ns.
+            # The median, so a few wild cells cannot change the whole file's unit.
+            typical = float(np.median(known))
             self.unit = next(
-                (u for u, top in (("s", 1e11), ("ms", 1e14), ("us", 1e17)) if peak < top), "ns"
+                (u for u, top in (("s", 1e11), ("ms", 1e14), ("us", 1e17)) if typical < top),
+                "ns",
             )
             self.inferred = True
         return self.unit
-
-    def _parse_text(self, col: pa.Array) -> pa.Array:
-        text = pc.utf8_trim_whitespace(col)
-        # Arrow parses text with a zone (Z, +02:00) only as zoned and naive text
-        # only as naive (which we read as UTC): split the column between the two.
-        zoned = pc.match_substring_regex(text, _ZONED)
-        n_zoned = pc.sum(zoned).as_py() or 0
-        try:
-            if n_zoned == len(text):
-                parsed = text.cast(pa.timestamp("ns", tz="UTC"))
-            elif n_zoned == 0:
-                parsed = text.cast(pa.timestamp("ns"))
-            else:
-                as_zoned = pc.if_else(zoned, text, "1970-01-01T00:00:00Z")
-                as_naive = pc.if_else(zoned, "1970-01-01 00:00:00", text)
-                parsed = pc.if_else(
-                    zoned,
-                    as_zoned.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()),
-                    as_naive.cast(pa.timestamp("ns")).cast(pa.int64()),
-                )
-        except pa.ArrowInvalid:
-            raise InputError(
-                f"{self.source.path}: column {self.column!r}: cannot read "
-                f"{_first_bad(text)!r} as a timestamp (ISO 8601 text, or epoch numbers)"
-            ) from None
-        return parsed.cast(pa.int64())
 
 
 _INTEGER = r"^[+-]?\d+$"
@@ -211,77 +273,152 @@ _DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _ZONED = r"\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?)$"
 
 
-def _first_bad(text: pa.Array) -> str:
-    """The first value Arrow cannot parse as a timestamp, for the error line."""
-    for value in text.slice(0, 10_000).to_pylist():
-        for t in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
-            try:
-                pa.array([value]).cast(t)
-                break
-            except pa.ArrowInvalid:
-                continue
-        else:
-            return str(value)
-    return str(text[0].as_py())
+def _parse_iso(text: pa.Array) -> pa.Array:
+    """ISO 8601 text as int64 ns (UTC when it has no offset); ArrowInvalid if
+    any cell is not a timestamp."""
+    # Arrow parses text with a zone (Z, +02:00) only as zoned and naive text
+    # only as naive (which we read as UTC): split the column between the two.
+    zoned = pc.match_substring_regex(text, _ZONED)
+    n_zoned = pc.sum(zoned).as_py() or 0
+    if n_zoned == len(text) - text.null_count:
+        parsed = text.cast(pa.timestamp("ns", tz="UTC"))
+    elif n_zoned == 0:
+        parsed = text.cast(pa.timestamp("ns"))
+    else:
+        zoned = pc.fill_null(zoned, False)
+        as_zoned = pc.if_else(zoned, text, "1970-01-01T00:00:00Z")
+        as_naive = pc.if_else(zoned, "1970-01-01 00:00:00", text)
+        return pc.if_else(
+            zoned,
+            as_zoned.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()),
+            as_naive.cast(pa.timestamp("ns")).cast(pa.int64()),
+        )
+    return parsed.cast(pa.int64())
 
 
-def _scale(values: pa.Array, factor: int) -> pa.Array:
-    if factor == 1:
-        return values
+def _array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    return col
+
+
+def valid_text(rows: RowChecks, col: pa.ChunkedArray | pa.Array, column: str) -> pa.Array:
+    """A text column with the cells that are not UTF-8 marked bad (and null):
+    Parquet does not check its text, and CSV bytes that were not UTF-8 come
+    as U+FFFD."""
+    col = _array(col)
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return col
+    if rows.source.replaced_text:
+        hit = pc.fill_null(pc.match_substring(col, "\ufffd"), False)
+        mask = hit.to_numpy(zero_copy_only=False)
+        if not mask.any():
+            return col
+    else:
+        try:
+            _check_utf8(col)
+            return col
+        except pa.ArrowInvalid:
+            mask = as_mask(failing(col, _check_utf8, first_only=rows.refusing), len(col))
+    rows.mark(mask, lambda i: f"column {column!r}: {shown(col, i)} is not UTF-8 text")
+    rows.refuse_now()
+    return without(col, mask)
+
+
+def _check_utf8(text: pa.Array) -> None:
+    text.validate(full=True)  # ArrowInvalid naming the first bad string
+
+
+def numbers(rows: RowChecks, table: pa.Table, column: str) -> pa.Array:
+    """A column as float64, with empty cells null; a cell that is not a
+    number is marked bad (and made null)."""
+    col = _array(table.column(column))
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        col = pc.utf8_trim_whitespace(valid_text(rows, col, column))
+    elif not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
+        raise InputError(f"{rows.source.path}: column {column!r} of type {t} holds no numbers")
+
+    def cast(part: pa.Array) -> pa.Array:
+        return part.cast(pa.float64())
+
     try:
-        return pc.multiply_checked(values, factor)
-    except pa.ArrowInvalid:
-        raise InputError("timestamps overflow int64 nanoseconds: wrong --ts-unit?") from None
+        return cast(col)
+    except pa.ArrowException:
+        pass
+    mask = as_mask(failing(col, cast, first_only=rows.refusing), len(col))
+    rows.mark(mask, lambda i: f"column {column!r}: {shown(col, i)} is not a number")
+    rows.refuse_now()
+    return cast(without(col, mask))
 
 
-def numbers(source: Source, table: pa.Table, column: str) -> pa.Array:
-    """A numeric column as float64; text must hold numbers."""
-    col = table.column(column)
-    if col.null_count:
-        raise InputError(f"{source.path}: {col.null_count} rows have no {column!r} value")
-    return _float64(source, column, col)
+def prices(
+    rows: RowChecks, table: pa.Table, column: str, only: np.ndarray | None = None
+) -> pa.Array:
+    """A price column: every row has a finite price, above zero unless the
+    import allows otherwise."""
+    values = numbers(rows, table, column)
+    rows.prices(values, column, only)
+    return values
 
 
-def optional_numbers(source: Source, table: pa.Table, column: str | None) -> pa.Array:
-    """Like `numbers`; NaN (unknown) for a missing column or empty cells."""
+def sizes(
+    rows: RowChecks, table: pa.Table, column: str, only: np.ndarray | None = None
+) -> pa.Array:
+    """A size column: every row has a finite size of zero or more."""
+    values = numbers(rows, table, column)
+    rows.sizes(values, column, only)
+    return values
+
+
+def optional_sizes(rows: RowChecks, table: pa.Table, column: str | None) -> pa.Array:
+    """A size column the file may lack: NaN (unknown) when it has no such
+    column, or when the column is empty throughout the file's first table
+    (pandas writes a missing column as NaN). Otherwise every row has a size."""
     if column is None:
         return pa.array(np.full(table.num_rows, np.nan))
-    values = _float64(source, column, table.column(column))
+    values = numbers(rows, table, column)
+    if rows.first_table and table.num_rows and _no_values(values):
+        rows.empty_columns.add(column)
+        rows.notes.append(f"column {column!r} holds no values: stored as NaN")
+    absent = column in rows.empty_columns
+    rows.sizes(values, column, missing_ok=absent)
     return pc.fill_null(values, np.nan) if values.null_count else values
 
 
-def _float64(source: Source, column: str, col: pa.ChunkedArray) -> pa.Array:
-    try:
-        return col.combine_chunks().cast(pa.float64())
-    except pa.ArrowException:  # invalid text, or a type Arrow cannot cast to a number
-        raise InputError(f"{source.path}: column {column!r} holds non-numbers") from None
+def _no_values(values: pa.Array) -> bool:
+    if values.null_count == len(values):
+        return True
+    return bool(np.isnan(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False)).all())
 
 
-def text(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+def text(rows: RowChecks, col: pa.ChunkedArray | pa.Array, column: str) -> pa.Array:
     """Ids as text: integers print without a fraction; empty cells become ""."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+    col = valid_text(rows, col, column)
     if pa.types.is_floating(col.type):
         # fractional ids stay as printed floats
         with contextlib.suppress(pa.ArrowInvalid):
             col = col.cast(pa.int64())
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
     out = col.cast(pa.string())
     return pc.fill_null(out, "") if out.null_count else out
 
 
-def coded(col: pa.ChunkedArray | pa.Array, codes: dict[str, int], default: int = 0) -> pa.Array:
+def coded(col: pa.Array, codes: dict[str, int], default: int = 0) -> pa.Array:
     """Map a low-cardinality text column through `codes` (keys lower case):
     each distinct value is looked up once and the result gathered by index."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
     if not pa.types.is_dictionary(col.type):
         col = col.cast(pa.string()).dictionary_encode()
     words = col.dictionary.cast(pa.string()).to_pylist()
     lut = pa.array([codes.get((w or "").strip().lower(), default) for w in words], pa.int64())
     out = lut.take(col.indices)
     return pc.fill_null(out, default) if out.null_count else out
+
+
+def keep_rows(table: pa.Table, keep: np.ndarray | None) -> pa.Table:
+    """`table` without the rows a RowChecks verdict leaves out."""
+    return table if keep is None else table.filter(pa.array(keep))
 
 
 def constant(value: object, n: int, type_: pa.DataType) -> pa.Array:
@@ -301,3 +438,4 @@ def event_table(ts: pa.Array, venue: str, symbol: str, **columns: pa.Array) -> p
         "symbol": constant(symbol, n, pa.string()),
         **columns,
     })
+

@@ -2,12 +2,13 @@
 
 Each row: ms since midnight in the market's time zone, price in deci-cents
 (USD x 10,000), quantity, exchange, sale condition, suspicious flag. Rows
-flagged suspicious are dropped (Lean's own readers skip them too).
+flagged suspicious are dropped (Lean's own readers skip them too); the others
+must have a time within the day, a price and a size (rows.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -15,8 +16,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from adapters.files.columns import NS_PER_DAY, constant, event_table
-from adapters.files.detect import InputError, LeanTradeZip
+from adapters.files.columns import NS_PER_DAY, constant, event_table, numbers, prices, sizes
+from adapters.files.detect import LeanTradeZip
 from events.market import AGGRESSOR_UNKNOWN
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 LEAN_EQUITY_TZ = "America/New_York"
 DECI_CENTS = 10_000.0
 _SLOT_MS = 15 * 60 * 1000  # every zone in use changes offset on a quarter hour
+_DAY_END_MS = (24 * 4 + 4) * _SLOT_MS  # the last quarter hour `utc_offsets_ns` knows
 _MS = 1_000_000
 
 _TYPES = {
@@ -61,17 +63,26 @@ def local_ms_to_utc_ns(day: date, ms: np.ndarray, tz: str = LEAN_EQUITY_TZ) -> n
 def lean_trade_tables(
     source: LeanTradeZip, venue: str, symbol: str, reader: FileReader
 ) -> Iterator[pa.Table]:
-    for table in source.tables(list(_TYPES), _TYPES):
-        for name in _TYPES:
-            if table.column(name).null_count:
-                raise InputError(f"{source.path}: empty {name!r} cells in a Lean tick file")
-        keep = table.column("suspicious").to_numpy() != 1
+    rows = reader.checks
+    for table in source.tables(list(_TYPES), _TYPES, rows):
+        rows.begin(table.num_rows)
+        flag = numbers(rows, table, "suspicious").to_numpy(zero_copy_only=False)
+        rows.mark(np.isnan(flag), lambda i: "column 'suspicious' is empty")
+        suspicious = flag == 1
+        # A row dropped as suspicious cannot harm the store: check the others.
+        ok = ~suspicious
+        ms = numbers(rows, table, "time").to_numpy(zero_copy_only=False)
+        rows.mark(ok & ~((ms >= 0) & (ms < _DAY_END_MS) & (ms == np.trunc(ms))), _why_time(ms))
+        price = prices(rows, table, "price", ok).to_numpy(zero_copy_only=False)
+        size = sizes(rows, table, "quantity", ok).to_numpy(zero_copy_only=False)
+        good = rows.done()
+        keep = ok if good is None else ok & good
         n_keep = int(keep.sum())
-        reader.dropped += table.num_rows - n_keep
-        ms = table.column("time").to_numpy()[keep]
+        reader.dropped += int((suspicious if good is None else suspicious & good).sum())
+        ms = ms[keep].astype(np.int64)
         ts = pa.array(local_ms_to_utc_ns(source.day, ms))
-        price = table.column("price").to_numpy()[keep] / DECI_CENTS
-        size = table.column("quantity").to_numpy()[keep]
+        price = price[keep] / DECI_CENTS
+        size = size[keep]
         yield event_table(
             ts, venue, symbol,
             price=pa.array(price),
@@ -79,3 +90,12 @@ def lean_trade_tables(
             aggressor=constant(AGGRESSOR_UNKNOWN, n_keep, pa.int64()),
             trade_id=constant("", n_keep, pa.string()),
         )
+
+
+def _why_time(ms: np.ndarray) -> Callable[[int], str]:
+    def why(i: int) -> str:
+        if np.isnan(ms[i]):
+            return "column 'time' is empty"
+        return f"column 'time': {ms[i]:g} is not a time of the day (ms since midnight)"
+
+    return why

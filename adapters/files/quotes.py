@@ -17,12 +17,14 @@ from adapters.files.columns import (
     Field,
     Timestamps,
     event_table,
-    numbers,
-    optional_numbers,
+    keep_rows,
+    optional_sizes,
+    prices,
     resolve,
 )
 from adapters.files.detect import InputError, LeanTradeZip, Source, open_source
 from adapters.files.reader import FileReader
+from adapters.files.rows import RowPolicy
 from events.market import Quote
 
 QUOTE_FIELDS = (
@@ -62,9 +64,14 @@ QUOTE_FIELDS = (
 
 
 def read_quotes(
-    path: Path | str, venue: str, symbol: str, columns: ColumnMap | None = None
+    path: Path | str,
+    venue: str,
+    symbol: str,
+    columns: ColumnMap | None = None,
+    policy: RowPolicy | None = None,
 ) -> FileReader:
-    """Quotes from `path`; checks the header now, reads lazily."""
+    """Quotes from `path`; checks the header now, reads lazily (bad rows
+    refuse the file, or are skipped as `policy` says)."""
     columns = columns or ColumnMap()
     source = open_source(Path(path))
     if isinstance(source, LeanTradeZip):
@@ -73,10 +80,11 @@ def read_quotes(
     stamps = Timestamps(source, found["ts"] or "", columns.ts_unit)
     missing = [f for f in ("bid_size", "ask_size") if found[f] is None]
     reader = FileReader(
-        source.path,
+        source,
         Quote,
         f"{source.container}, quotes",
         lambda r: _tables(source, found, stamps, venue, symbol, r),
+        policy,
     )
     if missing:
         reader.notes.append(f"no {' or '.join(missing)} column: sizes stored as NaN")
@@ -97,15 +105,18 @@ def _tables(
     wanted = list(dict.fromkeys([ts_col, bid_col, ask_col, *sizes]))
     hints: dict[str, pa.DataType] = {c: pa.float64() for c in (bid_col, ask_col, *sizes)}
     hints[ts_col] = stamps.hint
-    for table in source.tables(wanted, hints):
-        ts = stamps(table.column(ts_col))
-        yield event_table(
+    rows = reader.checks
+    for table in source.tables(wanted, hints, rows):
+        rows.begin(table.num_rows)
+        ts = stamps(table.column(ts_col), rows)
+        quotes = event_table(
             ts, venue, symbol,
-            bid=numbers(source, table, bid_col),
-            ask=numbers(source, table, ask_col),
-            bid_size=optional_numbers(source, table, found["bid_size"]),
-            ask_size=optional_numbers(source, table, found["ask_size"]),
+            bid=prices(rows, table, bid_col),
+            ask=prices(rows, table, ask_col),
+            bid_size=optional_sizes(rows, table, found["bid_size"]),
+            ask_size=optional_sizes(rows, table, found["ask_size"]),
         )
+        yield keep_rows(quotes, rows.done())
         note = stamps.note()
         if note and note not in reader.notes:
             reader.notes.append(note)

@@ -3,34 +3,23 @@
 A `FileReader` is created once the file's header has been checked, so a bad
 file is refused before anything is written; its tables are produced lazily,
 conformed to the event type's exact Arrow schema, and counted (rows, dropped
-rows, first and last `ts_event`) for the one-line summary.
+rows, skipped bad rows, first and last `ts_event`) for the one-line summary.
+A file that turns out damaged part way is an InputError naming the file and
+where it breaks.
 """
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from adapters.files.detect import InputError, one_line
+from adapters.files.detect import READ_ERRORS, InputError, Source
+from adapters.files.rows import RowChecks, RowPolicy
 from events.base import Event, event_type_name
 from events.schema import schema_for
-
-# Errors reading a file's body (after its header was accepted) that mean the
-# file is damaged or not what it claimed, rather than a bug of ours.
-_READ_ERRORS = (
-    pa.ArrowException,
-    OSError,
-    zipfile.BadZipFile,
-    EOFError,
-    zlib.error,
-    UnicodeDecodeError,
-)
 
 
 class FileReader(Iterator[pa.Table]):
@@ -38,14 +27,17 @@ class FileReader(Iterator[pa.Table]):
 
     def __init__(
         self,
-        path: Path,
+        source: Source,
         cls: type[Event],
         fmt: str,
         produce: Callable[[FileReader], Iterator[pa.Table]],
+        policy: RowPolicy | None = None,
     ) -> None:
-        self.path = path
+        self.source = source
+        self.path = source.path
         self.event_type = event_type_name(cls)
         self.format = fmt
+        self.checks = RowChecks(source, policy or RowPolicy())
         self.rows = 0
         self.dropped = 0
         self.drop_reason = ""
@@ -63,8 +55,8 @@ class FileReader(Iterator[pa.Table]):
             table = next(self._tables)
         except (StopIteration, InputError):
             raise
-        except _READ_ERRORS as exc:
-            raise InputError(f"{self.path}: unreadable ({one_line(exc)})") from exc
+        except READ_ERRORS as exc:
+            raise self.source.damaged(exc) from exc
         table = self._schema.conform(table)
         if table.num_rows:
             lo, hi = pc.min_max(table.column("ts_event").cast(pa.int64())).values()
@@ -81,12 +73,27 @@ class FileReader(Iterator[pa.Table]):
         return f"{_utc(self.ts_first)} .. {_utc(self.ts_last)} UTC"
 
     def summary(self) -> str:
-        """One line: what was read from the file."""
+        """One line: what was read from the file, and what was left out."""
         parts = [f"{self.path}: {self.rows} {self.event_type} rows ({self.format}), {self.span()}"]
         if self.dropped:
             parts.append(f"{self.dropped} {self.drop_reason or 'rows'} dropped")
+        skipped = self.checks.summary()
+        if skipped:
+            parts.append(skipped)
         parts.extend(self.notes)
+        parts.extend(self.checks.notes)
         return "; ".join(parts)
+
+
+def first_table(
+    source: Source, columns: list[str], types: dict[str, pa.DataType], checks: RowChecks
+) -> pa.Table | None:
+    """The file's first table, read while its header is checked (to infer
+    something from it); a damaged file is an InputError."""
+    try:
+        return next(source.tables(columns, types, checks), None)
+    except READ_ERRORS as exc:
+        raise source.damaged(exc) from None
 
 
 def _utc(ns: int) -> str:

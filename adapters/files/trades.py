@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from adapters.files.columns import (
     TS_ALIASES,
@@ -20,13 +22,17 @@ from adapters.files.columns import (
     coded,
     constant,
     event_table,
-    numbers,
+    keep_rows,
+    prices,
     resolve,
+    sizes,
     text,
+    valid_text,
 )
 from adapters.files.detect import InputError, LeanTradeZip, Source, open_source
 from adapters.files.lean import lean_trade_tables
 from adapters.files.reader import FileReader
+from adapters.files.rows import RowChecks, RowPolicy
 from events.market import AGGRESSOR_BUY, AGGRESSOR_SELL, AGGRESSOR_UNKNOWN, Trade
 
 TRADE_FIELDS = (
@@ -77,21 +83,27 @@ MAKER_CODES: dict[str, int] = {
 
 
 def read_trades(
-    path: Path | str, venue: str, symbol: str, columns: ColumnMap | None = None
+    path: Path | str,
+    venue: str,
+    symbol: str,
+    columns: ColumnMap | None = None,
+    policy: RowPolicy | None = None,
 ) -> FileReader:
     """Trades from `path` (Parquet, Feather, CSV, optionally gzip/zip, or a Lean
     tick trade zip). Checks the header now; reads lazily. InputError names the
-    file when its columns are not recognised and `columns` does not map them."""
+    file when its columns are not recognised and `columns` does not map them,
+    and the file and row of a bad row (unless `policy` skips them)."""
     columns = columns or ColumnMap()
     source = open_source(Path(path))
     if isinstance(source, LeanTradeZip):
         if not columns.is_empty():
             raise InputError(f"{source.path}: column options do not apply to Lean tick zips")
         reader = FileReader(
-            source.path,
+            source,
             Trade,
             source.container,
             lambda r: lean_trade_tables(source, venue, symbol, r),
+            policy,
         )
         reader.drop_reason = "suspicious rows"
         return reader
@@ -113,10 +125,11 @@ def read_trades(
     elif side_col is not None:
         maker_col = None
     reader = FileReader(
-        source.path,
+        source,
         Trade,
         f"{source.container}, {label}",
         lambda r: _tables(source, found, side_col, maker_col, stamps, venue, symbol, r),
+        policy,
     )
     return reader
 
@@ -142,39 +155,51 @@ def _tables(
     for c in (side_col, maker_col, id_col):
         if c:
             hints[c] = pa.string()
-    for table in source.tables(list(dict.fromkeys(wanted)), hints):
+    rows = reader.checks
+    for table in source.tables(list(dict.fromkeys(wanted)), hints, rows):
         n = table.num_rows
-        ts = stamps(table.column(ts_col))
+        rows.begin(n)
+        ts = stamps(table.column(ts_col), rows)
         if side_col:
-            aggressor = _side_codes(source, table.column(side_col), side_col)
+            aggressor = _side_codes(source, rows, table.column(side_col), side_col)
         elif maker_col:
-            aggressor = _maker_codes(table.column(maker_col))
+            aggressor = _maker_codes(rows, table.column(maker_col), maker_col)
         else:
             aggressor = constant(AGGRESSOR_UNKNOWN, n, pa.int64())
-        yield event_table(
+        trades = event_table(
             ts, venue, symbol,
-            price=numbers(source, table, price_col),
-            size=numbers(source, table, size_col),
+            price=prices(rows, table, price_col),
+            size=sizes(rows, table, size_col),
             aggressor=aggressor,
-            trade_id=text(table.column(id_col)) if id_col else constant("", n, pa.string()),
+            trade_id=text(rows, table.column(id_col), id_col) if id_col
+            else constant("", n, pa.string()),
         )
+        yield keep_rows(trades, rows.done())
         note = stamps.note()
         if note and note not in reader.notes:
             reader.notes.append(note)
 
 
-def _side_codes(source: Source, col: pa.ChunkedArray, name: str) -> pa.Array:
+def _side_codes(source: Source, rows: RowChecks, col: pa.ChunkedArray, name: str) -> pa.Array:
     if pa.types.is_boolean(col.type):
         raise InputError(
             f"{source.path}: side column {name!r} is true/false; if it means "
             "'buyer is maker', pass it as --maker-col"
         )
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        col = col.cast(pa.int64()).cast(pa.string())
-    return coded(col, SIDE_CODES)
+    values = valid_text(rows, col, name)
+    if pa.types.is_integer(values.type):
+        values = values.cast(pa.string())
+    elif pa.types.is_floating(values.type):
+        # 1.0 / -1.0 sides; a fraction or NaN is no side we know (unknown aggressor)
+        a = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False)
+        whole = np.isfinite(a) & (a == np.trunc(a)) & (np.abs(a) < 2**62)
+        words = pa.array(np.where(whole, a, 0).astype(np.int64)).cast(pa.string())
+        values = pc.if_else(pa.array(whole), words, pa.scalar(None, pa.string()))
+    return coded(values, SIDE_CODES)
 
 
-def _maker_codes(col: pa.ChunkedArray) -> pa.Array:
-    if pa.types.is_boolean(col.type) or pa.types.is_integer(col.type):
-        col = col.cast(pa.int64()).cast(pa.string())
-    return coded(col, MAKER_CODES)
+def _maker_codes(rows: RowChecks, col: pa.ChunkedArray, name: str) -> pa.Array:
+    values = valid_text(rows, col, name)
+    if pa.types.is_boolean(values.type) or pa.types.is_integer(values.type):
+        values = values.cast(pa.int64()).cast(pa.string())
+    return coded(values, MAKER_CODES)

@@ -1,11 +1,13 @@
 """`tapeloop import`: market data files into the event store.
 
     tapeloop import trades|quotes|bars|binance-stream FILE [FILE ...] --venue V --symbol S
-                    [--interval 1m] [--stamp open|close] [column options] --data DIR
+                    [--interval 1m] [--stamp open|close] [column options]
+                    [--skip-bad-rows] [--allow-nonpositive-prices] --data DIR
 
 FILE may be a directory (its files, sorted) or a glob. Every file's header is
 checked before anything is written; all files then go into the store as one
-import, so a file that fails half way leaves the store as it was.
+import, so a file that fails half way (a bad row, damaged data) leaves the
+store as it was. With --skip-bad-rows bad rows are left out and counted.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from daemon.errors import EXIT_LOCKED, UserError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from adapters.files import ColumnMap, FileReader
+    from adapters.files import ColumnMap, FileReader, RowPolicy
 
 KINDS = ("trades", "quotes", "bars", "binance-stream")
 _STREAM_CHUNK = 100_000
@@ -58,6 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="data directory (the event store)")
     parser.add_argument("--force", action="store_true",
                         help="import files again even if this store already holds them")
+    rows = parser.add_argument_group("bad rows (by default one refuses the import)")
+    rows.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="leave out rows that fail a check (malformed, empty, NaN, out of range) "
+        "and count them, instead of refusing the import",
+    )
+    rows.add_argument(
+        "--allow-nonpositive-prices",
+        action="store_true",
+        help="accept prices at or below zero (spreads, some futures)",
+    )
     bars = parser.add_argument_group("bars")
     bars.add_argument(
         "--interval",
@@ -89,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from adapters.files import ColumnMap, InputError
 
     data = _require(args.data, "--data")
+    policy = _policy(args)
     if Path(data).exists() and not Path(data).is_dir():
         raise UserError(f"--data {data}: not a directory")
     paths = expand_paths(args.files)
@@ -102,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "binance-stream":
         if not columns.is_empty():
             raise UserError("column options do not apply to binance-stream")
+        for flag, value in (("--skip-bad-rows", policy.skip_bad_rows),
+                            ("--allow-nonpositive-prices", policy.allow_nonpositive_prices)):
+            if value:
+                raise UserError(f"{flag} does not apply to binance-stream")
         return _run_binance_stream(args, paths, Path(data))
     venue = _require(args.venue, "--venue")
     symbol = _require(args.symbol, "--symbol")
@@ -117,12 +136,12 @@ def run(args: argparse.Namespace) -> int:
         # Check every header first (and let each file close again: a directory
         # may hold more files than we may keep open), then read them for real.
         for path in paths:
-            _open_reader(args, path, venue, symbol, columns)
+            _open_reader(args, path, venue, symbol, columns, policy)
         readers: list[FileReader] = []
 
         def tables() -> Iterator[pa.Table]:
             for path in paths:
-                reader = _open_reader(args, path, venue, symbol, columns)
+                reader = _open_reader(args, path, venue, symbol, columns, policy)
                 readers.append(reader)
                 yield from reader
 
@@ -133,30 +152,52 @@ def run(args: argparse.Namespace) -> int:
     for reader in readers:
         print(reader.summary())
     if len(readers) > 1:
+        skipped = sum(r.checks.skipped for r in readers)
         print(
             f"total: {written} {event_type} rows from {len(readers)} files "
             f"in {time.perf_counter() - started:.1f} s"
+            + (f"; {skipped} bad rows skipped" if skipped else "")
         )
     return 0
 
 
+def _policy(args: argparse.Namespace) -> RowPolicy:
+    from adapters.files import RowPolicy
+
+    return RowPolicy(
+        skip_bad_rows=args.skip_bad_rows, allow_nonpositive_prices=args.allow_nonpositive_prices
+    )
+
+
 def _open_reader(
-    args: argparse.Namespace, path: Path, venue: str, symbol: str, columns: ColumnMap
+    args: argparse.Namespace,
+    path: Path,
+    venue: str,
+    symbol: str,
+    columns: ColumnMap,
+    policy: RowPolicy,
 ) -> FileReader:
     from adapters.files import read_bars, read_quotes, read_trades
 
     if args.kind == "trades":
-        return read_trades(path, venue, symbol, columns)
+        return read_trades(path, venue, symbol, columns, policy)
     if args.kind == "quotes":
-        return read_quotes(path, venue, symbol, columns)
-    return read_bars(path, venue, symbol, args.interval, args.stamp, columns)
+        return read_quotes(path, venue, symbol, columns, policy)
+    return read_bars(path, venue, symbol, args.interval, args.stamp, columns, policy)
 
 
 def _fingerprint(args: argparse.Namespace, path: Path, columns: ColumnMap) -> str:
     """Identity of one import: the file's bytes and every option that shapes
     the events made from it."""
     digest = hashlib.sha256()
-    options = (args.kind, args.venue, args.symbol, args.interval, args.stamp, repr(columns))
+    options: tuple[object, ...] = (
+        args.kind, args.venue, args.symbol, args.interval, args.stamp, repr(columns)
+    )
+    # Allowing non-positive prices admits other rows, so it is another import;
+    # skipping bad rows is not (a file either imports the same rows or is
+    # refused). Added only when set, so earlier imports keep their identity.
+    if args.allow_nonpositive_prices:
+        options += ("allow_nonpositive_prices",)
     digest.update(repr(options).encode())
     try:
         with open(path, "rb") as f:

@@ -254,7 +254,7 @@ def test_headers_with_spaces_and_headerless_csv(tmp_path: Path) -> None:
 def test_unreadable_timestamps_name_the_value(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("time,price,qty\n2024-03-10 12:00:00,1,1\nyesterday,1,1\n")
-    with pytest.raises(InputError, match=r"t\.csv: column 'time': cannot read 'yesterday'"):
+    with pytest.raises(InputError, match=r"t\.csv: row 3: column 'time': cannot read 'yesterday'"):
         list(read_trades(path, "v", "s"))
 
 
