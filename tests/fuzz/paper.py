@@ -33,20 +33,26 @@ def paper_config(directory: Path, speed: float = 20.0) -> Path:
 
 
 class Daemon:
-    """`tapeloop run` as a child process, its stdout and stderr in `log`."""
+    """`tapeloop run` as a child process: its stdout (the JSON log) in `log`, its stderr
+    (where a refusal's one line goes) in `log` with the suffix `.err`."""
 
     def __init__(self, config: Path, data: Path, log: Path) -> None:
         self.log = log
+        self.errlog = log.with_name(log.name + ".err")
         self.proc = subprocess.Popen(
             tapeloop_cmd("run", "--config", str(config), "--data", str(data)),
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, env=cli_env(), cwd=REPO)
+            stdout=log.open("ab"), stderr=self.errlog.open("ab"), env=cli_env(), cwd=REPO)
 
     def text(self) -> str:
-        return self.log.read_text(errors="replace")
+        """stdout and stderr."""
+        return self.log.read_text(errors="replace") + self.stderr()
+
+    def stderr(self) -> str:
+        return self.errlog.read_text(errors="replace") if self.errlog.exists() else ""
 
     def lines(self, event: str | None = None) -> list[dict[str, Any]]:
         out = []
-        for line in self.text().splitlines():
+        for line in self.log.read_text(errors="replace").splitlines():
             if line.startswith("{"):
                 entry = json.loads(line)
                 if event is None or entry.get("event") == event:
