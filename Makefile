@@ -20,10 +20,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # the long runs: 100,000 seeds of the deterministic simulation (tests/dst), seeds apart
-# from make test's; a failure prints the command that replays it
+# from make test's; a failure prints the command that replays it. Then the fuzz tests
+# (tests/fuzz) on SOAK_FUZZ_SCALE times make test's examples from a fresh seed, printed
+# at the end with the command that replays the run.
 SOAK_SEEDS ?= 100000
+SOAK_FUZZ_SCALE ?= 50
+SOAK_FUZZ_SEED ?= random
 soak: $(STAMP)
 	$(BIN)/python -m tests.dst --seeds $(SOAK_SEEDS) --first 1000000
+	TAPELOOP_FUZZ_SEED=$(SOAK_FUZZ_SEED) TAPELOOP_FUZZ_SCALE=$(SOAK_FUZZ_SCALE) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=7200 tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from daemon.errors import EXIT_LOCKED
 from daemon.trading.portfolio import Portfolio
@@ -153,6 +154,7 @@ def by_seq(data: Path, types: Iterable[type[Event]]) -> list[Event]:
     return events
 
 
+@pytest.mark.timeout(600)  # eleven daemon starts, each waiting for a fill
 def test_sigkill_at_random_moments_then_sigterm_leaves_a_consistent_store(
         tmp_path: Path) -> None:
     seed = int(os.environ.get("TAPELOOP_CRASH_SEED", random.randrange(2**32)))

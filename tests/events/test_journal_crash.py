@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from events.journal import read_journal
 from events.store import EventStore, list_parts
@@ -29,6 +30,7 @@ def all_events(data: Path) -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
+@pytest.mark.timeout(300)  # 24 child processes started and killed
 def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
     seed = int(os.environ.get("TAPELOOP_SEED", random.randrange(2**32)))
     print(f"seed={seed}")

@@ -25,6 +25,8 @@ import time
 from collections import Counter
 from decimal import Decimal
 
+import pytest
+
 from events.orders import Fill
 from tests.adapters.binance.live import Live, until
 from tests.fake_binance import FakeBinanceServer
@@ -61,6 +63,7 @@ def inject(server: FakeBinanceServer, fault: str) -> None:
         server.send_unknown()
 
 
+@pytest.mark.timeout(3 * SOAK_S + 120)  # it runs SOAK_S on purpose, then checks
 async def test_a_minute_of_market_making_through_faults_loses_and_doubles_nothing() -> None:
     print(f"soak: {SOAK_S:g} s, seed {SEED}", file=sys.stderr)
     rng = random.Random(SEED)
