@@ -484,3 +484,19 @@ def test_allow_nonpositive_prices_is_another_import(tmp_path: Path) -> None:
     assert count(data, "price < 0") == 1
     rc, out, _ = run_in_process(*args, "--allow-nonpositive-prices")
     assert rc == 0 and "already imported" in out
+
+
+def test_damaged_gzip_recording_is_one_line(tmp_path: Path, used_store: Path) -> None:
+    # found by tests/fuzz (seed 0): zlib.error escaped read_recording, a traceback and 70
+    raw = bytearray((DATA / "hftbacktest" / "usdm" / "btcusdt_20240808.gz").read_bytes())
+    raw[385:388] = bytes.fromhex("7fdf9c")
+    path = tmp_path / "btcusdt_20240808.gz"
+    path.write_bytes(bytes(raw))
+    before = store_files(used_store)
+    proc = tapeloop("import", "binance-stream", path, "--symbol", "BTCUSDT",
+                    "--data", used_store)
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"tapeloop import: {path}: damaged compressed data after line "), line
+    assert store_files(used_store) == before

@@ -5,6 +5,7 @@ recorder fetched it to sync the book)."""
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,21 +24,29 @@ def open_recording(path: Path):  # noqa: ANN201 - a binary file object
 def read_recording(path: Path, venue: str, symbol: str) -> Iterator[tuple[int, Event]]:
     """(line number, event) for every market event in a recording, in file
     order; `ts_recv` is the recorder's local time. Unknown streams are skipped;
-    a malformed line raises ValueError naming the file and line."""
+    a malformed line or damaged compressed data raises ValueError naming the file and
+    the line."""
     parser = StreamParser(venue)
+    lineno = 0
     with open_recording(Path(path)) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            stamp, _, body = line.partition(b" ")
-            try:
-                ts_recv = int(stamp)
-                if body.startswith(b'{"stream"'):
-                    event = parser.parse(body, ts_recv)
-                else:
-                    event = parse_depth_snapshot(body, venue, ts_recv, symbol)
-            except (ValueError, msgspec.DecodeError) as exc:
-                raise ValueError(f"{path}:{lineno}: not a Binance recording line ({exc})") from None
-            if event is not None:
-                yield lineno, event
+        try:
+            for lineno, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                stamp, _, body = line.partition(b" ")
+                try:
+                    ts_recv = int(stamp)
+                    if body.startswith(b'{"stream"'):
+                        event = parser.parse(body, ts_recv)
+                    else:
+                        event = parse_depth_snapshot(body, venue, ts_recv, symbol)
+                except (ValueError, msgspec.DecodeError) as exc:
+                    raise ValueError(
+                        f"{path}:{lineno}: not a Binance recording line ({exc})") from None
+                if event is not None:
+                    yield lineno, event
+        except (zlib.error, EOFError, gzip.BadGzipFile) as exc:
+            # zlib's own error is neither OSError nor ValueError: name the file here
+            raise ValueError(f"{path}: damaged compressed data after line {lineno} "
+                             f"({type(exc).__name__}: {exc})") from None
