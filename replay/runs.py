@@ -268,6 +268,13 @@ def _adapter(
     added since get their struct default (the schema evolution rule), and
     columns stored under another type are cast. None when nothing differs."""
     defaults = {f.name: f for f in msgspec.structs.fields(schema.cls)}
+    # Fields are only ever added: a column the type does not know is a damaged
+    # footer (a flipped bit renamed `seq` to `se`, and the evolution rule below would
+    # have read every seq as its default 0), never an older part.
+    unknown = [name for name in file_schema.names if name not in defaults]
+    if unknown:
+        raise StoreError(f"{path}: column {unknown[0]!r} is not a field of "
+                         f"{schema.cls.__name__}: a damaged footer")
     missing: list[tuple[str, pa.DataType, Any]] = []
     casts: list[tuple[str, pa.DataType]] = []
     for field in schema.schema:
