@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except UserError as exc:
-        print(f"tapeloop {args.command}: {exc}", file=sys.stderr)
+        # one line is the contract, whatever a library put in the message
+        print(f"tapeloop {args.command}: {one_line(exc)}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130

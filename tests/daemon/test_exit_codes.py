@@ -44,3 +44,18 @@ def test_readme_errors_and_unit_agree() -> None:
 def test_an_unusable_data_directory_has_its_own_code() -> None:
     assert errors.EXIT_DATA == 6 and errors.EXIT_DATA in unit_no_restart()
     assert "6 data directory unusable" in (REPO / "README.md").read_text()
+
+
+def test_a_refusal_is_one_line_whatever_its_message(capsys, monkeypatch) -> None:  # noqa: ANN001
+    """A library's multi-line message inside a UserError (issue 10: "some refusals carry
+    a library's multi-line message") is folded to one line on stderr."""
+    import daemon.commands.check_config as check_config
+    from daemon.cli import main
+
+    def refuse(args: object) -> int:
+        raise errors.UserError("bad.toml: $.x: Expected value\n  line 3\n    ^", errors.EXIT_CONFIG)
+
+    monkeypatch.setattr(check_config, "run", refuse)
+    assert main(["check-config", "bad.toml"]) == errors.EXIT_CONFIG
+    assert capsys.readouterr().err == (
+        "tapeloop check-config: bad.toml: $.x: Expected value line 3 ^\n")
