@@ -166,8 +166,8 @@ def intents(data: Path) -> list[tuple]:
     for part in list_parts(data / "events", types=["OrderSubmitted"]):
         t = pq.read_table(part.path, columns=["seq", "client_order_id", "side", "order_type",
                                                "qty", "price"])
-        rows += [(r["seq"], r["client_order_id"][strip:], r["side"], r["order_type"], r["qty"], r["price"])
-                 for r in t.to_pylist()]
+        rows += [(r["seq"], r["client_order_id"][strip:], r["side"], r["order_type"], r["qty"],
+                  r["price"]) for r in t.to_pylist()]
     return [r[1:] for r in sorted(rows)]
 
 

@@ -12,7 +12,6 @@ from typing import Any
 from daemon.recovery import read_journal
 from daemon.trading.order_book import OrderBook
 from events.instruments import Instrument
-from replay.merge import UnsortedRunError
 from tests.conftest import REPO, cli_env, tapeloop_cmd
 
 # the instrument of configs/paper.toml
@@ -60,23 +59,6 @@ def fold(data: Path, instruments: list[Instrument] = [PAPER_BTC]  # noqa: B006
     return book, {k: v for k, v in positions.items() if v}
 
 
-def fold_running(data: Path, instruments: list[Instrument] = [PAPER_BTC],  # noqa: B006
-                 attempts: int = 20
-                 ) -> tuple[OrderBook, dict[tuple[str, str, str], Decimal]]:
-    """`fold` of a running daemon's data directory. A background roll that commits
-    between the reader taking the journal's tail and listing the Parquet parts shows
-    the same events twice (replay.reader.journal_tail_runs says so) and the merge
-    refuses them: that is the read's timing, not the store's state, so read again."""
-    for _ in range(attempts):
-        try:
-            return fold(data, instruments)
-        except UnsortedRunError as exc:
-            if "appears in more than one run" not in str(exc):
-                raise
-            last = exc
-    raise AssertionError(f"every read of {data} met a roll ({attempts} tries): {last}")
-
-
 def agreed_views(config: Path, data: Path, instruments: list[Instrument] = [PAPER_BTC]  # noqa: B006
                  ) -> tuple[dict[str, tuple[str, Decimal]], dict[tuple[str, str, str], Decimal],
                             OrderBook, dict[tuple[str, str, str], Decimal]]:
@@ -85,7 +67,7 @@ def agreed_views(config: Path, data: Path, instruments: list[Instrument] = [PAPE
     Stop the strategies first: a strategy that trades on keeps the views moving."""
     for _ in range(50):
         orders, positions = orders_view(config, data), positions_view(config, data)
-        book, folded = fold_running(data, instruments)
+        book, folded = fold(data, instruments)
         if (orders, positions) == (orders_view(config, data), positions_view(config, data)):
             return orders, positions, book, folded
     raise AssertionError("the daemon's orders never held still long enough to compare")

@@ -21,6 +21,7 @@ from tests.fuzz.config_mutation import Doc, dumps, known_holes, mutations
 from tests.fuzz.contract import Outcome, assert_rule, run_cli, run_process
 from tests.fuzz.damage import damages
 from tests.fuzz.settings import fuzz, note_seed
+from tests.fuzz.start_probe import start_probe
 
 CONFIGS = sorted((REPO / "configs").glob("*.toml"))
 HERE = "tests/fuzz/test_config_fuzz.py"
@@ -39,10 +40,14 @@ def load(config: Path) -> Doc:
 
 
 def check(home: Path, name: str, body: bytes, *, process: bool = False) -> Outcome:
+    """check-config keeps the rule; a config it accepts is one `run` starts."""
     path = home / name
     path.write_bytes(body)
     out = (run_process if process else run_cli)("check-config", path)
     assert_rule(out, [str(path), path.name], f"for the config {path}")
+    if out.code == 0 and not process:
+        refusal = start_probe(path, home / "data")
+        assert refusal is None, f"check-config accepted {path}, run refuses it: {refusal}"
     return out
 
 

@@ -25,11 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from daemon.cli import COMMANDS
 from daemon.recovery import NEEDED
 from events.registry import MARKET_TYPES
 from events.schema import schema_by_name
@@ -49,20 +47,6 @@ from tests.fuzz.settings import fuzz, note_seed
 HERE = "tests/fuzz/test_store_fuzz.py"
 RECOVERY_TYPES = frozenset(NEEDED)
 MARKET = frozenset(t.__name__ for t in MARKET_TYPES)
-
-STORE_CHECK_MISSING = "issue 10 item 2: `tapeloop store check` is not in yet"
-needs_store_check = pytest.mark.xfail("store" not in COMMANDS, strict=False,
-                                      reason=STORE_CHECK_MISSING)
-
-
-@pytest.fixture
-def store_check(stopped_store: Path) -> None:
-    """Call `tapeloop store check` once; without it, xfail before hypothesis runs a
-    hundred examples of a missing command."""
-    out = run_cli("store", "check", "--data", stopped_store)
-    if "store" not in COMMANDS:
-        pytest.xfail(f"{STORE_CHECK_MISSING} (exit {out.code})")
-
 
 def seqs_of(part: Path, type_name: str) -> list[int] | None:
     """The part's seqs if it reads and decodes as the store's reader would; None if not."""
@@ -115,10 +99,9 @@ def unreadable_damage(part: Part) -> st.SearchStrategy[Damage]:
 # -- store check ------------------------------------------------------------------------
 
 
-@needs_store_check
 @fuzz(25)
 @given(data=st.data())
-def test_store_check_reports_what_a_reader_can_see(stopped_store: Path, store_check: None,
+def test_store_check_reports_what_a_reader_can_see(stopped_store: Path,
                                                    data: st.DataObject) -> None:
     note_seed(HERE)
     part = data.draw(st.sampled_from(parts_of(stopped_store)), label="part")
@@ -143,8 +126,7 @@ def test_store_check_reports_what_a_reader_can_see(stopped_store: Path, store_ch
             assert part.path.name in said, f"the report does not name {part.path.name}\n{out}"
 
 
-@needs_store_check
-def test_store_check_passes_a_sound_store(stopped_store: Path, store_check: None) -> None:
+def test_store_check_passes_a_sound_store(stopped_store: Path) -> None:
     out = run_cli("store", "check", "--data", stopped_store)
     assert out.code == 0 and "Traceback" not in out.stdout + out.stderr, out
 
