@@ -215,7 +215,8 @@ def open_part(
     # decoding into a dictionary (on the read-ahead thread, without the GIL)
     # spares `from_table` hashing every value on the thread that builds events.
     strings = [f.name for f in schema.schema if f.name in columns and pa.types.is_string(f.type)]
-    bound = max(lower_bound, _min_ts(meta))
+    promised = _min_ts(meta)
+    bound = max(lower_bound, promised)
 
     def batches() -> Iterator[pa.RecordBatch]:
         rows = 0
@@ -227,6 +228,10 @@ def open_part(
                 # dictionary index past its dictionary. ~10 ns a row, on the
                 # read-ahead thread.
                 batch.validate(full=True)
+                if rows == 0 and batch.num_rows and _first_ts(batch) < promised:
+                    # nor does the footer: its statistics promised a later start
+                    raise StoreError(f"{path}: its footer's ts_event statistics disagree "
+                                     "with its rows: a damaged footer")
                 rows += batch.num_rows
                 yield adapt(batch) if adapt is not None else batch
             if rows != meta.num_rows:
@@ -243,6 +248,12 @@ def open_part(
     if symbols is not None:
         stream = filter_batches(stream, symbols=symbols)
     return [Run(schema, stream, str(path), bound)]
+
+
+def _first_ts(batch: pa.RecordBatch) -> int:
+    """The first row's ts_event as integer ns (rows are sorted by ts_event)."""
+    col = batch.column(batch.schema.get_field_index("ts_event"))
+    return int(col.cast(pa.int64())[0].as_py()) if col.type != pa.int64() else int(col[0].as_py())
 
 
 def _min_ts(meta: pq.FileMetaData) -> int:

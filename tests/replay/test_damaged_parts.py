@@ -75,6 +75,7 @@ def copy_of(pristine: tuple[Path, list[Event]], dest: Path) -> Path:
 @settings(max_examples=60, deadline=None)
 @given(at=st.integers(0, 10**9), bit=st.integers(0, 7), which=st.integers(0, 8))
 @example(at=78981, bit=0, which=5)  # renamed the footer's `seq` to `se`: read as seq 0
+@example(at=6044, bit=0, which=7)  # raised the footer's ts_event minimum: an UnsortedRunError
 def test_a_flipped_bit_is_named_never_read_as_other_values(
         pristine: tuple[Path, list[Event]], tmp_path_factory: pytest.TempPathFactory,
         at: int, bit: int, which: int) -> None:
