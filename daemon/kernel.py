@@ -190,7 +190,8 @@ class Kernel:
         assert self.bus is not None and self.store is not None
         with self.storage.data_faults():
             prefix = self.store.client_id_prefix()
-        # The configuration is final from here on: the node, risk and venues read it.
+        # The configuration is final from here on: the node, risk and the venues read
+        # its instruments, so whatever completes them from the venues goes before this.
         self.node = node = build_node(self.config, self.bus, prefix)
         self.storage.halt = node.risk.halt
         self.alerts = alerts = build_alerts(self.config, self.bus)

@@ -31,7 +31,7 @@ import structlog
 
 from daemon.config import JournalConfig
 from daemon.errors import EXIT_DATA, EXIT_LOCKED, UserError, data_error, one_line, storage_error
-from daemon.metrics import KernelMetrics
+from daemon.metrics import KernelMetrics, LatencyHistogram
 from daemon.supervisor import FatalError, Supervisor
 from events.base import Event, event_type_name
 from events.bus import Bus
@@ -101,7 +101,7 @@ class TimedBus(Bus):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self.dispatch_seconds: Any = None
+        self.dispatch_seconds: LatencyHistogram | None = None
         self._published = 0
         self.refusing = False
 

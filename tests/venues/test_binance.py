@@ -3,21 +3,11 @@ REST and websockets), trading and record-only."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import pytest_asyncio
 
 from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServer
 from tests.venues.contract import VenueCase, VenueContract, contract_config
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[FakeBinanceServer]:
-    s = FakeBinanceServer(seed=10, tick_interval_s=0.01)
-    await s.start()
-    yield s
-    await s.close()
 
 
 def binance_case(server: FakeBinanceServer, monkeypatch: pytest.MonkeyPatch, *,
