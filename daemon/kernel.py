@@ -143,7 +143,9 @@ class Kernel:
             with storage.data_faults():
                 token = load_control_token(self.data_dir)
             control = await open_control(self, self.config, token)
-            node, alerts = await self._wire()
+            # The configuration is final from here on: the node, risk and the venues read
+            # its instruments, so whatever completes them from the venues goes before this.
+            node, alerts = self._wire()
             check = f"`tapeloop store check --data {self.data_dir}` lists every damaged file"
             with storage.data_faults(f"the state cannot be recovered without it; {check}"):
                 self.recovered = recover(node, self.bus, self.data_dir)
@@ -185,13 +187,11 @@ class Kernel:
             log.info("daemon.stopped", events=sum(self.counts.values()))
         return code
 
-    async def _wire(self) -> tuple[TradingNode, Alerts]:
+    def _wire(self) -> tuple[TradingNode, Alerts]:
         """The node, the alerts and the venues on the bus (daemon/wiring.py)."""
         assert self.bus is not None and self.store is not None
         with self.storage.data_faults():
             prefix = self.store.client_id_prefix()
-        # The configuration is final from here on: the node, risk and the venues read
-        # its instruments, so whatever completes them from the venues goes before this.
         self.node = node = build_node(self.config, self.bus, prefix)
         self.storage.halt = node.risk.halt
         self.alerts = alerts = build_alerts(self.config, self.bus)
