@@ -70,7 +70,8 @@ class VenueCase:
     first); `critical`: what `Venue.critical` must say; `ready_within_s`: the
     deadline for `ready`; `market`: for a venue with no feed of its own, publishes
     the market data another venue would (the simulated account answers requests
-    on market events)."""
+    on market events); `disconnect`: for a venue with connections, drops every
+    one of them at the exchange's end."""
 
     config: Config
     trading: bool
@@ -79,6 +80,7 @@ class VenueCase:
     critical: bool
     ready_within_s: float = 10.0
     market: Callable[[VenueCase], None] | None = None
+    disconnect: Callable[[], object] | None = None
     bus: Bus = field(init=False)
     node: TradingNode = field(init=False)
     venue: Venue = field(init=False)
@@ -214,6 +216,26 @@ class VenueContract:
         assert not ours(), ours()
         if case.feeds:  # it says it went away
             assert case.venue.status().status not in UP_STATES
+
+    async def test_after_its_connections_drop_it_reconnects_and_says_so(
+            self, case: VenueCase) -> None:
+        if case.disconnect is None:
+            pytest.skip("no connection of its own")
+        await case.start_ready()
+        await until(lambda: case.venue.status().status in UP_STATES, case.ready_within_s,
+                    "up")
+        before = case.venue.status()
+        case.disconnect()
+        # counted, and up again; a trading venue reconciles again before it trades on
+        # (it may have missed fills and order ends while it was away)
+        after = await until(
+            lambda: (s := case.venue.status()).reconnects > before.reconnects
+            and s.status in UP_STATES and (not (case.reconciles and case.trading)
+                                           or (s.reconciled or 0) > (before.reconciled or 0))
+            and s, 3 * case.ready_within_s, "reconnected")
+        assert after.status in UP_STATES
+        assert case.venue.ready
+        await case.stop()
 
     async def test_market_events_carry_its_name(self, case: VenueCase) -> None:
         if not case.feeds:

@@ -18,7 +18,8 @@ def binance_case(server: FakeBinanceServer, monkeypatch: pytest.MonkeyPatch, *,
     config = contract_config({"name": "binance", "kind": "binance",
                               "endpoints": server.base_url, "credentials": "CONTRACT",
                               "trade": trade})
-    return VenueCase(config, trading=trade, feeds=True, reconciles=True, critical=trade)
+    return VenueCase(config, trading=trade, feeds=True, reconciles=True, critical=trade,
+                     disconnect=lambda: (server.disconnect_market(), server.disconnect_user()))
 
 
 class TestBinanceVenue(VenueContract):
