@@ -74,7 +74,8 @@ class KernelView(Protocol):
       `resume(reason) -> str`), `.portfolio` (`positions(include_flat=)`,
       `unrealized_pnl(venue, symbol, strategy_id)`, `pnl(strategy_id)`,
       `equity()`, optionally `last_price(venue, symbol)`);
-    - `venue_states() -> {name: {"status": str, "reconnects": int}}`;
+    - `venue_states() -> {name: {"status": str, "reconnects": int}}` (and
+      "reconciled": int for a venue that reconciles; `adapters.venue.VenueState`);
     - `strategy_states() -> {strategy_id: status}` (starting|running|stopped|failed);
     - `stop_strategy(id)` / `start_strategy(id)`: KeyError for an unknown id
       (HTTP 404), ValueError when refused (HTTP 409, the message as the error).

@@ -1,10 +1,11 @@
-"""What the kernel runs beside the trading node: venue feeds and adapters, and
-the log lines of trading facts.
+"""What the kernel runs beside the trading node: one `adapters.venue.Venue` per
+configured venue, and the log lines of trading facts.
 
 - `make_venue`: a `sample` venue is a `SampleFeed` playing a recording into the
   bus (its simulated account is in the node); a `binance` venue is the live
   `BinanceVenue` (market data, orders, user stream, reconciliation); a `sim`
-  venue needs nothing to run.
+  venue is a `SimulatedVenue` (its account is the node's; nothing to run).
+  Every kind is one branch building its venue from its `[[venues]]` entry.
 - `log_trading`: one structured log line per order, fill, position, strategy
   and trading-state fact, with its context bound (journald reads these).
 """
@@ -12,10 +13,11 @@ the log lines of trading facts.
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
+from adapters.venue import Venue
 from daemon.config import Config, VenueConfig
 from daemon.errors import EXIT_CONFIG, UserError
 from events.bus import Bus
@@ -23,11 +25,15 @@ from events.orders import Fill, OrderRejected, OrderSubmitted
 from events.state import PositionChanged
 from events.system import StrategyStatus, TradingState
 
+if TYPE_CHECKING:
+    from daemon.node import TradingNode
+
 log = structlog.get_logger("tapeloop.kernel")
 
 
-def make_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: Any) -> Any:
-    """The object whose `run()` the kernel runs for this venue, or None."""
+def make_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: TradingNode) -> Venue:
+    """The venue the kernel runs for `vcfg` (not yet subscribed); a user's mistake
+    in its entry is one line, exit 3."""
     if vcfg.kind == "sample":
         from adapters.sample.feed import SampleFeed
 
@@ -44,10 +50,15 @@ def make_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: Any) -> Any:
             raise UserError(f"venue {vcfg.name!r}: {where}{exc}", code=EXIT_CONFIG) from None
     if vcfg.kind == "binance":
         return binance_venue(vcfg, bus, node)
-    return None
+    if vcfg.kind == "sim":
+        from adapters.sim.paper import SimulatedVenue
+
+        return SimulatedVenue(vcfg.name)
+    # the config admits only the kinds above
+    raise AssertionError(f"venue {vcfg.name!r}: kind {vcfg.kind!r} has no venue")
 
 
-def binance_venue(vcfg: VenueConfig, bus: Bus, node: Any) -> Any:
+def binance_venue(vcfg: VenueConfig, bus: Bus, node: TradingNode) -> Venue:
     from adapters.binance.endpoints import resolve_endpoints
     from adapters.binance.signing import load_credentials
     from adapters.binance.venue import BinanceVenue

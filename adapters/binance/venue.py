@@ -56,6 +56,7 @@ from adapters.binance.signing import Credentials
 from adapters.binance.unresolved import RetryPolicy
 from adapters.binance.user_stream import UserStreamTranslator
 from adapters.binance.user_ws import UserDataStream
+from adapters.venue import AlertHook, VenueState
 from events.base import Event
 from events.bus import Bus
 from events.instruments import Instrument
@@ -115,7 +116,7 @@ class BinanceVenue(OrderPath):
             risk.block_venue(name, f"{name}: not reconciled with Binance yet")
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
         # alert(kind, message, **context): set by the kernel (daemon.alerts)
-        self.alert: Callable[..., object] | None = None
+        self.alert: AlertHook | None = None
         self.reconciled = 0  # successful reconciliation passes
         self._started_ms: int | None = None  # server clock once we learnt it
         self.retry_policy = dataclasses.replace(retry_policy or RetryPolicy(),
@@ -125,7 +126,27 @@ class BinanceVenue(OrderPath):
         self._market_down = False  # the market stream dropped since it last connected
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle (the adapters.venue.Venue port) ------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Strategies may start: a trading account has reconciled with Binance
+        once; a record-only venue trades nothing and waits for nothing."""
+        return not self.trade or self.reconciled > 0
+
+    def status(self) -> VenueState:
+        """The market stream's status ("connecting" before its first), the
+        reconnections of both streams, the reconciliation passes."""
+        user = self.user.reconnects if self.user is not None else 0
+        return VenueState(status=self.market.status or "connecting",
+                          reconnects=self.market.reconnects + user, reconciled=self.reconciled)
+
+    def credentials_refused(self, error: BaseException) -> bool:
+        """Binance refused the key, the signature or a permission (category
+        "auth"), also inside the ExceptionGroup of `run()`'s task group."""
+        if isinstance(error, BaseExceptionGroup):
+            return any(self.credentials_refused(e) for e in error.exceptions)
+        return isinstance(error, BinanceError) and error.category == "auth"
 
     def subscribe(self, bus: Bus) -> None:
         if self.trade:

@@ -6,6 +6,10 @@ message of the first pass is stamped "now", and each further pass continues
 where the previous one ended, so `ts_event` never goes backwards. `ts_recv` is
 the real local receive time. Trade ids get a `-<pass>` suffix after the first
 pass so they stay unique.
+
+As the kernel runs it (the `adapters.venue.Venue` port) it is a feed: nothing to
+subscribe, reconcile or drain; the orders on a sample venue go to the node's
+simulated account of the same name, fed by what this plays.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import msgspec
 import structlog
 
 from adapters.binance.stream import read_recording
+from adapters.venue import AlertHook, VenueState
 from events.base import Event
+from events.bus import Bus
 from events.market import Trade
 from events.system import CONNECTED, DISCONNECTED, VenueStatus
 
@@ -29,11 +35,17 @@ YIELD_EVERY = 512  # at speed max, let the loop breathe this often
 
 
 class SampleFeed:
+    """A recording played as a live market-data feed; see the module docstring."""
+
+    critical = False  # a feed: the daemon goes on without it
+    ready = True  # nothing to reconcile
+
     def __init__(self, *, venue: str, path: Path, symbol: str, speed: float | None,
                  loop: bool, publish: Callable[[Event], object],
                  now_ns: Callable[[], int] = time.time_ns) -> None:
         """`speed=None` means as fast as possible."""
-        self.venue = venue
+        self.name = self.venue = venue
+        self.alert: AlertHook | None = None
         self.path = Path(path)
         self.speed = speed
         self.loop = loop
@@ -48,9 +60,24 @@ class SampleFeed:
         self.span_ns = recording[-1].ts_recv - self.first_recv + 1_000_000
         self.published = 0
         self.passes = 0
+        self._status = "connecting"
+
+    def subscribe(self, bus: Bus) -> None:
+        """Nothing: it publishes market data and handles no request."""
+
+    async def drain(self, timeout_s: float) -> None:
+        """Nothing in flight."""
+
+    def status(self) -> VenueState:
+        """The last VenueStatus it published ("connecting" before it runs)."""
+        return VenueState(status=self._status)
+
+    def credentials_refused(self, error: BaseException) -> bool:
+        return False
 
     async def run(self) -> None:
         """Publish until cancelled (or the end of the recording, without `loop`)."""
+        self._status = CONNECTED
         self.publish(VenueStatus(ts_event=self.now_ns(), ts_recv=self.now_ns(),
                                  venue=self.venue, status=CONNECTED, reason="sample feed"))
         log.info("sample.started", venue=self.venue, file=str(self.path),
@@ -68,6 +95,7 @@ class SampleFeed:
         finally:
             # on cancellation too: the venue is gone either way
             now = self.now_ns()
+            self._status = DISCONNECTED
             self.publish(VenueStatus(ts_event=now, ts_recv=now, venue=self.venue,
                                      status=DISCONNECTED, reason="sample feed stopped"))
 
