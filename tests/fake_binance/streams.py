@@ -4,7 +4,12 @@ Routes: combined `/stream?streams=a/b` (frames `{"stream":name,"data":payload}`)
 raw `/ws/<name>` or `/ws` (bare payloads). Streams per symbol `s` (lower case):
 `s@trade`, `s@aggTrade`, `s@bookTicker`, `s@depth`, `s@depth@100ms` (spot diff
 depth) and `s@depth<5|10|20>[@100ms]` (top-N `{"lastUpdateId","bids","asks"}`,
-sent on every book change). Control frames SUBSCRIBE / UNSUBSCRIBE answer
+sent on every book change), and after each market step in which the symbol traded:
+`s@ticker` (`24hrTicker`), `s@miniTicker` (`24hrMiniTicker`) and `s@kline_<i>`
+(`kline`, the current candle of interval `i`, `x` true once closed), all from the
+symbol's trade history (`history`). Binance sends those every 1 s (2 s for
+klines); the fake's pace is its market's, which a client must take as well.
+Control frames SUBSCRIBE / UNSUBSCRIBE answer
 `{"result":null,"id":N}`, LIST_SUBSCRIPTIONS `{"result":[...],"id":N}`; a bad one
 `{"error":{"code":2,"msg":"Invalid request: ..."},"id":N}`.
 """
@@ -20,11 +25,13 @@ from aiohttp import web
 
 from tests.fake_binance.common import d8, dumps
 from tests.fake_binance.conn import Connection
+from tests.fake_binance.history import INTERVALS
 from tests.fake_binance.market import SymbolMarket
 
 _PARTIAL = re.compile(r"^depth(5|10|20)(@100ms|@1000ms)?$")
 KIND_STREAMS = {"trade": ("trade",), "aggTrade": ("aggTrade",), "bookTicker": ("bookTicker",),
                 "depth": ("depth", "depth@100ms", "depth@1000ms")}
+_DERIVED = ("ticker", "miniTicker", *(f"kline_{i}" for i in INTERVALS))
 
 
 class MarketConnection(Connection):
@@ -109,7 +116,10 @@ class MarketStreams:
 
     def broadcast(self, messages: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Send engine market messages `(symbol, kind, payload)` to subscribers."""
+        traded: dict[str, None] = {}
         for symbol, kind, payload in messages:
+            if kind == "trade":
+                traded[symbol] = None
             low = symbol.lower()
             data = dumps(payload)
             names = [f"{low}@{k}" for k in KIND_STREAMS.get(kind, ())]
@@ -124,6 +134,38 @@ class MarketStreams:
                             if stream not in partial:
                                 partial[stream] = self._partial(symbol, int(m.group(1)))
                             conn.push(stream, partial[stream])
+        for symbol in traded:
+            self._derived(symbol)
+
+    def _derived(self, symbol: str) -> None:
+        """The ticker, mini ticker and kline streams of `symbol`, to those subscribed."""
+        low = symbol.lower()
+        wanted = {s for conn in self.connections for s in conn.streams
+                  if s.startswith(low + "@") and s.partition("@")[2] in _DERIVED}
+        if not wanted:
+            return  # nobody listens: no statistics to compute
+        market = self._markets()[symbol]
+        last = market.history.last()
+        now = last.time if last is not None else 0
+        payloads: dict[str, str] = {}
+        stats = market.history.stats(now) if wanted & {f"{low}@ticker",
+                                                        f"{low}@miniTicker"} else None
+        for stream in wanted:
+            name = stream.partition("@")[2]
+            if name == "ticker" and stats is not None:
+                payload = stats.ticker_event(symbol, now, (market.best_bid(), market.best_ask()))
+            elif name == "miniTicker" and stats is not None:
+                payload = stats.mini_event(symbol, now)
+            else:
+                candle = market.history.candle(name.partition("_")[2], now)
+                if candle is None:
+                    continue
+                payload = {"e": "kline", "E": now, "s": symbol, "k": candle.stream(symbol, now)}
+            payloads[stream] = dumps(payload)
+        for conn in list(self.connections):
+            for stream in conn.streams:
+                if stream in payloads:
+                    conn.push(stream, payloads[stream])
 
     def _partial(self, symbol: str, depth: int) -> str:
         market = self._markets()[symbol]
