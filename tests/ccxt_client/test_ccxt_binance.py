@@ -182,3 +182,18 @@ async def test_errors_map_to_ccxt_exceptions(server: FakeBinanceServer, exchange
             await wrong.fetch_balance()
     finally:
         await wrong.close()
+
+
+async def test_production_urls_load_markets_and_currencies(server: FakeBinanceServer) -> None:
+    """Outside the testnet ccxt also asks the wallet and margin APIs (`sapi`) when
+    it loads markets; the fake answers them as for a spot-only account."""
+    prod = ccxt_binance(server.base_url, sandbox=False)
+    try:
+        await prod.load_markets()
+        assert list(prod.markets) == [SYMBOL]
+        assert {"BTC", "USDT"} <= set(prod.currencies)
+        assert server.count("GET", "/sapi/v1/capital/config/getall") == 1
+        balance = await prod.fetch_balance()
+        assert dec(balance["BTC"]["total"]) == Decimal(1)
+    finally:
+        await prod.close()

@@ -57,6 +57,8 @@ from tests.fake_binance.engine import Exchange
 from tests.fake_binance.orders import ORDER_TYPES, STOP_TYPES, Order
 from tests.fake_binance.rest_account import AccountQueries, my_trades_page
 from tests.fake_binance.rest_market import MarketData
+from tests.fake_binance.rest_other import PATHS as OTHER_PATHS
+from tests.fake_binance.rest_other import OtherApis
 
 __all__ = ["Fault", "RestApi", "depth_weight", "my_trades_page"]
 
@@ -122,6 +124,7 @@ class RestApi:
         self._late: list[asyncio.TimerHandle] = []  # placements still on their way in
         self.market = MarketData(self)
         self.account = AccountQueries(self)
+        self.other = OtherApis(self)
 
     def now_ms(self) -> int:
         return self._now_ms()
@@ -139,6 +142,7 @@ class RestApi:
         r.add_delete("/api/v3/openOrders", self._cancel_all)
         self.market.add_routes(app)
         self.account.add_routes(app)
+        self.other.add_routes(app)
 
     # --- accounting -------------------------------------------------------------
 
@@ -174,7 +178,7 @@ class RestApi:
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         method, path = request.method, request.path
         self.requests.append((method, path))
-        if not path.startswith("/api/"):
+        if not path.startswith(("/api/", *OTHER_PATHS)):
             return await handler(request)  # websocket upgrades: no weight, no faults
         if (method, path) == ("POST", ORDER_PATH):
             raw = request.raw_path.partition("?")[2] + "&" + (await request.text())
@@ -241,7 +245,7 @@ class RestApi:
                 return depth_weight(int(q.get("limit", "100")))
             except ValueError:
                 return 5
-        for part in (self.market, self.account):
+        for part in (self.market, self.account, self.other):
             weight = part.weight_of(method, path, q)
             if weight is not None:
                 return weight

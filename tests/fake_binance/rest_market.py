@@ -17,9 +17,6 @@ parameter -1102, an unknown symbol -1121, a bad interval -1120, digits expected
 -1100, `limit` < 1 -1130, a bad `symbols` -1100, `symbol` with `symbols` or
 `fromId` with times -1128, a time range too long -1127.
 
-`GET /fapi/v1/exchangeInfo` and `/dapi/v1/exchangeInfo` (the futures exchanges')
-answer with no symbols: this fake lists spot only, and ccxt's `binance` asks all
-three by default when it loads its markets.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.fake_binance.common import (
-    RATE_LIMITS,
     ZERO,
     ApiError,
     d8,
@@ -79,8 +75,6 @@ class MarketData:
         r.add_get("/api/v3/ticker/24hr", self._ticker_24hr)
         r.add_get("/api/v3/ticker/price", self._ticker_price)
         r.add_get("/api/v3/ticker/bookTicker", self._book_ticker)
-        r.add_get("/fapi/v1/exchangeInfo", self._no_futures)
-        r.add_get("/dapi/v1/exchangeInfo", self._no_futures)
 
     @staticmethod
     def weight_of(method: str, path: str, query: Any) -> int | None:
@@ -208,8 +202,3 @@ class MarketData:
             return {"symbol": m.symbol, "bidPrice": d8(bp), "bidQty": d8(bq),
                     "askPrice": d8(ap), "askQty": d8(aq)}
         return await self._each(request, view)
-
-    async def _no_futures(self, request: web.Request) -> web.Response:
-        return self.api.ok({"timezone": "UTC", "serverTime": self.api.now_ms(),
-                            "rateLimits": RATE_LIMITS, "exchangeFilters": [], "assets": [],
-                            "symbols": []})
