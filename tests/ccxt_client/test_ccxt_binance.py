@@ -197,3 +197,30 @@ async def test_production_urls_load_markets_and_currencies(server: FakeBinanceSe
         assert dec(balance["BTC"]["total"]) == Decimal(1)
     finally:
         await prod.close()
+
+
+async def test_edit_order_is_one_cancel_replace(server: FakeBinanceServer, exchange: Any) -> None:
+    """ccxt's `edit_order` on spot is `order/cancelReplace`: the old order canceled,
+    the new one placed with our client id, in one request."""
+    bid, ask = server.book()[0][0][0], server.book()[1][0][0]
+    placed = await exchange.create_order(SYMBOL, "limit", "buy", 0.001, float(bid - 50),
+                                         {"clientOrderId": "tl-ed-1"})
+    edited = await exchange.edit_order(placed["id"], SYMBOL, "limit", "buy", 0.002,
+                                       float(bid - 40), {"clientOrderId": "tl-ed-2"})
+    assert edited["clientOrderId"] == "tl-ed-2" and edited["status"] == "open"
+    old, new = server.orders[int(placed["id"])], server.orders[int(edited["id"])]
+    assert (old.status, new.status, new.price, new.orig_qty) == (
+        "CANCELED", "NEW", bid - 40, Decimal("0.002"))
+    assert server.post_count("tl-ed-2") == 1
+    # The order to replace is gone: STOP_ON_FAILURE places nothing (-2022).
+    with pytest.raises(ccxt.ExchangeError, match="-2022"):
+        await exchange.edit_order(placed["id"], SYMBOL, "limit", "buy", 0.002,
+                                  float(bid - 30), {"clientOrderId": "tl-ed-3"})
+    assert server.exchange.find(ID, client_order_id="tl-ed-3") is None
+    # The cancel done, the new order refused (post-only would take): -2021, 409.
+    with pytest.raises(ccxt.ExchangeError, match="-2021"):
+        await exchange.edit_order(edited["id"], SYMBOL, "limit", "buy", 0.002,
+                                  float(ask + 1), {"clientOrderId": "tl-ed-4",
+                                                   "postOnly": True})
+    assert new.status == "CANCELED"
+    assert server.exchange.find(ID, client_order_id="tl-ed-4") is None

@@ -10,8 +10,9 @@ and ../shared/binance-spot-protocol.md; numbers are 8-decimal strings):
 - REST, public: `ping`, `time`, `exchangeInfo`, `depth`, `trades`,
   `historicalTrades`, `aggTrades`, `klines`, `uiKlines`, `avgPrice`,
   `ticker/24hr` (FULL/MINI), `ticker/price`, `ticker/bookTicker`.
-- REST, signed: `order` (POST, GET, DELETE), `order/test`, `openOrders` (GET,
-  DELETE), `allOrders`, `account`, `myTrades` (by `fromId`, `orderId`, time).
+- REST, signed: `order` (POST, GET, DELETE), `order/test`, `order/cancelReplace`
+  (ccxt's `edit_order`), `openOrders` (GET, DELETE), `allOrders`, `account`,
+  `myTrades` (by `fromId`, `orderId`, time).
 - Other APIs, as for a spot-only account: `/fapi/v1/exchangeInfo` and
   `/dapi/v1/exchangeInfo` (no symbols), `/sapi/v1/capital/config/getall`,
   `/sapi/v1/margin/allPairs`, `/sapi/v1/margin/isolated/allPairs` (none).
@@ -22,7 +23,7 @@ and ../shared/binance-spot-protocol.md; numbers are 8-decimal strings):
   (`userDataStream.subscribe[.signature]`: `executionReport`,
   `outboundAccountPosition`). No listenKey: Binance retired it (2026-02-20).
 Trade history (and so trades, klines and 24 h tickers) reaches back 10,000
-trades per symbol. Not served: order lists (OCO/OTO), amend, cancelReplace,
+trades per symbol. Not served: order lists (OCO/OTO), `order/amend/keepPriority`,
 SOR, `ticker` (rolling window), `ticker/tradingDay`, `!ticker@arr`; they answer
 404 / nothing.
 
@@ -38,6 +39,7 @@ Modules:
 - `rest`     `/api/v3/...` security, weights, orders and REST fault injection
 - `rest_market`   public market data beyond depth
 - `rest_account`  account queries (account, open/all orders, myTrades)
+- `rest_replace`  `order/cancelReplace`
 - `rest_other`    the futures, wallet and margin routes ccxt asks at load_markets
 - `streams`  `/stream`, `/ws/<name>` market streams
 - `ws_api`   `/ws-api/v3` sessions and user-data subscriptions

@@ -28,7 +28,7 @@ websocket upgrades never consume a fault):
 - `drop_next(...)`: process, then drop the connection without a response.
 `requests` records (method, path) of everything received (the last million),
 websocket upgrades and faults included; `post_counts[client id]` counts
-POST /api/v3/order per `newClientOrderId`.
+POST /api/v3/order and /api/v3/order/cancelReplace per `newClientOrderId`.
 """
 
 from __future__ import annotations
@@ -59,12 +59,14 @@ from tests.fake_binance.rest_account import AccountQueries, my_trades_page
 from tests.fake_binance.rest_market import MarketData
 from tests.fake_binance.rest_other import PATHS as OTHER_PATHS
 from tests.fake_binance.rest_other import OtherApis
+from tests.fake_binance.rest_replace import CancelReplace
 
 __all__ = ["Fault", "RestApi", "depth_weight", "my_trades_page"]
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _CLIENT_ID = re.compile(r"[a-zA-Z0-9-_]{1,36}")  # fullmatch: `$` would allow a final "\n"
 ORDER_PATH = "/api/v3/order"
+REPLACE_PATH = "/api/v3/order/cancelReplace"
 
 _WEIGHTS = {
     ("GET", "/api/v3/time"): 1, ("GET", "/api/v3/ping"): 1,
@@ -125,6 +127,7 @@ class RestApi:
         self.market = MarketData(self)
         self.account = AccountQueries(self)
         self.other = OtherApis(self)
+        self.replace = CancelReplace(self)
 
     def now_ms(self) -> int:
         return self._now_ms()
@@ -143,6 +146,7 @@ class RestApi:
         self.market.add_routes(app)
         self.account.add_routes(app)
         self.other.add_routes(app)
+        self.replace.add_routes(app)
 
     # --- accounting -------------------------------------------------------------
 
@@ -180,7 +184,7 @@ class RestApi:
         self.requests.append((method, path))
         if not path.startswith(("/api/", *OTHER_PATHS)):
             return await handler(request)  # websocket upgrades: no weight, no faults
-        if (method, path) == ("POST", ORDER_PATH):
+        if method == "POST" and path in (ORDER_PATH, REPLACE_PATH):
             raw = request.raw_path.partition("?")[2] + "&" + (await request.text())
             cid = dict(parse_qsl(raw, keep_blank_values=True)).get("newClientOrderId")
             if cid:
@@ -216,7 +220,7 @@ class RestApi:
         """Let this placement reach the engine `delay_s` from now (see `fail_next`)."""
         try:
             p = await self.params(request, signed=True)
-            args = self._order_args(p)
+            args = self.order_args(p)
         except ApiError:
             return  # refused on the way in: it never reaches the engine
         self._late.append(asyncio.get_running_loop().call_later(
@@ -245,7 +249,7 @@ class RestApi:
                 return depth_weight(int(q.get("limit", "100")))
             except ValueError:
                 return 5
-        for part in (self.market, self.account, self.other):
+        for part in (self.market, self.account, self.other, self.replace):
             weight = part.weight_of(method, path, q)
             if weight is not None:
                 return weight
@@ -344,7 +348,7 @@ class RestApi:
 
     # --- orders ------------------------------------------------------------------
 
-    def _order_args(self, p: dict[str, str]) -> dict[str, Any]:
+    def order_args(self, p: dict[str, str]) -> dict[str, Any]:
         symbol = self.symbol_of(p)
         side, otype = p.get("side", ""), p.get("type", "")
         if side not in ("BUY", "SELL"):
@@ -373,30 +377,39 @@ class RestApi:
 
     async def _new_order(self, request: web.Request) -> web.Response:
         p = await self.params(request, signed=True)
-        args = self._order_args(p)
+        args = self.order_args(p)
         resp_type = p.get("newOrderRespType") or (
             "FULL" if args["type"] in ("LIMIT", "MARKET") else "ACK")
         order, fills = self.exchange.place(**args)
+        self.count_order()
+        return self.ok(self.placed_body(order, fills, resp_type), order_counted=True)
+
+    def count_order(self) -> None:
+        """One more order in the ORDERS windows (10 s and a day)."""
         now = self._now_ms()
         self._orders_10s = _window(now, self._orders_10s, 10_000, 1)
         self._orders_1d = _window(now, self._orders_1d, 86_400_000, 1)
+
+    @staticmethod
+    def placed_body(order: Order, fills: list[dict[str, Any]], resp_type: str) -> dict[str, Any]:
+        """The answer to a placement, by `newOrderRespType` (ACK, RESULT, FULL)."""
         body = order.result_view(order.time)
         if resp_type == "ACK":
             body = {k: body[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId",
                                          "transactTime")}
         elif resp_type == "FULL":
             body["fills"] = fills
-        return self.ok(body, order_counted=True)
+        return body
 
     async def _test_order(self, request: web.Request) -> web.Response:
         p = await self.params(request, signed=True)
-        args = self._order_args(p)
+        args = self.order_args(p)
         args.pop("time_in_force")
         args.pop("stp_mode")
         self.exchange.validate(**args)
         return self.ok({})
 
-    def _find(self, symbol: str, p: dict[str, str]) -> Order | None:
+    def find_order(self, symbol: str, p: dict[str, str]) -> Order | None:
         cid = p.get("origClientOrderId")
         if "orderId" in p:
             try:
@@ -412,7 +425,7 @@ class RestApi:
         return self.exchange.find(symbol, client_order_id=cid)
 
     @staticmethod
-    def _cancel_body(order: Order, cancel_id: str, now: int) -> dict[str, Any]:
+    def cancel_body(order: Order, cancel_id: str, now: int) -> dict[str, Any]:
         v = order.rest_view()
         body = {k: v[k] for k in ("symbol", "orderId", "orderListId", "price", "origQty",
                                   "executedQty", "cummulativeQuoteQty", "status", "timeInForce",
@@ -425,7 +438,7 @@ class RestApi:
         p = await self.params(request, signed=True)
         symbol = self.symbol_of(p)
         try:
-            order = self._find(symbol, p)
+            order = self.find_order(symbol, p)
         except ApiError as e:
             if e.code == -1102:
                 raise
@@ -434,7 +447,7 @@ class RestApi:
             raise ApiError(400, -2011, "Unknown order sent.")
         cancel_id = p.get("newClientOrderId") or f"cancel{order.order_id}"
         self.exchange.cancel(order, cancel_id)
-        return self.ok(self._cancel_body(order, cancel_id, order.update_time))
+        return self.ok(self.cancel_body(order, cancel_id, order.update_time))
 
     async def _cancel_all(self, request: web.Request) -> web.Response:
         p = await self.params(request, signed=True)
@@ -443,14 +456,14 @@ class RestApi:
         for order in self.exchange.open_orders(symbol):
             cancel_id = f"cancel{order.order_id}"
             self.exchange.cancel(order, cancel_id)
-            out.append(self._cancel_body(order, cancel_id, order.update_time))
+            out.append(self.cancel_body(order, cancel_id, order.update_time))
         if not out:
             raise ApiError(400, -2011, "Unknown order sent.")
         return self.ok(out)
 
     async def _get_order(self, request: web.Request) -> web.Response:
         p = await self.params(request, signed=True)
-        order = self._find(self.symbol_of(p), p)
+        order = self.find_order(self.symbol_of(p), p)
         if order is None:
             raise ApiError(400, -2013, "Order does not exist.")
         if order.archived:
