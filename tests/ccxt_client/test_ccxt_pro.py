@@ -83,3 +83,9 @@ async def test_watch_orders_my_trades_and_balance(server: FakeBinanceServer,
     assert dec(final[-1]["filled"]) == Decimal("0.002")
     free = server.balances["BTC"][0]
     await until(lambda: dec(exchange.balance["spot"]["BTC"]["free"]) == free, message="balance")
+
+
+async def test_watch_tickers_of_every_symbol(server: FakeBinanceServer, exchange: Any) -> None:
+    tickers = await drive(server, exchange.watch_tickers())
+    assert list(tickers) == [SYMBOL]
+    assert {s for c in server.market_connections for s in c.streams} >= {"!miniTicker@arr"}

@@ -18,7 +18,7 @@ and ../shared/binance-spot-protocol.md; numbers are 8-decimal strings):
   `/sapi/v1/margin/allPairs`, `/sapi/v1/margin/isolated/allPairs` (none).
 - Market streams (`/ws/<name>`, `/stream?streams=`, SUBSCRIBE): `@trade`,
   `@aggTrade`, `@bookTicker`, `@depth[@100ms]`, `@depth<5|10|20>`, `@ticker`,
-  `@miniTicker`, `@kline_<interval>`.
+  `@miniTicker`, `@kline_<interval>`, `!miniTicker@arr`.
 - WS-API `/ws-api/v3`: session methods and the user data stream
   (`userDataStream.subscribe[.signature]`: `executionReport`,
   `outboundAccountPosition`). No listenKey: Binance retired it (2026-02-20).

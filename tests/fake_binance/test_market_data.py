@@ -205,3 +205,28 @@ async def test_derived_streams(server: FakeBinanceServer, stream: str) -> None:
         assert k["n"] == len(inside) and Decimal(k["v"]) == sum(t.qty for t in inside)
         assert k["T"] == k["t"] + 59_999
 
+
+
+async def test_a_kline_is_sent_closed_when_the_next_one_opens(server: FakeBinanceServer) -> None:
+    price = Decimal("64000.00")
+    async with connect(f"{server.stream_url}/ws/btcusdt@kline_1m") as ws:
+        server.crowd_trades(SYMBOL, price, Decimal("0.01"), 2)
+        first = await recv_until(ws, lambda fs: any(f["k"]["n"] >= 2 for f in fs))
+        server.skew_ms += 60_000  # the market's clock reaches the next minute
+        server.crowd_trades(SYMBOL, price + 1, Decimal("0.02"), 1)
+        frames = await recv_until(ws, lambda fs: any(f["k"]["t"] > first[-1]["k"]["t"]
+                                                     for f in fs))
+    closed, current = frames[-2]["k"], frames[-1]["k"]
+    assert (closed["t"], closed["x"], closed["n"]) == (first[-1]["k"]["t"], True, 2)
+    assert Decimal(closed["v"]) == Decimal("0.02") and Decimal(closed["c"]) == price
+    assert (current["t"], current["x"], current["n"]) == (closed["t"] + 60_000, False, 1)
+    assert Decimal(current["o"]) == price + 1
+
+
+async def test_all_mini_tickers(server: FakeBinanceServer) -> None:
+    async with connect(f"{server.stream_url}/stream?streams=!miniTicker@arr") as ws:
+        server.crowd_trades(SYMBOL, Decimal("64123.45"), Decimal("0.01"), 1)
+        frames = await recv_until(ws, lambda fs: len(fs) >= 1)
+    assert frames[0]["stream"] == "!miniTicker@arr"
+    assert [(m["e"], m["s"], m["c"]) for m in frames[0]["data"]] == [
+        ("24hrMiniTicker", SYMBOL, "64123.45000000")]
