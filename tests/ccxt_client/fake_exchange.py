@@ -1,13 +1,14 @@
 """ccxt's own `binance` class pointed at a running `FakeBinanceServer`.
 
     def ccxt_binance(server_url: str, *, pro: bool = True, sandbox: bool = True,
-                     api_key: str = DEFAULT_API_KEY, secret: str = DEFAULT_SECRET,
+                     api_key: str | None = DEFAULT_API_KEY, secret: str | None = DEFAULT_SECRET,
                      **options: Any) -> ccxt.pro.binance | ccxt.async_support.binance
 
 returns an async ccxt `binance` (`ccxt.pro.binance` with the websocket methods when
 `pro`, else `ccxt.async_support.binance`) whose every REST and websocket URL is moved
 to the fake at `server_url` ("http://127.0.0.1:PORT", `FakeBinanceServer.base_url`),
-signed with the fake's key. Nothing else of ccxt is changed: `sandbox` is ccxt's own
+signed with the fake's key (`api_key=None`: no keys, public data only, as a
+record-only venue). Nothing else of ccxt is changed: `sandbox` is ccxt's own
 `set_sandbox_mode` (the testnet, the project's default), `options` are ccxt options
 (`options={"fetchMarkets": {"types": ["spot"]}}` style keyword arguments, merged into
 `exchange.options`). The caller closes it (`await exchange.close()`).
@@ -51,7 +52,7 @@ def fake_urls(server_url: str, urls: Any) -> Any:
 
 
 def ccxt_binance(server_url: str, *, pro: bool = True, sandbox: bool = True,
-                 api_key: str = DEFAULT_API_KEY, secret: str = DEFAULT_SECRET,
+                 api_key: str | None = DEFAULT_API_KEY, secret: str | None = DEFAULT_SECRET,
                  **options: Any) -> Any:
     """An async ccxt `binance` talking only to the fake at `server_url`; see the
     module docstring."""
@@ -59,8 +60,10 @@ def ccxt_binance(server_url: str, *, pro: bool = True, sandbox: bool = True,
         import ccxt.pro as ccxt_module
     else:
         import ccxt.async_support as ccxt_module
-    exchange = ccxt_module.binance({"apiKey": api_key, "secret": secret,
-                                    "enableRateLimit": True})
+    config: dict[str, Any] = {"enableRateLimit": True}
+    if api_key is not None:
+        config.update(apiKey=api_key, secret=secret)
+    exchange = ccxt_module.binance(config)
     if sandbox:
         exchange.set_sandbox_mode(True)
     exchange.urls["api"] = fake_urls(server_url, exchange.urls["api"])

@@ -9,7 +9,11 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import ccxt.async_support as ccxt
+import pytest
+
 from tests.ccxt_client.conftest import drive
+from tests.ccxt_client.fake_exchange import ccxt_binance
 from tests.conftest import until
 from tests.fake_binance import FakeBinanceServer
 
@@ -89,3 +93,20 @@ async def test_watch_tickers_of_every_symbol(server: FakeBinanceServer, exchange
     tickers = await drive(server, exchange.watch_tickers())
     assert list(tickers) == [SYMBOL]
     assert {s for c in server.market_connections for s in c.streams} >= {"!miniTicker@arr"}
+
+
+async def test_no_keys_record_only(server: FakeBinanceServer) -> None:
+    """A record-only venue has no keys: markets and every market watch work, a
+    private call is refused by ccxt itself, and nothing signed reaches the fake."""
+    public = ccxt_binance(server.base_url, api_key=None, secret=None)
+    try:
+        await public.load_markets()
+        trades = await drive(server, public.watch_trades(SYMBOL))
+        assert trades and all(t["symbol"] == SYMBOL for t in trades)
+        book = await drive(server, public.watch_order_book(SYMBOL))
+        assert book["bids"][0][0] < book["asks"][0][0]
+        with pytest.raises(ccxt.AuthenticationError):
+            await public.fetch_balance()
+        assert server.count("GET", "/api/v3/account") == 0
+    finally:
+        await public.close()
