@@ -14,6 +14,9 @@ Follows protocol doc §2-§6:
 - `newClientOrderId` must match `^[a-zA-Z0-9-_]{1,36}$` whole (a trailing newline
   too is refused): -1100 with Binance's text otherwise.
 - A route the fake does not serve answers 404, as an unknown path at Binance.
+- Limits (`limits.RateLimits`): a request past this minute's REQUEST_WEIGHT
+  gets 429 -1003, an order past the 10 s ORDERS count 429 -1015, both with
+  `Retry-After`.
 
 Fault injection (each applies to the next `n` matching /api requests, FIFO;
 websocket upgrades never consume a fault):
@@ -54,6 +57,7 @@ from tests.fake_binance.common import (
     mandatory,
 )
 from tests.fake_binance.engine import Exchange
+from tests.fake_binance.limits import RateLimits
 from tests.fake_binance.orders import ORDER_TYPES, STOP_TYPES, Order
 from tests.fake_binance.rest_account import AccountQueries, my_trades_page
 from tests.fake_binance.rest_market import MarketData
@@ -99,11 +103,6 @@ class Fault:
             self.path is None or self.path == path)
 
 
-def _window(now_ms: int, window: tuple[int, int], size_ms: int, add: int) -> tuple[int, int]:
-    start = now_ms // size_ms * size_ms
-    return start, (window[1] if window[0] == start else 0) + add
-
-
 class RestApi:
     """The /api/v3 routes. `verify(api_key, payload, signature)` and `key_kind(api_key)`
     come from the server (they know the configured keys)."""
@@ -120,9 +119,7 @@ class RestApi:
         self.requests: deque[tuple[str, str]] = deque(maxlen=1_000_000)
         self.post_counts: Counter[str] = Counter()
         self.faults: list[Fault] = []
-        self._weight = (0, 0)  # (minute start ms, used)
-        self._orders_10s = (0, 0)
-        self._orders_1d = (0, 0)
+        self.limits = RateLimits(now_ms)
         self._late: list[asyncio.TimerHandle] = []  # placements still on their way in
         self.market = MarketData(self)
         self.account = AccountQueries(self)
@@ -152,16 +149,10 @@ class RestApi:
 
     def add_weight(self, weight: int) -> int:
         """Count `weight` in this minute's window; returns the window's total."""
-        self._weight = _window(self._now_ms(), self._weight, 60_000, weight)
-        return self._weight[1]
+        return self.limits.add_weight(weight)
 
     def headers(self, order_counted: bool = False) -> dict[str, str]:
-        h = {"x-mbx-used-weight-1m": str(self._weight[1]),
-             "x-mbx-used-weight": str(self._weight[1])}
-        if order_counted:
-            h["x-mbx-order-count-10s"] = str(self._orders_10s[1])
-            h["x-mbx-order-count-1d"] = str(self._orders_1d[1])
-        return h
+        return self.limits.headers(order_counted)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for f in self.faults:
@@ -190,6 +181,9 @@ class RestApi:
             if cid:
                 self.post_counts[cid] += 1
         self.add_weight(self._weight_of(request))
+        limited = self._over_limit(method, path)
+        if limited is not None:
+            return limited
         fault = self._take_fault(method, path)
         if fault is not None and fault.kind == "status" and not fault.after_processing:
             if fault.arrives_after_s is not None and (method, path) == ("POST", ORDER_PATH):
@@ -241,6 +235,16 @@ class RestApi:
         for handle in self._late:
             handle.cancel()
         self._late.clear()
+
+    def _over_limit(self, method: str, path: str) -> web.Response | None:
+        if not path.startswith("/api/"):
+            return None  # sapi counts apart
+        refused = self.limits.over(method == "POST" and path in (ORDER_PATH, REPLACE_PATH))
+        if refused is None:
+            return None
+        error, retry_after = refused
+        return self._error(error.status, error.code, error.msg,
+                           {**self.headers(), "Retry-After": retry_after})
 
     def _weight_of(self, request: web.Request) -> int:
         method, path, q = request.method, request.path, request.query
@@ -385,10 +389,7 @@ class RestApi:
         return self.ok(self.placed_body(order, fills, resp_type), order_counted=True)
 
     def count_order(self) -> None:
-        """One more order in the ORDERS windows (10 s and a day)."""
-        now = self._now_ms()
-        self._orders_10s = _window(now, self._orders_10s, 10_000, 1)
-        self._orders_1d = _window(now, self._orders_1d, 86_400_000, 1)
+        self.limits.count_order()
 
     @staticmethod
     def placed_body(order: Order, fills: list[dict[str, Any]], resp_type: str) -> dict[str, Any]:
