@@ -9,9 +9,12 @@ returns an async ccxt `binance` (`ccxt.pro.binance` with the websocket methods w
 to the fake at `server_url` ("http://127.0.0.1:PORT", `FakeBinanceServer.base_url`),
 signed with the fake's key (`api_key=None`: no keys, public data only, as a
 record-only venue). Nothing else of ccxt is changed: `sandbox` is ccxt's own
-`set_sandbox_mode` (the testnet, the project's default), `options` are ccxt options
-(`options={"fetchMarkets": {"types": ["spot"]}}` style keyword arguments, merged into
-`exchange.options`). The caller closes it (`await exchange.close()`).
+`set_sandbox_mode` (the testnet, the project's default; False: production URLs,
+for which the fake also answers the `sapi` calls ccxt makes), and the keyword
+`options` are ccxt options merged into `exchange.options` (e.g.
+`fetchMarkets={"types": ["spot"]}`). The caller closes it (`await exchange.close()`).
+A standalone fake (`python -m tests.fake_binance --port 8990`) is reached the same
+way: `ccxt_binance("http://127.0.0.1:8990")`.
 
     server = FakeBinanceServer(seed=7, tick_interval_s=None)
     await server.start()

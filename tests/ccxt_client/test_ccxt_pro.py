@@ -110,3 +110,24 @@ async def test_no_keys_record_only(server: FakeBinanceServer) -> None:
         assert server.count("GET", "/api/v3/account") == 0
     finally:
         await public.close()
+
+
+async def test_trades_missed_during_a_reconnect_are_backfilled(server: FakeBinanceServer,
+                                                               exchange: Any) -> None:
+    """ccxt #26945: `watch_trades` does not backfill after a reconnect. What the fake
+    printed while the stream was down is found with `fetch_trades(since=...)`
+    (aggTrades by time), so live + backfill leave no gap in the trade ids."""
+    live = await drive(server, exchange.watch_trades(SYMBOL))
+    last = live[-1]
+    assert server.disconnect_market() >= 1
+    await server.step(40)  # trades nobody streamed
+    with pytest.raises(ccxt.NetworkError):
+        await drive(server, exchange.watch_trades(SYMBOL))
+    after = await drive(server, exchange.watch_trades(SYMBOL))  # a new connection
+    backfill = await exchange.fetch_trades(SYMBOL, since=last["timestamp"])
+    seen = {int(t["id"]) for t in live} | {int(t["info"]["f"]) for t in backfill}
+    newest = max(int(t["id"]) for t in after)
+    missed = [t.trade_id for t in server.exchange.markets[ID].history.recent(10_000)
+              if int(last["id"]) < t.trade_id <= newest]
+    assert len(missed) > len(after)  # the down time really printed trades
+    assert set(missed) - {int(t["id"]) for t in after} <= seen
