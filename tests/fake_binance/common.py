@@ -82,3 +82,38 @@ def check_timestamp(now_ms: int, timestamp: Any, recv_window: Any) -> None:
                                    "server's time.")
     if now_ms - ts > recv:
         raise ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+
+def int_param(params: dict[str, str], name: str) -> int | None:
+    """An optional integer parameter (ids, times, limits): None when absent or
+    empty, -1100 with Binance's text when it is not digits."""
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
+        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; "
+                                   "legal range is '^[0-9]{1,20}$'.")
+    return int(value)
+
+
+def limit_param(params: dict[str, str], default: int, maximum: int) -> int:
+    """`limit`: `default` when absent, at most `maximum` (Binance answers that many
+    when asked for more), -1130 when below 1."""
+    limit = int_param(params, "limit")
+    if limit is None:
+        return default
+    if limit < 1:
+        raise ApiError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+    return min(limit, maximum)
+
+
+def time_range(params: dict[str, str], max_span_ms: int | None) -> tuple[int | None, int | None]:
+    """(`startTime`, `endTime`); -1127 when both are sent more than `max_span_ms`
+    apart, -1128 when the end is before the start."""
+    start, end = int_param(params, "startTime"), int_param(params, "endTime")
+    if start is not None and end is not None:
+        if end < start:
+            raise ApiError(400, -1128, "Combination of optional parameters invalid.")
+        if max_span_ms is not None and end - start > max_span_ms:
+            raise ApiError(400, -1127, "Lookup interval is too big.")
+    return start, end

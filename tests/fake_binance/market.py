@@ -9,6 +9,9 @@ level goes through `_set`, which records it for the next depth update, so the
 emitted diffs always describe the whole book exactly (the REST snapshot never
 truncates it: `levels` stays below the snapshot limit).
 
+Every public trade is also kept in `history` (the last 10,000 by default), which
+the REST trade, kline and ticker endpoints and streams read.
+
 Messages go to `outbox` as `(kind, payload)`, kind one of `trade`, `aggTrade`,
 `depth` (spot diff depth: `e E s U u b a`, no `pu`) and `bookTicker` (`u s b B a A`).
 `commit()` closes one update: it emits one depthUpdate covering every level
@@ -27,6 +30,7 @@ from typing import Any
 
 from tests.fake_binance.common import d8
 from tests.fake_binance.filters import SymbolRules
+from tests.fake_binance.history import HistTrade, TradeHistory
 
 BID, ASK = "bid", "ask"
 
@@ -48,7 +52,8 @@ class SymbolMarket:
                  start_price: Decimal, *, levels: int = 20, spread_ticks: int = 1,
                  trade_probability: float = 0.6, move_probability: float = 0.5,
                  move_ticks: int = 1,
-                 first_update_id: int = 1_000_000, first_trade_id: int = 5_301_122_334) -> None:
+                 first_update_id: int = 1_000_000, first_trade_id: int = 5_301_122_334,
+                 history: int = 10_000) -> None:
         self.rules = rules
         self.symbol = rules.symbol
         self._rng = rng
@@ -68,6 +73,7 @@ class SymbolMarket:
         self.update_id = first_update_id
         self.next_trade_id = first_trade_id
         self.next_agg_id = 1
+        self.history = TradeHistory(history)  # the last `history` public trades
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self._pending: dict[tuple[str, Decimal], Decimal] = {}
         self._gap = 0
@@ -130,7 +136,9 @@ class SymbolMarket:
         """Print a public trade (`@trade` and `@aggTrade`); returns its trade id."""
         trade_id = self.next_trade_id
         self.next_trade_id += 1
-        now = self._clock()
+        last = self.history.last()
+        now = max(self._clock(), last.time if last else 0)  # history stays in time order
+        self.history.add(HistTrade(trade_id, self.next_agg_id, price, qty, now, buyer_maker))
         p, q = d8(price), d8(qty)
         self.outbox.append(("trade", {"e": "trade", "E": now, "s": self.symbol, "t": trade_id,
                                       "p": p, "q": q, "T": now, "m": buyer_maker, "M": True}))

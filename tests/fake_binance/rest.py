@@ -7,14 +7,16 @@ Follows protocol doc §2-§6:
   `timestamp` against the server clock and `recvWindow` (-1021, both messages).
 - Every response carries `x-mbx-used-weight-1m` (and legacy `x-mbx-used-weight`);
   successful orders also `x-mbx-order-count-10s` / `-1d`. Depth weighs 5/25/50/250
-  by limit, myTrades 20 (5 with orderId), openOrders 6 (80 without symbol).
+  by limit; the weights of the other routes are in `rest_market` (public market
+  data) and `rest_account` (account queries), which this module wires in.
 - Orders go through `engine.Exchange`; unknown order -> -2013 on query, -2011 on cancel;
   an archived order (`Exchange.archive`) -> -2026 on query, -2011 on cancel.
 - `newClientOrderId` must match `^[a-zA-Z0-9-_]{1,36}$` whole (a trailing newline
   too is refused): -1100 with Binance's text otherwise.
-- myTrades answers at most `limit` trades (500 by default, 1000 at most): those
-  from `fromId` on, or without it the most recent ones, oldest first; with
-  `orderId` only that order's (the combination `orderId` + `fromId` is allowed).
+- A route the fake does not serve answers 404, as an unknown path at Binance.
+- Limits (`limits.RateLimits`): a request past this minute's REQUEST_WEIGHT
+  gets 429 -1003, an order past the 10 s ORDERS count 429 -1015, both with
+  `Retry-After`.
 
 Fault injection (each applies to the next `n` matching /api requests, FIFO;
 websocket upgrades never consume a fault):
@@ -29,7 +31,7 @@ websocket upgrades never consume a fault):
 - `drop_next(...)`: process, then drop the connection without a response.
 `requests` records (method, path) of everything received (the last million),
 websocket upgrades and faults included; `post_counts[client id]` counts
-POST /api/v3/order per `newClientOrderId`.
+POST /api/v3/order and /api/v3/order/cancelReplace per `newClientOrderId`.
 """
 
 from __future__ import annotations
@@ -55,12 +57,20 @@ from tests.fake_binance.common import (
     mandatory,
 )
 from tests.fake_binance.engine import Exchange
+from tests.fake_binance.limits import RateLimits
 from tests.fake_binance.orders import ORDER_TYPES, STOP_TYPES, Order
+from tests.fake_binance.rest_account import AccountQueries, my_trades_page
+from tests.fake_binance.rest_market import MarketData
+from tests.fake_binance.rest_other import PATHS as OTHER_PATHS
+from tests.fake_binance.rest_other import OtherApis
+from tests.fake_binance.rest_replace import CancelReplace
+
+__all__ = ["Fault", "RestApi", "depth_weight", "my_trades_page"]
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _CLIENT_ID = re.compile(r"[a-zA-Z0-9-_]{1,36}")  # fullmatch: `$` would allow a final "\n"
-_TRADES_LIMIT, _TRADES_MAX = 500, 1000
 ORDER_PATH = "/api/v3/order"
+REPLACE_PATH = "/api/v3/order/cancelReplace"
 
 _WEIGHTS = {
     ("GET", "/api/v3/time"): 1, ("GET", "/api/v3/ping"): 1,
@@ -72,17 +82,6 @@ _WEIGHTS = {
 
 def depth_weight(limit: int) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-
-
-def my_trades_page(trades: list[dict[str, Any]], *, symbol: str, order_id: int | None,
-                   from_id: int | None, limit: int) -> list[dict[str, Any]]:
-    """What GET /api/v3/myTrades answers, from the account's `trades` (oldest
-    first). Binance: "If fromId is set, it will get id >= that fromId. Otherwise
-    most recent trades are returned", at most `limit` of them, oldest first."""
-    out = [t for t in trades if t["symbol"] == symbol
-           and (from_id is None or t["id"] >= from_id)
-           and (order_id is None or t["orderId"] == order_id)]
-    return out[:limit] if from_id is not None else out[-limit:]
 
 
 @dataclass
@@ -104,11 +103,6 @@ class Fault:
             self.path is None or self.path == path)
 
 
-def _window(now_ms: int, window: tuple[int, int], size_ms: int, add: int) -> tuple[int, int]:
-    start = now_ms // size_ms * size_ms
-    return start, (window[1] if window[0] == start else 0) + add
-
-
 class RestApi:
     """The /api/v3 routes. `verify(api_key, payload, signature)` and `key_kind(api_key)`
     come from the server (they know the configured keys)."""
@@ -125,10 +119,15 @@ class RestApi:
         self.requests: deque[tuple[str, str]] = deque(maxlen=1_000_000)
         self.post_counts: Counter[str] = Counter()
         self.faults: list[Fault] = []
-        self._weight = (0, 0)  # (minute start ms, used)
-        self._orders_10s = (0, 0)
-        self._orders_1d = (0, 0)
+        self.limits = RateLimits(now_ms)
         self._late: list[asyncio.TimerHandle] = []  # placements still on their way in
+        self.market = MarketData(self)
+        self.account = AccountQueries(self)
+        self.other = OtherApis(self)
+        self.replace = CancelReplace(self)
+
+    def now_ms(self) -> int:
+        return self._now_ms()
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -140,25 +139,20 @@ class RestApi:
         r.add_post("/api/v3/order/test", self._test_order)
         r.add_delete(ORDER_PATH, self._cancel_order)
         r.add_get(ORDER_PATH, self._get_order)
-        r.add_get("/api/v3/openOrders", self._open_orders)
         r.add_delete("/api/v3/openOrders", self._cancel_all)
-        r.add_get("/api/v3/account", self._account)
-        r.add_get("/api/v3/myTrades", self._my_trades)
+        self.market.add_routes(app)
+        self.account.add_routes(app)
+        self.other.add_routes(app)
+        self.replace.add_routes(app)
 
     # --- accounting -------------------------------------------------------------
 
     def add_weight(self, weight: int) -> int:
         """Count `weight` in this minute's window; returns the window's total."""
-        self._weight = _window(self._now_ms(), self._weight, 60_000, weight)
-        return self._weight[1]
+        return self.limits.add_weight(weight)
 
     def headers(self, order_counted: bool = False) -> dict[str, str]:
-        h = {"x-mbx-used-weight-1m": str(self._weight[1]),
-             "x-mbx-used-weight": str(self._weight[1])}
-        if order_counted:
-            h["x-mbx-order-count-10s"] = str(self._orders_10s[1])
-            h["x-mbx-order-count-1d"] = str(self._orders_1d[1])
-        return h
+        return self.limits.headers(order_counted)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for f in self.faults:
@@ -179,14 +173,17 @@ class RestApi:
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         method, path = request.method, request.path
         self.requests.append((method, path))
-        if not path.startswith("/api/"):
+        if not path.startswith(("/api/", *OTHER_PATHS)):
             return await handler(request)  # websocket upgrades: no weight, no faults
-        if (method, path) == ("POST", ORDER_PATH):
+        if method == "POST" and path in (ORDER_PATH, REPLACE_PATH):
             raw = request.raw_path.partition("?")[2] + "&" + (await request.text())
             cid = dict(parse_qsl(raw, keep_blank_values=True)).get("newClientOrderId")
             if cid:
                 self.post_counts[cid] += 1
         self.add_weight(self._weight_of(request))
+        limited = self._over_limit(method, path)
+        if limited is not None:
+            return limited
         fault = self._take_fault(method, path)
         if fault is not None and fault.kind == "status" and not fault.after_processing:
             if fault.arrives_after_s is not None and (method, path) == ("POST", ORDER_PATH):
@@ -216,8 +213,8 @@ class RestApi:
     async def _arrive_later(self, request: web.Request, delay_s: float) -> None:
         """Let this placement reach the engine `delay_s` from now (see `fail_next`)."""
         try:
-            p = await self._params(request, signed=True)
-            args = self._order_args(p)
+            p = await self.params(request, signed=True)
+            args = self.order_args(p)
         except ApiError:
             return  # refused on the way in: it never reaches the engine
         self._late.append(asyncio.get_running_loop().call_later(
@@ -239,17 +236,27 @@ class RestApi:
             handle.cancel()
         self._late.clear()
 
+    def _over_limit(self, method: str, path: str) -> web.Response | None:
+        if not path.startswith("/api/"):
+            return None  # sapi counts apart
+        refused = self.limits.over(method == "POST" and path in (ORDER_PATH, REPLACE_PATH))
+        if refused is None:
+            return None
+        error, retry_after = refused
+        return self._error(error.status, error.code, error.msg,
+                           {**self.headers(), "Retry-After": retry_after})
+
     def _weight_of(self, request: web.Request) -> int:
         method, path, q = request.method, request.path, request.query
-        if path == "/api/v3/openOrders" and method == "GET":
-            return 6 if "symbol" in q else 80
         if path == "/api/v3/depth":
             try:
                 return depth_weight(int(q.get("limit", "100")))
             except ValueError:
                 return 5
-        if path == "/api/v3/myTrades":
-            return 5 if "orderId" in q else 20
+        for part in (self.market, self.account, self.other, self.replace):
+            weight = part.weight_of(method, path, q)
+            if weight is not None:
+                return weight
         return _WEIGHTS.get((method, path), 1)
 
     def _fault_response(self, fault: Fault) -> web.Response:
@@ -272,7 +279,7 @@ class RestApi:
 
     # --- parsing and security ---------------------------------------------------
 
-    async def _params(self, request: web.Request, signed: bool) -> dict[str, str]:
+    async def params(self, request: web.Request, signed: bool) -> dict[str, str]:
         raw_query = request.raw_path.partition("?")[2]
         raw_body = (await request.read()).decode()  # cached: the middleware read it too
         params = dict(parse_qsl(raw_body, keep_blank_values=True))
@@ -293,7 +300,7 @@ class RestApi:
         check_timestamp(self._now_ms(), params["timestamp"], params.get("recvWindow"))
         return params
 
-    def _symbol(self, params: dict[str, str]) -> str:
+    def symbol_of(self, params: dict[str, str]) -> str:
         symbol = params.get("symbol")
         if not symbol:
             raise mandatory("symbol")
@@ -301,7 +308,7 @@ class RestApi:
             raise ApiError(400, -1121, "Invalid symbol.")
         return symbol
 
-    def _ok(self, body: Any, order_counted: bool = False) -> web.Response:
+    def ok(self, body: Any, order_counted: bool = False) -> web.Response:
         return web.json_response(body, headers=self.headers(order_counted))
 
     @staticmethod
@@ -319,19 +326,19 @@ class RestApi:
     # --- public endpoints ---------------------------------------------------------
 
     async def _ping(self, request: web.Request) -> web.Response:
-        return self._ok({})
+        return self.ok({})
 
     async def _time(self, request: web.Request) -> web.Response:
-        return self._ok({"serverTime": self._now_ms()})
+        return self.ok({"serverTime": self._now_ms()})
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        return self._ok({"timezone": "UTC", "serverTime": self._now_ms(),
+        return self.ok({"timezone": "UTC", "serverTime": self._now_ms(),
                          "rateLimits": RATE_LIMITS, "exchangeFilters": [],
                          "symbols": self.exchange.symbols})
 
     async def _depth(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=False)
-        market = self.exchange.markets[self._symbol(p)]
+        p = await self.params(request, signed=False)
+        market = self.exchange.markets[self.symbol_of(p)]
         try:
             limit = int(p.get("limit") or 100)
         except ValueError:
@@ -339,14 +346,14 @@ class RestApi:
         if not 1 <= limit <= 5000:
             raise ApiError(400, -1130, "Data sent for parameter 'limit' is not valid.")
         bids, asks = market.book(limit)
-        return self._ok({"lastUpdateId": market.update_id,
+        return self.ok({"lastUpdateId": market.update_id,
                          "bids": [[d8(px), d8(q)] for px, q in bids],
                          "asks": [[d8(px), d8(q)] for px, q in asks]})
 
     # --- orders ------------------------------------------------------------------
 
-    def _order_args(self, p: dict[str, str]) -> dict[str, Any]:
-        symbol = self._symbol(p)
+    def order_args(self, p: dict[str, str]) -> dict[str, Any]:
+        symbol = self.symbol_of(p)
         side, otype = p.get("side", ""), p.get("type", "")
         if side not in ("BUY", "SELL"):
             raise mandatory("side")
@@ -373,31 +380,37 @@ class RestApi:
                     stp_mode=p.get("selfTradePreventionMode") or "EXPIRE_MAKER")
 
     async def _new_order(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        args = self._order_args(p)
+        p = await self.params(request, signed=True)
+        args = self.order_args(p)
         resp_type = p.get("newOrderRespType") or (
             "FULL" if args["type"] in ("LIMIT", "MARKET") else "ACK")
         order, fills = self.exchange.place(**args)
-        now = self._now_ms()
-        self._orders_10s = _window(now, self._orders_10s, 10_000, 1)
-        self._orders_1d = _window(now, self._orders_1d, 86_400_000, 1)
+        self.count_order()
+        return self.ok(self.placed_body(order, fills, resp_type), order_counted=True)
+
+    def count_order(self) -> None:
+        self.limits.count_order()
+
+    @staticmethod
+    def placed_body(order: Order, fills: list[dict[str, Any]], resp_type: str) -> dict[str, Any]:
+        """The answer to a placement, by `newOrderRespType` (ACK, RESULT, FULL)."""
         body = order.result_view(order.time)
         if resp_type == "ACK":
             body = {k: body[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId",
                                          "transactTime")}
         elif resp_type == "FULL":
             body["fills"] = fills
-        return self._ok(body, order_counted=True)
+        return body
 
     async def _test_order(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        args = self._order_args(p)
+        p = await self.params(request, signed=True)
+        args = self.order_args(p)
         args.pop("time_in_force")
         args.pop("stp_mode")
         self.exchange.validate(**args)
-        return self._ok({})
+        return self.ok({})
 
-    def _find(self, symbol: str, p: dict[str, str]) -> Order | None:
+    def find_order(self, symbol: str, p: dict[str, str]) -> Order | None:
         cid = p.get("origClientOrderId")
         if "orderId" in p:
             try:
@@ -413,7 +426,7 @@ class RestApi:
         return self.exchange.find(symbol, client_order_id=cid)
 
     @staticmethod
-    def _cancel_body(order: Order, cancel_id: str, now: int) -> dict[str, Any]:
+    def cancel_body(order: Order, cancel_id: str, now: int) -> dict[str, Any]:
         v = order.rest_view()
         body = {k: v[k] for k in ("symbol", "orderId", "orderListId", "price", "origQty",
                                   "executedQty", "cummulativeQuoteQty", "status", "timeInForce",
@@ -423,10 +436,10 @@ class RestApi:
         return body
 
     async def _cancel_order(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        symbol = self._symbol(p)
+        p = await self.params(request, signed=True)
+        symbol = self.symbol_of(p)
         try:
-            order = self._find(symbol, p)
+            order = self.find_order(symbol, p)
         except ApiError as e:
             if e.code == -1102:
                 raise
@@ -435,59 +448,26 @@ class RestApi:
             raise ApiError(400, -2011, "Unknown order sent.")
         cancel_id = p.get("newClientOrderId") or f"cancel{order.order_id}"
         self.exchange.cancel(order, cancel_id)
-        return self._ok(self._cancel_body(order, cancel_id, order.update_time))
+        return self.ok(self.cancel_body(order, cancel_id, order.update_time))
 
     async def _cancel_all(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        symbol = self._symbol(p)
+        p = await self.params(request, signed=True)
+        symbol = self.symbol_of(p)
         out = []
         for order in self.exchange.open_orders(symbol):
             cancel_id = f"cancel{order.order_id}"
             self.exchange.cancel(order, cancel_id)
-            out.append(self._cancel_body(order, cancel_id, order.update_time))
+            out.append(self.cancel_body(order, cancel_id, order.update_time))
         if not out:
             raise ApiError(400, -2011, "Unknown order sent.")
-        return self._ok(out)
+        return self.ok(out)
 
     async def _get_order(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        order = self._find(self._symbol(p), p)
+        p = await self.params(request, signed=True)
+        order = self.find_order(self.symbol_of(p), p)
         if order is None:
             raise ApiError(400, -2013, "Order does not exist.")
         if order.archived:
             raise ApiError(400, -2026, "Order was canceled or expired with no executed qty "
                                        "over 90 days ago and has been archived.")
-        return self._ok(order.rest_view())
-
-    async def _open_orders(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        symbol = self._symbol(p) if "symbol" in p else None
-        return self._ok([o.rest_view() for o in self.exchange.open_orders(symbol)])
-
-    async def _account(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        omit = p.get("omitZeroBalances") == "true"
-        return self._ok({
-            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0,
-            "sellerCommission": 0,
-            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000",
-                                "buyer": "0.00000000", "seller": "0.00000000"},
-            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
-            "requireSelfTradePrevention": False, "preventSor": False,
-            "updateTime": self._now_ms(), "accountType": "SPOT",
-            "balances": [{"asset": a, "free": d8(f), "locked": d8(lk)}
-                         for a, (f, lk) in self.exchange.balances.items()
-                         if not (omit and f == 0 and lk == 0)],
-            "permissions": ["SPOT"], "uid": 354937868})
-
-    async def _my_trades(self, request: web.Request) -> web.Response:
-        p = await self._params(request, signed=True)
-        symbol = self._symbol(p)
-        try:
-            from_id = int(p["fromId"]) if p.get("fromId") else None
-            order_id = int(p["orderId"]) if p.get("orderId") else None
-            limit = min(int(p.get("limit") or _TRADES_LIMIT), _TRADES_MAX)
-        except ValueError:
-            raise ApiError(400, -1100, "Illegal characters found in a parameter.") from None
-        return self._ok(my_trades_page(self.exchange.trades, symbol=symbol, order_id=order_id,
-                                       from_id=from_id, limit=limit))
+        return self.ok(order.rest_view())

@@ -4,7 +4,15 @@ Routes: combined `/stream?streams=a/b` (frames `{"stream":name,"data":payload}`)
 raw `/ws/<name>` or `/ws` (bare payloads). Streams per symbol `s` (lower case):
 `s@trade`, `s@aggTrade`, `s@bookTicker`, `s@depth`, `s@depth@100ms` (spot diff
 depth) and `s@depth<5|10|20>[@100ms]` (top-N `{"lastUpdateId","bids","asks"}`,
-sent on every book change). Control frames SUBSCRIBE / UNSUBSCRIBE answer
+sent on every book change), and after each market step in which the symbol traded:
+`s@ticker` (`24hrTicker`), `s@miniTicker` (`24hrMiniTicker`) and `s@kline_<i>`
+(`kline`, the current candle of interval `i`; when a trade opens a new candle,
+the one that ended is sent first with `x` true) and `!miniTicker@arr` (the mini
+tickers of the symbols that traded), all from the symbol's trade history
+(`history`). Binance sends those every 1 s (2 s for klines) and closes a candle
+at its close time; the fake sends them at its market's pace, when a symbol
+trades.
+Control frames SUBSCRIBE / UNSUBSCRIBE answer
 `{"result":null,"id":N}`, LIST_SUBSCRIPTIONS `{"result":[...],"id":N}`; a bad one
 `{"error":{"code":2,"msg":"Invalid request: ..."},"id":N}`.
 """
@@ -20,11 +28,14 @@ from aiohttp import web
 
 from tests.fake_binance.common import d8, dumps
 from tests.fake_binance.conn import Connection
+from tests.fake_binance.history import INTERVALS
 from tests.fake_binance.market import SymbolMarket
 
 _PARTIAL = re.compile(r"^depth(5|10|20)(@100ms|@1000ms)?$")
 KIND_STREAMS = {"trade": ("trade",), "aggTrade": ("aggTrade",), "bookTicker": ("bookTicker",),
                 "depth": ("depth", "depth@100ms", "depth@1000ms")}
+_DERIVED = ("ticker", "miniTicker", *(f"kline_{i}" for i in INTERVALS))
+ALL_MINI = "!miniTicker@arr"
 
 
 class MarketConnection(Connection):
@@ -55,6 +66,7 @@ class MarketStreams:
         self._markets = markets
         self._heartbeat_s = heartbeat_s
         self.connections: list[MarketConnection] = []
+        self._kline_open: dict[str, int] = {}  # kline stream -> open time last sent
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/stream", self._combined)
@@ -109,7 +121,10 @@ class MarketStreams:
 
     def broadcast(self, messages: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Send engine market messages `(symbol, kind, payload)` to subscribers."""
+        traded: dict[str, None] = {}
         for symbol, kind, payload in messages:
+            if kind == "trade":
+                traded[symbol] = None
             low = symbol.lower()
             data = dumps(payload)
             names = [f"{low}@{k}" for k in KIND_STREAMS.get(kind, ())]
@@ -124,6 +139,62 @@ class MarketStreams:
                             if stream not in partial:
                                 partial[stream] = self._partial(symbol, int(m.group(1)))
                             conn.push(stream, partial[stream])
+        if traded:
+            self._derived(list(traded))
+
+    def _derived(self, traded: list[str]) -> None:
+        """The ticker, mini ticker and kline streams of the symbols that `traded`,
+        to those subscribed (computed only when someone is)."""
+        wanted = {s for conn in self.connections for s in conn.streams
+                  if s.partition("@")[2] in _DERIVED or s == ALL_MINI}
+        if not wanted:
+            return
+        payloads: dict[str, list[str]] = {}
+        minis: list[str] = []
+        for symbol in traded:
+            self._symbol_derived(symbol, wanted, payloads, minis)
+        if minis and ALL_MINI in wanted:
+            payloads[ALL_MINI] = ["[" + ",".join(minis) + "]"]
+        for conn in list(self.connections):
+            for stream in conn.streams:
+                for data in payloads.get(stream, ()):
+                    conn.push(stream, data)
+
+    def _symbol_derived(self, symbol: str, wanted: set[str], payloads: dict[str, list[str]],
+                        minis: list[str]) -> None:
+        low = symbol.lower()
+        market = self._markets()[symbol]
+        last = market.history.last()
+        if last is None:
+            return
+        now = last.time
+        stats = market.history.stats(now) if wanted & {
+            f"{low}@ticker", f"{low}@miniTicker", ALL_MINI} else None
+        if stats is not None:
+            mini = dumps(stats.mini_event(symbol, now))
+            minis.append(mini)
+            payloads[f"{low}@miniTicker"] = [mini]
+            payloads[f"{low}@ticker"] = [dumps(stats.ticker_event(
+                symbol, now, (market.best_bid(), market.best_ask())))]
+        for stream in wanted:
+            name = stream.partition("@")[2]
+            if not stream.startswith(low + "@") or not name.startswith("kline_"):
+                continue
+            interval = name.partition("_")[2]
+            out = []
+            opened = self._kline_open.get(stream)
+            current = market.history.candle(interval, now)
+            assert current is not None
+            if opened is not None and opened < current.open_ms:
+                # the candle that ended since the last message, sent closed (x true)
+                closed = market.history.candle(interval, opened)
+                assert closed is not None
+                out.append(dumps({"e": "kline", "E": now, "s": symbol,
+                                  "k": closed.stream(symbol, now)}))
+            self._kline_open[stream] = current.open_ms
+            out.append(dumps({"e": "kline", "E": now, "s": symbol,
+                              "k": current.stream(symbol, now)}))
+            payloads[stream] = out
 
     def _partial(self, symbol: str, depth: int) -> str:
         market = self._markets()[symbol]
