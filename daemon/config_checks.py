@@ -192,8 +192,11 @@ def check(config: Config) -> tuple[str, str] | None:
             return f"{at}.venue", f'unknown venue "{strat.venue}" (venues: {known})'
         if problem := _check_id_length(at, strat, config.venues[venues[strat.venue]]):
             return problem
+        from_exchange = config.venues[venues[strat.venue]].kind == "ccxt"
         for j, symbol in enumerate(strat.symbols):
-            if (strat.venue, symbol) not in symbols:
+            # a ccxt venue's instruments come from the exchange's markets at start
+            # (daemon/venue_instruments.py), which check the symbol then
+            if (strat.venue, symbol) not in symbols and not from_exchange:
                 return f"{at}.symbols[{j}]", f'no instrument "{symbol}" on venue "{strat.venue}"'
         if strat.bar_interval is not None:
             try:
@@ -213,6 +216,8 @@ def _check_strategy(at: str, strat: StrategyConfig, config: Config) -> tuple[str
     from daemon.strategies.loader import StrategyError, load_strategy
 
     grids = {i.symbol: i for i in config.instruments if i.venue == strat.venue}
+    if any(s not in grids for s in strat.symbols):
+        return None  # from a ccxt exchange's markets: checked at start, with them
     try:
         load_strategy(strat, {s: grids[s].instrument() for s in strat.symbols})
     except StrategyError as exc:

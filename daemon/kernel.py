@@ -51,10 +51,12 @@ from daemon.storage import Storage
 from daemon.strategy_control import StrategyControl
 from daemon.supervisor import Supervisor, graceful_stop
 from daemon.systemd import Notifier
+from daemon.venue_instruments import resolve_venue_instruments
 from daemon.venues import log_trading
 from daemon.wiring import build_alerts, build_node, build_venues, open_control, venue_states
 from events.base import Event
 from events.bus import Bus
+from events.instruments import Instrument
 from events.journal import Journal
 from events.store import EventStore
 
@@ -83,6 +85,8 @@ class Kernel:
         self._reload = asyncio.Event()
         self.venues: dict[str, Venue] = {}
         self.node: TradingNode | None = None
+        # what venues state of their instruments (a ccxt exchange's markets), at start
+        self.venue_instruments: dict[tuple[str, str], Instrument] = {}
         self.alerts: Alerts | None = None
         self.notifier = Notifier()
         self.strategies = StrategyControl(self)
@@ -145,6 +149,8 @@ class Kernel:
             control = await open_control(self, self.config, token)
             # The configuration is final from here on: the node, risk and the venues read
             # its instruments, so whatever completes them from the venues goes before this.
+            self.venue_instruments = await resolve_venue_instruments(
+                self.config, stopping=stop.is_set, status=self.notifier.status)
             node, alerts = self._wire()
             check = f"`tapeloop store check --data {self.data_dir}` lists every damaged file"
             with storage.data_faults(f"the state cannot be recovered without it; {check}"):
@@ -192,7 +198,7 @@ class Kernel:
         assert self.bus is not None and self.store is not None
         with self.storage.data_faults():
             prefix = self.store.client_id_prefix()
-        self.node = node = build_node(self.config, self.bus, prefix)
+        self.node = node = build_node(self.config, self.bus, prefix, self.venue_instruments)
         self.storage.halt = node.risk.halt
         self.alerts = alerts = build_alerts(self.config, self.bus)
         self.venues = build_venues(self.config, self.bus, node, alerts)

@@ -15,7 +15,7 @@ market event before any strategy can react to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,14 +64,19 @@ class TradingNode:
     """Venues (simulated where asked), OMS, risk, portfolio and strategies."""
 
     def __init__(self, config: Config, bus: Bus, clock: Clock, *, replay: bool,
-                 id_prefix: str = "") -> None:
+                 id_prefix: str = "",
+                 venue_instruments: Mapping[tuple[str, str], Instrument] | None = None
+                 ) -> None:
         """`id_prefix` starts every client order id (the data directory's, so ids are
-        unique for ever on an account; see events.store.Manifest)."""
+        unique for ever on an account; see events.store.Manifest). `venue_instruments`:
+        what venues state of their own instruments (a ccxt exchange's markets,
+        daemon/venue_instruments.py), completing and overriding the config's."""
         self.config = config
         self.bus = bus
         self.clock = clock
         now_ns = clock.now_ns
         self.instruments = instruments_from_config(config)
+        self.instruments.update(venue_instruments or {})
         self.venues: list[SimVenue] = []
         twins: dict[str, str] = {}  # paper twin -> the venue whose market it trades
         for vcfg in config.venues:

@@ -23,6 +23,7 @@ from daemon.control import ControlServer, KernelView
 from daemon.errors import EXIT_CONFIG, UserError
 from daemon.venues import make_venue
 from events.bus import Bus
+from events.instruments import Instrument
 
 if TYPE_CHECKING:
     from daemon.node import TradingNode
@@ -42,14 +43,17 @@ async def open_control(kernel: KernelView, config: Config, token: str | None
     return control
 
 
-def build_node(config: Config, bus: Bus, id_prefix: str) -> TradingNode:
-    """The trading node on `bus`, on the live clock of the running loop."""
+def build_node(config: Config, bus: Bus, id_prefix: str,
+               venue_instruments: dict[tuple[str, str], Instrument] | None = None
+               ) -> TradingNode:
+    """The trading node on `bus`, on the live clock of the running loop, with the
+    instruments venues stated (`daemon.venue_instruments`)."""
     # imported here: the node pulls in the strategies and the simulator
     from daemon.node import TradingNode
     from replay.clock import LiveClock
 
     return TradingNode(config, bus, LiveClock(asyncio.get_running_loop()), replay=False,
-                       id_prefix=id_prefix)
+                       id_prefix=id_prefix, venue_instruments=venue_instruments)
 
 
 def build_alerts(config: Config, bus: Bus) -> Alerts:
