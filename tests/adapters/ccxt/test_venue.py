@@ -1,0 +1,133 @@
+"""`CcxtVenue` (ccxt's own binance class) against the fake Binance: market data,
+orders by our client id, fills exactly once, unknown outcomes looked up and never
+resent (ccxt #2599), reconciliation at a restart, record-only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest_asyncio
+
+from events.market import BookSnapshot, Quote, Trade
+from events.orders import Fill, OrderAccepted, OrderCanceled, OrderRejected
+from events.system import ACTIVE, REDUCING, TradingState
+from tests.adapters.ccxt.live import SYMBOL, Live
+from tests.conftest import until
+from tests.fake_binance import FakeBinanceServer
+
+
+@pytest_asyncio.fixture
+async def server() -> AsyncIterator[FakeBinanceServer]:
+    s = FakeBinanceServer(seed=11, tick_interval_s=0.01)
+    await s.start()
+    yield s
+    await s.close()
+
+
+def best_bid(server: FakeBinanceServer) -> Decimal:
+    return server.book("BTCUSDT")[0][0][0]
+
+
+def fake_trades(server: FakeBinanceServer) -> Counter[str]:
+    return Counter(str(t["id"]) for t in server.trades)
+
+
+async def test_market_data_flows_with_exchange_time_and_trade_ids(
+        server: FakeBinanceServer) -> None:
+    async with Live(server, trade=False) as live:
+        await until(lambda: live.of(Trade) and live.of(Quote) and live.of(BookSnapshot),
+                    message="trades, quotes and books")
+        trades = live.of(Trade)
+        assert all(t.trade_id and t.symbol == SYMBOL for t in trades)
+        assert len({t.trade_id for t in trades}) == len(trades)  # none doubled
+        assert all(t.ts_event <= t.ts_recv for t in trades)
+        assert live.venue.market.status == "connected" and not live.venue.critical
+
+
+async def test_a_resting_order_fills_once_then_the_position_holds_it(
+        server: FakeBinanceServer) -> None:
+    async with Live(server) as live:
+        bid = best_bid(server)
+        cid = live.submit("BUY", "0.001", str(bid - Decimal(50)))
+        await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="accepted")
+        assert server.post_count(cid) == 1
+        server.set_price("BTCUSDT", bid - Decimal(100))
+        await until(lambda: live.node.oms.orders[cid].state == "filled", message="filled")
+        fills = live.of(Fill, client_order_id=cid)
+        assert Counter(f.trade_id for f in fills) == fake_trades(server)
+        assert sum(f.qty for f in fills) == Decimal("0.001")
+        assert len(live.of(OrderAccepted, client_order_id=cid)) == 1
+
+
+async def test_a_market_order_fills_once_from_the_answer_and_the_stream(
+        server: FakeBinanceServer) -> None:
+    async with Live(server) as live:
+        cid = live.submit("BUY", "0.002")
+        await until(lambda: live.node.oms.orders[cid].state == "filled", message="filled")
+        fills = live.of(Fill, client_order_id=cid)
+        assert Counter(f.trade_id for f in fills) == fake_trades(server)
+        assert sum(f.qty for f in fills) == Decimal("0.002")
+
+
+async def test_an_unknown_outcome_is_looked_up_never_resent(server: FakeBinanceServer) -> None:
+    async with Live(server) as live:
+        server.fail_next(503, method="POST", path="/api/v3/order", after_processing=True)
+        server.lose_user_events(2)  # and its report: the look-up must find it
+        cid = live.submit("BUY", "0.001", str(best_bid(server) - Decimal(50)))
+        await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="accepted")
+        await until(lambda: live.node.risk.state == ACTIVE and live.of(TradingState),
+                    message="the hold released after the look-up")
+        assert server.post_count(cid) == 1
+        states = [e.state for e in live.of(TradingState)]
+        assert states[:1] == [REDUCING] and states[-1] == ACTIVE, states
+
+
+async def test_a_placement_never_received_is_rejected_after_the_window(
+        server: FakeBinanceServer) -> None:
+    async with Live(server) as live:
+        server.fail_next(503, method="POST", path="/api/v3/order")  # refused before the engine
+        cid = live.submit("BUY", "0.001", str(best_bid(server) - Decimal(50)))
+        rejected = await until(lambda: live.of(OrderRejected, client_order_id=cid),
+                               message="rejected")
+        assert rejected[0].code == "not_found" and server.post_count(cid) == 1
+
+
+async def test_a_refusal_is_rejected_with_ccxts_class(server: FakeBinanceServer) -> None:
+    async with Live(server) as live:
+        server.exchange.balances["USDT"] = (Decimal(1), Decimal(0))
+        cid = live.submit("BUY", "0.001", str(best_bid(server) - Decimal(50)))
+        rejected = await until(lambda: live.of(OrderRejected, client_order_id=cid),
+                               message="rejected")
+        assert (rejected[0].check, rejected[0].code) == ("venue", "InsufficientFunds")
+
+
+async def test_cancel_by_client_id_is_reported_once(server: FakeBinanceServer) -> None:
+    async with Live(server) as live:
+        cid = live.submit("BUY", "0.001", str(best_bid(server) - Decimal(80)))
+        await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="accepted")
+        live.node.oms.cancel("s1", cid)
+        await until(lambda: live.of(OrderCanceled, client_order_id=cid), message="canceled")
+        await until(lambda: live.venue.idle, message="idle")
+        assert len(live.of(OrderCanceled, client_order_id=cid)) == 1
+
+
+async def test_a_restart_finds_the_order_in_flight_and_its_fills_once(
+        server: FakeBinanceServer) -> None:
+    """Killed with a placement in flight: the next start finds it by client id, never
+    sends it again, and learns the fills made while it was down exactly once."""
+    async with Live(server) as first:
+        server.delay_next(5.0, method="POST", path="/api/v3/order")
+        cid = first.submit("BUY", "0.001", str(best_bid(server) - Decimal(50)))
+        await until(lambda: server.post_count(cid) == 1, message="the placement arrived")
+        await first.crash()
+        history = list(first.events)
+    server.set_price("BTCUSDT", best_bid(server) - Decimal(100))  # it fills while we are down
+    await until(lambda: fake_trades(server), message="filled at the fake")
+    async with Live(server, history=history) as second:
+        await until(lambda: second.node.oms.orders[cid].state == "filled", message="filled")
+        assert server.post_count(cid) == 1
+        fills = [e for e in history + second.events
+                 if type(e) is Fill and e.client_order_id == cid]
+        assert Counter(f.trade_id for f in fills) == fake_trades(server)
