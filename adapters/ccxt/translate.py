@@ -77,11 +77,15 @@ class CcxtTranslator:
     """Order and trade dicts of one venue → our events; see the module docstring.
 
     `strategy_of(client_order_id)` names the strategy owning one of our orders,
-    or None for an order that is not ours (it is then not translated)."""
+    or None for an order that is not ours (it is then not translated).
+    `client_id_of(exchange order id)`: ours as the OMS learnt it (a previous
+    process may have learnt it: this translator's own map starts empty)."""
 
-    def __init__(self, venue: str, strategy_of: Callable[[str], str | None]) -> None:
+    def __init__(self, venue: str, strategy_of: Callable[[str], str | None],
+                 client_id_of: Callable[[str], str | None] = lambda oid: None) -> None:
         self.venue = venue
         self.strategy_of = strategy_of
+        self.client_id_of = client_id_of
         self.client_ids: dict[str, str] = {}  # exchange order id -> our client order id
         self._waiting: dict[str, dict[str, dict[str, Any]]] = {}  # order id -> trades
         self._seen = _Seen()
@@ -153,7 +157,8 @@ class CcxtTranslator:
     def trade(self, t: dict[str, Any], ts_recv: int) -> list[Event]:
         """A `Fill` for one ccxt trade dict of ours; none yet when its order is unknown."""
         oid = str(t.get("order") or "")
-        cid = t.get("clientOrderId") or self.client_ids.get(oid, "")
+        cid = t.get("clientOrderId") or self.client_ids.get(oid, "") \
+            or (self.client_id_of(oid) if oid else "") or ""
         if not cid:
             if oid and t.get("id") is not None:
                 self._waiting.setdefault(oid, {})[str(t["id"])] = t

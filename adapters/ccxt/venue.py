@@ -75,7 +75,7 @@ class CcxtVenue(CcxtOrderPath):
         self.now_ns = now_ns
         self.symbols = [i.symbol for i in instruments]
         self.critical = trade
-        self.translator = CcxtTranslator(name, self._strategy_of)
+        self.translator = CcxtTranslator(name, self._strategy_of, self._client_id_of)
         self.market = CcxtMarket(exchange, name, self.symbols, self._on_market,
                                  stale_after_s=stale_after_s, now_ns=now_ns, kinds=kinds)
         self.alert: Callable[..., object] | None = None
@@ -98,6 +98,14 @@ class CcxtVenue(CcxtOrderPath):
     def _strategy_of(self, cid: str) -> str | None:
         order = self.oms.orders.get(cid)
         return None if order is None or order.venue != self.name else order.strategy_id
+
+    def _client_id_of(self, venue_order_id: str) -> str | None:
+        """Our id of an exchange order the OMS knows (rare: a trade of an order
+        this process has not heard of yet, so a scan is fine)."""
+        for order in self.oms.orders.values():
+            if order.venue == self.name and order.venue_order_id == venue_order_id:
+                return order.client_order_id  # type: ignore[no-any-return]
+        return None
 
     # -- lifecycle --------------------------------------------------------------------
 
