@@ -27,6 +27,9 @@ def build_exchange(vcfg: Any) -> Any:
             config["password"] = password
     exchange = cls(config)
     if vcfg.sandbox:
+        if not exchange.urls.get("test"):
+            raise ValueError(f"sandbox: {vcfg.exchange} has no sandbox in ccxt; set "
+                             f"sandbox = false to use the real exchange")
         exchange.set_sandbox_mode(True)
     if vcfg.urls:
         exchange.urls["api"] = _override(exchange.urls["api"], dict(vcfg.urls))
