@@ -8,9 +8,10 @@ and `watch_order_book` (BookSnapshot of the top `depth` levels, its nonce as
 - A watch that fails publishes `VenueStatus` disconnected and waits out the
   project's backoff (`adapters.binance.reconnect.Reconnects`: full jitter,
   seeded) before watching again; the next answer publishes connected.
-- After such a gap the trades missed are backfilled with
-  `fetch_trades(symbol, since=<last trade time>)`, deduplicated by trade id; if
-  the backfill fails the gap is stated in a `VenueStatus` (resyncing).
+- After such a gap the trades missed are backfilled (`_missed_trades`: binance
+  from the next trade id, elsewhere `fetch_trades(since=<last trade time>)`),
+  deduplicated by trade id; a backfill that fails or stops short is stated in a
+  `VenueStatus` (resyncing).
 - A feed silent for `stale_after_s` is reported (`VenueStatus` disconnected,
   "stale"); the venue holds trading REDUCING until messages flow again.
 
@@ -43,6 +44,7 @@ log = structlog.get_logger("tapeloop.ccxt")
 
 MS = 1_000_000
 _TRADE_IDS = 5_000  # trade ids remembered per symbol (a backfill overlaps the stream)
+_BACKFILL_PAGES = 10  # at most this many pages of missed trades after a gap
 
 
 class CcxtMarket:
@@ -66,6 +68,7 @@ class CcxtMarket:
         self.reconnects = 0
         self._last_msg = 0.0  # loop time of the last market message
         self._last_trade_ms: dict[str, int] = {}
+        self._last_trade_id: dict[str, str] = {}
         self._trade_ids: dict[str, OrderedDict[str, None]] = {s: OrderedDict() for s in symbols}
         self._failing: set[str] = set()  # loops currently down
 
@@ -126,15 +129,17 @@ class CcxtMarket:
     # -- the watches ------------------------------------------------------------------
 
     async def _trades(self, symbol: str, after_gap: bool) -> None:
-        if after_gap and symbol in self._last_trade_ms:
-            await self._backfill(symbol)
         trades = await self.exchange.watch_trades(symbol)
+        if after_gap and symbol in self._last_trade_ms:
+            # watching again first: a trade between the backfill and the
+            # subscription would be lost; the overlap is dropped by trade id
+            await self._backfill(symbol)
         self._emit_trades(symbol, trades, self.now_ns())
 
     async def _backfill(self, symbol: str) -> None:
         since = self._last_trade_ms[symbol]
         try:
-            missed = await self.exchange.fetch_trades(symbol, since)
+            missed = await self._missed_trades(symbol, since)
         except Exception as exc:
             self._set_status(RESYNCING, f"{symbol} trades since {since} ms lost: backfill "
                                         f"failed: {str(exc)[:200]}")
@@ -142,6 +147,40 @@ class CcxtMarket:
         n = self._emit_trades(symbol, missed, self.now_ns())
         log.info("ccxt.trades_backfilled", venue=self.venue, symbol=symbol, since_ms=since,
                  trades=n)
+
+    async def _missed_trades(self, symbol: str, since: int) -> list[dict[str, Any]]:
+        """The trades after the last one we had. Binance's default `fetch_trades` is
+        aggregate trades, whose ids are not the stream's trade ids: there the
+        backfill reads historical trades from the next trade id (gapless, pages of
+        1000); elsewhere `fetch_trades(since=...)`, deduplicated by trade id."""
+        last_id = self._last_trade_id.get(symbol, "")
+        if self.exchange.id.startswith("binance") and last_id.isdigit():
+            return await self._binance_missed(symbol, int(last_id))
+        trades: list[dict[str, Any]] = await self.exchange.fetch_trades(symbol, since)
+        return trades
+
+    async def _binance_missed(self, symbol: str, last_id: int) -> list[dict[str, Any]]:
+        """Binance: historical trades from the next id (ccxt sends them only with a
+        key), else the latest 1000 trades; a hole before them is stated."""
+        out: list[dict[str, Any]] = []
+        from_id = last_id + 1
+        if not self.exchange.apiKey:
+            out = [t for t in await self.exchange.fetch_trades(
+                symbol, None, 1000, {"fetchTradesMethod": "publicGetTrades"})
+                if int(t["id"]) > last_id]
+        else:
+            for _ in range(_BACKFILL_PAGES):
+                page = await self.exchange.fetch_trades(
+                    symbol, None, 1000, {"fetchTradesMethod": "publicGetHistoricalTrades",
+                                         "fromId": from_id})
+                out.extend(page)
+                if len(page) < 1000:
+                    break
+                from_id = int(page[-1]["id"]) + 1
+        if out and int(out[0]["id"]) != last_id + 1:
+            self._set_status(RESYNCING, f"{symbol} trades {last_id + 1} to "
+                                        f"{int(out[0]['id']) - 1} lost: too many to backfill")
+        return out
 
     def _emit_trades(self, symbol: str, trades: list[dict[str, Any]], ts_recv: int) -> int:
         seen = self._trade_ids[symbol]
@@ -154,6 +193,7 @@ class CcxtMarket:
                 seen[tid] = None
                 if len(seen) > _TRADE_IDS:
                     seen.popitem(last=False)
+            self._last_trade_id[symbol] = tid
             ms = t.get("timestamp") or 0
             if ms > self._last_trade_ms.get(symbol, 0):
                 self._last_trade_ms[symbol] = ms

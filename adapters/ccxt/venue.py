@@ -129,6 +129,7 @@ class CcxtVenue(CcxtOrderPath):
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.exchange.close()
+            await _settle_ccxt_tasks(self.exchange)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         if self._tasks:
@@ -235,6 +236,23 @@ class CcxtVenue(CcxtOrderPath):
                      differences=len(diff), unresolved=len(outcome.unresolved))
         self.reconciled += 1
         self.risk.unblock_venue(self.name)
+
+
+async def _settle_ccxt_tasks(exchange: Any, timeout_s: float = 2.0) -> None:
+    """Cancel and wait for the tasks ccxt spawned for `exchange` that its
+    `close()` leaves behind (a book snapshot fetch queued on its throttler, the
+    throttler's loop), so nothing outlives `run()`."""
+    me = asyncio.current_task()
+    owners = (exchange, getattr(exchange, "throttler", None))
+    pending = []
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if task is not me and not task.done() and frame is not None \
+                and any(frame.f_locals.get("self") is o for o in owners if o is not None):
+            task.cancel()
+            pending.append(task)
+    if pending:
+        await asyncio.wait(pending, timeout=timeout_s)
 
 
 def ccxt_venue(vcfg: Any, bus: Bus, node: Any) -> CcxtVenue:
