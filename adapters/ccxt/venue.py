@@ -167,7 +167,7 @@ class CcxtVenue(CcxtOrderPath):
         has = self.exchange.has
         backoff = Reconnects(budget=10**9)
         while True:
-            await self._reconcile()
+            await self._reconcile(report=has.get("watchOrders") or not self.reconciled)
             if not has.get("watchOrders"):
                 await asyncio.sleep(self.poll_s)
                 continue
@@ -203,8 +203,9 @@ class CcxtVenue(CcxtOrderPath):
                 symbol = e.symbol  # type: ignore[attr-defined]
                 self._since_ms[symbol] = max(ms, self._since_ms.get(symbol, 0))
 
-    async def _reconcile(self) -> None:
-        """One reconciliation pass, retried with backoff; then orders may flow."""
+    async def _reconcile(self, report: bool = True) -> None:
+        """One reconciliation pass, retried with backoff; then orders may flow.
+        `report`: differences are news (log lines, an alert), not so for a poll."""
         delay = RECONCILE_RETRY_S
         while True:
             try:
@@ -221,10 +222,10 @@ class CcxtVenue(CcxtOrderPath):
                 delay = min(delay * 2, 30.0)
         published = self.publish_orders(outcome.events)
         diff = [f"{type(e).__name__} {getattr(e, 'client_order_id', '')}".strip()
-                for e in published if type(e).__name__ != "BalanceChanged"]
+                for e in published if report and type(e).__name__ != "BalanceChanged"]
         for line in diff:
             log.warning("ccxt.reconcile_diff", venue=self.name, diff=line)
-        if diff and self.alert is not None and self.reconciled:
+        if diff and self.alert is not None:
             self.alert("reconcile_diff", f"{len(diff)} differences with {self.exchange.id}: "
                        + "; ".join(diff[:5]), venue=self.name)
         for cid in outcome.unresolved:

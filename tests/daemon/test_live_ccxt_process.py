@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
+from events.instruments import Instrument
 from events.market import BookSnapshot, Quote, Trade
-from events.orders import OrderAccepted, OrderSubmitted
+from events.orders import Fill, OrderAccepted, OrderSubmitted
 from tests.conftest import REPO, cli_env, tapeloop_cmd, until
 from tests.daemon.test_live_binance_process import recorded
+from tests.daemon.user_view import agreed_views
 from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServer
+
+BTC = Instrument(venue="bn", symbol="BTC/USDT", base="BTC", quote="USDT",
+                 tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
+                 min_notional=Decimal(5))
 
 CONFIG = """\
 [daemon]
@@ -68,6 +76,10 @@ async def start(config: Path, data: Path, log: Path, *, keys: bool = True
         stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT, env=env, cwd=REPO)
 
 
+def fake_trades(server: FakeBinanceServer) -> Counter[str]:
+    return Counter(str(t["id"]) for t in server.trades)
+
+
 async def test_sigkill_with_a_placement_in_flight_then_restart_finds_it(
         tmp_path: Path) -> None:
     server = FakeBinanceServer(seed=5, tick_interval_s=0.05)
@@ -99,6 +111,17 @@ async def test_sigkill_with_a_placement_in_flight_then_restart_finds_it(
             await until(lambda: b'"ccxt.reconciled"' in log.read_bytes(), message="reconciled")
             assert server.post_count(cid) == 1, "sent once, never again"
             assert len(server.orders) == 1, "the strategy saw its order open: no second one"
+            # the market trades through it: filled once, and what the journal folds
+            # to is what the daemon shows (OneBid places nothing once it holds BTC)
+            server.set_price("BTCUSDT", server.book("BTCUSDT")[0][0][0] - Decimal(2000))
+            await until(lambda: sum(f.qty for f in recorded(data, Fill)
+                                    if f.client_order_id == cid) == placed[0].orig_qty,
+                        timeout=60, message="filled")
+            fills = [f for f in recorded(data, Fill) if f.client_order_id == cid]
+            assert Counter(f.trade_id for f in fills) == fake_trades(server), "fills once"
+            orders, positions, book, folded = agreed_views(config, data, [BTC])
+            assert orders == {c: (o.state, o.filled_qty) for c, o in book.orders.items()}
+            assert orders[cid][0] == "filled" and positions == folded
         finally:
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), 30)

@@ -57,6 +57,7 @@ class Live:
         self.bus = Bus()
         self.bus.subscribe_all(self.events.append)
         self.task: asyncio.Task[None] | None = None
+        self.has_override: dict[str, bool] = {}  # e.g. an exchange without watchOrders
 
     async def __aenter__(self) -> Live:
         loop = asyncio.get_running_loop()
@@ -67,6 +68,7 @@ class Live:
         self.exchange = ccxt_binance(self.server.base_url,
                                      **({} if self.trade else {"api_key": None}))
         await self.exchange.load_markets()
+        self.exchange.has = {**self.exchange.has, **self.has_override}
         insts = [i for k, i in self.node.instruments.items() if k[0] == "bn"]
         self.venue = CcxtVenue("bn", insts, self.bus, exchange=self.exchange,
                                oms=self.node.oms, risk=self.node.risk, trade=self.trade,

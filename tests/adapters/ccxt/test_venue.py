@@ -188,3 +188,21 @@ async def test_fills_missed_while_the_order_stream_was_down_come_once(
         assert live.venue.reconciled > before
         fills = live.of(Fill, client_order_id=cid)
         assert Counter(f.trade_id for f in fills) == fake_trades(server)
+
+
+async def test_without_order_watches_fills_come_by_polling_once(
+        server: FakeBinanceServer) -> None:
+    """An exchange ccxt cannot watch orders on: a reconciliation pass every poll_s."""
+    live = Live(server, poll_s=0.1)
+    live.has_override = {"watchOrders": False, "watchMyTrades": False}
+    async with live:
+        bid = best_bid(server)
+        cid = live.submit("BUY", "0.001", str(bid - Decimal(50)))
+        await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="accepted")
+        server.set_price("BTCUSDT", bid - Decimal(100))
+        await until(lambda: live.node.oms.orders[cid].state == "filled", message="filled")
+        await until(lambda: live.venue.reconciled >= 5, message="polls after the fill")
+        fills = live.of(Fill, client_order_id=cid)
+        assert Counter(f.trade_id for f in fills) == fake_trades(server)
+        assert not server.user_connections, "no order stream was opened"
+        assert not live.alerts, "a poll's news is no difference to alert on"
