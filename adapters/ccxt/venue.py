@@ -51,6 +51,12 @@ class TradingRefused(ValueError):
     """The exchange cannot trade safely through this adapter (one line: the reason)."""
 
 
+class CredentialsRefused(ConnectionError):
+    """The exchange refused our keys: retrying will not help (the kernel exits 5)."""
+
+    category = "auth"  # what the kernel's `_category` reads
+
+
 class CcxtVenue(CcxtOrderPath):
     """One exchange account and its symbols through ccxt; see the module docstring."""
 
@@ -216,6 +222,8 @@ class CcxtVenue(CcxtOrderPath):
                     self.in_flight | self._unresolved)
                 break
             except Exception as exc:
+                if _refused_keys(exc):
+                    raise CredentialsRefused(f"{self.exchange.id}: {exc}") from None
                 log.warning("ccxt.reconcile_failed", venue=self.name, error=str(exc)[:300],
                             retry_s=delay)
                 await asyncio.sleep(delay)
@@ -237,6 +245,12 @@ class CcxtVenue(CcxtOrderPath):
                      differences=len(diff), unresolved=len(outcome.unresolved))
         self.reconciled += 1
         self.risk.unblock_venue(self.name)
+
+
+def _refused_keys(exc: BaseException) -> bool:
+    import ccxt
+
+    return isinstance(exc, ccxt.AuthenticationError)
 
 
 async def _settle_ccxt_tasks(exchange: Any, timeout_s: float = 2.0) -> None:

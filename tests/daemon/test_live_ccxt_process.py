@@ -164,3 +164,21 @@ async def test_an_exchange_that_drops_client_ids_is_refused_in_one_line(
     out = log.read_text()
     assert code == 3, out[-3000:]
     assert "cannot trade through tapeloop" in out and "Traceback" not in out
+
+
+async def test_refused_keys_exit_with_their_own_code(tmp_path: Path) -> None:
+    server = FakeBinanceServer(seed=2, tick_interval_s=0.05)
+    await server.start()
+    config, data, log = tmp_path / "live.toml", tmp_path / "data", tmp_path / "daemon.log"
+    config.write_text(CONFIG.format(url=server.base_url, trade="true", strategy=STRATEGY))
+    env = {**cli_env(), "BINANCE_API_KEY": DEFAULT_API_KEY, "BINANCE_API_SECRET": "wrong"}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *tapeloop_cmd("run", "--config", str(config), "--data", str(data)),
+            stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT, env=env, cwd=REPO)
+        code = await asyncio.wait_for(proc.wait(), 60)
+    finally:
+        await server.close()
+    text = log.read_text()
+    assert code == 5, text[-3000:]  # EXIT_AUTH: systemd's RestartPreventExitStatus
+    assert "credentials refused" in text and b"daemon.ready" not in log.read_bytes()
