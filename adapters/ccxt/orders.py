@@ -127,6 +127,7 @@ class CcxtOrderPath:
     alert: Callable[..., object] | None
     retry_policy: RetryPolicy
     not_found_final_s: float
+    _started: float  # loop time the venue started (placements before it: an earlier process)
     _spawn: Callable[[Coroutine[Any, Any, Any]], None]
 
     def _init_order_path(self) -> None:

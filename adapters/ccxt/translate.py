@@ -133,8 +133,8 @@ class CcxtTranslator:
 
     def _end(self, status: Any, o: dict[str, Any], cid: str, sid: str, symbol: str, oid: str,
              ts: int, ts_recv: int) -> Event | None:
-        kw = dict(ts_event=ts, ts_recv=ts_recv, venue=self.venue, symbol=symbol,
-                  strategy_id=sid, client_order_id=cid)
+        kw: dict[str, Any] = dict(ts_event=ts, ts_recv=ts_recv, venue=self.venue,
+                                  symbol=symbol, strategy_id=sid, client_order_id=cid)
         if status == "canceled":
             return OrderCanceled(**kw, venue_order_id=oid, reason="canceled at the exchange")
         if status == "expired":
