@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest_asyncio
 
 from events.market import BookSnapshot, Quote, Trade
-from events.orders import Fill, OrderAccepted, OrderCanceled, OrderRejected
+from events.orders import AmendRejected, Fill, OrderAccepted, OrderCanceled, OrderRejected
 from events.system import ACTIVE, REDUCING, TradingState, VenueStatus
 from tests.adapters.ccxt.live import SYMBOL, Live
 from tests.conftest import until
@@ -206,3 +206,18 @@ async def test_without_order_watches_fills_come_by_polling_once(
         assert Counter(f.trade_id for f in fills) == fake_trades(server)
         assert not server.user_connections, "no order stream was opened"
         assert not live.alerts, "a poll's news is no difference to alert on"
+
+
+async def test_an_amend_on_binance_is_refused_not_a_cancel_replace(
+        server: FakeBinanceServer) -> None:
+    """ccxt's binance edit_order is a cancel-replace: a new order under a new id, which
+    our order's client id would not follow; so no request, an AmendRejected."""
+    async with Live(server) as live:
+        cid = live.submit("BUY", "0.001", str(best_bid(server) - Decimal(80)))
+        await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="accepted")
+        live.node.oms.amend("s1", cid, price=best_bid(server) - Decimal(90))
+        refused = await until(lambda: live.of(AmendRejected, client_order_id=cid),
+                              message="amend refused")
+        assert "cancel and place anew" in refused[0].reason
+        assert server.count("POST", "/api/v3/order/cancelReplace") == 0
+        assert live.node.oms.orders[cid].is_open
