@@ -221,3 +221,21 @@ async def test_an_amend_on_binance_is_refused_not_a_cancel_replace(
         assert "cancel and place anew" in refused[0].reason
         assert server.count("POST", "/api/v3/order/cancelReplace") == 0
         assert live.node.oms.orders[cid].is_open
+
+
+async def test_a_cancel_lost_with_the_process_is_sent_again_at_the_restart(
+        server: FakeBinanceServer) -> None:
+    async with Live(server) as first:
+        cid = first.submit("BUY", "0.001", str(best_bid(server) - Decimal(80)))
+        await until(lambda: first.of(OrderAccepted, client_order_id=cid), message="accepted")
+        server.fail_next(503, n=1000, method="DELETE", path="/api/v3/order")  # none reach it
+        first.node.oms.cancel("s1", cid)
+        await until(lambda: server.count("DELETE", "/api/v3/order") >= 1, message="sent")
+        await first.crash()
+        history = list(first.events)
+    assert server.orders and all(o.status == "NEW" for o in server.orders.values())
+    server.clear_faults()
+    async with Live(server, history=history) as second:
+        await until(lambda: second.of(OrderCanceled, client_order_id=cid),
+                    message="the cancel sent again and done")
+        assert second.node.oms.orders[cid].state == "canceled"
