@@ -42,7 +42,7 @@ from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 FsyncPolicy = Literal["critical", "always", "never"]
-VenueKind = Literal["sim", "binance", "sample"]
+VenueKind = Literal["sim", "binance", "sample", "ccxt"]
 FillModel = Literal["next", "aggressive", "conservative", "queue_aware"]
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -166,6 +166,13 @@ class VenueConfig(_Section, frozen=True):
     # an order whose placement outcome is unknown (it is looked up, never resent) raises
     # an alert once unresolved this long, and again at a slow pace while it stays so
     unresolved_alert_after_s: PositiveFloat = 30.0
+    # kind = "ccxt" only (adapters/ccxt/): a ccxt exchange id, its sandbox, ccxt
+    # constructor options, and URLs laid over ccxt's urls["api"] ("*": every URL's
+    # host moved there, e.g. a local fake); credentials is the env prefix as above
+    exchange: str = ""
+    sandbox: bool = True
+    options: dict[str, Any] = {}
+    urls: dict[str, Any] = {}
 
 
 class InstrumentConfig(_Section, frozen=True):

@@ -314,13 +314,23 @@ _STREAM_RE = re.compile(r"trade|aggTrade|bookTicker|depth(@100ms)?|depth(5|10|20
                         r"kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)")
 
 
+# a live venue's keys that a ccxt venue shares with a binance one
+_LIVE_KEYS = frozenset({"trade", "stale_after_s", "credentials", "unresolved_alert_after_s"})
+_CCXT_KEYS = {"exchange": "", "sandbox": True, "options": {}, "urls": {}}
+
+
 def _check_venue_kind(at: str, venue: VenueConfig) -> tuple[str, str] | None:
     if venue.kind == "sample" and venue.file is None:
         return f"{at}.file", 'missing required key for kind = "sample" (a Binance recording)'
-    for kind, keys in (("sample", _SAMPLE_KEYS), ("binance", _BINANCE_KEYS)):
+    if venue.kind == "ccxt" and not venue.exchange:
+        return f"{at}.exchange", 'missing required key for kind = "ccxt" (a ccxt exchange id)'
+    for kind, keys in (("sample", _SAMPLE_KEYS), ("binance", _BINANCE_KEYS),
+                       ("ccxt", _CCXT_KEYS)):
         if venue.kind == kind:
             continue
         for key, default in keys.items():
+            if venue.kind == "ccxt" and key in _LIVE_KEYS:
+                continue
             if getattr(venue, key) != default:
                 return (f"{at}.{key}",
                         f'only valid for kind = "{kind}" (this venue is "{venue.kind}")')

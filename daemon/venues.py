@@ -3,8 +3,9 @@ configured venue, and the log lines of trading facts.
 
 - `make_venue`: a `sample` venue is a `SampleFeed` playing a recording into the
   bus (its simulated account is in the node); a `binance` venue is the live
-  `BinanceVenue` (market data, orders, user stream, reconciliation); a `sim`
-  venue is a `SimulatedVenue` (its account is the node's; nothing to run).
+  `BinanceVenue` (market data, orders, user stream, reconciliation); a `ccxt`
+  venue is `adapters.ccxt.venue.CcxtVenue` (imported only then); a `sim` venue is a
+  `SimulatedVenue` (its account is the node's; nothing to run).
   Every kind is one branch building its venue from its `[[venues]]` entry.
 - `log_trading`: one structured log line per order, fill, position, strategy
   and trading-state fact, with its context bound (journald reads these).
@@ -50,6 +51,15 @@ def make_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: TradingNode) -
             raise UserError(f"venue {vcfg.name!r}: {where}{exc}", code=EXIT_CONFIG) from None
     if vcfg.kind == "binance":
         return binance_venue(vcfg, bus, node)
+    if vcfg.kind == "ccxt":
+        from adapters.ccxt.venue import ccxt_venue
+
+        try:
+            return ccxt_venue(vcfg, bus, node)
+        except ValueError as exc:
+            raise UserError(f"venue {vcfg.name!r}: {exc}".replace(
+                f"venue {vcfg.name!r}: venue {vcfg.name!r}", f"venue {vcfg.name!r}"),
+                code=EXIT_CONFIG) from None
     if vcfg.kind == "sim":
         from adapters.sim.paper import SimulatedVenue
 

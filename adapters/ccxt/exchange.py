@@ -1,0 +1,57 @@
+"""Building the ccxt.pro exchange object of a `kind = "ccxt"` venue from its config:
+sandbox mode, credentials from the environment, options, URL overrides, and
+ccxt's own rate limiter on."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def build_exchange(vcfg: Any) -> Any:
+    """A `ccxt.pro` exchange for the venue config `vcfg`; ValueError for an unknown
+    exchange or missing keys of a trading venue."""
+    import ccxt.pro
+
+    cls = getattr(ccxt.pro, vcfg.exchange, None)
+    if cls is None:
+        raise ValueError(f"exchange {vcfg.exchange!r} is not one ccxt.pro knows")
+    config: dict[str, Any] = {"enableRateLimit": True, "options": dict(vcfg.options)}
+    if vcfg.trade:
+        prefix = vcfg.credentials
+        key, secret = os.environ.get(f"{prefix}_API_KEY"), os.environ.get(f"{prefix}_API_SECRET")
+        if not key or not secret:
+            raise ValueError(f"credentials: set {prefix}_API_KEY and {prefix}_API_SECRET")
+        config.update(apiKey=key, secret=secret)
+        if password := os.environ.get(f"{prefix}_API_PASSWORD"):
+            config["password"] = password
+    exchange = cls(config)
+    if vcfg.sandbox:
+        if not exchange.urls.get("test"):
+            raise ValueError(f"sandbox: {vcfg.exchange} has no sandbox in ccxt; set "
+                             f"sandbox = false to use the real exchange")
+        exchange.set_sandbox_mode(True)
+    if vcfg.urls:
+        exchange.urls["api"] = _override(exchange.urls["api"], dict(vcfg.urls))
+    return exchange
+
+
+def _override(api: Any, urls: dict[str, Any]) -> Any:
+    """ccxt's `urls["api"]` with `urls` laid over it; a single "*" base URL moves
+    every URL's scheme and host there, keeping paths (a local fake)."""
+    if "*" in urls:
+        from urllib.parse import urlsplit
+
+        base = urlsplit(str(urls["*"]))
+
+        def move(u: Any) -> Any:
+            if isinstance(u, dict):
+                return {k: move(v) for k, v in u.items()}
+            if not isinstance(u, str):
+                return u
+            p = urlsplit(u)
+            scheme = ("ws" if base.scheme == "http" else "wss") \
+                if p.scheme in ("ws", "wss") else base.scheme
+            return f"{scheme}://{base.netloc}{p.path}" + (f"?{p.query}" if p.query else "")
+        return move(api)
+    return {**api, **urls}
