@@ -239,3 +239,21 @@ async def test_a_cancel_lost_with_the_process_is_sent_again_at_the_restart(
         await until(lambda: second.of(OrderCanceled, client_order_id=cid),
                     message="the cancel sent again and done")
         assert second.node.oms.orders[cid].state == "canceled"
+
+
+async def test_an_order_unresolved_too_long_raises_an_alert_then_resolves(
+        server: FakeBinanceServer) -> None:
+    async with Live(server, unresolved_alert_after_s=0.1) as live:
+        server.fail_next(503, method="POST", path="/api/v3/order", after_processing=True)
+        server.fail_next(503, n=1000, method="GET", path="/api/v3/order")  # look-ups fail
+        server.lose_user_events(2)
+        cid = live.submit("BUY", "0.001", str(best_bid(server) - Decimal(50)))
+        await until(lambda: [a for a in live.alerts if a[0] == "order_unresolved"],
+                    message="the alert")
+        assert live.node.risk.state == REDUCING
+        assert "never resent" in live.alerts[0][1] and server.post_count(cid) == 1
+        server.clear_faults()
+        await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="found")
+        await until(lambda: [a for a in live.alerts if a[0] == "order_resolved"],
+                    message="the all-clear")
+        assert server.post_count(cid) == 1
