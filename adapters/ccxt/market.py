@@ -74,15 +74,21 @@ class CcxtMarket:
 
     async def run(self) -> None:
         self._last_msg = asyncio.get_running_loop().time()
-        async with asyncio.TaskGroup() as tg:
-            for symbol in self.symbols:
-                if "trades" in self.kinds:
-                    tg.create_task(self._loop(f"trades:{symbol}", self._trades, symbol))
-                if "quotes" in self.kinds:
-                    tg.create_task(self._loop(f"quotes:{symbol}", self._quotes, symbol))
-                if "book" in self.kinds:
-                    tg.create_task(self._loop(f"book:{symbol}", self._book, symbol))
-            tg.create_task(self._watchdog())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for symbol in self.symbols:
+                    if "trades" in self.kinds:
+                        tg.create_task(self._loop(f"trades:{symbol}", self._trades, symbol))
+                    if "quotes" in self.kinds:
+                        tg.create_task(self._loop(f"quotes:{symbol}", self._quotes, symbol))
+                    if "book" in self.kinds:
+                        tg.create_task(self._loop(f"book:{symbol}", self._book, symbol))
+                tg.create_task(self._watchdog())
+        finally:
+            # on cancellation too: the feed is gone either way (found by the venue
+            # contract: `tapeloop status` showed a stopped feed connected)
+            if self.status is not None:
+                self._set_status(DISCONNECTED, "feed stopped")
 
     def _set_status(self, status: str, reason: str) -> None:
         if status == self.status and status == CONNECTED:

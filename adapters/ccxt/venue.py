@@ -36,6 +36,7 @@ from adapters.ccxt.market import CcxtMarket
 from adapters.ccxt.orders import CcxtOrderPath, trading_problem
 from adapters.ccxt.reconcile import reconcile
 from adapters.ccxt.translate import CcxtTranslator
+from adapters.venue import VenueState
 from events.base import Event
 from events.bus import Bus
 from events.instruments import Instrument
@@ -113,6 +114,27 @@ class CcxtVenue(CcxtOrderPath):
                 return order.client_order_id  # type: ignore[no-any-return]
         return None
 
+    # -- the Venue protocol (adapters/venue.py) ------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Strategies may start: a trading account has reconciled with the exchange
+        once; a record-only venue trades nothing and waits for nothing."""
+        return not self.trade or self.reconciled > 0
+
+    def status(self) -> VenueState:
+        """The market feed's status ("connecting" before its first), its
+        reconnections, the reconciliation passes."""
+        return VenueState(status=self.market.status or "connecting",
+                          reconnects=self.market.reconnects, reconciled=self.reconciled)
+
+    def credentials_refused(self, error: BaseException) -> bool:
+        """The exchange refused the keys (ccxt's AuthenticationError), also inside
+        the ExceptionGroup of `run()`'s task group."""
+        if isinstance(error, BaseExceptionGroup):
+            return any(self.credentials_refused(e) for e in error.exceptions)
+        return _refused_keys(error)
+
     # -- lifecycle --------------------------------------------------------------------
 
     def subscribe(self, bus: Bus) -> None:
@@ -173,8 +195,8 @@ class CcxtVenue(CcxtOrderPath):
         has = self.exchange.has
         backoff = Reconnects(budget=10**9)
         while True:
-            await self._reconcile(report=has.get("watchOrders") or not self.reconciled)
             if not has.get("watchOrders"):
+                await self._reconcile(report=not self.reconciled)
                 await asyncio.sleep(self.poll_s)
                 continue
             try:
@@ -183,12 +205,31 @@ class CcxtVenue(CcxtOrderPath):
                     if has.get("watchMyTrades"):
                         tg.create_task(self._watch(self.exchange.watch_my_trades,
                                                    self._on_trades))
+                    # reconcile once the watches are subscribed, so that nothing falls
+                    # between the pass and the stream (a fill there was never seen: the
+                    # contract's reconnect test found it); what both see comes once
+                    await self._streams_subscribed()
+                    await self._reconcile()
             except* Exception as group:
                 delay = backoff.next_delay()
                 log.warning("ccxt.order_watch_failed", venue=self.name,
                             error="; ".join(str(e)[:200] or repr(e) for e in group.exceptions),
                             retry_s=round(delay, 3))
                 await asyncio.sleep(delay)
+
+    async def _streams_subscribed(self, timeout_s: float = 5.0) -> None:
+        """Until one of ccxt's websocket clients is connected with its watches
+        registered and no request of ours (a subscription: a numeric id) unanswered;
+        at most `timeout_s` (then the reconciliation runs anyway)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            for client in list(getattr(self.exchange, "clients", {}).values()):
+                futures = list(getattr(client, "futures", {}))
+                if client.connected.done() and futures \
+                        and not any(str(k).isdigit() for k in futures):
+                    return
+            await asyncio.sleep(0.01)
 
     async def _watch(self, watch: Callable[..., Any], on: Callable[[list[Any]], None]) -> None:
         while True:

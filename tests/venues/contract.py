@@ -48,12 +48,12 @@ RISK = {"max_order_qty": 10.0, "max_order_notional": 1_000_000.0, "max_position_
 
 
 def contract_config(venue: dict[str, Any], *, tick: float = 0.01, step: float = 0.00001,
-                    risk: dict[str, Any] | None = None) -> Config:
-    """One venue named `venue["name"]` trading BTCUSDT, with room in the risk limits
-    for the contract's orders."""
+                    risk: dict[str, Any] | None = None, symbol: str = "BTCUSDT") -> Config:
+    """One venue named `venue["name"]` trading `symbol` (BTC against USDT), with room
+    in the risk limits for the contract's orders."""
     return msgspec.convert({
         "venues": [venue],
-        "instruments": [{"venue": venue["name"], "symbol": "BTCUSDT", "base": "BTC",
+        "instruments": [{"venue": venue["name"], "symbol": symbol, "base": "BTC",
                          "quote": "USDT", "tick_size": tick, "step_size": step,
                          "min_notional": 5.0}],
         "risk": {**RISK, **(risk or {})},
@@ -79,6 +79,7 @@ class VenueCase:
     reconciles: bool
     critical: bool
     ready_within_s: float = 10.0
+    symbol: str = "BTCUSDT"  # as the venue names it (a ccxt venue: "BTC/USDT")
     market: Callable[[VenueCase], None] | None = None
     disconnect: Callable[[], object] | None = None
     bus: Bus = field(init=False)
@@ -131,12 +132,12 @@ class VenueCase:
     async def submit_resting(self) -> str:
         """A limit buy resting below the market (inside the risk band), once there
         is a market; its client order id."""
-        last = await self.until(lambda: self.node.portfolio.last_price(self.name, "BTCUSDT"),
+        last = await self.until(lambda: self.node.portfolio.last_price(self.name, self.symbol),
                                 message="a first market price")
-        inst = self.node.instruments[(self.name, "BTCUSDT")]
+        inst = self.node.instruments[(self.name, self.symbol)]
         price = inst.round_price(Decimal(str(last)) * Decimal("0.97"))
         return self.node.oms.submit(STRATEGY, OrderRequest(
-            venue=self.name, symbol="BTCUSDT", side="BUY", qty=Decimal("0.001"),
+            venue=self.name, symbol=self.symbol, side="BUY", qty=Decimal("0.001"),
             order_type="LIMIT", price=price))
 
     async def close(self) -> None:
@@ -153,9 +154,9 @@ def sim_market(price: float) -> Callable[[VenueCase], None]:
     """A market around `price` for a venue with no feed: a quote and a trade."""
     def publish(case: VenueCase) -> None:
         now = case.node.clock.now_ns()
-        case.bus.publish(Quote(ts_event=now, ts_recv=now, venue=case.name, symbol="BTCUSDT",
+        case.bus.publish(Quote(ts_event=now, ts_recv=now, venue=case.name, symbol=case.symbol,
                                bid=price - 0.5, ask=price + 0.5, bid_size=1.0, ask_size=1.0))
-        case.bus.publish(Trade(ts_event=now, ts_recv=now, venue=case.name, symbol="BTCUSDT",
+        case.bus.publish(Trade(ts_event=now, ts_recv=now, venue=case.name, symbol=case.symbol,
                                price=price, size=0.01))
     return publish
 
@@ -232,7 +233,8 @@ class VenueContract:
             lambda: (s := case.venue.status()).reconnects > before.reconnects
             and s.status in UP_STATES and (not (case.reconciles and case.trading)
                                            or (s.reconciled or 0) > (before.reconciled or 0))
-            and s, 3 * case.ready_within_s, "reconnected")
+            and s, 3 * case.ready_within_s,
+            f"reconnected (before: {before}; status now: {case.venue.status()})")
         assert after.status in UP_STATES
         assert case.venue.ready
         await case.stop()
@@ -246,7 +248,7 @@ class VenueContract:
         await case.stop()
         market = [e for e in case.events if type(e) in MARKET_TYPES]
         assert {e.venue for e in market} == {case.name}  # type: ignore[attr-defined]
-        assert {e.symbol for e in market} == {"BTCUSDT"}  # type: ignore[attr-defined]
+        assert {e.symbol for e in market} == {case.symbol}  # type: ignore[attr-defined]
         statuses = case.of(VenueStatus)
         assert statuses and {e.venue for e in statuses} == {case.name}
 
