@@ -1,9 +1,10 @@
 """Intraday volume profiles: the average traded volume per time-of-day bucket.
 
-A profile is measured from the recorded trades of one (venue, symbol) in a
-store: each trade's size is added to its UTC time-of-day bucket, and each
-bucket's sum is divided by the number of recorded days (days with at least one
-trade), so a profile is "the volume an average day trades in this bucket".
+A profile is measured from the recorded trades (or, without trades, bars) of
+one (venue, symbol) in a store: each trade's size (bar's volume) is added to
+its UTC time-of-day bucket, and each bucket's sum is divided by the number of
+recorded days (days with at least one trade or bar), so a profile is "the
+volume an average day trades in this bucket".
 `vwap` sizes its slices by it (`Profile.weights`).
 
 It is written as a small JSON file (`Profile`, msgspec-encoded), made by
@@ -27,6 +28,7 @@ import msgspec
 
 from daemon.config import parse_interval
 from events.instruments import to_decimal
+from events.market import Bar
 
 __all__ = ["DAY_NS", "Profile", "from_store", "load_profile", "measure"]
 
@@ -70,18 +72,23 @@ def measure(trades: Iterable[tuple[int, Decimal]], bucket_ns: int) -> tuple[list
 
 
 def from_store(data_dir: Path, venue: str, symbol: str, bucket: str) -> Profile:
-    """The profile of `venue`'s `symbol` over every recorded day in the store."""
+    """The profile of `venue`'s `symbol` over every recorded day in the store: from
+    its trades, or from its bars (each bar's volume in its opening bucket) when the
+    store holds no trades of it."""
     from replay.reader import read_events  # the store's reader: only this command needs it
 
     bucket_ns = parse_interval(bucket)
-
-    def trades() -> Iterable[tuple[int, Decimal]]:
-        for batch in read_events(data_dir, types=["Trade"], symbols=[symbol]):
-            for t in batch:
-                if t.venue == venue:  # type: ignore[attr-defined]
-                    yield t.ts_event, to_decimal(t.size)  # type: ignore[attr-defined]
-
-    volumes, days = measure(trades(), bucket_ns)
+    trades: list[tuple[int, Decimal]] = []
+    bars: list[tuple[int, Decimal]] = []
+    for batch in read_events(data_dir, types=["Trade", "Bar"], symbols=[symbol]):
+        for e in batch:
+            if e.venue != venue:  # type: ignore[attr-defined]
+                continue
+            if type(e) is Bar:
+                bars.append((e.ts_open, to_decimal(e.volume)))
+            else:
+                trades.append((e.ts_event, to_decimal(e.size)))  # type: ignore[attr-defined]
+    volumes, days = measure(trades or bars, bucket_ns)
     return Profile(venue=venue, symbol=symbol, bucket=bucket, days=days, volumes=volumes)
 
 
