@@ -12,6 +12,10 @@ engine's price band needs): each leg an IOC limit on its venue,
 sized on that venue's step and checked by the risk engine like any order. When
 its legs are done it logs `sor.done` (what filled, per venue) and stops.
 
+`paper = true` routes to each venue's simulated twin, so it needs one for
+every routed venue; as only a strategy's own venue gets a twin, a paper `sor`
+over other venues fails to start (one line) rather than send a real order.
+
 Restart-safe: its legs carry the parent id `sor@<t0>`; after a restart a parent
 whose legs were sent is not routed again (it follows the legs still open).
 """
@@ -26,6 +30,7 @@ import msgspec
 from daemon.config import StrategyConfig
 from daemon.strategies.base import Strategy, StrategyContext
 from daemon.strategies.parent import ChildLedger
+from daemon.strategies.runtime import paper_venue
 from daemon.strategies.sor import Leg, VenueBook, plan, same_pair
 from daemon.trading.api import IOC, LIMIT, OrderRequest
 from events.instruments import Instrument, to_decimal
@@ -77,6 +82,14 @@ class Sor(Strategy):
             raise ValueError(f"{self.id}: venues {missing} list no {own.base}/{own.quote} "
                              "instrument")
         self.market_keys = [(v, i.symbol) for v, i in self.pair.items()]
+        # a paper strategy's legs go to each venue's simulated twin, never the venue
+        paper = self.venue != config.venue
+        self.order_venues = {v: paper_venue(v) if paper else v for v in self.pair}
+        if no_twin := [v for v, i in self.pair.items()
+                       if (self.order_venues[v], i.symbol) not in ctx.instruments]:
+            raise ValueError(f"{self.id}: paper = true trades on simulated twins, and "
+                             f"venues {no_twin} have none (only its own venue gets one)")
+        self._allowed = {(self.order_venues[v], i.symbol) for v, i in self.pair.items()}
         self.total = own.round_qty(to_decimal(p.total_qty))
         self.fees = {v: to_decimal(bps) / 10_000 for v, bps in p.fees_bps.items()}
         self.books = {v: VenueBook() for v in self.pair}
@@ -120,14 +133,13 @@ class Sor(Strategy):
                       legs=[(leg.venue, str(leg.qty), str(leg.price)) for leg in self.legs])
         for leg in self.legs:
             self.ledger.send(OrderRequest(
-                venue=leg.venue, symbol=leg.symbol, side=self.params.side, qty=leg.qty,
-                order_type=LIMIT, price=leg.price, time_in_force=IOC))
+                venue=self.order_venues[leg.venue], symbol=leg.symbol, side=self.params.side,
+                qty=leg.qty, order_type=LIMIT, price=leg.price, time_in_force=IOC))
         self._check_done()
 
     def _check_request(self, request: OrderRequest) -> None:
         # its legs go to the routed venues (sized and priced on their grids by `plan`)
-        inst = self.pair.get(request.venue)
-        if inst is None or inst.symbol != request.symbol:
+        if (request.venue, request.symbol) not in self._allowed:
             raise ValueError(f"{self.id}: order for {request.venue} {request.symbol}, not one "
                              f"of its routed instruments {self.market_keys}")
 

@@ -182,3 +182,16 @@ def test_sor_on_two_simulated_venues_routes_fills_and_is_not_rerouted_after_a_re
             Quote(ts_event=T0 + 12 * S, ts_recv=T0 + 12 * S, venue="b", symbol="BTC-USDT",
                   bid=99.0, ask=100.0, bid_size=1.0, ask_size=1.0)])
     assert len([e for e in d.journal if type(e) is OrderSubmitted]) == 2
+
+
+def test_a_paper_sor_never_routes_to_a_real_venue(tmp_path: Path) -> None:
+    """paper = true trades on simulated twins; b has none, so it does not start."""
+    path = tmp_path / "sor.toml"
+    path.write_text(TWO_VENUES + "paper = true\n")
+    d = Daemon(load_config(path, data_dir=tmp_path / "data"))
+    node = d.boot(T0)
+    d.feed([Trade(ts_event=T0, ts_recv=T0, venue=v, symbol=s, price=100.0, size=1.0)
+            for v, s in (("a", "BTCUSDT"), ("b", "BTC-USDT"))])
+    d.feed([snap("a", "BTCUSDT", T0, [(100.0, 5.0)]), snap("b", "BTC-USDT", T0, [(100.0, 5.0)])])
+    assert node.runtime.status("sor") == "failed"
+    assert d.children("sor") == []
