@@ -23,6 +23,7 @@ slice is posted; when the last one ended unfilled the parent stays ended.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -47,6 +48,8 @@ class IcebergParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     symbol: str | None = None
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.price):
+            raise ValueError(f"price {self.price} is not a finite number")
         if self.display_qty > self.total_qty:
             raise ValueError(f"display_qty {self.display_qty} is above total_qty "
                              f"{self.total_qty}")
