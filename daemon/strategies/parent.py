@@ -12,6 +12,11 @@ the open children from it. Nothing is sent twice (what the schedule owes is
 computed from journaled fills and open children) and nothing is lost (the
 slice that fell due while the daemon was down is caught up at once).
 
+The parent is the strategy's: one strategy id runs one parent of a kind, ever
+(on its account's journal). A restart with changed params resumes that same
+parent (what it bought stays bought, never bought twice); a parent that is done
+stays done, so a new parent needs a new strategy id.
+
 A gateway without `children` (a test double) restores nothing.
 """
 
