@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         profile = from_store(args.data, args.venue, args.symbol, args.bucket)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:  # no such store, a damaged one: one line
         print(f"volume_profile: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     if profile.days == 0:

@@ -100,3 +100,23 @@ def test_any_kills_fill_the_total_exactly_once(tmp_path_factory, kills) -> None:
     assert sum((e.qty for e in children), Decimal(0)) == Decimal(1), kills
     assert d.filled("vwap") == Decimal(1), kills
     assert len(children) <= 4, kills
+
+
+def test_profile_command_without_data_is_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from daemon.strategies.volume_profile import main
+
+    code = main(["--data", str(tmp_path / "nothing"), "--venue", "sim", "--symbol", "BTCUSDT",
+                 "--out", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "p.json").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"venue": "sim"}')
+    params = (f'{{ side = "BUY", total_qty = 1.0, duration = "1h", slices = 4, '
+              f'profile_file = "{bad}" }}')
+    try:
+        algo_config(tmp_path, "vwap", CLS, params)
+    except Exception as exc:  # the config's one line names the key and the file
+        assert "params.profile_file" in str(exc) and str(bad) in str(exc)
+    else:
+        raise AssertionError("a broken profile file was accepted")
