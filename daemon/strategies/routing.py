@@ -248,10 +248,13 @@ class MarketRouter:
         for slot in slots:
             config = slot.config
             hooks = [(cls, overridden(slot.strategy, name)) for cls, name in _MARKET_HOOKS]
-            for symbol in config.symbols:
+            # a strategy reading other venues' markets (smart order routing) names them
+            keys = getattr(slot.strategy, "market_keys", None) or [
+                (config.venue, symbol) for symbol in config.symbols]
+            for venue, symbol in keys:
                 for cls, hook in hooks:
                     if hook is not None:
-                        routes.setdefault((config.venue, symbol, cls), []).append((slot, hook))
+                        routes.setdefault((venue, symbol, cls), []).append((slot, hook))
         self._routes = {key: tuple(entries) for key, entries in routes.items()}
         self._built_subs = {key: tuple(entries) for key, entries in built.items()}
         self._bar_routes = {}

@@ -296,6 +296,14 @@ class OMS:
         return [o for o in self.book.orders.values()
                 if o.strategy_id == strategy_id and not o.is_done]
 
+    def children(self, strategy_id: str, parent_prefix: str) -> list[Order]:
+        """A strategy's orders whose `parent_order_id` starts with `parent_prefix`,
+        finished ones included, in submission order: an execution algorithm's
+        journaled progress (daemon.strategies.parent). Scans every order: call it
+        at a start, not per event."""
+        return [o for o in self.book.orders.values()
+                if o.strategy_id == strategy_id and o.parent_order_id.startswith(parent_prefix)]
+
     def _own_order(self, strategy_id: str, client_order_id: str) -> Order | None:
         """The order; None when risk refused the id; OMSError for an id never issued
         or another strategy's."""
