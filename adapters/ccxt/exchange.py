@@ -1,10 +1,11 @@
 """Building the ccxt.pro exchange object of a `kind = "ccxt"` venue from its config:
-sandbox mode, credentials from the environment, options, URL overrides, and
-ccxt's own rate limiter on."""
+sandbox mode, credentials from the environment or systemd credential files, options,
+URL overrides, and ccxt's own rate limiter on."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 
@@ -19,11 +20,14 @@ def build_exchange(vcfg: Any) -> Any:
     config: dict[str, Any] = {"enableRateLimit": True, "options": dict(vcfg.options)}
     if vcfg.trade:
         prefix = vcfg.credentials
-        key, secret = os.environ.get(f"{prefix}_API_KEY"), os.environ.get(f"{prefix}_API_SECRET")
+        key, secret = secret_of(prefix, "API_KEY"), secret_of(prefix, "API_SECRET")
         if not key or not secret:
-            raise ValueError(f"credentials: set {prefix}_API_KEY and {prefix}_API_SECRET")
+            low = prefix.lower()
+            raise ValueError(f"credentials: set {prefix}_API_KEY and {prefix}_API_SECRET, or "
+                             f"put {low}_api_key and {low}_api_secret in "
+                             "$CREDENTIALS_DIRECTORY (systemd LoadCredential=)")
         config.update(apiKey=key, secret=secret)
-        if password := os.environ.get(f"{prefix}_API_PASSWORD"):
+        if password := secret_of(prefix, "API_PASSWORD"):  # okx, kucoin: a passphrase
             config["password"] = password
     exchange = cls(config)
     if vcfg.sandbox:
@@ -34,6 +38,19 @@ def build_exchange(vcfg: Any) -> Any:
     if vcfg.urls:
         exchange.urls["api"] = _override(exchange.urls["api"], dict(vcfg.urls))
     return exchange
+
+
+def secret_of(prefix: str, name: str) -> str | None:
+    """`{prefix}_{name}` from the environment, else the systemd credential file
+    `{prefix}_{name}` in lower case under $CREDENTIALS_DIRECTORY; never logged."""
+    if value := os.environ.get(f"{prefix}_{name}"):
+        return value
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        path = Path(directory) / f"{prefix}_{name}".lower()
+        if path.is_file():
+            return path.read_text().strip() or None
+    return None
 
 
 def _override(api: Any, urls: dict[str, Any]) -> Any:

@@ -141,3 +141,16 @@ def test_a_config_entry_that_disagrees_with_the_exchange_is_one_line() -> None:
     same = Instrument(venue="bybit", symbol="BTC/USDT", base="BTC", quote="USDT",
                       tick_size=D("0.1"), step_size=D("0.000001"), min_notional=D(5))
     assert disagreement(same, market) is None
+
+
+def test_keys_come_from_the_environment_or_systemd_credential_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.ccxt.exchange import secret_of
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setenv("OKX1_API_KEY", "from-env")
+    assert secret_of("OKX1", "API_KEY") == "from-env"
+    (tmp_path / "okx1_api_secret").write_text("from-file\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert secret_of("OKX1", "API_SECRET") == "from-file"
+    assert secret_of("OKX1", "API_PASSWORD") is None
