@@ -12,12 +12,14 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
+
 from events.instruments import Instrument
 from events.market import BookSnapshot, Quote, Trade
 from events.orders import Fill, OrderAccepted, OrderSubmitted
 from tests.conftest import REPO, cli_env, tapeloop_cmd, until
 from tests.daemon.test_live_binance_process import recorded
-from tests.daemon.user_view import agreed_views
+from tests.daemon.user_view import agreed_views, ask
 from tests.fake_binance import DEFAULT_API_KEY, DEFAULT_SECRET, FakeBinanceServer
 
 BTC = Instrument(venue="bn", symbol="BTC/USDT", base="BTC", quote="USDT",
@@ -182,3 +184,62 @@ async def test_refused_keys_exit_with_their_own_code(tmp_path: Path) -> None:
     text = log.read_text()
     assert code == 5, text[-3000:]  # EXIT_AUTH: systemd's RestartPreventExitStatus
     assert "credentials refused" in text and b"daemon.ready" not in log.read_bytes()
+
+
+PAPER = """
+[[strategies]]
+id = "buyer"
+class = "tests.strategies_for_tests:Boom"
+venue = "bn"
+symbols = ["BTC/USDT"]
+bar_interval = "1s"
+paper = true
+params = { after_bars = 1000000 }
+"""
+
+
+async def test_paper_on_a_ccxt_feed_keeps_trading_across_a_kill(tmp_path: Path) -> None:
+    """A `paper = true` strategy on a record-only ccxt venue (no keys): its orders fill
+    on the simulated twin from the exchange's market data, none reaches the exchange,
+    and after a SIGKILL and a restart it trades on and the journal folds to what the
+    daemon shows."""
+    from daemon.strategies.runtime import paper_venue
+
+    twin = paper_venue("bn")
+    server = FakeBinanceServer(seed=11, tick_interval_s=0.02)
+    await server.start()
+    config, data, log = tmp_path / "paper.toml", tmp_path / "data", tmp_path / "daemon.log"
+    # the twin's simulated account (a simulation parameter, valid on every kind)
+    text = CONFIG.format(url=server.base_url, trade="false", strategy=PAPER)
+    config.write_text(text.replace("taker_fee_bps = 10.0",
+                                   "taker_fee_bps = 10.0\nbalances = { USDT = 10000.0 }"))
+
+    def paper_fills() -> list[Fill]:
+        return [f for f in recorded(data, Fill) if f.venue == twin]
+
+    try:
+        proc = await start(config, data, log, keys=False)
+        try:
+            await until(lambda: len(paper_fills()) >= 2, timeout=90, message="paper fills")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        before = len(paper_fills())
+        proc = await start(config, data, log, keys=False)
+        try:
+            await until(lambda: len(paper_fills()) > before, timeout=90,
+                        message="paper fills after the restart")
+            ask(config, data, "strategy", "stop", "buyer")  # so the views hold still
+            orders, positions, book, folded = agreed_views(
+                config, data, [msgspec.structs.replace(BTC, venue=twin)])
+            assert orders == {c: (o.state, o.filled_qty) for c, o in book.orders.items()}
+            assert positions == folded
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        assert code == 0, log.read_text()[-3000:]
+        assert server.count("POST", "/api/v3/order") == 0, "paper orders stay paper"
+        trades = [f.trade_id for f in paper_fills()]
+        assert len(set(trades)) == len(trades), "no paper trade applied twice"
+    finally:
+        await server.close()
