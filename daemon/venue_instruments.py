@@ -54,6 +54,7 @@ async def resolve_venue_instruments(
     if not venues:
         return {}
     from adapters.ccxt.markets import MarketError, disagreement, markets_for
+    from adapters.ccxt.orders import trading_problem
 
     if exchange_factory is None:
         from adapters.ccxt.exchange import build_exchange as exchange_factory
@@ -67,6 +68,11 @@ async def resolve_venue_instruments(
             exchange = exchange_factory(vcfg)
         except ValueError as exc:
             raise UserError(f"venue {vcfg.name!r}: {exc}", code=EXIT_CONFIG) from None
+        if vcfg.trade and (problem := trading_problem(exchange)) is not None:
+            # before any network: an exchange where an order could be lost is refused
+            # at once, even while it cannot be reached
+            await exchange.close()
+            raise UserError(f"venue {vcfg.name!r}: {problem}", code=EXIT_CONFIG)
         try:
             status(f"loading {vcfg.exchange}'s markets for venue {vcfg.name}")
             markets = await _load_markets(vcfg, exchange, stopping)

@@ -195,8 +195,10 @@ class CcxtVenue(CcxtOrderPath):
         has = self.exchange.has
         backoff = Reconnects(budget=10**9)
         while True:
+            # over REST first: refused keys surface here as ccxt's AuthenticationError
+            # (a websocket refusal is often a plain ExchangeError), and a poll needs it
+            await self._reconcile(report=has.get("watchOrders") or not self.reconciled)
             if not has.get("watchOrders"):
-                await self._reconcile(report=not self.reconciled)
                 await asyncio.sleep(self.poll_s)
                 continue
             try:
@@ -205,12 +207,14 @@ class CcxtVenue(CcxtOrderPath):
                     if has.get("watchMyTrades"):
                         tg.create_task(self._watch(self.exchange.watch_my_trades,
                                                    self._on_trades))
-                    # reconcile once the watches are subscribed, so that nothing falls
-                    # between the pass and the stream (a fill there was never seen: the
+                    # and again once the watches are subscribed, so that nothing falls
+                    # between a pass and the stream (a fill there was never seen: the
                     # contract's reconnect test found it); what both see comes once
                     await self._streams_subscribed()
                     await self._reconcile()
             except* Exception as group:
+                if any(_refused_keys(e) for e in group.exceptions):
+                    raise  # the keys are refused: exit 5, restarting will not help
                 delay = backoff.next_delay()
                 log.warning("ccxt.order_watch_failed", venue=self.name,
                             error="; ".join(str(e)[:200] or repr(e) for e in group.exceptions),
@@ -291,7 +295,7 @@ class CcxtVenue(CcxtOrderPath):
 def _refused_keys(exc: BaseException) -> bool:
     import ccxt
 
-    return isinstance(exc, ccxt.AuthenticationError)
+    return isinstance(exc, ccxt.AuthenticationError | CredentialsRefused)
 
 
 async def _settle_ccxt_tasks(exchange: Any, timeout_s: float = 2.0) -> None:
