@@ -209,9 +209,9 @@ class CcxtVenue(CcxtOrderPath):
                                                    self._on_trades))
                     # and again once the watches are subscribed, so that nothing falls
                     # between a pass and the stream (a fill there was never seen: the
-                    # contract's reconnect test found it); what both see comes once
-                    await self._streams_subscribed()
-                    await self._reconcile()
+                    # contract's reconnect test found it); what both see comes once.
+                    # A task of the group, so a failing watch cancels it cleanly.
+                    tg.create_task(self._reconcile_when_subscribed())
             except* Exception as group:
                 if any(_refused_keys(e) for e in group.exceptions):
                     raise  # the keys are refused: exit 5, restarting will not help
@@ -220,6 +220,10 @@ class CcxtVenue(CcxtOrderPath):
                             error="; ".join(str(e)[:200] or repr(e) for e in group.exceptions),
                             retry_s=round(delay, 3))
                 await asyncio.sleep(delay)
+
+    async def _reconcile_when_subscribed(self) -> None:
+        await self._streams_subscribed()
+        await self._reconcile()
 
     async def _streams_subscribed(self, timeout_s: float = 5.0) -> None:
         """Until one of ccxt's websocket clients is connected with its watches
