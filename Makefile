@@ -20,7 +20,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # the long runs: 100,000 seeds of the deterministic simulation (tests/dst), seeds apart
-# from make test's; a failure prints the command that replays it. Then the fuzz tests
+# from make test's; a failure prints the command that replays it. Then ten minutes of
+# market making through faults against the fake Binance, and the fuzz tests
 # (tests/fuzz) on SOAK_FUZZ_SCALE times make test's examples from a fresh seed, printed
 # at the end with the command that replays the run.
 SOAK_SEEDS ?= 100000
@@ -28,6 +29,7 @@ SOAK_FUZZ_SCALE ?= 50
 SOAK_FUZZ_SEED ?= random
 soak: $(STAMP)
 	$(BIN)/python -m tests.dst --seeds $(SOAK_SEEDS) --first 1000000
+	TAPELOOP_SOAK_S=600 $(BIN)/python -m pytest -q -p no:cacheprovider tests/adapters/binance/test_soak.py
 	TAPELOOP_FUZZ_SEED=$(SOAK_FUZZ_SEED) TAPELOOP_FUZZ_SCALE=$(SOAK_FUZZ_SCALE) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=7200 tests/fuzz
 

@@ -1,4 +1,5 @@
-"""A minute of live market making against the fake Binance under load and faults.
+"""Live market making against the fake Binance under load and faults (20 s in make
+test, ten minutes in make soak).
 
 The fake's market ticks every 10 ms (trades, quotes, depth diffs); a seeded
 chaos loop drops the market and user connections, opens depth gaps, answers
@@ -12,7 +13,8 @@ reconciliation runs, and:
 - no order was ever sent twice (one POST per client order id);
 - each order's state agrees with Binance's, and the position equals the fills.
 
-`TAPELOOP_SOAK_S` changes the duration (default 60 s); the seed is printed.
+`TAPELOOP_SOAK_S` changes the duration (20 s in make test, 600 s in make soak); the
+seed is printed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from events.orders import Fill
 from tests.adapters.binance.live import Live, until
 from tests.fake_binance import FakeBinanceServer
 
-SOAK_S = float(os.environ.get("TAPELOOP_SOAK_S", "60"))
+SOAK_S = float(os.environ.get("TAPELOOP_SOAK_S", "20"))  # make soak: 600
 SEED = int(os.environ.get("TAPELOOP_SOAK_SEED", "20261121"))
 MM = {"id": "mm", "class": "daemon.strategies.market_maker:MarketMaker", "venue": "binance",
       "symbols": ["BTCUSDT"],
