@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from adapters.binance.reconnect import Reconnects
+from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects
 from events.base import Event
 from events.market import (
     AGGRESSOR_BUY,
@@ -63,7 +63,10 @@ class CcxtMarket:
         self.depth = depth
         self.now_ns = now_ns
         self.kinds = kinds
-        self.backoff = reconnects or Reconnects(budget=10**9)
+        # backoff shared by the watches; the reconnect budget (as for Binance's streams:
+        # at most `budget` per `window_s`) is per watch, each being its own subscription
+        self.backoff = reconnects or Reconnects()
+        self._budgets: dict[str, Reconnects] = {}
         self.status: str | None = None
         self.reconnects = 0
         self._last_msg = 0.0  # loop time of the last market message
@@ -108,6 +111,16 @@ class CcxtMarket:
                 raise
             except Exception as exc:  # ccxt's NetworkError and friends: watch again
                 self._failing.add(key)
+                budget = self._budgets.setdefault(key, Reconnects(
+                    budget=self.backoff.budget, window_s=self.backoff.window_s))
+                try:
+                    budget.spend(f"{key}: {str(exc)[:200] or type(exc).__name__}")
+                except ReconnectBudgetExhausted as spent:
+                    # a feed that keeps failing stops: a trading venue stops the daemon
+                    # (systemd restarts it, reconciling), a record-only one goes on without
+                    log.error("ccxt.reconnect_budget_exhausted", venue=self.venue, watch=key,
+                              error=str(spent))
+                    raise ReconnectBudgetExhausted(f"{self.venue} {key}: {spent}") from None
                 self.reconnects += 1
                 delay = self.backoff.next_delay()
                 log.warning("ccxt.watch_failed", venue=self.venue, watch=key,
