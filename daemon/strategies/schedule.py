@@ -123,8 +123,12 @@ class ScheduledParent(Strategy):
         self.targets = self.targets_from(t0)
 
     def targets_from(self, t0: int) -> list[Decimal]:
-        """The cumulative quantity due after each slice (the last one the total)."""
-        raise NotImplementedError
+        """The cumulative quantity due after each slice, the last one the total: by
+        default k+1 even slices' worth (each rounded down to the step) after slice
+        k, the remainder in the last (TWAP); VWAP weighs them by volume."""
+        slices = self.params.slices
+        base = self.inst.round_qty(self.total / slices)
+        return [base * (k + 1) for k in range(slices - 1)] + [self.total]
 
     def on_timer(self, timer: Timer) -> None:
         self._send_slice()

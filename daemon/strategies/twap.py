@@ -22,7 +22,6 @@ starting the whole parent over.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Annotated, Literal
 
 import msgspec
@@ -72,9 +71,3 @@ class Twap(ScheduledParent):
                               f"rounds down to 0 a slice at {symbol}'s step {inst.step_size}")
         return None
 
-    def targets_from(self, t0: int) -> list[Decimal]:
-        """k+1 even slices' worth (each rounded down to the step) after slice k, the
-        remainder in the last."""
-        slices = self.params.slices
-        base = self.inst.round_qty(self.total / slices)
-        return [base * (k + 1) for k in range(slices - 1)] + [self.total]
