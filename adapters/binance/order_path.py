@@ -46,7 +46,7 @@ from adapters.binance.reconcile import (
 )
 from adapters.binance.rest import BinanceRest, UnknownOutcome
 from adapters.binance.rest_events import order_events
-from adapters.binance.unresolved import Retry, RetryPolicy
+from adapters.binance.unresolved import LookupAlerts, Retry, RetryPolicy
 from adapters.binance.user_stream import UserStreamTranslator
 from events.base import Event
 from events.orders import (
@@ -94,9 +94,11 @@ def order_params(e: OrderSubmitted) -> dict[str, Any]:
     raise ValueError(f"order type {e.order_type} is not supported by the Binance Spot adapter")
 
 
-class OrderPath:
+class OrderPath(LookupAlerts):
     """The order half of `BinanceVenue`; see the module docstring. The venue
     sets the attributes below and calls `_init_order_path()`."""
+
+    log_prefix = "binance"  # its log lines: binance.order_lookup_failed, binance.alert
 
     name: str
     rest: BinanceRest
@@ -245,30 +247,6 @@ class OrderPath:
                 self._alert("order_resolved", f"order {cid} on {self.name}: resolved after "
                             f"{retry.elapsed(loop.time()):.0f} s", severity="info",
                             key=f"{self.name}:{cid}", venue=self.name, client_order_id=cid)
-
-    def _lookup_failed(self, retry: Retry, e: Any, error: str, now: float) -> None:
-        """One log line per failed look-up (so at the backoff's pace), and the
-        alert when it is due."""
-        cid = e.client_order_id
-        alert_due = retry.failed(now)
-        unresolved_s = retry.elapsed(now)
-        log.warning("binance.order_lookup_failed", venue=self.name, client_order_id=cid,
-                    attempt=retry.attempts, unresolved_s=round(unresolved_s, 3),
-                    retry_s=retry.upcoming, error=error)
-        if alert_due:
-            self._alert(
-                "order_unresolved",
-                f"order {cid} ({e.symbol}) on {self.name}: outcome unknown for "
-                f"{unresolved_s:.0f} s; trading held REDUCING; still looking it up "
-                f"(never resent): {error}",
-                key=f"{self.name}:{cid}", venue=self.name, client_order_id=cid,
-                symbol=e.symbol, unresolved_s=round(unresolved_s, 1), attempts=retry.attempts)
-
-    def _alert(self, kind: str, message: str, **context: Any) -> None:
-        if self.alert is not None:
-            self.alert(kind, message, **context)
-        else:  # no kernel (a test, a tool): the log line is the alert
-            log.error("binance.alert", alert_kind=kind, message=message, **context)
 
     # -- cancelling -----------------------------------------------------------------------
 

@@ -16,11 +16,17 @@ Binance can stay unreachable for minutes, so:
 
 `Retry` holds one order's attempts; time is whatever monotonic clock the
 caller passes (the venue uses the event loop's), so tests choose their pace.
+`LookupAlerts` is what an order path (Binance's, and the ccxt one) says when a
+look-up fails: one log line per attempt and the alert when due.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import structlog
 
 
 @dataclass(frozen=True)
@@ -80,3 +86,39 @@ class Retry:
         self.last_alert = now
         self.alerts += 1
         return True
+
+
+class LookupAlerts:
+    """The log line of a failed look-up and the `order_unresolved` alert, for an order
+    path with `name`, `alert` (the kernel's, or None) and `log_prefix` ("binance",
+    "ccxt": the log event names are `<prefix>.order_lookup_failed`, `<prefix>.alert`)."""
+
+    name: str
+    alert: Callable[..., object] | None
+    log_prefix = "venue"
+
+    def _lookup_failed(self, retry: Retry, e: Any, error: str, now: float) -> None:
+        """One log line per failed look-up (so at the backoff's pace), and the
+        alert when it is due."""
+        log = structlog.get_logger(f"tapeloop.{self.log_prefix}")
+        cid = e.client_order_id
+        alert_due = retry.failed(now)
+        unresolved_s = retry.elapsed(now)
+        log.warning(f"{self.log_prefix}.order_lookup_failed", venue=self.name,
+                    client_order_id=cid, attempt=retry.attempts,
+                    unresolved_s=round(unresolved_s, 3), retry_s=retry.upcoming, error=error)
+        if alert_due:
+            self._alert(
+                "order_unresolved",
+                f"order {cid} ({e.symbol}) on {self.name}: outcome unknown for "
+                f"{unresolved_s:.0f} s; trading held REDUCING; still looking it up "
+                f"(never resent): {error}",
+                key=f"{self.name}:{cid}", venue=self.name, client_order_id=cid,
+                symbol=e.symbol, unresolved_s=round(unresolved_s, 1), attempts=retry.attempts)
+
+    def _alert(self, kind: str, message: str, **context: Any) -> None:
+        if self.alert is not None:
+            self.alert(kind, message, **context)
+        else:  # no kernel (a test, a tool): the log line is the alert
+            structlog.get_logger(f"tapeloop.{self.log_prefix}").error(
+                f"{self.log_prefix}.alert", alert_kind=kind, message=message, **context)

@@ -39,7 +39,7 @@ from typing import Any
 
 import structlog
 
-from adapters.binance.unresolved import Retry, RetryPolicy
+from adapters.binance.unresolved import LookupAlerts, Retry, RetryPolicy
 from adapters.ccxt.translate import CcxtTranslator, dec
 from events.base import Event
 from events.orders import (
@@ -113,9 +113,11 @@ def order_args(e: OrderSubmitted) -> tuple[str, float | None, dict[str, Any]]:
     return "limit", e.price, params  # type: ignore[return-value]
 
 
-class CcxtOrderPath:
+class CcxtOrderPath(LookupAlerts):
     """The order half of `CcxtVenue`; the venue sets the attributes below and
     calls `_init_order_path()`."""
+
+    log_prefix = "ccxt"  # its log lines: ccxt.order_lookup_failed, ccxt.alert
 
     name: str
     exchange: Any
@@ -291,28 +293,6 @@ class CcxtOrderPath:
             return
         mine = [t for t in trades if str(t.get("order")) == str(order.get("id"))]
         self.publish_orders(self.translator.trades(mine, self.now_ns()))
-
-    def _lookup_failed(self, retry: Retry, e: Any, error: str, now: float) -> None:
-        cid = e.client_order_id
-        alert_due = retry.failed(now)
-        unresolved_s = retry.elapsed(now)
-        log.warning("ccxt.order_lookup_failed", venue=self.name, client_order_id=cid,
-                    attempt=retry.attempts, unresolved_s=round(unresolved_s, 3),
-                    retry_s=retry.upcoming, error=error)
-        if alert_due:
-            self._alert(
-                "order_unresolved",
-                f"order {cid} ({e.symbol}) on {self.name}: outcome unknown for "
-                f"{unresolved_s:.0f} s; trading held REDUCING; still looking it up "
-                f"(never resent): {error}",
-                key=f"{self.name}:{cid}", venue=self.name, client_order_id=cid,
-                symbol=e.symbol, unresolved_s=round(unresolved_s, 1), attempts=retry.attempts)
-
-    def _alert(self, kind: str, message: str, **context: Any) -> None:
-        if self.alert is not None:
-            self.alert(kind, message, **context)
-        else:
-            log.error("ccxt.alert", alert_kind=kind, message=message, **context)
 
     # -- cancelling and amending ------------------------------------------------------
 
