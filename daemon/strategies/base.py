@@ -179,6 +179,21 @@ class Strategy:
                 return f"{q} rounds down to 0 at {symbol}'s step {inst.step_size}"
         return None
 
+    @classmethod
+    def parent_problem(cls, params: Any, instruments: Mapping[str, Instrument],
+                       sizes: tuple[str, ...] = ("total_qty",)) -> tuple[str, str] | None:
+        """For a parent-order algorithm (twap, vwap, iceberg, sor): its `symbol` param
+        (default: its first symbol) is one of its own, and each param in `sizes` is an
+        order that instrument can take; the (key, problem) of the first that is not."""
+        symbol = params.symbol or next(iter(instruments))
+        inst = instruments.get(symbol)
+        if inst is None:
+            return "symbol", f"{symbol!r} is not one of its symbols {list(instruments)}"
+        for key in sizes:
+            if problem := cls.qty_problem(getattr(params, key), {symbol: inst}):
+                return key, problem
+        return None
+
     def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
         self.config = config
         self.ctx = ctx

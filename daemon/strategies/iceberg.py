@@ -64,13 +64,9 @@ class Iceberg(Strategy):
     def check_params(
         cls, params: IcebergParams, instruments: Mapping[str, Instrument]
     ) -> tuple[str, str] | None:
-        symbol = params.symbol or next(iter(instruments))
-        inst = instruments.get(symbol)
-        if inst is None:
-            return "symbol", f"{symbol!r} is not one of its symbols {list(instruments)}"
-        for key in ("total_qty", "display_qty"):
-            if problem := cls.qty_problem(getattr(params, key), {symbol: inst}):
-                return key, problem
+        if problem := cls.parent_problem(params, instruments, ("total_qty", "display_qty")):
+            return problem
+        inst = instruments[params.symbol or next(iter(instruments))]
         try:
             inst.round_order_price(to_decimal(params.price), params.side)
         except ValueError as exc:

@@ -64,13 +64,8 @@ class Sor(Strategy):
     def check_params(
         cls, params: SorParams, instruments: Mapping[str, Instrument]
     ) -> tuple[str, str] | None:
-        symbol = params.symbol or next(iter(instruments))
-        inst = instruments.get(symbol)
-        if inst is None:
-            return "symbol", f"{symbol!r} is not one of its symbols {list(instruments)}"
-        if problem := cls.qty_problem(params.total_qty, {symbol: inst}):
-            return "total_qty", problem
-        return None  # the venues' instruments are the start's (check_venues)
+        # the venues' instruments are the start's (check_venues)
+        return cls.parent_problem(params, instruments)
 
     def __init__(self, config: StrategyConfig, ctx: StrategyContext) -> None:
         super().__init__(config, ctx)

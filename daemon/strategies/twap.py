@@ -59,12 +59,10 @@ class Twap(ScheduledParent):
     def check_params(
         cls, params: TwapParams, instruments: Mapping[str, Instrument]
     ) -> tuple[str, str] | None:
+        if problem := cls.parent_problem(params, instruments):
+            return problem
         symbol = params.symbol or next(iter(instruments))
-        inst = instruments.get(symbol)
-        if inst is None:
-            return "symbol", f"{symbol!r} is not one of its symbols {list(instruments)}"
-        if problem := cls.qty_problem(params.total_qty, {symbol: inst}):
-            return "total_qty", problem
+        inst = instruments[symbol]
         total = inst.round_qty(to_decimal(params.total_qty))
         if params.slices > 1 and inst.round_qty(total / params.slices) <= 0:
             return "slices", (f"total_qty {params.total_qty} over {params.slices} slices "

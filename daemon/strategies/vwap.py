@@ -70,12 +70,9 @@ class Vwap(ScheduledParent):
     def check_params(
         cls, params: VwapParams, instruments: Mapping[str, Instrument]
     ) -> tuple[str, str] | None:
+        if problem := cls.parent_problem(params, instruments):
+            return problem
         symbol = params.symbol or next(iter(instruments))
-        inst = instruments.get(symbol)
-        if inst is None:
-            return "symbol", f"{symbol!r} is not one of its symbols {list(instruments)}"
-        if problem := cls.qty_problem(params.total_qty, {symbol: inst}):
-            return "total_qty", problem
         if params.profile_file is not None:
             try:
                 profile = load_profile(Path(params.profile_file))
