@@ -194,7 +194,16 @@ class CcxtVenue(CcxtOrderPath):
         watch fails, reconcile again before following it anew."""
         has = self.exchange.has
         backoff = Reconnects(budget=10**9)
+        settling: asyncio.Task[None] | None = None  # the pass after the watches subscribed
         while True:
+            if settling is not None:
+                # never cancelled mid-request (a cancelled ccxt call can leave its
+                # throttler stuck, and every later request with it): let it finish
+                await asyncio.gather(settling, return_exceptions=True)
+                if not settling.cancelled() and isinstance(settling.exception(),
+                                                           CredentialsRefused):
+                    raise settling.exception()  # type: ignore[misc]
+                settling = None
             # over REST first: refused keys surface here as ccxt's AuthenticationError
             # (a websocket refusal is often a plain ExchangeError), and a poll needs it
             await self._reconcile(report=has.get("watchOrders") or not self.reconciled)
@@ -210,8 +219,13 @@ class CcxtVenue(CcxtOrderPath):
                     # and again once the watches are subscribed, so that nothing falls
                     # between a pass and the stream (a fill there was never seen: the
                     # contract's reconnect test found it); what both see comes once.
-                    # A task of the group, so a failing watch cancels it cleanly.
-                    tg.create_task(self._reconcile_when_subscribed())
+                    # Not a task of the group: a failing watch must not cancel it
+                    # mid-request (it stalled every later request: fills missed while
+                    # the stream was down never came, in one full run in three).
+                    settling = asyncio.get_running_loop().create_task(
+                        self._reconcile_when_subscribed())
+                    self._tasks.add(settling)
+                    settling.add_done_callback(self._tasks.discard)
             except* Exception as group:
                 if any(_refused_keys(e) for e in group.exceptions):
                     raise  # the keys are refused: exit 5, restarting will not help
