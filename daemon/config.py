@@ -38,11 +38,15 @@ import msgspec
 
 from daemon.config_errors import explain, syntax_error, value_at
 from daemon.errors import EXIT_CONFIG, UserError
-from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
+from events.instruments import CANCEL_ONLY, PERPETUAL, TRADING, Instrument, to_decimal
+from events.margin import tiers
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 FsyncPolicy = Literal["critical", "always", "never"]
-VenueKind = Literal["sim", "binance", "sample", "ccxt"]
+VenueKind = Literal["sim", "binance", "binance-usdm", "sample", "ccxt"]
+InstrumentKind = Literal["spot", "perpetual"]
+MarginMode = Literal["cross", "isolated"]
+SlippageModel = Literal["none", "fixed_bps", "spread", "volume", "hybrid"]
 FillModel = Literal["next", "aggressive", "conservative", "queue_aware"]
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -141,6 +145,9 @@ class VenueConfig(_Section, frozen=True):
     # Simulation parameters apply to every kind: `replay` simulates each venue.
     fill_model: FillModel = "next"
     slippage_bps: NonNegFloat = 0.0
+    # None: "fixed_bps" when slippage_bps > 0, else "none" (adapters/sim/slippage.py)
+    slippage_model: SlippageModel | None = None
+    volume_limit_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
     maker_fee_bps: float = 0.0  # negative = rebate
     taker_fee_bps: float = 0.0
     latency_ms: NonNegFloat = 0.0
@@ -151,6 +158,15 @@ class VenueConfig(_Section, frozen=True):
     # instrument BNB/<quote> on this venue). None: "received" for a binance
     # venue (its replays and paper twins charge as Binance does), else "quote".
     fee_asset: Name | None = None
+    # Perpetuals (simulated): funding at each funding time comes from recorded or
+    # imported FundingRate events; a symbol with none pays `funding_rate` (a
+    # constant, e.g. 0.0001 = 0.01 %) every `funding_interval_h` hours from 00:00
+    # UTC, when set. A liquidation pays `liquidation_fee_pct` of the notional (at
+    # most what margin is left). Hedge mode (two positions per symbol) is refused.
+    funding_rate: float | None = None
+    funding_interval_h: Annotated[float, msgspec.Meta(gt=0, le=24)] = 8.0
+    liquidation_fee_pct: Annotated[float, msgspec.Meta(ge=0, lt=100)] = 1.25
+    position_mode: Literal["one-way", "hedge"] = "one-way"
     # kind = "sample" only: replay a raw Binance recording as a live feed.
     file: Path | None = None
     speed: PositiveFloat | Literal["max"] = 1.0
@@ -175,6 +191,15 @@ class VenueConfig(_Section, frozen=True):
     urls: dict[str, Any] = {}
 
 
+class MarginTierConfig(_Section, frozen=True):
+    """One `margin_tiers` entry: up to `cap` of notional, `maint_rate` of it is
+    maintenance margin and at most `max_leverage` may be used."""
+
+    cap: PositiveFloat
+    maint_rate: Annotated[float, msgspec.Meta(ge=0, lt=1)]
+    max_leverage: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
 class InstrumentConfig(_Section, frozen=True):
     """One `[[instruments]]` entry: a symbol's trading grid on one venue (tick and
     step positive multiples of 1e-12, checked by `config_checks`)."""
@@ -187,14 +212,45 @@ class InstrumentConfig(_Section, frozen=True):
     step_size: PositiveFloat
     min_notional: NonNegFloat = 0.0
     tradable: bool = True
+    # kind = "perpetual": a linear (USDT-margined) perpetual, settled in
+    # `margin_asset` (default: the quote), quantities in contracts of
+    # `contract_size` base units. Maintenance margin: `margin_tiers` (Binance's
+    # leverage brackets, ascending `cap`s of notional), or one tier of
+    # `maintenance_margin_rate` up to `max_leverage`. `leverage` and
+    # `margin_mode` are set on the venue at start.
+    kind: InstrumentKind = "spot"
+    margin_asset: Name | None = None
+    contract_size: PositiveFloat = 1.0
+    max_leverage: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    maintenance_margin_rate: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.005
+    margin_tiers: list[MarginTierConfig] = []
+    leverage: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    margin_mode: MarginMode = "cross"
+
+    @property
+    def perpetual(self) -> bool:
+        return self.kind == PERPETUAL
 
     def instrument(self) -> Instrument:
         """The exact (Decimal) instrument the trading core uses."""
+        perp = self.perpetual
+        if not perp:
+            rows = []
+        elif self.margin_tiers:
+            rows = [(to_decimal(t.cap), to_decimal(t.maint_rate), t.max_leverage)
+                    for t in self.margin_tiers]
+        else:
+            rows = [(Decimal("1e30"), to_decimal(self.maintenance_margin_rate),
+                     self.max_leverage)]
         return Instrument(
             venue=self.venue, symbol=self.symbol, base=self.base, quote=self.quote,
             tick_size=to_decimal(self.tick_size), step_size=to_decimal(self.step_size),
             min_notional=to_decimal(self.min_notional),
             status=TRADING if self.tradable else CANCEL_ONLY,
+            kind=self.kind, contract_size=to_decimal(self.contract_size),
+            margin_asset=(self.margin_asset or self.quote) if perp else "",
+            max_leverage=(max(r[2] for r in rows) if perp else 0),
+            margin_tiers=tiers(rows),
         )
 
 

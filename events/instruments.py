@@ -35,6 +35,10 @@ TRADING = "TRADING"  # orders accepted
 CANCEL_ONLY = "CANCEL_ONLY"  # only cancels (Binance's status of that name)
 HALTED = "HALT"
 
+SPOT = "spot"
+PERPETUAL = "perpetual"
+KINDS = (SPOT, PERPETUAL)
+
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
     """Exact Decimal of a config or market value: floats go through their
@@ -46,7 +50,26 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
     return Decimal(value)
 
 
+class MarginTier(msgspec.Struct, frozen=True, kw_only=True):
+    """One maintenance-margin bracket of a perpetual (Binance's leverageBracket):
+    positions whose notional is at most `cap` (and above the previous tier's cap)
+    keep `notional x maint_rate - maint_amount` as maintenance margin and may use
+    at most `max_leverage`. `maint_amount` is Binance's `cum`, which makes the
+    maintenance margin continuous across tiers (`events.margin.tiers` derives it)."""
+
+    cap: Decimal
+    maint_rate: Decimal
+    max_leverage: int
+    maint_amount: Decimal = Decimal(0)
+
+
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    """A spot pair, or a linear perpetual (`kind` "perpetual"): quantities in
+    contracts of `contract_size` base units, settled and margined in
+    `margin_asset` (the quote for a linear, USDT-margined contract), with
+    leverage up to `max_leverage` and maintenance margin by `margin_tiers`
+    (ascending caps, see `events.margin`)."""
+
     venue: str
     symbol: str
     base: str
@@ -57,10 +80,24 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     min_qty: Decimal = Decimal(0)
     max_qty: Decimal | None = None
     status: str = TRADING
+    kind: str = SPOT
+    contract_size: Decimal = Decimal(1)
+    margin_asset: str = ""
+    max_leverage: int = 0
+    margin_tiers: tuple[MarginTier, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.venue, self.symbol)
+
+    @property
+    def perpetual(self) -> bool:
+        return self.kind == PERPETUAL
+
+    @property
+    def settle(self) -> str:
+        """The currency PnL, fees, funding and margin are booked in."""
+        return self.margin_asset or self.quote
 
     @property
     def tradable(self) -> bool:

@@ -20,10 +20,19 @@ from events.orders import (
     OrderRejected,
     OrderSubmitted,
 )
+from events.perp import (
+    FundingPayment,
+    FundingRate,
+    LeverageChanged,
+    Liquidation,
+    MarginModeChanged,
+    MarkPrice,
+)
 from events.state import BalanceChanged, PositionChanged, Snapshot
 from events.system import StrategyStatus, Timer, TradingState, VenueStatus
 
-MARKET_TYPES: tuple[type[Event], ...] = (Trade, Quote, BookDelta, BookSnapshot, Bar)
+MARKET_TYPES: tuple[type[Event], ...] = (Trade, Quote, BookDelta, BookSnapshot, Bar,
+                                         MarkPrice, FundingRate)
 ORDER_TYPES: tuple[type[Event], ...] = (
     OrderSubmitted,
     OrderAccepted,
@@ -38,7 +47,9 @@ ORDER_TYPES: tuple[type[Event], ...] = (
     AmendRejected,
     OrderDeclared,
 )
-STATE_TYPES: tuple[type[Event], ...] = (PositionChanged, BalanceChanged, Snapshot)
+STATE_TYPES: tuple[type[Event], ...] = (PositionChanged, BalanceChanged, Snapshot,
+                                        FundingPayment, Liquidation, LeverageChanged,
+                                        MarginModeChanged)
 SYSTEM_TYPES: tuple[type[Event], ...] = (VenueStatus, TradingState, StrategyStatus, Timer)
 
 ALL_TYPES: tuple[type[Event], ...] = MARKET_TYPES + ORDER_TYPES + STATE_TYPES + SYSTEM_TYPES
