@@ -284,6 +284,17 @@ class RiskConfig(_Section, frozen=True):
     halt_loss_multiple: Annotated[float, msgspec.Meta(ge=1)] = 1.5
     # Refuse an order that would cross one of the account's own resting orders.
     self_trade_prevention: bool = True
+    # Perpetuals (each unset = not checked; an order that reduces the account's
+    # position always passes): the account's effective leverage (perpetual
+    # notional at the mark over equity) after the order; the initial margin in use
+    # as % of the margin balance after the order; how close (% of the mark) the
+    # position's liquidation price may come after the order. An open position
+    # whose liquidation price is within `liquidation_alert_pct` % of the mark
+    # raises a `near_liquidation` alert.
+    max_leverage: PositiveFloat | None = None
+    max_margin_usage_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    min_liquidation_distance_pct: Annotated[float, msgspec.Meta(gt=0, lt=100)] | None = None
+    liquidation_alert_pct: Annotated[float, msgspec.Meta(gt=0, lt=100)] = 10.0
 
 
 class StrategyRiskConfig(_Section, frozen=True):

@@ -45,6 +45,12 @@ def instruments_from_config(config: Config) -> dict[tuple[str, str], Instrument]
     return {(i.venue, i.symbol): i.instrument() for i in config.instruments}
 
 
+def perp_settings(config: Config) -> dict[tuple[str, str], tuple[int, str]]:
+    """Each configured perpetual's (leverage, margin mode), keyed like instruments."""
+    return {(i.venue, i.symbol): (i.leverage, i.margin_mode)
+            for i in config.instruments if i.perpetual}
+
+
 def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
               now_ns: Callable[[], int], *, name: str | None = None) -> SimVenue:
     """A simulated venue configured as `vcfg`; named `name` (a paper twin)
@@ -98,7 +104,8 @@ class TradingNode:
         self.portfolio = Portfolio(bus.publish, now_ns, self.instruments,
                                    account_currency=config.account.currency,
                                    rates=config.account.decimal_rates,
-                                   fill_gate=lambda fill: self.oms.fill_applied(fill))
+                                   fill_gate=lambda fill: self.oms.fill_applied(fill),
+                                   perp_settings=perp_settings(config))
         for twin, data_venue in twins.items():
             self.portfolio.mark_as(twin, data_venue)
         limits = {s.id: s.risk for s in config.strategies}

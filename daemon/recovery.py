@@ -6,8 +6,9 @@ strategy starts. Two steps, kept apart on purpose:
 1. `fold_journal` — a pure fold: it rebuilds state and publishes and sends nothing.
    - The OMS folds every recorded order event: every order with its state, fills and
      contingent links; client order ids continue where the last run stopped.
-   - The portfolio restores its last `Snapshot` and folds the fills and balance
-     changes after it (applying exactly the fills the OMS applied).
+   - The portfolio restores its last `Snapshot` and folds the fills, balance
+     changes, funding, liquidations and margin settings after it (applying
+     exactly the fills the OMS applied).
    - The risk engine folds the recorded `TradingState`s: a halt survives a restart.
    - Every simulated venue (paper) rebuilds its book and account from its own events:
      resting orders survive the restart, as on a real exchange, and its trade ids go
@@ -55,8 +56,9 @@ class Recovered:
     last_state_seq: int = 0  # seq of the last TradingState folded
 
 
+PERP_STATE = ("FundingPayment", "Liquidation", "LeverageChanged", "MarginModeChanged")
 NEEDED = [*(t.__name__ for t in ORDER_TYPES), "Snapshot", "BalanceChanged",
-          "PositionChanged", "TradingState"]
+          "PositionChanged", "TradingState", *PERP_STATE]
 _ORDER_TYPES = frozenset(ORDER_TYPES)
 
 
@@ -102,7 +104,7 @@ def fold_journal(node: Any, events: Iterable[Event]) -> Recovered:
             oms.apply(event)
             if cls.__name__ == "Fill":
                 money.append(event)
-        elif cls is BalanceChanged:
+        elif cls is BalanceChanged or cls.__name__ in PERP_STATE:
             money.append(event)
         elif cls is Snapshot:
             if event.component == PORTFOLIO:  # type: ignore[attr-defined]

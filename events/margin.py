@@ -37,7 +37,8 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from events.instruments import Instrument, MarginTier
 
 __all__ = ["CTX", "breached", "funding", "initial_margin", "liquidation_price",
-           "maintenance_margin", "margin_ratio", "notional", "tier", "tiers", "unrealized"]
+           "maintenance_margin", "margin_ratio", "notional", "ratio", "tier", "tiers",
+           "unrealized"]
 
 CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
 ZERO = Decimal(0)
@@ -118,7 +119,15 @@ def margin_ratio(margin_balance: Decimal, maint: Decimal) -> Decimal | None:
     None when there is no position or the margin balance is not positive."""
     if not maint or margin_balance <= 0:
         return None
-    return _tidy(CTX.divide(maint, margin_balance))
+    return ratio(maint, margin_balance)
+
+
+RATIO_QUANTUM = Decimal("1e-10")
+
+
+def ratio(part: Decimal, whole: Decimal) -> Decimal:
+    """part / whole to 10 decimals (a ratio shown and compared, not money)."""
+    return _tidy(CTX.divide(part, whole).quantize(RATIO_QUANTUM, context=CTX))
 
 
 def liquidation_price(inst: Instrument, qty: Decimal, entry: Decimal, wallet: Decimal,

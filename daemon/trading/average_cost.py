@@ -25,11 +25,13 @@ AVG_CTX = Context(prec=28, rounding=ROUND_HALF_EVEN)
 class Lot:
     """One strategy's position in one symbol (mutable; only the fold changes it)."""
 
-    __slots__ = ("qty", "cost", "avg", "realized", "fees", "other_fees")
+    __slots__ = ("qty", "cost", "avg", "realized", "fees", "other_fees", "funding",
+                 "open_funding")
 
     def __init__(self, qty: Decimal = ZERO, cost: Decimal = ZERO, avg: Decimal = ZERO,
                  realized: Decimal = ZERO, fees: Decimal = ZERO,
-                 other_fees: dict[str, Decimal] | None = None) -> None:
+                 other_fees: dict[str, Decimal] | None = None, funding: Decimal = ZERO,
+                 open_funding: Decimal = ZERO) -> None:
         self.qty = qty
         self.cost = cost
         self.avg = avg
@@ -38,6 +40,9 @@ class Lot:
         self.fees = fees
         # fees paid in a third currency (e.g. BNB), kept in it: never converted here
         self.other_fees = other_fees
+        # a perpetual's funding received (+) or paid (-): in all, and since it opened
+        self.funding = funding
+        self.open_funding = open_funding
 
     def fill(self, signed_qty: Decimal, price: Decimal) -> None:
         """Apply a fill of `signed_qty` (> 0 buy, never 0) at `price`; runs under `CTX`."""
@@ -57,6 +62,7 @@ class Lot:
         self.qty = q + closing
         rest = signed_qty - closing
         if self.qty == 0:  # closed: flat, or flipped with `rest` opened at the price
+            self.open_funding = ZERO
             if rest:
                 self.qty, self.cost, self.avg = rest, rest * price, price
             else:
@@ -66,9 +72,9 @@ class Lot:
         return ZERO if mark is None or self.qty == 0 else self.qty * mark - self.cost
 
     def total(self, mark: Decimal | None) -> Decimal:
-        """realized - fees + unrealized, in the quote currency: the position's
-        contribution to equity, third-currency fees apart."""
-        return self.realized - self.fees + self.unrealized(mark)
+        """realized - fees + funding + unrealized, in the quote currency: the
+        position's contribution to equity, third-currency fees apart."""
+        return self.realized - self.fees + self.funding + self.unrealized(mark)
 
     def pay_other(self, currency: str, fee: Decimal) -> None:
         """A fee paid in a third currency; runs under `CTX`."""

@@ -145,15 +145,17 @@ class Converter:
 
 
 class Pnl(msgspec.Struct, frozen=True, kw_only=True):
-    """PnL in one currency: realized (gross of fees), unrealized, fees."""
+    """PnL in one currency: realized (gross of fees), unrealized, fees, and a
+    perpetual's funding (received +, paid -)."""
 
     realized: Decimal = ZERO
     unrealized: Decimal = ZERO
     fees: Decimal = ZERO
+    funding: Decimal = ZERO
 
     @property
     def net(self) -> Decimal:
-        return self.realized - self.fees + self.unrealized
+        return self.realized - self.fees + self.funding + self.unrealized
 
 
 class Unvalued(msgspec.Struct, frozen=True, kw_only=True):

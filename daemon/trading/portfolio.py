@@ -79,6 +79,7 @@ import structlog
 
 from daemon.trading.api import BUY, SELL, Position
 from daemon.trading.average_cost import CTX, ZERO, Lot, average_price, tidy
+from daemon.trading.margin_view import MarginView, defaults
 from daemon.trading.money import Converter, Pnl, Unvalued, account_currency_of
 from daemon.trading.portfolio_state import (
     STATE_VERSION,
@@ -86,6 +87,7 @@ from daemon.trading.portfolio_state import (
     BaseState,
     FeeBaseState,
     MarkState,
+    PerpState,
     PosState,
     State,
     decode_state,
@@ -99,6 +101,13 @@ from events.columns import TradeColumns
 from events.instruments import Instrument, to_decimal
 from events.market import Bar, Quote, Trade
 from events.orders import Fill
+from events.perp import (
+    FundingPayment,
+    LeverageChanged,
+    Liquidation,
+    MarginModeChanged,
+    MarkPrice,
+)
 from events.state import BalanceChanged, PositionChanged, Snapshot
 
 __all__ = ["ACCOUNT", "COMPONENT", "UNATTRIBUTED", "Pnl", "Portfolio", "Unvalued",
@@ -116,7 +125,7 @@ _ts_event = attrgetter("ts_event")
 Key = tuple[str, str]  # (venue, symbol)
 
 
-class Portfolio(Valuation):
+class Portfolio(Valuation, MarginView):
     """Positions per (venue, symbol, strategy), balances, marks and PnL.
 
     `publish` is the bus's publish; `now_ns` the run's clock; `instruments` maps
@@ -125,6 +134,8 @@ class Portfolio(Valuation):
     (None: the quote currency every instrument shares; ValueError if they
     differ); `rates` the configured fixed rates to it (`[account] rates`).
     `fill_gate(fill)` says whether a `Fill` is applied (None: every fill).
+    `perp_settings` maps a perpetual's key to its configured (leverage, margin
+    mode), what it has until the venue's `LeverageChanged`/`MarginModeChanged`.
     Implements `daemon.trading.api.PortfolioView`.
     """
 
@@ -132,11 +143,13 @@ class Portfolio(Valuation):
                  instruments: Mapping[Key, Instrument], *,
                  account_currency: str | None = None,
                  rates: Mapping[str, Decimal] | None = None,
-                 fill_gate: Callable[[Fill], bool] | None = None) -> None:
+                 fill_gate: Callable[[Fill], bool] | None = None,
+                 perp_settings: Mapping[Key, tuple[int, str]] | None = None) -> None:
         self._publish = publish
         self._now_ns = now_ns
         self._instruments = dict(instruments)
         self._quote = {key: inst.quote for key, inst in self._instruments.items()}
+        self._perp_list = [key for key, inst in self._instruments.items() if inst.perpetual]
         if account_currency is None:
             account_currency = account_currency_of(self._quote.values())
         self.account_currency = account_currency
@@ -146,7 +159,10 @@ class Portfolio(Valuation):
         self._warned: set[str] = set()  # currencies already logged as unvalued
         self._positions: dict[Key, dict[str, Lot]] = {}
         self._balances: dict[Key, tuple[Decimal, Decimal, Decimal]] = {}  # total, free, locked
-        self._marks: dict[Key, Trade | Quote | Bar | Decimal | float] = {}
+        self._marks: dict[Key, Trade | Quote | Bar | MarkPrice | Decimal | float] = {}
+        self._mark_priced: set[Key] = set()  # perpetuals marked by the venue's MarkPrice
+        self._perp_defaults = defaults(perp_settings)
+        self._leverage, self._margin_mode = (dict(d) for d in self._perp_defaults)
         self._mark_cache: dict[Key, tuple[object, Decimal]] = {}
         self._day: int | None = None
         self._day_end = 0  # ns: the end of `_day` (0 until the first event)
@@ -161,7 +177,9 @@ class Portfolio(Valuation):
         """Follow fills, balances and market prices on `bus`."""
         bus.subscribe(Fill, self._on_fill)
         bus.subscribe(Trade, self._on_trade)
-        for cls in (Quote, Bar, BalanceChanged):
+        bus.subscribe(Liquidation, self._on_liquidation)
+        for cls in (Quote, Bar, BalanceChanged, MarkPrice, FundingPayment, LeverageChanged,
+                    MarginModeChanged):
             bus.subscribe(cls, self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -172,6 +190,8 @@ class Portfolio(Valuation):
         `_on_trade`: while the symbol is already marked and the UTC day holds."""
         if (cols.venue, cols.symbol) not in self._marks:
             return start
+        if self._mark_priced and (cols.venue, cols.symbol) in self._mark_priced:
+            return stop  # a perpetual's mark is the venue's MarkPrice: trades are no mark
         return bisect_left(cols.ts, self._day_end, start, stop)
 
     def absorb_trades(self, cols: TradeColumns, start: int, stop: int) -> None:
@@ -180,6 +200,8 @@ class Portfolio(Valuation):
         seq = cols.seq[stop - 1]
         if seq:
             self.upto_seq = seq
+        if self._mark_priced and (cols.venue, cols.symbol) in self._mark_priced:
+            return
         prices = cols.price
         for i in range(stop - 1, start - 1, -1):
             price = prices[i]
@@ -195,6 +217,8 @@ class Portfolio(Valuation):
         key = (trade.venue, trade.symbol)
         if (key in self._marks and trade.ts_event < self._day_end
                 and 0 < trade.price < _INF):
+            if self._mark_priced and key in self._mark_priced:
+                return
             self._marks[key] = trade
             self.mark_version += 1
             if trade.seq:
@@ -205,11 +229,21 @@ class Portfolio(Valuation):
     def _on_fill(self, fill: Fill) -> None:
         changed = self.apply(fill)
         if changed is not None:
-            now = self._now_ns()
-            self._publish(PositionChanged(
-                ts_event=now, ts_recv=now, venue=changed.venue, symbol=changed.symbol,
-                strategy_id=changed.strategy_id, qty=changed.qty, avg_price=changed.avg_price,
-                realized_pnl=changed.realized_pnl, fees=changed.fees))
+            self._changed(changed)
+
+    def _on_liquidation(self, event: Liquidation) -> None:
+        self._roll_day(event.ts_event)
+        if event.seq:
+            self.upto_seq = event.seq
+        for changed in self._apply_liquidation(event):
+            self._changed(changed)
+
+    def _changed(self, changed: Position) -> None:
+        now = self._now_ns()
+        self._publish(PositionChanged(
+            ts_event=now, ts_recv=now, venue=changed.venue, symbol=changed.symbol,
+            strategy_id=changed.strategy_id, qty=changed.qty, avg_price=changed.avg_price,
+            realized_pnl=changed.realized_pnl, fees=changed.fees))
 
     # -- the fold ------------------------------------------------------------------
 
@@ -241,10 +275,29 @@ class Portfolio(Valuation):
             assert isinstance(event, BalanceChanged)
             self._balances[(event.venue, event.currency)] = (
                 event.total, event.free, event.locked)
+        elif cls is MarkPrice:
+            assert isinstance(event, MarkPrice)
+            if 0 < event.mark < _INF:
+                self._mark_priced.add((event.venue, event.symbol))
+                self._mark(event)
+        elif cls is FundingPayment:
+            assert isinstance(event, FundingPayment)
+            self._apply_funding(event)
+        elif cls is Liquidation:
+            assert isinstance(event, Liquidation)
+            self._apply_liquidation(event)
+        elif cls is LeverageChanged:
+            assert isinstance(event, LeverageChanged)
+            self._leverage[(event.venue, event.symbol)] = event.leverage
+        elif cls is MarginModeChanged:
+            assert isinstance(event, MarginModeChanged)
+            self._margin_mode[(event.venue, event.symbol)] = event.mode
         return None
 
-    def _mark(self, event: Trade | Quote | Bar) -> None:
+    def _mark(self, event: Trade | Quote | Bar | MarkPrice) -> None:
         key = (event.venue, event.symbol)
+        if type(event) is not MarkPrice and self._mark_priced and key in self._mark_priced:
+            return  # a perpetual the venue marks: its MarkPrice is the mark
         first = key not in self._marks
         self._marks[key] = event
         self.mark_version += 1
@@ -271,7 +324,7 @@ class Portfolio(Valuation):
             signed = fill.qty if fill.side == BUY else -fill.qty
             if not fee or inst is None or currency in ("", inst.quote):
                 pos.fees += fee
-            elif currency == inst.base:
+            elif currency == inst.base and not inst.perpetual:
                 # the venue takes the fee out of the base it delivers (or adds it
                 # to the base it takes): the position moves as the balance does
                 signed -= fee
@@ -332,7 +385,7 @@ class Portfolio(Valuation):
         state = State(
             version=STATE_VERSION, upto_seq=self.upto_seq, day=self._day,
             positions=[PosState(v, s, sid, p.qty, p.cost, p.avg, p.realized, p.fees,
-                                dict(p.other_fees or {}))
+                                dict(p.other_fees or {}), p.funding, p.open_funding)
                        for (v, s), by_sid in self._positions.items()
                        for sid, p in by_sid.items()],
             balances=[BalState(v, c, *bal) for (v, c), bal in self._balances.items()],
@@ -342,6 +395,10 @@ class Portfolio(Valuation):
                        for (v, s, sid), value in self._baselines.items()],
             fee_baselines=[FeeBaseState(v, s, sid, c, value)
                            for (v, s, sid, c), value in self._fee_baselines.items()],
+            perp=[PerpState(v, s, self._leverage.get((v, s), 0),
+                            self._margin_mode.get((v, s), ""), (v, s) in self._mark_priced)
+                  for (v, s) in sorted(set(self._leverage) | set(self._margin_mode)
+                                       | self._mark_priced)],
         )
         now = self._now_ns()
         return Snapshot(ts_event=now, ts_recv=now, component=COMPONENT,
@@ -363,7 +420,8 @@ class Portfolio(Valuation):
         self._positions = {}
         for p in state.positions:
             self._positions.setdefault((p.venue, p.symbol), {})[p.strategy_id] = Lot(
-                p.qty, p.cost, p.avg, p.realized, p.fees, dict(p.other_fees) or None)
+                p.qty, p.cost, p.avg, p.realized, p.fees, dict(p.other_fees) or None,
+                p.funding, p.open_funding)
         self._balances = {(b.venue, b.currency): (b.total, b.free, b.locked)
                           for b in state.balances}
         self._marks = {(m.venue, m.symbol): m.price for m in state.marks}
@@ -371,6 +429,11 @@ class Portfolio(Valuation):
         self._baselines = {(b.venue, b.symbol, b.strategy_id): b.value for b in state.baselines}
         self._fee_baselines = {(b.venue, b.symbol, b.strategy_id, b.currency): b.value
                                for b in state.fee_baselines}
+        self._leverage, self._margin_mode = (dict(d) for d in self._perp_defaults)
+        self._leverage.update({(p.venue, p.symbol): p.leverage for p in state.perp
+                               if p.leverage})
+        self._margin_mode.update({(p.venue, p.symbol): p.mode for p in state.perp if p.mode})
+        self._mark_priced = {(p.venue, p.symbol) for p in state.perp if p.mark_priced}
         self._day = state.day
         self._day_end = 0 if state.day is None else (state.day + 1) * DAY_NS
         self.upto_seq = state.upto_seq
@@ -462,6 +525,8 @@ class Portfolio(Valuation):
             return cached[1]
         if isinstance(raw, Decimal):
             price = raw
+        elif isinstance(raw, MarkPrice):
+            price = to_decimal(raw.mark)
         elif isinstance(raw, float):  # a trade price absorbed from a quiet run
             price = to_decimal(raw)
         elif isinstance(raw, Trade):

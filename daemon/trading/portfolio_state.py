@@ -19,6 +19,8 @@ class PosState(msgspec.Struct, array_like=True):
     realized: Decimal
     fees: Decimal
     other_fees: dict[str, Decimal]  # third-currency fees, by currency
+    funding: Decimal = Decimal(0)  # a perpetual's funding received (-: paid)
+    open_funding: Decimal = Decimal(0)  # ... since the position last opened
 
 
 class BalState(msgspec.Struct, array_like=True):
@@ -52,6 +54,17 @@ class FeeBaseState(msgspec.Struct, array_like=True):
     value: Decimal
 
 
+class PerpState(msgspec.Struct, array_like=True):
+    """A perpetual's margin settings (0 / "": not said yet) and whether the
+    venue's MarkPrice (not trades) marks it."""
+
+    venue: str
+    symbol: str
+    leverage: int
+    mode: str
+    mark_priced: bool
+
+
 class State(msgspec.Struct, array_like=True):
     version: int
     upto_seq: int
@@ -61,6 +74,7 @@ class State(msgspec.Struct, array_like=True):
     marks: list[MarkState]
     baselines: list[BaseState]
     fee_baselines: list[FeeBaseState]
+    perp: list[PerpState] = []
 
 
 # 2: fees by currency (PosState.other_fees, State.fee_baselines)

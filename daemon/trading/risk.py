@@ -48,6 +48,7 @@ import msgspec
 
 from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
+from daemon.trading.margin_view import Projection
 from daemon.trading.risk_checks import CHECKS, CheckContext, Rejection, fmt
 from events.base import Event
 from events.bus import Bus
@@ -80,6 +81,11 @@ class RiskPortfolio(PortfolioView, Protocol):
 
     def why_unvalued(self, venue: str, currency: str) -> str: ...
 
+    def leverage(self, venue: str, symbol: str) -> int: ...
+
+    def projected(self, venue: str, symbol: str, signed_qty: Decimal, price: Decimal
+                  ) -> Projection | None: ...
+
 
 def _tighter(account: float | None, strategy: float | None) -> Decimal | None:
     values = [to_decimal(v) for v in (account, strategy) if v is not None]
@@ -97,6 +103,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     price_band_pct: Decimal
     max_position_notional: Decimal | None = None
     max_concentration_pct: Decimal | None = None
+    max_leverage: Decimal | None = None
+    max_margin_usage_pct: Decimal | None = None
+    min_liquidation_distance_pct: Decimal | None = None
 
     @classmethod
     def from_config(cls, account: RiskConfig, strategy: StrategyRiskConfig | None = None
@@ -114,6 +123,11 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
                                            s.max_position_notional),
             max_concentration_pct=_tighter(account.max_concentration_pct,
                                            s.max_concentration_pct),
+            max_leverage=_tighter(account.max_leverage, None),
+            max_margin_usage_pct=_tighter(account.max_margin_usage_pct, None),
+            min_liquidation_distance_pct=(
+                None if account.min_liquidation_distance_pct is None
+                else to_decimal(account.min_liquidation_distance_pct)),
         )
 
     @property

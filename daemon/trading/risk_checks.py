@@ -388,6 +388,8 @@ def self_trade(order: OrderRequest, ctx: CheckContext) -> str | None:
 def available_balance(order: OrderRequest, ctx: CheckContext) -> str | None:
     inst = ctx.instrument
     assert inst is not None
+    if inst.perpetual:
+        return None  # a contract moves no balance: `available_margin` checks its margin
     fee = 1 + ctx.taker_fee_rate
     reserved = ZERO
     if order.side == BUY:
@@ -460,4 +462,17 @@ CHECKS: tuple[Check, ...] = (
     available_balance,
     order_rate,
 )
+
+def _with_perp_checks() -> tuple[Check, ...]:
+    from daemon.trading.perp_checks import (
+        available_margin,
+        leverage,
+        liquidation_distance,
+        margin_usage,
+    )
+    return (*CHECKS[:-1], available_margin, leverage, margin_usage, liquidation_distance,
+            CHECKS[-1])
+
+
+CHECKS = _with_perp_checks()
 CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)

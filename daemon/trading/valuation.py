@@ -46,6 +46,7 @@ class Valuation:
     _now_ns: Callable[[], int]
     last_price: Callable[[str, str], Decimal | None]
     _roll_day: Callable[[int], None]
+    perp_unrealized: Callable[[str | None], dict[tuple[str, str], Decimal]]
 
     def to_account(self, amount: Decimal, currency: str, venue: str) -> Decimal | None:
         """`amount` of `currency` (on `venue`) in the account currency, at the
@@ -156,11 +157,11 @@ class Valuation:
         sums: dict[str, list[Decimal]] = {}
         with localcontext(CTX):
             for (_v, currency), row in by_key.items():
-                total = sums.setdefault(currency, [ZERO, ZERO, ZERO])
-                for i in range(3):
+                total = sums.setdefault(currency, [ZERO, ZERO, ZERO, ZERO])
+                for i in range(4):
                     total[i] += row[i]
-        return {c: Pnl(realized=tidy(r), unrealized=tidy(u), fees=tidy(f))
-                for c, (r, u, f) in sorted(sums.items())}
+        return {c: Pnl(realized=tidy(r), unrealized=tidy(u), fees=tidy(f), funding=tidy(fu))
+                for c, (r, u, f, fu) in sorted(sums.items())}
 
     def pnl_summary(self, strategy_id: str | None = None, venue: str | None = None) -> Pnl:
         """Realized, unrealized and fees of the positions in scope, each
@@ -169,15 +170,17 @@ class Valuation:
         realized: Amounts = {k: row[0] for k, row in by_key.items()}
         unrealized: Amounts = {k: row[1] for k, row in by_key.items()}
         fees: Amounts = {k: row[2] for k, row in by_key.items()}
+        funding: Amounts = {k: row[3] for k, row in by_key.items()}
         with localcontext(CTX):
             return Pnl(realized=self._in_account(ZERO, realized),
                        unrealized=self._in_account(ZERO, unrealized),
-                       fees=self._in_account(ZERO, fees))
+                       fees=self._in_account(ZERO, fees),
+                       funding=self._in_account(ZERO, funding))
 
     def _pnl_by_key(self, strategy_id: str | None, venue: str | None
                     ) -> dict[tuple[str, str], list[Decimal]]:
-        """[realized, unrealized, fees] per (venue, currency) over the positions
-        in scope, in the order they first traded."""
+        """[realized, unrealized, fees, funding] per (venue, currency) over the
+        positions in scope, in the order they first traded."""
         out: dict[tuple[str, str], list[Decimal]] = {}
         with localcontext(CTX):
             for (v, s), by_sid in self._positions.items():
@@ -188,21 +191,28 @@ class Valuation:
                 for sid, pos in by_sid.items():
                     if strategy_id is not None and sid != strategy_id:
                         continue
-                    row = out.setdefault(key, [ZERO, ZERO, ZERO])
+                    row = out.setdefault(key, [ZERO, ZERO, ZERO, ZERO])
                     row[0] += pos.realized
                     row[1] += pos.unrealized(mark)
                     row[2] += pos.fees
+                    row[3] += pos.funding
                     for c, fee in (pos.other_fees or {}).items():
-                        out.setdefault((v, c), [ZERO, ZERO, ZERO])[2] += fee
+                        out.setdefault((v, c), [ZERO, ZERO, ZERO, ZERO])[2] += fee
         return out
 
     def equity(self, venue: str | None = None) -> Decimal:
-        """Balances valued in the account currency at the marks, one venue or
-        all; unvalued currencies are left out (see `unvalued`)."""
+        """Balances valued in the account currency at the marks, plus the
+        perpetual positions' unrealized PnL (a perpetual moves no base balance:
+        its wallet holds what is realized), one venue or all; unvalued
+        currencies are left out (see `unvalued`)."""
         account, rate = self.account_currency, self._money.rate
         total = ZERO
+        amounts = dict(self._balances)
+        for key, upnl in self.perp_unrealized(venue).items():
+            held = amounts.get(key, (ZERO, ZERO, ZERO))
+            amounts[key] = (held[0] + upnl, held[1], held[2])
         with localcontext(CTX):
-            for (v, currency), (amount, _free, _locked) in self._balances.items():
+            for (v, currency), (amount, _free, _locked) in amounts.items():
                 if venue not in (None, v) or not amount:
                     continue
                 if currency == account:

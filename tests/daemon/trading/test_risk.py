@@ -463,7 +463,8 @@ def test_every_check_is_named_once() -> None:
     assert sorted(CHECK_NAMES) == sorted({
         "instrument_tradable", "price_grid", "qty_grid", "min_notional", "max_order_qty",
         "max_order_notional", "max_position_qty", "max_position_notional", "concentration",
-        "available_balance", "daily_loss_limit", "order_rate", "price_band", "self_trade"})
+        "available_balance", "daily_loss_limit", "order_rate", "price_band", "self_trade",
+        "available_margin", "leverage", "margin_usage", "liquidation_distance"})
 
 
 def test_market_events_within_a_second_are_not_revalued() -> None:
