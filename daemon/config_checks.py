@@ -139,6 +139,11 @@ def check(config: Config) -> tuple[str, str] | None:
                 return f"{at}.balances.{currency}", f"balance must be >= 0, got {amount}"
         if problem := _check_venue_kind(at, venue):
             return problem
+        if venue.position_mode == "hedge":
+            return f"{at}.position_mode", (
+                "hedge mode (a long and a short position per symbol) is not supported: "
+                'tapeloop keeps one position per symbol; use "one-way" (and switch the '
+                "account's position mode to one-way on the exchange)")
     known = ", ".join(f'"{v}"' for v in venues)
     if problem := _check_account(config.account):
         return problem
@@ -157,6 +162,8 @@ def check(config: Config) -> tuple[str, str] | None:
             )
         symbols[key] = i
         if problem := _check_grid(at, inst):
+            return problem
+        if problem := _check_perpetual(at, inst):
             return problem
     for i, venue in enumerate(config.venues):
         if problem := _check_fee_asset(f"$.venues[{i}]", venue, config.instruments):
@@ -198,6 +205,12 @@ def check(config: Config) -> tuple[str, str] | None:
             # (daemon/venue_instruments.py), which check the symbol then
             if (strat.venue, symbol) not in symbols and not from_exchange:
                 return f"{at}.symbols[{j}]", f'no instrument "{symbol}" on venue "{strat.venue}"'
+            inst = config.instruments[symbols[(strat.venue, symbol)]] \
+                if (strat.venue, symbol) in symbols else None
+            if inst is not None and inst.perpetual and inst.contract_size != 1:
+                return f"{at}.symbols[{j}]", (
+                    f'"{symbol}" is a perpetual of contract size {inst.contract_size:g}: '
+                    "tapeloop trades contracts of size 1 only (record it instead)")
         if strat.bar_interval is not None:
             try:
                 parse_interval(strat.bar_interval)
@@ -222,6 +235,27 @@ def _check_strategy(at: str, strat: StrategyConfig, config: Config) -> tuple[str
         load_strategy(strat, {s: grids[s].instrument() for s in strat.symbols})
     except StrategyError as exc:
         return (f"{at}.{exc.key}" if exc.key else at), exc.detail
+    return None
+
+
+_PERP_KEYS = {"margin_asset": None, "contract_size": 1.0, "margin_tiers": [],
+              "leverage": 1, "margin_mode": "cross"}
+
+
+def _check_perpetual(at: str, inst: InstrumentConfig) -> tuple[str, str] | None:
+    """Perpetual keys only on a perpetual; tiers that ascend; leverage within them."""
+    if not inst.perpetual:
+        for key, default in _PERP_KEYS.items():
+            if getattr(inst, key) != default:
+                return f"{at}.{key}", 'only valid for kind = "perpetual" (this is "spot")'
+        return None
+    try:
+        built = inst.instrument()
+    except ValueError as exc:
+        return f"{at}.margin_tiers", str(exc)
+    if inst.leverage > built.max_leverage:
+        return f"{at}.leverage", (f"{inst.leverage} is above the instrument's max leverage "
+                                  f"{built.max_leverage}")
     return None
 
 
