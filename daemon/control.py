@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 from aiohttp import web
 
@@ -48,6 +49,7 @@ from daemon.metrics import (
     process_start_time,
     render,
 )
+from events.instruments import to_decimal
 
 log = structlog.get_logger("tapeloop.control")
 
@@ -197,6 +199,39 @@ def position_view(portfolio: Any, p: Any) -> dict[str, Any]:
         "unrealized_pnl": portfolio.unrealized_pnl(p.venue, p.symbol, p.strategy_id),
         "realized_pnl": p.realized_pnl, "fees": p.fees,
     }
+
+
+def margin_view(node: Any) -> dict[str, Any]:
+    """The perpetuals: each margin account, each account-level position with its
+    margin, liquidation price and funding, and when funding is next due (the
+    venue's MarkPrice says; else the venue's configured constant schedule)."""
+    portfolio = node.portfolio
+    positions = []
+    for p in portfolio.perp_positions():
+        row = msgspec.to_builtins(p, builtin_types=(Decimal,))
+        row["next_funding"] = next_funding(node, portfolio, p.venue, p.symbol)
+        positions.append(row)
+    return {"accounts": [msgspec.to_builtins(a, builtin_types=(Decimal,))
+                         for a in portfolio.margin()],
+            "positions": positions}
+
+
+def next_funding(node: Any, portfolio: Any, venue: str, symbol: str) -> dict[str, Any] | None:
+    """{rate, ts_ns, source} of the next funding of `symbol`, or None if unknown."""
+    outlook = portfolio.funding_outlook(venue, symbol)
+    if outlook is not None:
+        rate, ts = outlook
+        return {"rate": rate, "ts_ns": ts, "source": "venue"}
+    try:
+        vcfg = node.config.venue(venue)
+    except (AttributeError, KeyError):
+        return None
+    if vcfg.funding_rate is None:
+        return None
+    period = round(vcfg.funding_interval_h * 3_600 * 1_000_000_000)
+    now = node.clock.now_ns()
+    return {"rate": to_decimal(vcfg.funding_rate), "ts_ns": (now // period + 1) * period,
+            "source": "config"}
 
 
 def unvalued_view(portfolio: Any) -> list[dict[str, Any]]:
@@ -411,6 +446,8 @@ class ControlServer:
             body["equity"] = node.portfolio.equity()
             body["unvalued"] = unvalued_view(node.portfolio)
             body["pnl"] = pnl_by_strategy(node.portfolio)
+            if node.portfolio.perp_positions(include_flat=True):
+                body["perpetuals"] = margin_view(node)
             body["open_orders"] = len(node.oms.open_orders())
             body["fills"] = self.fills
         return web.json_response(body, dumps=_dumps)

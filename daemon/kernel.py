@@ -41,10 +41,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from adapters.venue import Venue
+from daemon import liquidation_watch
 from daemon.alerts import Alerts
 from daemon.config import Config
 from daemon.control import ControlServer, load_control_token
 from daemon.errors import EXIT_CONFIG, EXIT_DATA, UserError, data_error
+from daemon.liquidation_watch import alert_liquidations
 from daemon.metrics import KernelMetrics
 from daemon.recovery import Recovered, recover, resume_policies
 from daemon.storage import Storage
@@ -52,7 +54,7 @@ from daemon.strategy_control import StrategyControl
 from daemon.supervisor import Supervisor, graceful_stop
 from daemon.systemd import Notifier
 from daemon.venue_instruments import resolve_venue_instruments
-from daemon.venues import log_trading
+from daemon.venues import log_margin, log_trading
 from daemon.wiring import build_alerts, build_node, build_venues, open_control, venue_states
 from events.base import Event
 from events.bus import Bus
@@ -156,6 +158,8 @@ class Kernel:
             with storage.data_faults(f"the state cannot be recovered without it; {check}"):
                 self.recovered = recover(node, self.bus, self.data_dir)
             log_trading(self.bus)
+            log_margin(self.bus, node.portfolio)
+            alert_liquidations(self.bus, alerts)
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(storage.journal_timer(), name="journal-timer"),
@@ -165,6 +169,9 @@ class Kernel:
                     tg.create_task(self.notifier.watchdog(), name="watchdog"),
                     tg.create_task(self._reloader(), name="reloader"),
                     tg.create_task(alerts.run(), name="alerts"),
+                    tg.create_task(liquidation_watch.watch(
+                        node.portfolio, alerts, self.config.risk.liquidation_alert_pct),
+                        name="liquidation-watch"),
                 ]
                 tasks += [tg.create_task(self.supervisor.run_venue(venue), name=name)
                           for name, venue in self.venues.items()]

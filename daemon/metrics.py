@@ -304,13 +304,13 @@ _IMPORTED = time.time()
 
 
 def pnl_by_strategy(portfolio: Any) -> dict[str, dict[str, Decimal]]:
-    """{strategy: {realized, unrealized, fees, pnl}} over every position, flat ones
+    """{strategy: {realized, unrealized, fees, funding, pnl}} over every position, flat ones
     too, in the account currency (currencies with no conversion left out)."""
     out: dict[str, dict[str, Decimal]] = {}
     for sid in sorted({p.strategy_id for p in portfolio.positions(include_flat=True)}):
         summary = portfolio.pnl_summary(sid)
         out[sid] = {"realized": summary.realized, "unrealized": summary.unrealized,
-                    "fees": summary.fees, "pnl": summary.net}
+                    "fees": summary.fees, "funding": summary.funding, "pnl": summary.net}
     return out
 
 

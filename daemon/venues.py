@@ -14,7 +14,7 @@ configured venue, and the log lines of trading facts.
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,6 +23,7 @@ from daemon.config import Config, VenueConfig
 from daemon.errors import EXIT_CONFIG, UserError
 from events.bus import Bus
 from events.orders import Fill, OrderRejected, OrderSubmitted
+from events.perp import FundingPayment, LeverageChanged, Liquidation, MarginModeChanged
 from events.state import PositionChanged
 from events.system import StrategyStatus, TradingState
 
@@ -110,3 +111,28 @@ def log_trading(bus: Bus) -> None:
     sub(StrategyStatus, lambda e: (log.error if e.status == "failed" else log.info)(
         "strategy.status", strategy_id=e.strategy_id, status=e.status, reason=e.reason))
     sub(TradingState, lambda e: log.warning("trading.state", state=e.state, reason=e.reason))
+    sub(FundingPayment, lambda e: log.info(
+        "funding.received" if e.amount >= 0 else "funding.paid", strategy_id=e.strategy_id,
+        venue=e.venue, symbol=e.symbol, amount=e.amount, currency=e.currency, rate=e.rate,
+        mark=e.mark, qty=e.qty, funding_ts=e.funding_ts))
+    sub(Liquidation, lambda e: log.error(
+        "position.liquidated", strategy_id=e.strategy_id, venue=e.venue, symbol=e.symbol,
+        side=e.side, qty=e.qty, price=e.price, mark=e.mark, fee=e.fee))
+    sub(LeverageChanged, lambda e: log.info(
+        "margin.leverage", venue=e.venue, symbol=e.symbol, leverage=e.leverage))
+    sub(MarginModeChanged, lambda e: log.info(
+        "margin.mode", venue=e.venue, symbol=e.symbol, mode=e.mode))
+
+
+def log_margin(bus: Bus, portfolio: Any) -> None:
+    """After each change of a perpetual position, one line with the account's
+    position there: margin, liquidation price and funding so far."""
+    def changed(e: PositionChanged) -> None:
+        for p in portfolio.perp_positions(venue=e.venue, include_flat=True):
+            if p.symbol == e.symbol:
+                log.info("margin.position", venue=p.venue, symbol=p.symbol, qty=p.qty,
+                         entry_price=p.entry_price, mark=p.mark, leverage=p.leverage,
+                         margin_mode=p.margin_mode, initial_margin=p.initial_margin,
+                         maintenance_margin=p.maintenance_margin,
+                         liquidation_price=p.liquidation_price, funding=p.funding)
+    bus.subscribe(PositionChanged, changed)

@@ -16,6 +16,7 @@ import http.client
 import json
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -207,13 +208,53 @@ def run_status(args: argparse.Namespace) -> int:
     strategies = answer.get("strategies") or {}
     pnl = answer.get("pnl") or {}
     if strategies or pnl:
-        rows = [(sid, strategies.get(sid), *(pnl.get(sid, {}).get(k) for k in
-                                             ("realized", "unrealized", "fees", "pnl")))
+        # funding is a perpetual's: its column only where the account holds one
+        keys = ["realized", "unrealized", "fees"] + (["funding"] if answer.get("perpetuals")
+                                                     else []) + ["pnl"]
+        rows = [(sid, strategies.get(sid), *(pnl.get(sid, {}).get(k) for k in keys))
                 for sid in sorted({*strategies, *pnl})]
-        show_table("strategies", ["STRATEGY", "STATUS", "REALIZED", "UNREALIZED", "FEES", "PNL"],
-                   rows, right=["REALIZED", "UNREALIZED", "FEES", "PNL"])
+        money = [k.upper() for k in keys]
+        show_table("strategies", ["STRATEGY", "STATUS", *money], rows, right=money)
+    _show_perpetuals(answer.get("perpetuals"))
     _show_unvalued(answer)
     return 0
+
+
+def _show_perpetuals(perp: dict[str, Any] | None) -> None:
+    """Margin per account and each perpetual position with its liquidation price
+    and funding (what `/status` says under "perpetuals")."""
+    if not perp:
+        return
+    rows = [(a.get("venue"), a.get("currency"), a.get("wallet"), a.get("margin_balance"),
+             a.get("initial_margin"), a.get("maintenance_margin"), _pct(a.get("margin_ratio")),
+             _pct(a.get("usage")), a.get("funding")) for a in perp.get("accounts") or ()]
+    cols = ["VENUE", "CURRENCY", "WALLET", "MARGIN_BAL", "INITIAL", "MAINT", "RATIO",
+            "USAGE", "FUNDING"]
+    show_table("margin", cols, rows, right=cols[2:])
+    rows = [(p.get("venue"), p.get("symbol"), p.get("qty"), p.get("entry_price"),
+             p.get("mark"), p.get("unrealized_pnl"), f"{p.get('leverage')}x",
+             p.get("margin_mode"), p.get("liquidation_price"), p.get("funding"),
+             _next_funding(p.get("next_funding")))
+            for p in perp.get("positions") or ()]
+    cols = ["VENUE", "SYMBOL", "QTY", "ENTRY", "MARK", "UNREALIZED", "LEV", "MODE",
+            "LIQ_PRICE", "FUNDING", "NEXT_FUNDING"]
+    if rows:
+        show_table("perpetual positions", cols, rows,
+                   right=["QTY", "ENTRY", "MARK", "UNREALIZED", "LIQ_PRICE", "FUNDING"])
+
+
+def _pct(value: Any) -> str | None:
+    if value is None:
+        return None
+    return f"{float(value) * 100:.2f}%"
+
+
+def _next_funding(nf: dict[str, Any] | None) -> str | None:
+    """"0.0100% at 16:00:00Z" (the rate is the venue's estimate until then)."""
+    if not nf:
+        return None
+    when = time.strftime("%H:%M:%SZ", time.gmtime(int(nf["ts_ns"]) / 1e9))
+    return f"{float(nf['rate']) * 100:.4f}% at {when}"
 
 
 def _money(amount: Any, currency: Any) -> str | None:

@@ -45,8 +45,8 @@ from daemon.trading.api import BUY, SELL, Position
 from daemon.trading.average_cost import CTX, RELEASE_QUANTUM, ZERO, Lot, tidy
 from daemon.trading.positions_file import UNATTRIBUTED
 from events import margin
-from events.instruments import Instrument
-from events.perp import CROSS, ISOLATED, FundingPayment, Liquidation
+from events.instruments import Instrument, to_decimal
+from events.perp import CROSS, ISOLATED, FundingPayment, Liquidation, MarkPrice
 
 __all__ = ["MarginAccount", "MarginView", "PerpPosition", "Projection", "split"]
 
@@ -128,6 +128,7 @@ class MarginView:
     _balances: dict[Key, tuple[Decimal, Decimal, Decimal]]
     _instruments: dict[Key, Instrument]
     _perp_list: list[Key]  # the perpetual instruments' keys
+    _marks: dict[Key, object]
     _leverage: dict[Key, int]
     _margin_mode: dict[Key, str]
     last_price: Callable[[str, str], Decimal | None]
@@ -374,6 +375,14 @@ class MarginView:
             initial_margin=w.initial - old_im + im, initial_before=w.initial,
             notional=notional_total,
             liquidation_price=liq, available=w.free)
+
+    def funding_outlook(self, venue: str, symbol: str) -> tuple[Decimal, int] | None:
+        """(rate, funding time) of the next funding as the venue's last MarkPrice
+        announced it; None without one."""
+        raw = self._marks.get((venue, symbol))
+        if isinstance(raw, MarkPrice) and raw.next_funding_ts:
+            return to_decimal(raw.funding_rate), raw.next_funding_ts
+        return None
 
     def perp_unrealized(self, venue: str | None = None) -> dict[Key, Decimal]:
         """Unrealized PnL of the perpetual positions per (venue, margin asset):
