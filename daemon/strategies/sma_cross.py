@@ -3,7 +3,9 @@
 On each closed bar, per symbol: the SMA of the last `fast` and of the last
 `slow` closes, each `math.fsum(window) / n`. Once `slow` closes exist: if flat
 and fast > slow, market buy `qty`; if long and fast < slow, market sell the
-whole position. Equality does nothing. Flat/long is read from the strategy's
+whole position. Equality does nothing. With `short = true` (a perpetual, or a
+venue that allows shorting) it is long/short instead: fast > slow while not
+long buys to +qty, fast < slow while not short sells to -qty. Flat/long is read from the strategy's
 own position; while its last order is not done (in flight, or partly filled)
 no new signal is acted on, so a market order is never doubled.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
+from decimal import Decimal
 from itertools import islice
 from typing import Annotated
 
@@ -30,6 +33,7 @@ class SmaCrossParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fast: Annotated[int, msgspec.Meta(gt=0)]
     slow: Annotated[int, msgspec.Meta(gt=0)]
     qty: Annotated[float, msgspec.Meta(gt=0)]
+    short: bool = False
 
     def __post_init__(self) -> None:
         if self.fast >= self.slow:
@@ -72,11 +76,24 @@ class SmaCross(Strategy):
         slow = math.fsum(closes) / p.slow
         fast = math.fsum(islice(closes, p.slow - p.fast, p.slow)) / p.fast
         qty = self.position(bar.symbol).qty
-        if qty == 0 and fast > slow:
+        if p.short:
+            self._long_short(bar, qty, fast, slow)
+        elif qty == 0 and fast > slow:
             self._pending[bar.symbol] = self.buy(bar.symbol, p.qty)
             self.log.info("sma_cross.buy", symbol=bar.symbol, fast=fast, slow=slow, ts=bar.ts_event)
         elif qty > 0 and fast < slow:
             self._pending[bar.symbol] = self.sell(bar.symbol, qty)
+            self.log.info(
+                "sma_cross.sell", symbol=bar.symbol, fast=fast, slow=slow, ts=bar.ts_event
+            )
+
+    def _long_short(self, bar: Bar, qty: Decimal, fast: float, slow: float) -> None:
+        target = self.instrument(bar.symbol).round_qty(self.params.qty)
+        if fast > slow and qty <= 0:
+            self._pending[bar.symbol] = self.buy(bar.symbol, target - qty)
+            self.log.info("sma_cross.buy", symbol=bar.symbol, fast=fast, slow=slow, ts=bar.ts_event)
+        elif fast < slow and qty >= 0:
+            self._pending[bar.symbol] = self.sell(bar.symbol, target + qty)
             self.log.info(
                 "sma_cross.sell", symbol=bar.symbol, fast=fast, slow=slow, ts=bar.ts_event
             )

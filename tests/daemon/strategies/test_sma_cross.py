@@ -139,3 +139,38 @@ def test_state_round_trip(tmp_path: Path) -> None:
     world.runtime.start()
     world.feed([bar(2, 200.0)])
     assert [r.side for _, r in world.gateway.submitted] == [BUY]
+
+
+def reference_long_short(closes: list[float], fast: int, slow: int) -> list[tuple[int, str]]:
+    """Long/short: fills assumed immediate; the first signal opens, each later flips."""
+    signals, side = [], 0
+    for i in range(slow - 1, len(closes)):
+        f = math.fsum(closes[i + 1 - fast:i + 1]) / fast
+        s = math.fsum(closes[i + 1 - slow:i + 1]) / slow
+        if f > s and side <= 0:
+            signals.append((i, BUY))
+            side = 1
+        elif f < s and side >= 0:
+            signals.append((i, SELL))
+            side = -1
+    return signals
+
+
+def test_long_short_flips_through_zero_on_each_crossing(btc_bars: list[Bar]) -> None:
+    bars = btc_bars[:5000]
+    world = World([instrument("BTCUSDT", tick="0.25", step="0.0001")])
+    world.runtime.add(strategy_config("sma", bar_interval="1m", params={
+        "fast": FAST, "slow": SLOW, "qty": QTY, "short": True}))
+    world.runtime.start()
+    world.feed(bars)
+    world.runtime.stop()
+    expected = reference_long_short([b.close for b in bars], FAST, SLOW)
+    index_of = {b.ts_event: i for i, b in enumerate(bars)}
+    got = [(index_of[ts], req.side)
+           for ts, (_, req) in zip(world.gateway.submitted_at, world.gateway.submitted,
+                                   strict=True)]
+    assert len(expected) > 50 and got == expected
+    qtys = [req.qty for _, req in world.gateway.submitted]
+    assert qtys[0] == Decimal("0.01") and set(qtys[1:]) == {Decimal("0.02")}
+    final = Decimal("0.01") if expected[-1][1] == BUY else Decimal("-0.01")
+    assert world.portfolio.position("sim", "BTCUSDT", "sma").qty == final
