@@ -379,6 +379,33 @@ def collect_kernel(kernel: Any, *, fills: int, rejections: Mapping[str, int],
     return reg
 
 
+def _collect_margin(reg: Registry, portfolio: Any) -> None:
+    """Perpetuals: margin per account, and each position's distance to liquidation."""
+    accounts = portfolio.margin()
+    if not accounts:
+        return
+    balance = reg.gauge("tapeloop_margin_balance", "Wallet plus unrealized PnL, in the "
+                        "margin asset", ["venue", "currency"])
+    ratio = reg.gauge("tapeloop_margin_ratio", "Maintenance margin over the margin balance "
+                      "(liquidation at 1)", ["venue", "currency"])
+    usage = reg.gauge("tapeloop_margin_usage", "Initial margin over the margin balance",
+                      ["venue", "currency"])
+    funding = reg.gauge("tapeloop_funding", "Funding received (+) or paid (-) since the "
+                        "start, in the margin asset", ["venue", "currency"])
+    for a in accounts:
+        labels = {"venue": a.venue, "currency": a.currency}
+        balance.set(a.margin_balance, **labels)
+        ratio.set(a.margin_ratio or 0, **labels)
+        usage.set(a.usage or 0, **labels)
+        funding.set(a.funding, **labels)
+    distance = reg.gauge("tapeloop_liquidation_distance_pct", "How far the mark is from "
+                         "the liquidation price, in % of the mark", ["venue", "symbol"])
+    for p in portfolio.perp_positions():
+        if p.liquidation_price is not None and p.mark:
+            distance.set(abs(p.mark - p.liquidation_price) / p.mark * 100, venue=p.venue,
+                         symbol=p.symbol)
+
+
 def _collect_node(reg: Registry, node: Any) -> None:
     states = CountOf(o.state for o in node.oms.orders.values())
     orders = reg.gauge("tapeloop_orders", "Orders the OMS knows, by state", ["state"])
@@ -403,6 +430,7 @@ def _collect_node(reg: Registry, node: Any) -> None:
                          ["venue", "currency"])
     for u in portfolio.unvalued():
         unvalued.set(u.balance, venue=u.venue, currency=u.currency)
+    _collect_margin(reg, portfolio)
     trading = reg.gauge("tapeloop_trading_state", "1 for the current trading state", ["state"])
     current = node.risk.state
     for state in sorted({*TRADING_STATES, current}):

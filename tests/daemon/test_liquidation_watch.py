@@ -45,3 +45,15 @@ def test_a_liquidation_raises_an_alert(captured):  # type: ignore[no-untyped-def
                             fee_currency="USDT", trade_id="L1"))
     (line,) = [x for x in lines() if x["event"] == "alert"]
     assert line["kind"] == "liquidated" and "9036" in line["message"]
+
+
+def test_metrics_expose_margin_and_the_distance_to_liquidation():
+    from daemon.metrics import Registry, _collect_margin
+
+    reg = Registry()
+    _collect_margin(reg, portfolio_at(9400.0))
+    text = reg.render()
+    assert 'tapeloop_margin_balance{venue="fut",currency="USDT"} 400' in text
+    line = next(x for x in text.splitlines()
+                if x.startswith('tapeloop_liquidation_distance_pct{venue="fut"'))
+    assert 3.8 < float(line.split()[-1]) < 3.9
