@@ -239,6 +239,10 @@ class Ledger:
         """Issue the next trade id (a liquidation's); `last_trade_id` names it."""
         self._trades += 1
 
+    def trades_issued(self, n: int) -> None:
+        """At a restart: trade ids up to `{venue}-T{n}` were issued (a liquidation's)."""
+        self._trades = max(self._trades, n)
+
     def last_trade_id(self) -> str:
         return f"{self.venue}-T{self._trades}"
 

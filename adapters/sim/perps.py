@@ -6,7 +6,8 @@ holds no base or quote: its fills move only the wallet, which is the venue's
 balance of the settle currency (`Accounts.total`). Per symbol the book keeps
 the signed net position in contracts (`qty`, also the venue's net position
 that reduce-only orders check) and its signed entry cost (sum of qty x price
-of the contracts still held: average entry = cost / qty, never divided out),
+of the contracts still held: average entry = cost / qty, never divided out; a
+partial close removes its share of the cost rounded to 1e-12),
 each strategy's share of it (from its fills), the leverage and margin mode,
 the funding booked since it opened (isolated margin) and the last funding
 time paid.
@@ -14,7 +15,8 @@ time paid.
 Arithmetic is `events.margin`'s (exact Decimal): a fill that reduces a
 position realizes contract_size x (side x closed x price - cost of the closed
 part at average entry) into the wallet, the fee (maker/taker rate of the
-notional, in the settle currency) leaves it. Margin used, the `locked` of the
+notional, in the settle currency) leaves it. Margin figures are rounded up to
+1e-12. Margin used, the `locked` of the
 settle currency's BalanceChanged: each position's initial margin at entry
 (|cost| x contract_size / leverage), plus, isolated, its funding since, plus
 the open orders' reservations. Available = wallet - margin used (unrealized
@@ -48,13 +50,13 @@ capped at what margin is left (never below 0), and publishes one
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from events import margin as m
 from events.base import Event
 from events.instruments import Instrument, to_decimal
-from events.orders import LIMIT, SELL, STOP_LIMIT, STOP_MARKET, TRAILING_STOP, OrderSubmitted
+from events.orders import BUY, LIMIT, SELL, STOP_LIMIT, STOP_MARKET, TRAILING_STOP, OrderSubmitted
 from events.perp import CROSS, ISOLATED, FundingPayment, Liquidation
 
 ZERO = Decimal(0)
@@ -69,11 +71,16 @@ def _q(x: Decimal) -> Decimal:
     return m.CTX.quantize(x, FEE_QUANTUM)
 
 
+def _up(x: Decimal) -> Decimal:
+    # margin held is rounded up to the quantum: every sum of it stays exact
+    return x.quantize(FEE_QUANTUM, rounding=ROUND_CEILING, context=m.CTX)
+
+
 class Position:
     """One perpetual symbol's position at the venue (see the module doc)."""
 
-    __slots__ = ("inst", "qty", "cost", "leverage", "mode", "funding", "paid", "opened",
-                 "shares", "mark", "marks_seen", "rates_seen")
+    __slots__ = ("inst", "qty", "cost", "leverage", "mode", "funding", "paid", "settled",
+                 "opened", "shares", "mark", "marks_seen", "rates_seen")
 
     def __init__(self, inst: Instrument, leverage: int = 1, mode: str = CROSS) -> None:
         self.inst = inst
@@ -83,6 +90,7 @@ class Position:
         self.mode = mode
         self.funding = ZERO  # funding booked since the position opened (isolated margin)
         self.paid = 0  # the last funding time paid (or passed while flat)
+        self.settled = 0  # the last funding time a payment was made for (journaled)
         self.opened = 0  # ts of the fill that opened it (funding before it is not owed)
         self.shares: dict[str, Decimal] = {}  # strategy_id -> signed contracts
         self.mark: Decimal | None = None  # the last mark seen
@@ -101,8 +109,10 @@ class Position:
         realized = ZERO
         if q and (q > 0) != (qty > 0):
             closed = min(abs(qty), abs(q))
-            removed = cost if closed == abs(q) else m.CTX.divide(
-                m.CTX.multiply(cost, closed), abs(q))
+            # the closed part's share of the entry cost, to the quantum: the
+            # wallet, the PnL and the cost left stay short exact decimals
+            removed = cost if closed == abs(q) else _q(m.CTX.divide(
+                m.CTX.multiply(cost, closed), abs(q)))
             side = 1 if q > 0 else -1
             realized = m.CTX.multiply(self.inst.contract_size,
                                       m.CTX.subtract(side * closed * price, removed))
@@ -125,7 +135,7 @@ class Position:
         """Initial margin at entry."""
         if not self.qty:
             return ZERO
-        return m.initial_margin(abs(self.cost) * self.inst.contract_size, self.leverage)
+        return _up(m.initial_margin(abs(self.cost) * self.inst.contract_size, self.leverage))
 
     def used(self) -> Decimal:
         """Margin this position holds: its initial margin, plus (isolated) the
@@ -180,7 +190,7 @@ class MarginBook:
         """Margin reserved per contract of an order at `px`: initial margin plus
         the taker fee there."""
         notional = px * p.inst.contract_size
-        return m.initial_margin(notional, p.leverage) + notional * self.fees.taker_rate
+        return _up(m.initial_margin(notional, p.leverage) + notional * self.fees.taker_rate)
 
     def arrival(self, symbol: str, sub: OrderSubmitted, last: Decimal | None
                 ) -> tuple[str, Decimal, str | None, str]:
@@ -275,6 +285,7 @@ class MarginBook:
                 amount=amount, currency=ccy, rate=rate, mark=mark, qty=share,
                 funding_ts=funding_ts, strategy_id=strategy))
         p.funding += total
+        p.settled = funding_ts
         self.acc.add(ccy, total)
         self.funding[ccy] = self.funding.get(ccy, ZERO) + total
         self.ledger.balance(ccy, ts, "funding")
@@ -319,13 +330,16 @@ class MarginBook:
             inst = p.inst
             fee = min(_q(m.notional(inst, p.qty, mark) * self.liq_rate), left)
             left -= fee
-            side = SELL if p.qty > 0 else "BUY"
+            # strategies may hold opposite shares of the net position: each
+            # closes its own (its side), the fee is split by the size closed
             shares = sorted(p.shares.items())
+            size = sum((abs(q) for _, q in shares), ZERO)
             rest = fee
             total_realized = ZERO
             for i, (strategy, share) in enumerate(shares):
+                side = SELL if share > 0 else BUY
                 part = rest if i == len(shares) - 1 else _q(
-                    m.CTX.divide(m.CTX.multiply(fee, abs(share)), abs(p.qty)))
+                    m.CTX.divide(m.CTX.multiply(fee, abs(share)), size))
                 rest -= part
                 total_realized += p.trade(strategy, -share, mark, ts)
                 ledger.trade_id_next()
@@ -338,6 +352,42 @@ class MarginBook:
             self.realized[ccy] = self.realized.get(ccy, ZERO) + total_realized
             self.fees_paid[ccy] = self.fees_paid.get(ccy, ZERO) + fee
         ledger.balance(ccy, ts, "liquidation")
+
+
+    # -- audit -----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Positions and the wallet's account, as comparable plain data."""
+        return {
+            "positions": {s: (p.qty, p.cost, p.funding, p.settled, p.opened if p.qty else 0,
+                              p.leverage, p.mode, tuple(sorted(p.shares.items())))
+                          for s, p in sorted(self.pos.items())},
+            "wallet": {c: (self.initial.get(c), self.realized.get(c, ZERO),
+                           self.fees_paid.get(c, ZERO), self.funding.get(c, ZERO))
+                       for c in sorted({p.inst.settle for p in self.pos.values()})},
+        }
+
+    def violations(self, spot_currencies: set[str]) -> list[str]:
+        """Broken invariants of the margin account, one line each."""
+        out: list[str] = []
+        for symbol, p in self.pos.items():
+            if self.acc.net.get(symbol, ZERO) != p.qty:
+                out.append(f"{symbol}: net position {self.acc.net.get(symbol, ZERO)} but "
+                           f"the margin book holds {p.qty}")
+            if sum(p.shares.values(), ZERO) != p.qty:
+                out.append(f"{symbol}: strategies' shares {dict(p.shares)} do not sum to "
+                           f"{p.qty}")
+            if not p.qty and (p.cost or p.funding):
+                out.append(f"{symbol}: flat with entry cost {p.cost}, funding {p.funding}")
+        for c, initial in self.initial.items():
+            if c in spot_currencies:
+                continue  # spot fills move it too
+            expect = (initial + self.realized.get(c, ZERO) - self.fees_paid.get(c, ZERO)
+                      + self.funding.get(c, ZERO))
+            if self.acc.total.get(c, ZERO) != expect:
+                out.append(f"{c}: wallet {self.acc.total.get(c, ZERO)} but initial + "
+                           f"realized - fees + funding = {expect}")
+        return out
 
 
 def _plain(x: Decimal) -> str:

@@ -69,6 +69,7 @@ from adapters.sim.ledger import Ledger
 from adapters.sim.market import TRADE, SymbolState, Touch, bar_touch, quote_touch, trade_touch
 from adapters.sim.matching import crosses, match
 from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
+from adapters.sim.perp_fold import fold_perps, install_perps
 from adapters.sim.perps import MarginBook
 from adapters.sim.reservations import after_amend, insufficient, on_arrival, plain
 from adapters.sim.restore import fold, install
@@ -143,7 +144,7 @@ class SimVenue:
         self._perp: MarginBook | None = None
         # (leverage, mode) per perpetual as the venue holds them (restored); start()
         # sets the config's where they differ
-        self._perp_held: dict[str, tuple[int, str]] = {}
+        self._perp_held: dict[str, tuple[int | None, str | None]] = {}
         if perps:
             book = MarginBook(name, publish, now_ns, self._ledger, perps,
                               leverage=dict(leverage or {}), margin_mode=dict(margin_mode or {}),
@@ -188,6 +189,9 @@ class SimVenue:
                 self._ledger.refuse(item, ts, reason)
         self._unlisted.clear()
         if self._perp is not None:
+            for ccy in self._ledger.margined:
+                if ccy not in self._restored:
+                    self._perp.initial.setdefault(ccy, self._acc.total.get(ccy, _ZERO))
             self._perp_settings(ts)
 
     def _perp_settings(self, ts: int) -> None:
@@ -217,14 +221,24 @@ class SimVenue:
         symbol as the portfolio folded it. Publishes nothing."""
         assert not self._ledger.orders and not any(st.pending for st in self._symbols.values()), \
             "restore() comes before any request"
-        folded = fold(self.name, events,
-                      {s: (st.inst.base, st.inst.quote) for s, st in self._symbols.items()})
+        events = events if isinstance(events, list) else list(events)
+        folded = fold(self.name, events, {s: (st.inst.base, st.inst.quote)
+                                          for s, st in self._symbols.items()
+                                          if st.perp is None})
         if folded.balances_seen:
             self._restored.update(folded.totals)
+        book = self._perp
+
+        def margin_account() -> None:
+            if book is not None:
+                perps = [p.inst for p in book.pos.values()]
+                self._perp_held = install_perps(fold_perps(self.name, events, perps), book)
+
         self._received = install(
             folded, positions, self._ledger, self._acc, self._symbols, self._unlisted,
             allow_short=self.allow_short, latency_ns=self.latency_ns,
-            queue_aware=self.fill_model == QUEUE_AWARE, received=self._received)
+            queue_aware=self.fill_model == QUEUE_AWARE, received=self._received,
+            perp=book, before_orders=margin_account)
 
     def restore_account(self, balances: dict[str, Decimal],
                         positions: dict[str, Decimal]) -> None:
@@ -272,11 +286,19 @@ class SimVenue:
 
     def state(self) -> dict[str, Any]:
         """The venue's books as plain comparable data (see `audit.venue_state`)."""
-        return venue_state(self._ledger, self._acc, self._symbols)
+        out = venue_state(self._ledger, self._acc, self._symbols)
+        if self._perp is not None:
+            out["perps"] = self._perp.state()
+        return out
 
     def invariant_violations(self) -> list[str]:
         """What is wrong with the books (empty: nothing); see `audit.violations`."""
-        return violations(self._ledger, self._acc, self._symbols)
+        out = violations(self._ledger, self._acc, self._symbols)
+        if self._perp is not None:
+            spot = {c for st in self._symbols.values() if st.perp is None
+                    for c in (st.inst.base, st.inst.quote)}
+            out += self._perp.violations(spot)
+        return out
 
     # -- a stop --------------------------------------------------------------
 
@@ -431,7 +453,7 @@ class SimVenue:
         return {"wallet": self._acc.total.get(p.inst.settle, _ZERO), "qty": p.qty,
                 "entry_cost": p.cost, "funding": p.funding,
                 "isolated_margin": p.used() if p.mode == "isolated" else _ZERO,
-                "leverage": p.leverage, "mode": p.mode, "paid": p.paid}
+                "leverage": p.leverage, "mode": p.mode, "paid": p.settled}
 
     # -- requests ------------------------------------------------------------
 

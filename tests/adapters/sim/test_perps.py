@@ -255,3 +255,22 @@ def test_wallet_equals_initial_plus_realized_minus_fees_plus_funding() -> None:
     expect = D(10000) + realized - sum(f.fee for f in fills) + sum(p.amount for p in pays)
     assert last_balance(sim).total == expect
     assert sim.venue.invariant_violations() == []
+
+
+def test_a_liquidation_closes_each_strategys_share_on_its_own_side() -> None:
+    sim = perp_sim(wallet="100", leverage=20, liquidation_fee_pct=1.0)
+    sim.trade(1, 100.0)
+    sim.submit(1, "BUY", "MARKET", "3", strategy="a")
+    sim.submit(1, "SELL", "MARKET", "13", strategy="b")
+    sim.trade(2, 100.0)  # net short 10: margin 50, wallet 100
+    sim.trade(3, 108.9)  # 100 - 89 = 11 > 0.01 x 1089: not breached
+    assert not sim.of(Liquidation)
+    sim.trade(4, 109.0)  # 100 - 90 = 10 <= 10.9
+    liq = sim.of(Liquidation)
+    assert [(x.strategy_id, x.side, x.qty) for x in liq] == [("a", "SELL", D(3)),
+                                                            ("b", "BUY", D(13))]
+    # fee 1 % of 1090 = 10.9, capped at the 10 left, split 3 : 13
+    assert sum(x.fee for x in liq) == D(10)
+    assert liq[0].fee == D("1.875")
+    assert last_balance(sim).total == D(0)
+    assert sim.venue.invariant_violations() == []
