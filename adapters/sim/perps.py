@@ -27,7 +27,9 @@ An order that increases |position| reserves, per contract, its initial margin
 at its price (limit), trigger (stop) or the last price (market) plus the taker
 fee there; one that only reduces reserves nothing. Refusals: not enough
 available margin ("-2019"), leverage above the tier's max for the resulting
-notional ("-2027").
+notional ("-2027"), and every order of an instrument whose contract_size is
+not 1 (recorded, not traded). An order that increases the position reserves
+its margin on its whole quantity, even the part that first closes the old side.
 
 Funding: a `FundingRate` of the data venue pays every position held before
 its `funding_ts` (once per funding time); a symbol that never saw one pays the
@@ -200,6 +202,10 @@ class MarginBook:
         ccy = p.inst.settle
         signed = -sub.qty if sub.side == SELL else sub.qty
         after = p.qty + signed
+        if p.inst.contract_size != 1:
+            # quantities in contracts of another size are recorded, not traded
+            return ccy, ZERO, (f"{symbol} has contract_size {p.inst.contract_size}: "
+                               "only contracts of 1 are traded"), ""
         if sub.reduce_only or abs(after) <= abs(p.qty):
             return ccy, ZERO, None, ""
         px = self.order_px(sub, last)

@@ -269,9 +269,12 @@ class SimVenue:
     # -- read-only views -----------------------------------------------------
 
     def balance(self, currency: str) -> tuple[Decimal, Decimal, Decimal]:
-        """(total, free, locked) of `currency`."""
+        """(total, free, locked) of `currency`; a perpetual's settle currency
+        counts its positions' margin as locked (as its BalanceChanged does)."""
         acc = self._acc
         total, locked = acc.total.get(currency, _ZERO), acc.locked.get(currency, _ZERO)
+        if self._perp is not None and currency in self._ledger.margined:
+            locked += self._perp.used(currency)
         return total, total - locked, locked
 
     def position(self, symbol: str) -> Decimal:

@@ -274,3 +274,23 @@ def test_a_liquidation_closes_each_strategys_share_on_its_own_side() -> None:
     assert liq[0].fee == D("1.875")
     assert last_balance(sim).total == D(0)
     assert sim.venue.invariant_violations() == []
+
+
+def test_the_margin_held_counts_as_locked_in_the_balance_view() -> None:
+    sim = perp_sim()
+    sim.trade(1, 100.0)
+    sim.submit(1, "BUY", "MARKET", "2")
+    sim.trade(2, 100.0)
+    b = last_balance(sim)
+    assert sim.venue.balance("USDT") == (b.total, b.free, b.locked) == (D(1000), D(980), D(20))
+
+
+def test_a_contract_size_other_than_1_is_not_traded() -> None:
+    import msgspec
+
+    odd = msgspec.structs.replace(PERP, contract_size=D("0.1"))
+    sim = Sim(instruments=[odd], balances={"USDT": D(1000)})
+    sim.trade(1, 100.0)
+    cid = sim.submit(1, "BUY", "MARKET", "1")
+    sim.trade(2, 100.0)
+    assert "contract_size" in sim.of(OrderRejected, cid)[0].reason
