@@ -15,7 +15,7 @@ market event before any strategy can react to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import msgspec
 import structlog
 
 from adapters.sim.venue import SimVenue
-from daemon.config import Config, StrategyConfig, VenueConfig
+from daemon.config import Config, InstrumentConfig, StrategyConfig, VenueConfig
 from daemon.errors import UserError
 from daemon.strategies.routing import RUNNING
 from daemon.strategies.runtime import StartFailure, StrategyError, StrategyRuntime, paper_venue
@@ -52,17 +52,27 @@ def perp_settings(config: Config) -> dict[tuple[str, str], tuple[int, str]]:
 
 
 def sim_venue(vcfg: VenueConfig, instruments: list[Instrument], bus: Bus,
-              now_ns: Callable[[], int], *, name: str | None = None) -> SimVenue:
+              now_ns: Callable[[], int], *, name: str | None = None,
+              instrument_configs: Iterable[InstrumentConfig] = ()) -> SimVenue:
     """A simulated venue configured as `vcfg`; named `name` (a paper twin)
-    while matching against `vcfg.name`'s market data."""
+    while matching against `vcfg.name`'s market data. `instrument_configs`
+    (the config's `[[instruments]]`) give each perpetual of `vcfg` its
+    leverage and margin mode."""
+    perps = [i for i in instrument_configs if i.venue == vcfg.name and i.perpetual]
     return SimVenue(
         name or vcfg.name, instruments, bus.publish, now_ns, data_venue=vcfg.name,
-        fill_model=vcfg.fill_model, slippage_bps=vcfg.slippage_bps,
+        fill_model=vcfg.fill_model, slippage_model=vcfg.slippage_model,
+        slippage_bps=vcfg.slippage_bps,
+        volume_limit_pct=10.0 if vcfg.volume_limit_pct is None else vcfg.volume_limit_pct,
         maker_fee_bps=vcfg.maker_fee_bps, taker_fee_bps=vcfg.taker_fee_bps,
         latency_ms=vcfg.latency_ms,
         balances={c: to_decimal(v) for c, v in sorted(vcfg.balances.items())},
         allow_short=vcfg.allow_short,
         fee_asset=vcfg.fee_asset or ("received" if vcfg.kind == "binance" else "quote"),
+        funding_rate=vcfg.funding_rate, funding_interval_h=vcfg.funding_interval_h,
+        liquidation_fee_pct=vcfg.liquidation_fee_pct,
+        leverage={i.symbol: i.leverage for i in perps},
+        margin_mode={i.symbol: i.margin_mode for i in perps},
     )
 
 
@@ -88,7 +98,8 @@ class TradingNode:
         for vcfg in config.venues:
             insts = [i for k, i in self.instruments.items() if k[0] == vcfg.name]
             if replay or vcfg.kind in ("sim", "sample"):
-                self.venues.append(sim_venue(vcfg, insts, bus, now_ns))
+                self.venues.append(sim_venue(vcfg, insts, bus, now_ns,
+                                             instrument_configs=config.instruments))
             if any(s.paper and s.venue == vcfg.name for s in config.strategies):
                 # `paper = true` strategies trade on a simulated twin of their
                 # venue, fed by the same market data (the others trade for real)
@@ -96,7 +107,8 @@ class TradingNode:
                 twins[twin] = vcfg.name
                 twin_insts = [msgspec.structs.replace(i, venue=twin) for i in insts]
                 self.instruments.update((i.key, i) for i in twin_insts)
-                self.venues.append(sim_venue(vcfg, twin_insts, bus, now_ns, name=twin))
+                self.venues.append(sim_venue(vcfg, twin_insts, bus, now_ns, name=twin,
+                                             instrument_configs=config.instruments))
         for venue in self.venues:
             venue.subscribe(bus)
         # the portfolio applies exactly the fills the OMS applied (one decision: a

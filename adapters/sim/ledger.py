@@ -9,7 +9,10 @@ Venue order ids (`{venue}-{n}`) and trade ids (`{venue}-T{n}`) are plain
 counters, so a replay numbers them identically; after a restart they continue
 after the highest the journal holds (`reinstate`), so no id is issued twice.
 A fill pays its fee in the asset `fees.FeeSchedule.charge` picks; a third
-currency's balance change follows the base and quote ones.
+currency's balance change follows the base and quote ones. A perpetual's fill
+moves no base or quote: the margin book (`perps.MarginBook`) books its PnL and
+fee in the settle currency, whose BalanceChanged follows the Fill and counts
+the positions' margin as locked.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from adapters.sim.accounts import Accounts
 from adapters.sim.fees import FeeSchedule
@@ -45,7 +49,7 @@ _ZERO = Decimal(0)
 
 class Ledger:
     __slots__ = ("venue", "publish", "now", "fees", "acc", "symbols", "orders", "_closed",
-                 "_accepted", "_trades", "_pricing")
+                 "_accepted", "_trades", "_pricing", "perp", "margined")
 
     def __init__(self, venue: str, publish: Callable[[Event], object],
                  now_ns: Callable[[], int], fees: FeeSchedule, accounts: Accounts,
@@ -62,6 +66,8 @@ class Ledger:
         self._trades = 0  # trade ids issued: `{venue}-T{n}`
         # (base, quote) -> its symbol: where a third fee currency is priced
         self._pricing = {(st.inst.base, st.inst.quote): st for st in symbols.values()}
+        self.perp: Any = None  # the venue's perps.MarginBook, when it lists perpetuals
+        self.margined: frozenset[str] = frozenset()  # currencies perpetuals settle in
 
     # -- a restart -----------------------------------------------------------
 
@@ -93,10 +99,16 @@ class Ledger:
     # -- answers to requests -------------------------------------------------
 
     def refuse(self, ev: OrderSubmitted | CancelOrder | AmendOrder, ts: int,
-               reason: str) -> None:
+               reason: str, code: str = "") -> None:
         """OrderRejected / CancelRejected / AmendRejected, by the request's type."""
         cls: type[OrderRejected | CancelRejected | AmendRejected]
         if isinstance(ev, OrderSubmitted):
+            if code:
+                self.publish(OrderRejected(
+                    ts_event=ts, ts_recv=self.now(), venue=self.venue, symbol=ev.symbol,
+                    strategy_id=ev.strategy_id, client_order_id=ev.client_order_id,
+                    reason=reason, code=code))
+                return
             cls = OrderRejected
         elif isinstance(ev, CancelOrder):
             cls = CancelRejected
@@ -177,8 +189,11 @@ class Ledger:
         assert order.state == OPEN and 0 < qty <= order.remaining
         acc = self.acc
         base, quote = inst.base, inst.quote
-        fee, fee_ccy = self.fees.charge(inst, order.buy, price, qty, liquidity,
-                                        self.price_of, acc.free)
+        if inst.perpetual:
+            fee, fee_ccy = self.perp.fee(inst, price, qty, liquidity), inst.settle
+        else:
+            fee, fee_ccy = self.fees.charge(inst, order.buy, price, qty, liquidity,
+                                            self.price_of, acc.free)
         self._trades += 1
         self.publish(Fill(ts_event=ts, ts_recv=self.now(), venue=self.venue,
                           symbol=order.symbol, strategy_id=order.sub.strategy_id,
@@ -191,6 +206,12 @@ class Ledger:
             release = min(order.reserved, qty * order.reserve_px)
             order.reserved -= release
             acc.lock(order.reserve_ccy, -release)
+        if inst.perpetual:
+            self.perp.on_fill(order.sub.strategy_id, inst, order.buy, qty, price, fee, ts)
+            if order.filled >= order.qty:
+                self._close(order, FILLED, None, ts)
+            self.balance(fee_ccy, ts, "fill")
+            return
         notional = price * qty
         # The net position follows the base the account actually holds, so a
         # fee paid in the base leaves no position the balance cannot close.
@@ -214,6 +235,17 @@ class Ledger:
         if third:
             self.balance(fee_ccy, ts, "fee")
 
+    def trade_id_next(self) -> None:
+        """Issue the next trade id (a liquidation's); `last_trade_id` names it."""
+        self._trades += 1
+
+    def trades_issued(self, n: int) -> None:
+        """At a restart: trade ids up to `{venue}-T{n}` were issued (a liquidation's)."""
+        self._trades = max(self._trades, n)
+
+    def last_trade_id(self) -> str:
+        return f"{self.venue}-T{self._trades}"
+
     def price_of(self, currency: str, quote: str) -> Decimal | None:
         """The last market price of `currency` in `quote` on this venue (the
         instrument currency/quote), or None before any is known."""
@@ -232,6 +264,8 @@ class Ledger:
     def balance(self, currency: str, ts: int, reason: str) -> None:
         acc = self.acc
         total, locked = acc.total.get(currency, _ZERO), acc.locked.get(currency, _ZERO)
+        if currency in self.margined:
+            locked += self.perp.used(currency)
         self.publish(BalanceChanged(ts_event=ts, ts_recv=self.now(), venue=self.venue,
                                     currency=currency, total=total, free=total - locked,
                                     locked=locked, reason=reason))

@@ -149,11 +149,12 @@ class SymbolState:
     __slots__ = ("inst", "busy", "pending", "open", "next_expiry", "last_px", "last_ts",
                  "trades_seen",
                  "bid", "bid_size", "ask", "ask_size", "book", "always", "quotes_always",
-                 "lo", "hi", "buy_limit", "sell_limit", "buy_stop", "sell_stop")
+                 "lo", "hi", "buy_limit", "sell_limit", "buy_stop", "sell_stop", "perp")
 
     def __init__(self, inst: Instrument) -> None:
         self.inst = inst
         self.busy = False  # pending arrivals or open orders: the only case that costs
+        self.perp: Any = None  # a perpetual's perps.Position (None: spot)
         # heap of (arrival_ns, receipt counter, request event)
         self.pending: list[tuple[int, int, Any]] = []
         self.open: dict[str, SimOrder] = {}  # client_order_id -> order, acceptance order

@@ -53,6 +53,7 @@ from adapters.sim.accounts import Accounts
 from adapters.sim.ledger import CLOSED_KEPT, Ledger
 from adapters.sim.market import SymbolState
 from adapters.sim.orders import CANCELED, EXPIRED, FILLED, OPEN, SimOrder, next_midnight_ns
+from adapters.sim.perps import MarginBook
 from adapters.sim.reservations import restored
 from events.base import Event
 from events.orders import (
@@ -267,19 +268,26 @@ Unlisted = SimOrder | OrderSubmitted | CancelOrder | AmendOrder
 
 def install(folded: Folded, positions: Mapping[str, Decimal], ledger: Ledger, acc: Accounts,
             symbols: dict[str, SymbolState], unlisted: list[Unlisted], *, allow_short: bool,
-            latency_ns: int, queue_aware: bool, received: int) -> int:
+            latency_ns: int, queue_aware: bool, received: int,
+            perp: MarginBook | None = None,
+            before_orders: Callable[[], object] | None = None) -> int:
     """Put `folded` into a venue that has taken no request yet: totals (a
     currency the journal never mentions keeps its opening balance), net
     positions, orders with their reservations, the request queues. Open
     orders and requests of a symbol not in `symbols` go to `unlisted`.
-    Returns the venue's receipt counter after the re-queued requests."""
+    Returns the venue's receipt counter after the re-queued requests.
+    `before_orders` runs once the accounts are in and before the orders take
+    their reservations (the margin account goes in there); `perp` prices a
+    perpetual order's margin."""
     if folded.balances_seen:
         acc.total.update(folded.totals)
     acc.locked = {c: _ZERO for c in acc.total}
     acc.net = {s: Decimal(q) for s, q in positions.items() if s in symbols}
+    if before_orders is not None:
+        before_orders()
     orders = []
     for r in folded.orders.values():
-        order = _reinstate(r, symbols.get(r.sub.symbol), acc, allow_short)
+        order = _reinstate(r, symbols.get(r.sub.symbol), acc, allow_short, perp)
         orders.append(order)
         if order.state == OPEN and order.symbol not in symbols:
             unlisted.append(order)
@@ -301,7 +309,7 @@ def install(folded: Folded, positions: Mapping[str, Decimal], ledger: Ledger, ac
 
 
 def _reinstate(r: RestoredOrder, st: SymbolState | None, acc: Accounts,
-               allow_short: bool) -> SimOrder:
+               allow_short: bool, perp: MarginBook | None) -> SimOrder:
     """The venue's order for `r`; an open one rests in `st`'s book again
     with its reservation locked (`st` None: the symbol is no longer listed)."""
     sub = r.sub
@@ -316,8 +324,11 @@ def _reinstate(r: RestoredOrder, st: SymbolState | None, acc: Accounts,
     # a stop that filled has triggered; one that has not waits for its trigger
     order.live = order.live or order.filled > 0
     order.fresh = False  # it met the market at the event it arrived on
-    order.reserve_ccy, order.reserve_px = restored(st, sub, r.price, r.trigger,
-                                                   r.accept_locked, allow_short)
+    if st.perp is not None and perp is not None:
+        order.reserve_ccy, order.reserve_px = st.inst.settle, _perp_unit(perp, st, r)
+    else:
+        order.reserve_ccy, order.reserve_px = restored(st, sub, r.price, r.trigger,
+                                                       r.accept_locked, allow_short)
     if order.reserve_px:
         order.reserved = order.remaining * order.reserve_px
         acc.lock(order.reserve_ccy, order.reserved)
@@ -325,3 +336,15 @@ def _reinstate(r: RestoredOrder, st: SymbolState | None, acc: Accounts,
     if expire and (not st.next_expiry or expire < st.next_expiry):
         st.next_expiry = expire
     return order
+
+
+def _perp_unit(perp: MarginBook, st: SymbolState, r: RestoredOrder) -> Decimal:
+    """A restored perpetual order's margin per contract: none if its acceptance
+    reserved none (it reduced the position), else the margin at its current
+    price or trigger, else (a market order) what its acceptance reserved."""
+    if not r.accept_locked:
+        return _ZERO
+    px = perp.order_px(r.sub, None, r.price, r.trigger)
+    if px is None:
+        return r.accept_locked / r.sub.qty
+    return perp.unit(st.perp, px)

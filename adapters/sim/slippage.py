@@ -26,6 +26,11 @@ so slippage never improves a fill.
   cap rounded down to the step would be 0 on every event). An event whose
   size is unknown (or 0) does not cap the execution. Each simulated order sees
   the whole volume (orders do not share it).
+- ``hybrid``: ``spread`` then ``volume``: the taker crosses half the last
+  known spread as ``spread`` does, and the crossed price then moves by the
+  ``volume`` impact (bps × qty / size), rounded to the tick against the taker
+  once, at the end; participation is capped as ``volume`` caps it. Spot and
+  perpetual instruments slip alike.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ NONE = "none"
 FIXED_BPS = "fixed_bps"
 SPREAD = "spread"
 VOLUME = "volume"
-SLIPPAGE_MODELS = (NONE, FIXED_BPS, SPREAD, VOLUME)
+HYBRID = "hybrid"
+SLIPPAGE_MODELS = (NONE, FIXED_BPS, SPREAD, VOLUME, HYBRID)
 
 _BPS = Decimal(10_000)
 _ONE = Decimal(1)
@@ -117,6 +123,21 @@ class VolumeImpact(Slippage):
         return _away(px * (_ONE + frac if buy else _ONE - frac), buy, inst)
 
 
+class Hybrid(VolumeImpact):
+    name = HYBRID
+
+    def price(self, buy: bool, px: Decimal, qty: Decimal, size: Decimal | None,
+              half_spread: Decimal | None, on_book: bool, inst: Instrument) -> Decimal:
+        crossed = px
+        if not on_book and half_spread is not None:
+            crossed = px + half_spread if buy else px - half_spread
+        impact = self.bps if size is None or size <= 0 else self.bps * qty / size
+        if impact:
+            frac = impact / _BPS
+            crossed = crossed * (_ONE + frac if buy else _ONE - frac)
+        return px if crossed == px else _away(crossed, buy, inst)
+
+
 def make_slippage(model: str, bps: float | Decimal, volume_limit_pct: float | Decimal
                   ) -> Slippage:
     """The named model; raises ValueError naming the bad value."""
@@ -128,4 +149,6 @@ def make_slippage(model: str, bps: float | Decimal, volume_limit_pct: float | De
         return SpreadCross()
     if model == VOLUME:
         return VolumeImpact(bps, volume_limit_pct)
+    if model == HYBRID:
+        return Hybrid(bps, volume_limit_pct)
     raise ValueError(f"slippage_model {model!r}: expected one of {', '.join(SLIPPAGE_MODELS)}")

@@ -45,6 +45,10 @@ back), `state` and `invariant_violations` expose them to checks, and at a
 graceful stop `answer_pending` answers the requests no market event will
 reach.
 
+Perpetual instruments are margined, not spot: the `perps` module says how
+(positions, leverage, funding, liquidation); their state is restored and
+audited with the rest.
+
 Matching rules live in `matching` (order types), `fill_models` (resting limit
 orders), `slippage` and `fees`; the records and the events that change them in
 `ledger`.
@@ -65,12 +69,14 @@ from adapters.sim.ledger import Ledger
 from adapters.sim.market import TRADE, SymbolState, Touch, bar_touch, quote_touch, trade_touch
 from adapters.sim.matching import crosses, match
 from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
+from adapters.sim.perp_fold import fold_perps, install_perps
+from adapters.sim.perps import MarginBook
 from adapters.sim.reservations import after_amend, insufficient, on_arrival, plain
 from adapters.sim.restore import fold, install
 from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
 from events.base import Event
 from events.columns import TradeColumns
-from events.instruments import Instrument
+from events.instruments import Instrument, to_decimal
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
     DAY,
@@ -83,6 +89,7 @@ from events.orders import (
     CancelOrder,
     OrderSubmitted,
 )
+from events.perp import FundingRate, LeverageChanged, MarginModeChanged, MarkPrice
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -99,13 +106,19 @@ class SimVenue:
                  taker_fee_bps: float = 0.0, latency_ms: float = 0.0,
                  balances: Mapping[str, Decimal | float] | None = None,
                  allow_short: bool = False, volume_limit_pct: float = 10.0,
-                 data_venue: str | None = None, fee_asset: str = QUOTE) -> None:
+                 data_venue: str | None = None, fee_asset: str = QUOTE,
+                 funding_rate: float | None = None, funding_interval_h: float = 8.0,
+                 liquidation_fee_pct: float = 1.25, leverage: Mapping[str, int] | None = None,
+                 margin_mode: Mapping[str, str] | None = None) -> None:
         """`slippage_model` defaults to "fixed_bps" when slippage_bps > 0, else
         "none". `volume_limit_pct` caps each taker execution under the "volume"
         model. Instruments of other venues are ignored. `data_venue` (default:
         `name`) is the venue whose market data it matches against: a paper twin
         named "binance.paper" trades against "binance"'s market. `fee_asset`:
-        "quote", "received" or a currency (see `fees`)."""
+        "quote", "received" or a currency (see `fees`). Perpetuals: `leverage` and
+        `margin_mode` per symbol (default 1, "cross"), set at `start`;
+        `funding_rate` (None: none) paid every `funding_interval_h` hours by a
+        symbol with no FundingRate events; `liquidation_fee_pct` of the notional."""
         if latency_ms < 0:
             raise ValueError(f"latency_ms {latency_ms!r}: must be >= 0")
         self.name = name
@@ -127,6 +140,20 @@ class SimVenue:
         self._ledger = Ledger(name, publish, now_ns,
                               FeeSchedule(maker_fee_bps, taker_fee_bps, fee_asset),
                               self._acc, self._symbols)
+        perps = [st.inst for st in self._symbols.values() if st.inst.perpetual]
+        self._perp: MarginBook | None = None
+        # (leverage, mode) per perpetual as the venue holds them (restored); start()
+        # sets the config's where they differ
+        self._perp_held: dict[str, tuple[int | None, str | None]] = {}
+        if perps:
+            book = MarginBook(name, publish, now_ns, self._ledger, perps,
+                              leverage=dict(leverage or {}), margin_mode=dict(margin_mode or {}),
+                              funding_rate=funding_rate, funding_interval_h=funding_interval_h,
+                              liquidation_fee_pct=liquidation_fee_pct)
+            self._perp = self._ledger.perp = book
+            self._ledger.margined = frozenset(i.settle for i in perps)
+            for inst in perps:
+                self._symbols[inst.symbol].perp = book.pos[inst.symbol]
         self._now = now_ns
         self._received = 0  # tie-break of arrivals at the same time: receipt order
 
@@ -142,6 +169,9 @@ class SimVenue:
         bus.subscribe(OrderSubmitted, self.on_request)
         bus.subscribe(CancelOrder, self.on_request)
         bus.subscribe(AmendOrder, self.on_request)
+        if self._perp is not None:
+            bus.subscribe(MarkPrice, self.on_mark)
+            bus.subscribe(FundingRate, self.on_funding_rate)
 
     def start(self) -> None:
         """Publish BalanceChanged for each balance: reason "initial" (the config's)
@@ -158,6 +188,30 @@ class SimVenue:
             else:
                 self._ledger.refuse(item, ts, reason)
         self._unlisted.clear()
+        if self._perp is not None:
+            for ccy in self._ledger.margined:
+                if ccy not in self._restored:
+                    self._perp.initial.setdefault(ccy, self._acc.total.get(ccy, _ZERO))
+            self._perp_settings(ts)
+
+    def _perp_settings(self, ts: int) -> None:
+        """Set the config's leverage and margin mode where the venue holds others
+        (a fresh venue holds none): LeverageChanged / MarginModeChanged."""
+        book = self._perp
+        assert book is not None
+        for symbol, (lev, mode) in book.wanted.items():
+            p = book.pos[symbol]
+            held = self._perp_held.get(symbol)
+            if held is None or held[0] != lev:
+                self._ledger.publish(LeverageChanged(ts_event=ts, ts_recv=self._now(),
+                                                     venue=self.name, symbol=symbol,
+                                                     leverage=lev))
+            if held is None or held[1] != mode:
+                self._ledger.publish(MarginModeChanged(ts_event=ts, ts_recv=self._now(),
+                                                       venue=self.name, symbol=symbol,
+                                                       mode=mode))
+            p.leverage, p.mode = lev, mode
+            self._perp_held[symbol] = (lev, mode)
 
     def restore(self, events: Iterable[Event], positions: Mapping[str, Decimal]) -> None:
         """Rebuild the venue from the journal, before `start()` (a restart; the
@@ -167,14 +221,24 @@ class SimVenue:
         symbol as the portfolio folded it. Publishes nothing."""
         assert not self._ledger.orders and not any(st.pending for st in self._symbols.values()), \
             "restore() comes before any request"
-        folded = fold(self.name, events,
-                      {s: (st.inst.base, st.inst.quote) for s, st in self._symbols.items()})
+        events = events if isinstance(events, list) else list(events)
+        folded = fold(self.name, events, {s: (st.inst.base, st.inst.quote)
+                                          for s, st in self._symbols.items()
+                                          if st.perp is None})
         if folded.balances_seen:
             self._restored.update(folded.totals)
+        book = self._perp
+
+        def margin_account() -> None:
+            if book is not None:
+                perps = [p.inst for p in book.pos.values()]
+                self._perp_held = install_perps(fold_perps(self.name, events, perps), book)
+
         self._received = install(
             folded, positions, self._ledger, self._acc, self._symbols, self._unlisted,
             allow_short=self.allow_short, latency_ns=self.latency_ns,
-            queue_aware=self.fill_model == QUEUE_AWARE, received=self._received)
+            queue_aware=self.fill_model == QUEUE_AWARE, received=self._received,
+            perp=book, before_orders=margin_account)
 
     def restore_account(self, balances: dict[str, Decimal],
                         positions: dict[str, Decimal]) -> None:
@@ -205,9 +269,12 @@ class SimVenue:
     # -- read-only views -----------------------------------------------------
 
     def balance(self, currency: str) -> tuple[Decimal, Decimal, Decimal]:
-        """(total, free, locked) of `currency`."""
+        """(total, free, locked) of `currency`; a perpetual's settle currency
+        counts its positions' margin as locked (as its BalanceChanged does)."""
         acc = self._acc
         total, locked = acc.total.get(currency, _ZERO), acc.locked.get(currency, _ZERO)
+        if self._perp is not None and currency in self._ledger.margined:
+            locked += self._perp.used(currency)
         return total, total - locked, locked
 
     def position(self, symbol: str) -> Decimal:
@@ -222,11 +289,19 @@ class SimVenue:
 
     def state(self) -> dict[str, Any]:
         """The venue's books as plain comparable data (see `audit.venue_state`)."""
-        return venue_state(self._ledger, self._acc, self._symbols)
+        out = venue_state(self._ledger, self._acc, self._symbols)
+        if self._perp is not None:
+            out["perps"] = self._perp.state()
+        return out
 
     def invariant_violations(self) -> list[str]:
         """What is wrong with the books (empty: nothing); see `audit.violations`."""
-        return violations(self._ledger, self._acc, self._symbols)
+        out = violations(self._ledger, self._acc, self._symbols)
+        if self._perp is not None:
+            spot = {c for st in self._symbols.values() if st.perp is None
+                    for c in (st.inst.base, st.inst.quote)}
+            out += self._perp.violations(spot)
+        return out
 
     # -- a stop --------------------------------------------------------------
 
@@ -262,6 +337,8 @@ class SimVenue:
         st.last_px = p = ev.price
         st.last_ts = ev.ts_event
         st.trades_seen = True
+        if st.perp is not None and st.perp.qty:
+            self._perp_tick(st, ev.ts_event, p)
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.lo < p < st.hi))):
             self._step(st, ev.ts_event, trade_touch(st, ev))
@@ -273,7 +350,8 @@ class SimVenue:
         `on_trade`: to `stop` while the symbol has nothing pending or open,
         else not at all."""
         st = self._symbols.get(cols.symbol)
-        if st is None or cols.venue != self.data_venue or not st.busy:
+        if st is None or cols.venue != self.data_venue or not st.busy and (
+                st.perp is None or not st.perp.qty):
             return stop
         return start
 
@@ -291,6 +369,8 @@ class SimVenue:
             return
         st.on_quote(ev.bid, ev.bid_size, ev.ask, ev.ask_size)
         st.last_ts = ev.ts_event
+        if st.perp is not None and st.perp.qty:
+            self._perp_tick(st, ev.ts_event, None)
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.quiet_quote()))):
             self._step(st, ev.ts_event, quote_touch(st))
@@ -301,6 +381,8 @@ class SimVenue:
             return
         st.last_px = ev.close
         st.last_ts = ev.ts_event
+        if st.perp is not None and st.perp.qty:
+            self._perp_tick(st, ev.ts_event, ev.close)
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.lo < ev.low <= ev.high < st.hi))):
             self._step(st, ev.ts_event, bar_touch(st, ev))
@@ -311,9 +393,70 @@ class SimVenue:
             return
         st.on_book(ev)
         st.last_ts = ev.ts_event
+        if st.perp is not None and st.perp.qty:
+            self._perp_tick(st, ev.ts_event, None)
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.quiet_quote()))):
             self._step(st, ev.ts_event, quote_touch(st))
+
+    # -- perpetuals: marks and funding (only symbols holding a position) --------
+
+    def _perp_tick(self, st: SymbolState, ts: int, price: float | None) -> None:
+        """A market event of a perpetual with a position: constant funding due
+        at or before it, then, where the symbol has no MarkPrice of its own,
+        `price` (a trade, a bar's close) as its mark."""
+        book, p = self._perp, st.perp
+        assert book is not None
+        if book.const_rate is not None and not p.rates_seen:
+            book.const_due(p, ts, self._fallback_mark(st))
+        if price is not None and not p.marks_seen and p.qty:
+            book.on_mark(p, st.inst.round_price(price), ts)
+
+    @staticmethod
+    def _fallback_mark(st: SymbolState) -> Decimal | None:
+        p = st.perp
+        if p.mark is not None:
+            return p.mark
+        return None if st.last_px is None else st.inst.round_price(st.last_px)
+
+    def on_mark(self, ev: MarkPrice) -> None:
+        st = self._symbols.get(ev.symbol)
+        if st is None or st.perp is None or ev.venue != self.data_venue or not ev.mark > 0:
+            return
+        p, book = st.perp, self._perp
+        assert book is not None
+        p.marks_seen = True
+        mark = st.inst.round_price(ev.mark)
+        if p.qty:
+            if book.const_rate is not None and not p.rates_seen:
+                book.const_due(p, ev.ts_event, p.mark or mark)
+            book.on_mark(p, mark, ev.ts_event)
+        else:
+            p.mark = mark
+
+    def on_funding_rate(self, ev: FundingRate) -> None:
+        st = self._symbols.get(ev.symbol)
+        if st is None or st.perp is None or ev.venue != self.data_venue:
+            return
+        assert self._perp is not None
+        mark = st.inst.round_price(ev.mark) if ev.mark > 0 else self._fallback_mark(st)
+        self._perp.on_rate(ev.symbol, to_decimal(ev.rate), ev.funding_ts, mark, ev.ts_event)
+
+    def margin_state(self, symbol: str) -> dict[str, Any]:
+        """A perpetual's margin account as the venue holds it: the settle
+        currency's `wallet`, the position's signed `qty` (contracts) and signed
+        `entry_cost` (sum of qty x price held), the `funding` booked on it since
+        it opened, its `isolated_margin` (initial margin at entry + that
+        funding; 0 when cross), `leverage`, `mode` and `paid` (the last funding
+        time settled)."""
+        st = self._symbols[symbol]
+        p = st.perp
+        if p is None:
+            raise ValueError(f"{symbol} on {self.name!r} is not a perpetual")
+        return {"wallet": self._acc.total.get(p.inst.settle, _ZERO), "qty": p.qty,
+                "entry_cost": p.cost, "funding": p.funding,
+                "isolated_margin": p.used() if p.mode == "isolated" else _ZERO,
+                "leverage": p.leverage, "mode": p.mode, "paid": p.settled}
 
     # -- requests ------------------------------------------------------------
 
@@ -417,11 +560,16 @@ class SimVenue:
             reason = "post-only would take liquidity"
         if reason is None and sub.reduce_only and ledger.reduce_room(sub.symbol, buy) <= 0:
             reason = f"reduce-only order would increase the {sub.symbol} position"
-        ccy, unit = "", _ZERO
-        if reason is None:
+        ccy, unit, code = "", _ZERO, ""
+        if reason is None and st.perp is not None:
+            assert self._perp is not None
+            last = (st.inst.round_price(st.last_px) if st.last_px is not None
+                    else t.buy_px if buy else t.sell_px)
+            ccy, unit, reason, code = self._perp.arrival(sub.symbol, sub, last)
+        elif reason is None:
             ccy, unit, reason = on_arrival(st, sub, t, self._acc.free, self.allow_short)
         if reason is not None:
-            ledger.refuse(sub, arrival, reason)
+            ledger.refuse(sub, arrival, reason, code)
             return
         tif = sub.time_in_force
         expire = sub.expire_ts if tif == GTD else next_midnight_ns(arrival) if tif == DAY else 0
@@ -448,9 +596,16 @@ class SimVenue:
         price = order.price if req.price is None else req.price
         trigger = order.trigger if req.trigger_price is None else req.trigger_price
         reason = self._amend_refusal(order, req, qty, price, t)
-        unit = after_amend(order, price, trigger)
+        if st.perp is not None:
+            assert self._perp is not None
+            px = self._perp.order_px(order.sub, order.reserve_px and None, price, trigger)
+            unit = (self._perp.unit(st.perp, px) if order.reserve_px and px is not None
+                    else order.reserve_px)
+            free = self._perp.available(order.reserve_ccy)
+        else:
+            unit = after_amend(order, price, trigger)
+            free = self._acc.free(order.reserve_ccy)
         relock = (qty - order.filled) * unit - order.reserved
-        free = self._acc.free(order.reserve_ccy)
         if reason is None and relock > free:
             reason = insufficient(relock, order.reserve_ccy, free)
         if reason is not None:

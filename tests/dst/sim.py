@@ -11,7 +11,11 @@ nothing reads the wall clock. Two worlds:
   unknown outcomes, rejections, fees in the quote, the base or BNB); the exchange keeps
   its state across our restarts and the adapter reconciles after each;
 - "paper": the simulated venue itself (random fill model, slippage, latency, fee asset),
-  whose book and account must survive restarts by being rebuilt from the journal.
+  whose book and account must survive restarts by being rebuilt from the journal;
+- "perp": the simulated venue trading BTCUSDT as a linear perpetual: a small wallet and
+  high leverage (so some seeds are liquidated), marks (MarkPrice, or the trades), funding
+  (recorded FundingRate events, or the venue's constant every 36 s), cross or isolated;
+  its margin account must survive restarts as its book does.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from events.base import Event
 from events.bus import Bus
 from events.market import Quote, Trade
 from events.orders import Fill, OrderSubmitted
+from events.perp import FundingRate, MarkPrice
 from events.state import PositionChanged
 from replay.clock import ReplayClock
 from tests.dst.invariants import Checker, InvariantBroken
@@ -55,6 +60,19 @@ class Outcome:
 
 def base_config(world: str, strategies: int, rng: random.Random) -> dict[str, Any]:
     venue: dict[str, Any] = {"name": "x", "kind": "binance" if world == "chaos" else "sim"}
+    if world == "perp":
+        # allow_short: the risk engine's spot balance check would refuse every sell of a
+        # perpetual (a short is a position, not borrowed base)
+        venue |= {"balances": {"USDT": rng.choice([1.0, 2.0, 50.0])}, "allow_short": True,
+                  "taker_fee_bps": 4.0,
+                  "maker_fee_bps": 2.0,
+                  "fill_model": rng.choice(["next", "aggressive", "queue_aware"]),
+                  "slippage_model": rng.choice(["none", "hybrid"]), "slippage_bps": 2.0,
+                  "latency_ms": rng.choice([0.0, 500.0]),
+                  "liquidation_fee_pct": rng.choice([0.0, 1.25]),
+                  "funding_interval_h": 0.01}
+        if rng.random() < 0.5:
+            venue["funding_rate"] = rng.choice([-0.001, 0.0005])
     if world == "paper":
         venue |= {"balances": BALANCES, "taker_fee_bps": 10.0, "maker_fee_bps": 5.0,
                   "fill_model": rng.choice(["next", "aggressive", "conservative",
@@ -62,14 +80,19 @@ def base_config(world: str, strategies: int, rng: random.Random) -> dict[str, An
                   "slippage_bps": rng.choice([0.0, 2.0]),
                   "latency_ms": rng.choice([0.0, 5.0, 500.0]),
                   "fee_asset": rng.choice(["quote", "received", "BNB"])}
-    return {
-        "venues": [venue],
-        "instruments": [
+    instruments: list[dict[str, Any]] = [
             {"venue": "x", "symbol": "BTCUSDT", "base": "BTC", "quote": "USDT",
              "tick_size": 0.01, "step_size": 0.001, "min_notional": 0.05},
             {"venue": "x", "symbol": "BNBUSDT", "base": "BNB", "quote": "USDT",
-             "tick_size": 0.1, "step_size": 0.01},
-        ],
+             "tick_size": 0.1, "step_size": 0.01}]
+    if world == "perp":
+        instruments[0] |= {"kind": "perpetual", "max_leverage": 50,
+                           "maintenance_margin_rate": 0.01,
+                           "leverage": rng.choice([5, 20, 50]),
+                           "margin_mode": rng.choice(["cross", "isolated"])}
+    return {
+        "venues": [venue],
+        "instruments": instruments,
         "risk": {"max_order_qty": 1.0, "max_order_notional": 1_000_000.0,
                  "max_position_qty": 0.02, "daily_loss_limit": 1e9,
                  "max_orders_per_s": 1000, "price_band_pct": 10.0,
@@ -167,13 +190,42 @@ class PaperWorld:
         return set(venue.open_orders()) | arriving
 
 
+class PerpWorld(PaperWorld):
+    name = "perp"
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__(rng)
+        self.marks = rng.random() < 0.5  # MarkPrice events, else the trades are the marks
+        self.rates = rng.random() < 0.5  # recorded FundingRate events
+        self.paid = 0
+
+    def market(self, sim: Simulation, step: int) -> None:
+        rng = self.rng
+        # a wilder market than the paper world's: positions at high leverage get liquidated
+        self.price = max(Decimal(50), self.price + Decimal(rng.randint(-250, 250)) / 100)
+        super().market(sim, step)
+        if self.marks:
+            mark = self.price + Decimal(rng.randint(-5, 5)) / 100
+            sim.publish(MarkPrice(ts_event=sim.ts, ts_recv=sim.ts, venue="x",
+                                  symbol="BTCUSDT", mark=float(mark)))
+        every = 36 * 1_000_000_000
+        due = sim.ts - sim.ts % every
+        if self.rates and due > self.paid:
+            self.paid = due
+            sim.publish(FundingRate(ts_event=sim.ts, ts_recv=sim.ts, venue="x",
+                                    symbol="BTCUSDT", rate=rng.choice([-0.002, 0.001, 0.003]),
+                                    funding_ts=due,
+                                    mark=rng.choice([0.0, float(self.price)])))
+
+
 class Simulation:
     def __init__(self, seed: int, steps: int | None = None) -> None:
         self.seed = seed
         rng = self.rng = random.Random(seed)
+        world_rng = random.Random(rng.random())
         self.world: ChaosWorld | PaperWorld = (
-            PaperWorld(random.Random(rng.random())) if seed % 3 == 2
-            else ChaosWorld(random.Random(rng.random())))
+            PerpWorld(world_rng) if seed % 6 == 5 else PaperWorld(world_rng) if seed % 3 == 2
+            else ChaosWorld(world_rng))
         self.steps = steps if steps is not None else rng.randint(60, 160)
         self.restart_p = rng.choice([0.0, 0.02, 0.05, 0.1])
         self.settle_p = rng.choice([0.0, 0.05, 0.15])

@@ -107,7 +107,8 @@ class Sim:
         cid = cid or f"s-{self._n}"
         self.bus.publish(OrderSubmitted(
             ts_event=ts, ts_recv=ts, venue=kw.pop("venue", VENUE),
-            symbol=kw.pop("symbol", SYMBOL), strategy_id="s", client_order_id=cid, side=side,
+            symbol=kw.pop("symbol", SYMBOL), strategy_id=kw.pop("strategy", "s"),
+            client_order_id=cid, side=side,
             order_type=order_type, qty=D(qty), price=None if price is None else D(price),
             trigger_price=None if trigger is None else D(trigger),
             trailing_offset=None if offset is None else D(offset), **kw))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from adapters.sim import SimVenue
 from adapters.sim.orders import SimOrder
-from adapters.sim.slippage import FixedBps, VolumeImpact
+from adapters.sim.slippage import FixedBps, Hybrid, SpreadCross, VolumeImpact
 from events.orders import Fill, OrderSubmitted
 
 from .harness import INST, D, Sim
@@ -76,6 +76,55 @@ def test_slippage_models_directly() -> None:
     assert order.allowance == D(0)
     assert impact.cap(order, None, INST) == D(5)
     assert impact.price(True, D("50.00"), D(1), None, None, False, INST) == D("50.10")
+
+
+def test_hybrid_model_crosses_half_the_spread_then_adds_the_volume_impact() -> None:
+    sim = Sim(slippage_model="hybrid", slippage_bps=10, volume_limit_pct=25)
+    assert sim.venue.slippage_model == "hybrid"
+    sim.quote(1, 99.9, 100.1)  # half spread 0.1
+    sim.trade(1, 100.0)
+    buy = sim.submit(1, "BUY", "MARKET", "1")
+    sell = sim.submit(1, "SELL", "MARKET", "1")
+    sim.trade(2, 100.0, size=2.0)  # 0.5 each (25 % of 2): impact 2.5 bps
+    sim.trade(3, 100.0, size=4.0)  # 0.5 left: impact 1.25 bps
+    # buy: 100.1 × 1.00025 = 100.125025 up; 100.1 × 1.000125 = 100.1125125 up
+    assert sim.fills(buy) == [(2, "BUY", D("0.5"), D("100.13"), "TAKER"),
+                              (3, "BUY", D("0.5"), D("100.12"), "TAKER")]
+    # sell: 99.9 × 0.99975 = 99.875025 down; 99.9 × 0.999875 = 99.8875125 down
+    assert sim.fills(sell) == [(2, "SELL", D("0.5"), D("99.87"), "TAKER"),
+                               (3, "SELL", D("0.5"), D("99.88"), "TAKER")]
+
+
+def test_hybrid_on_a_quote_adds_only_the_impact_and_without_a_quote_only_the_impact() -> None:
+    hybrid = Hybrid(10, 50)
+    # on the book the price already is the far side
+    assert hybrid.price(True, D("100.10"), D(1), D(4), D("0.1"), True, INST) == D("100.13")
+    # no spread known: the volume impact alone
+    assert hybrid.price(False, D("100.00"), D(1), D(4), None, False, INST) == D("99.97")
+    # no impact (bps 0): the spread model's price
+    flat = Hybrid(0, 50)
+    assert flat.price(True, D("100.00"), D(1), D(4), D("0.15"), False, INST) == D("100.15")
+    order = _order("5")
+    assert hybrid.cap(order, D(3), INST) == D("1.5")  # the volume model's cap
+
+
+@settings(max_examples=200, deadline=None)
+@given(buy=st.booleans(), px=st.integers(100, 10_000_000), qty=st.integers(1, 1000),
+       size=st.integers(1, 1000), half=st.integers(0, 500), bps=st.integers(0, 100),
+       on_book=st.booleans())
+def test_hybrid_never_better_than_spread_or_volume_alone_and_never_past_their_sum(
+        buy: bool, px: int, qty: int, size: int, half: int, bps: int, on_book: bool) -> None:
+    p, q, s, h = D(px) / 100, D(qty) / 100, D(size) / 100, D(half) / 100
+    hybrid = Hybrid(bps, 10).price(buy, p, q, s, h, on_book, INST)
+    spread = SpreadCross().price(buy, p, q, s, h, on_book, INST)
+    volume = VolumeImpact(bps, 10).price(buy, p, q, s, h, on_book, INST)
+    worse = (lambda a, b: a >= b) if buy else (lambda a, b: a <= b)
+    assert worse(hybrid, spread) and worse(hybrid, volume)  # both costs are paid
+    assert hybrid % INST.tick_size == 0
+    exact = (spread if on_book else (p + h if buy else p - h))
+    impact = bps * q / s / 10_000 if bps else D(0)
+    exact = exact * (1 + impact) if buy else exact * (1 - impact)
+    assert abs(hybrid - exact) < INST.tick_size or hybrid == INST.tick_size
 
 
 def _order(qty: str) -> SimOrder:
