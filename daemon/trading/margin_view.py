@@ -125,6 +125,7 @@ class MarginView:
     """Perpetual folds and margin queries over a portfolio's state."""
 
     _positions: dict[Key, dict[str, Lot]]
+    _nets: dict[Key, Lot]  # each perpetual's account-level (one-way, netted) position
     _balances: dict[Key, tuple[Decimal, Decimal, Decimal]]
     _instruments: dict[Key, Instrument]
     _perp_list: list[Key]  # the perpetual instruments' keys
@@ -158,11 +159,21 @@ class MarginView:
             else:
                 amounts = split(event.amount, [abs(p.qty) for _s, p in holders])
                 shares = [(p, a) for (_s, p), a in zip(holders, amounts, strict=True)]
+        net = self._nets.setdefault(key, Lot())
         with localcontext(CTX):
             for pos, amount in shares:
                 pos.funding += amount
                 if pos.qty:
                     pos.open_funding += amount
+            net.funding += event.amount
+            if net.qty:
+                net.open_funding += event.amount
+
+    def _net_fill(self, key: Key, signed: Decimal, price: Decimal) -> None:
+        """The account's one-way position, netted in fill order as the venue nets
+        it (strategies on opposite sides do not each hold their own there)."""
+        net = self._nets.setdefault(key, Lot())
+        net.fill(signed, price)
 
     def _apply_liquidation(self, event: Liquidation) -> list[Position]:
         """Close the liquidated share(s) at the event's price; returns the
@@ -172,33 +183,48 @@ class MarginView:
             raise ValueError(f"malformed liquidation {event.trade_id}: side={event.side} "
                              f"qty={event.qty} price={event.price}")
         if event.strategy_id:
-            parts = [(event.strategy_id, self._lot(key, event.strategy_id), event.qty,
+            lot = self._lot(key, event.strategy_id)
+            parts = [(event.strategy_id, lot, event.qty if event.side == BUY else -event.qty,
                       event.fee)]
         else:
-            holders = self._holders(key) or [(UNATTRIBUTED, self._lot(key, UNATTRIBUTED))]
-            weights = [abs(p.qty) or Decimal(1) for _s, p in holders]
-            account = sum((abs(p.qty) for _s, p in holders), ZERO)
-            qtys = ([abs(p.qty) for _s, p in holders] if event.qty == account
-                    else split(event.qty, weights))
-            fees = split(event.fee, weights)
-            parts = [(sid, pos, q, f) for (sid, pos), q, f
-                     in zip(holders, qtys, fees, strict=True)]
+            parts = self._liquidation_shares(key, event)
         changed = []
+        net = self._nets.setdefault(key, Lot())
         with localcontext(CTX):
-            for sid, pos, qty, fee in parts:
-                if qty:
-                    pos.fill(qty if event.side == BUY else -qty, event.price)
+            for sid, pos, signed, fee in parts:
+                if signed:
+                    pos.fill(signed, event.price)
+                    net.fill(signed, event.price)
                 pos.fees += fee
                 if not pos.qty:
                     pos.open_funding = ZERO
                 changed.append(self._view(event.venue, event.symbol, sid, pos))
+            if not net.qty:
+                net.open_funding = ZERO
         return changed
+
+    def _liquidation_shares(self, key: Key, event: Liquidation
+                            ) -> list[tuple[str, Lot, Decimal, Decimal]]:
+        """(strategy, lot, signed qty, fee) for an account-level liquidation: the
+        whole account position closes every strategy's share on its own side;
+        a part of it, the shares on the account's side in proportion."""
+        holders = self._holders(key) or [(UNATTRIBUTED, self._lot(key, UNATTRIBUTED))]
+        net = sum((p.qty for _s, p in holders), ZERO)
+        closing = event.qty if event.side == BUY else -event.qty
+        if closing == -net:
+            signed = [-p.qty for _s, p in holders]
+        else:
+            side = [(s, p) for s, p in holders if p.qty and (p.qty > 0) == (closing < 0)]
+            holders = side or holders[:1]
+            signed = split(closing, [abs(p.qty) or Decimal(1) for _s, p in holders])
+        fees = split(event.fee, [abs(q) or Decimal(1) for q in signed])
+        return [(sid, pos, q, f) for (sid, pos), q, f in zip(holders, signed, fees, strict=True)]
 
     # -- queries -------------------------------------------------------------------
 
     def _perp_keys(self, venue: str | None) -> list[Key]:
         return [key for key in self._perp_list
-                if venue in (None, key[0]) and key in self._positions]
+                if venue in (None, key[0]) and key in self._nets]
 
     def leverage(self, venue: str, symbol: str) -> int:
         """The leverage the venue applies to `symbol` (1 until it says)."""
@@ -226,14 +252,8 @@ class MarginView:
         return out
 
     def _net(self, key: Key) -> Lot:
-        net = Lot()
-        with localcontext(CTX):
-            for pos in self._positions.get(key, {}).values():
-                net.qty += pos.qty
-                net.cost += pos.cost
-                net.funding += pos.funding
-                net.open_funding += pos.open_funding
-        return net
+        """The account's position in a perpetual (see `_net_fill`)."""
+        return self._nets.get(key) or Lot()
 
     def _perp_view(self, key: Key, inst: Instrument, sid: str, pos: Lot,
                    acct: _Wallets | None) -> PerpPosition:

@@ -125,6 +125,12 @@ _ts_event = attrgetter("ts_event")
 Key = tuple[str, str]  # (venue, symbol)
 
 
+def _net_state(net: Lot | None) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    if net is None:
+        return ZERO, ZERO, ZERO, ZERO, ZERO
+    return net.qty, net.cost, net.avg, net.funding, net.open_funding
+
+
 class Portfolio(Valuation, MarginView):
     """Positions per (venue, symbol, strategy), balances, marks and PnL.
 
@@ -161,6 +167,7 @@ class Portfolio(Valuation, MarginView):
         self._balances: dict[Key, tuple[Decimal, Decimal, Decimal]] = {}  # total, free, locked
         self._marks: dict[Key, Trade | Quote | Bar | MarkPrice | Decimal | float] = {}
         self._mark_priced: set[Key] = set()  # perpetuals marked by the venue's MarkPrice
+        self._nets: dict[Key, Lot] = {}  # a perpetual's account-level position
         self._perp_defaults = defaults(perp_settings)
         self._leverage, self._margin_mode = (dict(d) for d in self._perp_defaults)
         self._mark_cache: dict[Key, tuple[object, Decimal]] = {}
@@ -333,6 +340,8 @@ class Portfolio(Valuation, MarginView):
                 pos.pay_other(currency, fee)
             if signed:
                 pos.fill(signed, fill.price)
+                if inst is not None and inst.perpetual:
+                    self._net_fill(key, signed, fill.price)
         return self._view(fill.venue, fill.symbol, fill.strategy_id, pos)
 
     def _roll_day(self, ts: int) -> None:
@@ -396,9 +405,10 @@ class Portfolio(Valuation, MarginView):
             fee_baselines=[FeeBaseState(v, s, sid, c, value)
                            for (v, s, sid, c), value in self._fee_baselines.items()],
             perp=[PerpState(v, s, self._leverage.get((v, s), 0),
-                            self._margin_mode.get((v, s), ""), (v, s) in self._mark_priced)
+                            self._margin_mode.get((v, s), ""), (v, s) in self._mark_priced,
+                            *_net_state(self._nets.get((v, s))))
                   for (v, s) in sorted(set(self._leverage) | set(self._margin_mode)
-                                       | self._mark_priced)],
+                                       | self._mark_priced | set(self._nets))],
         )
         now = self._now_ns()
         return Snapshot(ts_event=now, ts_recv=now, component=COMPONENT,
@@ -434,6 +444,9 @@ class Portfolio(Valuation, MarginView):
                                if p.leverage})
         self._margin_mode.update({(p.venue, p.symbol): p.mode for p in state.perp if p.mode})
         self._mark_priced = {(p.venue, p.symbol) for p in state.perp if p.mark_priced}
+        self._nets = {(p.venue, p.symbol): Lot(p.qty, p.cost, p.avg, ZERO, ZERO, None,
+                                               p.funding, p.open_funding)
+                      for p in state.perp if p.qty or p.cost or p.funding}
         self._day = state.day
         self._day_end = 0 if state.day is None else (state.day + 1) * DAY_NS
         self.upto_seq = state.upto_seq

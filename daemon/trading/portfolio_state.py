@@ -63,6 +63,12 @@ class PerpState(msgspec.Struct, array_like=True):
     leverage: int
     mode: str
     mark_priced: bool
+    # the account-level (netted) position, its funding in all and since it opened
+    qty: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    avg: Decimal = Decimal(0)
+    funding: Decimal = Decimal(0)
+    open_funding: Decimal = Decimal(0)
 
 
 class State(msgspec.Struct, array_like=True):

@@ -7,11 +7,16 @@ After every step:
   position, every balance;
 - the fold publishes and sends nothing (a restart's fold runs on a bus that refuses);
 - each position is the sum of its applied fills (a fee the venue took in the base
-  asset included), each order's filled quantity is the sum of its applied fills, no
-  venue trade is applied twice, no client order id is submitted twice;
+  asset included) and its liquidations, each order's filled quantity is the sum of
+  its applied fills, no venue trade is applied twice, no client order id is submitted
+  twice;
 - no handler failed and nothing was quarantined (the world is legal);
 - every order risk let through was judged with every order in flight counted and was
   within the position limit (or reduced the position);
+- a perpetual's account-level position, entry cost, funding since it opened, leverage
+  and margin mode in the portfolio equal the simulated venue's margin account (entry
+  cost to 1e-10: the venue rounds a partial close's released cost to 1e-12, the
+  portfolio to 1e-20), and the portfolio's wallet is the venue's;
 and once the world has settled (always, for a simulated venue, which answers on each
 market event): every order is finished or open at the venue, and every order open at
 the venue is open in the OMS; a simulated venue's books are sound (no balance locked by
@@ -29,6 +34,7 @@ from daemon.trading.order_book import OrderBook
 from daemon.trading.portfolio import Portfolio
 from events.base import Event
 from events.orders import BUY, Fill, OrderSubmitted
+from events.perp import Liquidation
 
 ZERO = Decimal(0)
 
@@ -127,6 +133,8 @@ class Checker:
             elif type(event) is Fill and self.book.fill_applied(event):  # type: ignore[arg-type]
                 stats[2] += 1
                 self._applied(event)
+            elif type(event) is Liquidation:
+                self._liquidated(event)
         self._pending.clear()
         dupes = [cid for cid, n in self.submitted.items() if n > 1]
         if dupes:
@@ -139,6 +147,7 @@ class Checker:
             broken = venue.invariant_violations()
             if broken:
                 self.fail(f"venue {venue.name}: {broken[0]}")
+            self._margin_agrees(node, venue)
 
     def _compare(self, node: Any, where: str) -> None:
         live, folded = node.oms.book.state(), self.book.state()
@@ -165,6 +174,33 @@ class Checker:
         pk = (f.venue, f.symbol, f.strategy_id)
         self.positions[pk] = self.positions.get(pk, ZERO) + delta
         self.filled[f.client_order_id] = self.filled.get(f.client_order_id, ZERO) + f.qty
+
+    def _liquidated(self, e: Any) -> None:
+        pk = (e.venue, e.symbol, e.strategy_id)
+        delta = e.qty if e.side == BUY else -e.qty
+        self.positions[pk] = self.positions.get(pk, ZERO) + delta
+
+    def _margin_agrees(self, node: Any, venue: Any) -> None:
+        pf = node.portfolio
+        for (v, symbol), inst in node.instruments.items():
+            if v != venue.name or not inst.perpetual:
+                continue
+            m = venue.margin_state(symbol)
+            net = pf._net((v, symbol))
+            ours = (net.qty, pf.leverage(v, symbol), pf.margin_mode(v, symbol))
+            theirs = (m["qty"], m["leverage"], m["mode"])
+            if ours != theirs:
+                self.fail(f"{symbol}: portfolio (qty, leverage, mode) {ours} != venue's "
+                          f"{theirs}")
+            if abs(net.cost - m["entry_cost"]) > Decimal("1e-10"):
+                self.fail(f"{symbol}: portfolio entry cost {net.cost} != venue's "
+                          f"{m['entry_cost']}")
+            if net.qty and net.open_funding != m["funding"]:
+                self.fail(f"{symbol}: funding since the position opened: portfolio "
+                          f"{net.open_funding} != venue's {m['funding']}")
+            if pf.balance(v, inst.settle) != m["wallet"]:
+                self.fail(f"{symbol}: wallet: portfolio {pf.balance(v, inst.settle)} != "
+                          f"venue's {m['wallet']}")
 
     def _sums(self, node: Any) -> None:
         for p in node.portfolio.positions(include_flat=True):
@@ -230,9 +266,12 @@ class Checker:
 
 
 def _portfolio(node: Any, book: OrderBook) -> Portfolio:
+    from daemon.node import perp_settings
+
     account = node.config.account
     return Portfolio(_Refuse(), lambda: 0, node.instruments, fill_gate=book.fill_applied,
-                     account_currency=account.currency, rates=account.decimal_rates)
+                     account_currency=account.currency, rates=account.decimal_rates,
+                     perp_settings=perp_settings(node.config))
 
 
 def _positions(portfolio: Any) -> list[tuple]:

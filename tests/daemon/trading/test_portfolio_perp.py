@@ -191,3 +191,29 @@ def test_snapshot_restore_equals_the_fold():
     folded, _ = new({PERP.key: (5, "isolated")})
     folded.recover([e for e in events if type(e) is not MarkPrice], pf.snapshot())
     assert folded.margin() == pf.margin()
+
+
+def test_the_account_position_nets_in_fill_order_as_the_venue_does():
+    # a short of one strategy, then a larger long of another: one-way, the account
+    # is closed and reopened at the second price (not the strategies' blend)
+    pf, _ = new()
+    pf.apply(fill(SELL, "0.002", "104.48", strategy="a"))
+    pf.apply(fill(BUY, "0.004", "103.25", strategy="b"))
+    (acct,) = pf.perp_positions()
+    assert (acct.qty, acct.entry_price) == (D("0.002"), D("103.25"))
+    assert pf.position("fut", "BTCUSDT").qty == D("0.002")
+
+
+def test_an_account_liquidation_closes_opposite_shares_each_on_its_own_side():
+    pf, out = new()
+    pf.apply(fill(SELL, "0.002", "100", strategy="a"))
+    pf.apply(fill(BUY, "0.004", "100", strategy="b"))
+    pf._on_liquidation(Liquidation(
+        ts_event=T0, ts_recv=T0, venue="fut", symbol="BTCUSDT", side=SELL, qty=D("0.002"),
+        price=D(90), mark=D(90), fee=D("0.06"), fee_currency="USDT", trade_id="L2"))
+    a = pf.position("fut", "BTCUSDT", "a")
+    b = pf.position("fut", "BTCUSDT", "b")
+    assert (a.qty, b.qty) == (0, 0)
+    assert (a.realized_pnl, b.realized_pnl) == (D("0.02"), D("-0.04"))
+    assert a.fees + b.fees == D("0.06")
+    assert pf.perp_positions() == []
