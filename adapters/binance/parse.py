@@ -209,10 +209,7 @@ class StreamParser:
         self.venue = venue
         self._parsers: dict[str, Parser | None] = {}
         self.unknown = 0
-        # per symbol: the rate and funding time the last markPrice announced, and
-        # the last funding time settled (so each is settled once)
-        self._next_funding: dict[str, tuple[float, int]] = {}
-        self._settled: dict[str, int] = {}
+        self._funding = FundingSettlement(venue)
 
     def parse(self, raw: bytes, ts_recv: int) -> Event | None:
         """One combined-stream message → one event, or None.
@@ -249,12 +246,26 @@ class StreamParser:
         if event is None:
             return []
         if type(event) is MarkPrice:
-            funding = self._funding(event)
+            funding = self._funding.settle(event)
             if funding is not None:
                 return [funding, event]
         return [event]
 
-    def _funding(self, mark: MarkPrice) -> FundingRate | None:
+
+class FundingSettlement:
+    """Funding rates settled, from a stream of marks that announce them: each
+    `MarkPrice` carries the rate for its `next_funding_ts`; the first mark at or
+    after that time settles it (the rate last announced before), once. Used by
+    `StreamParser` and by the ccxt feed's mark prices."""
+
+    def __init__(self, venue: str) -> None:
+        self.venue = venue
+        # per symbol: the rate and funding time the last mark announced, and the
+        # last funding time settled (so each is settled once)
+        self._next_funding: dict[str, tuple[float, int]] = {}
+        self._settled: dict[str, int] = {}
+
+    def settle(self, mark: MarkPrice) -> FundingRate | None:
         """The funding settled by the time of `mark`, if one is due (once)."""
         symbol = mark.symbol
         due = self._next_funding.get(symbol)
