@@ -64,7 +64,7 @@ _COLUMN_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("ask", "quotes", "best ask price column"),
     ("bid_size", "quotes", "best bid size column"),
     ("ask_size", "quotes", "best ask size column"),
-    ("rate", "funding", "funding rate column (a fraction: 0.0001 is 0.01 %)"),
+    ("rate", "funding", "funding rate column (a fraction: 0.0001 is 0.01 %%)"),
     ("mark", "marks", "mark price column"),
 )
 

@@ -125,3 +125,25 @@ def test_options_of_other_kinds_are_refused(tmp_path: Path) -> None:
                                 "--venue", VENUE, "--symbol", SYM, "--data", tmp_path / "d",
                                 "--interval", "8h")
     assert rc != 0 and "--interval applies to bars only" in err
+
+
+def test_skip_bad_rows_leaves_out_a_funding_row_that_is_not_a_rate(tmp_path: Path) -> None:
+    csv = tmp_path / "funding.csv"
+    csv.write_text("time,funding_rate\n1700000000000,0.0001\n1700028800000,inf\n"
+                   "1700057600000,\n1700086400000,-0.0003\n")
+    data, out = imported(tmp_path, "funding", csv, "--skip-bad-rows")
+    assert "2 FundingRate rows" in out and "2 bad rows skipped (rows 3, 4;" in out
+    assert "column 'funding_rate' is infinite" in out
+    assert [e.rate for e in stored(data, "FundingRate")] == [0.0001, -0.0003]
+
+
+def test_the_help_says_how_marks_are_stamped(capsys: pytest.CaptureFixture[str]) -> None:
+    # a "%" in an option's help made `tapeloop import --help` a traceback
+    from daemon.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["import", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "stamped at the candle OPEN with mark = `open`" in text
+    assert "--rate-col NAME funding rate column (a fraction: 0.0001 is 0.01 %)" in text
