@@ -26,6 +26,7 @@ from daemon.node import TradingNode
 from events.bus import Bus
 from events.journal import JournalPolicy
 from events.orders import Fill, OrderRejected
+from events.perp import FundingPayment, Liquidation
 from events.registry import MARKET_TYPES
 from events.store import EventStore, StoreLocked, list_parts
 from replay.clock import ReplayClock
@@ -110,15 +111,26 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
         report = ReportBuilder(period_ns=EQUITY_PERIOD_NS)
         bus.subscribe(Fill, report.add_fill)
         bus.subscribe(OrderRejected, lambda e: report.count_rejection(e.check or "venue"))
+        bus.subscribe(FundingPayment, report.add_funding)
+        bus.subscribe(Liquidation, report.add_liquidation)
+        # Portfolio.margin_usage() -> Decimal | None (initial margin in use / margin
+        # balance, account-wide); a portfolio without it reports no margin usage.
+        margin_usage = getattr(node.portfolio, "margin_usage", None)
+
+        def add_sample(equity: Decimal | None = None) -> None:
+            now = clock.now_ns()
+            report.add_equity(now, node.portfolio.equity() if equity is None else equity,
+                              node.portfolio.equity_by_strategy())
+            if margin_usage is not None:
+                report.add_margin_usage(now, margin_usage())
 
         def sample(_timer: object) -> None:
-            report.add_equity(clock.now_ns(), node.portfolio.equity(),
-                              node.portfolio.equity_by_strategy())
+            add_sample()
             clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
 
         node.start()
         initial_equity = node.portfolio.equity()
-        report.add_equity(clock.now_ns(), initial_equity, node.portfolio.equity_by_strategy())
+        add_sample(initial_equity)
         clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
 
         def stream():
@@ -144,8 +156,7 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
             gc.unfreeze()
         wall_s = time.perf_counter() - t0
         node.stop()
-        report.add_equity(clock.now_ns(), node.portfolio.equity(),
-                          node.portfolio.equity_by_strategy())
+        add_sample()
         report.set_final(**node.portfolio.final_report(initial_equity))
         segment = journal.close()
         if segment is not None:

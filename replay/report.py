@@ -32,16 +32,19 @@ Files written into RUN_DIR (see DESIGN.md, "CLI contract"):
                    (and net) is null for a group with an open position and no
                    mark passed to `set_final`
   rejections       {check: count}; "venue" counts venue rejections (check "")
+  perpetuals       {funding, liquidations, margin_usage} (`replay.report_perp`); only
+                   when the run saw funding, a liquidation or margin usage
   ...plus the caller's `extra` keys (which may not shadow these).
 - `fills.csv`: one row per fill, in the order fed.
 - `trades.csv`: one row per closed round trip (see `replay.metrics`).
 - `equity.csv`: the equity samples with their drawdown, and one column per
   strategy when per-strategy equity was given.
+- `margin.csv`: the margin usage at each equity sample (perpetual runs only).
 - `report.html`: a self-contained human report (`replay.report_html`).
 
 Metric definitions live in `replay.metrics`. The hot path only appends:
-`add_fill` and `add_equity` store their arguments and everything is computed
-in `write`.
+`add_fill`, `add_equity`, `add_funding`, `add_liquidation` and
+`add_margin_usage` store their arguments and everything is computed in `write`.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from events.orders import Fill
+from events.perp import FundingPayment, Liquidation
 from replay.metrics import (
     ZERO,
     Book,
@@ -74,6 +78,7 @@ from replay.metrics import (
     unrealized_by_book,
 )
 from replay.report_html import render_html
+from replay.report_perp import MARGIN_CSV, PerpetualsReport
 
 REPORT_JSON = "report.json"
 FILLS_CSV = "fills.csv"
@@ -130,6 +135,7 @@ class ReportBuilder:
         self._by_strategy: list[dict[str, Decimal] | None] = []
         self._rejections: Counter[str] = Counter()
         self._final: FinalState | None = None
+        self._perp = PerpetualsReport()
 
     # -- fed during the replay ---------------------------------------------------
 
@@ -149,6 +155,19 @@ class ReportBuilder:
         self._equity_ts.append(ts_ns)
         self._equity.append(equity)
         self._by_strategy.append(dict(by_strategy) if by_strategy is not None else None)
+
+    def add_funding(self, payment: FundingPayment) -> None:
+        """Record a funding payment (paid or received), in event order."""
+        self._perp.add_funding(payment)
+
+    def add_liquidation(self, liquidation: Liquidation) -> None:
+        """Record a liquidation, in event order."""
+        self._perp.add_liquidation(liquidation)
+
+    def add_margin_usage(self, ts_ns: int, usage: Decimal | None) -> None:
+        """Record the account's margin usage (initial margin in use / margin
+        balance; None when it has none) at an equity sample's time."""
+        self._perp.add_margin_usage(ts_ns, usage)
 
     def count_rejection(self, check: str) -> None:
         """Count one rejected order under its check name ("" = the venue refused)."""
@@ -213,11 +232,16 @@ class ReportBuilder:
         self._write_fills(run_dir / FILLS_CSV)
         _write_trades(run_dir / TRADES_CSV, ledger.closed)
         dd = self._write_equity(run_dir / EQUITY_CSV)
+        margin = None
+        if not self._perp.empty:
+            self._perp.write_csv(run_dir / MARGIN_CSV, dec, iso_ns)
+            margin = self._perp.series()
         html = render_html(
             report,
             ts_ns=np.asarray(self._equity_ts, dtype=np.int64),
             equity=np.asarray([float(e) for e in self._equity], dtype=np.float64),
             drawdown=dd,
+            margin=margin,
         )
         (run_dir / REPORT_HTML).write_text(html, encoding="utf-8")
         # Last, so a report.json on disk means the whole report was written.
@@ -277,6 +301,9 @@ class ReportBuilder:
         unrealized = unrealized_by_book(ledger.books, final.marks)
         report["per_strategy"] = _breakdown(ledger, unrealized, lambda k: k[0])
         report["per_symbol"] = _breakdown(ledger, unrealized, lambda k: k[2])
+        perpetuals = self._perp.section(dec)
+        if perpetuals is not None:
+            report["perpetuals"] = perpetuals
         for key, value in (extra or {}).items():
             if key in report:
                 raise ValueError(f"extra key {key!r} would overwrite a report field")
@@ -448,4 +475,14 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     lines.extend(f"unvalued   {u['balance']} {u['currency']} on {u['venue']} (pnl {u['pnl']}): "
                  f"{u['reason']}; left out of pnl and equity"
                  for u in report.get("unvalued") or ())
+    perp = report.get("perpetuals")
+    if perp:
+        f = perp["funding"]
+        funding = (f"net {f['net']} {f['currency']} (paid {f['paid']}, received "
+                   f"{f['received']})" if f["currency"] else ", ".join(
+                       f"{c} net {x['net']}" for c, x in f["by_currency"].items()) or "none")
+        usage = perp["margin_usage"]
+        lines.append(f"funding    {f['payments']} payments, {funding}"
+                     f"  liquidations {len(perp['liquidations'])}"
+                     f"  max margin usage {_fmt_pct(usage['max'])}")
     return lines

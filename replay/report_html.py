@@ -4,7 +4,8 @@ no scripts, no external resources, so it opens offline and from an archive).
 It shows the equity curve and the drawdown as inline SVG charts, downsampled
 to at most `MAX_POINTS` points each with a min/max-per-bucket rule so peaks
 and troughs (the max drawdown) survive; then the metrics, PnL, per-strategy
-and per-symbol tables, final positions and rejections by check. Every piece
+and per-symbol tables, final positions and rejections by check. A run with
+perpetuals also shows its margin usage chart, funding and liquidations. Every piece
 of text is HTML-escaped: strategy ids and symbols come from user config.
 """
 
@@ -45,10 +46,14 @@ svg text { font: 11px system-ui, sans-serif; fill: #5b6577; }
 
 
 def render_html(
-    report: Mapping[str, Any], *, ts_ns: np.ndarray, equity: np.ndarray, drawdown: np.ndarray
+    report: Mapping[str, Any], *, ts_ns: np.ndarray, equity: np.ndarray, drawdown: np.ndarray,
+    margin: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """The report page for a report dict and its equity samples (ns
-    timestamps, equity, drawdown as a positive fraction, NaN where undefined)."""
+    timestamps, equity, drawdown as a positive fraction, NaN where undefined);
+    `margin` is the margin usage series (ns timestamps, fraction) of a run
+    with perpetuals."""
+    perp = report.get("perpetuals")
     m = report.get("metrics", {})
     pnl = report.get("pnl", {})
     currency = report.get("account_currency")
@@ -73,6 +78,7 @@ def render_html(
         equity_svg(ts_ns, equity),
         "<h2>Drawdown</h2>",
         drawdown_svg(ts_ns, drawdown),
+        *(_margin_chart(margin) if perp else ()),
         "<h2>Metrics</h2>",
         _table(("metric", "value"), _metric_rows(m)),
         f"<h2>PnL{escape(unit)}</h2>",
@@ -98,6 +104,7 @@ def render_html(
             empty="none",
         ),
         *_unvalued_section(report.get("unvalued") or ()),
+        *(_perpetual_tables(perp) if perp else ()),
         "<h2>Per strategy</h2>",
         _breakdown_table("strategy", report.get("per_strategy", {})),
         "<h2>Per symbol</h2>",
@@ -130,6 +137,39 @@ def _unvalued_section(unvalued: Iterable[Mapping[str, Any]]) -> list[str]:
         return []
     return ["<h2>Unvalued (left out of equity and PnL)</h2>",
             _table(("venue", "currency", "balance", "pnl", "why"), rows)]
+
+
+def _margin_chart(margin: tuple[np.ndarray, np.ndarray] | None) -> list[str]:
+    ts, usage = margin if margin is not None else (np.zeros(0, np.int64), np.zeros(0))
+    if usage.size == 0:
+        return ["<h2>Margin usage</h2>", '<p class="muted">no margin usage samples</p>']
+    return ["<h2>Margin usage (initial margin / margin balance)</h2>",
+            _chart(ts, usage * 100.0, height=170, color="#8a4baf", fill=True, fmt=_axis_pct)]
+
+
+def _perpetual_tables(perp: Mapping[str, Any]) -> list[str]:
+    """Funding by symbol and currency, and every liquidation."""
+    f = perp.get("funding", {})
+    usage = perp.get("margin_usage", {})
+    rows = [(sym, x.get("currency"), x.get("paid"), x.get("received"), _signed(x.get("net")),
+             _int(x.get("payments"))) for sym, x in sorted(f.get("by_symbol", {}).items())]
+    rows += [(f"total {c}", c, x.get("paid"), x.get("received"), _signed(x.get("net")),
+              _int(x.get("payments"))) for c, x in sorted(f.get("by_currency", {}).items())]
+    liq = [(_time_label(x["ts_event"]), x.get("venue"), x.get("symbol"), x.get("side"),
+            x.get("qty"), x.get("price"), x.get("mark"),
+            f"{x.get('fee')} {x.get('fee_currency')}", x.get("strategy_id") or "(account)")
+           for x in perp.get("liquidations", ())]
+    return [
+        "<h2>Funding</h2>",
+        _table(("symbol", "currency", "paid", "received", "net", "payments"), rows,
+               empty="no funding paid or received"),
+        "<h2>Liquidations</h2>",
+        _table(("time (UTC)", "venue", "symbol", "side", "qty", "price", "mark", "fee",
+                "strategy"), liq, empty="none"),
+        _table(("margin usage", "value"),
+               [("max", _pct(usage.get("max"))), ("mean", _pct(usage.get("mean"))),
+                ("samples", _int(usage.get("samples")))]),
+    ]
 
 
 # -- charts ------------------------------------------------------------------------------

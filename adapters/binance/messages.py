@@ -15,6 +15,7 @@ Shapes (docs: web-socket-streams.md, USD-M websocket market streams):
     <s>@depth[@100ms|@0ms]    e E s U u b a (no pu)           e E T s U u pu b a
     <s>@depth<5|10|20>[@..]   lastUpdateId bids asks (no s)   e E T s U u pu b a
     <s>@kline_<i>             e E s k{t T s i o c h l v x ..} same
+    <s>@markPrice[@1s]        (none)                          e E s p i P r T
     REST GET depth            lastUpdateId bids asks          lastUpdateId E T bids asks
 """
 
@@ -133,3 +134,16 @@ class KlineMsg(msgspec.Struct):
     E: int
     s: str
     k: KlineData
+
+
+class MarkPriceMsg(msgspec.Struct):
+    """USD-M `<s>@markPrice[@1s]` (`e` = "markPriceUpdate"): the mark `p`, index
+    `i`, the funding rate `r` that applies at the next funding time `T` (an
+    estimate until then), event time `E`."""
+
+    E: int
+    s: str
+    p: str
+    i: str = "0"
+    r: str = "0"  # empty for a delivery contract: no funding
+    T: int = 0

@@ -2,8 +2,14 @@
 
 Covers Spot and USD-M futures (see the shape table in
 `adapters.binance.messages`): `@trade`, `@aggTrade`, `@bookTicker`, diff depth
-`@depth[@100ms|@0ms]`, partial depth `@depth<5|10|20>[@100ms]`, `@kline_<i>`
-and the REST depth snapshot.
+`@depth[@100ms|@0ms]`, partial depth `@depth<5|10|20>[@100ms]`, `@kline_<i>`,
+USD-M `@markPrice[@1s]` and the REST depth snapshot.
+
+Funding: a `markPrice` message carries the rate `r` that will be settled at the
+next funding time `T`. `StreamParser` remembers each symbol's last (r, T); the
+first message with `E >= T` settles it: `parse_events` returns a `FundingRate`
+(rate r, `funding_ts` = `ts_event` = T) before that message's `MarkPrice`, once
+per funding time.
 
 Decoders are built once, at import. `ts_event` is the venue's time
 (trade/transaction time `T` where the message has it, else event time `E`;
@@ -28,6 +34,7 @@ from adapters.binance.messages import (
     Envelope,
     KlineMsg,
     Levels,
+    MarkPriceMsg,
     PartialDepthMsg,
     TradeMsg,
 )
@@ -41,6 +48,7 @@ from events.market import (
     Quote,
     Trade,
 )
+from events.perp import FundingRate, MarkPrice
 
 MS = 1_000_000
 
@@ -52,6 +60,7 @@ _depth = msgspec.json.Decoder(DepthUpdateMsg)
 _snapshot = msgspec.json.Decoder(DepthSnapshotMsg)
 _partial = msgspec.json.Decoder(PartialDepthMsg)
 _kline = msgspec.json.Decoder(KlineMsg)
+_mark = msgspec.json.Decoder(MarkPriceMsg)
 
 # Partial book depth level counts Binance serves (`@depth5`, `@depth10`, `@depth20`).
 PARTIAL_DEPTH_LEVELS = frozenset({"5", "10", "20"})
@@ -156,6 +165,16 @@ def parse_kline(raw: bytes, venue: str, ts_recv: int) -> Bar | None:
     )
 
 
+def parse_mark_price(raw: bytes, venue: str, ts_recv: int) -> MarkPrice:
+    """USD-M `<s>@markPrice[@1s]`: stamped at the event time `E`; the rate `r`
+    and the funding time `T` it applies at ride along (0 when not sent)."""
+    m = _mark.decode(raw)
+    return MarkPrice(
+        ts_event=m.E * MS, ts_recv=ts_recv, venue=venue, symbol=m.s, mark=float(m.p),
+        index=float(m.i or 0), funding_rate=float(m.r or 0), next_funding_ts=m.T * MS,
+    )
+
+
 def parser_for_stream(stream: str) -> Parser | None:
     """The parser for a stream name such as `btcusdt@depth@100ms`, or None.
 
@@ -174,6 +193,8 @@ def parser_for_stream(stream: str) -> Parser | None:
         return parse_book_ticker
     if kind.startswith("kline_"):
         return parse_kline
+    if kind == "markPrice":
+        return parse_mark_price
     if kind == "depth":
         return parse_depth_update
     if kind.startswith("depth") and kind[5:] in PARTIAL_DEPTH_LEVELS:
@@ -188,6 +209,7 @@ class StreamParser:
         self.venue = venue
         self._parsers: dict[str, Parser | None] = {}
         self.unknown = 0
+        self._funding = FundingSettlement(venue)
 
     def parse(self, raw: bytes, ts_recv: int) -> Event | None:
         """One combined-stream message → one event, or None.
@@ -204,6 +226,14 @@ class StreamParser:
           a known stream that misses a required field or has a wrong type.
           The caller logs and skips the message.
         """
+        events = self.parse_events(raw, ts_recv)
+        return events[-1] if events else None
+
+    def parse_events(self, raw: bytes, ts_recv: int) -> list[Event]:
+        """One message → its events: as `parse`, and a `markPrice` message that
+        passes the announced funding time gives the settled `FundingRate`
+        first (see the module docstring). `parse` returns only the last event
+        (the mark): a USD-M consumer wanting funding calls this."""
         env = _envelope.decode(raw)
         parser = self._parsers.get(env.stream, False)
         if parser is False:
@@ -211,5 +241,41 @@ class StreamParser:
             self._parsers[env.stream] = parser
         if parser is None:
             self.unknown += 1
+            return []
+        event = parser(env.data, self.venue, ts_recv)  # type: ignore[operator]
+        if event is None:
+            return []
+        if type(event) is MarkPrice:
+            funding = self._funding.settle(event)
+            if funding is not None:
+                return [funding, event]
+        return [event]
+
+
+class FundingSettlement:
+    """Funding rates settled, from a stream of marks that announce them: each
+    `MarkPrice` carries the rate for its `next_funding_ts`; the first mark at or
+    after that time settles it (the rate last announced before), once. Used by
+    `StreamParser` and by the ccxt feed's mark prices."""
+
+    def __init__(self, venue: str) -> None:
+        self.venue = venue
+        # per symbol: the rate and funding time the last mark announced, and the
+        # last funding time settled (so each is settled once)
+        self._next_funding: dict[str, tuple[float, int]] = {}
+        self._settled: dict[str, int] = {}
+
+    def settle(self, mark: MarkPrice) -> FundingRate | None:
+        """The funding settled by the time of `mark`, if one is due (once)."""
+        symbol = mark.symbol
+        due = self._next_funding.get(symbol)
+        if mark.next_funding_ts:
+            self._next_funding[symbol] = (mark.funding_rate, mark.next_funding_ts)
+        if due is None:
             return None
-        return parser(env.data, self.venue, ts_recv)  # type: ignore[operator]
+        rate, funding_ts = due
+        if mark.ts_event < funding_ts or self._settled.get(symbol, 0) >= funding_ts:
+            return None
+        self._settled[symbol] = funding_ts
+        return FundingRate(ts_event=funding_ts, ts_recv=mark.ts_recv, venue=self.venue,
+                           symbol=symbol, rate=rate, funding_ts=funding_ts)

@@ -1,6 +1,7 @@
 """Raw Binance recordings: `<local receive ns> <combined-stream JSON>` per line,
 plain or gzip. A line without a stream envelope is a REST depth snapshot (the
-recorder fetched it to sync the book)."""
+recorder fetched it to sync the book). A USD-M `markPrice` line that passes the
+funding time also gives the settled `FundingRate` (adapters.binance.parse)."""
 
 from __future__ import annotations
 
@@ -38,13 +39,13 @@ def read_recording(path: Path, venue: str, symbol: str) -> Iterator[tuple[int, E
                 try:
                     ts_recv = int(stamp)
                     if body.startswith(b'{"stream"'):
-                        event = parser.parse(body, ts_recv)
+                        events = parser.parse_events(body, ts_recv)
                     else:
-                        event = parse_depth_snapshot(body, venue, ts_recv, symbol)
+                        events = [parse_depth_snapshot(body, venue, ts_recv, symbol)]
                 except (ValueError, msgspec.DecodeError) as exc:
                     raise ValueError(
                         f"{path}:{lineno}: not a Binance recording line ({exc})") from None
-                if event is not None:
+                for event in events:
                     yield lineno, event
         except (zlib.error, EOFError, gzip.BadGzipFile) as exc:
             # zlib's own error is neither OSError nor ValueError: name the file here

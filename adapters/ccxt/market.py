@@ -4,6 +4,10 @@
 kept), `watch_bids_asks` where the exchange has it, else `watch_ticker` (Quote),
 and `watch_order_book` (BookSnapshot of the top `depth` levels, its nonce as
 `last_update_id`). The exchange's own time is `ts_event`, our clock `ts_recv`.
+For the `marks` symbols (perpetuals, where the exchange has `watchMarkPrice`:
+binanceusdm), `watch_mark_price` gives MarkPrice (the mark, the index, and from
+Binance's raw message the funding rate `r` due at `T`); the first mark past that
+time settles a FundingRate (`adapters.binance.parse.FundingSettlement`).
 
 - A watch that fails publishes `VenueStatus` disconnected and waits out the
   project's backoff (`adapters.binance.reconnect.Reconnects`: full jitter,
@@ -23,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import structlog
 
+from adapters.binance.parse import FundingSettlement
 from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects
 from events.base import Event
 from events.market import (
@@ -38,6 +43,7 @@ from events.market import (
     Quote,
     Trade,
 )
+from events.perp import MarkPrice
 from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
 
 log = structlog.get_logger("tapeloop.ccxt")
@@ -54,7 +60,8 @@ class CcxtMarket:
                  publish: Callable[[Event], object], *, stale_after_s: float = 10.0,
                  depth: int = 20, now_ns: Callable[[], int] = time.time_ns,
                  kinds: tuple[str, ...] = ("trades", "quotes", "book"),
-                 reconnects: Reconnects | None = None) -> None:
+                 reconnects: Reconnects | None = None, marks: Collection[str] = ()) -> None:
+        """`marks`: the symbols whose mark price (and funding) to watch too."""
         self.exchange = exchange
         self.venue = venue
         self.symbols = symbols
@@ -63,6 +70,8 @@ class CcxtMarket:
         self.depth = depth
         self.now_ns = now_ns
         self.kinds = kinds
+        self.marks = [m for m in symbols if m in set(marks)]
+        self._funding = FundingSettlement(venue)
         # backoff shared by the watches; the reconnect budget (as for Binance's streams:
         # at most `budget` per `window_s`) is per watch, each being its own subscription
         self.backoff = reconnects or Reconnects()
@@ -86,6 +95,8 @@ class CcxtMarket:
                         tg.create_task(self._loop(f"quotes:{symbol}", self._quotes, symbol))
                     if "book" in self.kinds:
                         tg.create_task(self._loop(f"book:{symbol}", self._book, symbol))
+                    if symbol in self.marks:
+                        tg.create_task(self._loop(f"marks:{symbol}", self._marks, symbol))
                 tg.create_task(self._watchdog())
         finally:
             # on cancellation too: the feed is gone either way (found by the venue
@@ -251,3 +262,21 @@ class CcxtMarket:
             symbol=symbol, bid_prices=[float(b[0]) for b in bids],
             bid_sizes=[float(b[1]) for b in bids], ask_prices=[float(a[0]) for a in asks],
             ask_sizes=[float(a[1]) for a in asks], last_update_id=int(book.get("nonce") or 0)))
+
+    async def _marks(self, symbol: str, after_gap: bool) -> None:
+        ticker = await self.exchange.watch_mark_price(symbol)
+        if not ticker or ticker.get("markPrice") is None:
+            return
+        ts_recv = self.now_ns()
+        ms = ticker.get("timestamp")
+        info = ticker.get("info") or {}
+        mark = MarkPrice(
+            ts_event=ms * MS if ms else ts_recv, ts_recv=ts_recv, venue=self.venue,
+            symbol=symbol, mark=float(ticker["markPrice"]),
+            index=float(ticker.get("indexPrice") or 0.0),
+            funding_rate=float(info.get("r") or 0.0),
+            next_funding_ts=int(info.get("T") or 0) * MS)
+        funding = self._funding.settle(mark)
+        if funding is not None:
+            self.publish(funding)
+        self.publish(mark)

@@ -14,9 +14,15 @@ A ccxt market states its grid in `precision` under the exchange's `precisionMode
   rejected by the exchange, or worse, rounded by it).
 
 Limits: `limits.cost.min` is the min notional, `limits.amount.min`/`max` the quantity
-bounds (None is no bound). `active` False maps to CANCEL_ONLY. Only spot markets are
-traded for now: a swap, future or option maps (its contract size kept) with a refusal,
-since the portfolio books spot positions only.
+bounds (None is no bound). `active` False maps to CANCEL_ONLY.
+
+Spot markets and linear perpetuals are traded. A `swap` with `linear` true and a
+`settle` currency is a perpetual instrument: contracts of `contractSize`, margined in
+`settle`, up to `limits.leverage.max` (20 when not stated), one maintenance tier at
+the market's `maintenanceMarginRate` (0.005 when ccxt does not state one; the venue's
+own brackets are richer). It is traded only with a contract size of 1 (tapeloop
+books quantities in contracts of one base unit). Inverse swaps, dated futures and
+options map (their contract size kept) with a refusal: recorded, not traded.
 
 The instrument's symbol is the CCXT unified symbol (`BTC/USDT`, `BTC/USDT:USDT`), the
 name the user writes in the config and ccxt takes in every call.
@@ -29,7 +35,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from events.instruments import CANCEL_ONLY, TRADING, Instrument, to_decimal
+from events.instruments import CANCEL_ONLY, PERPETUAL, TRADING, Instrument, to_decimal
+from events.margin import tiers
 
 DECIMAL_PLACES = 2  # ccxt.base.decimal_to_precision's constants
 SIGNIFICANT_DIGITS = 3
@@ -37,6 +44,9 @@ TICK_SIZE = 4
 MODES = {DECIMAL_PLACES: "DECIMAL_PLACES", SIGNIFICANT_DIGITS: "SIGNIFICANT_DIGITS",
          TICK_SIZE: "TICK_SIZE"}
 FINEST = Decimal("1e-12")  # the finest grid tapeloop rounds on (config_checks)
+DEFAULT_LEVERAGE = 20  # when a perpetual states no maximum leverage
+DEFAULT_MAINT_RATE = Decimal("0.005")  # when ccxt states no maintenance margin rate
+ONE_TIER_CAP = Decimal("1e30")  # a single tier covers every notional (as daemon.config)
 
 
 class MarketError(ValueError):
@@ -118,10 +128,21 @@ def instrument_from_market(venue: str, market: Mapping[str, Any], precision_mode
     limits = market.get("limits") or {}
     kind = market_kind(market)
     contract = to_decimal(market["contractSize"]) if market.get("contractSize") else Decimal(1)
-    if kind != "spot" and refused is None:
-        refused = (f"{where}: a {kind} market; tapeloop trades spot markets only "
-                   "(contract positions and margin are not booked yet): recorded, not traded")
+    perpetual = kind == "swap" and market.get("linear") is True and bool(market.get("settle"))
+    if perpetual and refused is None and contract != 1:
+        refused = (f"{where}: a perpetual of contract size {contract}; tapeloop trades "
+                   "contracts of one base unit: recorded, not traded")
+    elif not perpetual and kind != "spot" and refused is None:
+        what = "an inverse swap" if kind == "swap" else f"a {kind} market"
+        refused = (f"{where}: {what}; tapeloop trades spot markets and linear perpetuals "
+                   "only: recorded, not traded")
     active = market.get("active") is not False
+    perp: dict[str, Any] = {}
+    if perpetual:
+        leverage = _leverage(limits)
+        rate = _maint_rate(market, where)
+        perp = dict(kind=PERPETUAL, contract_size=contract, margin_asset=str(market["settle"]),
+                    max_leverage=leverage, margin_tiers=tiers([(ONE_TIER_CAP, rate, leverage)]))
     instrument = Instrument(
         venue=venue, symbol=symbol, base=str(market["base"]), quote=str(market["quote"]),
         tick_size=tick, step_size=step,
@@ -129,8 +150,28 @@ def instrument_from_market(venue: str, market: Mapping[str, Any], precision_mode
         min_qty=_bound(limits, "amount", "min") or Decimal(0),
         max_qty=_bound(limits, "amount", "max") or None,
         status=TRADING if active and refused is None else CANCEL_ONLY,
+        **perp,
     )
     return Market(instrument, kind, contract, refused)
+
+
+def _leverage(limits: Mapping[str, Any]) -> int:
+    """`limits.leverage.max` as a whole leverage (DEFAULT_LEVERAGE when not stated);
+    a fractional maximum (bybit states 100.00, some 12.5) rounds down."""
+    value = _number((limits.get("leverage") or {}).get("max"))
+    if value is None or not value.is_finite() or value < 1:
+        return DEFAULT_LEVERAGE
+    return int(value)
+
+
+def _maint_rate(market: Mapping[str, Any], where: str) -> Decimal:
+    value = market.get("maintenanceMarginRate")
+    if value is None:
+        return DEFAULT_MAINT_RATE
+    rate = _number(value)
+    if rate is None or not rate.is_finite() or not 0 <= rate < 1:
+        raise MarketError(f"{where}: maintenanceMarginRate {value!r} is not a rate in [0, 1)")
+    return rate
 
 
 def markets_for(venue: str, markets: Mapping[str, Mapping[str, Any]], precision_mode: int,
@@ -152,7 +193,8 @@ def markets_for(venue: str, markets: Mapping[str, Mapping[str, Any]], precision_
 def disagreement(configured: Instrument, market: Instrument) -> str | None:
     """Where a config `[[instruments]]` entry and the exchange's market differ, as
     one line naming the key and both values; None when they agree."""
-    for key in ("base", "quote", "tick_size", "step_size", "min_notional"):
+    for key in ("kind", "base", "quote", "tick_size", "step_size", "min_notional",
+                "contract_size"):
         mine, theirs = getattr(configured, key), getattr(market, key)
         if mine != theirs:
             return (f"instrument {configured.venue}/{configured.symbol}: {key} is {mine} in "

@@ -83,8 +83,13 @@ class CcxtVenue(CcxtOrderPath):
         self.symbols = [i.symbol for i in instruments]
         self.critical = trade
         self.translator = CcxtTranslator(name, self._strategy_of, self._client_id_of)
+        # a record-only venue records its perpetuals' marks and funding where
+        # ccxt.pro can watch them (binanceusdm's watchMarkPrice)
+        marks = [i.symbol for i in instruments if i.perpetual] \
+            if not trade and (exchange.has or {}).get("watchMarkPrice") else []
         self.market = CcxtMarket(exchange, name, self.symbols, self._on_market,
-                                 stale_after_s=stale_after_s, now_ns=now_ns, kinds=kinds)
+                                 stale_after_s=stale_after_s, now_ns=now_ns, kinds=kinds,
+                                 marks=marks)
         self.alert: Callable[..., object] | None = None
         self.reconciled = 0
         self.poll_s = poll_s

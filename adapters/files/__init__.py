@@ -4,6 +4,8 @@
     read_quotes(path, venue, symbol, columns=None, policy=None) -> FileReader of Quote tables
     read_bars(path, venue, symbol, interval=None, stamp="open", columns=None, policy=None)
                                                                 -> FileReader of Bar tables
+    read_funding(path, venue, symbol, columns=None, policy=None) -> FileReader of FundingRate tables
+    read_marks(path, venue, symbol, columns=None, policy=None)   -> FileReader of MarkPrice tables
 
 Each reader checks the file's header when called (InputError, one line naming
 the file, if it is not recognised) and then yields `pa.Table`s of at most ~1M
@@ -21,6 +23,7 @@ from adapters.files.bars import interval_name, modal_spacing, parse_interval, re
 from adapters.files.columns import ColumnMap, option_name
 from adapters.files.detect import MAX_ROWS, InputError
 from adapters.files.lean import local_ms_to_utc_ns, utc_offsets_ns
+from adapters.files.perp import read_funding, read_marks
 from adapters.files.quotes import read_quotes
 from adapters.files.reader import FileReader
 from adapters.files.rows import TS_MAX, TS_MIN, RowPolicy
@@ -40,6 +43,8 @@ __all__ = [
     "option_name",
     "parse_interval",
     "read_bars",
+    "read_funding",
+    "read_marks",
     "read_quotes",
     "read_trades",
     "utc_offsets_ns",

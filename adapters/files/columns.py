@@ -59,6 +59,8 @@ class ColumnMap:
     ask: str | None = None
     bid_size: str | None = None
     ask_size: str | None = None
+    rate: str | None = None
+    mark: str | None = None
 
     def given(self) -> dict[str, str]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}

@@ -5,7 +5,9 @@ messages). Each pass shifts every timestamp so the feed looks live: the first
 message of the first pass is stamped "now", and each further pass continues
 where the previous one ended, so `ts_event` never goes backwards. `ts_recv` is
 the real local receive time. Trade ids get a `-<pass>` suffix after the first
-pass so they stay unique.
+pass so they stay unique. A USD-M recording's funding times (`FundingRate.
+funding_ts`, `MarkPrice.next_funding_ts`) shift with the timestamps, so funding
+falls due as it did in the recording.
 
 As the kernel runs it (the `adapters.venue.Venue` port) it is a feed: nothing to
 subscribe, reconcile or drain; the orders on a sample venue go to the node's
@@ -27,6 +29,7 @@ from adapters.venue import AlertHook, VenueState
 from events.base import Event
 from events.bus import Bus
 from events.market import Trade
+from events.perp import FundingRate, MarkPrice
 from events.system import CONNECTED, DISCONNECTED, VenueStatus
 
 log = structlog.get_logger("tapeloop.sample")
@@ -120,6 +123,12 @@ class SampleFeed:
             if suffix and type(ev) is Trade:
                 out = replace(ev, ts_event=ev.ts_event + offset, ts_recv=now,
                               trade_id=ev.trade_id + suffix)
+            elif type(ev) is MarkPrice and ev.next_funding_ts:
+                out = replace(ev, ts_event=ev.ts_event + offset, ts_recv=now,
+                              next_funding_ts=ev.next_funding_ts + offset)
+            elif type(ev) is FundingRate:
+                out = replace(ev, ts_event=ev.ts_event + offset, ts_recv=now,
+                              funding_ts=ev.funding_ts + offset)
             else:
                 out = replace(ev, ts_event=ev.ts_event + offset, ts_recv=now)
             self.publish(out)

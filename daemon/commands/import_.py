@@ -1,6 +1,7 @@
 """`tapeloop import`: market data files into the event store.
 
-    tapeloop import trades|quotes|bars|binance-stream FILE [FILE ...] --venue V --symbol S
+    tapeloop import trades|quotes|bars|funding|marks|binance-stream FILE [FILE ...]
+                    --venue V --symbol S
                     [--interval 1m] [--stamp open|close] [column options]
                     [--skip-bad-rows] [--allow-nonpositive-prices] --data DIR
 
@@ -8,6 +9,12 @@ FILE may be a directory (its files, sorted) or a glob. Every file's header is
 checked before anything is written; all files then go into the store as one
 import, so a file that fails half way (a bad row, damaged data) leaves the
 store as it was. With --skip-bad-rows bad rows are left out and counted.
+
+Perpetuals: `funding` reads funding rates (Freqtrade's `*-funding_rate.feather`,
+rate in `open`; or a CSV of timestamp, rate) into FundingRate events settled at
+each row's time; `marks` reads mark prices (Freqtrade's `*-mark.feather`
+candles) into one MarkPrice per row, stamped at the candle OPEN with the mark =
+`open`, the mark at that moment. Freqtrade's `*-futures.feather` are bars.
 """
 
 from __future__ import annotations
@@ -27,12 +34,22 @@ if TYPE_CHECKING:
 
     from adapters.files import ColumnMap, FileReader, RowPolicy
 
-KINDS = ("trades", "quotes", "bars", "binance-stream")
+KINDS = ("trades", "quotes", "bars", "funding", "marks", "binance-stream")
+_EVENT_TYPES = {"trades": "Trade", "quotes": "Quote", "bars": "Bar", "funding": "FundingRate",
+                "marks": "MarkPrice"}
+_KIND_HELP = (
+    "what the files hold: trades, quotes, bars (OHLCV; Freqtrade's *-futures.feather "
+    "too), funding (funding rates: Freqtrade's *-funding_rate.feather with the rate in "
+    "`open`, or a CSV of timestamp, rate; each row is settled at its time), marks (mark "
+    "prices: one MarkPrice per row of Freqtrade's *-mark.feather, stamped at the candle "
+    "OPEN with mark = `open`, the mark at that moment), binance-stream (a raw Binance "
+    "recording, USD-M markPrice streams included)"
+)
 _STREAM_CHUNK = 100_000
 
 # (ColumnMap field, the kinds it maps, help); the option is --<field>-col
 _COLUMN_OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("ts", "trades, quotes, bars", "timestamp column"),
+    ("ts", "trades, quotes, bars, funding, marks", "timestamp column"),
     ("price", "trades", "trade price column"),
     ("size", "trades", "trade quantity column"),
     ("side", "trades", "taker side column (buy/sell)"),
@@ -47,11 +64,13 @@ _COLUMN_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("ask", "quotes", "best ask price column"),
     ("bid_size", "quotes", "best bid size column"),
     ("ask_size", "quotes", "best ask size column"),
+    ("rate", "funding", "funding rate column (a fraction: 0.0001 is 0.01 %%)"),
+    ("mark", "marks", "mark price column"),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=KINDS, help="what the files hold")
+    parser.add_argument("kind", choices=KINDS, help=_KIND_HELP)
     parser.add_argument(
         "files", nargs="+", metavar="FILE", help="files, directories or globs to import"
     )
@@ -145,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                 readers.append(reader)
                 yield from reader
 
-        event_type = {"trades": "Trade", "quotes": "Quote", "bars": "Bar"}[args.kind]
+        event_type = _EVENT_TYPES[args.kind]
         written = _append(Path(data), [(event_type, tables())], sources)[event_type]
     except InputError as exc:
         raise UserError(str(exc)) from None
@@ -177,12 +196,16 @@ def _open_reader(
     columns: ColumnMap,
     policy: RowPolicy,
 ) -> FileReader:
-    from adapters.files import read_bars, read_quotes, read_trades
+    from adapters.files import read_bars, read_funding, read_marks, read_quotes, read_trades
 
     if args.kind == "trades":
         return read_trades(path, venue, symbol, columns, policy)
     if args.kind == "quotes":
         return read_quotes(path, venue, symbol, columns, policy)
+    if args.kind == "funding":
+        return read_funding(path, venue, symbol, columns, policy)
+    if args.kind == "marks":
+        return read_marks(path, venue, symbol, columns, policy)
     return read_bars(path, venue, symbol, args.interval, args.stamp, columns, policy)
 
 

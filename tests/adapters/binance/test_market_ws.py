@@ -212,7 +212,7 @@ async def test_malformed_and_unknown_messages_are_skipped() -> None:
     bad_fields = '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT"}}'
     sink = Watched()
     async with venue(send_then_hold(
-            "not json at all", bad_fields, '{"stream":"btcusdt@markPrice","data":{}}',
+            "not json at all", bad_fields, '{"stream":"btcusdt@forceOrder","data":{}}',
             DOC_LINES[0])) as (fake, url):
         stream = make_stream(url, sink)
         with capture_logs() as logs:

@@ -270,15 +270,16 @@ def test_parser_for_stream_routing() -> None:
     assert parser_for_stream("btcusdt@depth@0ms") is parse_depth_update
     assert parser_for_stream("btcusdt@kline_1s") is parse_kline
     assert parser_for_stream("btcusdt@depth10") is not None
-    for unknown in ["btcusdt@markPrice", "btcusdt@depth7", "btcusdt@ticker", "!serverShutdown",
+    assert parser_for_stream("btcusdt@markPrice@1s") is not None
+    for unknown in ["btcusdt@forceOrder", "btcusdt@depth7", "btcusdt@ticker", "!serverShutdown",
                     "!bookTicker", "", "btcusdt"]:
         assert parser_for_stream(unknown) is None, unknown
 
 
 def test_unknown_stream_returns_none_and_counts() -> None:
     sp = StreamParser(V)
-    assert sp.parse(wrap("btcusdt@markPrice", {"e": "markPriceUpdate", "E": 1}), RECV) is None
-    assert sp.parse(wrap("btcusdt@markPrice", {"e": "markPriceUpdate", "E": 2}), RECV) is None
+    assert sp.parse(wrap("btcusdt@forceOrder", {"e": "forceOrder", "E": 1}), RECV) is None
+    assert sp.parse(wrap("btcusdt@forceOrder", {"e": "forceOrder", "E": 2}), RECV) is None
     assert sp.unknown == 2
 
 

@@ -9,6 +9,7 @@ import json
 from decimal import Decimal as D
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -40,7 +41,7 @@ def markets(exchange: str) -> dict:
 BY_HAND = {
     ("binance", "BTC/USDT"): ("spot", D("0.01"), D("0.00001"), D(5), D("0.00001"), D(9000), D(1), True),
     ("binance", "XRP/USDT"): ("spot", D("0.0001"), D(1), D(5), D(1), D(9222449), D(1), True),
-    ("binance", "BTC/USDT:USDT"): ("swap", D("0.1"), D("0.001"), D(5), D("0.001"), D(1000), D(1), False),
+    ("binance", "BTC/USDT:USDT"): ("swap", D("0.1"), D("0.001"), D(5), D("0.001"), D(1000), D(1), True),
     ("binance", "BTC/USD:BTC"): ("swap", D("0.1"), D(1), D(0), D(1), D(1000000), D(100), False),
     ("bybit", "BTC/USDT"): ("spot", D("0.1"), D("0.000001"), D(5), D("0.000011"), D(83), D(1), True),
     ("okx", "ADA/USDT"): ("spot", D("0.0001"), D("0.0001"), D(0), D(10), None, D(1), True),
@@ -66,6 +67,52 @@ def test_fixture_markets_map_to_the_hand_computed_grid(exchange: str, symbol: st
     assert i.tradable is traded and (got.refused is None) is traded
     if not traded:
         assert i.status == CANCEL_ONLY and "\n" not in (got.refused or "")
+
+
+# exchange, symbol -> (contract size, settle, max leverage, traded) of linear perpetuals
+PERPS = {
+    ("binance", "BTC/USDT:USDT"): (D(1), "USDT", 20, True),  # limits.leverage {}: 20
+    ("bybit", "BTC/USDT:USDT"): (D(1), "USDT", 100, True),
+    ("coinbase", "ADA/USDC:USDC"): (D(1), "USDC", 20, True),  # leverage max null: 20
+    ("okx", "BTC/USDT:USDT"): (D("0.01"), "USDT", 100, False),
+    ("okx", "DOGE/USDT:USDT"): (D(1000), "USDT", 50, False),
+}
+
+
+@pytest.mark.parametrize(("exchange", "symbol"), list(PERPS), ids=lambda v: str(v))
+def test_linear_swaps_are_perpetuals(exchange: str, symbol: str) -> None:
+    contract, settle, leverage, traded = PERPS[exchange, symbol]
+    got = instrument_from_market(exchange, markets(exchange)[symbol], MODE[exchange])
+    i = got.instrument
+    assert (i.kind, i.perpetual, i.contract_size, i.margin_asset, i.settle, i.max_leverage) == (
+        "perpetual", True, contract, settle, settle, leverage)
+    [tier] = i.margin_tiers
+    assert (tier.maint_rate, tier.max_leverage, tier.maint_amount) == (D("0.005"), leverage, 0)
+    assert tier.cap >= D("1e30")
+    assert i.tradable is traded and (got.refused is None) is traded
+    if not traded:
+        assert f"contract size {contract}" in (got.refused or "")
+
+
+def test_a_stated_maintenance_margin_rate_is_the_tier() -> None:
+    market = {**markets("bybit")["BTC/USDT:USDT"], "maintenanceMarginRate": 0.004}
+    [tier] = instrument_from_market("bybit", market, TICK_SIZE).instrument.margin_tiers
+    assert tier.maint_rate == D("0.004")
+    bad = {**market, "maintenanceMarginRate": 1.5}
+    with pytest.raises(MarketError, match=r"maintenanceMarginRate 1.5 is not a rate"):
+        instrument_from_market("bybit", bad, TICK_SIZE)
+
+
+@pytest.mark.parametrize("exchange", sorted(MODE))
+def test_only_linear_swaps_with_a_settle_currency_are_perpetuals(exchange: str) -> None:
+    """Inverse swaps, dated futures and options stay recorded only, never perpetuals."""
+    for symbol, market in markets(exchange).items():
+        got = instrument_from_market(exchange, market, MODE[exchange])
+        linear_swap = got.kind == "swap" and market.get("linear") is True
+        assert got.instrument.perpetual is (linear_swap and bool(market.get("settle"))), symbol
+        if got.kind != "spot" and not got.instrument.perpetual:
+            assert not got.instrument.tradable and got.refused, symbol
+            assert "recorded, not traded" in got.refused, symbol
 
 
 @pytest.mark.parametrize("exchange", sorted(MODE))
@@ -141,6 +188,21 @@ def test_a_config_entry_that_disagrees_with_the_exchange_is_one_line() -> None:
     same = Instrument(venue="bybit", symbol="BTC/USDT", base="BTC", quote="USDT",
                       tick_size=D("0.1"), step_size=D("0.000001"), min_notional=D(5))
     assert disagreement(same, market) is None
+
+
+def test_a_perpetual_configured_as_spot_disagrees() -> None:
+    market = instrument_from_market("bybit", markets("bybit")["BTC/USDT:USDT"],
+                                    TICK_SIZE).instrument
+    spot = Instrument(venue="bybit", symbol="BTC/USDT:USDT", base="BTC", quote="USDT",
+                      tick_size=D("0.1"), step_size=D("0.001"), min_notional=D(0))
+    assert disagreement(spot, market) == (
+        "instrument bybit/BTC/USDT:USDT: kind is spot in the config but perpetual on the "
+        "exchange")
+    perp = msgspec.structs.replace(spot, kind="perpetual", margin_asset="USDT")
+    assert disagreement(perp, market) is None
+    assert disagreement(msgspec.structs.replace(perp, contract_size=D(10)), market) == (
+        "instrument bybit/BTC/USDT:USDT: contract_size is 10 in the config but 1 on the "
+        "exchange")
 
 
 def test_keys_come_from_the_environment_or_systemd_credential_files(
