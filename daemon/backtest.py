@@ -113,9 +113,10 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
         bus.subscribe(OrderRejected, lambda e: report.count_rejection(e.check or "venue"))
         bus.subscribe(FundingPayment, report.add_funding)
         bus.subscribe(Liquidation, report.add_liquidation)
-        # Portfolio.margin_usage() -> Decimal | None (initial margin in use / margin
-        # balance, account-wide); a portfolio without it reports no margin usage.
-        margin_usage = getattr(node.portfolio, "margin_usage", None)
+        # initial margin in use / margin balance, account-wide (None: no perpetual
+        # position): sampled beside equity when the run has perpetuals
+        margin_usage = node.portfolio.margin_usage \
+            if any(i.perpetual for i in node.instruments.values()) else None
 
         def add_sample(equity: Decimal | None = None) -> None:
             now = clock.now_ns()

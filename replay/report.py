@@ -112,10 +112,11 @@ class FinalState:
     currency: str | None = None
     pnl_by_currency: dict[str, Any] | None = None
     unvalued: list[Any] | None = None
+    funding: Decimal = Decimal(0)  # perpetuals' funding received (+) / paid (-)
 
     @property
     def net(self) -> Decimal:
-        return self.realized + self.unrealized - self.fees
+        return self.realized + self.unrealized - self.fees + self.funding
 
 
 class ReportBuilder:
@@ -185,14 +186,16 @@ class ReportBuilder:
         currency: str | None = None,
         pnl_by_currency: Mapping[str, Any] | None = None,
         unvalued: list[Any] | None = None,
+        funding: Decimal = Decimal(0),
     ) -> None:
         """The final account state: positions (symbol -> signed qty), realized
         PnL (gross of fees), unrealized PnL, fees (in the account `currency`)
         and the starting equity. `marks` (symbol -> last price), if given, lets
         the per-strategy and per-symbol breakdowns value their open positions
         too. `pnl_by_currency` (currency -> an object with realized,
-        unrealized, fees) and `unvalued` (objects with venue, currency,
-        balance, pnl, reason) are `Portfolio.final_report`'s."""
+        unrealized, fees, funding) and `unvalued` (objects with venue, currency,
+        balance, pnl, reason) are `Portfolio.final_report`'s; `funding` is the
+        perpetuals' funding, in the net (and in `pnl` when not 0)."""
         self._final = FinalState(
             positions=dict(positions),
             realized=realized,
@@ -203,6 +206,7 @@ class ReportBuilder:
             currency=currency,
             pnl_by_currency=dict(pnl_by_currency) if pnl_by_currency is not None else None,
             unvalued=list(unvalued) if unvalued is not None else None,
+            funding=funding,
         )
 
     # -- the report ----------------------------------------------------------------
@@ -280,11 +284,12 @@ class ReportBuilder:
                 "realized": dec(final.realized),
                 "unrealized": dec(final.unrealized),
                 "fees": dec(final.fees),
+                **({"funding": dec(final.funding)} if final.funding else {}),
                 "net": dec(final.net),
             },
             "account_currency": final.currency,
             "pnl_by_currency": {
-                c: _pnl_json(p.realized, p.unrealized, p.fees)
+                c: _pnl_json(p.realized, p.unrealized, p.fees, getattr(p, "funding", Decimal(0)))
                 for c, p in sorted((final.pnl_by_currency or {}).items())
             },
             "unvalued": [
@@ -396,9 +401,14 @@ def _breakdown(
     return out
 
 
-def _pnl_json(realized: Decimal, unrealized: Decimal, fees: Decimal) -> dict[str, str]:
-    return {"realized": dec(realized), "unrealized": dec(unrealized), "fees": dec(fees),
-            "net": dec(realized + unrealized - fees)}
+def _pnl_json(realized: Decimal, unrealized: Decimal, fees: Decimal,
+              funding: Decimal = Decimal(0)) -> dict[str, str]:
+    """One currency's PnL; `funding` (a perpetual's) only where there is some."""
+    out = {"realized": dec(realized), "unrealized": dec(unrealized), "fees": dec(fees)}
+    if funding:
+        out["funding"] = dec(funding)
+    out["net"] = dec(realized + unrealized - fees + funding)
+    return out
 
 
 def _fill_json(f: Fill) -> dict[str, Any]:

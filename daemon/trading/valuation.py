@@ -266,6 +266,7 @@ class Valuation:
         summary = self.pnl_summary()
         return {"positions": positions, "realized": summary.realized,
                 "unrealized": summary.unrealized, "fees": summary.fees,
+                "funding": summary.funding,
                 "initial_equity": initial_equity, "marks": marks,
                 "currency": self.account_currency, "pnl_by_currency": self.pnl_by_currency(),
                 "unvalued": self.unvalued()}

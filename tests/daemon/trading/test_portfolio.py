@@ -406,7 +406,7 @@ def test_run_summaries() -> None:
     assert portfolio.equity_by_strategy() == {"mm": D(10), "s1": D(10) - D("0.3") + D(5)}
     assert portfolio.final_report(D(1000)) == {
         "positions": {"BTCUSDT": D(1), "ETHUSDT": D(-1)}, "realized": D(10),
-        "unrealized": D(15), "fees": D("0.3"), "initial_equity": D(1000),
+        "unrealized": D(15), "fees": D("0.3"), "funding": D(0), "initial_equity": D(1000),
         "marks": {"BTCUSDT": D(105), "ETHUSDT": D(40)}, "currency": "USDT",
         "pnl_by_currency": {"USDT": Pnl(realized=D(10), unrealized=D(15), fees=D("0.3"))},
         "unvalued": []}
