@@ -99,6 +99,8 @@ class OrderPath(LookupAlerts):
     sets the attributes below and calls `_init_order_path()`."""
 
     log_prefix = "binance"  # its log lines: binance.order_lookup_failed, binance.alert
+    # our order as the venue's order parameters (USD-M's venue has its own)
+    order_params = staticmethod(order_params)
 
     name: str
     rest: BinanceRest
@@ -158,7 +160,7 @@ class OrderPath(LookupAlerts):
                              "")
                 return
             try:
-                params = order_params(e)
+                params = self.order_params(e)
             except ValueError as exc:
                 self._reject(e, str(exc), "")
                 return
@@ -343,7 +345,7 @@ class OrderPath(LookupAlerts):
                 continue
             order = oms.orders.get(getattr(event, "client_order_id", ""))
             if order is None:
-                log.info("binance.foreign_order_event", event=type(event).__name__,
+                log.info("binance.foreign_order_event", kind=type(event).__name__,
                          client_order_id=getattr(event, "client_order_id", ""))
                 continue
             cls = type(event)

@@ -38,9 +38,10 @@ class UsdmRest(BinanceRest):
         self, symbol: str, side: str, type: str, *, quantity: Decimal,
         price: Decimal | None = None, stop_price: Decimal | None = None,
         time_in_force: str | None = None, reduce_only: bool = False,
-        new_client_order_id: str,
+        new_client_order_id: str, new_order_resp_type: str = "RESULT",
     ) -> dict[str, Any]:
-        """POST /fapi/v1/order (newOrderRespType RESULT). BinanceError on a
+        """POST /fapi/v1/order (newOrderRespType RESULT: futures have no FULL,
+        fills come on the stream or from userTrades). BinanceError on a
         reject, UnknownOutcome when the order may exist (never resent)."""
         if not new_client_order_id or len(new_client_order_id) > MAX_CLIENT_ID:
             raise ValueError(f"client order id {new_client_order_id!r}: 1 to "
@@ -83,8 +84,23 @@ class UsdmRest(BinanceRest):
         for key, value in (("orderId", order_id), ("fromId", from_id), ("limit", limit)):
             if value is not None:
                 params.append((key, str(value)))
-        return await self._request("GET", "/fapi/v1/userTrades", params, signed=True,
+        rows = await self._request("GET", "/fapi/v1/userTrades", params, signed=True,
                                    weight=5)
+        for r in rows:  # Spot's names, so Spot's trade translation reads them
+            r.setdefault("isBuyer", r.get("buyer", r.get("side") == "BUY"))
+            r.setdefault("isMaker", r.get("maker", False))
+        return rows
+
+    async def account(self) -> dict[str, Any]:
+        """The balances in Spot's `GET /api/v3/account` shape (free =
+        availableBalance, locked = walletBalance - free), so Spot's
+        reconciliation records them."""
+        rows = await self.balances()
+        out = []
+        for r in rows:
+            total, free = Decimal(str(r["balance"])), Decimal(str(r["availableBalance"]))
+            out.append({"asset": r["asset"], "free": str(free), "locked": str(total - free)})
+        return {"balances": out}
 
     async def depth(self, symbol: str, limit: int = 1000) -> bytes:
         weight = 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
@@ -105,6 +121,13 @@ class UsdmRest(BinanceRest):
         answer = await self._request("GET", "/fapi/v1/positionSide/dual", (), signed=True,
                                      weight=30)
         return bool(answer["dualSidePosition"])
+
+    async def symbol_config(self, symbol: str) -> dict[str, Any]:
+        """GET /fapi/v1/symbolConfig: the symbol's `marginType` (CROSSED |
+        ISOLATED) and `leverage`; {} when Binance lists nothing for it."""
+        rows = await self._request("GET", "/fapi/v1/symbolConfig", [("symbol", symbol)],
+                                   signed=True, weight=5)
+        return next((r for r in rows if r.get("symbol") == symbol), {})
 
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         """POST /fapi/v1/leverage: the leverage Binance now applies."""
