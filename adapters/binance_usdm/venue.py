@@ -106,7 +106,9 @@ class UsdmVenue(BinanceVenue):
                  risk: Any, trade: bool = True,
                  streams: list[str] | tuple[str, ...] | None = None,
                  settings: dict[str, tuple[int, str]] | None = None,
-                 journal_funding: Iterable[FundingPayment] = (), depth_limit: int = 1000,
+                 journal_funding: Iterable[FundingPayment]
+                 | Callable[[], Iterable[FundingPayment]] = (),
+                 depth_limit: int = 1000,
                  stale_after_s: float = 10.0, recv_window_ms: int = 5000,
                  now_ns: Callable[[], int] = time.time_ns,
                  unresolved_alert_after_s: float = 30.0,
@@ -115,7 +117,7 @@ class UsdmVenue(BinanceVenue):
                  positions: Callable[[], dict[str, Decimal]] = dict) -> None:
         """`settings`: symbol -> (leverage, margin mode) from the instrument
         config. `journal_funding`: the payments already journaled (never
-        published again). `positions`: our signed position per symbol (the
+        published again), or what reads them when the venue starts. `positions`: our signed position per symbol (the
         portfolio's fold), checked against Binance's on every reconciliation."""
         if trade and credentials is None:
             raise ValueError(f"venue {name!r} trades but has no credentials")
@@ -129,7 +131,7 @@ class UsdmVenue(BinanceVenue):
         self.critical = trade
         self.rest = UsdmRest(endpoints.rest, credentials, recv_window_ms=recv_window_ms)
         self.usdm = UsdmUserTranslator(name)
-        self.usdm.seed_funding(journal_funding)
+        self._journal_funding = journal_funding
         self.translator = self.usdm.orders
         kinds = streams or ["aggTrade", "bookTicker", "depth@100ms", "markPrice@1s"]
         names = [f"{s.lower()}@{k}" for s in self.symbols for k in kinds]
@@ -190,6 +192,8 @@ class UsdmVenue(BinanceVenue):
         """Clock, contracts and brackets, one-way mode, leverage and margin type;
         retried with backoff until Binance answers. A configured instrument that
         disagrees, or hedge mode, is one line and exit 3."""
+        journaled = self._journal_funding
+        self.usdm.seed_funding(journaled() if callable(journaled) else journaled)
         delay = 0.5
         while True:
             try:

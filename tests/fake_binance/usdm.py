@@ -22,6 +22,7 @@ streams, `expire_listen_key()` sends `listenKeyExpired` and drops the stream,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -72,6 +73,7 @@ class FakeUsdmServer:
         self._lose = 0
         self._key_no = 0
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
         self.base = ""
 
     # -- lifecycle -------------------------------------------------------------------
@@ -90,6 +92,7 @@ class FakeUsdmServer:
         return self.base
 
     async def close(self) -> None:
+        self._closing.set()
         for ws in [*self.user_ws, *(w for w, _ in self.market_ws)]:
             await ws.close()
         if self._runner is not None:
@@ -234,8 +237,9 @@ class FakeUsdmServer:
             return web.json_response(exc.body(), status=exc.status)
         if request.method in ("POST", "DELETE") and path == "/fapi/v1/order":
             self.flush()
-            if self._delay:
-                await asyncio.sleep(self._delay.pop(0))
+            if self._delay:  # answered late, or never if the server closes first
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), self._delay.pop(0))
             if self._fail:
                 status = self._fail.pop(0)
                 return web.json_response({"code": -1000, "msg": "An unknown error occured "
@@ -319,3 +323,34 @@ class FakeUsdmServer:
                 raise ApiError(400, -1125, "This listenKey does not exist.")
             return {}
         raise ApiError(404, -1000, f"no route {method} {path} in the fake")
+
+
+async def _serve(port: int, tick_s: float) -> None:
+    """`python -m tests.fake_binance.usdm --port 8991`: the fake on a fixed port,
+    its prices walking one tick at a time and a mark every second."""
+    import random
+
+    server = FakeUsdmServer()
+    await server.start(port)
+    print(f"fake Binance USD-M on {server.base}", flush=True)
+    rng = random.Random(0)
+    try:
+        while True:
+            await asyncio.sleep(tick_s)
+            for symbol, inst in server.account.instruments.items():
+                price = server.account.price[symbol] + inst.tick_size * rng.choice((-1, 1))
+                server.set_price(symbol, price)
+                nxt = (server.now_ms() // 3_600_000 + 1) * 3_600_000
+                server.push_mark(symbol, price, Decimal("0.0001"), nxt)
+    finally:
+        await server.close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the fake Binance USD-M")
+    parser.add_argument("--port", type=int, default=8991)
+    parser.add_argument("--tick-s", type=float, default=0.5)
+    args = parser.parse_args()
+    asyncio.run(_serve(args.port, args.tick_s))
