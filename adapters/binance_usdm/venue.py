@@ -117,8 +117,9 @@ class UsdmVenue(BinanceVenue):
                  positions: Callable[[], dict[str, Decimal]] = dict) -> None:
         """`settings`: symbol -> (leverage, margin mode) from the instrument
         config. `journal_funding`: the payments already journaled (never
-        published again), or what reads them when the venue starts. `positions`: our signed position per symbol (the
-        portfolio's fold), checked against Binance's on every reconciliation."""
+        published again), or what reads them when the venue starts.
+        `positions`: our signed position per symbol (the portfolio's fold),
+        checked against Binance's on every reconciliation."""
         if trade and credentials is None:
             raise ValueError(f"venue {name!r} trades but has no credentials")
         self.name = self.venue = name
