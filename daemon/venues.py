@@ -118,6 +118,8 @@ def usdm_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: TradingNode) -
     def journal_funding() -> list[FundingPayment]:
         from replay.reader import read_events
 
+        if not (data_dir / "store.json").exists() and not (data_dir / "journal").exists():
+            return []  # a first start: nothing journaled yet
         return [e for batch in read_events(data_dir, types=["FundingPayment"], journal=True)
                 for e in batch if isinstance(e, FundingPayment) and e.venue == vcfg.name]
 

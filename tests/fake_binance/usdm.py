@@ -52,9 +52,10 @@ ZERO = Decimal(0)
 class FakeUsdmServer:
     def __init__(self, api_key: str = DEFAULT_API_KEY, secret: str = DEFAULT_SECRET, *,
                  wallet: Decimal = Decimal("10000"),
-                 prices: dict[str, Decimal] | None = None) -> None:
+                 prices: dict[str, Decimal] | None = None, min_notional: str = "100") -> None:
+        """`min_notional`: BTCUSDT's MIN_NOTIONAL (Binance's is 100 USDT)."""
         self.api_key, self.secret = api_key, secret
-        self.info = samples.exchange_info(samples.perp_symbol(),
+        self.info = samples.exchange_info(samples.perp_symbol(notional=min_notional),
                                           samples.perp_symbol("ETHUSDT", base="ETH",
                                                               tick="0.01"))
         self.brackets = samples.leverage_brackets(BTCUSDT=samples.BTC_BRACKETS,
