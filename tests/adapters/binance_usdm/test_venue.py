@@ -182,3 +182,20 @@ async def test_position_difference_halts_and_alerts(server):
         assert again.node.risk.state == "halted"
         assert again.alerts and again.alerts[0][0] == "position_diff"
         assert "Binance holds 0.030 contracts, our fills add up to 0.010" in again.alerts[0][1]
+
+
+async def test_a_fill_the_stream_lost_before_a_cancel_is_recorded(server):
+    """The cancel's answer reports 0.004 executed and closes the order: its fill,
+    lost on the stream, is read from userTrades then (no later reconciliation
+    would look at a closed order). Failed before: the fill was never recorded."""
+    async with UsdmLive(server) as live:
+        cid = live.submit("BUY", "0.010", "59000.0")
+        await until(lambda: ("BTCUSDT", cid) in server.account.by_cid,
+                    message="the order resting")
+        server.lose_user_events(10)
+        server.fill_resting(cid, "BTCUSDT", D("0.004"))
+        live.node.oms.cancel("s1", cid, reason="test")
+        await until(lambda: live.node.oms.orders[cid].is_done, message="the cancel")
+        await until(lambda: live.of(Fill, client_order_id=cid), message="the lost fill")
+        assert live.position() == D("0.004") == server.account.qty("BTCUSDT")
+        assert live.node.oms.orders[cid].state == "canceled"
