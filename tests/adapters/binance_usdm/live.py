@@ -64,11 +64,13 @@ class UsdmLive:
     the portfolio, funding payments seeded), as a restart's recovery does."""
 
     def __init__(self, server: FakeUsdmServer, *, history: list[Event] | None = None,
-                 instrument: dict[str, Any] | None = None, wait: bool = True) -> None:
+                 instrument: dict[str, Any] | None = None, wait: bool = True,
+                 **venue_kwargs: Any) -> None:
         self.server = server
         self.config = config(server.base, instrument=instrument)
         self.history = history or []
         self.wait = wait
+        self.venue_kwargs = venue_kwargs
         self.events: list[Event] = []
         self.alerts: list[tuple[str, str]] = []
         self.bus = Bus()
@@ -90,7 +92,8 @@ class UsdmLive:
             credentials=CREDS, oms=node.oms, risk=node.risk, streams=STREAMS,
             settings={inst.symbol: (inst.leverage, inst.margin_mode)},
             journal_funding=[e for e in self.history if isinstance(e, FundingPayment)],
-            retry_policy=FAST_RETRY, positions=positions_of(node, "usdm"))
+            retry_policy=FAST_RETRY, positions=positions_of(node, "usdm"),
+            **self.venue_kwargs)
         for stream in (self.venue.market, self.venue.user):
             assert stream is not None
             stream.reconnect_policy.backoff_initial = 0.05

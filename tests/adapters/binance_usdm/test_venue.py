@@ -13,7 +13,7 @@ from adapters.binance.errors import BinanceError
 from adapters.binance_usdm.rest import UsdmRest
 from adapters.binance_usdm.venue import usdm_order_params
 from daemon.errors import EXIT_CONFIG, UserError
-from events.orders import Fill, OrderRejected, OrderSubmitted
+from events.orders import Fill, OrderAccepted, OrderRejected, OrderSubmitted
 from events.perp import FundingPayment, FundingRate, LeverageChanged, MarginModeChanged, MarkPrice
 from events.state import BalanceChanged
 from tests.adapters.binance_usdm.live import CREDS, UsdmLive
@@ -199,3 +199,20 @@ async def test_a_fill_the_stream_lost_before_a_cancel_is_recorded(server):
         await until(lambda: live.of(Fill, client_order_id=cid), message="the lost fill")
         assert live.position() == D("0.004") == server.account.qty("BTCUSDT")
         assert live.node.oms.orders[cid].state == "canceled"
+
+
+async def test_the_listen_key_is_kept_alive(server):
+    async with UsdmLive(server, keepalive_s=0.05):
+        await until(lambda: server.requests[("PUT", "/fapi/v1/listenKey")] >= 2,
+                    message="keep-alives")
+
+
+async def test_events_of_orders_not_ours_are_dropped_not_raised(server):
+    """Failed before: the log line of a foreign order's event passed `event=`
+    to structlog twice and raised TypeError."""
+    async with UsdmLive(server) as live:
+        now = live.node.clock.now_ns()
+        live.venue.publish_orders([OrderAccepted(
+            ts_event=now, ts_recv=now, venue="usdm", symbol="BTCUSDT", strategy_id="x",
+            client_order_id="someone-else-1")])
+        assert not live.of(OrderAccepted, client_order_id="someone-else-1")
