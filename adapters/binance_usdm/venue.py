@@ -70,6 +70,7 @@ from events.perp import (
 log = structlog.get_logger("tapeloop.binance_usdm")
 
 INCOME_LOOKBACK_MS = 7 * 24 * 3_600_000  # how far back missed funding is looked for
+POSITION_CHECKS = 3  # reads of positionRisk that must all differ before trading halts
 
 
 def usdm_order_params(e: OrderSubmitted) -> dict[str, Any]:
@@ -114,12 +115,14 @@ class UsdmVenue(BinanceVenue):
                  unresolved_alert_after_s: float = 30.0,
                  retry_policy: RetryPolicy | None = None,
                  keepalive_s: float | None = None,
-                 positions: Callable[[], dict[str, Decimal]] = dict) -> None:
+                 positions: Callable[[], dict[str, Decimal]] = dict,
+                 position_settle_s: float = 2.0) -> None:
         """`settings`: symbol -> (leverage, margin mode) from the instrument
         config. `journal_funding`: the payments already journaled (never
         published again), or what reads them when the venue starts.
         `positions`: our signed position per symbol (the portfolio's fold),
-        checked against Binance's on every reconciliation."""
+        checked against Binance's on every reconciliation, halting only a
+        difference that lasts (`position_settle_s` between reads)."""
         if trade and credentials is None:
             raise ValueError(f"venue {name!r} trades but has no credentials")
         self.name = self.venue = name
@@ -161,6 +164,7 @@ class UsdmVenue(BinanceVenue):
         self._market_down = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.position_halt = ""  # why trading is halted after a position difference
+        self.position_settle_s = position_settle_s
 
     def publish_orders(self, events: Iterable[Event]) -> None:
         """Order events through Spot's duplicate rules; the account's own facts
@@ -289,29 +293,49 @@ class UsdmVenue(BinanceVenue):
 
     async def _on_subscribed(self, session: int) -> None:
         """Spot's reconciliation (orders, missed fills, balances), then funding
-        missed while down and the positions check."""
+        missed while down; the positions check follows once the stream's frames
+        held back meanwhile have been delivered."""
         await super()._on_subscribed(session)
         delay = 0.5
         while True:
             try:
                 await self._funding_since(self.rest.server_time_ms() - INCOME_LOOKBACK_MS)
-                binance = {s: q for s, q in positions_of(await self.rest.position_risk()).items()
-                           if s in self.instruments}
                 break
             except (BinanceError, *TRANSPORT_ERRORS) as exc:
                 log.warning("binance_usdm.reconcile_failed", venue=self.name, error=str(exc),
                             retry_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        diff = position_diff(self.name, binance, self._our_positions())
-        if diff:
-            self.position_halt = "; ".join(diff)
-            log.error("binance_usdm.position_diff", venue=self.name, diff=self.position_halt,
-                      why="positions that differ make every margin, PnL and risk figure wrong; "
-                          "trading stays halted until an operator checks and resumes")
-            if self.alert is not None:
-                self.alert("position_diff", self.position_halt, venue=self.name)
-            self.risk.halt(f"{self.name}: positions differ from Binance: {self.position_halt}")
+        self._spawn(self._check_positions())
+
+    async def _check_positions(self) -> None:
+        """Binance's positions against our fills' fold. A fill still on its way
+        (held back while we reconciled, or in flight) makes a passing
+        difference, so only one that lasts `POSITION_CHECKS` reads
+        `position_settle_s` apart halts trading."""
+        diff: list[str] = []
+        for attempt in range(POSITION_CHECKS):
+            if attempt:
+                await asyncio.sleep(self.position_settle_s)
+            try:
+                rows = await self.rest.position_risk()
+            except (BinanceError, *TRANSPORT_ERRORS) as exc:
+                log.warning("binance_usdm.position_check_failed", venue=self.name,
+                            error=str(exc))
+                continue
+            binance = {s: q for s, q in positions_of(rows).items() if s in self.instruments}
+            diff = position_diff(self.name, binance, self._our_positions())
+            if not diff:
+                return
+        if not diff:
+            return
+        self.position_halt = "; ".join(diff)
+        log.error("binance_usdm.position_diff", venue=self.name, diff=self.position_halt,
+                  why="positions that differ make every margin, PnL and risk figure wrong; "
+                      "trading stays halted until an operator checks and resumes")
+        if self.alert is not None:
+            self.alert("position_diff", self.position_halt, venue=self.name)
+        self.risk.halt(f"{self.name}: positions differ from Binance: {self.position_halt}")
 
     def _our_positions(self) -> dict[str, Decimal]:
         """The signed position per symbol the OMS's fills add up to."""

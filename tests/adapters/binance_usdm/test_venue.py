@@ -172,14 +172,27 @@ async def test_listen_key_expiry_reconnects_and_reconciles_missed_fill(server):
         assert len(live.of(Fill, client_order_id=cid)) == 1
 
 
+async def test_a_passing_position_difference_does_not_halt(server):
+    """A fill still on its way when positions are read is no difference."""
+    async with UsdmLive(server, position_settle_s=0.2) as live:
+        reads = server.requests[("GET", "/fapi/v3/positionRisk")]
+        server.account.position["BTCUSDT"] = (D("0.010"), D("60000"))  # ahead of us
+        live.venue._spawn(live.venue._check_positions())
+        await until(lambda: server.requests[("GET", "/fapi/v3/positionRisk")] > reads,
+                    message="the first read")
+        del server.account.position["BTCUSDT"]  # ... and it catches up
+        await until(lambda: live.venue.idle, message="the check done")
+        assert live.node.risk.state != "halted" and not live.alerts
+
+
 async def test_position_difference_halts_and_alerts(server):
     async with UsdmLive(server) as live:
         live.submit("BUY", "0.010")
         await until(lambda: live.position() == D("0.010"), message="the long")
         history = list(live.events)
     server.account.position["BTCUSDT"] = (D("0.030"), D("60000"))  # changed behind our back
-    async with UsdmLive(server, history=history) as again:
-        assert again.node.risk.state == "halted"
+    async with UsdmLive(server, history=history, position_settle_s=0.05) as again:
+        await until(lambda: again.node.risk.state == "halted", message="halted")
         assert again.alerts and again.alerts[0][0] == "position_diff"
         assert "Binance holds 0.030 contracts, our fills add up to 0.010" in again.alerts[0][1]
 
