@@ -134,6 +134,7 @@ class UsdmUserTranslator:
         self._liquidations = _BoundedSet(100_000)
         self._funding = _BoundedSet(1_000_000)
         self.rates: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (rate, mark)
+        self.marks: dict[str, float] = {}  # symbol -> the last mark price streamed
         self.alerts: list[str] = []
         self.income_wanted = False
         self.expired = False
@@ -177,7 +178,8 @@ class UsdmUserTranslator:
             if o.x not in ("TRADE", "CALCULATED") or o.l <= 0 or not self._liquidations.add(
                     (o.s, o.t)):
                 return []
-            mark = self.rates.get(o.s, (_ZERO, o.L))[1] or o.L
+            last = self.marks.get(o.s)
+            mark = Decimal(repr(last)) if last else o.L  # the mark that breached, if known
             return [Liquidation(ts_event=o.T * MS, ts_recv=ts_recv, venue=self.venue,
                                 symbol=o.s, side=o.S, qty=o.l, price=o.L, mark=mark,
                                 fee=o.n, fee_currency=o.N or "", trade_id=str(o.t))]

@@ -182,6 +182,7 @@ class UsdmVenue(BinanceVenue):
 
     def _on_usdm_market(self, event: Event) -> None:
         if type(event) is MarkPrice:
+            self.usdm.marks[event.symbol] = event.mark  # type: ignore[attr-defined]
             self.publish(event)
             settled = self.funding.on_mark(event)  # type: ignore[arg-type]
             if settled is not None:

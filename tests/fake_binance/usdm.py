@@ -127,6 +127,11 @@ class FakeUsdmServer:
         self.flush()
         return amount
 
+    def liquidate(self, symbol: str, price: Decimal) -> dict[str, Any]:
+        order = self.account.liquidate(symbol, price)
+        self.flush()
+        return order
+
     def fill_resting(self, client_order_id: str, symbol: str, qty: Decimal) -> None:
         self.account.fill_resting(client_order_id, symbol, qty)
         self.flush()

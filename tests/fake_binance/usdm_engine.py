@@ -150,6 +150,25 @@ class UsdmAccount:
         o = self.orders[self.by_cid[(symbol, client_order_id)]]
         self._fill(o, qty, Decimal(o["price"]), taker=False)
 
+    def liquidate(self, symbol: str, price: Decimal, fee_rate: Decimal = Decimal("0.0125")
+                  ) -> dict[str, Any]:
+        """Close `symbol`'s whole position at `price` as Binance's liquidation
+        engine does: an order of type LIQUIDATION, client id "autoclose-<ms>"."""
+        q = self.qty(symbol)
+        assert q != 0, f"no position on {symbol} to liquidate"
+        now = self.now_ms()
+        oid = next(self._ids)
+        o = {"orderId": oid, "symbol": symbol, "clientOrderId": f"autoclose-{now}",
+             "side": "SELL" if q > 0 else "BUY", "type": "LIQUIDATION",
+             "origType": "LIQUIDATION", "timeInForce": "IOC", "origQty": str(abs(q)),
+             "price": str(price), "avgPrice": "0", "executedQty": "0", "cumQuote": "0",
+             "status": "NEW", "reduceOnly": True, "positionSide": "BOTH", "updateTime": now,
+             "time": now}
+        self.orders[oid] = o
+        self.by_cid[(symbol, o["clientOrderId"])] = oid
+        self._fill(o, abs(q), price, taker=True, fee_rate=fee_rate)
+        return o
+
     # -- funding ---------------------------------------------------------------------------
 
     def pay_funding(self, symbol: str, rate: Decimal, funding_ms: int) -> Decimal:
@@ -170,11 +189,12 @@ class UsdmAccount:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _fill(self, o: dict[str, Any], qty: Decimal, price: Decimal, *, taker: bool) -> None:
+    def _fill(self, o: dict[str, Any], qty: Decimal, price: Decimal, *, taker: bool,
+              fee_rate: Decimal | None = None) -> None:
         symbol = o["symbol"]
         inst = self.instruments[symbol]
         sign = 1 if o["side"] == "BUY" else -1
-        fee = qty * price * (TAKER if taker else MAKER)
+        fee = qty * price * (fee_rate if fee_rate is not None else TAKER if taker else MAKER)
         q, entry = self.position.get(symbol, (ZERO, ZERO))
         realized = ZERO
         if q == 0 or (q > 0) == (sign > 0):

@@ -140,7 +140,7 @@ def test_order_updates_ack_fill_cancel_once():
                                 {"cid": "autoclose-1700000000000", "type": "MARKET"}])
 def test_liquidation_is_not_a_fill(kw):
     tr = UsdmUserTranslator("usdm")
-    tr.note_rate("BTCUSDT", D("0.0001"), D("51000"))
+    tr.marks["BTCUSDT"] = 51000.0
     raw = samples.order_update(side="SELL", x="TRADE", status="FILLED", last_qty="0.010",
                                last_price="50900", cum="0.010", trade_id=99, fee="2.5",
                                fee_asset="USDT", **kw)

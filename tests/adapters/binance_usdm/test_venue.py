@@ -14,7 +14,14 @@ from adapters.binance_usdm.rest import UsdmRest
 from adapters.binance_usdm.venue import usdm_order_params
 from daemon.errors import EXIT_CONFIG, UserError
 from events.orders import Fill, OrderAccepted, OrderRejected, OrderSubmitted
-from events.perp import FundingPayment, FundingRate, LeverageChanged, MarginModeChanged, MarkPrice
+from events.perp import (
+    FundingPayment,
+    FundingRate,
+    LeverageChanged,
+    Liquidation,
+    MarginModeChanged,
+    MarkPrice,
+)
 from events.state import BalanceChanged
 from tests.adapters.binance_usdm.live import CREDS, UsdmLive
 from tests.conftest import until
@@ -229,3 +236,18 @@ async def test_events_of_orders_not_ours_are_dropped_not_raised(server):
             ts_event=now, ts_recv=now, venue="usdm", symbol="BTCUSDT", strategy_id="x",
             client_order_id="someone-else-1")])
         assert not live.of(OrderAccepted, client_order_id="someone-else-1")
+
+
+async def test_a_liquidation_is_recorded_as_such_never_as_our_fill(server):
+    async with UsdmLive(server) as live:
+        live.submit("BUY", "0.010")
+        await until(lambda: live.position() == D("0.010"), message="the long")
+        fills = len(live.of(Fill))
+        order = server.liquidate("BTCUSDT", D("48000.0"))
+        (liq,) = await until(lambda: live.of(Liquidation), message="the liquidation")
+        assert (liq.side, liq.qty, liq.price, liq.fee, liq.fee_currency, liq.strategy_id) == (
+            "SELL", D("0.010"), D("48000.0"), D("0.010") * D("48000.0") * D("0.0125"),
+            "USDT", "")
+        assert liq.trade_id == str(server.account.trades[-1]["id"])
+        assert len(live.of(Fill)) == fills
+        assert order["clientOrderId"] not in live.node.oms.orders
