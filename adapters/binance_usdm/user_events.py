@@ -10,9 +10,11 @@ Frames arrive unwrapped (`{"e": ..., ...}`) on `<streams>/ws/<listenKey>`.
                          id starts "autoclose-" (Binance's ADL/liquidation
                          closes), is not ours: its executions become one
                          `Liquidation` per trade id, never a Fill.
-    ACCOUNT_UPDATE       `B` -> BalanceChanged per asset (total = wallet `wb`,
-                         free = cross wallet `cw`: the stream carries no
-                         available balance; REST reconciliation restates it).
+    ACCOUNT_UPDATE       `B` sets `balances_wanted`: the stream carries the wallet
+                         balance but not the available one (what open orders and
+                         positions leave free), so the venue reads both from
+                         `GET /fapi/v3/balance` (`balance_events`) rather than
+                         publish a free balance that overstates what is free.
                          Reason FUNDING_FEE with exactly one position in `P` ->
                          FundingPayment(amount = the margin asset's `bc`); with
                          none or several (a cross account's funding names no
@@ -137,6 +139,7 @@ class UsdmUserTranslator:
         self.marks: dict[str, float] = {}  # symbol -> the last mark price streamed
         self.alerts: list[str] = []
         self.income_wanted = False
+        self.balances_wanted = False
         self.expired = False
         self.unknown: dict[str, int] = {}
 
@@ -197,10 +200,8 @@ class UsdmUserTranslator:
                 out += self._payment(pos.s, bal.bc, bal.a, pos.pa, ts_ms, ts_recv)
             else:
                 self.income_wanted = True
-        for b in a.B:
-            out.append(BalanceChanged(ts_event=ts_ms * MS, ts_recv=ts_recv, venue=self.venue,
-                                      currency=b.a, total=b.wb, free=b.cw, locked=b.wb - b.cw,
-                                      reason=f"ACCOUNT_UPDATE {a.m}"))
+        if a.B:
+            self.balances_wanted = True
         return out
 
     def _payment(self, symbol: str, amount: Decimal, asset: str, qty: Decimal, ts_ms: int,

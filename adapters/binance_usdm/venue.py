@@ -50,6 +50,7 @@ from adapters.binance_usdm.mark import FundingWatch, UsdmStreamParser
 from adapters.binance_usdm.rest import UsdmRest
 from adapters.binance_usdm.user_events import (
     UsdmUserTranslator,
+    balance_events,
     position_diff,
     positions_of,
 )
@@ -165,6 +166,8 @@ class UsdmVenue(BinanceVenue):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.position_halt = ""  # why trading is halted after a position difference
         self.position_settle_s = position_settle_s
+        self._balance_task: asyncio.Task[None] | None = None
+        self._balance_again = False
 
     def publish_orders(self, events: Iterable[Event]) -> None:
         """Order events through Spot's duplicate rules; the account's own facts
@@ -274,10 +277,40 @@ class UsdmVenue(BinanceVenue):
         self.usdm.alerts.clear()
         if self.usdm.income_wanted:
             self._spawn(self._read_income())
+        if self.usdm.balances_wanted:
+            self.usdm.balances_wanted = False
+            self._want_balances()
         if self.usdm.expired:
             self.usdm.expired = False
             return True  # a fresh listenKey, then reconciliation
         return False
+
+    def _want_balances(self) -> None:
+        """One balance read at a time; a request meanwhile reads once more after it."""
+        if self._balance_task is not None and not self._balance_task.done():
+            self._balance_again = True
+            return
+        self._balance_again = False
+        self._balance_task = asyncio.get_running_loop().create_task(self._read_balances())
+        self._tasks.add(self._balance_task)
+        self._balance_task.add_done_callback(self._tasks.discard)
+
+    async def _read_balances(self) -> None:
+        while True:
+            try:
+                rows = await self.rest.balances()
+            except (BinanceError, *TRANSPORT_ERRORS) as exc:
+                log.warning("binance_usdm.balance_failed", venue=self.name, error=str(exc))
+                return  # the next account update or reconciliation reads them again
+            now = self.now_ns()
+            settle = {i.settle for i in self.instruments.values()}
+            self.publish_orders([e for e in balance_events(self.name, rows, now // 1_000_000,
+                                                           now, settle)
+                                 if self.balances.get(e.currency)  # type: ignore[attr-defined]
+                                 != (e.free, e.locked)])  # type: ignore[attr-defined]
+            if not self._balance_again:
+                return
+            self._balance_again = False
 
     async def _read_income(self) -> None:
         try:

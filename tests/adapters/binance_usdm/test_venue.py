@@ -82,8 +82,12 @@ async def test_market_order_fills_position_and_wallet_agree(server):
         fills = live.of(Fill)
         assert len({f.trade_id for f in fills}) == len(fills) == 3
         assert [f.liquidity for f in fills] == ["TAKER", "MAKER", "MAKER"]
-        await until(lambda: any(b.total == server.account.wallet for b in live.of(
-            BalanceChanged, currency="USDT")), message="the wallet balance")
+        # the stream states the wallet, REST what is free of margin: we record both
+        await until(lambda: (b := live.of(BalanceChanged, currency="USDT"))
+                    and (b[-1].total, b[-1].free) == (server.account.wallet,
+                                                      server.account.available()),
+                    message="the wallet and available balances")
+        assert live.of(BalanceChanged)[-1].free < server.account.wallet  # margin in use
 
 
 async def test_reduce_only_is_passed_through(server):
