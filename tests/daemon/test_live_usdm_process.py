@@ -117,9 +117,7 @@ async def _run(server: FakeUsdmServer, tmp_path: Path) -> None:
     finally:
         await kill(proc)
     assert not recorded(data, OrderAccepted), "the first run never heard back"
-    server.lose_user_events(0)
-    server._lose = 0
-    server._delay.clear()
+    server.clear_faults()
     proc = await start(config, data, log)
     try:
         await until(lambda: [e for e in recorded(data, OrderAccepted)

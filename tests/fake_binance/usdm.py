@@ -147,6 +147,12 @@ class FakeUsdmServer:
     def lose_user_events(self, n: int = 1) -> None:
         self._lose += n
 
+    def clear_faults(self) -> None:
+        """No more failed, late or lost answers and frames."""
+        self._fail.clear()
+        self._delay.clear()
+        self._lose = 0
+
     def disconnect_user(self) -> int:
         n = len(self.user_ws)
         for ws in self.user_ws:

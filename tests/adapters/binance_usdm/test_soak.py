@@ -104,7 +104,7 @@ async def test_perpetual_trading_through_faults_loses_and_doubles_nothing() -> N
                     next_fault = time.monotonic() + rng.uniform(0.3, 1.0)
 
             # wind down: the faults stop, one more reconciliation
-            server._lose, server._fail, server._delay = 0, [], []
+            server.clear_faults()
             await until(lambda: live.venue.idle, timeout=20, message="no request under way")
             before = live.venue.reconciled
             server.disconnect_user()
