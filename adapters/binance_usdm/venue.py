@@ -145,8 +145,8 @@ class UsdmVenue(BinanceVenue):
         self.depth_limit = depth_limit
         self.funding = FundingWatch()
         self.market = MarketDataStream(endpoints.streams, names, name, self._on_usdm_market,
-                                       stale_after_s=stale_after_s, now_ns=now_ns)
-        self.market._parser = UsdmStreamParser(name, names)  # Spot's, plus markPrice
+                                       stale_after_s=stale_after_s, now_ns=now_ns,
+                                       parser=UsdmStreamParser(name, names))
         self.user: ListenKeyStream | None = None  # type: ignore[assignment]
         if trade:
             self.user = ListenKeyStream(
