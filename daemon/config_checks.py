@@ -348,6 +348,9 @@ _STREAM_RE = re.compile(r"trade|aggTrade|bookTicker|depth(@100ms)?|depth(5|10|20
                         r"kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)")
 
 
+_USDM_STREAM_RE = re.compile(r"markPrice(@1s)?")
+
+
 # a live venue's keys that a ccxt venue shares with a binance one
 _LIVE_KEYS = frozenset({"trade", "stale_after_s", "credentials", "unresolved_alert_after_s"})
 _CCXT_KEYS = {"exchange": "", "sandbox": True, "options": {}, "urls": {}}
@@ -360,8 +363,8 @@ def _check_venue_kind(at: str, venue: VenueConfig) -> tuple[str, str] | None:
         return f"{at}.exchange", 'missing required key for kind = "ccxt" (a ccxt exchange id)'
     for kind, keys in (("sample", _SAMPLE_KEYS), ("binance", _BINANCE_KEYS),
                        ("ccxt", _CCXT_KEYS)):
-        if venue.kind == kind:
-            continue
+        if venue.kind == kind or (kind == "binance" and venue.kind == "binance-usdm"):
+            continue  # a USD-M venue takes Spot's live keys
         for key, default in keys.items():
             if venue.kind == "ccxt" and key in _LIVE_KEYS:
                 continue
@@ -383,6 +386,25 @@ def _check_venue_kind(at: str, venue: VenueConfig) -> tuple[str, str] | None:
                 return f"{at}.streams[{j}]", (
                     f"unknown stream {stream!r} (expected trade, aggTrade, bookTicker, depth, "
                     "depth@100ms, depth5|10|20[@100ms] or kline_<interval>)")
+    if venue.kind == "binance-usdm":
+        return _check_usdm(at, venue)
+    return None
+
+
+def _check_usdm(at: str, venue: VenueConfig) -> tuple[str, str] | None:
+    from adapters.binance_usdm.endpoints import resolve_usdm_endpoints
+
+    if venue.position_mode != "one-way":
+        return f"{at}.position_mode", "Binance USD-M is traded in one-way mode only"
+    try:
+        resolve_usdm_endpoints(venue.endpoints, env={})
+    except ValueError as exc:
+        return f"{at}.endpoints", str(exc)
+    for j, stream in enumerate(venue.streams):
+        if not (_STREAM_RE.fullmatch(stream) or _USDM_STREAM_RE.fullmatch(stream)):
+            return f"{at}.streams[{j}]", (
+                f"unknown stream {stream!r} (expected trade, aggTrade, bookTicker, depth, "
+                "depth@100ms, depth5|10|20[@100ms], kline_<interval> or markPrice[@1s])")
     return None
 
 

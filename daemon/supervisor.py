@@ -81,6 +81,10 @@ class Supervisor:
             log.error("venue.failed", venue=name, error=str(exc) or repr(exc))
             if venue.credentials_refused(exc):
                 self.fail(FatalError(f"venue {name}: credentials refused: {exc}"), EXIT_AUTH)
+            elif isinstance(exc, UserError):
+                # the venue found a mistake of the user's (an account setting, a
+                # config the venue contradicts): its one line, its exit code
+                self.fail(FatalError(str(exc)), exc.code)
             elif venue.critical:
                 # A live trading venue that cannot run leaves orders unwatched:
                 # stop, so the supervisor restarts us and reconciliation runs.

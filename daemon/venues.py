@@ -4,7 +4,8 @@ configured venue, and the log lines of trading facts.
 - `make_venue`: a `sample` venue is a `SampleFeed` playing a recording into the
   bus (its simulated account is in the node); a `binance` venue is the live
   `BinanceVenue` (market data, orders, user stream, reconciliation); a `ccxt`
-  venue is `adapters.ccxt.venue.CcxtVenue` (imported only then); a `sim` venue is a
+  venue is `adapters.ccxt.venue.CcxtVenue` (imported only then); a `binance-usdm`
+  venue is `adapters.binance_usdm.venue.UsdmVenue` (perpetuals); a `sim` venue is a
   `SimulatedVenue` (its account is the node's; nothing to run).
   Every kind is one branch building its venue from its `[[venues]]` entry.
 - `log_trading`: one structured log line per order, fill, position, strategy
@@ -14,6 +15,8 @@ configured venue, and the log lines of trading facts.
 from __future__ import annotations
 
 import zlib
+from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -52,6 +55,8 @@ def make_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: TradingNode) -
             raise UserError(f"venue {vcfg.name!r}: {where}{exc}", code=EXIT_CONFIG) from None
     if vcfg.kind == "binance":
         return binance_venue(vcfg, bus, node)
+    if vcfg.kind == "binance-usdm":
+        return usdm_venue(vcfg, config, bus, node)
     if vcfg.kind == "ccxt":
         from adapters.ccxt.venue import ccxt_venue
 
@@ -86,6 +91,51 @@ def binance_venue(vcfg: VenueConfig, bus: Bus, node: TradingNode) -> Venue:
     return BinanceVenue(
         vcfg.name, instruments, bus, endpoints=endpoints, credentials=credentials,
         oms=node.oms, risk=node.risk, trade=vcfg.trade, streams=vcfg.streams,
+        depth_limit=vcfg.depth_limit, stale_after_s=vcfg.stale_after_s,
+        recv_window_ms=vcfg.recv_window_ms,
+        unresolved_alert_after_s=vcfg.unresolved_alert_after_s)
+
+
+def usdm_venue(vcfg: VenueConfig, config: Config, bus: Bus, node: TradingNode) -> Venue:
+    """The live Binance USD-M venue: `endpoints` as Spot's (testnet, production or
+    a URL; `TAPELOOP_BINANCE_USDM_ENDPOINTS` overrides), each instrument's
+    `leverage` and `margin_mode` set at start, funding already journaled never
+    published again (read from the store when the venue starts)."""
+    from adapters.binance.signing import load_credentials
+    from adapters.binance_usdm.endpoints import resolve_usdm_endpoints
+    from adapters.binance_usdm.venue import UsdmVenue
+
+    try:
+        endpoints = resolve_usdm_endpoints(vcfg.endpoints)
+        credentials = load_credentials(vcfg.credentials) if vcfg.trade else None
+    except ValueError as exc:
+        raise UserError(f"venue {vcfg.name!r}: {exc}", code=EXIT_CONFIG) from None
+    instruments = [i for k, i in node.instruments.items() if k[0] == vcfg.name]
+    settings = {i.symbol: (i.leverage, i.margin_mode) for i in config.instruments
+                if i.venue == vcfg.name}
+    data_dir = Path(config.daemon.data_dir)
+
+    def journal_funding() -> list[FundingPayment]:
+        from replay.reader import read_events
+
+        if not (data_dir / "store.json").exists() and not (data_dir / "journal").exists():
+            return []  # a first start: nothing journaled yet
+        return [e for batch in read_events(data_dir, types=["FundingPayment"], journal=True)
+                for e in batch if isinstance(e, FundingPayment) and e.venue == vcfg.name]
+
+    def positions() -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for p in node.portfolio.positions(venue=vcfg.name):
+            out[p.symbol] = out.get(p.symbol, Decimal(0)) + p.qty
+        return out
+
+    log.info("venue.binance_usdm", venue=vcfg.name, rest=endpoints.rest,
+             streams=endpoints.streams, trade=vcfg.trade,
+             credentials=None if credentials is None else credentials.kind)
+    return UsdmVenue(
+        vcfg.name, instruments, bus, endpoints=endpoints, credentials=credentials,
+        oms=node.oms, risk=node.risk, trade=vcfg.trade, streams=vcfg.streams,
+        settings=settings, journal_funding=journal_funding, positions=positions,
         depth_limit=vcfg.depth_limit, stale_after_s=vcfg.stale_after_s,
         recv_window_ms=vcfg.recv_window_ms,
         unresolved_alert_after_s=vcfg.unresolved_alert_after_s)

@@ -120,7 +120,9 @@ class MarketDataStream(Stoppable):
         seed: int = 0,
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,
+        parser: StreamParser | None = None,
     ) -> None:
+        """`parser`: how messages become events (USD-M's adds markPrice)."""
         if not streams:
             raise ValueError("MarketDataStream: no streams given")
         if len(streams) > MAX_STREAMS:
@@ -144,7 +146,7 @@ class MarketDataStream(Stoppable):
         self.reconnects = 0
         self.status = ""  # last published VenueStatus.status, "" before the first
 
-        self._parser = StreamParser(venue)
+        self._parser = parser or StreamParser(venue)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 

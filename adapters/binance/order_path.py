@@ -42,6 +42,7 @@ from adapters.binance.reconcile import (
     NOT_FOUND,
     archived,
     ended_unseen,
+    order_trades,
     resolve_order,
 )
 from adapters.binance.rest import BinanceRest, UnknownOutcome
@@ -99,6 +100,8 @@ class OrderPath(LookupAlerts):
     sets the attributes below and calls `_init_order_path()`."""
 
     log_prefix = "binance"  # its log lines: binance.order_lookup_failed, binance.alert
+    # our order as the venue's order parameters (USD-M's venue has its own)
+    order_params = staticmethod(order_params)
 
     name: str
     rest: BinanceRest
@@ -158,7 +161,7 @@ class OrderPath(LookupAlerts):
                              "")
                 return
             try:
-                params = order_params(e)
+                params = self.order_params(e)
             except ValueError as exc:
                 self._reject(e, str(exc), "")
                 return
@@ -178,7 +181,25 @@ class OrderPath(LookupAlerts):
             return
         finally:
             self.in_flight.discard(cid)
-        self.publish_orders(order_events(self.translator, resp, self.now_ns()))
+        await self._publish_answer(resp)
+
+    async def _publish_answer(self, resp: dict[str, Any]) -> None:
+        """What a placement's or a cancel's answer shows. An answer that reports
+        more executed than the fills we hold, without listing them (a cancel's,
+        a USD-M placement's), is completed with the order's trades first: the
+        stream's report of those fills may have been lost, and once the answer
+        closes the order no reconciliation would look for them again."""
+        order = self.oms.orders.get(resp.get("clientOrderId", ""))
+        executed = Decimal(str(resp.get("executedQty", "0")))
+        trades: list[dict[str, Any]] = []
+        if order is not None and executed > order.filled_qty and not resp.get("fills"):
+            try:
+                trades = await order_trades(self.rest, resp["symbol"], int(resp["orderId"]))
+            except (BinanceError, *TRANSPORT_ERRORS) as exc:
+                log.warning("binance.trades_lookup_failed", venue=self.name,
+                            client_order_id=order.client_order_id, error=str(exc))
+                self._spawn(self._look_up(order.client_order_id))
+        self.publish_orders(order_events(self.translator, resp, self.now_ns(), trades))
 
     def _reject(self, e: OrderSubmitted, reason: str, code: str) -> None:
         now = self.now_ns()
@@ -272,7 +293,7 @@ class OrderPath(LookupAlerts):
                     error = repr(exc)
                 else:
                     resp = {**resp, "clientOrderId": resp.get("origClientOrderId", cid)}
-                    self.publish_orders(order_events(self.translator, resp, self.now_ns()))
+                    await self._publish_answer(resp)
                     return
                 retry.failed(loop.time())
                 log.warning("binance.cancel_unknown_outcome", venue=self.name,
@@ -343,7 +364,7 @@ class OrderPath(LookupAlerts):
                 continue
             order = oms.orders.get(getattr(event, "client_order_id", ""))
             if order is None:
-                log.info("binance.foreign_order_event", event=type(event).__name__,
+                log.info("binance.foreign_order_event", kind=type(event).__name__,
                          client_order_id=getattr(event, "client_order_id", ""))
                 continue
             cls = type(event)

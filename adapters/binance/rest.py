@@ -105,6 +105,8 @@ def _default_now_ms() -> int:
 class BinanceRest:
     """Async client for the Binance Spot REST endpoints the adapter needs."""
 
+    TIME_PATH = "/api/v3/time"  # USD-M's client (adapters.binance_usdm.rest) serves /fapi
+
     def __init__(
         self,
         base_url: str,
@@ -162,14 +164,14 @@ class BinanceRest:
         return self.server_time_ms() * _MS_NS
 
     async def sync_time(self, samples: int = 3) -> int:
-        """Learn the server-clock offset from `samples` GET /api/v3/time round
+        """Learn the server-clock offset from `samples` GET `TIME_PATH` round
         trips: each gives `serverTime - midpoint(sent, received)`; the offset
         is their median. Returns (and stores) the offset in ms."""
         offsets: list[float] = []
         for _ in range(max(samples, 1)):
             await self._wait_for_limits(W_TIME, False)
             status, headers, raw, sent, received = await self._attempt(
-                "GET", "/api/v3/time", "", {}, W_TIME, False
+                "GET", self.TIME_PATH, "", {}, W_TIME, False
             )
             if not 200 <= status < 300:
                 raise BinanceError.from_response(status, raw)
@@ -235,13 +237,19 @@ class BinanceRest:
         is_order: bool = False,
         client_order_id: str | None = None,
         decode: bool = True,
+        keyed: bool = False,
     ) -> Any:
+        """`keyed`: send the API key unsigned (USD-M's listenKey requests)."""
         clock_retried = False
         busy_retries = 0
         signer = self._signer
         headers: dict[str, str] = {}
         if signed:
             if self._credentials is None or signer is None:
+                raise BinanceError(0, None, f"{method} {path} needs API credentials (none loaded)")
+            headers["X-MBX-APIKEY"] = self._credentials.api_key
+        elif keyed:
+            if self._credentials is None:
                 raise BinanceError(0, None, f"{method} {path} needs API credentials (none loaded)")
             headers["X-MBX-APIKEY"] = self._credentials.api_key
         while True:

@@ -180,3 +180,20 @@ async def test_binance_moving_a_symbol_to_cancel_only_stops_new_orders() -> None
             assert server.post_count(cid) == 0
     finally:
         await server.close()
+
+
+async def test_a_fill_the_stream_lost_before_a_cancel_is_recorded(
+        server: FakeBinanceServer) -> None:
+    """The cancel's answer (no `fills`) reports an execution we never heard of
+    and closes the order: its trades are read then, since no reconciliation
+    looks at a closed order again. Failed before: the partial fill was lost."""
+    async with Live(server) as live:
+        price = best_bid(server) - Decimal(80)
+        cid = live.submit("BUY", "0.002", str(price))
+        await until(lambda: live.of(OrderAccepted, client_order_id=cid), message="accepted")
+        server.lose_user_events(10)
+        server.crowd_trades("BTCUSDT", price, Decimal("0.001"), 1)  # a partial fill, lost
+        live.node.oms.cancel("s1", cid)
+        await until(lambda: live.node.oms.orders[cid].is_done, message="the cancel")
+        await until(lambda: live.of(Fill, client_order_id=cid), message="the lost fill")
+        assert live.node.oms.orders[cid].filled_qty == Decimal("0.001")
