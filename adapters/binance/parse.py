@@ -254,28 +254,31 @@ class StreamParser:
 
 class FundingSettlement:
     """Funding rates settled, from a stream of marks that announce them: each
-    `MarkPrice` carries the rate for its `next_funding_ts`; the first mark at or
-    after that time settles it (the rate last announced before), once. Used by
-    `StreamParser` and by the ccxt feed's mark prices."""
+    `MarkPrice` before its `next_funding_ts` carries the rate for that time; the
+    first mark at or after it settles it, once, with the rate and the mark of the
+    last message before it (Binance settles at T with the last rate announced).
+    A funding time no message reached (the stream was down across it) settles
+    nothing: a live venue recovers that payment from its history, not a guess.
+    Used by `StreamParser`, the USD-M venue and the ccxt feed's mark prices."""
 
     def __init__(self, venue: str) -> None:
         self.venue = venue
-        # per symbol: the rate and funding time the last mark announced, and the
-        # last funding time settled (so each is settled once)
-        self._next_funding: dict[str, tuple[float, int]] = {}
+        # per symbol: (funding time, its rate, the last mark before it) as the last
+        # mark announced them, and the last funding time settled (each once)
+        self._next_funding: dict[str, tuple[int, float, float]] = {}
         self._settled: dict[str, int] = {}
 
     def settle(self, mark: MarkPrice) -> FundingRate | None:
         """The funding settled by the time of `mark`, if one is due (once)."""
         symbol = mark.symbol
         due = self._next_funding.get(symbol)
-        if mark.next_funding_ts:
-            self._next_funding[symbol] = (mark.funding_rate, mark.next_funding_ts)
+        if mark.next_funding_ts > mark.ts_event:  # only a message before T announces T
+            self._next_funding[symbol] = (mark.next_funding_ts, mark.funding_rate, mark.mark)
         if due is None:
             return None
-        rate, funding_ts = due
+        funding_ts, rate, at_mark = due
         if mark.ts_event < funding_ts or self._settled.get(symbol, 0) >= funding_ts:
             return None
         self._settled[symbol] = funding_ts
         return FundingRate(ts_event=funding_ts, ts_recv=mark.ts_recv, venue=self.venue,
-                           symbol=symbol, rate=rate, funding_ts=funding_ts)
+                           symbol=symbol, rate=rate, funding_ts=funding_ts, mark=at_mark)

@@ -7,7 +7,7 @@ missed fills) with the USD-M parts swapped in:
 - REST under `/fapi` (`rest.UsdmRest`), orders with `reduceOnly` and post-only
   as time in force GTX; client order ids as Spot's (36 characters at most).
 - Market data: Spot's combined-stream parser plus `@markPrice@1s`
-  (`MarkPrice`, and `FundingRate` once per funding time: `mark.FundingWatch`);
+  (`MarkPrice`, and `FundingRate` once per funding time: `parse.FundingSettlement`);
   depth in "usdm" sync mode.
 - The user stream is the listenKey websocket (`user_ws.ListenKeyStream`),
   translated by `user_events.UsdmUserTranslator` (liquidations, funding,
@@ -41,12 +41,12 @@ from adapters.binance.book import BookSync
 from adapters.binance.errors import BinanceError
 from adapters.binance.market_ws import MarketDataStream
 from adapters.binance.order_path import TRANSPORT_ERRORS
+from adapters.binance.parse import FundingSettlement, StreamParser
 from adapters.binance.signing import Credentials
 from adapters.binance.unresolved import RetryPolicy
 from adapters.binance.venue import BinanceVenue
 from adapters.binance_usdm.endpoints import UsdmEndpoints
 from adapters.binance_usdm.exchange_info import disagreement
-from adapters.binance_usdm.mark import FundingWatch, UsdmStreamParser
 from adapters.binance_usdm.rest import UsdmRest
 from adapters.binance_usdm.user_events import (
     UsdmUserTranslator,
@@ -143,10 +143,10 @@ class UsdmVenue(BinanceVenue):
         self.books = {s: BookSync("usdm") for s in self.symbols
                       if any(k.startswith("depth") and not k[5:6].isdigit() for k in kinds)}
         self.depth_limit = depth_limit
-        self.funding = FundingWatch()
+        self.funding = FundingSettlement(name)
         self.market = MarketDataStream(endpoints.streams, names, name, self._on_usdm_market,
                                        stale_after_s=stale_after_s, now_ns=now_ns,
-                                       parser=UsdmStreamParser(name, names))
+                                       parser=StreamParser(name))
         self.user: ListenKeyStream | None = None  # type: ignore[assignment]
         if trade:
             self.user = ListenKeyStream(
@@ -187,7 +187,7 @@ class UsdmVenue(BinanceVenue):
         if type(event) is MarkPrice:
             self.usdm.marks[event.symbol] = event.mark  # type: ignore[attr-defined]
             self.publish(event)
-            settled = self.funding.on_mark(event)  # type: ignore[arg-type]
+            settled = self.funding.settle(event)  # type: ignore[arg-type]
             if settled is not None:
                 self.usdm.note_rate(settled.symbol, Decimal(repr(settled.rate)),
                                     Decimal(repr(settled.mark)))

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.binance.parse import FundingSettlement, StreamParser, parse_mark_price
 from adapters.binance_usdm.endpoints import resolve_usdm_endpoints
 from adapters.binance_usdm.exchange_info import disagreement, perpetual_instruments
-from adapters.binance_usdm.mark import FundingWatch, UsdmStreamParser, parse_mark_price
 from adapters.binance_usdm.user_events import (
     UsdmUserTranslator,
     balance_events,
@@ -84,7 +84,7 @@ def _mark(e_ms: int, t_ms: int, rate: str = "0.0001", p: str = "60000.5") -> byt
 
 
 def test_mark_price_stream():
-    parser = UsdmStreamParser("usdm", ["btcusdt@markPrice@1s"])
+    parser = StreamParser("usdm")
     raw = b'{"stream":"btcusdt@markPrice@1s","data":' + _mark(1000, 5000) + b"}"
     m = parser.parse(raw, 7)
     assert m == MarkPrice(ts_event=1000 * MS, ts_recv=7, venue="usdm", symbol="BTCUSDT",
@@ -96,7 +96,7 @@ def test_mark_price_stream():
 def test_funding_rate_emitted_once_per_funding_time(steps):
     """Whatever the message times, each funding time that messages reach is
     settled exactly once, with the rate the last message before it showed."""
-    watch, t, period = FundingWatch(), 0, 8000
+    watch, t, period = FundingSettlement("usdm"), 0, 8000
     out: list[FundingRate] = []
     last_rate: dict[int, str] = {}
     reached: set[int] = set()
@@ -108,7 +108,7 @@ def test_funding_rate_emitted_once_per_funding_time(steps):
         for ft in list(seen_before):
             if t >= ft:
                 reached.add(ft)
-        r = watch.on_mark(parse_mark_price(_mark(t, nxt, rate), "usdm", 0))
+        r = watch.settle(parse_mark_price(_mark(t, nxt, rate).decode(), "usdm", 0))
         if r is not None:
             out.append(r)
         last_rate[nxt] = rate
