@@ -110,7 +110,7 @@ def test_continue_with_no_strategy_left_running_still_fails_the_start(tmp_path: 
 def test_a_qty_below_the_step_is_refused_before_anything_starts(tmp_path: Path) -> None:
     """The issue's example: READY, then exit 0 on SIGTERM, the strategy dead at start."""
     config = write_config(tmp_path)
-    config.write_text(config.read_text().replace("qty = 0.01 }", "qty = 0.0001 }"))
+    config.write_text(config.read_text().replace("qty = 0.01,", "qty = 0.0001,"))
     proc = run_to_exit(config, tmp_path / "d")
     assert proc.returncode == EXIT_CONFIG
     assert proc.stderr.splitlines() == [
