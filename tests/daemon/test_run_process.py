@@ -220,7 +220,9 @@ def test_run_stop_run_again_keeps_trading(tmp_path: Path) -> None:
     second = log.read_bytes().split(b'"daemon.ready"')[2]
     assert b"reserved by open orders" not in second, "stale reservations refused orders"
     # every fill of the second run reached the OMS: the view is the journal's fold
-    assert sum(1 for state, _ in seen.values() if state == "filled") >= 6
+    # (four fills a run; an order may take several: hybrid slippage caps each fill
+    # at a share of the volume seen)
+    assert sum(1 for state, _ in seen.values() if state == "filled") >= 3
     assert seen == {c: (o.state, o.filled_qty) for c, o in book.orders.items()}
     assert positions == folded, (positions, folded)
     trade_ids = [e.trade_id for e in read_events_of(data, "Fill")]

@@ -20,9 +20,12 @@ def credentials(config: object) -> Iterator[None]:
     """Fake keys for every trading Binance venue: the environment, not the config,
     holds them (check-config cannot know them; run refuses without)."""
     names = [f"{v.credentials}_API_{k}" for v in config.venues  # type: ignore[attr-defined]
-             if v.kind in ("binance", "ccxt") and v.trade for k in ("KEY", "SECRET")]
-    saved = {n: os.environ.get(n) for n in [*names, "TAPELOOP_BINANCE_ENDPOINTS"]}
-    os.environ.pop("TAPELOOP_BINANCE_ENDPOINTS", None)
+             if v.kind in ("binance", "binance-usdm", "ccxt") and v.trade
+             for k in ("KEY", "SECRET")]
+    overrides = ["TAPELOOP_BINANCE_ENDPOINTS", "TAPELOOP_BINANCE_USDM_ENDPOINTS"]
+    saved = {n: os.environ.get(n) for n in [*names, *overrides]}
+    for name in overrides:
+        os.environ.pop(name, None)
     os.environ.update({n: "fuzz" for n in names})
     try:
         yield
