@@ -53,11 +53,12 @@ def folded(config: Path, data: Path) -> tuple[Any, ...]:
 
 
 def test_the_default_trades_the_perpetual_through_a_kill(tmp_path: Path) -> None:
-    config, data, log = write_config(tmp_path), tmp_path / "data", tmp_path / "daemon.log"
+    config, data, log = write_config(tmp_path, speed="60.0"), tmp_path / "data", \
+        tmp_path / "daemon.log"
     proc = start(config, data, log)
     try:
         wait_ready(log, 1)
-        # at 20x a funding time (every 6 minutes of market time) comes every 18 s
+        # at 60x a funding time (every 6 minutes of market time) comes every 6 s
         eventually(lambda: count(log, b'"event":"funding.') >= 1 and
                    count(log, b'"order.filled"') >= 2, timeout=90,
                    message="fills and a funding payment")

@@ -1,4 +1,4 @@
-"""Live market making against the fake Binance under load and faults (20 s in make
+"""Live market making against the fake Binance under load and faults (10 s in make
 test, ten minutes in make soak).
 
 The fake's market ticks every 10 ms (trades, quotes, depth diffs); a seeded
@@ -13,7 +13,7 @@ reconciliation runs, and:
 - no order was ever sent twice (one POST per client order id);
 - each order's state agrees with Binance's, and the position equals the fills.
 
-`TAPELOOP_SOAK_S` changes the duration (20 s in make test, 600 s in make soak); the
+`TAPELOOP_SOAK_S` changes the duration (10 s in make test, 600 s in make soak); the
 seed is printed.
 """
 
@@ -33,7 +33,7 @@ from events.orders import Fill
 from tests.adapters.binance.live import Live, until
 from tests.fake_binance import FakeBinanceServer
 
-SOAK_S = float(os.environ.get("TAPELOOP_SOAK_S", "20"))  # make soak: 600
+SOAK_S = float(os.environ.get("TAPELOOP_SOAK_S", "10"))  # make soak: 600
 SEED = int(os.environ.get("TAPELOOP_SOAK_SEED", "20261121"))
 MM = {"id": "mm", "class": "daemon.strategies.market_maker:MarketMaker", "venue": "binance",
       "symbols": ["BTCUSDT"],

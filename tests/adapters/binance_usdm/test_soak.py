@@ -1,4 +1,4 @@
-"""Live perpetual trading against the fake Binance USD-M under faults (20 s in
+"""Live perpetual trading against the fake Binance USD-M under faults (10 s in
 make test, ten minutes in make soak).
 
 The test places limit buys around the market and cancels some; the market
@@ -13,7 +13,7 @@ reconciliation runs, and:
 - each order's state agrees with the fake's, the position equals the fake's;
 - every funding payment the fake made is recorded exactly once.
 
-`TAPELOOP_SOAK_S` changes the duration (20 s in make test, 600 s in make soak);
+`TAPELOOP_SOAK_S` changes the duration (10 s in make test, 600 s in make soak);
 the seed (`TAPELOOP_SOAK_SEED`) is printed.
 """
 
@@ -35,7 +35,7 @@ from tests.adapters.binance_usdm.live import UsdmLive
 from tests.conftest import until
 from tests.fake_binance.usdm import FakeUsdmServer
 
-SOAK_S = float(os.environ.get("TAPELOOP_SOAK_S", "20"))  # make soak: 600
+SOAK_S = float(os.environ.get("TAPELOOP_SOAK_S", "10"))  # make soak: 600
 SEED = int(os.environ.get("TAPELOOP_SOAK_SEED", "20261206"))
 FAULTS = ("disconnect_market", "disconnect_user", "expire_listen_key", "order_5xx",
           "order_late", "lose_user")
