@@ -179,7 +179,8 @@ def test_live_equals_replay(tmp_path: Path) -> None:
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=cli_env(),
                             cwd=REPO)
     try:
-        eventually(lambda: log.read_bytes().count(b'"order.filled"') >= 6, timeout=60,
+        # six intents, each filled (an order may take several fills)
+        eventually(lambda: log.read_bytes().count(b'"order.submitted"') >= 7, timeout=60,
                    message="the paper strategy trading")
     finally:
         proc.send_signal(signal.SIGTERM)
