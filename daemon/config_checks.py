@@ -205,11 +205,11 @@ def check(config: Config) -> tuple[str, str] | None:
             # (daemon/venue_instruments.py), which check the symbol then
             if (strat.venue, symbol) not in symbols and not from_exchange:
                 return f"{at}.symbols[{j}]", f'no instrument "{symbol}" on venue "{strat.venue}"'
-            inst = config.instruments[symbols[(strat.venue, symbol)]] \
-                if (strat.venue, symbol) in symbols else None
-            if inst is not None and inst.perpetual and inst.contract_size != 1:
+            at_i = symbols.get((strat.venue, symbol))
+            traded = None if at_i is None else config.instruments[at_i]
+            if traded is not None and traded.perpetual and traded.contract_size != 1:
                 return f"{at}.symbols[{j}]", (
-                    f'"{symbol}" is a perpetual of contract size {inst.contract_size:g}: '
+                    f'"{symbol}" is a perpetual of contract size {traded.contract_size:g}: '
                     "tapeloop trades contracts of size 1 only (record it instead)")
         if strat.bar_interval is not None:
             try:
@@ -238,7 +238,7 @@ def _check_strategy(at: str, strat: StrategyConfig, config: Config) -> tuple[str
     return None
 
 
-_PERP_KEYS = {"margin_asset": None, "contract_size": 1.0, "margin_tiers": [],
+_PERP_KEYS: dict[str, object] = {"margin_asset": None, "contract_size": 1.0, "margin_tiers": [],
               "leverage": 1, "margin_mode": "cross"}
 
 

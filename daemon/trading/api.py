@@ -107,6 +107,7 @@ class OrderView(Protocol):
     price: Decimal | None
     trigger_price: Decimal | None
     state: str
+    reduce_only: bool
 
 
 class PortfolioView(Protocol):

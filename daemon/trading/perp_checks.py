@@ -20,16 +20,20 @@ the simulated venue liquidates by).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from daemon.trading.api import BUY, OrderRequest
+from daemon.trading.margin_view import Projection
 from daemon.trading.risk_checks import CheckContext, _price_of, check, fmt, remaining
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 HUNDRED = Decimal(100)
+CENT = Decimal("0.01")
 
 
-def _perp_order(order: OrderRequest, ctx: CheckContext):  # type: ignore[no-untyped-def]
+def _perp_order(order: OrderRequest, ctx: CheckContext) -> Projection | None:
     """The projection after `order`, or None when the checks do not apply."""
     inst = ctx.instrument
     if inst is None or not inst.perpetual or ctx.price is None:
@@ -73,37 +77,34 @@ def available_margin(order: OrderRequest, ctx: CheckContext) -> str | None:
 
 @check("leverage")
 def leverage(order: OrderRequest, ctx: CheckContext) -> str | None:
-    limit = ctx.account_limits.max_leverage
-    if limit is None:
-        return None
-    p = _perp_order(order, ctx)
-    if p is None:
-        return None
-    if p.margin_balance <= 0:
-        return f"margin balance {fmt(p.margin_balance)} {p.currency}: no leverage is possible"
-    lev = p.notional / p.margin_balance
-    if lev > limit:
-        return (f"leverage {fmt(lev.quantize(Decimal('0.01')))} after the order (notional "
-                f"{fmt(p.notional)} / margin balance {fmt(p.margin_balance)} {p.currency}) "
-                f"> max_leverage {fmt(limit)}")
-    return None
+    return _over_balance(order, ctx, ctx.account_limits.max_leverage, "max_leverage",
+                         "leverage", "notional", lambda p: p.notional, ONE, "")
 
 
 @check("margin_usage")
 def margin_usage(order: OrderRequest, ctx: CheckContext) -> str | None:
-    limit = ctx.account_limits.max_margin_usage_pct
+    return _over_balance(order, ctx, ctx.account_limits.max_margin_usage_pct,
+                         "max_margin_usage_pct", "margin usage", "initial margin",
+                         lambda p: p.initial_margin, HUNDRED, "%")
+
+
+def _over_balance(order: OrderRequest, ctx: CheckContext, limit: Decimal | None, key: str,
+                  what: str, part_name: str, part: Callable[[Projection], Decimal],
+                  scale: Decimal, unit: str) -> str | None:
+    """A figure of the account after the order over its margin balance (x `scale`)
+    above `limit`: the refusal, with the numbers."""
     if limit is None:
         return None
     p = _perp_order(order, ctx)
     if p is None:
         return None
     if p.margin_balance <= 0:
-        return f"margin balance {fmt(p.margin_balance)} {p.currency}"
-    pct = p.initial_margin / p.margin_balance * HUNDRED
-    if pct > limit:
-        return (f"margin usage {fmt(pct.quantize(Decimal('0.01')))}% after the order "
-                f"(initial margin {fmt(p.initial_margin)} / margin balance "
-                f"{fmt(p.margin_balance)} {p.currency}) > max_margin_usage_pct {fmt(limit)}")
+        return f"margin balance {fmt(p.margin_balance)} {p.currency}: no {what} is possible"
+    value = part(p) / p.margin_balance * scale
+    if value > limit:
+        return (f"{what} {fmt(value.quantize(CENT))}{unit} after the order ({part_name} "
+                f"{fmt(part(p))} / margin balance {fmt(p.margin_balance)} {p.currency}) "
+                f"> {key} {fmt(limit)}")
     return None
 
 
@@ -118,6 +119,6 @@ def liquidation_distance(order: OrderRequest, ctx: CheckContext) -> str | None:
     distance = abs(p.mark - p.liquidation_price) / p.mark * HUNDRED
     if distance < limit:
         return (f"liquidation price {fmt(p.liquidation_price.quantize(Decimal('0.0001')))} "
-                f"after the order is {fmt(distance.quantize(Decimal('0.01')))}% from the "
+                f"after the order is {fmt(distance.quantize(CENT))}% from the "
                 f"mark {fmt(p.mark)} < min_liquidation_distance_pct {fmt(limit)}")
     return None
