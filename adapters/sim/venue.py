@@ -426,7 +426,7 @@ class SimVenue:
         p, book = st.perp, self._perp
         assert book is not None
         p.marks_seen = True
-        mark = st.inst.round_price(ev.mark)
+        mark = to_decimal(ev.mark)  # a mark is an observation: kept as the venue sent it
         if p.qty:
             if book.const_rate is not None and not p.rates_seen:
                 book.const_due(p, ev.ts_event, p.mark or mark)
@@ -439,7 +439,7 @@ class SimVenue:
         if st is None or st.perp is None or ev.venue != self.data_venue:
             return
         assert self._perp is not None
-        mark = st.inst.round_price(ev.mark) if ev.mark > 0 else self._fallback_mark(st)
+        mark = to_decimal(ev.mark) if ev.mark > 0 else self._fallback_mark(st)
         self._perp.on_rate(ev.symbol, to_decimal(ev.rate), ev.funding_ts, mark, ev.ts_event)
 
     def margin_state(self, symbol: str) -> dict[str, Any]:

@@ -294,3 +294,16 @@ def test_a_contract_size_other_than_1_is_not_traded() -> None:
     cid = sim.submit(1, "BUY", "MARKET", "1")
     sim.trade(2, 100.0)
     assert "contract_size" in sim.of(OrderRejected, cid)[0].reason
+
+
+def test_a_mark_finer_than_the_tick_is_used_as_the_venue_sent_it() -> None:
+    # Binance's marks carry more digits than the tick (BTCUSDT mark "60000.51234"):
+    # the portfolio values at that mark, so funding and liquidation must too
+    sim = perp_sim(wallet="10000")
+    sim.trade(1, 100.0)
+    sim.submit(1, "BUY", "MARKET", "1")
+    sim.trade(2, 100.0)
+    mark(sim, 3, 100.12345)
+    rate(sim, 8 * HOUR, 0.001, 8 * HOUR)
+    rate(sim, 16 * HOUR, 0.001, 16 * HOUR, px=99.98765)
+    assert [p.mark for p in sim.of(FundingPayment)] == [D("100.12345"), D("99.98765")]
