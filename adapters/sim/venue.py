@@ -70,13 +70,14 @@ from adapters.sim.market import TRADE, SymbolState, Touch, bar_touch, quote_touc
 from adapters.sim.matching import crosses, match
 from adapters.sim.orders import LIMIT_TYPES, OPEN, STOP_TYPES, SimOrder, next_midnight_ns, validate
 from adapters.sim.perp_fold import fold_perps, install_perps
+from adapters.sim.perp_venue import PerpHandlers
 from adapters.sim.perps import MarginBook
 from adapters.sim.reservations import after_amend, insufficient, on_arrival, plain
 from adapters.sim.restore import fold, install
 from adapters.sim.slippage import FIXED_BPS, NONE, make_slippage
 from events.base import Event
 from events.columns import TradeColumns
-from events.instruments import Instrument, to_decimal
+from events.instruments import Instrument
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (
     DAY,
@@ -89,13 +90,13 @@ from events.orders import (
     CancelOrder,
     OrderSubmitted,
 )
-from events.perp import FundingRate, LeverageChanged, MarginModeChanged, MarkPrice
+from events.perp import FundingRate, MarkPrice
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 
 
-class SimVenue:
+class SimVenue(PerpHandlers):
     """One simulated venue. Plain object: drive it through `subscribe(bus)`
     (or call the `on_*` handlers directly)."""
 
@@ -193,25 +194,6 @@ class SimVenue:
                 if ccy not in self._restored:
                     self._perp.initial.setdefault(ccy, self._acc.total.get(ccy, _ZERO))
             self._perp_settings(ts)
-
-    def _perp_settings(self, ts: int) -> None:
-        """Set the config's leverage and margin mode where the venue holds others
-        (a fresh venue holds none): LeverageChanged / MarginModeChanged."""
-        book = self._perp
-        assert book is not None
-        for symbol, (lev, mode) in book.wanted.items():
-            p = book.pos[symbol]
-            held = self._perp_held.get(symbol)
-            if held is None or held[0] != lev:
-                self._ledger.publish(LeverageChanged(ts_event=ts, ts_recv=self._now(),
-                                                     venue=self.name, symbol=symbol,
-                                                     leverage=lev))
-            if held is None or held[1] != mode:
-                self._ledger.publish(MarginModeChanged(ts_event=ts, ts_recv=self._now(),
-                                                       venue=self.name, symbol=symbol,
-                                                       mode=mode))
-            p.leverage, p.mode = lev, mode
-            self._perp_held[symbol] = (lev, mode)
 
     def restore(self, events: Iterable[Event], positions: Mapping[str, Decimal]) -> None:
         """Rebuild the venue from the journal, before `start()` (a restart; the
@@ -398,65 +380,6 @@ class SimVenue:
         if st.busy and (st.due(ev.ts_event) or (
                 st.open and (st.always or not st.quiet_quote()))):
             self._step(st, ev.ts_event, quote_touch(st))
-
-    # -- perpetuals: marks and funding (only symbols holding a position) --------
-
-    def _perp_tick(self, st: SymbolState, ts: int, price: float | None) -> None:
-        """A market event of a perpetual with a position: constant funding due
-        at or before it, then, where the symbol has no MarkPrice of its own,
-        `price` (a trade, a bar's close) as its mark."""
-        book, p = self._perp, st.perp
-        assert book is not None
-        if book.const_rate is not None and not p.rates_seen:
-            book.const_due(p, ts, self._fallback_mark(st))
-        if price is not None and not p.marks_seen and p.qty:
-            book.on_mark(p, st.inst.round_price(price), ts)
-
-    @staticmethod
-    def _fallback_mark(st: SymbolState) -> Decimal | None:
-        p = st.perp
-        if p.mark is not None:
-            return p.mark
-        return None if st.last_px is None else st.inst.round_price(st.last_px)
-
-    def on_mark(self, ev: MarkPrice) -> None:
-        st = self._symbols.get(ev.symbol)
-        if st is None or st.perp is None or ev.venue != self.data_venue or not ev.mark > 0:
-            return
-        p, book = st.perp, self._perp
-        assert book is not None
-        p.marks_seen = True
-        mark = to_decimal(ev.mark)  # a mark is an observation: kept as the venue sent it
-        if p.qty:
-            if book.const_rate is not None and not p.rates_seen:
-                book.const_due(p, ev.ts_event, p.mark or mark)
-            book.on_mark(p, mark, ev.ts_event)
-        else:
-            p.mark = mark
-
-    def on_funding_rate(self, ev: FundingRate) -> None:
-        st = self._symbols.get(ev.symbol)
-        if st is None or st.perp is None or ev.venue != self.data_venue:
-            return
-        assert self._perp is not None
-        mark = to_decimal(ev.mark) if ev.mark > 0 else self._fallback_mark(st)
-        self._perp.on_rate(ev.symbol, to_decimal(ev.rate), ev.funding_ts, mark, ev.ts_event)
-
-    def margin_state(self, symbol: str) -> dict[str, Any]:
-        """A perpetual's margin account as the venue holds it: the settle
-        currency's `wallet`, the position's signed `qty` (contracts) and signed
-        `entry_cost` (sum of qty x price held), the `funding` booked on it since
-        it opened, its `isolated_margin` (initial margin at entry + that
-        funding; 0 when cross), `leverage`, `mode` and `paid` (the last funding
-        time settled)."""
-        st = self._symbols[symbol]
-        p = st.perp
-        if p is None:
-            raise ValueError(f"{symbol} on {self.name!r} is not a perpetual")
-        return {"wallet": self._acc.total.get(p.inst.settle, _ZERO), "qty": p.qty,
-                "entry_cost": p.cost, "funding": p.funding,
-                "isolated_margin": p.used() if p.mode == "isolated" else _ZERO,
-                "leverage": p.leverage, "mode": p.mode, "paid": p.settled}
 
     # -- requests ------------------------------------------------------------
 
