@@ -31,6 +31,8 @@ soak: $(STAMP)
 	$(BIN)/python -m tests.dst --seeds $(SOAK_SEEDS) --first 1000000
 	TAPELOOP_SOAK_S=600 $(BIN)/python -m pytest -q -p no:cacheprovider tests/adapters/binance/test_soak.py
 	TAPELOOP_SOAK_S=600 $(BIN)/python -m pytest -q -p no:cacheprovider tests/adapters/binance_usdm/test_soak.py
+	TAPELOOP_DST_BINANCE_SEEDS=30 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1800 \
+		tests/dst/test_binance_world.py
 	TAPELOOP_FUZZ_SEED=$(SOAK_FUZZ_SEED) TAPELOOP_FUZZ_SCALE=$(SOAK_FUZZ_SCALE) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=7200 tests/fuzz
 
