@@ -16,6 +16,7 @@ from daemon.errors import EXIT_CRASH, EXIT_DATA, UserError, one_line, storage_er
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("daemon.commands.run", "run the daemon (live or paper, as the config says)"),
     "replay": ("daemon.commands.replay", "replay recorded days through the trading node"),
+    "sweep": ("daemon.commands.sweep", "replay a grid of parameters on Dask (local or a cluster)"),
     "import": ("daemon.commands.import_", "import market data files into the event store"),
     "events": ("daemon.commands.events", "print stored events as JSON lines"),
     "store": ("daemon.commands.store", "check a data directory: every part and the journal"),

@@ -1,0 +1,196 @@
+"""One sweep job, as a worker runs it: the config with the job's parameters, replayed
+over the job's days by `daemon.backtest.run_replay` (exactly what `tapeloop replay`
+runs), and the result row the sweep keeps.
+
+Also what identifies a result so a sweep run again can skip it: the config, the
+job (parameters and window), the data's fingerprint and the code's version.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import tempfile
+import time
+import traceback
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from daemon.config import Config
+from daemon.research.grid import Job, Params
+
+EQUITY_POINTS = 500  # an equity curve kept per job, for the summary's overlay
+
+_worker_ready = False
+
+
+class ParamsError(ValueError):
+    """The strategy refuses a parameter set (e.g. fast >= slow): the job is skipped."""
+
+
+def with_params(config: Config, params: Params) -> Config:
+    """`config` with each strategy's params updated by `params` and checked as
+    `tapeloop check-config` checks them; ParamsError names the first problem."""
+    from daemon.config_checks import check
+
+    ids = {s.id for s in config.strategies}
+    for sid in params:
+        if sid not in ids:
+            raise ParamsError(f"no strategy {sid!r} in the config "
+                              f"(it has {', '.join(sorted(ids))})")
+    strategies = [
+        msgspec.structs.replace(s, params={**s.params, **params[s.id]}) if s.id in params else s
+        for s in config.strategies
+    ]
+    config = msgspec.structs.replace(config, strategies=strategies)
+    problem = check(config)
+    if problem is not None:
+        raise ParamsError(f"{problem[0]}: {problem[1]}")
+    return config
+
+
+def run_job(config: Config, job: Job, data: str, run_dir: str | None = None) -> dict[str, Any]:
+    """Replay `job` and return its result row (see `row`); never raises for a job's
+    own failure: that is a row with status "error" and the error's one line."""
+    _ready_worker()
+    t0 = time.perf_counter()
+    try:
+        cfg = with_params(config, job.params)
+        if run_dir is None:
+            with tempfile.TemporaryDirectory(prefix="tapeloop-job-") as tmp:
+                out = _replay(cfg, job, data, Path(tmp) / "run")
+        else:
+            out = _replay(cfg, job, data, Path(run_dir))
+    except ParamsError as exc:
+        return failed_row(job, "skipped", str(exc), t0)
+    except Exception as exc:  # a job's failure is its row; the sweep goes on
+        return failed_row(job, "error", one_line(exc), t0, traceback.format_exc())
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def _replay(config: Config, job: Job, data: str, out_dir: Path) -> dict[str, Any]:
+    from daemon.backtest import ReplaySpec, run_replay
+
+    data_dir = _local_data(data, job)
+    report = run_replay(config, ReplaySpec(data_dir=data_dir, out_dir=out_dir,
+                                           date_from=job.date_from, date_to=job.date_to))
+    return row(job, report, out_dir)
+
+
+def _local_data(data: str, job: Job) -> Path:
+    """The store as a local directory (an object store's parts are mirrored)."""
+    if "://" not in data:
+        return Path(data)
+    from events.remote import local_store
+
+    return local_store(data, date_from=job.date_from, date_to=job.date_to)
+
+
+def row(job: Job, report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The result row of a finished replay (its report.json and run directory)."""
+    return {
+        **_head(job), "status": "ok", "error": None,
+        "metrics": report["metrics"],
+        "pnl": report["pnl"],
+        "initial_equity": report["initial_equity"],
+        "final_equity": report["final_equity"],
+        "currency": report["account_currency"],
+        "fills": len(report["fills"]),
+        "events_in": report["events_in"],
+        "loop_s": report["wall_s"],
+        "equity": _equity_curve(run_dir / "equity.csv"),
+        "trade_pnls": _trade_pnls(run_dir / "trades.csv"),
+    }
+
+
+def _head(job: Job) -> dict[str, Any]:
+    return {"job_id": job.job_id, "params": job.params,
+            "date_from": _iso(job.date_from), "date_to": _iso(job.date_to),
+            "phase": job.phase, "window": job.window}
+
+
+def failed_row(job: Job, status: str, error: str, t0: float, tb: str | None = None
+            ) -> dict[str, Any]:
+    return {**_head(job), "status": status, "error": error, "traceback": tb,
+            "wall_s": time.perf_counter() - t0}
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _iso(d: date | None) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+def _equity_curve(path: Path, points: int = EQUITY_POINTS) -> list[list[float]]:
+    """(ts_ns, equity) at most `points` samples, evenly spaced, the last one kept."""
+    with path.open(newline="") as f:
+        rows = [(int(r["ts_ns"]), float(r["equity"])) for r in csv.DictReader(f)]
+    if len(rows) > points:
+        step = len(rows) / (points - 1)
+        picked = [rows[int(k * step)] for k in range(points - 1)] + [rows[-1]]
+        rows = picked
+    return [[ts, eq] for ts, eq in rows]
+
+
+def _trade_pnls(path: Path) -> list[str]:
+    with path.open(newline="") as f:
+        return [r["pnl"] for r in csv.DictReader(f)]
+
+
+def _ready_worker() -> None:
+    """Once per worker process: quiet logs, and the column cache on (a worker runs
+    many jobs over the same days; `TAPELOOP_COLUMN_CACHE_MB`, 0 turns it off)."""
+    global _worker_ready
+    if _worker_ready:
+        return
+    _worker_ready = True
+    import sys
+
+    from daemon.logging import configure_logging
+
+    configure_logging("warning", stream=sys.stderr)
+    budget_mb = int(os.environ.get("TAPELOOP_COLUMN_CACHE_MB", "1024"))
+    if budget_mb > 0:
+        try:
+            from replay import cache
+        except ImportError:
+            return
+        cache.enable(budget_mb << 20)
+
+
+# -- what a result depends on ---------------------------------------------------------
+
+_CODE_DIRS = ("daemon", "events", "adapters", "replay")
+_code_version: str | None = None
+
+
+def code_version() -> str:
+    """A hash of the package's source: a result from other code is not reused."""
+    global _code_version
+    if _code_version is None:
+        root = Path(__file__).resolve().parents[2]
+        h = hashlib.sha256()
+        for top in _CODE_DIRS:
+            for path in sorted((root / top).rglob("*.py")):
+                h.update(str(path.relative_to(root)).encode())
+                h.update(path.read_bytes())
+        _code_version = h.hexdigest()[:16]
+    return _code_version
+
+
+def config_digest(config: Config) -> str:
+    return hashlib.sha256(msgspec.json.encode(config, enc_hook=str)).hexdigest()[:16]
+
+
+def result_key(config_hash: str, job: Job, data_fingerprint: str) -> str:
+    """What a stored result must match to be reused."""
+    text = "\n".join([config_hash, job.job_id, data_fingerprint, code_version()])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
