@@ -31,6 +31,9 @@ from typing import Any, Protocol
 import numpy as np
 
 PERCENTILES = (5, 25, 50, 75, 95)
+# Each path keeps 24 bytes (final PnL, return, drawdown): a million is 24 MB and a
+# few seconds; more would say nothing a million does not.
+MAX_RUNS = 1_000_000
 HISTOGRAM_BINS = 20
 METHOD = "bootstrap of closed-trade PnLs, with replacement, same count per path"
 
@@ -48,8 +51,8 @@ def monte_carlo(trade_pnls: Sequence[Decimal], initial_equity: Decimal, runs: in
     drawn with `seed`. JSON-able: percentiles under "p5".."p95" (floats); with fewer
     than 2 trades or a non-positive initial equity there is nothing to resample,
     the figures are None and "note" says why."""
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise ValueError(f"runs must be a positive integer, got {runs!r}")
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
+        raise ValueError(f"runs must be an integer from 1 to {MAX_RUNS:,}, got {runs!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     pnls = [Decimal(p) for p in trade_pnls]
@@ -129,6 +132,8 @@ def parse_runs(text: str, option: str = "--monte-carlo") -> int:
         raise ValueError(f"{option} {text!r}: not a positive integer") from None
     if value < 1:
         raise ValueError(f"{option} {text!r}: not a positive integer")
+    if value > MAX_RUNS:
+        raise ValueError(f"{option} {text!r}: at most {MAX_RUNS:,} paths")
     return value
 
 

@@ -143,6 +143,7 @@ def test_trades_in_another_currency_than_the_account_are_not_resampled() -> None
     ("0", "--monte-carlo '0': not a positive integer"),
     ("-5", "--monte-carlo '-5': not a positive integer"),
     ("1e3", "--monte-carlo '1e3': not a positive integer"),
+    ("1000001", "--monte-carlo '1000001': at most 1,000,000 paths"),
 ])
 def test_a_bad_path_count_is_one_line(text, message) -> None:
     with pytest.raises(ValueError) as exc:
@@ -160,5 +161,7 @@ def test_a_bad_seed_is_one_line(text) -> None:
 def test_monte_carlo_refuses_a_bad_count_or_seed() -> None:
     with pytest.raises(ValueError, match="runs"):
         monte_carlo([D(1), D(2)], D(10), 0, 0)
+    with pytest.raises(ValueError, match="runs"):
+        monte_carlo([D(1), D(2)], D(10), 1_000_001, 0)
     with pytest.raises(ValueError, match="seed"):
         monte_carlo([D(1), D(2)], D(10), 5, -1)
