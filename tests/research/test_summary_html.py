@@ -4,8 +4,11 @@ failed-job tables, escaping, and a page that depends on the rows, not their orde
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import shutil
+import subprocess
 from collections import Counter
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -301,3 +304,53 @@ def test_an_empty_sweep_and_an_unknown_metric() -> None:
     assert "leaderboard" not in page.tables and "Failed jobs" in page.h2
     with pytest.raises(ValueError, match="metric 'calmar': not one of"):
         render_summary([], title="t", metric="calmar")
+
+
+# The page's sort script, run by node against a minimal DOM of the leaderboard (no
+# browser here): clicking a header orders the rows by that column, n/a last.
+DOM_SHIM = """
+const spec = JSON.parse(process.argv[1]);
+function attrs(init) {
+  const a = Object.assign({}, init), handlers = [];
+  return {
+    getAttribute: (k) => (k in a ? a[k] : null), setAttribute: (k, v) => { a[k] = String(v); },
+    removeAttribute: (k) => { delete a[k]; }, addEventListener: (_, f) => handlers.push(f),
+    click: () => handlers.forEach((f) => f()),
+  };
+}
+const heads = spec.heads.map((t) => attrs({"data-type": t}));
+const body = {rows: spec.rows.map((r) => ({job: r.job, cells: r.values.map(
+  (v) => attrs({"data-v": v}))}))};
+body.appendChild = (r) => { body.rows.splice(body.rows.indexOf(r), 1); body.rows.push(r); };
+const table = {tHead: {rows: [{cells: heads}]}, tBodies: [body]};
+global.document = {querySelectorAll: () => [table]};
+eval(spec.script);
+const out = [];
+for (const col of spec.clicks) { heads[col].click(); out.push(body.rows.map((r) => r.job)); }
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node (to run the page's script) absent")
+def test_clicking_a_header_sorts_the_leaderboard() -> None:
+    from daemon.research.summary_html import SORT_JS
+
+    rows = grid_rows()
+    page = Page(render_summary(rows, title="t"))
+    heads = page.tables["leaderboard"][0]["cells"]
+    names = [c[2] for c in heads]
+    board = page.body_rows("leaderboard")
+    spec = {"script": SORT_JS, "heads": [c[1]["data-type"] for c in heads],
+            "rows": [{"job": r["attrs"]["data-job"], "values": [c[1]["data-v"] for c in r["cells"]]}
+                     for r in board],
+            "clicks": [names.index("sharpe"), names.index("sharpe"), names.index("sma.fast")]}
+    out = subprocess.run(["node", "-e", DOM_SHIM, json.dumps(spec)], capture_output=True,
+                         text=True, timeout=60, check=True)
+    by_sharpe_desc, by_sharpe_asc, by_fast_desc = json.loads(out.stdout)
+    ok = {r["job_id"]: r for r in rows if r["status"] == "ok"}
+    sharpe = [ok[j]["metrics"]["sharpe"] for j in by_sharpe_desc]
+    assert sharpe[-1] is None and sharpe[:-1] == sorted(sharpe[:-1], reverse=True)
+    sharpe = [ok[j]["metrics"]["sharpe"] for j in by_sharpe_asc]
+    assert sharpe[-1] is None and sharpe[:-1] == sorted(sharpe[:-1])  # n/a stays last
+    fast = [ok[j]["params"]["sma"]["fast"] for j in by_fast_desc]
+    assert fast == sorted(fast, reverse=True) and fast[0] == 20  # 20 > 10 > 5: as numbers
