@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+from numbers import Integral
 from typing import Any, Protocol
 
 import numpy as np
@@ -51,10 +52,11 @@ def monte_carlo(trade_pnls: Sequence[Decimal], initial_equity: Decimal, runs: in
     drawn with `seed`. JSON-able: percentiles under "p5".."p95" (floats); with fewer
     than 2 trades or a non-positive initial equity there is nothing to resample,
     the figures are None and "note" says why."""
-    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
+    if isinstance(runs, bool) or not isinstance(runs, Integral) or not 1 <= runs <= MAX_RUNS:
         raise ValueError(f"runs must be an integer from 1 to {MAX_RUNS:,}, got {runs!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    runs, seed = int(runs), int(seed)  # numpy integers too, as plain ints in the result
     pnls = [Decimal(p) for p in trade_pnls]
     n = len(pnls)
     equity = Decimal(initial_equity)

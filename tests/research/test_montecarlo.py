@@ -165,3 +165,11 @@ def test_monte_carlo_refuses_a_bad_count_or_seed() -> None:
         monte_carlo([D(1), D(2)], D(10), 1_000_001, 0)
     with pytest.raises(ValueError, match="seed"):
         monte_carlo([D(1), D(2)], D(10), 5, -1)
+
+
+def test_numpy_integers_are_taken_as_plain_ints() -> None:
+    import numpy as np
+
+    mc = monte_carlo([D(1), D(-2), D(3)], D(100), np.int64(50), np.uint64(9))
+    assert mc == monte_carlo([D(1), D(-2), D(3)], D(100), 50, 9)
+    assert type(mc["runs"]) is int and type(mc["seed"]) is int
