@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from daemon.research.summary_svg import overlay_svg
-from replay.report_html import CSS, _axis_pct, _card, _chart, _num, _pct, _table
-from replay.report_mc import pct as mc_pct
+from replay.report_html import CSS, _axis_pct, _card, _chart, _num, _table
+from replay.report_mc import pct
 
 # The ranking metrics and their better direction (1: higher is better).
 METRICS: dict[str, int] = {
@@ -319,13 +319,13 @@ def curves_html(rows: Sequence[dict], metric: str) -> str:
         ts = np.asarray([p[0] for p in eq], dtype=np.int64)
         values = np.asarray([p[1] for p in eq], dtype=np.float64)
         base = float(row["initial_equity"]) if row.get("initial_equity") else values[0]
-        pct = (values / base - 1.0) * 100.0 if base > 0 else np.zeros_like(values)
+        in_pct = (values / base - 1.0) * 100.0 if base > 0 else np.zeros_like(values)
         label = f"#{rank} {params_text(row.get('params') or {})}, {window_text(row)}: " \
             f"{metric} {_metric_text(metric, metric_value(row, metric)) or 'n/a'}"
-        series.append((str(row.get("job_id")), label, ts, pct))
+        series.append((str(row.get("job_id")), label, ts, in_pct))
     if not series:
         return '<p class="muted">no equity curves</p>'
-    svg, colors = overlay_svg([(job, ts, pct) for job, _, ts, pct in series])
+    svg, colors = overlay_svg([(job, ts, values) for job, _, ts, values in series])
     legend = "".join(
         f'<li data-job="{escape(job)}"><span class="sw" style="background:{color}"></span>'
         f"{escape(label)}</li>" for (job, label, _, _), color in zip(series, colors, strict=True))
@@ -344,9 +344,9 @@ def _monte_carlo_section(rows: Sequence[dict]) -> list[str]:
         mc = r["monte_carlo"]
         ret, dd = mc.get("final_return") or {}, mc.get("max_drawdown") or {}
         table.append((params_text(r.get("params") or {}), window_text(r), mc.get("trades"),
-                      mc.get("runs"), mc.get("seed"), mc_pct(ret.get("p5")),
-                      mc_pct(ret.get("p50")), mc_pct(ret.get("p95")), mc_pct(dd.get("p50")),
-                      mc_pct(dd.get("p95")), mc_pct(mc.get("loss_probability")),
+                      mc.get("runs"), mc.get("seed"), pct(ret.get("p5")),
+                      pct(ret.get("p50")), pct(ret.get("p95")), pct(dd.get("p50")),
+                      pct(dd.get("p95")), pct(mc.get("loss_probability")),
                       mc.get("note") or ""))
     return [
         "<h2>Monte Carlo (bootstrap of each job's closed trades)</h2>",
@@ -371,6 +371,11 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[str]:
     overall = wf.get("overall") or {}
     rows.append(("overall", "", "", "", "", _format("pct", overall.get("in_sample_return")),
                  "", _format("pct", overall.get("out_of_sample_return"))))
+    daily = [f"{label} {text}" for key, label in (
+        ("in_sample_daily", "in-sample daily return"),
+        ("out_of_sample_daily", "out-of-sample daily return"),
+        ("efficiency", "walk-forward efficiency (out-of-sample / in-sample daily)"))
+        if (text := _format("num" if key == "efficiency" else "pct", overall.get(key)))]
     eq = wf.get("equity") or []
     ts = np.asarray([p[0] for p in eq], dtype=np.int64)
     values = np.asarray([p[1] for p in eq], dtype=np.float64)
@@ -382,6 +387,7 @@ def _walk_forward_section(wf: Mapping[str, Any]) -> list[str]:
         _with_id("walk-forward", _table(
             ("window", "train", "test", "best params", f"in-sample {metric}",
              "in-sample return", f"out-of-sample {metric}", "out-of-sample return"), rows)),
+        *([f'<p>{escape("; ".join(daily))}</p>'] if daily else []),
         "<h2>Out-of-sample equity, % (test windows stitched)</h2>",
         _chart(ts, values, height=320, color="#1a5fb4", fill=False, fmt=_axis_pct),
     ]
@@ -416,8 +422,8 @@ def _metric_text(metric: str, v: float | None) -> str | None:
 def _format(kind: str, v: Any) -> str | None:
     if v is None:
         return None
-    if kind == "pct":
-        return _pct(float(v))
+    if kind == "pct":  # a day's return is often a hundredth of a percent: 4 places below 1 %
+        return pct(float(v))
     if kind == "int":
         return f"{int(v):,}"
     return _num(float(v))

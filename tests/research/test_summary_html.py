@@ -265,21 +265,25 @@ def walk_forward() -> dict[str, Any]:
              "test": ["2013-10-10", "2013-10-10"], "best_params": None,
              "in_sample": None, "out_of_sample": None},
         ],
-        "overall": {"in_sample_return": 0.002, "out_of_sample_return": -0.001},
+        "overall": {"in_sample_return": 0.002, "out_of_sample_return": -0.001,
+                    "in_sample_daily": 0.001, "out_of_sample_daily": -0.001, "efficiency": -1.0},
         "equity": [[T0 + 2 * 86_400 * 10**9 + i * MIN, 1_000_000.0 - i] for i in range(50)],
     }
 
 
 def test_walk_forward_shows_in_sample_against_out_of_sample_and_the_stitched_curve() -> None:
-    page = Page(render_summary(grid_rows(), title="t", walk_forward=walk_forward()))
+    html = render_summary(grid_rows(), title="t", walk_forward=walk_forward())
+    page = Page(html)
     assert "Walk-forward (rolling, best in-sample sharpe)" in page.h2
     table = page.tables["walk-forward"]
     assert [[c[2] for c in r["cells"]] for r in table[1:]] == [
         ["0", "2013-10-07 → 2013-10-08", "2013-10-09", "sma.fast=10 sma.slow=30", "1.500",
-         "0.20%", "-0.250", "-0.10%"],
+         "0.2000%", "-0.250", "-0.1000%"],
         ["1", "2013-10-08 → 2013-10-09", "2013-10-10", "n/a", "n/a", "n/a", "n/a", "n/a"],
-        ["overall", "", "", "", "", "0.20%", "", "-0.10%"],
+        ["overall", "", "", "", "", "0.2000%", "", "-0.1000%"],
     ]
+    assert "in-sample daily return 0.1000%; out-of-sample daily return -0.1000%; walk-forward " \
+        "efficiency (out-of-sample / in-sample daily) -1.000" in html
     assert "Out-of-sample equity, % (test windows stitched)" in page.h2
     assert page.count("svg") == 2  # the overlay and the stitched curve
     assert not any("Walk-forward" in h for h in Page(render_summary(grid_rows(), title="t")).h2)
