@@ -48,6 +48,8 @@ class ReplaySpec:
     date_to: date | None = None
     speed: float | None = None  # None: as fast as possible
     coalesce: bool = True  # absorb quiet runs of trades (False: one by one, for tests)
+    monte_carlo: int | None = None  # paths of a bootstrap of the closed trades (None: none)
+    mc_seed: int = 0
 
 
 def _market_types() -> list[str]:
@@ -164,9 +166,26 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
             store.roll_segment(segment)
     finally:
         store.close()
-    result = report.write(spec.out_dir, events_in=events_in, wall_s=wall_s)
+    extra = None
+    if spec.monte_carlo is not None:
+        extra = {"monte_carlo": _monte_carlo(report, node, initial_equity, spec)}
+    result = report.write(spec.out_dir, events_in=events_in, wall_s=wall_s, extra=extra)
     log.info("replay.done", out=str(spec.out_dir), events_in=events_in, wall_s=round(wall_s, 3))
     return result
+
+
+def _monte_carlo(report: ReportBuilder, node: TradingNode, initial_equity: Decimal,
+                 spec: ReplaySpec) -> dict:
+    from daemon.research.montecarlo import monte_carlo_of_trades
+
+    def settlement(venue: str, symbol: str) -> str | None:
+        inst = node.instruments.get((venue, symbol))
+        return inst.quote if inst is not None else None
+
+    assert spec.monte_carlo is not None
+    return monte_carlo_of_trades(report.closed_trades(), settlement,
+                                 node.portfolio.account_currency, initial_equity,
+                                 spec.monte_carlo, spec.mc_seed)
 
 
 def _own_venues(batch: list, venues: set[str]) -> list:

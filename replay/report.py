@@ -34,6 +34,8 @@ Files written into RUN_DIR (see DESIGN.md, "CLI contract"):
   rejections       {check: count}; "venue" counts venue rejections (check "")
   perpetuals       {funding, liquidations, margin_usage} (`replay.report_perp`); only
                    when the run saw funding, a liquidation or margin usage
+  monte_carlo      a bootstrap of the closed trades' PnLs (`daemon.research.montecarlo`,
+                   passed in `extra`); only when the run asked for it (`--monte-carlo N`)
   ...plus the caller's `extra` keys (which may not shadow these).
 - `fills.csv`: one row per fill, in the order fed.
 - `trades.csv`: one row per closed round trip (see `replay.metrics`).
@@ -78,6 +80,7 @@ from replay.metrics import (
     unrealized_by_book,
 )
 from replay.report_html import render_html
+from replay.report_mc import summary_line as monte_carlo_line
 from replay.report_perp import MARGIN_CSV, PerpetualsReport
 
 REPORT_JSON = "report.json"
@@ -208,6 +211,11 @@ class ReportBuilder:
             unvalued=list(unvalued) if unvalued is not None else None,
             funding=funding,
         )
+
+    def closed_trades(self) -> list[RoundTrip]:
+        """The round trips closed so far, in the order they closed (trades.csv's rows)."""
+        with localcontext(exact_context()):
+            return self._ledger().closed
 
     # -- the report ----------------------------------------------------------------
 
@@ -495,4 +503,6 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"funding    {f['payments']} payments, {funding}"
                      f"  liquidations {len(perp['liquidations'])}"
                      f"  max margin usage {_fmt_pct(usage['max'])}")
+    if report.get("monte_carlo") is not None:
+        lines.append(monte_carlo_line(report["monte_carlo"]))
     return lines

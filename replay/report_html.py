@@ -81,6 +81,7 @@ def render_html(
         *(_margin_chart(margin) if perp else ()),
         "<h2>Metrics</h2>",
         _table(("metric", "value"), _metric_rows(m)),
+        *_monte_carlo(report.get("monte_carlo")),
         f"<h2>PnL{escape(unit)}</h2>",
         _table(
             ("", "value"),
@@ -127,6 +128,15 @@ def render_html(
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _monte_carlo(mc: Mapping[str, Any] | None) -> list[str]:
+    """The Monte Carlo section, only for a run that asked for one."""
+    if mc is None:
+        return []
+    from replay.report_mc import monte_carlo_html  # it builds on this module's helpers
+
+    return [monte_carlo_html(mc)]
 
 
 def _unvalued_section(unvalued: Iterable[Mapping[str, Any]]) -> list[str]:

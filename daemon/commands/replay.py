@@ -1,4 +1,5 @@
-"""`tapeloop replay --config FILE --data DIR [--from D] [--to D] [--speed max|N] --out RUN_DIR`."""
+"""`tapeloop replay --config FILE --data DIR [--from D] [--to D] [--speed max|N] --out RUN_DIR
+[--monte-carlo N [--mc-seed S]]`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", default="max", metavar="max|N",
                         help="max (default) or N times real time")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="where the run goes")
+    parser.add_argument("--monte-carlo", metavar="N",
+                        help="add a bootstrap of the closed trades over N paths to the report")
+    parser.add_argument("--mc-seed", metavar="S",
+                        help="the Monte Carlo seed (default 0)")
 
 
 def _date(option: str, text: str | None) -> date | None:
@@ -32,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from daemon.backtest import ReplaySpec, print_summary, run_replay
     from daemon.config import load_config
     from daemon.logging import configure_logging
+    from daemon.research.montecarlo import parse_runs, parse_seed
     from replay.pacing import parse_speed
 
     config = load_config(args.config)
@@ -40,9 +46,17 @@ def run(args: argparse.Namespace) -> int:
         speed = parse_speed(args.speed)
     except ValueError as exc:
         raise UserError(f"--speed {args.speed!r}: {exc}") from None
+    try:
+        runs = None if args.monte_carlo is None else parse_runs(args.monte_carlo)
+        seed = 0 if args.mc_seed is None else parse_seed(args.mc_seed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.mc_seed is not None and runs is None:
+        raise UserError(f"--mc-seed {args.mc_seed}: needs --monte-carlo N")
     spec = ReplaySpec(data_dir=Path(args.data), out_dir=Path(args.out),
                       date_from=_date("--from", args.date_from),
-                      date_to=_date("--to", args.date_to), speed=speed)
+                      date_to=_date("--to", args.date_to), speed=speed,
+                      monte_carlo=runs, mc_seed=seed)
     if spec.date_from and spec.date_to and spec.date_from > spec.date_to:
         raise UserError(f"--from {args.date_from} is after --to {args.date_to}")
     print_summary(run_replay(config, spec))
