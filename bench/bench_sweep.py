@@ -24,7 +24,7 @@ def _sweep(data: Path, out: Path, workers: int) -> tuple[float, int]:
     proc = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "sweep", "--config", str(CONFIG), "--grid",
          str(GRID), "--data", str(data), "--out", str(out), "--workers", str(workers)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, capture_output=True, text=True)
     wall = now() - t0
     if proc.returncode != 0:
         sys.exit(f"sweep failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")

@@ -58,7 +58,7 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
                 client.close()
             return
         cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None,
+                               processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR)
         try:
             with Client(cluster) as client:

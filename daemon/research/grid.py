@@ -46,13 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from daemon.errors import EXIT_CONFIG, UserError
-
-# What a job can be ranked by: report.json's metrics and the net PnL, with the
-# direction that is better (max_drawdown is a positive fraction: lower is better).
-METRICS: dict[str, int] = {
-    "total_return": 1, "sharpe": 1, "sortino": 1, "profit_factor": 1, "win_rate": 1,
-    "net": 1, "trades": 1, "max_drawdown": -1,
-}
+from daemon.research.ranking import METRICS
 
 Params = dict[str, dict[str, Any]]  # strategy id -> parameter -> value
 

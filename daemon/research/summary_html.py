@@ -22,15 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from daemon.research.ranking import METRICS, metric_value, ranked
 from daemon.research.summary_svg import overlay_svg
 from replay.report_html import CSS, _axis_pct, _card, _chart, _num, _table
 from replay.report_mc import pct
-
-# The ranking metrics and their better direction (1: higher is better).
-METRICS: dict[str, int] = {
-    "total_return": 1, "sharpe": 1, "sortino": 1, "profit_factor": 1, "win_rate": 1,
-    "net": 1, "trades": 1, "max_drawdown": -1,
-}
 
 # Leaderboard metric columns: (key in row["metrics"], header, kind).
 _METRIC_COLUMNS = (
@@ -131,27 +126,6 @@ def render_summary(rows: list[dict], *, title: str, metric: str = "sharpe", top_
 
 
 # -- ranking -----------------------------------------------------------------------------
-
-
-def metric_value(row: Mapping[str, Any], metric: str) -> float | None:
-    """A finished row's value of `metric` ("net" is the net PnL), None if it has none."""
-    if metric == "net":
-        net = (row.get("pnl") or {}).get("net")
-        return None if net is None else float(net)
-    value = (row.get("metrics") or {}).get(metric)
-    return None if value is None else float(value)
-
-
-def ranked(rows: Iterable[dict], metric: str) -> list[dict]:
-    """Best first by `metric` in its better direction, rows without a value last,
-    ties by job id."""
-    sign = METRICS[metric]
-
-    def key(r: dict) -> tuple[int, float, str]:
-        v = metric_value(r, metric)
-        return (v is None, 0.0 if v is None else -sign * v, str(r.get("job_id")))
-
-    return sorted(rows, key=key)
 
 
 def param_keys(rows: Iterable[Mapping[str, Any]]) -> list[str]:

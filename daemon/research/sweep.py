@@ -16,8 +16,9 @@ from typing import IO, Any
 
 from daemon.config import Config
 from daemon.research.data import StoreListing
-from daemon.research.grid import METRICS, Grid, Job
+from daemon.research.grid import Grid, Job
 from daemon.research.job import ParamsError, config_digest, failed_row, result_key, with_params
+from daemon.research.ranking import finished, metric_value, ranked
 from daemon.research.results import (
     RESULTS_PARQUET,
     RUNS_DIR,
@@ -48,27 +49,6 @@ class Tally:
     skipped: int = 0
     reused: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-def metric_value(row: dict[str, Any], metric: str) -> float | None:
-    """`row`'s value of a ranking metric, None when it has none (no trades, failed)."""
-    if row.get("status") != "ok":
-        return None
-    if metric == "net":
-        return float(row["pnl"]["net"])
-    value = row["metrics"].get(metric)
-    return None if value is None else float(value)
-
-
-def ranked(rows: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """Finished rows best first by `metric` (its better direction); rows without a
-    value last; ties in job id order, so the ranking is stable."""
-    sign = METRICS[metric]
-    with_value = [r for r in rows if metric_value(r, metric) is not None]
-    with_value.sort(key=lambda r: (-sign * metric_value(r, metric), r["job_id"]))  # type: ignore[operator]
-    rest = sorted((r for r in rows if r.get("status") == "ok"
-                   and metric_value(r, metric) is None), key=lambda r: r["job_id"])
-    return with_value + rest
 
 
 class Runner:
@@ -248,7 +228,9 @@ def _monte_carlo(rows: list[dict[str, Any]], grid: Grid) -> None:
 
     from daemon.research.montecarlo import monte_carlo
 
-    for row in ranked([r for r in rows if r["phase"] != "train"], grid.metric)[:grid.top]:
+    for row in ranked(finished(r for r in rows if r["phase"] != "train"), grid.metric
+                      )[:grid.top]:
+        # trades.csv's PnLs are in the account currency, as is the initial equity
         row["monte_carlo"] = monte_carlo([Decimal(p) for p in row["trade_pnls"]],
                                          Decimal(row["initial_equity"]), grid.monte_carlo,
                                          seed=0)
@@ -265,7 +247,8 @@ def _write_summary(rows: list[dict[str, Any]], spec: SweepSpec,
 
 
 def leaderboard_lines(rows: Sequence[dict[str, Any]], metric: str, n: int = 5) -> Iterator[str]:
-    for i, row in enumerate(ranked([r for r in rows if r["phase"] == "sweep"], metric)[:n], 1):
+    best = ranked(finished(r for r in rows if r["phase"] == "sweep"), metric)[:n]
+    for i, row in enumerate(best, 1):
         value = metric_value(row, metric)
         shown = "n/a" if value is None else f"{value:.4g}"
         window = f" {row['date_from']}..{row['date_to']}" if row["date_from"] else ""

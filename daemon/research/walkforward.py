@@ -38,7 +38,7 @@ def windows(days: Sequence[date], wf: WalkForward) -> list[tuple[list[date], lis
 def run_walk_forward(runner: Any, grid: Grid, days: Sequence[date]) -> dict[str, Any]:
     """Both rounds on `runner` (a `daemon.research.sweep.Runner`); the walk-forward
     report: per window, the best in-sample parameters and both sides' results."""
-    from daemon.research.sweep import metric_value, ranked
+    from daemon.research.ranking import finished, metric_value, ranked
 
     wf = grid.walk_forward
     assert wf is not None
@@ -51,7 +51,7 @@ def run_walk_forward(runner: Any, grid: Grid, days: Sequence[date]) -> dict[str,
                              for k, (train, _) in enumerate(wins) for p in sets])
     best: dict[int, dict[str, Any]] = {}
     for k in range(len(wins)):
-        top = ranked([r for r in train_rows if r["window"] == k], grid.metric)
+        top = ranked(finished(r for r in train_rows if r["window"] == k), grid.metric)
         if top:
             best[k] = top[0]
     test_jobs = [Job(best[k]["params"], test[0], test[-1], "test", k)

@@ -162,7 +162,7 @@ def test_an_existing_cluster_is_used_by_address(spy_store: Path, tmp_path: Path)
     grid = tmp_path / "grid.toml"
     grid.write_text("[strategies.sma]\nfast = [10, 20]\nslow = [60]\n")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         proc = run_cli("sweep", "--config", config_with(tmp_path), "--grid", grid,
                        "--data", spy_store, "--out", tmp_path / "out",
                        "--from", "2013-10-07", "--to", "2013-10-07",
