@@ -199,6 +199,8 @@ def sync_store(
     with _cache_lock(target), _remote_errors(store):
         remote = _list_remote(s3, store, date_from, date_to, wanted)
         stats.listed = len(remote)
+        # a store with no day in the range is still a store: the replay says so
+        (target / "events").mkdir(exist_ok=True)
         missing = [(rel, size, mtime) for rel, (size, mtime) in sorted(remote.items())
                    if not _current(target / rel, size, mtime)]
         if missing:

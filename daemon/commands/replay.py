@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     data_dir = local_store(args.data, date_from=date_from, date_to=date_to,
                            types=[t.__name__ for t in MARKET_TYPES])
     spec = ReplaySpec(data_dir=data_dir, out_dir=Path(args.out), date_from=date_from,
-                      date_to=date_to, speed=speed)
+                      date_to=date_to, speed=speed, data_name=args.data.split("?", 1)[0])
     print_summary(run_replay(config, spec))
     return 0

@@ -254,3 +254,13 @@ def test_the_endpoint_comes_from_the_url_or_aws_endpoint_url(
 def test_a_local_path_is_returned_as_it_is(tmp_path: Path) -> None:
     assert local_store(str(tmp_path)) == tmp_path
     assert local_store(tmp_path) == tmp_path
+
+
+def test_a_range_with_no_day_in_the_bucket_names_the_url_not_the_cache(
+        s3_env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    out = run_cli("replay", "--config", CONFIG, "--data", bucket, "--from", "2020-01-01",
+                  "--to", "2020-01-02", "--out", tmp_path / "run", env=s3_env,
+                  cache=tmp_path / "cache")
+    assert out.returncode == 1
+    assert out.stderr.strip() == (f"tapeloop replay: --data {bucket}: no market data for SPY "
+                                  "in the date range"), out.stderr
