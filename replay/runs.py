@@ -234,13 +234,13 @@ def open_part(
         batch_rows, schema.name)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        if key is not None:
+        if key is not None and cache is not None:
             cached = cache.get(key)
             if cached is not None:
                 yield from cached  # read to the end and checked when it was kept
                 return
         # decoded batches kept for the cache, until they outgrow its whole budget
-        kept: list[pa.RecordBatch] | None = [] if key is not None else None
+        kept: list[pa.RecordBatch] | None = [] if cache is not None and key is not None else None
         kept_bytes = 0
         rows = 0
         try:
@@ -257,18 +257,18 @@ def open_part(
                                      "with its rows: a damaged footer")
                 rows += batch.num_rows
                 out = adapt(batch) if adapt is not None else batch
-                if kept is not None:
+                if kept is not None and cache is not None:
                     kept.append(out)
                     kept_bytes += out.get_total_buffer_size()
-                    if kept_bytes > cache.max_bytes:  # type: ignore[union-attr]
+                    if kept_bytes > cache.max_bytes:
                         kept = None
-                        cache.reject()  # type: ignore[union-attr]
+                        cache.reject()
                 yield out
             if rows != meta.num_rows:
                 raise StoreError(f"{path}: {rows} rows read where its footer says "
                                  f"{meta.num_rows}")
-            if kept is not None:
-                cache.put(key, kept, kept_bytes)  # type: ignore[union-attr]
+            if kept is not None and cache is not None:
+                cache.put(key, kept, kept_bytes)
         except (OSError, pa.ArrowException, StoreError) as exc:
             error = exc if isinstance(exc, StoreError) else StoreError(
                 f"{path}: unreadable Parquet file ({exc})")

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import msgspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events.market import Trade
+from events.schema import schema_for
 from replay import cache
 from replay.reader import read_events
 from tests.conftest import REPO, SHARED_DATA, cli_env, tapeloop_cmd
@@ -209,3 +212,19 @@ def test_a_second_replay_in_the_process_reuses_the_columns_and_is_byte_identical
     assert _replay(spy_two_days, tmp_path / "tiny") == plain
     tiny = cache.stats()
     assert (tiny.entries, tiny.bytes, tiny.rejected) == (0, 0, 2)
+
+
+def test_a_damaged_part_is_never_kept(tmp_path: Path) -> None:
+    path = part_path(tmp_path, DAY0, "Trade", 0)
+    path.parent.mkdir(parents=True)
+    events = [make_event("Trade", DAY0_NS + i, i + 1) for i in range(500)]
+    pq.write_table(schema_for(Trade).to_table(events), path, write_page_checksum=True)
+    raw = bytearray(path.read_bytes())
+    raw[120] ^= 0x10  # inside the first column chunk's first page: its checksum fails
+    path.write_bytes(bytes(raw))
+    cache.enable(1 << 24)
+    told: list[str] = []
+    for reads in (1, 2):  # reported each time: the first read kept nothing
+        flatten(read_events(tmp_path, on_damaged=lambda e: told.append(str(e))))
+        assert len(told) == reads and str(path) in told[-1]
+    assert cache.stats().entries == 0
