@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -196,21 +195,32 @@ def test_a_date_range_mirrors_only_its_days_and_leaves_other_days_alone(
     assert (stats.listed, stats.copied) == (1, 1)  # store.json only
 
 
+SYNC_CHILD = """
+import json, sys
+from pathlib import Path
+from events.remote import SyncStats, local_store
+stats = SyncStats()
+root = local_store(sys.argv[1], cache_root=Path(sys.argv[2]), stats=stats)
+print(json.dumps([str(root), stats.copied]))
+"""
+
+
 def test_processes_syncing_one_cache_at_once_download_each_file_once(
         s3_env: dict[str, str], bucket: str, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    stats = [SyncStats() for _ in range(4)]
-    roots: list[Path] = []
-    # threads take the same flock as processes do (each opens the lock file itself)
-    threads = [threading.Thread(target=lambda s=s: roots.append(
-        local_store(bucket, cache_root=cache, stats=s))) for s in stats]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert len(set(roots)) == 1 and len(roots) == 4
-    assert sum(s.copied for s in stats) == 3
-    assert sorted(s.copied for s in stats) == [0, 0, 0, 3]
+    children = [subprocess.Popen([sys.executable, "-c", SYNC_CHILD, bucket, str(cache)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=cli_env() | s3_env, cwd=REPO) for _ in range(4)]
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        results.append(json.loads(out))
+    assert len({root for root, _ in results}) == 1
+    # one of them downloaded the 3 files; the others waited on the lock, then found
+    # them current (which one won is up to the scheduler)
+    assert sorted(copied for _, copied in results) == [0, 0, 0, 3]
+    assert not list(cache.rglob("*.tmp"))
 
 
 @pytest.mark.parametrize(("url", "says"), [
