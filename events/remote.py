@@ -348,32 +348,40 @@ def _remove_stale(target: Path, remote: dict[str, tuple[int, int]], date_from: d
 
 
 def push_store(source: Path, url: str) -> SyncStats:
-    """Upload the local store `source` (its `store.json` and Parquet parts) to `url`,
-    skipping objects already there with the same size. Parts go before the manifest,
-    so a reader never sees a manifest naming parts not uploaded yet."""
+    """Upload the local store `source` (its committed Parquet parts, then `store.json`)
+    to `url`. A part already there with the same size, uploaded after the local file
+    was last written, is skipped; parts of an unfinished roll or import (which the
+    next writer deletes) are not uploaded. The caller holds the store's lock."""
     from pyarrow import fs
+
+    from events.store import list_parts, read_manifest
 
     store = parse_url(url)
     s3 = _filesystem(store)
     stats = SyncStats()
-    files = sorted(p for p in (source / "events").rglob("*.parquet")
-                   if not p.name.startswith("."))
+    pending_from = read_manifest(source).pending
+    first_pending = None if pending_from is None else int(pending_from["first_part"])
+    files = [p.path for p in list_parts(source / "events")
+             if first_pending is None or p.number < first_pending]
     if (source / "store.json").is_file():
-        files.append(source / "store.json")
+        files.append(source / "store.json")  # last: it describes the parts
     stats.listed = len(files)
     with _remote_errors(store):
-        have = {}
+        have: dict[str, tuple[int, int]] = {}
         for info in s3.get_file_info(fs.FileSelector(store.root, recursive=True,
                                                      allow_not_found=True)):
             if info.type == fs.FileType.File:
-                have[info.path[len(store.root) + 1:]] = info.size
+                have[info.path[len(store.root) + 1:]] = (info.size, info.mtime_ns or 0)
         for path in files:
             rel = path.relative_to(source).as_posix()
-            if rel != "store.json" and have.get(rel) == path.stat().st_size:
+            st = path.stat()
+            remote = have.get(rel)
+            if rel != "store.json" and remote is not None and remote[0] == st.st_size \
+                    and remote[1] >= st.st_mtime_ns:
                 continue
             with open(path, "rb") as src, s3.open_output_stream(f"{store.root}/{rel}") as out:
                 while chunk := src.read(_COPY_CHUNK):
                     out.write(chunk)
             stats.copied += 1
-            stats.bytes += path.stat().st_size
+            stats.bytes += st.st_size
     return stats

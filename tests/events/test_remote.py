@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from pyarrow.fs import FileSelector, FileType
 
 from events.remote import RemoteStoreError, SyncStats, local_store, parse_url
 from tests.conftest import REPO, SHARED_DATA, cli_env, eventually, tapeloop_cmd
@@ -274,3 +275,34 @@ def test_a_range_with_no_day_in_the_bucket_names_the_url_not_the_cache(
     assert out.returncode == 1
     assert out.stderr.strip() == (f"tapeloop replay: --data {bucket}: no market data for SPY "
                                   "in the date range"), out.stderr
+
+
+def test_push_uploads_what_changed_and_never_an_unfinished_operations_parts(
+        s3_env: dict[str, str], spy_store: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from events.remote import push_store
+
+    _s3fs().create_dir("pushing")
+    source = tmp_path / "data"
+    shutil.copytree(spy_store, source)
+    first = push_store(source, "s3://pushing/spy")
+    assert (first.listed, first.copied) == (3, 3)
+    again = push_store(source, "s3://pushing/spy")
+    assert again.copied == 1  # store.json only: it is always sent, last
+
+    # a part written again locally (an interrupted import redone) goes up again
+    part = source / f"events/date={DAY}/type=Trade/part-00000.parquet"
+    part.write_bytes(part.read_bytes())
+    assert push_store(source, "s3://pushing/spy").copied == 2
+
+    # an unfinished import's parts stay home (the next writer deletes them)
+    manifest = json.loads((source / "store.json").read_text())
+    manifest["pending"] = {"op": "import", "first_part": 1}
+    (source / "store.json").write_text(json.dumps(manifest))
+    fresh = push_store(source, "s3://pushing/pending")
+    assert (fresh.listed, fresh.copied) == (2, 2)
+    names = [i.path for i in _s3fs().get_file_info(FileSelector("pushing/pending",
+                                                                recursive=True))
+             if i.type == FileType.File]
+    assert sorted(Path(n).name for n in names) == ["part-00000.parquet", "store.json"]
