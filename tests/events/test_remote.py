@@ -306,3 +306,12 @@ def test_push_uploads_what_changed_and_never_an_unfinished_operations_parts(
                                                                 recursive=True))
              if i.type == FileType.File]
     assert sorted(Path(n).name for n in names) == ["part-00000.parquet", "store.json"]
+
+
+def test_push_to_a_missing_bucket_is_one_line_and_a_non_zero_exit(
+        s3_env: dict[str, str], spy_store: Path, tmp_path: Path) -> None:
+    out = run_cli("store", "push", spy_store, "s3://no-such-bucket/spy", env=s3_env,
+                  cache=tmp_path)
+    assert out.returncode == 6
+    assert out.stderr.startswith("tapeloop store: s3://no-such-bucket/spy (endpoint ")
+    assert "NO_SUCH_BUCKET" in out.stderr and len(out.stderr.strip().splitlines()) == 1
