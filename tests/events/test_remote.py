@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -40,18 +41,28 @@ def _listening(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A moto S3 server on a free loopback port and the environment pointing at it."""
+@contextmanager
+def moto_server(log: Path, **env: str) -> Iterator[int]:
+    """A moto S3 server on a free loopback port (its port), stopped on exit."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+                                 "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env=os.environ | env)
     try:
         eventually(lambda: _listening(port) or proc.poll() is not None, timeout=30,
                    message="moto to listen")
         assert proc.poll() is None, log.read_text()
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A moto S3 server and the environment pointing at it."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as port:
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
         saved = {k: os.environ.get(k) for k in env}
@@ -64,9 +75,6 @@ def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _s3fs():
@@ -315,3 +323,20 @@ def test_push_to_a_missing_bucket_is_one_line_and_a_non_zero_exit(
     assert out.returncode == 6
     assert out.stderr.startswith("tapeloop store: s3://no-such-bucket/spy (endpoint ")
     assert "NO_SUCH_BUCKET" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_credentials_the_server_refuses_are_one_line_without_the_secret(
+        tmp_path: Path) -> None:
+    # moto checks credentials from the first request on (it knows none of ours)
+    with moto_server(tmp_path / "moto.log", INITIAL_NO_AUTH_ACTION_COUNT="0") as port:
+        env = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_SECRET_ACCESS_KEY": "a-secret-never-shown",
+               "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        out = run_cli("replay", "--config", CONFIG, "--data", "s3://research/spy", "--out",
+                      tmp_path / "run", env=env, cache=tmp_path / "cache", timeout=120)
+    assert out.returncode == 6
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"tapeloop replay: s3://research/spy (endpoint 127.0.0.1:{port}): "
+                               "INVALID_ACCESS_KEY_ID during ListObjectsV2"), lines[0]
+    assert "a-secret-never-shown" not in out.stderr
