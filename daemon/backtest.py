@@ -50,6 +50,12 @@ class ReplaySpec:
     coalesce: bool = True  # absorb quiet runs of trades (False: one by one, for tests)
     monte_carlo: int | None = None  # paths of a bootstrap of the closed trades (None: none)
     mc_seed: int = 0
+    # what the user named as --data, for messages (an s3:// URL whose mirror is data_dir)
+    data_name: str | None = None
+
+    @property
+    def data_shown(self) -> str:
+        return self.data_name if self.data_name is not None else str(self.data_dir)
 
 
 def _market_types() -> list[str]:
@@ -91,7 +97,7 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
     """Replay the stored market data through the trading node; write the
     report files and return the report dict."""
     if not (spec.data_dir / "events").is_dir():
-        raise UserError(f"--data {spec.data_dir}: no events/ (import or record data first)")
+        raise UserError(f"--data {spec.data_shown}: no events/ (import or record data first)")
     symbols = sorted({s for st in config.strategies for s in st.symbols}
                      | {i.symbol for i in config.instruments})
     venues = {v.name for v in config.venues}
@@ -106,7 +112,7 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
                               types=_market_types(), symbols=symbols or None)
         first = next(batches, None)
         if first is None:
-            raise UserError(f"--data {spec.data_dir}: no market data for {', '.join(symbols)} "
+            raise UserError(f"--data {spec.data_shown}: no market data for {', '.join(symbols)} "
                             "in the date range")
         clock = ReplayClock(start_ns=first[0].ts_event)
         node = TradingNode(config, bus, clock, replay=True)

@@ -11,11 +11,13 @@ This module also owns the row filters (symbol, time range) applied to Arrow
 batches before any row becomes an event, and the reading of one part file: its
 pages' checksums are verified, and a part that cannot be read is a `StoreError`
 naming it, or, for a reader that asked to go on (`on_damaged`), reported and left
-out from the point of the damage.
+out from the point of the damage. With the column cache on (`replay.cache`), a
+part read to the end is kept decoded and served from memory next time.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ import pyarrow.parquet as pq
 from events.base import Event
 from events.faults import DataFault
 from events.schema import TS_TYPE, TypeSchema, schema_for
+from replay import cache as column_cache
 
 MIN_TS = -(2**63)
 
@@ -199,6 +202,15 @@ def open_part(
     each page checked against its checksum. A damaged part raises StoreError,
     or with `on_damaged` is reported there and yields nothing more.
     """
+    cache = column_cache.active()
+    identity: os.stat_result | None = None
+    if cache is not None:
+        try:
+            # before the footer: a file replaced after this stat is read as a miss and,
+            # its rows disagreeing with this footer, never kept under this key
+            identity = os.stat(path)
+        except OSError:
+            identity = None  # read_footer names the problem
     try:
         meta = read_footer(path)
         if meta.num_rows == 0:
@@ -217,8 +229,19 @@ def open_part(
     strings = [f.name for f in schema.schema if f.name in columns and pa.types.is_string(f.type)]
     promised = _min_ts(meta)
     bound = max(lower_bound, promised)
+    key = None if cache is None or identity is None else (
+        str(path), identity.st_size, identity.st_mtime_ns, tuple(columns), tuple(strings),
+        batch_rows, schema.name)
 
     def batches() -> Iterator[pa.RecordBatch]:
+        if key is not None and cache is not None:
+            cached = cache.get(key)
+            if cached is not None:
+                yield from cached  # read to the end and checked when it was kept
+                return
+        # decoded batches kept for the cache, until they outgrow its whole budget
+        kept: list[pa.RecordBatch] | None = [] if cache is not None and key is not None else None
+        kept_bytes = 0
         rows = 0
         try:
             reader = pq.ParquetFile(path, metadata=meta, read_dictionary=strings,
@@ -233,10 +256,19 @@ def open_part(
                     raise StoreError(f"{path}: its footer's ts_event statistics disagree "
                                      "with its rows: a damaged footer")
                 rows += batch.num_rows
-                yield adapt(batch) if adapt is not None else batch
+                out = adapt(batch) if adapt is not None else batch
+                if kept is not None and cache is not None:
+                    kept.append(out)
+                    kept_bytes += out.get_total_buffer_size()
+                    if kept_bytes > cache.max_bytes:
+                        kept = None
+                        cache.reject()
+                yield out
             if rows != meta.num_rows:
                 raise StoreError(f"{path}: {rows} rows read where its footer says "
                                  f"{meta.num_rows}")
+            if kept is not None and cache is not None:
+                cache.put(key, kept, kept_bytes)
         except (OSError, pa.ArrowException, StoreError) as exc:
             error = exc if isinstance(exc, StoreError) else StoreError(
                 f"{path}: unreadable Parquet file ({exc})")

@@ -1,5 +1,5 @@
-"""`tapeloop replay --config FILE --data DIR [--from D] [--to D] [--speed max|N] --out RUN_DIR
-[--monte-carlo N [--mc-seed S]]`."""
+"""`tapeloop replay --config FILE --data DIR|s3://BUCKET/PREFIX [--from D] [--to D]
+[--speed max|N] --out RUN_DIR [--monte-carlo N [--mc-seed S]]`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from daemon.errors import UserError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
-    parser.add_argument("--data", required=True, metavar="DIR", help="the recorded store")
+    parser.add_argument("--data", required=True, metavar="DIR|s3://BUCKET/PREFIX",
+                        help="the recorded store: a directory, or one on S3 (mirrored into "
+                        "$TAPELOOP_CACHE_DIR, default ~/.cache/tapeloop/stores)")
     parser.add_argument("--from", dest="date_from", metavar="DATE", help="first day, YYYY-MM-DD")
     parser.add_argument("--to", dest="date_to", metavar="DATE", help="last day, YYYY-MM-DD")
     parser.add_argument("--speed", default="max", metavar="max|N",
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from daemon.config import load_config
     from daemon.logging import configure_logging
     from daemon.research.montecarlo import parse_runs, parse_seed
+    from events.registry import MARKET_TYPES
+    from events.remote import local_store
     from replay.pacing import parse_speed
 
     config = load_config(args.config)
@@ -53,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if args.mc_seed is not None and runs is None:
         raise UserError(f"--mc-seed {args.mc_seed}: needs --monte-carlo N")
-    spec = ReplaySpec(data_dir=Path(args.data), out_dir=Path(args.out),
-                      date_from=_date("--from", args.date_from),
-                      date_to=_date("--to", args.date_to), speed=speed,
-                      monte_carlo=runs, mc_seed=seed)
-    if spec.date_from and spec.date_to and spec.date_from > spec.date_to:
+    date_from, date_to = _date("--from", args.date_from), _date("--to", args.date_to)
+    if date_from and date_to and date_from > date_to:
         raise UserError(f"--from {args.date_from} is after --to {args.date_to}")
+    # an s3:// store is mirrored (only these days' market data) and read locally
+    data_dir = local_store(args.data, date_from=date_from, date_to=date_to,
+                           types=[t.__name__ for t in MARKET_TYPES])
+    spec = ReplaySpec(data_dir=data_dir, out_dir=Path(args.out), date_from=date_from,
+                      date_to=date_to, speed=speed, data_name=args.data.split("?", 1)[0],
+                      monte_carlo=runs, mc_seed=seed)
     print_summary(run_replay(config, spec))
     return 0

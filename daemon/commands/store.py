@@ -1,4 +1,5 @@
-"""`tapeloop store check --data DIR`: read a whole data directory back and say what is damaged.
+"""`tapeloop store check --data DIR`: read a whole data directory back and say what is damaged;
+`tapeloop store push DIR s3://BUCKET/PREFIX`: upload a store for `--data s3://...`.
 
 Every Parquet part is read in full (page checksums, decoding, order, dates), every
 journal segment frame by frame, the manifest, and the sequence (each seq from 1 to
@@ -27,17 +28,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            description="Read every part, the journal and the manifest of a "
                            "data directory and report what is damaged, one line each.")
     check.add_argument("--data", required=True, metavar="DIR", help="the data directory")
+    push = sub.add_parser("push", help="upload a store's manifest and parts to S3",
+                          description="Upload DIR's store.json and Parquet parts to "
+                          "s3://BUCKET/PREFIX (objects already there with the same size are "
+                          "skipped), for `tapeloop replay --data s3://BUCKET/PREFIX`. "
+                          "Endpoint and credentials: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                          "AWS_SECRET_ACCESS_KEY.")
+    push.add_argument("source", metavar="DIR", help="the data directory")
+    push.add_argument("url", metavar="s3://BUCKET/PREFIX", help="where it goes")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "push":
+        return _push(Path(args.source), args.url)
+    return _check(Path(args.data), args.data)
+
+
+def _push(root: Path, url: str) -> int:
+    from events.lock import DirLock, StoreLocked
+    from events.remote import push_store
+
+    if not (root / "events").is_dir():
+        raise UserError(f"{root}: not a tapeloop data directory (no events/)")
+    try:
+        # a daemon writing it could be half-way through a roll: its parts are not a store
+        with DirLock(root):
+            stats = push_store(root, url)
+    except StoreLocked as exc:
+        raise UserError(f"{exc}; stop it before pushing the store", code=EXIT_LOCKED) from None
+    print(f"{stats.copied} of {stats.listed} files uploaded ({stats.bytes:,} bytes) to {url}")
+    return EXIT_OK
+
+
+def _check(root: Path, shown: str) -> int:
     from events.lock import DirLock, StoreLocked
     from replay.check import check_store
 
-    root = Path(args.data)
     if not root.is_dir():
-        raise UserError(f"--data {args.data}: no such directory")
+        raise UserError(f"--data {shown}: no such directory")
     if not any((root / name).exists() for name in ("events", "journal", "store.json")):
-        raise UserError(f"--data {args.data}: not a tapeloop data directory (no events/)")
+        raise UserError(f"--data {shown}: not a tapeloop data directory (no events/)")
     lock: DirLock | None = DirLock(root)
     try:
         lock.acquire()  # type: ignore[union-attr]
