@@ -182,6 +182,17 @@ def local_store(
     return target
 
 
+def list_store(url: str, *, types: Collection[str] | None = None
+               ) -> dict[str, tuple[int, int]]:
+    """The remote store's `store.json` and parts: relative path -> (size, mtime ns).
+    Listing only (a sweep's client learns the days and fingerprints from it)."""
+    store = parse_url(url)
+    s3 = _filesystem(store)
+    with _remote_errors(store):
+        return _list_remote(s3, store, None, None,
+                            frozenset(types) if types is not None else None)
+
+
 def sync_store(
     store: RemoteStore,
     target: Path,

@@ -75,20 +75,17 @@ def run_job(config: Config, job: Job, data: str, run_dir: str | None = None) -> 
 
 def _replay(config: Config, job: Job, data: str, out_dir: Path) -> dict[str, Any]:
     from daemon.backtest import ReplaySpec, run_replay
-
-    data_dir = _local_data(data, job)
-    report = run_replay(config, ReplaySpec(data_dir=data_dir, out_dir=out_dir,
-                                           date_from=job.date_from, date_to=job.date_to))
-    return row(job, report, out_dir)
-
-
-def _local_data(data: str, job: Job) -> Path:
-    """The store as a local directory (an object store's parts are mirrored)."""
-    if "://" not in data:
-        return Path(data)
+    from events.registry import MARKET_TYPES
     from events.remote import local_store
 
-    return local_store(data, date_from=job.date_from, date_to=job.date_to)
+    # a local store as it is; an s3:// one mirrored (these days' market data) on
+    # this worker's disk, shared by the jobs it runs
+    data_dir = local_store(data, date_from=job.date_from, date_to=job.date_to,
+                           types=[t.__name__ for t in MARKET_TYPES])
+    report = run_replay(config, ReplaySpec(data_dir=data_dir, out_dir=out_dir,
+                                           date_from=job.date_from, date_to=job.date_to,
+                                           data_name=data.split("?", 1)[0]))
+    return row(job, report, out_dir)
 
 
 def row(job: Job, report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -155,14 +152,12 @@ def _ready_worker() -> None:
     import sys
 
     from daemon.logging import configure_logging
+    from replay import cache
 
     configure_logging("warning", stream=sys.stderr)
-    budget_mb = int(os.environ.get("TAPELOOP_COLUMN_CACHE_MB", "1024"))
+    text = os.environ.get("TAPELOOP_COLUMN_CACHE_MB", "")
+    budget_mb = int(text) if text.strip().isdigit() else 1024
     if budget_mb > 0:
-        try:
-            from replay import cache
-        except ImportError:
-            return
         cache.enable(budget_mb << 20)
 
 
