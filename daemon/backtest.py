@@ -96,6 +96,18 @@ def _open_out(out_dir: Path) -> EventStore:
 def run_replay(config: Config, spec: ReplaySpec) -> dict:
     """Replay the stored market data through the trading node; write the
     report files and return the report dict."""
+    report, extra, events_in, wall_s = replay_report(config, spec)
+    result = report.write(spec.out_dir, events_in=events_in, wall_s=wall_s, extra=extra)
+    log.info("replay.done", out=str(spec.out_dir), events_in=events_in, wall_s=round(wall_s, 3))
+    return result
+
+
+def replay_report(config: Config, spec: ReplaySpec
+                  ) -> tuple[ReportBuilder, dict | None, int, float]:
+    """The replay itself (its events written to `spec.out_dir/events`): the report
+    builder, the report's extra sections, the events fed and the loop's wall time.
+    `run_replay` writes the report files from them; a sweep job that keeps no run
+    directory takes its figures from the builder and writes none."""
     if not (spec.data_dir / "events").is_dir():
         raise UserError(f"--data {spec.data_shown}: no events/ (import or record data first)")
     symbols = sorted({s for st in config.strategies for s in st.symbols}
@@ -175,9 +187,7 @@ def run_replay(config: Config, spec: ReplaySpec) -> dict:
     extra = None
     if spec.monte_carlo is not None:
         extra = {"monte_carlo": _monte_carlo(report, node, initial_equity, spec)}
-    result = report.write(spec.out_dir, events_in=events_in, wall_s=wall_s, extra=extra)
-    log.info("replay.done", out=str(spec.out_dir), events_in=events_in, wall_s=round(wall_s, 3))
-    return result
+    return report, extra, events_in, wall_s
 
 
 def _monte_carlo(report: ReportBuilder, node: TradingNode, initial_equity: Decimal,
@@ -230,4 +240,4 @@ def print_summary(report: dict) -> None:
         print(line)
 
 
-__all__ = ["Decimal", "ReplaySpec", "print_summary", "run_replay"]
+__all__ = ["Decimal", "ReplaySpec", "print_summary", "replay_report", "run_replay"]

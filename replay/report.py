@@ -212,6 +212,10 @@ class ReportBuilder:
             funding=funding,
         )
 
+    def equity_curve(self) -> list[tuple[int, Decimal]]:
+        """The equity samples so far (equity.csv's ts_ns and equity)."""
+        return list(zip(self._equity_ts, self._equity, strict=True))
+
     def closed_trades(self) -> list[RoundTrip]:
         """The round trips closed so far, in the order they closed (trades.csv's rows)."""
         with localcontext(exact_context()):

@@ -8,13 +8,13 @@ job (parameters and window), the data's fingerprint and the code's version.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import tempfile
 import time
 import traceback
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import msgspec
 
 from daemon.config import Config
 from daemon.research.grid import Job, Params
+from replay.report import ReportBuilder, dec
 
 EQUITY_POINTS = 500  # an equity curve kept per job, for the summary's overlay
 
@@ -62,9 +63,9 @@ def run_job(config: Config, job: Job, data: str, run_dir: str | None = None) -> 
         cfg = with_params(config, job.params)
         if run_dir is None:
             with tempfile.TemporaryDirectory(prefix="tapeloop-job-") as tmp:
-                out = _replay(cfg, job, data, Path(tmp) / "run")
+                out = _replay(cfg, job, data, Path(tmp) / "run", keep=False)
         else:
-            out = _replay(cfg, job, data, Path(run_dir))
+            out = _replay(cfg, job, data, Path(run_dir), keep=True)
     except ParamsError as exc:
         return failed_row(job, "skipped", str(exc), t0)
     except Exception as exc:  # a job's failure is its row; the sweep goes on
@@ -73,8 +74,9 @@ def run_job(config: Config, job: Job, data: str, run_dir: str | None = None) -> 
     return out
 
 
-def _replay(config: Config, job: Job, data: str, out_dir: Path) -> dict[str, Any]:
-    from daemon.backtest import ReplaySpec, run_replay
+def _replay(config: Config, job: Job, data: str, out_dir: Path, keep: bool
+            ) -> dict[str, Any]:
+    from daemon.backtest import ReplaySpec, replay_report
     from events.registry import MARKET_TYPES
     from events.remote import local_store
 
@@ -82,14 +84,18 @@ def _replay(config: Config, job: Job, data: str, out_dir: Path) -> dict[str, Any
     # this worker's disk, shared by the jobs it runs
     data_dir = local_store(data, date_from=job.date_from, date_to=job.date_to,
                            types=[t.__name__ for t in MARKET_TYPES])
-    report = run_replay(config, ReplaySpec(data_dir=data_dir, out_dir=out_dir,
-                                           date_from=job.date_from, date_to=job.date_to,
-                                           data_name=data.split("?", 1)[0]))
-    return row(job, report, out_dir)
+    spec = ReplaySpec(data_dir=data_dir, out_dir=out_dir, date_from=job.date_from,
+                      date_to=job.date_to, data_name=data.split("?", 1)[0])
+    builder, extra, events_in, wall_s = replay_report(config, spec)
+    if keep:  # the whole run directory, as `tapeloop replay` leaves it
+        report = builder.write(out_dir, events_in=events_in, wall_s=wall_s, extra=extra)
+    else:  # the figures only: no report files to render for a directory thrown away
+        report = builder.build(events_in=events_in, wall_s=wall_s, extra=extra)
+    return row(job, report, builder)
 
 
-def row(job: Job, report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """The result row of a finished replay (its report.json and run directory)."""
+def row(job: Job, report: dict[str, Any], builder: ReportBuilder) -> dict[str, Any]:
+    """The result row of a finished replay (its report dict and report builder)."""
     return {
         **_head(job), "status": "ok", "error": None,
         "metrics": report["metrics"],
@@ -100,8 +106,9 @@ def row(job: Job, report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "fills": len(report["fills"]),
         "events_in": report["events_in"],
         "loop_s": report["wall_s"],
-        "equity": _equity_curve(run_dir / "equity.csv"),
-        "trade_pnls": _trade_pnls(run_dir / "trades.csv"),
+        "equity": _equity_curve(builder.equity_curve()),
+        # trades.csv's "pnl" column, as written there
+        "trade_pnls": [dec(t.pnl) for t in builder.closed_trades()],
     }
 
 
@@ -112,7 +119,7 @@ def _head(job: Job) -> dict[str, Any]:
 
 
 def failed_row(job: Job, status: str, error: str, t0: float, tb: str | None = None
-            ) -> dict[str, Any]:
+               ) -> dict[str, Any]:
     return {**_head(job), "status": status, "error": error, "traceback": tb,
             "wall_s": time.perf_counter() - t0}
 
@@ -126,20 +133,13 @@ def _iso(d: date | None) -> str | None:
     return None if d is None else d.isoformat()
 
 
-def _equity_curve(path: Path, points: int = EQUITY_POINTS) -> list[list[float]]:
+def _equity_curve(samples: list[tuple[int, Decimal]], points: int = EQUITY_POINTS
+                  ) -> list[list[float]]:
     """(ts_ns, equity) at most `points` samples, evenly spaced, the last one kept."""
-    with path.open(newline="") as f:
-        rows = [(int(r["ts_ns"]), float(r["equity"])) for r in csv.DictReader(f)]
-    if len(rows) > points:
-        step = len(rows) / (points - 1)
-        picked = [rows[int(k * step)] for k in range(points - 1)] + [rows[-1]]
-        rows = picked
-    return [[ts, eq] for ts, eq in rows]
-
-
-def _trade_pnls(path: Path) -> list[str]:
-    with path.open(newline="") as f:
-        return [r["pnl"] for r in csv.DictReader(f)]
+    if len(samples) > points:
+        step = len(samples) / (points - 1)
+        samples = [samples[int(k * step)] for k in range(points - 1)] + [samples[-1]]
+    return [[ts, float(eq)] for ts, eq in samples]
 
 
 def _ready_worker() -> None:

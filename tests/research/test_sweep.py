@@ -5,6 +5,7 @@ used by address."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -77,6 +78,14 @@ def test_a_sweep_equals_the_same_replays_one_by_one(
         for name in ("fills.csv", "trades.csv", "equity.csv"):
             assert (kept / name).read_bytes() == (run / name).read_bytes(), name
         assert _report(kept) == report
+        # the row's trades and equity curve are the run's trades.csv and equity.csv
+        stored = json.loads((out / "jobs" / f"{job_id}.json").read_text())
+        with (run / "trades.csv").open() as f:
+            assert stored["trade_pnls"] == [r["pnl"] for r in csv.DictReader(f)]
+        with (run / "equity.csv").open() as f:
+            curve = [[int(r["ts_ns"]), float(r["equity"])] for r in csv.DictReader(f)]
+        assert stored["equity"][-1] == curve[-1] and stored["equity"][0] == curve[0]
+        assert all(p in curve for p in stored["equity"])
         # and results.parquet holds its numbers, money exact
         assert sharpe == report["metrics"]["sharpe"]
         assert ret == report["metrics"]["total_return"]
