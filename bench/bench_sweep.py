@@ -1,4 +1,4 @@
-"""A sweep: the 64 sma_cross (fast, slow) jobs of configs/sweep-spy.toml over the SPY
+"""A sweep: the 64 sma_cross (fast, slow) jobs of configs/grids/sweep-spy.toml over the SPY
 week (1,887,450 trades, five Lean days), each one whole replay, on a LocalCluster of
 1 and then 2 worker processes: wall time (`tapeloop sweep` as a child process, from
 spawn to exit: cluster start-up included) and jobs/s, and the scale-out ratio.
@@ -16,7 +16,7 @@ from bench.bench_reader import SPY
 from bench.common import REPO, emit, now
 
 CONFIG = REPO / "configs" / "replay-spy.toml"
-GRID = REPO / "configs" / "sweep-spy.toml"
+GRID = REPO / "configs" / "grids" / "sweep-spy.toml"
 
 
 def _sweep(data: Path, out: Path, workers: int) -> tuple[float, int]:

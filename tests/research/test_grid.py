@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from daemon.research.grid import GridError, WalkForward, load_grid
 from daemon.research.walkforward import windows
+from tests.conftest import REPO
 from tests.research.conftest import run_cli
 
 DAYS = [date(2013, 10, 7) + timedelta(days=k) for k in range(5)]
@@ -130,3 +131,18 @@ def test_the_cli_says_a_grid_mistake_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1 and "grid.toml: [strategies.sma] fast:" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "grids").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_grid_loads_and_fits_the_spy_config(path: Path) -> None:
+    from daemon.config import load_config
+    from daemon.research.job import with_params
+
+    g = load_grid(path)
+    config = load_config(REPO / "configs" / "replay-spy.toml")
+    sets = g.param_sets()
+    assert sets
+    for params in sets:
+        with_params(config, params)  # every set is one the strategy takes
+    assert len(sets) == (64 if path.name == "sweep-spy.toml" else len(sets))
