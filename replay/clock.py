@@ -19,6 +19,12 @@ from typing import Protocol
 from events.system import Timer
 
 TimerCallback = Callable[[Timer], None]
+# A replay timer that can be passed over: given a quiet run of trades
+# (`events.columns.TradeColumns` [start, end)), it accounts for its own firings
+# inside the run without the run being cut, and returns how far that holds (an
+# index <= end: the run is absorbed up to there, and the timer is then armed for
+# its first firing that must really happen). See `ReplayClock.set_timer`.
+TimerSkip = Callable[[object, int, int], int]
 
 # Larger than any ns timestamp: "no timer pending".
 NEVER = 2**63 - 1
@@ -36,11 +42,14 @@ class TimerHandle:
         "fired",
         "_order",
         "_loop_handle",
+        "skip",
     )
 
     def __init__(
-        self, name: str, owner: str, deadline_ns: int, callback: TimerCallback, order: int
+        self, name: str, owner: str, deadline_ns: int, callback: TimerCallback, order: int,
+        skip: TimerSkip | None = None,
     ) -> None:
+        self.skip = skip
         self.name = name
         self.owner = owner
         self.deadline_ns = deadline_ns
@@ -67,10 +76,12 @@ class Clock(Protocol):
         ...
 
     def set_timer(
-        self, name: str, deadline_ns: int, callback: TimerCallback, owner: str = ""
+        self, name: str, deadline_ns: int, callback: TimerCallback, owner: str = "",
+        skip: TimerSkip | None = None,
     ) -> TimerHandle:
         """Call `callback(Timer(...))` once the clock reaches `deadline_ns`
-        (as soon as possible if it already has)."""
+        (as soon as possible if it already has). `skip`: see `TimerSkip` (only
+        a replay uses it)."""
         ...
 
     def cancel_timer(self, handle: TimerHandle) -> None:
@@ -99,7 +110,8 @@ class LiveClock:
         return self._time_ns()
 
     def set_timer(
-        self, name: str, deadline_ns: int, callback: TimerCallback, owner: str = ""
+        self, name: str, deadline_ns: int, callback: TimerCallback, owner: str = "",
+        skip: TimerSkip | None = None,
     ) -> TimerHandle:
         loop = self._loop or asyncio.get_running_loop()
         handle = TimerHandle(name, owner, deadline_ns, callback, next(self._order))
@@ -155,9 +167,13 @@ class ReplayClock:
             self._now = ts_ns
 
     def set_timer(
-        self, name: str, deadline_ns: int, callback: TimerCallback, owner: str = ""
+        self, name: str, deadline_ns: int, callback: TimerCallback, owner: str = "",
+        skip: TimerSkip | None = None,
     ) -> TimerHandle:
-        handle = TimerHandle(name, owner, deadline_ns, callback, next(self._order))
+        """A timer with `skip` may be passed over by a quiet run of trades (the
+        driver asks `skip` instead of cutting the run at its deadline); the
+        outcome must be the same as firing it between the run's trades."""
+        handle = TimerHandle(name, owner, deadline_ns, callback, next(self._order), skip)
         heappush(self._heap, (deadline_ns, handle._order, handle))
         if deadline_ns < self.next_due:
             self.next_due = deadline_ns
@@ -168,6 +184,16 @@ class ReplayClock:
         if handle.active:
             handle.cancelled = True
             self._settle()
+
+    def skippable(self) -> tuple[TimerHandle | None, int]:
+        """The earliest pending timer if it can be passed over (else None), and the
+        deadline of the earliest other pending timer (NEVER if none)."""
+        heap = self._heap
+        if not heap or heap[0][2].skip is None:
+            return None, self.next_due
+        first = heap[0][2]
+        rest = min((d for d, _, h in heap if h.active and h is not first), default=NEVER)
+        return first, rest
 
     def pending(self) -> int:
         """How many timers are waiting to fire."""

@@ -124,15 +124,23 @@ def _homogeneous(batch: Sequence[Event], start: int, stop: int) -> TradeColumns 
 def _quiet_run(cols: TradeColumns, start: int, stop: int, owners: tuple,
                clock: ReplayClock) -> int:
     """End (exclusive) of the quiet run from `start`: trades before any timer
-    due that no owner must see singly."""
+    due that no owner must see singly. The earliest timer, if it can be passed
+    over (`ReplayClock.set_timer(skip=...)`, the risk engine's re-valuation), is
+    asked how far the run may go past its deadlines instead."""
     end = stop
     ts = cols.ts
-    if ts[end - 1] >= clock.next_due:
-        end = bisect_left(ts, clock.next_due, start, end)
+    due = clock.next_due
+    skippable = None
+    if ts[end - 1] >= due:
+        skippable, hard = clock.skippable()
+        end = bisect_left(ts, hard if skippable is not None else due, start, end)
     for owner in owners:
         end = owner.quiet_trades(cols, start, end)
         if end <= start:
             return start
+    if skippable is not None and ts[end - 1] >= due:
+        assert skippable.skip is not None
+        end = skippable.skip(cols, start, end)
     return end
 
 

@@ -560,6 +560,28 @@ class Portfolio(Valuation, MarginView):
             return tidy(sum((p.unrealized(mark) for sid, p in by_sid.items()
                               if strategy_id in (None, sid)), ZERO))
 
+    def trades_mark(self, venue: str, symbol: str) -> bool:
+        """Whether trades of `symbol` on `venue` move its mark (not a perpetual the
+        venue marks with MarkPrice)."""
+        return not (self._mark_priced and (venue, symbol) in self._mark_priced)
+
+    def mark_exposure(self, venue: str, symbol: str) -> Decimal | None:
+        """How the account's daily PnL moves with the price of `symbol`'s trades on
+        `venue`: the summed quantity of every position valued at that price, when
+        the PnL is that simple (every position quoted in the account currency, no
+        fee paid in a third currency); None otherwise."""
+        account = self.account_currency
+        qty = ZERO
+        for (v, s), by_sid in self._positions.items():
+            if self._quote.get((v, s)) != account:
+                return None
+            for pos in by_sid.values():
+                if pos.other_fees:
+                    return None
+                if s == symbol and self._mark_venue.get(v, v) == venue:
+                    qty += pos.qty
+        return qty
+
     def has_any_position(self) -> bool:
         """Whether any strategy holds a non-zero position anywhere."""
         return any(p.qty for by_sid in self._positions.values() for p in by_sid.values())

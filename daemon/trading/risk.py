@@ -50,12 +50,13 @@ from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
 from daemon.trading.margin_view import Projection
 from daemon.trading.risk_checks import CHECKS, CheckContext, Rejection, fmt
+from daemon.trading.risk_ticks import MARKET_EVAL_NS, MAX_EVAL_NS, skip_ticks
 from events.base import Event
 from events.bus import Bus
 from events.instruments import Instrument, to_decimal
 from events.state import PositionChanged
 from events.system import ACTIVE, HALTED, REDUCING, TradingState
-from replay.clock import Clock
+from replay.clock import Clock, ReplayClock, TimerHandle
 
 __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 
@@ -140,8 +141,6 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         return 1, math.ceil(SECOND_NS / rate)
 
 
-MARKET_EVAL_NS = 1_000_000_000  # re-value open positions at most once a second of market time
-MAX_EVAL_NS = 60_000_000_000  # ... and back off to once a minute while no price moves
 
 
 class RiskEngine:
@@ -183,6 +182,7 @@ class RiskEngine:
         self._strategy_orders: dict[str, deque[int]] = {}
         self._clock: Clock | None = None
         self._armed = False  # the re-valuation timer is set
+        self._timer: TimerHandle | None = None
         self._interval = MARKET_EVAL_NS
         self._seen_marks = -1  # the portfolio's mark_version at the last re-valuation
         # Venue gates (live adapters): a venue not yet reconciled takes no order
@@ -221,8 +221,14 @@ class RiskEngine:
         if clock is None or self._armed or not self._portfolio.has_any_position():
             return
         self._armed = True
-        clock.set_timer("risk.revalue", clock.now_ns() + self._interval, self._tick,
-                        owner="risk")
+        # a replay may pass the re-valuation over quiet runs (risk_ticks)
+        extra = {"skip": self._skip} if isinstance(clock, ReplayClock) else {}
+        self._timer = clock.set_timer("risk.revalue", clock.now_ns() + self._interval,
+                                      self._tick, owner="risk", **extra)
+
+    def _skip(self, cols: object, start: int, end: int) -> int:
+        """Pass the re-valuation over a quiet run of trades (see `risk_ticks`)."""
+        return skip_ticks(self, cols, start, end)
 
     def _tick(self, _timer: object) -> None:
         self._armed = False
