@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -100,3 +101,19 @@ def _no_leaked_tasks(request: pytest.FixtureRequest) -> None:
     """Every async test runs under `_task_guard`: leaking a task fails it."""
     if inspect.iscoroutinefunction(request.function):
         request.getfixturevalue("_task_guard")
+
+
+LEAN_SPY = SHARED_DATA / "lean" / "equity" / "usa" / "tick" / "spy"
+
+
+def import_spy(data: Path, *days: str) -> Path:
+    """The real SPY trades of `days` ("20131007", ...) imported into the store
+    `data` by the CLI (skips the test when the shared data is absent)."""
+    if not LEAN_SPY.is_dir():
+        pytest.skip(f"shared market data not found at {LEAN_SPY}")
+    out = subprocess.run(tapeloop_cmd("import", "trades",
+                                      *(str(LEAN_SPY / f"{d}_trade.zip") for d in days),
+                                      "--venue", "lean", "--symbol", "SPY", "--data", str(data)),
+                         capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return data

@@ -18,7 +18,8 @@ from daemon.errors import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
     parser.add_argument("--grid", required=True, metavar="GRID",
-                        help="TOML grid file: the parameters to sweep (see configs/grids/sweep-spy.toml)")
+                        help="TOML grid file: the parameters to sweep "
+                             "(see configs/grids/sweep-spy.toml)")
     parser.add_argument("--data", required=True, metavar="DIR|s3://BUCKET/PREFIX",
                         help="the recorded store, a directory or an object store")
     parser.add_argument("--out", required=True, metavar="DIR",

@@ -1,8 +1,8 @@
 """The Binance world of the simulation (tests/dst/binance_world.py): the real node and
 Binance venue against the fake Binance, through faults and restarts, invariants checked
-at every step. `TAPELOOP_DST_BINANCE_SEEDS` seeds (2 by default, about 15 s each; 30 in make soak) from
-`TAPELOOP_DST_BINANCE_FIRST` (1), or the one seed `TAPELOOP_DST_BINANCE_SEED`. A failure
-prints its seed and the command that runs it again."""
+at every step. `TAPELOOP_DST_BINANCE_SEEDS` seeds (2 by default, about 15 s each; 30 in
+make soak) from `TAPELOOP_DST_BINANCE_FIRST` (1), or the one seed
+`TAPELOOP_DST_BINANCE_SEED`. A failure prints its seed and the command that runs it again."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 from pyarrow.fs import FileSelector, FileType
 
 from events.remote import RemoteStoreError, SyncStats, local_store, parse_url
-from tests.conftest import REPO, SHARED_DATA, cli_env, eventually, tapeloop_cmd
+from tests.conftest import REPO, SHARED_DATA, cli_env, eventually, import_spy, tapeloop_cmd
 
 pytest.importorskip("moto", reason="moto[server] (a test dependency) is not installed")
 LEAN_SPY = SHARED_DATA / "lean" / "equity" / "usa" / "tick" / "spy"
@@ -93,13 +93,7 @@ def run_cli(*args: str | Path, env: dict[str, str], cache: Path,
 
 @pytest.fixture(scope="module")
 def spy_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("spy") / "data"
-    out = subprocess.run(tapeloop_cmd("import", "trades", str(LEAN_SPY / "20131007_trade.zip"),
-                                      str(LEAN_SPY / "20131008_trade.zip"), "--venue", "lean",
-                                      "--symbol", "SPY", "--data", str(data)),
-                         capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return data
+    return import_spy(tmp_path_factory.mktemp("spy") / "data", "20131007", "20131008")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from events.market import Trade
 from events.schema import schema_for
 from replay import cache
 from replay.reader import read_events
-from tests.conftest import REPO, SHARED_DATA, cli_env, tapeloop_cmd
+from tests.conftest import REPO, SHARED_DATA, import_spy
 from tests.replay.helpers import (
     DAY0,
     DAY0_NS,
@@ -163,15 +162,7 @@ def test_the_cache_never_holds_more_than_its_budget_and_evicts_the_least_recent(
 
 @pytest.fixture(scope="module")
 def spy_two_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not LEAN_SPY.is_dir():
-        pytest.skip("shared Lean SPY trades absent")
-    data = tmp_path_factory.mktemp("spy") / "data"
-    out = subprocess.run(tapeloop_cmd("import", "trades", str(LEAN_SPY / "20131007_trade.zip"),
-                                      str(LEAN_SPY / "20131011_trade.zip"), "--venue", "lean",
-                                      "--symbol", "SPY", "--data", str(data)),
-                         capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return data
+    return import_spy(tmp_path_factory.mktemp("spy") / "data", "20131007", "20131011")
 
 
 def _replay(data: Path, out: Path) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA, cli_env, tapeloop_cmd
+from tests.conftest import REPO, SHARED_DATA, cli_env, import_spy, tapeloop_cmd
 
 SPY = SHARED_DATA / "lean" / "equity" / "usa" / "tick" / "spy"
 SPY_CONFIG = REPO / "configs" / "replay-spy.toml"
@@ -24,13 +24,7 @@ def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProc
 @pytest.fixture(scope="session")
 def spy_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three SPY days (1.1 M trades) imported once."""
-    if not SPY.is_dir():
-        pytest.skip(f"shared market data not found at {SPY}")
-    data = tmp_path_factory.mktemp("spy") / "data"
-    out = run_cli("import", "trades", *(SPY / f"{d}_trade.zip" for d in DAYS),
-                  "--venue", "lean", "--symbol", "SPY", "--data", data)
-    assert out.returncode == 0, out.stderr
-    return data
+    return import_spy(tmp_path_factory.mktemp("spy") / "data", *DAYS)
 
 
 def config_with(tmp: Path, name: str = "spy.toml", **params: object) -> Path:

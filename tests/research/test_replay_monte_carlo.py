@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.research.montecarlo import monte_carlo
-from tests.conftest import REPO, SHARED_DATA, cli_env, tapeloop_cmd
+from tests.conftest import REPO, SHARED_DATA, cli_env, import_spy, tapeloop_cmd
 
 SPY_DAY = SHARED_DATA / "lean" / "equity" / "usa" / "tick" / "spy" / "20131007_trade.zip"
 CONFIG = REPO / "configs" / "replay-spy.toml"
@@ -27,11 +27,7 @@ def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def spy_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("spy") / "data"
-    out = run_cli("import", "trades", SPY_DAY, "--venue", "lean", "--symbol", "SPY",
-                  "--data", data)
-    assert out.returncode == 0, out.stderr
-    return data
+    return import_spy(tmp_path_factory.mktemp("spy") / "data", "20131007")
 
 
 def test_replay_with_monte_carlo_resamples_the_runs_closed_trades(

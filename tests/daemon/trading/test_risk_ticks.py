@@ -14,18 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from events.store import list_parts
-from tests.conftest import REPO
-from tests.test_replay_e2e import SPY_DAY, _replay_events, run_cli
+from tests.conftest import REPO, import_spy
+from tests.test_replay_e2e import SPY_DAY, _replay_events
 
 pytestmark = pytest.mark.skipif(not SPY_DAY.exists(), reason="shared market data absent")
 
 @pytest.fixture(scope="module")
 def spy_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("spy") / "data"
-    out = run_cli("import", "trades", SPY_DAY, "--venue", "lean", "--symbol", "SPY",
-                  "--data", data)
-    assert out.returncode == 0, out.stderr
-    return data
+    return import_spy(tmp_path_factory.mktemp("spy") / "data", "20131007")
 
 def _config(tmp: Path, limit: float, multiple: float, fast: int, qty: int) -> Path:
     text = (REPO / "configs" / "replay-spy.toml").read_text()
