@@ -210,7 +210,14 @@ def resolve_format(choice: str, stream: Any = None, env: Any = None) -> str:
 
 def _console_processor(colors: bool) -> Any:
     def render(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> bytes:
-        return render_console(event_dict, colors=colors).encode("utf-8", errors="replace")
+        # The values the JSON line would hold (a Decimal as "1.50", not Decimal('1.50')),
+        # so a line reads the same here and in `tapeloop logs` of its JSON twin.
+        try:
+            record = msgspec.to_builtins(dict(event_dict), enc_hook=_enc_hook, str_keys=True)
+        except (TypeError, ValueError, OverflowError):
+            record = {str(k): _scrub(str(v)) if not isinstance(v, str | int | float | bool | None)
+                      else v for k, v in event_dict.items()}
+        return render_console(record, colors=colors).encode("utf-8", errors="replace")
 
     return render
 
