@@ -183,9 +183,18 @@ def render_console(event_dict: MutableMapping[str, Any], *, colors: bool) -> str
     record = dict(event_dict)
     if "ts" in record:
         record["ts"] = _short_ts(record["ts"])
-    exc = record.pop("exc", None)
-    if exc is not None:
-        record["exception"] = str(exc)
+    # A line from elsewhere may hold anything: the renderer wants these as text.
+    for key in ("level", "event", "logger"):
+        if key in record:
+            value = record.pop(key)
+            if value is not None:
+                record[key] = value if isinstance(value, str) else str(value)
+    exc = [str(v) for k in ("exception", "exc_info", "exc") if (v := record.pop(k, None))
+           and not isinstance(v, bool)]
+    if "stack" in record:
+        record["stack"] = str(record["stack"])
+    if exc:
+        record["exception"] = "\n".join(exc)
     return str(_console_renderer(colors)(None, "", record))
 
 

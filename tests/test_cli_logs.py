@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import REPO, cli_env, tapeloop_cmd
 
@@ -272,3 +274,25 @@ def test_broken_pipe_is_not_an_error(tmp_path: Path) -> None:
     proc.stdout.close()  # `| head -1`: the reader goes away
     assert proc.wait(timeout=DEADLINE_S) == 0
     assert proc.stderr.read() == b""
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+special_keys = st.sampled_from(["ts", "level", "event", "logger", "exc", "exception",
+                                "exc_info", "stack", "strategy_id"])
+
+
+@given(st.dictionaries(special_keys | st.text(max_size=8), json_values, max_size=8))
+def test_any_json_object_renders_without_error(record: dict[str, Any]) -> None:
+    """Whatever a JSON line holds, `tapeloop logs` shows it (or filters it): never a crash."""
+    from daemon.commands.logs import LineView
+
+    line = json.dumps(record)
+    views = (LineView(), LineView(strategies=["s"]),
+             LineView(level="warning", events=["a"], strategies=["s"], colour=True))
+    for view in views:
+        shown = view.render(line)
+        assert shown is None or isinstance(shown, str)

@@ -93,7 +93,7 @@ class LineView:
             return None
         if self.events and not event.startswith(self.events):
             return None
-        if self.strategies and record.get("strategy_id") not in self.strategies:
+        if self.strategies and str(record.get("strategy_id")) not in self.strategies:
             return None
         return render_console(record, colors=self.colour).rstrip("\n")
 
