@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "halt": ("daemon.commands.halt", "halt trading (the kill switch) in the running daemon"),
     "resume": ("daemon.commands.resume", "resume trading in the running daemon"),
     "strategy": ("daemon.commands.strategy", "stop or start a strategy in the running daemon"),
+    "top": ("daemon.commands.top", "a live dashboard of the running daemon (q quits)"),
 }
 
 

@@ -93,6 +93,10 @@ class DaemonConfig(_Section, frozen=True):
     data_dir: Path = Path("data")
     control: str = "127.0.0.1:8765"
     log_level: LogLevel = "info"
+    # "console": coloured lines for a person; "json": one object a line (journald,
+    # `tapeloop logs`); "auto": console on a terminal outside systemd, else json.
+    # `tapeloop run --log-format` overrides it.
+    log_format: Literal["auto", "console", "json"] = "auto"
     # how often the portfolio's state is journaled as a Snapshot (recovery folds
     # only the events after the last one)
     snapshot_interval_s: PositiveFloat = 60.0

@@ -3,7 +3,8 @@ on 127.0.0.1 (or any `host:port`; port 0 picks one) or a unix socket (0600).
 
     GET  /health       no token  liveness (the answer) and readiness (200, else 503)
     GET  /metrics      no token  Prometheus text, built from the kernel at scrape time
-    GET  /status       token     health + strategies, equity, PnL, journal, event rate
+    GET  /status       token     health + strategies, equity, PnL, journal, event rate,
+                                 events by type, the last fills (newest first)
     GET  /positions    token     open positions (`?all=1`: flat ones too) and equity
     GET  /orders       token     open orders (`?all=1`: every order the OMS knows)
     GET  /strategies   token     {id: status}
@@ -27,7 +28,7 @@ import os
 import socket
 import stat
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -57,6 +58,7 @@ TOKEN_FILE = "control.token"
 CREDENTIAL_NAME = "control_token"
 CONTROL_FILE = "control.json"
 _OPEN_PATHS = frozenset({"/health", "/metrics"})
+LAST_FILLS = 20  # the fills /status lists, newest first
 
 
 class KernelView(Protocol):
@@ -190,6 +192,15 @@ def order_view(o: Any) -> dict[str, Any]:
     }
 
 
+def fill_view(f: Any) -> dict[str, Any]:
+    return {
+        "ts_event": f.ts_event, "seq": f.seq, "venue": f.venue, "symbol": f.symbol,
+        "strategy_id": f.strategy_id, "client_order_id": f.client_order_id, "side": f.side,
+        "qty": f.qty, "price": f.price, "fee": f.fee, "fee_currency": f.fee_currency,
+        "liquidity": f.liquidity,
+    }
+
+
 def position_view(portfolio: Any, p: Any) -> dict[str, Any]:
     last_price = getattr(portfolio, "last_price", None)
     return {
@@ -256,6 +267,7 @@ class ControlServer:
         self.data_dir = Path(data_dir if data_dir is not None else kernel.data_dir)
         self.url: str | None = None
         self.fills = 0
+        self.last_fills: deque[Any] = deque(maxlen=LAST_FILLS)  # for /status (`tapeloop top`)
         self.rejections: Counter[str] = Counter()
         self._rate = RateMeter(sum(kernel.counts.values()))
         self._start_time = process_start_time()
@@ -365,8 +377,9 @@ class ControlServer:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
 
-    def _on_fill(self, _event: Any) -> None:
+    def _on_fill(self, event: Any) -> None:
         self.fills += 1
+        self.last_fills.append(event)
 
     def _on_rejected(self, event: Any) -> None:
         self.rejections[event.check or "unknown"] += 1
@@ -435,6 +448,7 @@ class ControlServer:
         body["strategies"] = k.strategy_states()
         body["events_total"] = sum(k.counts.values())
         body["events_per_second"] = round(self._rate.rate(body["events_total"]), 3)
+        body["events_by_type"] = dict(k.counts)  # `tapeloop top` differences it into rates
         if k.journal is not None:
             j = k.journal
             body["journal"] = {"written_seq": j.written_seq, "synced_seq": j.synced_seq,
@@ -450,6 +464,7 @@ class ControlServer:
                 body["perpetuals"] = margin_view(node)
             body["open_orders"] = len(node.oms.open_orders())
             body["fills"] = self.fills
+            body["last_fills"] = [fill_view(f) for f in reversed(self.last_fills)]
         return web.json_response(body, dumps=_dumps)
 
     async def _positions(self, request: web.Request) -> web.Response:

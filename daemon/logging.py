@@ -1,9 +1,17 @@
-"""Structured logging: one JSON object per line on stdout, for journald and `tapeloop logs`.
+"""Structured logging: JSON lines for machines, coloured lines for people.
 
-Owns the structlog configuration and the secret redaction every log line passes
-through. A line looks like
+Owns the structlog configuration, the secret redaction every log line passes
+through, and the two renderings of a line. For journald, a pipe or a file (and
+`tapeloop logs` reads these back) a line is one JSON object:
 
     {"ts":"2024-05-01T12:00:00.123456Z","level":"info","event":"journal.opened",...}
+
+On a terminal it is structlog's ConsoleRenderer (`render_console`, which
+`tapeloop logs` uses too, so both views read the same):
+
+    2024-05-01 12:00:00.123Z [info     ] journal.opened   logger=tapeloop.kernel ...
+
+`resolve_format("auto", stream)` picks between them.
 
 `event` is a stable dotted name (grep for it, alert on it); everything else is bound
 context (venue, symbol, strategy_id, client_order_id, ...). Exceptions become one
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import sys
 import threading
@@ -31,7 +40,17 @@ import msgspec
 import structlog
 from structlog.typing import FilteringBoundLogger, WrappedLogger
 
-__all__ = ["LEVELS", "configure_logging", "get_logger", "register_secret"]
+__all__ = [
+    "FORMATS",
+    "LEVELS",
+    "configure_logging",
+    "get_logger",
+    "register_secret",
+    "render_console",
+    "resolve_format",
+]
+
+FORMATS = ("auto", "console", "json")
 
 LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -134,6 +153,84 @@ def _render(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> 
         return _encoder.encode(_scrub(safe))
 
 
+_TS = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z?)$")
+
+
+@lru_cache(maxsize=4)
+def _console_renderer(colors: bool) -> structlog.dev.ConsoleRenderer:
+    # Keys keep the order they were bound in (the JSON order): sorted keys would scatter
+    # client_order_id and strategy_id across lines.
+    return structlog.dev.ConsoleRenderer(
+        colors=colors, sort_keys=False, timestamp_key="ts", pad_level=True
+    )
+
+
+def _short_ts(ts: Any) -> Any:
+    """`2024-05-01 12:00:00.123Z` from the ISO stamp: milliseconds are what a person reads."""
+    match = _TS.match(ts) if isinstance(ts, str) else None
+    if match is None:
+        return ts
+    day, clock, frac, zone = match.groups()
+    return f"{day} {clock}.{(frac or '').ljust(3, '0')[:3]}{zone}"
+
+
+def render_console(event_dict: MutableMapping[str, Any], *, colors: bool) -> str:
+    """One log record (the JSON line's fields) as a human line, coloured if `colors`.
+
+    The record's `exc` (a formatted traceback) follows the line, as ConsoleRenderer
+    prints an exception. Used by the daemon on a terminal and by `tapeloop logs`.
+    """
+    record = dict(event_dict)
+    if "ts" in record:
+        record["ts"] = _short_ts(record["ts"])
+    # A line from elsewhere may hold anything: the renderer wants these as text.
+    for key in ("level", "event", "logger"):
+        if key in record:
+            value = record.pop(key)
+            if value is not None:
+                record[key] = value if isinstance(value, str) else str(value)
+    exc = [str(v) for k in ("exception", "exc_info", "exc") if (v := record.pop(k, None))
+           and not isinstance(v, bool)]
+    if "stack" in record:
+        record["stack"] = str(record["stack"])
+    if exc:
+        record["exception"] = "\n".join(exc)
+    return str(_console_renderer(colors)(None, "", record))
+
+
+def resolve_format(choice: str, stream: Any = None, env: Any = None) -> str:
+    """"console" or "json" for `choice` ("auto", "console", "json").
+
+    auto: console on a terminal, JSON to a pipe, a file or systemd's journal
+    (JOURNAL_STREAM: systemd may hand a unit a TTY, and journald wants JSON).
+    """
+    if choice not in FORMATS:
+        raise ValueError(f"unknown log format {choice!r}: expected one of {', '.join(FORMATS)}")
+    if choice != "auto":
+        return choice
+    env = os.environ if env is None else env
+    stream = sys.stdout if stream is None else stream
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # closed or not a file
+        tty = False
+    return "console" if tty and not env.get("JOURNAL_STREAM") else "json"
+
+
+def _console_processor(colors: bool) -> Any:
+    def render(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> bytes:
+        # The values the JSON line would hold (a Decimal as "1.50", not Decimal('1.50')),
+        # so a line reads the same here and in `tapeloop logs` of its JSON twin.
+        try:
+            record = msgspec.to_builtins(dict(event_dict), enc_hook=_enc_hook, str_keys=True)
+        except (TypeError, ValueError, OverflowError):
+            record = {str(k): _scrub(str(v)) if not isinstance(v, str | int | float | bool | None)
+                      else v for k, v in event_dict.items()}
+        return render_console(record, colors=colors).encode("utf-8", errors="replace")
+
+    return render
+
+
 class _Sink:
     """The binary stream the loggers write to; swappable after loggers are cached."""
 
@@ -184,8 +281,13 @@ def _add_logger_name(
     return event_dict
 
 
-def configure_logging(level: str | int = "info", stream: IO[bytes] | IO[str] | None = None) -> None:
-    """JSON lines at `level` and above to `stream` (default: stdout).
+def configure_logging(
+    level: str | int = "info",
+    stream: IO[bytes] | IO[str] | None = None,
+    fmt: str = "json",
+) -> None:
+    """Lines at `level` and above to `stream` (default: stdout), as `fmt`:
+    "json", "console" (coloured unless NO_COLOR is set), or "auto" (`resolve_format`).
 
     Also routes the standard library's `logging` (aiohttp, asyncio) into the same
     stream, as `event = "stdlib.<logger name>"` with the message in `msg`.
@@ -194,6 +296,11 @@ def configure_logging(level: str | int = "info", stream: IO[bytes] | IO[str] | N
         if level.lower() not in LEVELS:
             raise ValueError(f"unknown log level {level!r}: expected one of {', '.join(LEVELS)}")
         level = LEVELS[level.lower()]
+    fmt = resolve_format(fmt, stream)
+    if fmt == "console":
+        renderer = _console_processor(colors=not os.environ.get("NO_COLOR"))
+    else:
+        renderer = _render
     _sink.use(stream)
     structlog.configure(
         processors=[
@@ -203,7 +310,7 @@ def configure_logging(level: str | int = "info", stream: IO[bytes] | IO[str] | N
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             _format_exc,
             _redact,
-            _render,
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_logger_factory,

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import REPO, cli_env, tapeloop_cmd
 
@@ -91,19 +93,30 @@ def test_human_format_and_pass_through(log_file: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.splitlines() == [
-        "12:00:00.123 INFO  journal.opened logger=tapeloop.kernel path=/var/lib/tapeloop",
-        "12:00:01.500 DEBUG bus.tick n=1",
-        "12:00:02.000 WARNING order.rejected strategy_id=sma client_order_id=sma-7 "
-        'check=max_order_qty reason="qty 12 > 10"',
+        "2024-05-01 12:00:00.123Z [info     ] journal.opened                 "
+        "[tapeloop.kernel] path=/var/lib/tapeloop",
+        "2024-05-01 12:00:01.500Z [debug    ] bus.tick                       n=1",
+        "2024-05-01 12:00:02.000Z [warning  ] order.rejected                 strategy_id=sma "
+        "client_order_id=sma-7 check=max_order_qty reason='qty 12 > 10'",
         "not json at all",
-        "12:00:03.000 ERROR strategy.failed strategy_id=mm",
-        "    Traceback (most recent call last):",
-        '      File "x.py"',
-        "    ValueError: boom",
-        "12:00:04.250 INFO  journal.segment_rolled segment=000001 rows=3 ok=true "
-        'extra={"a":[1,2]} empty=""',
+        "2024-05-01 12:00:03.000Z [error    ] strategy.failed                strategy_id=mm",
+        "Traceback (most recent call last):",
+        '  File "x.py"',
+        "ValueError: boom",
+        "2024-05-01 12:00:04.250Z [info     ] journal.segment_rolled         segment=000001 "
+        "rows=3 ok=True extra={'a': [1, 2]} empty=",
     ]
     assert "\x1b[" not in proc.stdout  # not a TTY: no colour
+
+
+def test_logs_renders_with_the_daemons_console_renderer(log_file: Path) -> None:
+    """`tapeloop logs` and `tapeloop run` on a terminal print a record the same way."""
+    from daemon.logging import render_console
+
+    records = [json.loads(line) for line in LOG.splitlines() if line.startswith("{")]
+    want = "\n".join(render_console(r, colors=True) for r in records)
+    shown = logs("--color", "always", str(log_file)).stdout
+    assert shown.replace("not json at all\n", "") == want + "\n"
 
 
 def test_stdin_and_dash_read_the_same(log_file: Path) -> None:
@@ -129,14 +142,14 @@ def test_stdin_and_dash_read_the_same(log_file: Path) -> None:
 def test_filters(log_file: Path, args: list[str], events: list[str]) -> None:
     proc = logs(*args, str(log_file))
     assert proc.returncode == 0, proc.stderr
-    shown = re.findall(r"^\d\d:\d\d:\d\d\.\d{3} \S+ +(\S+)", proc.stdout, flags=re.M)
+    shown = re.findall(r"^[-\d]{10} [:.\dZ]{13} \[\w+ *\] (\S+)", proc.stdout, flags=re.M)
     assert shown == events
     assert "not json at all\n" in proc.stdout  # non-JSON lines always pass
 
 
 def test_colour_only_when_asked_or_on_a_tty(log_file: Path) -> None:
     coloured = logs("--color", "always", str(log_file)).stdout
-    assert "\x1b[31mERROR\x1b[0m" in coloured
+    assert "\x1b[31m\x1b[1merror    \x1b[0m" in coloured
     env = cli_env() | {"NO_COLOR": "1"}
     assert "\x1b[" not in logs("--color", "auto", str(log_file), env=env).stdout
 
@@ -224,7 +237,7 @@ def test_follow_sees_appended_truncated_and_rotated_lines(
         fh.flush()
         fh.write(line[10:])
     assert child.wait_for(event_line("follow.appended"), "the appended line") == (
-        "12:01:00.000 INFO  follow.appended k=v"
+        "2024-05-01 12:01:00.000Z [info     ] follow.appended                k=v"
     )
 
     log_file.write_text(jline(ts="2024-05-01T12:02:00Z", level="info", event="follow.truncated"))
@@ -257,7 +270,29 @@ def test_broken_pipe_is_not_an_error(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().startswith(b"12:00:00.123 INFO")
+    assert proc.stdout.readline().startswith(b"2024-05-01 12:00:00.123Z [info")
     proc.stdout.close()  # `| head -1`: the reader goes away
     assert proc.wait(timeout=DEADLINE_S) == 0
     assert proc.stderr.read() == b""
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+special_keys = st.sampled_from(["ts", "level", "event", "logger", "exc", "exception",
+                                "exc_info", "stack", "strategy_id"])
+
+
+@given(st.dictionaries(special_keys | st.text(max_size=8), json_values, max_size=8))
+def test_any_json_object_renders_without_error(record: dict[str, Any]) -> None:
+    """Whatever a JSON line holds, `tapeloop logs` shows it (or filters it): never a crash."""
+    from daemon.commands.logs import LineView
+
+    line = json.dumps(record)
+    views = (LineView(), LineView(strategies=["s"]),
+             LineView(level="warning", events=["a"], strategies=["s"], colour=True))
+    for view in views:
+        shown = view.render(line)
+        assert shown is None or isinstance(shown, str)

@@ -1,4 +1,4 @@
-"""The client side of the control API, shared by `tapeloop status`, `positions`,
+"""The client side of the control API, shared by `tapeloop status`, `top`, `positions`,
 `orders`, `halt` and `resume`.
 
 Where the daemon listens: `DATA/control.json` (written by the running daemon:
@@ -78,17 +78,17 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def _connection(url: str) -> http.client.HTTPConnection:
+def _connection(url: str, timeout: float = TIMEOUT_S) -> http.client.HTTPConnection:
     if url.startswith("unix://"):
-        return _UnixConnection(url[len("unix://"):], TIMEOUT_S)
+        return _UnixConnection(url[len("unix://"):], timeout)
     if not url.startswith("http://"):
         raise UserError(f"cannot reach the control API at {url!r}: not http:// or unix://")
     hostport = url[len("http://"):].rstrip("/")
-    return http.client.HTTPConnection(hostport, timeout=TIMEOUT_S)
+    return http.client.HTTPConnection(hostport, timeout=timeout)
 
 
-def call(target: Target, method: str, path: str, body: dict[str, Any] | None = None
-         ) -> dict[str, Any]:
+def call(target: Target, method: str, path: str, body: dict[str, Any] | None = None,
+         *, timeout: float = TIMEOUT_S) -> dict[str, Any]:
     """The JSON answer of `method path`; UserError for anything but 2xx."""
     headers = {"Accept": "application/json"}
     if target.token:
@@ -97,7 +97,7 @@ def call(target: Target, method: str, path: str, body: dict[str, Any] | None = N
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
-    conn = _connection(target.url)
+    conn = _connection(target.url, timeout)
     try:
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()

@@ -1,9 +1,10 @@
 """`tapeloop logs`: a human view of tapeloop's JSON log lines.
 
 Reads the lines `daemon.logging` writes (from a file, or stdin for `journalctl -o cat
--u tapeloop | tapeloop logs`) and prints `HH:MM:SS.mmm LEVEL event key=value ...`,
-coloured by level on a terminal. Lines that are not JSON objects (a crash's traceback,
-a stray print) pass through unchanged: hiding what we cannot parse would hide the very
+-u tapeloop | tapeloop logs`) and prints each with `daemon.logging.render_console`,
+the renderer `tapeloop run` uses on a terminal, so both views read the same
+(coloured on a terminal). Lines that are not JSON objects (a crash's traceback, a
+stray print) pass through unchanged: hiding what we cannot parse would hide the very
 lines someone is looking for. `-f` follows a growing file the way `tail -F` does,
 surviving truncation and rotation.
 """
@@ -12,36 +13,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 import msgspec
 
 from daemon.errors import UserError
+from daemon.logging import render_console
 
-# Kept here rather than imported from daemon.logging, so `tapeloop logs` does not pay
-# for importing structlog.
 LEVEL_RANK = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "critical": 50}
 POLL_S = 0.1  # how often `-f` looks for new data; small enough to feel live
 CHUNK = 1 << 16
-
-_RESET = "\x1b[0m"
-_DIM = "\x1b[2m"
-_BOLD = "\x1b[1m"
-_KEY = "\x1b[36m"
-_LEVEL_COLOUR = {
-    "debug": "\x1b[2m",
-    "info": "\x1b[32m",
-    "warning": "\x1b[33m",
-    "warn": "\x1b[33m",
-    "error": "\x1b[31m",
-    "critical": "\x1b[1;31m",
-}
-_TIME = re.compile(r"T(\d\d:\d\d:\d\d)(?:[.,](\d+))?")
-_BARE = re.compile(r"[^\s\"'=\x00-\x1f\x7f]+")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,46 +86,16 @@ class LineView:
             return line
         if not isinstance(record, dict):
             return line
-        level = str(record.pop("level", "") or "").lower()
-        event = str(record.pop("event", "") or "")
+        level = str(record.get("level", "") or "").lower()
+        event = str(record.get("event", "") or "")
         # A line with no level we know of is shown: we do not hide what we cannot rank.
         if LEVEL_RANK.get(level, self.min_rank) < self.min_rank:
             return None
         if self.events and not event.startswith(self.events):
             return None
-        if self.strategies and record.get("strategy_id") not in self.strategies:
+        if self.strategies and str(record.get("strategy_id")) not in self.strategies:
             return None
-        return self._format(_clock(record.pop("ts", None)), level, event, record)
-
-    def _format(self, clock: str, level: str, event: str, fields: dict[str, Any]) -> str:
-        exc = fields.pop("exc", None)
-        label = f"{level.upper() or '-':<5}"
-        pairs = [f"{k}={_value(v)}" for k, v in fields.items()]
-        if self.colour:
-            colour = _LEVEL_COLOUR.get(level, "")
-            clock = f"{_DIM}{clock}{_RESET}"
-            label = f"{colour}{label}{_RESET}"
-            event = f"{_BOLD}{event}{_RESET}"
-            pairs = [f"{_KEY}{k}{_RESET}={_value(v)}" for k, v in fields.items()]
-        out = " ".join([clock, label, event, *pairs])
-        if exc:
-            # The one place a human wants many lines: the traceback, indented under its event.
-            out += "\n" + "\n".join("    " + row for row in str(exc).splitlines())
-        return out
-
-
-def _clock(ts: Any) -> str:
-    """`HH:MM:SS.mmm` from an ISO-8601 timestamp (UTC, as written), without datetime."""
-    match = _TIME.search(ts) if isinstance(ts, str) else None
-    if match is None:
-        return "--:--:--.---" if ts is None else str(ts)
-    return f"{match.group(1)}.{(match.group(2) or '').ljust(3, '0')[:3]}"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, str) and _BARE.fullmatch(value):
-        return value
-    return msgspec.json.encode(value).decode()
+        return render_console(record, colors=self.colour).rstrip("\n")
 
 
 def run(args: argparse.Namespace) -> int:

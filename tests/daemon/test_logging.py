@@ -6,11 +6,14 @@ import io
 import json
 import logging
 import re
+from decimal import Decimal
+from pathlib import Path
 
+import msgspec
 import pytest
 import structlog
 
-from daemon.logging import configure_logging, get_logger, register_secret
+from daemon.logging import configure_logging, get_logger, register_secret, render_console
 from tests.daemon.conftest import Lines, _unconfigure
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
@@ -158,3 +161,31 @@ def test_text_stream_is_accepted() -> None:
         assert json.loads(out.getvalue())["event"] == "text.ok"
     finally:
         _unconfigure()
+
+
+def test_a_console_line_reads_as_logs_renders_its_json_twin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The daemon's console line and `tapeloop logs` of the same event's JSON line are
+    one rendering (past the timestamp, which each line takes when it is written)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def log_with(fmt: str) -> bytes:
+        buf = io.BytesIO()
+        configure_logging("info", stream=buf, fmt=fmt)
+        log = get_logger("tapeloop.test", venue="binance")
+        log.info("order.filled", qty=Decimal("1.50"), price=Decimal("61800.2"),
+                 path=Path("/var/lib/a b"), legs={"k": Decimal(1)}, none=None, ok=True, n=3)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.error("strategy.failed", strategy_id="sma", exc_info=True)
+        _unconfigure()
+        return buf.getvalue()
+
+    console = log_with("console").decode()
+    records = [msgspec.json.decode(line) for line in log_with("json").splitlines()]
+    from_json = "\n".join(render_console(r, colors=False) for r in records) + "\n"
+    strip_ts = re.compile(r"^\S+ \S+ ", flags=re.M)
+    assert "Decimal(" not in console and "qty=1.50" in console
+    assert strip_ts.sub("", console) == strip_ts.sub("", from_json)
