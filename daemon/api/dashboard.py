@@ -1,0 +1,61 @@
+"""The web dashboard: one page (`GET /`) and its script and stylesheet, shipped
+in the package (`daemon/api/static/`), no build step and nothing fetched from
+elsewhere. The page logs in with a form (daemon.api.auth), then lives on the
+server-sent events of `GET /stream` (daemon.api.stream).
+
+The page carries the session's CSRF token in a `<meta>` tag: its POSTs
+(halt, resume, strategy stop/start, logout) send it back as a header."""
+
+from __future__ import annotations
+
+import html
+from functools import cache
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC = Path(__file__).parent / "static"
+_ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+# The dashboard runs only its own files; the login page has one inline style and no script.
+_PAGE_CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+             "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+_LOGIN_CSP = ("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+              "form-action 'self'; base-uri 'none'")
+
+
+@cache
+def _read(name: str) -> str:
+    return (STATIC / name).read_text()
+
+
+def login_page(error: str = "", *, status: int = 200) -> web.Response:
+    body = _read("login.html").replace("{{error}}", html.escape(error))
+    return web.Response(text=body, status=status, content_type="text/html",
+                        headers={**_HEADERS, "Content-Security-Policy": _LOGIN_CSP})
+
+
+async def index(request: web.Request) -> web.Response:
+    """The page; behind the auth middleware (no session: a redirect to /login)."""
+    session = request.get("session")
+    csrf = session.csrf if session is not None else ""
+    body = _read("index.html").replace("{{csrf}}", html.escape(csrf))
+    return web.Response(text=body, content_type="text/html",
+                        headers={**_HEADERS, "Content-Security-Policy": _PAGE_CSP})
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in _ASSETS:
+        raise web.HTTPNotFound()
+    return web.Response(text=_read(name), content_type=_ASSETS[name], headers=_HEADERS)
+
+
+def add_to(app: web.Application) -> None:
+    app.router.add_get("/", index)
+    app.router.add_get("/static/{name}", asset)
