@@ -191,7 +191,7 @@ class ControlServer:
         self.auth.add_to(app)  # the middleware first: every route is behind it
         self.routes.add_to(app)
         self.stream.add_to(app)
-        dashboard.add_to(app)
+        dashboard.add_to(app, self.auth.session)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:

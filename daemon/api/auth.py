@@ -55,7 +55,7 @@ class Auth:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._token = token.encode()
         self._ttl = ttl_s
-        self._clock = clock
+        self.clock = clock
         self._sessions: dict[str, Session] = {}
         self._failures: deque[float] = deque()
 
@@ -76,7 +76,7 @@ class Auth:
         found = self._sessions.get(sid)
         if found is None:
             return None
-        if found.expires <= self._clock():
+        if found.expires <= self.clock():
             del self._sessions[sid]
             return None
         return found
@@ -106,7 +106,6 @@ class Auth:
             if refused:
                 log.warning("control.csrf_refused", path=request.path, why=refused)
                 return web.json_response({"error": refused}, status=403)
-        request["session"] = session
         return await handler(request)
 
     # -- login and logout -------------------------------------------------------------------
@@ -118,7 +117,7 @@ class Auth:
         foreign = _foreign_origin(request)
         if foreign:
             return web.json_response({"error": foreign}, status=403)
-        now = self._clock()
+        now = self.clock()
         while self._failures and self._failures[0] <= now - 60.0:
             self._failures.popleft()
         if len(self._failures) >= FAILED_LOGINS_PER_MINUTE:

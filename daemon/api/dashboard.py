@@ -9,11 +9,14 @@ The page carries the session's CSRF token in a `<meta>` tag: its POSTs
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 STATIC = Path(__file__).parent / "static"
 _ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
 _HEADERS = {
@@ -40,10 +43,17 @@ def login_page(error: str = "", *, status: int = 200) -> web.Response:
                         headers={**_HEADERS, "Content-Security-Policy": _LOGIN_CSP})
 
 
-async def index(request: web.Request) -> web.Response:
-    """The page; behind the auth middleware (no session: a redirect to /login)."""
-    session = request.get("session")
-    csrf = session.csrf if session is not None else ""
+def _index(session_of: Callable[[web.Request], Any]) -> Handler:
+    async def index(request: web.Request) -> web.Response:
+        """The page; behind the auth middleware (no session: a redirect to /login;
+        a bearer-token client gets the page without a CSRF token: it needs none)."""
+        session = session_of(request)
+        return page(session.csrf if session is not None else "")
+
+    return index
+
+
+def page(csrf: str) -> web.Response:
     body = _read("index.html").replace("{{csrf}}", html.escape(csrf))
     return web.Response(text=body, content_type="text/html",
                         headers={**_HEADERS, "Content-Security-Policy": _PAGE_CSP})
@@ -56,6 +66,7 @@ async def asset(request: web.Request) -> web.Response:
     return web.Response(text=_read(name), content_type=_ASSETS[name], headers=_HEADERS)
 
 
-def add_to(app: web.Application) -> None:
-    app.router.add_get("/", index)
+def add_to(app: web.Application, session_of: Callable[[web.Request], Any]) -> None:
+    """`session_of(request)`: the request's session (with its `.csrf`), or None."""
+    app.router.add_get("/", _index(session_of))
     app.router.add_get("/static/{name}", asset)
