@@ -22,7 +22,9 @@ _ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
 _HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # not "no-referrer": with it Chrome sends `Origin: null` on the page's own form POST,
+    # which the Origin check (daemon.api.auth) must refuse
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
 # The dashboard runs only its own files; the login page has one inline style and no script.
