@@ -196,7 +196,16 @@ async def test_closing_the_server_ends_open_streams(tmp_path: Path) -> None:
 
 
 def test_the_assets_ship_in_the_package() -> None:
-    import daemon.api.dashboard as d
+    """Every file the page needs is on disk and matched by pyproject's package-data
+    (a wheel without them would serve a dashboard of 500s)."""
+    import fnmatch
+    import tomllib
 
+    import daemon.api.dashboard as d
+    from tests.conftest import REPO
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["daemon.api"]
     for name in ("index.html", "login.html", "app.js", "app.css"):
         assert (d.STATIC / name).is_file(), name
+        assert any(fnmatch.fnmatch(f"static/{name}", g) for g in globs), name
