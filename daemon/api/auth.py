@@ -16,6 +16,7 @@ CSRF token or a foreign Origin gets 403. Failed logins are rate-limited.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -31,7 +32,7 @@ from daemon.api import dashboard
 
 log = structlog.get_logger("tapeloop.control")
 
-COOKIE = "tapeloop_session"
+COOKIE = "tapeloop_session"  # + "_<port>": see cookie_name
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL_S = 12 * 3600.0
 MAX_SESSIONS = 64  # the oldest is dropped beyond this: a login loop cannot grow memory
@@ -56,7 +57,7 @@ class Auth:
         self._token = token.encode()
         self._ttl = ttl_s
         self.clock = clock
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[bytes, Session] = {}
         self._failures: deque[float] = deque()
 
     def add_to(self, app: web.Application) -> None:
@@ -70,14 +71,15 @@ class Auth:
 
     def session(self, request: web.Request) -> Session | None:
         """The live session the request's cookie names, or None."""
-        sid = request.cookies.get(COOKIE)
+        sid = request.cookies.get(cookie_name(request))
         if not sid:
             return None
-        found = self._sessions.get(sid)
+        key = _key(sid)
+        found = self._sessions.get(key)
         if found is None:
             return None
         if found.expires <= self.clock():
-            del self._sessions[sid]
+            del self._sessions[key]
             return None
         return found
 
@@ -131,26 +133,39 @@ class Auth:
         sid = self._open_session(now)
         log.info("control.login", remote=request.remote)
         response = web.HTTPSeeOther("/")
-        response.set_cookie(COOKIE, sid, max_age=int(self._ttl), path="/", httponly=True,
-                            samesite="Strict", secure=request.secure)
+        response.set_cookie(cookie_name(request), sid, max_age=int(self._ttl), path="/",
+                            httponly=True, samesite="Strict", secure=request.secure)
         raise response
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
-        sid = request.cookies.get(COOKIE)
+        sid = request.cookies.get(cookie_name(request))
         if sid:
-            self._sessions.pop(sid, None)
+            self._sessions.pop(_key(sid), None)
         response = web.json_response({"logged_out": True})
-        response.del_cookie(COOKIE, path="/")
+        response.del_cookie(cookie_name(request), path="/")
         return response
 
     def _open_session(self, now: float) -> str:
-        for sid in [s for s, v in self._sessions.items() if v.expires <= now]:
-            del self._sessions[sid]
+        for key in [k for k, v in self._sessions.items() if v.expires <= now]:
+            del self._sessions[key]
         while len(self._sessions) >= MAX_SESSIONS:
             del self._sessions[next(iter(self._sessions))]  # dicts keep insertion order
         sid = secrets.token_urlsafe(32)
-        self._sessions[sid] = Session(expires=now + self._ttl, csrf=secrets.token_urlsafe(32))
+        self._sessions[_key(sid)] = Session(expires=now + self._ttl, csrf=secrets.token_urlsafe(32))
         return sid
+
+
+def cookie_name(request: web.Request) -> str:
+    """The session cookie's name for this server. Browsers scope cookies by host, not
+    port: two daemons on one host (paper on :8765, live on :8767) would overwrite each
+    other's session under one name."""
+    return f"{COOKIE}_{request.url.port or 0}"
+
+
+def _key(sid: str) -> bytes:
+    """Sessions are looked up by the hash of their id: a dict lookup's timing then
+    says nothing about the id itself."""
+    return hashlib.sha256(sid.encode()).digest()
 
 
 def _unauthorized() -> web.Response:

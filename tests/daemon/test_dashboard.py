@@ -78,11 +78,11 @@ async def test_login_exchanges_the_token_for_an_httponly_strict_session(tmp_path
             async with http.post(url + "/login", data={"token": "wrong"},
                                  allow_redirects=False) as r:
                 assert r.status == 401 and "Wrong token" in await r.text()
-                assert COOKIE not in r.cookies
+                assert not r.cookies
             async with http.post(url + "/login", data={"token": token},
                                  allow_redirects=False) as r:
                 assert r.status == 303
-                morsel = r.cookies[COOKIE]
+                [morsel] = [m for name, m in r.cookies.items() if name.startswith(COOKIE)]
                 cookie = r.headers["Set-Cookie"]
             assert morsel.value != token and len(morsel.value) >= 40
             assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
@@ -93,9 +93,26 @@ async def test_login_exchanges_the_token_for_an_httponly_strict_session(tmp_path
             async with http.get(url + "/") as r:
                 assert "default-src 'self'" in r.headers["Content-Security-Policy"]
         # a forged cookie is nobody's session
-        async with aiohttp.ClientSession(cookies={COOKIE: "forged"}) as http, \
+        port = url.rsplit(":", 1)[1]
+        async with aiohttp.ClientSession(cookies={f"{COOKIE}_{port}": "forged"}) as http, \
                 http.get(url + "/status") as r:
             assert r.status == 401
+
+
+async def test_two_daemons_on_one_host_keep_their_own_sessions(tmp_path: Path) -> None:
+    """Cookies are per host, not per port: each server names its cookie by its port."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with serving(tmp_path / "a") as (_ka, _sa, url_a, token_a), \
+            serving(tmp_path / "b") as (_kb, _sb, url_b, token_b):
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            for url, token in ((url_a, token_a), (url_b, token_b)):
+                async with http.post(url + "/login", data={"token": token},
+                                     allow_redirects=False) as r:
+                    assert r.status == 303
+            for url in (url_a, url_b):
+                async with http.get(url + "/status") as r:
+                    assert r.status == 200, url
 
 
 async def test_session_posts_need_the_csrf_header_and_a_same_origin(tmp_path: Path) -> None:
