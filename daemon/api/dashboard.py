@@ -30,7 +30,8 @@ _HEADERS = {
 # The dashboard runs only its own files; the login page has one inline style and no script.
 _PAGE_CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data:; "
              "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-_LOGIN_CSP = ("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+_LOGIN_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+              "frame-ancestors 'none'; "
               "form-action 'self'; base-uri 'none'")
 
 

@@ -105,6 +105,7 @@ def test_the_dashboard_in_chromium_logs_in_and_shows_fills_live(
         chrome.find_element(By.ID, "submit").click()
         eventually(lambda: "Wrong token" in text_of(chrome, "error"),
                    timeout=10, message="the wrong token refused")
+        chrome.get_log("browser")  # drops (reads) that deliberate 401 from the console log
         chrome.find_element(By.ID, "token").send_keys(token)
         chrome.find_element(By.ID, "submit").click()
         eventually(lambda: chrome.current_url == url + "/", timeout=10, message="logged in")
@@ -147,6 +148,9 @@ def test_the_dashboard_in_chromium_logs_in_and_shows_fills_live(
         eventually(lambda: http(url + "/status", token=token)[1]["trading_state"] == "active",
                    timeout=10, message="resumed from the page")
         assert chrome.execute_script("return window.__sameDocument") is True
+        # no script error, no request refused by the page's Content-Security-Policy
+        errors = [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)

@@ -28,6 +28,12 @@ function fillTable(id, rows, columns) {
 function badge(el, text) {
   el.textContent = text || "-";
   el.className = "badge " + String(text || "").toLowerCase();
+  return el;
+}
+
+function badgeCell(row, text) {
+  const span = document.createElement("span");
+  row.insertCell().appendChild(badge(span, text));
 }
 
 function drawCurve() {
@@ -84,7 +90,7 @@ function renderSnapshot(s) {
   for (const [name, v] of Object.entries(st.venues || {})) {
     const tr = venues.insertRow();
     cell(tr, name);
-    badge(cell(tr, ""), v.status);
+    badgeCell(tr, v.status);
     cell(tr, v.reconnects);
   }
   const strategies = $("strategies");
@@ -93,7 +99,7 @@ function renderSnapshot(s) {
     const tr = strategies.insertRow();
     tr.dataset.strategy = sid;
     cell(tr, sid);
-    badge(cell(tr, ""), status);
+    badgeCell(tr, status);
     cell(tr, ((st.pnl || {})[sid] || {}).pnl);
     strategyButton(tr, sid, status);
   }
