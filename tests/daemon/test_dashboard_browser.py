@@ -81,6 +81,7 @@ def text_of(chrome: Any, element_id: str) -> str:
         return ""
 
 
+@pytest.mark.timeout(240)  # a daemon, a browser, and fills at the sample's pace
 def test_the_dashboard_in_chromium_logs_in_and_shows_fills_live(
         tmp_path: Path, chrome: Any) -> None:
     from selenium.webdriver.common.by import By
