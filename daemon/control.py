@@ -8,7 +8,8 @@ it. HTTP on 127.0.0.1 (or any `host:port`; port 0 picks one) or a unix socket
     GET  /stream           token     the dashboard's server-sent events (daemon.api.stream)
     GET  /health           open      liveness and readiness       (daemon.api.routes)
     GET  /metrics          open      Prometheus text              (daemon.api.collector)
-    GET  /status|/positions|/orders|/strategies     token  (daemon.api.routes)
+    GET  /status|/positions|/orders|/strategies     token  (daemon.api.routes; /status
+                           with events by type and the last fills, for `tapeloop top`)
     POST /halt|/resume|/strategies/{id}/stop|start  token  (daemon.api.routes)
 
 "token" means `Authorization: Bearer <token>` (compared in constant time) or a

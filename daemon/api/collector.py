@@ -1,5 +1,5 @@
 """The metrics collector: what `GET /metrics` (and `/status`) count that the
-kernel does not (fills, risk rejections by check, the event rate), and the
+kernel does not (fills and the last few, risk rejections by check, the event rate), and the
 scrape-time Prometheus registry built from the kernel's state.
 
 It subscribes to the bus for Fill and OrderRejected only: a handful of events a
@@ -7,7 +7,7 @@ day, never a market event, so the hot path pays nothing."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +21,8 @@ from daemon.metrics import (
     render,
 )
 
+LAST_FILLS = 20  # the fills /status lists, newest first (`tapeloop top`)
+
 
 class MetricsCollector:
     """`attach()` on start, `detach()` on close; `collect()` at scrape time."""
@@ -28,6 +30,7 @@ class MetricsCollector:
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
         self.fills = 0
+        self.last_fills: deque[Any] = deque(maxlen=LAST_FILLS)
         self.rejections: Counter[str] = Counter()
         self._rate = RateMeter(sum(kernel.counts.values()))
         self._start_time = process_start_time()
@@ -48,8 +51,9 @@ class MetricsCollector:
                 pass
         self._subscribed.clear()
 
-    def _on_fill(self, _event: Any) -> None:
+    def _on_fill(self, event: Any) -> None:
         self.fills += 1
+        self.last_fills.append(event)
 
     def _on_rejected(self, event: Any) -> None:
         self.rejections[event.check or "unknown"] += 1

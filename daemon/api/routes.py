@@ -1,7 +1,8 @@
 """The operator endpoints of the control API (JSON, Decimals as strings):
 
     GET  /health       no token  liveness (the answer) and readiness (200, else 503)
-    GET  /status       token     health + strategies, equity, PnL, journal, event rate
+    GET  /status       token     health + strategies, equity, PnL, journal, event rate,
+                                 events by type, the last fills (newest first)
     GET  /positions    token     open positions (`?all=1`: flat ones too) and equity
     GET  /orders       token     open orders (`?all=1`: every order the OMS knows)
     GET  /strategies   token     {id: status}
@@ -26,6 +27,7 @@ from aiohttp import web
 from daemon.api.collector import MetricsCollector
 from daemon.api.views import (
     dumps,
+    fill_view,
     margin_view,
     order_view,
     position_view,
@@ -81,6 +83,7 @@ class Routes:
         body["strategies"] = k.strategy_states()
         body["events_total"] = self.collector.events_total()
         body["events_per_second"] = round(self.collector.events_per_second(), 3)
+        body["events_by_type"] = dict(k.counts)  # `tapeloop top` differences it into rates
         if k.journal is not None:
             j = k.journal
             body["journal"] = {"written_seq": j.written_seq, "synced_seq": j.synced_seq,
@@ -96,6 +99,7 @@ class Routes:
                 body["perpetuals"] = margin_view(node)
             body["open_orders"] = len(node.oms.open_orders())
             body["fills"] = self.collector.fills
+            body["last_fills"] = [fill_view(f) for f in reversed(self.collector.last_fills)]
         return body
 
     def positions(self, every: bool = False) -> dict[str, Any]:

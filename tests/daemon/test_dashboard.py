@@ -191,6 +191,12 @@ async def test_the_stream_sends_a_snapshot_then_each_fill_as_it_happens(tmp_path
             assert [o["state"] for o in snap["orders"]] == ["accepted"]
             assert [p["qty"] for p in snap["positions"]] == ["0.5"]
             assert snap["status"]["fills"] == 1
+            # what `tapeloop top` reads from /status (merged from o14logs' control.py)
+            assert [f["client_order_id"] for f in snap["status"]["last_fills"]] == [
+                order.client_order_id]
+            by_type = snap["status"]["events_by_type"]
+            assert by_type["Fill"] == 1 and sum(by_type.values()) == snap["status"][
+                "events_total"]
             [(ts_ms, equity)] = snap["equity_point"]
             assert abs(ts_ms - time.time() * 1000) < 60_000 and equity == str(
                 kernel.node.portfolio.equity())
