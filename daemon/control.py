@@ -1,20 +1,25 @@
-"""The control API: health, Prometheus metrics and operator commands over HTTP,
-on 127.0.0.1 (or any `host:port`; port 0 picks one) or a unix socket (0600).
+"""The control API's server: where it listens, its token, and how clients find
+it. HTTP on 127.0.0.1 (or any `host:port`; port 0 picks one) or a unix socket
+(0600). Its parts live in daemon.api:
 
-    GET  /health       no token  liveness (the answer) and readiness (200, else 503)
-    GET  /metrics      no token  Prometheus text, built from the kernel at scrape time
-    GET  /status       token     health + strategies, equity, PnL, journal, event rate,
-                                 events by type, the last fills (newest first)
-    GET  /positions    token     open positions (`?all=1`: flat ones too) and equity
-    GET  /orders       token     open orders (`?all=1`: every order the OMS knows)
-    GET  /strategies   token     {id: status}
-    POST /halt         token     body {"reason": ...} optional: trading HALTED
-    POST /resume       token     body {"reason": ...} optional: back to ACTIVE (or what
-                                 the day's loss still demands)
-    POST /strategies/{id}/stop|start   token   404 unknown id, 409 refused
+    GET  /                 session   the web dashboard (daemon.api.dashboard)
+    GET|POST /login        open      the login form: the token for a session cookie
+    POST /logout           session
+    GET  /stream           token     the dashboard's server-sent events (daemon.api.stream)
+    GET  /health           open      liveness and readiness       (daemon.api.routes)
+    GET  /metrics          open      Prometheus text              (daemon.api.collector)
+    GET  /status|/positions|/orders|/strategies     token  (daemon.api.routes; /status
+                           with events by type and the last fills, for `tapeloop top`)
+    POST /halt|/resume|/strategies/{id}/stop|start  token  (daemon.api.routes)
 
-Token: `Authorization: Bearer <token>`, compared in constant time; the token
-comes from `load_control_token`. Answers are JSON, Decimals as strings.
+"token" means `Authorization: Bearer <token>` (compared in constant time) or a
+dashboard session; daemon.api.auth says how. The token comes from
+`load_control_token`. Answers are JSON, Decimals as strings.
+
+The dashboard needs TCP (a browser cannot open a unix socket): with
+`[daemon] control = "/run/tapeloop/control.sock"`, set `control = "127.0.0.1:8765"`
+instead (loopback only; reach it from elsewhere through an SSH tunnel,
+`ssh -L 8765:127.0.0.1:8765 host`, rather than listening on a public address).
 
 On start the server writes `DATA/control.json` (`{"url", "pid"}`, 0644), so
 `tapeloop status` finds a port-0 or unix-socket daemon; close removes it.
@@ -22,43 +27,32 @@ On start the server writes `DATA/control.json` (`{"url", "pid"}`, 0644), so
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import socket
 import stat
-import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgspec
 import structlog
 from aiohttp import web
 
+from daemon.api import dashboard
+from daemon.api.auth import Auth
+from daemon.api.collector import MetricsCollector
+from daemon.api.routes import Routes
+from daemon.api.stream import Stream
 from daemon.config import ControlAddress
 from daemon.errors import UserError
-from daemon.metrics import (
-    CONTENT_TYPE,
-    KernelMetrics,
-    RateMeter,
-    Registry,
-    collect_kernel,
-    pnl_by_strategy,
-    process_start_time,
-    render,
-)
-from events.instruments import to_decimal
+from daemon.metrics import KernelMetrics
 
 log = structlog.get_logger("tapeloop.control")
 
 TOKEN_FILE = "control.token"
 CREDENTIAL_NAME = "control_token"
 CONTROL_FILE = "control.json"
-_OPEN_PATHS = frozenset({"/health", "/metrics"})
-LAST_FILLS = 20  # the fills /status lists, newest first
 
 
 class KernelView(Protocol):
@@ -168,94 +162,12 @@ def read_control_file(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None
     return data if isinstance(data, dict) and isinstance(data.get("url"), str) else None
 
 
-# -- views ----------------------------------------------------------------------------
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, default=_json_default)
-
-
-def order_view(o: Any) -> dict[str, Any]:
-    return {
-        "client_order_id": o.client_order_id, "strategy_id": o.strategy_id, "venue": o.venue,
-        "symbol": o.symbol, "side": o.side, "order_type": getattr(o, "order_type", None),
-        "qty": o.qty, "price": o.price, "filled_qty": o.filled_qty, "state": o.state,
-        "is_open": o.is_open,
-    }
-
-
-def fill_view(f: Any) -> dict[str, Any]:
-    return {
-        "ts_event": f.ts_event, "seq": f.seq, "venue": f.venue, "symbol": f.symbol,
-        "strategy_id": f.strategy_id, "client_order_id": f.client_order_id, "side": f.side,
-        "qty": f.qty, "price": f.price, "fee": f.fee, "fee_currency": f.fee_currency,
-        "liquidity": f.liquidity,
-    }
-
-
-def position_view(portfolio: Any, p: Any) -> dict[str, Any]:
-    last_price = getattr(portfolio, "last_price", None)
-    return {
-        "venue": p.venue, "symbol": p.symbol, "strategy_id": p.strategy_id, "qty": p.qty,
-        "avg_price": p.avg_price,
-        "mark": last_price(p.venue, p.symbol) if last_price is not None else None,
-        "unrealized_pnl": portfolio.unrealized_pnl(p.venue, p.symbol, p.strategy_id),
-        "realized_pnl": p.realized_pnl, "fees": p.fees,
-    }
-
-
-def margin_view(node: Any) -> dict[str, Any]:
-    """The perpetuals: each margin account, each account-level position with its
-    margin, liquidation price and funding, and when funding is next due (the
-    venue's MarkPrice says; else the venue's configured constant schedule)."""
-    portfolio = node.portfolio
-    positions = []
-    for p in portfolio.perp_positions():
-        row = msgspec.to_builtins(p, builtin_types=(Decimal,))
-        row["next_funding"] = next_funding(node, portfolio, p.venue, p.symbol)
-        positions.append(row)
-    return {"accounts": [msgspec.to_builtins(a, builtin_types=(Decimal,))
-                         for a in portfolio.margin()],
-            "positions": positions}
-
-
-def next_funding(node: Any, portfolio: Any, venue: str, symbol: str) -> dict[str, Any] | None:
-    """{rate, ts_ns, source} of the next funding of `symbol`, or None if unknown."""
-    outlook = portfolio.funding_outlook(venue, symbol)
-    if outlook is not None:
-        rate, ts = outlook
-        return {"rate": rate, "ts_ns": ts, "source": "venue"}
-    try:
-        vcfg = node.config.venue(venue)
-    except (AttributeError, KeyError):
-        return None
-    if vcfg.funding_rate is None:
-        return None
-    period = round(vcfg.funding_interval_h * 3_600 * 1_000_000_000)
-    now = node.clock.now_ns()
-    return {"rate": to_decimal(vcfg.funding_rate), "ts_ns": (now // period + 1) * period,
-            "source": "config"}
-
-
-def unvalued_view(portfolio: Any) -> list[dict[str, Any]]:
-    """Money the account's figures leave out for want of a conversion mark."""
-    return [{"venue": u.venue, "currency": u.currency, "balance": u.balance, "pnl": u.pnl,
-             "reason": u.reason} for u in portfolio.unvalued()]
-
-
 # -- the server -----------------------------------------------------------------------
 
 
 class ControlServer:
-    """`url = await server.start()` ... `await server.close()`."""
+    """`url = await server.start()` ... `await server.close()`: the listening
+    socket, `control.json`, and the parts of daemon.api wired into one app."""
 
     def __init__(self, kernel: KernelView, address: ControlAddress, token: str, *,
                  data_dir: str | os.PathLike[str] | None = None) -> None:
@@ -263,35 +175,24 @@ class ControlServer:
             raise ValueError("the control API needs a token")
         self.kernel = kernel
         self.address = address
-        self._token = token.encode()
         self.data_dir = Path(data_dir if data_dir is not None else kernel.data_dir)
         self.url: str | None = None
-        self.fills = 0
-        self.last_fills: deque[Any] = deque(maxlen=LAST_FILLS)  # for /status (`tapeloop top`)
-        self.rejections: Counter[str] = Counter()
-        self._rate = RateMeter(sum(kernel.counts.values()))
-        self._start_time = process_start_time()
+        self.collector = MetricsCollector(kernel)
+        self.routes = Routes(kernel, self.collector)
+        self.auth = Auth(token)
+        self.stream = Stream(kernel, self.routes)
         self._runner: web.AppRunner | None = None
         self._socket_path: Path | None = None
-        self._subscribed: list[tuple[type, Any]] = []
 
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> str:
         """Listen; returns the URL (`http://host:port` or `unix:///path`)."""
-        from events.orders import Fill, OrderRejected
-
-        app = web.Application(middlewares=[self._auth])
-        get, post = app.router.add_get, app.router.add_post
-        get("/health", self._health)
-        get("/metrics", self._metrics)
-        get("/status", self._status)
-        get("/positions", self._positions)
-        get("/orders", self._orders)
-        get("/strategies", self._strategies)
-        post("/halt", self._halt)
-        post("/resume", self._resume)
-        post("/strategies/{id}/{action:stop|start}", self._strategy_action)
+        app = web.Application()
+        self.auth.add_to(app)  # the middleware first: every route is behind it
+        self.routes.add_to(app)
+        self.stream.add_to(app)
+        dashboard.add_to(app, self.auth.session)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
@@ -313,21 +214,19 @@ class ControlServer:
             self._unlink_socket()
             raise
         self._runner = runner
-        bus = self.kernel.bus
-        for cls, handler in ((Fill, self._on_fill), (OrderRejected, self._on_rejected)):
-            bus.subscribe(cls, handler)
-            self._subscribed.append((cls, handler))
+        self.collector.attach()
+        self.stream.attach()
         self._write_control_file()
-        log.info("control.listening", url=self.url)
+        if self.url.startswith("http"):
+            log.info("control.listening", url=self.url, dashboard=self.url + "/")
+        else:  # a browser cannot reach a unix socket (see the module docstring)
+            log.info("control.listening", url=self.url,
+                     dashboard='none: set [daemon] control = "127.0.0.1:8765" for the web page')
         return self.url
 
     async def close(self) -> None:
-        for cls, handler in self._subscribed:
-            try:
-                self.kernel.bus.unsubscribe(cls, handler)
-            except ValueError:
-                pass
-        self._subscribed.clear()
+        self.collector.detach()
+        await self.stream.detach()
         path = self.data_dir / CONTROL_FILE
         if (read_control_file(self.data_dir) or {}).get("pid") == os.getpid():
             path.unlink(missing_ok=True)
@@ -376,152 +275,3 @@ class ControlServer:
         tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid()}) + "\n")
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-
-    def _on_fill(self, event: Any) -> None:
-        self.fills += 1
-        self.last_fills.append(event)
-
-    def _on_rejected(self, event: Any) -> None:
-        self.rejections[event.check or "unknown"] += 1
-
-    # -- auth -----------------------------------------------------------------------
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path not in _OPEN_PATHS:
-            header = request.headers.get("Authorization", "")
-            scheme, _, given = header.partition(" ")
-            ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                                   self._token)
-            if not ok:
-                return web.json_response(
-                    {"error": "missing or wrong bearer token"}, status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="tapeloop"'})
-        return await handler(request)
-
-    # -- open endpoints ---------------------------------------------------------------
-
-    def health(self) -> dict[str, Any]:
-        k = self.kernel
-        ready = bool(k.ready) and not k.stopping
-        node = k.node
-        return {
-            "status": "stopping" if k.stopping else "ok" if ready else "starting",
-            "ready": ready,
-            "pid": os.getpid(),
-            "uptime_s": round(time.monotonic() - k.started_monotonic, 3),
-            "trading_state": node.risk.state if node is not None else None,
-            "venues": {name: s.get("status") for name, s in k.venue_states().items()},
-        }
-
-    async def _health(self, _request: web.Request) -> web.Response:
-        body = self.health()
-        return web.json_response(body, status=200 if body["ready"] else 503, dumps=_dumps)
-
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        reg = self.collect()
-        metrics = list(reg)
-        kernel_metrics = getattr(self.kernel, "metrics", None)
-        if kernel_metrics is not None:  # its histograms, and whatever else it registered
-            metrics += [m for m in kernel_metrics.registry if m.name not in reg]
-        return web.Response(body=render(metrics).encode(), headers={"Content-Type": CONTENT_TYPE})
-
-    def collect(self) -> Registry:
-        """The scrape-time metrics (/metrics adds the kernel's own registry)."""
-        return collect_kernel(self.kernel, fills=self.fills, rejections=self.rejections,
-                              events_per_second=self._rate.rate(sum(self.kernel.counts.values())),
-                              start_time=self._start_time)
-
-    # -- token endpoints --------------------------------------------------------------
-
-    def _node(self) -> Any:
-        node = self.kernel.node
-        if node is None:
-            raise web.HTTPServiceUnavailable(
-                text=_dumps({"error": "the daemon is starting"}), content_type="application/json")
-        return node
-
-    async def _status(self, _request: web.Request) -> web.Response:
-        body = self.health()
-        k = self.kernel
-        body["venues"] = k.venue_states()
-        body["strategies"] = k.strategy_states()
-        body["events_total"] = sum(k.counts.values())
-        body["events_per_second"] = round(self._rate.rate(body["events_total"]), 3)
-        body["events_by_type"] = dict(k.counts)  # `tapeloop top` differences it into rates
-        if k.journal is not None:
-            j = k.journal
-            body["journal"] = {"written_seq": j.written_seq, "synced_seq": j.synced_seq,
-                               "backlog_bytes": j.buffered_bytes}
-        node = k.node
-        if node is not None:
-            body["trading_reason"] = node.risk.reason
-            body["account_currency"] = node.portfolio.account_currency
-            body["equity"] = node.portfolio.equity()
-            body["unvalued"] = unvalued_view(node.portfolio)
-            body["pnl"] = pnl_by_strategy(node.portfolio)
-            if node.portfolio.perp_positions(include_flat=True):
-                body["perpetuals"] = margin_view(node)
-            body["open_orders"] = len(node.oms.open_orders())
-            body["fills"] = self.fills
-            body["last_fills"] = [fill_view(f) for f in reversed(self.last_fills)]
-        return web.json_response(body, dumps=_dumps)
-
-    async def _positions(self, request: web.Request) -> web.Response:
-        portfolio = self._node().portfolio
-        every = request.query.get("all", "") not in ("", "0", "false")
-        rows = [position_view(portfolio, p) for p in portfolio.positions(include_flat=every)]
-        return web.json_response({"positions": rows, "equity": portfolio.equity(),
-                                  "account_currency": portfolio.account_currency,
-                                  "unvalued": unvalued_view(portfolio)}, dumps=_dumps)
-
-    async def _orders(self, request: web.Request) -> web.Response:
-        oms = self._node().oms
-        every = request.query.get("all", "") not in ("", "0", "false")
-        orders = list(oms.orders.values()) if every else list(oms.open_orders())
-        return web.json_response({"orders": [order_view(o) for o in orders]}, dumps=_dumps)
-
-    async def _strategies(self, _request: web.Request) -> web.Response:
-        return web.json_response({"strategies": self.kernel.strategy_states()}, dumps=_dumps)
-
-    async def _reason(self, request: web.Request, default: str) -> str:
-        raw = await request.read()
-        if not raw.strip():
-            return default
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise web.HTTPBadRequest(text=_dumps({"error": "the body is not JSON"}),
-                                     content_type="application/json") from None
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if reason is not None and not isinstance(reason, str):
-            raise web.HTTPBadRequest(text=_dumps({"error": "reason must be a string"}),
-                                     content_type="application/json")
-        return reason or default
-
-    async def _halt(self, request: web.Request) -> web.Response:
-        risk = self._node().risk
-        reason = await self._reason(request, "halted by operator (control API)")
-        log.warning("control.halt", reason=reason)
-        risk.halt(reason)
-        return web.json_response({"state": risk.state, "reason": risk.reason}, dumps=_dumps)
-
-    async def _resume(self, request: web.Request) -> web.Response:
-        risk = self._node().risk
-        reason = await self._reason(request, "resumed by operator (control API)")
-        log.warning("control.resume", reason=reason)
-        state = risk.resume(reason)
-        return web.json_response({"state": state, "reason": risk.reason}, dumps=_dumps)
-
-    async def _strategy_action(self, request: web.Request) -> web.Response:
-        sid, action = request.match_info["id"], request.match_info["action"]
-        call = self.kernel.stop_strategy if action == "stop" else self.kernel.start_strategy
-        log.warning(f"control.strategy_{action}", strategy_id=sid)
-        try:
-            call(sid)
-        except KeyError:
-            return web.json_response({"error": f"no strategy {sid!r}"}, status=404)
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=409)
-        status = self.kernel.strategy_states().get(sid)
-        return web.json_response({"strategy_id": sid, "status": status}, dumps=_dumps)

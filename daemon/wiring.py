@@ -38,8 +38,7 @@ async def open_control(kernel: KernelView, config: Config, token: str | None
                        ) -> ControlServer:
     """The control API, listening (no token: ValueError)."""
     control = ControlServer(kernel, config.daemon.control_address, token or "")
-    url = await control.start()
-    log.info("control.listening", url=url)
+    await control.start()  # it logs control.listening (and the dashboard's URL) itself
     return control
 
 
