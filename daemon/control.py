@@ -39,6 +39,7 @@ from aiohttp import web
 
 from daemon.config import ControlAddress
 from daemon.errors import UserError
+from daemon.logging import register_secret
 from daemon.metrics import (
     CONTENT_TYPE,
     KernelMetrics,
@@ -136,6 +137,7 @@ def load_control_token(data_dir: str | os.PathLike[str], env: Mapping[str, str] 
     with os.fdopen(fd, "w") as f:
         os.fchmod(f.fileno(), 0o600)
         f.write(token + "\n")
+    register_secret(token)
     return token
 
 
@@ -146,6 +148,7 @@ def _read_token(path: Path) -> str:
         raise UserError(f"cannot read the control token {path}: {exc.strerror}") from None
     if not token:
         raise UserError(f"the control token file {path} is empty")
+    register_secret(token)  # redacted from every log line from now on
     return token
 
 

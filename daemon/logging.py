@@ -134,6 +134,24 @@ def _render(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> 
         return _encoder.encode(_scrub(safe))
 
 
+def _redact_rendered(_: WrappedLogger, __: str, rendered: Any) -> Any:
+    """The last processor (after the renderer): a registered secret that reached the
+    rendered line anyway (inside an object the encoder serialises itself, such as a
+    dataclass or a Struct, a dict key, a renderer's repr) is replaced there, as
+    written and JSON-escaped. A line without one costs a substring test per secret."""
+    secrets = _secrets
+    if not secrets:
+        return rendered
+    for secret in secrets:
+        for form in {secret.encode(), msgspec.json.encode(secret)[1:-1]}:
+            if isinstance(rendered, bytes):
+                if form in rendered:
+                    rendered = rendered.replace(form, REDACTED.encode())
+            elif isinstance(rendered, str) and form.decode() in rendered:
+                rendered = rendered.replace(form.decode(), REDACTED)
+    return rendered
+
+
 class _Sink:
     """The binary stream the loggers write to; swappable after loggers are cached."""
 
@@ -204,6 +222,7 @@ def configure_logging(level: str | int = "info", stream: IO[bytes] | IO[str] | N
             _format_exc,
             _redact,
             _render,
+            _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_logger_factory,
