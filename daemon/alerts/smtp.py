@@ -48,7 +48,7 @@ class EmailChannel:
         variable) when `username` is set and there is no password."""
         password = load_secret(config.password_env, env)
         if config.username and password is None:
-            raise ValueError(f"[alerts.email] username is set but there is no password in "
+            raise ValueError(f"email: username is set but there is no password in "
                              f"${config.password_env} (or the credential "
                              f"{config.password_env.lower()})")
         return cls(config, password)

@@ -47,7 +47,7 @@ class TelegramChannel:
         when there is none."""
         token = load_secret(config.token_env, env)
         if token is None:
-            raise ValueError(f"[alerts.telegram] needs the bot token in ${config.token_env} "
+            raise ValueError(f"telegram needs the bot token in ${config.token_env} "
                              f"(or the credential {config.token_env.lower()})")
         if any(c in token for c in "/?# "):
             raise ValueError(f"the bot token in ${config.token_env} is not a token "
