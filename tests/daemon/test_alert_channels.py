@@ -315,3 +315,16 @@ def test_telegram_needs_its_token() -> None:
     with pytest.raises(ValueError, match=r"\$TAPELOOP_TELEGRAM_TOKEN"):
         Alerts(AlertsConfig(telegram=TelegramAlertsConfig(chat_id="42")), Bus(),
                lambda: T0, env={})
+
+
+def test_the_commented_example_in_the_live_config_is_valid() -> None:
+    import tomllib
+
+    import msgspec
+
+    text = (Path(__file__).resolve().parents[2] / "configs" / "live-binance.toml").read_text()
+    example = text[text.index("#[alerts]"):]
+    raw = tomllib.loads("\n".join(line.removeprefix("#") for line in example.splitlines()))
+    config = msgspec.convert(raw["alerts"], AlertsConfig)
+    assert config.email is not None and config.email.to == ["ops@example.com"]
+    assert config.telegram is not None and config.telegram.chat_id == "-1001234567890"
