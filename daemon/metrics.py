@@ -415,12 +415,36 @@ def collect_kernel(kernel: Any, *, fills: int, rejections: Mapping[str, int],
                            ["strategy"])
     for sid, status in sorted(k.strategy_states().items()):
         strategies.set(1 if status == "running" else 0, strategy=sid)
+    if (alerts := getattr(k, "alerts", None)) is not None:
+        _collect_alerts(reg, alerts)
     if not reg.include(_PROCESS):  # no /proc (not Linux): the two we can still tell
         reg.gauge("process_resident_memory_bytes", "Resident memory size in bytes"
                   ).set(resident_memory_bytes())
         reg.gauge("process_start_time_seconds",
                   "Start time of the process since the Unix epoch").set(start_time)
     return reg
+
+
+def _collect_alerts(reg: Registry, alerts: Any) -> None:
+    """daemon.alerts.Alerts: raised and rate-limited, and per channel what went out."""
+    reg.counter("tapeloop_alerts_raised_total", "Alerts raised (logged)").set(alerts.raised)
+    reg.counter("tapeloop_alerts_suppressed_total", "Alerts rate-limited (not raised)"
+                ).set(alerts.rules.dropped)
+    sent = reg.counter("tapeloop_alerts_sent_total", "Alerts delivered, by channel",
+                       ["channel"])
+    failed = reg.counter("tapeloop_alerts_failed_total",
+                         "Alert deliveries given up (after the retries), by channel",
+                         ["channel"])
+    dropped = reg.counter("tapeloop_alerts_overflowed_total",
+                          "Alerts dropped from a full channel queue, by channel", ["channel"])
+    pending = reg.gauge("tapeloop_alerts_pending", "Alerts queued for a channel",
+                        ["channel"])
+    for sender in alerts.senders:
+        name = sender.channel.name
+        sent.set(sender.sent, channel=name)
+        failed.set(sender.failed, channel=name)
+        dropped.set(sender.overflowed, channel=name)
+        pending.set(sender.pending, channel=name)
 
 
 def _collect_margin(reg: Registry, portfolio: Any) -> None:
