@@ -39,7 +39,7 @@ class EmailChannel:
     def __init__(self, config: EmailAlertsConfig, password: str | None) -> None:
         self._config = config
         self._password = password
-        self.secrets = (password,) if password else ()
+        self.secrets: tuple[str, ...] = (password,) if password else ()
 
     @classmethod
     def from_config(cls, config: EmailAlertsConfig,

@@ -36,7 +36,7 @@ class TelegramChannel:
                  session_factory: Callable[[], aiohttp.ClientSession] | None = None) -> None:
         self._chat_id = config.chat_id
         self._url = f"{config.api_url.rstrip('/')}/bot{token}/sendMessage"
-        self.secrets = (token,)
+        self.secrets: tuple[str, ...] = (token,)
         self._session_factory = session_factory or aiohttp.ClientSession
         self._session: aiohttp.ClientSession | None = None
 

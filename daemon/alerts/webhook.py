@@ -61,7 +61,8 @@ class WebhookChannel:
                  session_factory: Callable[[], aiohttp.ClientSession] | None = None) -> None:
         self._url = url
         parts = urlsplit(url)
-        self.secrets = (url, parts.path + (f"?{parts.query}" if parts.query else ""))
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.secrets: tuple[str, ...] = (url, path)
         self._session_factory = session_factory or aiohttp.ClientSession
         self._session: aiohttp.ClientSession | None = None
 
