@@ -57,7 +57,8 @@ class EmailChannel:
         msg = EmailMessage()
         msg["From"] = self._config.sender
         msg["To"] = ", ".join(self._config.to)
-        msg["Subject"] = alert.text[:200]
+        # a header is one line: a reason may hold a traceback's newlines
+        msg["Subject"] = " ".join(alert.text.split())[:200]
         msg["Date"] = formatdate(alert.ts_ns / 1e9, usegmt=True)
         msg["Message-ID"] = make_msgid(domain=alert.host or None)
         fields = alert.payload()["tapeloop"]

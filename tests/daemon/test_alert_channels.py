@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime
 import email
+import email.policy
 import ipaddress
 import random
 import socket
@@ -74,7 +75,7 @@ class Mailbox:
     logged in; `script` holds replies to give to DATA first (e.g. a 451)."""
 
     def __init__(self) -> None:
-        self.messages: list[tuple[email.message.Message, bool, str]] = []
+        self.messages: list[tuple[Any, bool, str]] = []
         self.attempts = 0
         self.script: deque[str] = deque()
         self.logins: list[str] = []
@@ -83,7 +84,7 @@ class Mailbox:
         self.attempts += 1
         if self.script:
             return self.script.popleft()
-        msg = email.message_from_bytes(envelope.content)
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((msg, session.ssl is not None, str(session.auth_data or "")))
         return "250 OK"
 
@@ -196,7 +197,7 @@ async def test_email_over_starttls_with_login(smtp, cert, captured) -> None:
     assert over_tls and box.logins == ["ops"]
     assert msg["To"] == "ops@example.org" and msg["From"] == "tapeloop@example.org"
     assert "ERROR trading_halted: Trading HALTED: halted by operator" in msg["Subject"]
-    assert "reason: halted by operator" in msg.get_payload()
+    assert "reason: halted by operator" in msg.get_content()
     assert PASSWORD.encode() not in buf.getvalue()
 
 
@@ -229,6 +230,18 @@ async def test_an_untrusted_certificate_is_not_retried(smtp, captured) -> None:
     assert box.attempts == 0 and box.logins == []
     [failed] = events(lines, "alert.email_failed")
     assert failed["attempts"] == 1 and "SSLCertVerificationError" in failed["error"]
+
+
+async def test_a_multiline_message_is_a_one_line_subject(smtp, cert, captured) -> None:
+    box, port = smtp
+    async with started({"TAPELOOP_SMTP_PASSWORD": PASSWORD},
+                       email=email_config(port, cert[0])) as alerts:
+        alerts.raise_alert("strategy_failed", "Strategy mm failed: Traceback\n  line 3\r\nKeyError")
+        await until(lambda: alerts.sent + alerts.failed == 1, message="the e-mail")
+        assert alerts.sent == 1
+    [(msg, _, _)] = box.messages
+    assert msg["Subject"].endswith("Strategy mm failed: Traceback line 3 KeyError")
+    assert "Traceback\r\n  line 3" in msg.get_content()  # the body keeps the lines (SMTP CRLF)
 
 
 def test_email_needs_its_password_named_not_shown(cert) -> None:
