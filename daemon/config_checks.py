@@ -125,6 +125,9 @@ def check(config: Config) -> tuple[str, str] | None:
     except ValueError as exc:
         return "$.daemon.control", str(exc)
 
+    if problem := _check_alerts(config):
+        return problem
+
     venues: dict[str, int] = {}
     for i, venue in enumerate(config.venues):
         at = f"$.venues[{i}]"
@@ -218,6 +221,18 @@ def check(config: Config) -> tuple[str, str] | None:
                 return f"{at}.bar_interval", str(exc)
         if problem := _check_strategy(at, strat, config):
             return problem
+    return None
+
+
+def _check_alerts(config: Config) -> tuple[str, str] | None:
+    email = config.alerts.email
+    if email is None:
+        return None
+    if email.username and not email.starttls:
+        return ("$.alerts.email.starttls",
+                "starttls = false with a username would send the password in clear")
+    if email.ca_file and not Path(email.ca_file).is_file():
+        return "$.alerts.email.ca_file", f"{email.ca_file}: no such file"
     return None
 
 

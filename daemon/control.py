@@ -46,6 +46,7 @@ from daemon.api.routes import Routes
 from daemon.api.stream import Stream
 from daemon.config import ControlAddress
 from daemon.errors import UserError
+from daemon.logging import register_secret
 from daemon.metrics import KernelMetrics
 
 log = structlog.get_logger("tapeloop.control")
@@ -132,6 +133,7 @@ def load_control_token(data_dir: str | os.PathLike[str], env: Mapping[str, str] 
     with os.fdopen(fd, "w") as f:
         os.fchmod(f.fileno(), 0o600)
         f.write(token + "\n")
+    register_secret(token)
     return token
 
 
@@ -142,6 +144,7 @@ def _read_token(path: Path) -> str:
         raise UserError(f"cannot read the control token {path}: {exc.strerror}") from None
     if not token:
         raise UserError(f"the control token file {path} is empty")
+    register_secret(token)  # redacted from every log line from now on
     return token
 
 

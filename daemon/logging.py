@@ -231,6 +231,24 @@ def _console_processor(colors: bool) -> Any:
     return render
 
 
+def _redact_rendered(_: WrappedLogger, __: str, rendered: Any) -> Any:
+    """The last processor (after the renderer): a registered secret that reached the
+    rendered line anyway (inside an object the encoder serialises itself, such as a
+    dataclass or a Struct, a dict key, a renderer's repr) is replaced there, as
+    written and JSON-escaped. A line without one costs a substring test per secret."""
+    secrets = _secrets
+    if not secrets:
+        return rendered
+    for secret in secrets:
+        for form in {secret.encode(), msgspec.json.encode(secret)[1:-1]}:
+            if isinstance(rendered, bytes):
+                if form in rendered:
+                    rendered = rendered.replace(form, REDACTED.encode())
+            elif isinstance(rendered, str) and form.decode() in rendered:
+                rendered = rendered.replace(form.decode(), REDACTED)
+    return rendered
+
+
 class _Sink:
     """The binary stream the loggers write to; swappable after loggers are cached."""
 
@@ -311,6 +329,7 @@ def configure_logging(
             _format_exc,
             _redact,
             renderer,
+            _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_logger_factory,

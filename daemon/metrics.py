@@ -1,12 +1,12 @@
-"""A tiny Prometheus registry: counters, gauges and fixed-bucket histograms,
-rendered in the text exposition format 0.0.4. No dependency.
+"""tapeloop's Prometheus metrics: cheap instruments for the hot path, the scrape-time
+collection from the kernel, and the exposition through `prometheus_client`.
 
 Two kinds of use:
 
 - long-lived instruments the kernel feeds as things happen: `KernelMetrics`
   holds the `journal_flush` and `bus_dispatch` latency histograms (call
-  `observe(seconds)`: one bisect and three additions) and a `registry` the
-  kernel may add its own metrics to;
+  `observe(seconds)`: one bisect and three additions, no lock) and a `registry`
+  the kernel may add its own metrics to;
 - scrape-time collection: the control API builds a fresh `Registry` from the
   kernel's state on every `GET /metrics` (`set` on counters mirrors a count
   kept elsewhere) and renders it together with `KernelMetrics.registry`.
@@ -14,6 +14,14 @@ Two kinds of use:
     reg = Registry()
     reg.counter("tapeloop_events_total", "Events published, by type", ["type"]).set(3, type="Trade")
     text = reg.render()
+
+What `prometheus_client` does here and what it does not: the text exposition
+(`generate_latest`: escaping, value formatting, the `# HELP`/`# TYPE` lines) and the
+process metrics (`ProcessCollector`: memory, CPU seconds, file descriptors, start
+time, from /proc) are the library's; `render` hands it our metrics as a custom
+collector, read at scrape time. The instruments stay ours: the library's
+`Histogram.observe` takes a lock per call, and the bus and the journal observe on
+the hot path from one thread, where a bisect and three additions suffice.
 """
 
 from __future__ import annotations
@@ -30,7 +38,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import ProcessCollector, generate_latest
+from prometheus_client.metrics_core import Metric as Family
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
 
 # 10 µs .. 2.5 s: a bus dispatch is microseconds, an fsync milliseconds.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -46,7 +57,8 @@ Sample = tuple[str, tuple[tuple[str, str], ...], float]  # (name suffix, labels,
 
 
 def format_value(value: Number) -> str:
-    """A sample value as Prometheus writes it (`+Inf`, `NaN`, integers bare)."""
+    """A bucket bound as the `le` label has always been written here (`1`, `2.5e-05`,
+    `+Inf`): the label is part of a series' identity, so it keeps its spelling."""
     v = float(value)
     if math.isnan(v):
         return "NaN"
@@ -55,14 +67,6 @@ def format_value(value: Number) -> str:
     if v.is_integer() and abs(v) < 1e15:
         return str(int(v))
     return repr(v)
-
-
-def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 class Metric(Protocol):
@@ -229,6 +233,14 @@ class Registry:
         self.register(metric)
         return metric
 
+    def include(self, collector: Any) -> int:
+        """Add what a `prometheus_client` collector yields now; how many families."""
+        n = 0
+        for family in collector.collect():
+            self.register(Collected(family))
+            n += 1
+        return n
+
     def __iter__(self) -> Iterator[Metric]:
         return iter(list(self._metrics.values()))
 
@@ -239,19 +251,47 @@ class Registry:
         return render(self)
 
 
-def render(metrics: Iterable[Metric]) -> str:
-    """The exposition text of `metrics` (each with `# HELP` and `# TYPE`)."""
-    out: list[str] = []
-    for metric in metrics:
-        out.append(f"# HELP {metric.name} {escape_help(metric.help)}")
-        out.append(f"# TYPE {metric.name} {metric.kind}")
-        for suffix, labels, value in metric.samples():
-            if labels:
-                body = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels)
-                out.append(f"{metric.name}{suffix}{{{body}}} {format_value(value)}")
+class Collected:
+    """A family a `prometheus_client` collector produced, held in a `Registry`."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        # the exposed name: the library keeps a counter's family name without _total
+        self.name = family.name + ("_total" if family.type == "counter" else "")
+        self.help = family.documentation
+        self.kind = family.type
+
+    def samples(self) -> Iterator[Sample]:
+        for s in self.family.samples:
+            yield s.name[len(self.name):], tuple(s.labels.items()), s.value
+
+
+class _Families:
+    """Our metrics as a `prometheus_client` collector: families built at scrape time."""
+
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self._metrics = list(metrics)
+
+    def collect(self) -> Iterator[Family]:
+        for metric in self._metrics:
+            if isinstance(metric, Collected):
+                yield metric.family
+                continue
+            name, kind = metric.name, metric.kind
+            if kind == "counter" and name.endswith("_total"):
+                family = Family(name[:-len("_total")], metric.help, "counter")
+            elif kind == "counter":  # exposed as written, not renamed with _total
+                family = Family(name, metric.help, "gauge")
             else:
-                out.append(f"{metric.name}{suffix} {format_value(value)}")
-    return "\n".join(out) + "\n" if out else ""
+                family = Family(name, metric.help, kind)
+            for suffix, labels, value in metric.samples():
+                family.add_sample(name + suffix, dict(labels), float(value))
+            yield family
+
+
+def render(metrics: Iterable[Metric]) -> str:
+    """The exposition text (format 0.0.4) of `metrics`, by `prometheus_client`."""
+    return generate_latest(_Families(metrics)).decode()  # type: ignore[arg-type]
 
 
 class KernelMetrics:
@@ -301,6 +341,7 @@ ORDER_STATES = ("declared", "submitted", "accepted", "partially_filled", "pendin
 TRADING_STATES = ("active", "reducing", "halted")
 UP_STATES = frozenset({"connected", "simulated"})  # a venue status that counts as up
 _IMPORTED = time.time()
+_PROCESS = ProcessCollector(registry=None)  # memory, CPU, fds, start time, from /proc
 
 
 def pnl_by_strategy(portfolio: Any) -> dict[str, dict[str, Decimal]]:
@@ -315,7 +356,8 @@ def pnl_by_strategy(portfolio: Any) -> dict[str, dict[str, Decimal]]:
 
 
 def process_start_time() -> float:
-    """The process's start in Unix seconds (from /proc; else when this module was imported)."""
+    """The process's start in Unix seconds (from /proc; else when this module was
+    imported): `process_start_time_seconds` where `ProcessCollector` has no /proc."""
     try:
         fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
         ticks = int(fields[19])  # field 22: starttime, in clock ticks after boot
@@ -327,6 +369,7 @@ def process_start_time() -> float:
 
 
 def resident_memory_bytes() -> int:
+    """`process_resident_memory_bytes` where `ProcessCollector` has no /proc."""
     try:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE")
@@ -372,11 +415,36 @@ def collect_kernel(kernel: Any, *, fills: int, rejections: Mapping[str, int],
                            ["strategy"])
     for sid, status in sorted(k.strategy_states().items()):
         strategies.set(1 if status == "running" else 0, strategy=sid)
-    reg.gauge("process_resident_memory_bytes", "Resident memory size in bytes"
-              ).set(resident_memory_bytes())
-    reg.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch"
-              ).set(start_time)
+    if (alerts := getattr(k, "alerts", None)) is not None:
+        _collect_alerts(reg, alerts)
+    if not reg.include(_PROCESS):  # no /proc (not Linux): the two we can still tell
+        reg.gauge("process_resident_memory_bytes", "Resident memory size in bytes"
+                  ).set(resident_memory_bytes())
+        reg.gauge("process_start_time_seconds",
+                  "Start time of the process since the Unix epoch").set(start_time)
     return reg
+
+
+def _collect_alerts(reg: Registry, alerts: Any) -> None:
+    """daemon.alerts.Alerts: raised and rate-limited, and per channel what went out."""
+    reg.counter("tapeloop_alerts_raised_total", "Alerts raised (logged)").set(alerts.raised)
+    reg.counter("tapeloop_alerts_suppressed_total", "Alerts rate-limited (not raised)"
+                ).set(alerts.rules.dropped)
+    sent = reg.counter("tapeloop_alerts_sent_total", "Alerts delivered, by channel",
+                       ["channel"])
+    failed = reg.counter("tapeloop_alerts_failed_total",
+                         "Alert deliveries given up (after the retries), by channel",
+                         ["channel"])
+    dropped = reg.counter("tapeloop_alerts_overflowed_total",
+                          "Alerts dropped from a full channel queue, by channel", ["channel"])
+    pending = reg.gauge("tapeloop_alerts_pending", "Alerts queued for a channel",
+                        ["channel"])
+    for sender in alerts.senders:
+        name = sender.channel.name
+        sent.set(sender.sent, channel=name)
+        failed.set(sender.failed, channel=name)
+        dropped.set(sender.overflowed, channel=name)
+        pending.set(sender.pending, channel=name)
 
 
 def _collect_margin(reg: Registry, portfolio: Any) -> None:

@@ -26,6 +26,8 @@ from urllib.parse import quote
 
 import msgspec
 
+from daemon.logging import register_secret
+
 __all__ = [
     "Credentials",
     "Ed25519Signer",
@@ -152,12 +154,17 @@ def load_credentials(
         )
     if secret and pem_path is not None:
         raise ValueError(f"both {secret_var} and {pem_var} are set; keep one key type")
+    register_secret(api_key)  # redacted from every log line from now on
     if secret:
+        register_secret(secret)
         return Credentials(api_key=api_key, secret=secret)
     assert pem_path is not None
     pem = pem_path.read_bytes()
     if b"-----BEGIN" not in pem:
         raise ValueError(f"{pem_path} is not a PEM private key")
+    for line in pem.decode("ascii", "replace").splitlines():
+        if len(line) >= 16 and not line.startswith("-----"):  # the key's base64 body
+            register_secret(line.strip())
     return Credentials(api_key=api_key, private_key_pem=pem)
 
 

@@ -43,14 +43,17 @@ def build_exchange(vcfg: Any) -> Any:
 def secret_of(prefix: str, name: str) -> str | None:
     """`{prefix}_{name}` from the environment, else the systemd credential file
     `{prefix}_{name}` in lower case under $CREDENTIALS_DIRECTORY; never logged."""
-    if value := os.environ.get(f"{prefix}_{name}"):
-        return value
+    from daemon.logging import register_secret
+
+    value = os.environ.get(f"{prefix}_{name}") or None
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if directory:
+    if value is None and directory:
         path = Path(directory) / f"{prefix}_{name}".lower()
         if path.is_file():
-            return path.read_text().strip() or None
-    return None
+            value = path.read_text().strip() or None
+    if value is not None:
+        register_secret(value)  # redacted from every log line from now on
+    return value
 
 
 def _override(api: Any, urls: dict[str, Any]) -> Any:

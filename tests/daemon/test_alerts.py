@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-import daemon.alerts as alerts_mod
+import daemon.alerts.secrets as secrets_mod
+import daemon.alerts.webhook as webhook_mod
 from daemon.alerts import Alerts
 from daemon.config import AlertsConfig
 from daemon.logging import get_logger
@@ -255,7 +256,8 @@ async def test_400_is_not_retried_and_the_url_is_never_logged(
         receiver: Receiver, logs, monkeypatch: pytest.MonkeyPatch) -> None:
     buf, lines = logs
     # No redaction: the URL must stay out of the log because it is never logged.
-    monkeypatch.setattr(alerts_mod, "register_secret", lambda value: None)
+    monkeypatch.setattr(secrets_mod, "register_secret", lambda value: None)
+    monkeypatch.setattr(webhook_mod, "register_secret", lambda value: None)
     receiver.script.append((400, {}))
     async with started(receiver.url) as (alerts, bus):
         bus.publish(trading(HALTED, "halted by operator"))
@@ -270,7 +272,8 @@ async def test_400_is_not_retried_and_the_url_is_never_logged(
 async def test_connection_errors_are_retried_then_given_up(
         logs, monkeypatch: pytest.MonkeyPatch) -> None:
     buf, lines = logs
-    monkeypatch.setattr(alerts_mod, "register_secret", lambda value: None)
+    monkeypatch.setattr(secrets_mod, "register_secret", lambda value: None)
+    monkeypatch.setattr(webhook_mod, "register_secret", lambda value: None)
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -52,8 +52,9 @@ def test_metrics_expose_margin_and_the_distance_to_liquidation():
 
     reg = Registry()
     _collect_margin(reg, portfolio_at(9400.0))
-    text = reg.render()
-    assert 'tapeloop_margin_balance{venue="fut",currency="USDT"} 400' in text
-    line = next(x for x in text.splitlines()
-                if x.startswith('tapeloop_liquidation_distance_pct{venue="fut"'))
-    assert 3.8 < float(line.split()[-1]) < 3.9
+    from tests.daemon.test_control import parse_prometheus, sample
+
+    s = parse_prometheus(reg.render())  # labels in any order, 400 or 400.0
+    assert sample(s, "tapeloop_margin_balance", venue="fut", currency="USDT") == 400
+    distance = sample(s, "tapeloop_liquidation_distance_pct", venue="fut", symbol="BTCUSDT")
+    assert 3.8 < distance < 3.9
