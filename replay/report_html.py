@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -242,27 +243,29 @@ def drawdown_svg(ts_ns: np.ndarray, drawdown: np.ndarray) -> str:
     return _chart(ts_ns, dd, height=170, color="#b3261e", fill=True, fmt=_axis_pct)
 
 
+@dataclass(frozen=True, slots=True)
 class Overlay:
     """A further line on a chart (same time axis), e.g. the benchmark."""
 
-    __slots__ = ("ts_ns", "values", "color", "name", "dashed")
+    ts_ns: np.ndarray
+    values: np.ndarray
+    color: str
+    name: str
+    dashed: bool = False
 
-    def __init__(self, ts_ns: np.ndarray, values: np.ndarray, color: str, name: str,
-                 dashed: bool = False) -> None:
-        self.ts_ns, self.values, self.color = ts_ns, values, color
-        self.name, self.dashed = name, dashed
 
-
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Marker:
     """A point drawn on a chart: a triangle up (`up`) or down, filled or
     hollow, with a tooltip."""
 
-    __slots__ = ("ts_ns", "value", "up", "filled", "color", "css", "title")
-
-    def __init__(self, ts_ns: int, value: float, *, up: bool, filled: bool, color: str,
-                 css: str, title: str) -> None:
-        self.ts_ns, self.value, self.up, self.filled = ts_ns, value, up, filled
-        self.color, self.css, self.title = color, css, title
+    ts_ns: int
+    value: float
+    up: bool
+    filled: bool
+    color: str
+    css: str
+    title: str
 
 
 def _downsampled(ts_ns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

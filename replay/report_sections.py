@@ -52,7 +52,7 @@ def price_sections(prices: Sequence[PriceSeries]) -> list[str]:
     out: list[str] = []
     for p in prices:
         markers = [
-            Marker(f.ts_ns, f.price, up=f.side == "BUY", filled=f.kind == "entry",
+            Marker(ts_ns=f.ts_ns, value=f.price, up=f.side == "BUY", filled=f.kind == "entry",
                    color=BUY_COLOR if f.side == "BUY" else SELL_COLOR,
                    css=f"fill-marker {f.kind} {f.side.lower()}",
                    title=f"{_time_label(f.ts_ns)} {f.strategy_id} {f.kind} {f.side} "
