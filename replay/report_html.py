@@ -53,6 +53,7 @@ svg text { font: 11px system-ui, sans-serif; fill: #5b6577; }
 .legend i { display: inline-block; width: 18px; height: 0; border-top: 2px solid;
             vertical-align: middle; margin: 0 4px 0 10px; }
 .legend i.dash { border-top-style: dashed; }
+.bars td:last-child { text-align: left; color: #5b6577; letter-spacing: -1px; }
 """
 
 

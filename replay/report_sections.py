@@ -81,9 +81,12 @@ def daily_returns_section(days: Sequence[Mapping[str, Any]]) -> list[str]:
     rows = []
     for d in days:
         r = d.get("return")
-        rows.append((d["date"], d["equity"], _signed(_pct(r)), _Bar(r, worst)))
+        # four decimals of a percent: a day's return on a large account is small
+        rows.append((d["date"], d["equity"], _signed(None if r is None else f"{r * 100:.4f}%"),
+                     _Bar(r, worst)))
     return ["<h2>Returns per day (UTC)</h2>",
-            _table(("day", "closing equity", "return", ""), rows)]
+            '<div class="bars">' + _table(("day", "closing equity", "return", ""), rows)
+            + "</div>"]
 
 
 class _Bar(str):

@@ -162,9 +162,9 @@ def test_returns_per_day_use_each_days_last_sample(tmp_path: Path) -> None:
         {"date": "2024-03-04", "equity": "1210", "return": 0.0},
     ]
     rows = page.tables["Returns per day (UTC)"]
-    assert [r[:3] for r in rows[1:]] == [["2024-03-01", "1100", "10.00%"],
-                                         ["2024-03-02", "1210", "10.00%"],
-                                         ["2024-03-04", "1210", "0.00%"]]
+    assert [r[:3] for r in rows[1:]] == [["2024-03-01", "1100", "10.0000%"],
+                                         ["2024-03-02", "1210", "10.0000%"],
+                                         ["2024-03-04", "1210", "0.0000%"]]
 
 
 @given(st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.integers(1, 5),
