@@ -138,10 +138,18 @@ def replay_report(config: Config, spec: ReplaySpec
         margin_usage = node.portfolio.margin_usage \
             if any(i.perpetual for i in node.instruments.values()) else None
 
+        # the report's price charts and benchmark: each instrument's mark, taken
+        # only at equity samples (once a minute of event time), never per event
+        marked = sorted(node.instruments)
+
         def add_sample(equity: Decimal | None = None) -> None:
             now = clock.now_ns()
+            marks: dict[str, Decimal | None] = {}
+            for venue, symbol in marked:
+                if marks.get(symbol) is None:
+                    marks[symbol] = node.portfolio.last_price(venue, symbol)
             report.add_equity(now, node.portfolio.equity() if equity is None else equity,
-                              node.portfolio.equity_by_strategy())
+                              node.portfolio.equity_by_strategy(), marks)
             if margin_usage is not None:
                 report.add_margin_usage(now, margin_usage())
 
@@ -178,7 +186,8 @@ def replay_report(config: Config, spec: ReplaySpec
         wall_s = time.perf_counter() - t0
         node.stop()
         add_sample()
-        report.set_final(**node.portfolio.final_report(initial_equity))
+        report.set_final(**node.portfolio.final_report(initial_equity),
+                         quotes={s: i.quote for (_, s), i in sorted(node.instruments.items())})
         segment = journal.close()
         if segment is not None:
             store.roll_segment(segment)

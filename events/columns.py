@@ -64,7 +64,8 @@ class TradeBatch(TradeColumns, Sequence[Trade]):
         self._schema: TypeSchema = schema_for(Trade)
         self._events: list[Any] | None = None
         self._recv = batch.column("ts_recv").to_numpy().view(np.int64)
-        self._aggressor = batch.column("aggressor").to_numpy()
+        # stored by name ('buy'/'sell'/null; an older part: the int code)
+        self._aggressor = self._schema.enums["aggressor"].decode(batch.column("aggressor"))
         self._ids = batch.column("trade_id")
 
     @classmethod

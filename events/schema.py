@@ -3,6 +3,10 @@
 One schema per event type; columns are named as the struct fields. `ts_*`
 fields are `timestamp[ns, UTC]` (int64 underneath, so exact), Decimals are
 decimal text (exact; `CAST(x AS DECIMAL(38,18))` in DuckDB), `seq` is int64.
+Enum-like int fields (`ENUMS`: a trade's aggressor) are stored by name, as
+dictionary-encoded strings ('buy', 'sell'; null for unknown), so SQL reads
+`aggressor = 'buy'`; the struct keeps its int code. Parts written before
+stored the codes: `from_table` reads both.
 
 `to_table` and `from_table` are the only converters between events and Arrow,
 built once per type: the column-wise loop that rebuilds structs is generated
@@ -22,10 +26,69 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from events.base import Event
+from events.market import AGGRESSOR_BUY, AGGRESSOR_SELL, AGGRESSOR_UNKNOWN
 
 TS_TYPE = pa.timestamp("ns", tz="UTC")
+ENUM_TYPE = pa.dictionary(pa.int8(), pa.string())
+
+
+class EnumColumn:
+    """An int field stored by name: code <-> name, vectorised (one numpy take
+    per batch, nothing per row). The `unknown` code is stored as null."""
+
+    def __init__(self, field: str, names: dict[int, str], unknown: int) -> None:
+        self.field, self.unknown = field, unknown
+        self.names = dict(names)
+        self.codes = {name: code for code, name in names.items()}
+        self.dictionary = pa.array(list(names.values()), pa.string())
+        size = max([*names, unknown]) + 1
+        self._index = np.full(size, -1, dtype=np.int8)  # code -> dictionary index
+        for i, code in enumerate(names):
+            self._index[code] = i
+
+    def encode(self, codes: pa.Array | pa.ChunkedArray | Sequence[int]) -> pa.Array:
+        """Int codes -> the dictionary-encoded names (unknown -> null)."""
+        if isinstance(codes, pa.ChunkedArray):
+            codes = codes.combine_chunks()
+        if isinstance(codes, pa.Array):
+            codes = pc.fill_null(codes, self.unknown)
+        arr = np.asarray(codes, dtype=np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= self._index.size
+                         or ((self._index[arr] < 0) & (arr != self.unknown)).any()):
+            bad = next(int(c) for c in arr if not 0 <= c < self._index.size
+                       or (self._index[c] < 0 and c != self.unknown))
+            raise ValueError(f"{self.field}: no name for code {bad}")
+        index = self._index[arr] if arr.size else np.zeros(0, np.int8)
+        return pa.DictionaryArray.from_arrays(pa.array(index, pa.int8(), mask=index < 0),
+                                              self.dictionary)
+
+    def decode(self, col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """A stored column (names, or an older part's int codes) -> int64 codes."""
+        if isinstance(col, pa.ChunkedArray):
+            parts = [self.decode(c) for c in col.chunks]
+            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if pa.types.is_integer(col.type):
+            return np.asarray(pc.fill_null(col, self.unknown).to_numpy(), dtype=np.int64)
+        if not pa.types.is_dictionary(col.type):
+            col = col.dictionary_encode()
+        try:
+            lookup = np.array([self.codes[name] for name in col.dictionary.to_pylist()]
+                              + [self.unknown], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"{self.field}: no code for name {exc.args[0]!r}") from None
+        # nulls index the appended `unknown`
+        idx = pc.fill_null(col.indices, len(lookup) - 1).to_numpy()
+        return lookup[idx]  # type: ignore[no-any-return]
+
+
+# (event type, field) -> how it is stored by name
+ENUMS: dict[tuple[str, str], EnumColumn] = {
+    ("Trade", "aggressor"): EnumColumn(
+        "Trade.aggressor", {AGGRESSOR_BUY: "buy", AGGRESSOR_SELL: "sell"}, AGGRESSOR_UNKNOWN),
+}
 
 _SCALARS: dict[Any, pa.DataType] = {
     int: pa.int64(),
@@ -63,8 +126,13 @@ class TypeSchema:
         fields: list[pa.Field] = []
         self.decimal_fields: list[str] = []
         self.optional_decimals: set[str] = set()
+        self.enums: dict[str, EnumColumn] = {}
         for fname in cls.__struct_fields__:
             atype, nullable = _arrow_type(fname, hints[fname])
+            enum = ENUMS.get((self.name, fname))
+            if enum is not None:
+                atype, nullable = ENUM_TYPE, True
+                self.enums[fname] = enum
             fields.append(pa.field(fname, atype, nullable=nullable))
             base = hints[fname]
             if base is Decimal or (nullable and Decimal in typing.get_args(base)):
@@ -97,6 +165,9 @@ class TypeSchema:
         columns = []
         for field in self.schema:
             values = [getattr(e, field.name) for e in events]
+            if field.name in self.enums:
+                columns.append(self.enums[field.name].encode(values))
+                continue
             if field.name in self.decimal_fields:
                 values = [None if v is None else str(v) for v in values]
             if field.type == TS_TYPE:
@@ -113,6 +184,10 @@ class TypeSchema:
         arrays = []
         for field in self.schema:
             col = table.column(field.name)
+            if field.name in self.enums and col.type != field.type:
+                enum = self.enums[field.name]
+                col = enum.encode(col) if pa.types.is_integer(col.type) \
+                    else enum.encode(enum.decode(col))  # names checked, index type fixed
             if col.type != field.type:
                 if field.type == TS_TYPE and pa.types.is_integer(col.type):
                     col = col.cast(pa.int64()).cast(TS_TYPE)
@@ -141,6 +216,9 @@ class TypeSchema:
             if f == "ts_event" and col.null_count == 0:
                 ts_event = _int64_view(col)
                 cols.append(ts_event.tolist())
+                continue
+            if f in self.enums:
+                cols.append(self.enums[f].decode(col).tolist())
                 continue
             cols.append(_column_values(col, f in self.decimal_fields))
         return self._build(self.cls, *cols)

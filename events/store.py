@@ -7,7 +7,10 @@
 
 Parquet parts are Hive-partitioned so pyarrow.dataset, DuckDB and Polars read
 them directly; one schema per event type, zstd, each part sorted by
-(ts_event, seq); `date` is the UTC date of `ts_event`.
+(ts_event, seq); `date` is the UTC date of `ts_event`. Read one type at a
+time: a dataset over the whole of events/ takes one file's schema for every
+type. `dataset(DATA, "Trade")` is that one type, with its own schema
+(docs/store-recipes.md shows it from pyarrow, DuckDB and Polars).
 
 Every seq in the store is unique: Parquet holds seqs up to `rolled_seq`, the
 journal holds the ones after. Part numbers come from one counter in the
@@ -27,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -41,13 +45,16 @@ from events.journal import Journal, JournalPolicy, ScanResult, _fsync_dir, read_
 from events.lock import DirLock, StoreLocked
 from events.schema import schema_by_name, schema_for
 
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
 log = structlog.get_logger("tapeloop.store")
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 ROW_GROUP_ROWS = 65_536
 PART_RE = re.compile(r"^part-(\d+)\.parquet$")
 
-__all__ = ["EventStore", "Part", "StoreLocked", "list_parts"]
+__all__ = ["EventStore", "Part", "StoreLocked", "dataset", "list_parts"]
 
 
 class Manifest(msgspec.Struct, kw_only=True):
@@ -117,6 +124,42 @@ def list_parts(events_dir: Path, *, types: Iterable[str] | None = None,
                     out.append(Part(d, tname, int(m.group(1)), Path(f.path)))
     out.sort(key=lambda p: (p.date, p.type, p.number))
     return out
+
+
+def dataset(data: Path | str, type_name: str) -> ds.Dataset:
+    """A pyarrow dataset of one event type's committed parts in the data
+    directory `data`, with that type's schema and the hive partition `date`
+    (date32) as a column; rows in no particular order (each part is sorted by
+    ts_event, seq). Parts written before a column was stored by name (a
+    trade's aggressor as 1/2) are read converted. Unknown type: ValueError."""
+    import pyarrow.dataset as ds  # only here: the daemon never needs it
+
+    from events.registry import type_by_name
+
+    try:
+        sch = schema_for(type_by_name(type_name))
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    events_dir = Path(data) / "events"
+    schema = sch.schema.append(pa.field("date", pa.date32()))
+    partitioning = ds.partitioning(pa.schema([("date", pa.date32())]), flavor="hive")
+    current: list[str] = []
+    older: list[pa.Table] = []
+    for part in list_parts(events_dir, types=[type_name]):
+        file_schema = pq.read_schema(part.path)
+        if any(pa.types.is_integer(file_schema.field(f).type) for f in sch.enums
+               if f in file_schema.names):
+            # stored as codes: converted through the reader's own schema evolution
+            table = sch.conform(pq.read_table(part.path))
+            older.append(table.append_column(
+                "date", pa.repeat(pa.scalar(part.date, pa.date32()), table.num_rows)))
+        else:
+            current.append(str(part.path))
+    files = ds.dataset(current, schema=schema, format="parquet", partitioning=partitioning,
+                       partition_base_dir=str(events_dir))
+    if not older:
+        return files
+    return ds.dataset([files, ds.InMemoryDataset(pa.concat_tables(older), schema=schema)])
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

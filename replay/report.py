@@ -34,6 +34,11 @@ Files written into RUN_DIR (see DESIGN.md, "CLI contract"):
   rejections       {check: count}; "venue" counts venue rejections (check "")
   perpetuals       {funding, liquidations, margin_usage} (`replay.report_perp`); only
                    when the run saw funding, a liquidation or margin usage
+  benchmark        {symbols, first_prices, final_equity, total_return}: buy and hold of
+                   the traded symbols from the initial equity (`replay.report_series`);
+                   null when no traded symbol was marked at an equity sample
+  daily_returns    [{date, equity, return}]: per UTC day, its closing equity and its
+                   return against the previous close (`replay.report_series`)
   monte_carlo      a bootstrap of the closed trades' PnLs (`daemon.research.montecarlo`,
                    passed in `extra`); only when the run asked for it (`--monte-carlo N`)
   ...plus the caller's `extra` keys (which may not shadow these).
@@ -42,11 +47,14 @@ Files written into RUN_DIR (see DESIGN.md, "CLI contract"):
 - `equity.csv`: the equity samples with their drawdown, and one column per
   strategy when per-strategy equity was given.
 - `margin.csv`: the margin usage at each equity sample (perpetual runs only).
-- `report.html`: a self-contained human report (`replay.report_html`).
+- `report.html`: a self-contained human report (`replay.report_html`): with a
+  price chart per traded symbol (the marks sampled beside equity, the fills
+  marked), the round trips, the benchmark line and the returns per day.
 
 Metric definitions live in `replay.metrics`. The hot path only appends:
 `add_fill`, `add_equity`, `add_funding`, `add_liquidation` and
-`add_margin_usage` store their arguments and everything is computed in `write`.
+`add_margin_usage` store their arguments (the marks passed to `add_equity`
+are taken once per equity sample, never per market event) and everything is computed in `write`.
 """
 
 from __future__ import annotations
@@ -82,6 +90,7 @@ from replay.metrics import (
 from replay.report_html import render_html
 from replay.report_mc import summary_line as monte_carlo_line
 from replay.report_perp import MARGIN_CSV, PerpetualsReport
+from replay.report_series import Benchmark, benchmark, daily_returns, price_series
 
 REPORT_JSON = "report.json"
 FILLS_CSV = "fills.csv"
@@ -137,6 +146,8 @@ class ReportBuilder:
         self._equity_ts: list[int] = []
         self._equity: list[Decimal] = []
         self._by_strategy: list[dict[str, Decimal] | None] = []
+        self._marks: list[dict[str, Decimal] | None] = []
+        self._quotes: dict[str, str] | None = None
         self._rejections: Counter[str] = Counter()
         self._final: FinalState | None = None
         self._perp = PerpetualsReport()
@@ -148,9 +159,12 @@ class ReportBuilder:
         self._fills.append(fill)
 
     def add_equity(
-        self, ts_ns: int, equity: Decimal, by_strategy: dict[str, Decimal] | None = None
+        self, ts_ns: int, equity: Decimal, by_strategy: dict[str, Decimal] | None = None,
+        marks: Mapping[str, Decimal | None] | None = None,
     ) -> None:
-        """Record an equity sample at event time `ts_ns` (non-decreasing)."""
+        """Record an equity sample at event time `ts_ns` (non-decreasing), with
+        the marks (symbol -> last price, None while unknown) at that time: the
+        price charts and the buy-and-hold benchmark are drawn from them."""
         if self._equity_ts and ts_ns < self._equity_ts[-1]:
             raise ValueError(
                 f"equity sample at {ts_ns} ns is before the previous one at "
@@ -159,6 +173,8 @@ class ReportBuilder:
         self._equity_ts.append(ts_ns)
         self._equity.append(equity)
         self._by_strategy.append(dict(by_strategy) if by_strategy is not None else None)
+        self._marks.append({s: p for s, p in marks.items() if p is not None}
+                           if marks is not None else None)
 
     def add_funding(self, payment: FundingPayment) -> None:
         """Record a funding payment (paid or received), in event order."""
@@ -190,6 +206,7 @@ class ReportBuilder:
         pnl_by_currency: Mapping[str, Any] | None = None,
         unvalued: list[Any] | None = None,
         funding: Decimal = Decimal(0),
+        quotes: Mapping[str, str] | None = None,
     ) -> None:
         """The final account state: positions (symbol -> signed qty), realized
         PnL (gross of fees), unrealized PnL, fees (in the account `currency`)
@@ -198,7 +215,10 @@ class ReportBuilder:
         too. `pnl_by_currency` (currency -> an object with realized,
         unrealized, fees, funding) and `unvalued` (objects with venue, currency,
         balance, pnl, reason) are `Portfolio.final_report`'s; `funding` is the
-        perpetuals' funding, in the net (and in `pnl` when not 0)."""
+        perpetuals' funding, in the net (and in `pnl` when not 0). `quotes`
+        (symbol -> quote currency) keeps the benchmark to the symbols quoted
+        in `currency`; without it every marked symbol counts."""
+        self._quotes = dict(quotes) if quotes is not None else None
         self._final = FinalState(
             positions=dict(positions),
             realized=realized,
@@ -228,7 +248,8 @@ class ReportBuilder:
     ) -> dict[str, Any]:
         """The report dict (what `write` stores as report.json)."""
         with localcontext(exact_context()):
-            return self._build(self._ledger(), events_in=events_in, wall_s=wall_s, extra=extra)
+            return self._build(self._ledger(), self._benchmark(), events_in=events_in,
+                               wall_s=wall_s, extra=extra)
 
     def write(
         self,
@@ -242,7 +263,9 @@ class ReportBuilder:
         into `run_dir` (created if missing); returns the report dict."""
         with localcontext(exact_context()):
             ledger = self._ledger()
-            report = self._build(ledger, events_in=events_in, wall_s=wall_s, extra=extra)
+            bench = self._benchmark()
+            report = self._build(ledger, bench, events_in=events_in, wall_s=wall_s,
+                                 extra=extra)
         text = dumps_report(report)  # before any file: a bad `extra` value fails here
         run_dir.mkdir(parents=True, exist_ok=True)
         self._write_fills(run_dir / FILLS_CSV)
@@ -258,6 +281,10 @@ class ReportBuilder:
             equity=np.asarray([float(e) for e in self._equity], dtype=np.float64),
             drawdown=dd,
             margin=margin,
+            benchmark=None if bench is None
+            else np.asarray([float(v) for v in bench.values], dtype=np.float64),
+            prices=price_series(self._fills, self._equity_ts, self._marks),
+            trades=ledger.closed,
         )
         (run_dir / REPORT_HTML).write_text(html, encoding="utf-8")
         # Last, so a report.json on disk means the whole report was written.
@@ -269,6 +296,7 @@ class ReportBuilder:
     def _build(
         self,
         ledger: TradeLedger,
+        bench: Benchmark | None,
         *,
         events_in: int,
         wall_s: float,
@@ -314,6 +342,8 @@ class ReportBuilder:
             "metrics": metrics,
             "rejections": dict(self._rejections),
             "equity_samples": len(self._equity),
+            "benchmark": None if bench is None else bench.json(dec, final.initial_equity),
+            "daily_returns": daily_returns(self._equity_ts, self._equity, dec),
         }
         unrealized = unrealized_by_book(ledger.books, final.marks)
         report["per_strategy"] = _breakdown(ledger, unrealized, lambda k: k[0])
@@ -326,6 +356,13 @@ class ReportBuilder:
                 raise ValueError(f"extra key {key!r} would overwrite a report field")
             report[key] = value
         return report
+
+    def _benchmark(self) -> Benchmark | None:
+        final = self._final
+        if final is None:
+            raise RuntimeError("ReportBuilder.set_final() must be called before the report")
+        return benchmark(self._fills, self._marks, final.initial_equity, self._quotes,
+                         final.currency)
 
     def _ledger(self) -> TradeLedger:
         ledger = TradeLedger()

@@ -1,10 +1,13 @@
 """The human replay report: one self-contained HTML page (inline CSS and SVG,
 no scripts, no external resources, so it opens offline and from an archive).
 
-It shows the equity curve and the drawdown as inline SVG charts, downsampled
-to at most `MAX_POINTS` points each with a min/max-per-bucket rule so peaks
-and troughs (the max drawdown) survive; then the metrics, PnL, per-strategy
-and per-symbol tables, final positions and rejections by check. A run with
+It shows the equity curve (with the buy-and-hold benchmark line) and the
+drawdown as inline SVG charts, downsampled to at most `MAX_POINTS` points
+each with a min/max-per-bucket rule so peaks and troughs (the max drawdown)
+survive; a price chart per traded symbol with every fill marked, the returns
+per day and the round trips (`replay.report_sections`); then the metrics,
+PnL, per-strategy and per-symbol tables, final positions and rejections by
+check. Axis labels carry the digits that differ between ticks. A run with
 perpetuals also shows its margin usage chart, funding and liquidations. Every piece
 of text is HTML-escaped: strategy ids and symbols come from user config.
 """
@@ -12,12 +15,16 @@ of text is HTML-escaped: strategy ids and symbols come from user config.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 import numpy as np
+
+from replay.metrics import RoundTrip
+from replay.report_series import PriceSeries
 
 MAX_POINTS = 2000
 NS_PER_S = 1_000_000_000
@@ -42,17 +49,33 @@ th { color: #5b6577; font-weight: 600; }
 .pos { color: #137333; } .neg { color: #b3261e; } .muted { color: #8a93a3; }
 svg { width: 100%; height: auto; display: block; }
 svg text { font: 11px system-ui, sans-serif; fill: #5b6577; }
+.legend { font-size: 12px; color: #5b6577; margin: 2px 0 6px; }
+.legend i { display: inline-block; width: 18px; height: 0; border-top: 2px solid;
+            vertical-align: middle; margin: 0 4px 0 10px; }
+.legend i.dash { border-top-style: dashed; }
+.bars td:last-child { text-align: left; color: #5b6577; letter-spacing: -1px; }
 """
 
 
 def render_html(
     report: Mapping[str, Any], *, ts_ns: np.ndarray, equity: np.ndarray, drawdown: np.ndarray,
     margin: tuple[np.ndarray, np.ndarray] | None = None,
+    benchmark: np.ndarray | None = None,
+    prices: Sequence[PriceSeries] = (),
+    trades: Sequence[RoundTrip] = (),
 ) -> str:
     """The report page for a report dict and its equity samples (ns
     timestamps, equity, drawdown as a positive fraction, NaN where undefined);
     `margin` is the margin usage series (ns timestamps, fraction) of a run
-    with perpetuals."""
+    with perpetuals; `benchmark` the buy-and-hold value at each equity sample;
+    `prices` the traded symbols' marks and fills; `trades` the round trips."""
+    from replay.report_sections import (
+        benchmark_legend,
+        daily_returns_section,
+        price_sections,
+        trades_section,
+    )
+
     perp = report.get("perpetuals")
     m = report.get("metrics", {})
     pnl = report.get("pnl", {})
@@ -75,9 +98,13 @@ def render_html(
         _card("Fills", len(report.get("fills", ()))),
         "</div>",
         f"<h2>Equity{escape(unit)}</h2>",
-        equity_svg(ts_ns, equity),
+        *benchmark_legend(report.get("benchmark")),
+        equity_svg(ts_ns, equity, benchmark),
         "<h2>Drawdown</h2>",
         drawdown_svg(ts_ns, drawdown),
+        *price_sections(prices),
+        *daily_returns_section(report.get("daily_returns") or ()),
+        *trades_section(trades),
         *(_margin_chart(margin) if perp else ()),
         "<h2>Metrics</h2>",
         _table(("metric", "value"), _metric_rows(m)),
@@ -201,9 +228,14 @@ def downsample(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
     return np.unique(np.asarray(keep, dtype=np.int64))
 
 
-def equity_svg(ts_ns: np.ndarray, equity: np.ndarray) -> str:
-    """The equity curve as an inline SVG line chart."""
-    return _chart(ts_ns, equity, height=320, color="#1a5fb4", fill=False, fmt=_axis_num)
+def equity_svg(ts_ns: np.ndarray, equity: np.ndarray, benchmark: np.ndarray | None = None
+               ) -> str:
+    """The equity curve as an inline SVG line chart, with the buy-and-hold
+    benchmark (its value at each sample) as a dashed line when given."""
+    overlays = [] if benchmark is None else [
+        Overlay(ts_ns, benchmark, "#8a93a3", "benchmark", dashed=True)]
+    return _chart(ts_ns, equity, height=320, color="#1a5fb4", fill=False, fmt=_axis_num,
+                  overlays=overlays)
 
 
 def drawdown_svg(ts_ns: np.ndarray, drawdown: np.ndarray) -> str:
@@ -212,20 +244,55 @@ def drawdown_svg(ts_ns: np.ndarray, drawdown: np.ndarray) -> str:
     return _chart(ts_ns, dd, height=170, color="#b3261e", fill=True, fmt=_axis_pct)
 
 
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """A further line on a chart (same time axis), e.g. the benchmark."""
+
+    ts_ns: np.ndarray
+    values: np.ndarray
+    color: str
+    name: str
+    dashed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Marker:
+    """A point drawn on a chart: a triangle up (`up`) or down, filled or
+    hollow, with a tooltip."""
+
+    ts_ns: int
+    value: float
+    up: bool
+    filled: bool
+    color: str
+    css: str
+    title: str
+
+
+def _downsampled(ts_ns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    idx = downsample(values)
+    return ts_ns[idx].astype(np.float64), values[idx].astype(np.float64)
+
+
 def _chart(
-    ts_ns: np.ndarray, values: np.ndarray, *, height: int, color: str, fill: bool, fmt: Any
+    ts_ns: np.ndarray, values: np.ndarray, *, height: int, color: str, fill: bool,
+    fmt: Callable[[float], str], overlays: Sequence[Overlay] = (),
+    markers: Sequence[Marker] = (), empty: str = "no equity samples",
 ) -> str:
     if values.size == 0:
-        return '<p class="muted">no equity samples</p>'
-    idx = downsample(values)
-    t = ts_ns[idx].astype(np.float64)
-    v = values[idx].astype(np.float64)
-    if t.size == 1:  # one sample: a flat segment across the plot
-        t, v = np.array([t[0], t[0] + 1.0]), np.array([v[0], v[0]])
+        return f'<p class="muted">{escape(empty)}</p>'
+    t, v = _downsampled(ts_ns, values)
+    lines = [_downsampled(o.ts_ns, o.values) for o in overlays if o.values.size]
+    # one sample: a flat segment across the plot, one second wide (a float of
+    # ns since 1970 cannot tell t from t + 1)
+    if t.size == 1:
+        t, v = np.array([t[0], t[0] + NS_PER_S]), np.array([v[0], v[0]])
     t0, t1 = float(t[0]), float(t[-1])
     if t1 <= t0:
-        t1 = t0 + 1.0
-    lo, hi = float(v.min()), float(v.max())
+        t1 = t0 + NS_PER_S
+    extra = [x for _, ov in lines for x in (float(ov.min()), float(ov.max()))]
+    extra += [m.value for m in markers]
+    lo, hi = min([float(v.min()), *extra]), max([float(v.max()), *extra])
     if fill:
         hi = max(hi, 0.0)
     ticks = nice_ticks(lo, hi)
@@ -239,13 +306,13 @@ def _chart(
     out = [
         f'<svg viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" role="img">',
     ]
-    for tick in ticks:
+    for tick, label in zip(ticks, axis_labels(ticks, fmt), strict=True):
         y = PAD_TOP + (hi - tick) / (hi - lo) * plot_h
         out.append(
             f'<line x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             'stroke="#e7eaf0"/>'
-            f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(fmt(tick))}</text>"
+            f'<text class="y-label" x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(label)}</text>"
         )
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         x = PAD_LEFT + frac * plot_w
@@ -260,6 +327,27 @@ def _chart(
         area = f"{line} L{xs[-1]:.2f},{base:.2f} L{xs[0]:.2f},{base:.2f} Z"
         out.append(f'<path d="{area}" fill="{color}" fill-opacity="0.18" stroke="none"/>')
     out.append(f'<path d="{line}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+
+    def x_of(ts: np.ndarray | float) -> Any:
+        return PAD_LEFT + (ts - t0) / (t1 - t0) * plot_w
+
+    def y_of(val: np.ndarray | float) -> Any:
+        return PAD_TOP + (hi - val) / (hi - lo) * plot_h
+
+    for o, (ot, ov) in zip((o for o in overlays if o.values.size), lines, strict=True):
+        path = "M" + " L".join(f"{x:.2f},{y:.2f}"
+                               for x, y in zip(x_of(ot), y_of(ov), strict=True))
+        dash = ' stroke-dasharray="6 4"' if o.dashed else ""
+        out.append(f'<path class="{escape(o.name)}" data-last="{float(o.values[-1])!r}" '
+                   f'd="{path}" fill="none" stroke="{o.color}" stroke-width="1.5"{dash}/>')
+    for m in markers:
+        x, y = x_of(float(m.ts_ns)), y_of(m.value)
+        tip = (f"M{x:.2f},{y - 6:.2f} L{x - 5:.2f},{y + 3:.2f} L{x + 5:.2f},{y + 3:.2f} Z"
+               if m.up else
+               f"M{x:.2f},{y + 6:.2f} L{x - 5:.2f},{y - 3:.2f} L{x + 5:.2f},{y - 3:.2f} Z")
+        paint = f'fill="{m.color}"' if m.filled else f'fill="#fff" stroke="{m.color}"'
+        out.append(f'<path class="{m.css}" d="{tip}" {paint}>'
+                   f"<title>{escape(m.title)}</title></path>")
     out.append("</svg>")
     return "".join(out)
 
@@ -287,6 +375,31 @@ def _axis_num(x: float) -> str:
 
 def _axis_pct(x: float) -> str:
     return f"{x:.3g}%"
+
+
+def _decimals(step: float) -> int:
+    """The decimals that show a multiple of `step` exactly (2.5 -> 1, 500 -> 0)."""
+    for d in range(13):
+        scaled = abs(step) * 10**d
+        if scaled >= 0.5 and abs(scaled - round(scaled)) < 1e-6 * scaled:
+            return d
+    return 12
+
+
+def axis_labels(ticks: Sequence[float], fmt: Callable[[float], str]) -> list[str]:
+    """`fmt` of each tick, unless two would read the same (1,000,000 and
+    1,000,500 both "1M"): then as many decimals as the step needs, with the
+    M suffix only where that still reads short, and % kept for percents."""
+    labels = [fmt(t) for t in ticks]
+    if len(set(labels)) == len(labels) or len(ticks) < 2:
+        return labels
+    step = ticks[1] - ticks[0]
+    suffix = "%" if all(lbl.endswith("%") for lbl in labels) else ""
+    if not suffix and max(abs(t) for t in ticks) >= 1e6 and _decimals(step / 1e6) <= 2:
+        d = _decimals(step / 1e6)
+        return [f"{t / 1e6:,.{d}f}M" for t in ticks]
+    d = _decimals(step)
+    return [f"{t:,.{d}f}{suffix}" for t in ticks]
 
 
 def _time_label(ts_ns: int) -> str:

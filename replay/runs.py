@@ -308,8 +308,9 @@ def _adapter(
     file_schema: pa.Schema, schema: TypeSchema, path: Path
 ) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
     """Conversion of an older part's batches to the current schema: fields
-    added since get their struct default (the schema evolution rule), and
-    columns stored under another type are cast. None when nothing differs."""
+    added since get their struct default (the schema evolution rule), columns
+    stored under another type are cast, and enum codes (an aggressor stored as
+    1/2) become their names. None when nothing differs."""
     defaults = {f.name: f for f in msgspec.structs.fields(schema.cls)}
     # Fields are only ever added: a column the type does not know is a damaged
     # footer (a flipped bit renamed `seq` to `se`, and the evolution rule below would
@@ -332,7 +333,9 @@ def _adapter(
             missing.append((field.name, field.type, value))
             continue
         have = file_schema.field(field.name).type
-        if have != field.type and not (_stringlike(have) and _stringlike(field.type)):
+        if field.name in schema.enums and pa.types.is_integer(have):
+            casts.append((field.name, field.type))  # a part from before: codes to names
+        elif have != field.type and not (_stringlike(have) and _stringlike(field.type)):
             casts.append((field.name, field.type))
     if not missing and not casts:
         return None
@@ -341,10 +344,16 @@ def _adapter(
         columns = {name: batch.column(name) for name in batch.schema.names}
         for name, atype in casts:
             col = columns[name]
+            if name in schema.enums:
+                columns[name] = schema.enums[name].encode(col)
+                continue
             if atype == TS_TYPE and pa.types.is_integer(col.type):
                 col = col.cast(pa.int64())
             columns[name] = col.cast(atype)
         for name, atype, value in missing:
+            if name in schema.enums:
+                columns[name] = schema.enums[name].encode([value] * batch.num_rows)
+                continue
             if isinstance(value, Decimal):
                 value = str(value)
             columns[name] = pa.repeat(pa.scalar(value, atype), batch.num_rows)

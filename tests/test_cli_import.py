@@ -69,7 +69,7 @@ def test_import_the_spy_week(tmp_path: Path) -> None:
     assert sorted(seqs.tolist()) == list(range(1, 1_887_451))
 
     assert count(data) == 1_887_450
-    assert count(data, "symbol = 'SPY' and venue = 'lean' and aggressor = 0") == 1_887_450
+    assert count(data, "symbol = 'SPY' and venue = 'lean' and aggressor IS NULL") == 1_887_450
     [first] = duckdb.sql(
         "select epoch_ns(ts_event), price, size "
         f"from read_parquet('{data}/events/*/*/*.parquet') order by ts_event, seq limit 1"
@@ -107,9 +107,9 @@ def test_import_crypto_trades_into_one_store(tmp_path: Path) -> None:
     assert btc.returncode == 0, btc.stderr
     assert ds.dataset(data / "events", partitioning="hive").count_rows() == 14_478
     assert count(data, "symbol = 'XRP/ETH'") == 12_477
-    assert count(data, "symbol = 'XRP/ETH' and aggressor = 1") == 6_524
+    assert count(data, "symbol = 'XRP/ETH' and aggressor = 'buy'") == 6_524
     assert count(data, "symbol = 'BTCUSDT'") == 2_001
-    assert count(data, "trade_id = '553287559' and aggressor = 2") == 1
+    assert count(data, "trade_id = '553287559' and aggressor = 'sell'") == 1
 
 
 @pytest.mark.parametrize("stamp", ["open", "close"])

@@ -8,6 +8,7 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from events.registry import ALL_TYPES
+from events.schema import ENUMS
 
 ts = st.integers(min_value=0, max_value=2**62)
 small_int = st.integers(min_value=-(2**62), max_value=2**62)
@@ -36,7 +37,15 @@ def _for(name: str, annotation: typing.Any) -> st.SearchStrategy[typing.Any]:
 
 def event_of(cls: type) -> st.SearchStrategy[typing.Any]:
     hints = typing.get_type_hints(cls)
-    return st.builds(cls, **{f: _for(f, hints[f]) for f in cls.__struct_fields__})
+    tag = cls.__struct_config__.tag
+
+    def field(f: str) -> st.SearchStrategy[typing.Any]:
+        enum = ENUMS.get((tag, f))  # stored by name: only its codes are values
+        if enum is not None:
+            return st.sampled_from(sorted({*enum.names, enum.unknown}))
+        return _for(f, hints[f])
+
+    return st.builds(cls, **{f: field(f) for f in cls.__struct_fields__})
 
 
 any_event = st.one_of([event_of(c) for c in ALL_TYPES])

@@ -112,9 +112,10 @@ def test_the_html_shows_funding_liquidations_and_a_margin_chart(tmp_path: Path) 
         ts_event=T0 + 200 * NS, ts_recv=T0 + 200 * NS, venue="sim", symbol="<X>&Y",
         side="BUY", qty=D(1), price=D(1), mark=D(1), fee=D(0), fee_currency="USDT",
         trade_id="l2"))
-    b.write(tmp_path, events_in=1, wall_s=1.0)
+    report = b.write(tmp_path, events_in=1, wall_s=1.0)
     html = (tmp_path / "report.html").read_text()
-    assert html.count("<svg") == 3  # equity, drawdown, margin usage
+    # equity, drawdown, margin usage and a price chart per traded symbol
+    assert html.count("<svg") == 3 + len(report["per_symbol"])
     assert "<h2>Funding</h2>" in html and "<h2>Liquidations</h2>" in html
     assert "0.29249999" in html and "95.1" in html and "0.59 USDT" in html
     assert "&lt;X&gt;&amp;Y" in html and "(account)" in html

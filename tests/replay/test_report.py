@@ -408,10 +408,12 @@ def test_html_is_self_contained_with_svg_charts_and_escaped_text(tmp_path: Path)
     b = builder()
     b.add_fill(fill("BUY", "1", "1", strategy="<script>alert(1)</script>", symbol="A&B"))
     b.count_rejection("<b>check</b>")
-    b.write(tmp_path, events_in=1, wall_s=1.0)
+    report = b.write(tmp_path, events_in=1, wall_s=1.0)
     html = (tmp_path / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count("<svg") == 2 and re.search(r'<path d="M[0-9.]+,[0-9.]+ L', html)
+    # equity, drawdown and a price chart per traded symbol
+    assert html.count("<svg") == 2 + len(report["per_symbol"])
+    assert re.search(r'<path d="M[0-9.]+,[0-9.]+ L', html)
     assert "<script" not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;check&lt;/b&gt;" in html and "A&amp;B" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched: works offline
