@@ -1,7 +1,7 @@
 """The human replay report: one self-contained HTML page (inline CSS and SVG,
 no scripts, no external resources, so it opens offline and from an archive).
 
-It shows the equity curve (with the buy-and-hold benchmark line) and the
+It shows the equity curve (and, on a chart of its own, against buy-and-hold) and the
 drawdown as inline SVG charts, downsampled to at most `MAX_POINTS` points
 each with a min/max-per-bucket rule so peaks and troughs (the max drawdown)
 survive; a price chart per traded symbol with every fill marked, the returns
@@ -98,10 +98,14 @@ def render_html(
         _card("Fills", len(report.get("fills", ()))),
         "</div>",
         f"<h2>Equity{escape(unit)}</h2>",
-        *benchmark_legend(report.get("benchmark")),
-        equity_svg(ts_ns, equity, benchmark),
+        equity_svg(ts_ns, equity),
         "<h2>Drawdown</h2>",
         drawdown_svg(ts_ns, drawdown),
+        # apart from the equity chart: buy-and-hold of a $1M account moves by
+        # thousands where a strategy may move by tens, and would flatten its curve
+        *([f"<h2>Against buy-and-hold{escape(unit)}</h2>",
+           *benchmark_legend(report.get("benchmark")),
+           equity_svg(ts_ns, equity, benchmark)] if benchmark is not None else []),
         *price_sections(prices),
         *daily_returns_section(report.get("daily_returns") or ()),
         *trades_section(trades),
