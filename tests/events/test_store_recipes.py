@@ -56,8 +56,29 @@ def stored(data: Path, type_name: str) -> pa.Table:
                             for p in list_parts(data / "events", types=[type_name]))
 
 
+README = REPO / "README.md"
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
 def blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", RECIPES.read_text(), re.S | re.M)
+    return _python_blocks(RECIPES.read_text())
+
+
+def readme_blocks() -> list[str]:
+    """The python blocks of the README's "The store" section."""
+    text = README.read_text()
+    section = text.split("\n## The store\n", 1)[1].split("\n## ", 1)[0]
+    return _python_blocks(section)
+
+
+def test_the_readme_store_section_has_its_recipes() -> None:
+    text = "\n".join(readme_blocks())
+    assert len(readme_blocks()) == 3
+    for needle in ("from events.store import dataset", "import duckdb", "import polars"):
+        assert needle in text
 
 
 def test_the_recipes_file_has_a_block_for_each_tool() -> None:
@@ -67,8 +88,9 @@ def test_the_recipes_file_has_a_block_for_each_tool() -> None:
         assert needle in text
 
 
-@pytest.mark.parametrize("index", range(4))
-def test_each_recipe_runs_as_written_and_gives_the_trades(store: Path, index: int) -> None:
+@pytest.mark.parametrize("source", [f"docs-{i}" for i in range(4)]
+                         + [f"readme-{i}" for i in range(3)])
+def test_each_recipe_runs_as_written_and_gives_the_trades(store: Path, source: str) -> None:
     # the block as written, then a report of what it left in `trades` (and `bars`)
     probe = """
 import json as _json
@@ -83,7 +105,8 @@ if "by_side" in globals():
     _out["by_side"] = str(by_side)
 print("RESULT " + _json.dumps(_out))
 """
-    code = blocks()[index] + probe
+    where, index = source.split("-")
+    code = (blocks() if where == "docs" else readme_blocks())[int(index)] + probe
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=store, env=cli_env(), timeout=120)
     assert out.returncode == 0, out.stderr
