@@ -19,7 +19,7 @@ run: $(STAMP)
 # on every core (pytest-xdist): each test is independent of the others' order and files
 TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 # the long runs: 100,000 seeds of the deterministic simulation (tests/dst), seeds apart
 # from make test's; a failure prints the command that replays it. Then ten minutes of
