@@ -12,9 +12,10 @@ venue gets Binance's documented answer for an expired IOC at once, and the
 server sends the next frame. Latency = transport hand-off time - the time the
 frame left the websocket library (`ts_recv`), both `time.time_ns()`.
 
-Journal: fsync "never" for the main figure (the OS gets the bytes; the disk's
-own fsync latency is a property of the disk, measured by `fsync_policy =
-critical` on a few thousand orders and printed apart).
+Journal: fsync "never" for the main figure (the OS gets the bytes), then
+`fsync_policy = critical` (the order is on disk before it is sent) on a few
+thousand orders, and beside it this disk's own floor for that: one `fdatasync`
+of a 200-byte write to a preallocated file (`disk_fdatasync_floor`).
 """
 
 from __future__ import annotations
@@ -161,8 +162,36 @@ def _pct(sorted_ns: list[int], q: float) -> float:
     return round(sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000, 1)
 
 
+def disk_floor(n: int = N_CRITICAL, size: int = 200) -> list[int]:
+    """This disk's own floor for a durable write: a `size`-byte write to a
+    preallocated file then `fdatasync`, `n` times, in the same temporary directory
+    the journal uses; ns each."""
+    import os
+
+    with tempfile.TemporaryDirectory(prefix="tapeloop-bench-") as tmp:
+        path = os.path.join(tmp, "floor")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, n * size + 4096)
+            os.fsync(fd)
+            payload = b"x" * size
+            out = []
+            for i in range(n):
+                t0 = time.perf_counter_ns()
+                os.pwrite(fd, payload, i * size)
+                os.fdatasync(fd)
+                out.append(time.perf_counter_ns() - t0)
+        finally:
+            os.close(fd)
+    return out
+
+
 def main() -> None:
     import gc
+
+    from daemon.logging import configure_logging
+
+    configure_logging("warning", stream=sys.stderr)  # stdout is the bench's JSON lines
 
     try:
         import uvloop
@@ -179,6 +208,9 @@ def main() -> None:
              p999_us=_pct(lat, 0.999), max_us=round(lat[-1] / 1000, 1),
              round_trips_per_s=round(len(lat) / wall), target_p99_us=200,
              ref_call_ns=reference_call_ns())
+    floor = sorted(disk_floor())
+    emit("disk_fdatasync_floor", writes=len(floor), bytes=200, p50_us=_pct(floor, 0.50),
+         p90_us=_pct(floor, 0.90), p99_us=_pct(floor, 0.99), max_us=round(floor[-1] / 1000, 1))
 
 
 if __name__ == "__main__":

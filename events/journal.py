@@ -186,6 +186,12 @@ def read_journal(journal_dir: Path, after_seq: int = 0) -> Iterator[Event]:
             continue
 
 
+# The appended bytes and what reading them back needs (the file's size), not its
+# times: fdatasync skips the inode's timestamps, a disk write fsync would add to
+# every order. The segment's creation is fsynced in full, with its directory.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -318,7 +324,7 @@ class Journal:
             self._last_flush = self._monotonic()
         if sync and self.policy.fsync != "never" and self.synced_seq < self.written_seq:
             try:
-                os.fsync(self._fd)
+                _datasync(self._fd)
             except OSError as exc:
                 # what the page cache held since the last good fsync may be lost
                 self._fail(exc, keep=self._synced_bytes)
