@@ -78,6 +78,7 @@ class Runner:
 
         rows: dict[str, dict[str, Any]] = {}
         todo: list[Job] = []
+        reused_before, skipped_before = self.tally.reused, self.tally.skipped
         refused: dict[str, str] = {}
         for job in jobs:
             text = json.dumps(job.params, sort_keys=True, default=str)
@@ -101,7 +102,9 @@ class Runner:
                 continue
             todo.append(job)
         self.tally.total += len(jobs)
-        self.progress.start(len(todo), reused=self.tally.reused, skipped=self.tally.skipped)
+        # this round's counts (walk-forward runs two rounds on one tally)
+        self.progress.start(len(todo), reused=self.tally.reused - reused_before,
+                            skipped=self.tally.skipped - skipped_before)
         runs = self.spec.out / RUNS_DIR if self.spec.keep_runs else None
         for job, row in run_jobs(self.client, self.spec.config, todo, self.spec.data, runs):
             if row["status"] == "ok":

@@ -66,3 +66,20 @@ def test_walk_forward_runs_the_best_in_sample_parameters_out_of_sample(
     curve = walk["equity"]
     assert [p[0] for p in curve] == sorted(p[0] for p in curve)
     assert curve[-1][1] == pytest.approx(1_000_000 * float(capital), rel=1e-12)
+
+
+def test_walk_forward_run_again_reuses_each_round_and_says_so_per_round(
+        spy_store: Path, tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID.replace("{mode}", "rolling"))
+    args = ["sweep", "--config", config_with(tmp_path), "--grid", grid, "--data", spy_store,
+            "--out", tmp_path / "out", "--workers", "1"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    notes = [json.loads(line)["message"] for line in again.stdout.splitlines()
+             if line.startswith("{") and json.loads(line)["event"] == "sweep.note"]
+    # round one: 6 parameter sets x 2 training windows; round two: the 2 test jobs
+    assert [n.split(" job(s)")[0] for n in notes] == ["12", "2"], notes
+    assert "14 ok (14 reused)" in again.stderr
