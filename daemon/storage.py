@@ -53,11 +53,23 @@ class Roller:
         self.store = store
         self.queue: asyncio.Queue[Path] = asyncio.Queue()  # unbounded: a few paths at most
         self.rolled = 0
+        self.current: Path | None = None  # taken from the queue, not rolled yet
 
     async def run(self) -> None:
         while True:
-            segment = await self.queue.get()
-            await self._roll(segment)
+            self.current = await self.queue.get()
+            # A stop that lands mid-roll waits for it: cancelled while the child
+            # starts, asyncio would kill it and the segment would be in neither
+            # the queue nor the Parquet (the stop then left it unrolled).
+            roll = asyncio.ensure_future(self._roll(self.current))
+            try:
+                await asyncio.shield(roll)
+            except asyncio.CancelledError:
+                await roll
+                raise
+            finally:
+                if roll.done():
+                    self.current = None
 
     async def _roll(self, segment: Path) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -65,25 +77,22 @@ class Roller:
             str(os.getpid()),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
-        try:
-            _, err = await proc.communicate()
-        except asyncio.CancelledError:
-            # Let a started roll finish: it is atomic per part and the manifest
-            # records it, but finishing keeps the next start cheap.
-            await asyncio.shield(proc.wait())
-            raise
+        _, err = await proc.communicate()
         self.store.reload_manifest()
         if proc.returncode == 0:
             self.rolled += 1
             log.info("journal.segment_rolled", segment=segment.name,
                      rolled_seq=self.store.manifest.rolled_seq)
         else:
-            # The segment stays in the journal; the next start rolls it.
+            # The segment stays in the journal; the stop (or the next start) rolls it.
             log.error("journal.roll_failed", segment=segment.name, code=proc.returncode,
                       stderr=err.decode(errors="replace")[-2000:])
 
     def pending(self) -> list[Path]:
-        out = []
+        """Segments not rolled yet: the one taken, if its roll never finished,
+        then the queue."""
+        out = [self.current] if self.current is not None and self.current.exists() else []
+        self.current = None
         while not self.queue.empty():
             out.append(self.queue.get_nowait())
         return out
