@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from events.market import Bar, Trade
 
 __all__ = ["BarBuilder", "format_interval"]
@@ -33,6 +35,10 @@ _UNITS = (
 
 # Before the first trade: any timestamp is past the (non-existent) bar's end.
 _NO_BAR = -(2**63)
+
+# Runs at least this long are absorbed with numpy; shorter ones in a plain loop,
+# which costs less than the arrays' set-up.
+_VECTOR_RUN = 48
 
 
 def format_interval(interval_ns: int) -> str:
@@ -114,7 +120,13 @@ class BarBuilder:
         """`on_trade` for the trades whose prices and sizes are
         prices/sizes[start:stop], none of them at or past `end_ns` (the caller
         checks): the same arithmetic in the same order, so the bar is
-        bit-identical to one fed trade by trade."""
+        bit-identical to one fed trade by trade. Lists or float64 arrays."""
+        if stop - start >= _VECTOR_RUN:
+            self._absorb_vector(prices, sizes, start, stop)
+            return
+        if not isinstance(prices, list):  # array elements would be numpy scalars
+            prices, sizes = prices[start:stop].tolist(), sizes[start:stop].tolist()  # type: ignore[attr-defined]
+            start, stop = 0, stop - start
         high, low, volume = self._high, self._low, self._volume
         for i in range(start, stop):
             price = prices[i]
@@ -124,7 +136,26 @@ class BarBuilder:
                 low = price
             volume += sizes[i]
         self._high, self._low, self._volume = high, low, volume
-        self._close = prices[stop - 1]
+        self._close = float(prices[stop - 1])
+
+    def _absorb_vector(self, prices: Sequence[float], sizes: Sequence[float], start: int,
+                       stop: int) -> None:
+        # The loop above, in numpy: a price that is neither above the high nor
+        # below the low changes neither, so high/low are the run's fmax/fmin
+        # (fmax/fmin skip NaN, as the comparisons do). The volume must be added
+        # left to right as the loop adds it: `add.accumulate` is sequential
+        # (unlike `sum`, which adds pairwise and rounds differently).
+        p = np.asarray(prices[start:stop], dtype=np.float64)
+        top, bottom = float(np.fmax.reduce(p)), float(np.fmin.reduce(p))
+        if top > self._high:
+            self._high = top
+        if bottom < self._low:
+            self._low = bottom
+        acc = np.empty(stop - start + 1)
+        acc[0] = self._volume
+        acc[1:] = sizes[start:stop]
+        self._volume = float(np.add.accumulate(acc)[-1])
+        self._close = float(p[-1])
 
     def update(self, ts: int, price: float, size: float) -> None:
         """Add one trade given as raw values."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hst
@@ -97,15 +98,19 @@ def test_golden_freqtrade_xrp_eth_1m(shared_data: Path) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    steps=hst.lists(hst.tuples(hst.integers(0, 40_000_000_000),
+    # gaps mostly well under a bar, so that runs grow long enough for numpy
+    steps=hst.lists(hst.tuples(hst.one_of(hst.integers(0, 200_000_000),
+                                          hst.integers(0, 40_000_000_000)),
                                hst.floats(1.0, 1e6, allow_nan=False),
                                hst.floats(0.0, 1e3, allow_nan=False),
-                               hst.integers(1, 30)),
-                    min_size=1, max_size=200),
+                               hst.one_of(hst.integers(1, 30), hst.integers(40, 400))),
+                    min_size=1, max_size=600),
+    arrays=hst.booleans(),
 )
-def test_absorbing_quiet_runs_builds_the_same_bars(steps) -> None:
+def test_absorbing_quiet_runs_builds_the_same_bars(steps, arrays) -> None:
     """The replay's quiet runs feed `absorb` with runs that end before a bar
-    boundary; the bars must be bit-identical to trade-by-trade feeding."""
+    boundary (as lists or float64 arrays; long runs take the numpy path); the
+    bars must be bit-identical to trade-by-trade feeding."""
     from bisect import bisect_left
 
     from events.market import Trade as T
@@ -114,6 +119,7 @@ def test_absorbing_quiet_runs_builds_the_same_bars(steps) -> None:
     for gap, price, size, _ in steps:
         ts += gap
         trades.append(T(ts_event=ts, ts_recv=ts, venue="v", symbol="S", price=price, size=size))
+    assert all(type(getattr(t, f)) is float for t in trades for f in ("price", "size"))
     one_by_one: list = []
     a = BarBuilder("v", "S", 60_000_000_000, one_by_one.append)
     for t in trades:
@@ -121,14 +127,53 @@ def test_absorbing_quiet_runs_builds_the_same_bars(steps) -> None:
     absorbed: list = []
     b = BarBuilder("v", "S", 60_000_000_000, absorbed.append)
     i, runs = 0, iter(s[3] for s in steps)
+    prices, sizes = [t.price for t in trades], [t.size for t in trades]
+    if arrays:
+        prices, sizes = np.array(prices), np.array(sizes)
     while i < len(trades):
         end = bisect_left(trades, b.end_ns, i, min(len(trades), i + next(runs, 5)),
                           key=lambda t: t.ts_event)
         if end > i:
-            b.absorb([t.price for t in trades], [t.size for t in trades], i, end)
+            b.absorb(prices, sizes, i, end)
             i = end
         else:
             b.on_trade(trades[i])
             i += 1
     assert absorbed == one_by_one
     assert a.flush() == b.flush()
+    assert all(type(getattr(bar, f)) is float  # never a numpy scalar in a Bar
+               for bar in absorbed for f in ("open", "high", "low", "close", "volume"))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_long_quiet_runs_absorbed_with_numpy_build_the_same_bars(seed: int) -> None:
+    """Runs of hundreds of trades (the numpy path) with fractional sizes, whose
+    sum depends on the order of the additions: bit-identical bars."""
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    n = 3000
+    ts = 1_700_000_000_000_000_000 + np.cumsum(rng.exponential(50_000_000, n)).astype(np.int64)
+    prices = rng.uniform(1.0, 1e5, n).round(rng.integers(0, 8))
+    sizes = rng.uniform(0.0, 10.0, n) * 10.0 ** rng.integers(-6, 3)
+    trades = [Trade(ts_event=int(t), ts_recv=int(t), venue="v", symbol="S", price=float(p),
+                    size=float(s)) for t, p, s in zip(ts, prices, sizes, strict=True)]
+    one_by_one: list = []
+    a = BarBuilder("v", "S", 60_000_000_000, one_by_one.append)
+    for t in trades:
+        a.on_trade(t)
+    absorbed: list = []
+    b = BarBuilder("v", "S", 60_000_000_000, absorbed.append)
+    as_lists = seed % 2 == 0
+    cols = (prices.tolist(), sizes.tolist()) if as_lists else (prices, sizes)
+    i = 0
+    while i < n:
+        end = int(np.searchsorted(ts, b.end_ns, "left"))
+        end = min(end, i + int(rng.integers(1, 600)))
+        if end > i:
+            b.absorb(*cols, i, end)
+            i = end
+        else:
+            b.on_trade(trades[i])
+            i += 1
+    assert absorbed == one_by_one, f"seed {seed}"
+    assert a.flush() == b.flush(), f"seed {seed}"
