@@ -246,7 +246,8 @@ def open_part(
         try:
             reader = pq.ParquetFile(path, metadata=meta, read_dictionary=strings,
                                     page_checksum_verification=True)
-            for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=columns,
+                                              use_threads=False):
                 # Page headers carry no checksum either: a damaged one can give a
                 # dictionary index past its dictionary. ~10 ns a row, on the
                 # read-ahead thread.
