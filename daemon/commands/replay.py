@@ -9,6 +9,10 @@ from pathlib import Path
 
 from daemon.errors import UserError
 
+# Every file a replay writes is closed when `run` returns, and no thread of it is
+# left: `tapeloop` may leave without the interpreter's teardown (daemon.cli.entry).
+EXIT_WITHOUT_TEARDOWN = True
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
