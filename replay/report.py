@@ -67,6 +67,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -490,8 +491,18 @@ def dec(value: Decimal) -> str:
 def iso_ns(ts_ns: int) -> str:
     """ISO-8601 UTC with a nanosecond fraction when there is one."""
     seconds, ns = divmod(ts_ns, 1_000_000_000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    day, second = divmod(seconds, 86_400)
+    hour, second = divmod(second, 3_600)
+    minute, second = divmod(second, 60)
+    # the date from datetime once a day; the time of day is arithmetic (an equity
+    # curve's thousands of rows spent most of their writing in strftime)
+    text = f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}"
     return f"{text}.{ns:09d}Z" if ns else f"{text}Z"
+
+
+@lru_cache(maxsize=64)
+def _iso_day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 def _float_text(x: float) -> str:

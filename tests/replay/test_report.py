@@ -8,13 +8,14 @@ import csv
 import json
 import math
 import re
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.orders import Fill
@@ -485,6 +486,15 @@ def test_decimal_and_time_text() -> None:
     assert dec(D("1.5E+3")) == "1500"
     assert iso_ns(T0) == "2024-03-01T00:00:00Z"
     assert iso_ns(T0 + 1_500) == "2024-03-01T00:00:00.000001500Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(ts=st.integers(-2_208_988_800 * 10**9, 253_402_300_799 * 10**9))  # 1900 .. 9999
+def test_iso_ns_is_the_calendar_text_of_any_instant(ts: int) -> None:
+    """The per-day date cache and the time-of-day arithmetic give datetime's text."""
+    seconds, ns = divmod(ts, 1_000_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert iso_ns(ts) == (f"{text}.{ns:09d}Z" if ns else f"{text}Z")
 
 
 def test_summary_lines() -> None:
