@@ -88,7 +88,7 @@ def _open_out(out_dir: Path) -> EventStore:
     if (out_dir / "events").exists() and any((out_dir / "events").iterdir()):
         raise UserError(f"--out {out_dir}: already holds a run; choose a new directory")
     try:
-        return EventStore.open_writer(out_dir)
+        return EventStore.open_writer(out_dir, durable=False)  # a run is re-made by replaying
     except StoreLocked as exc:
         raise UserError(str(exc), code=EXIT_LOCKED) from None
 

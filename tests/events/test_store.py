@@ -9,6 +9,7 @@ import pytest
 
 from events import Trade
 from events.bus import Bus
+from events.journal import JournalPolicy
 from events.schema import schema_for
 from events.store import EventStore, list_parts
 
@@ -98,3 +99,32 @@ def test_interrupted_import_is_undone_on_open(tmp_path: Path) -> None:
         assert store.last_seq == 0
         assert list_parts(tmp_path / "events") == []
         assert store.manifest.pending is None
+
+
+def test_a_store_opened_not_durable_writes_whole_files_without_fsync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay's run directory (derived data) skips the fsyncs; what it writes
+    reads back the same as a durable store's."""
+    import os
+
+    def roll(root: Path, durable: bool) -> list[int]:
+        with EventStore.open_writer(root, durable=durable) as store:
+            journal = store.open_journal(JournalPolicy(fsync="never"))
+            bus = Bus(next_seq=journal.next_seq)
+            bus.subscribe_all(journal.append)
+            for i in range(500):
+                bus.publish(trade(T0 + i * 10**9, i))
+            segment = journal.close()
+            synced: list[int] = []
+            real = os.fsync
+            monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+            store.roll_segment(segment)
+            monkeypatch.setattr(os, "fsync", real)
+            return synced
+
+    assert roll(tmp_path / "durable", True), "a durable roll fsyncs its parts"
+    assert roll(tmp_path / "run", False) == []
+    tables = [ds.dataset(tmp_path / d / "events", partitioning="hive").to_table().sort_by("seq")
+              for d in ("durable", "run")]
+    assert tables[0].equals(tables[1]) and tables[0].num_rows == 500
+    assert not list((tmp_path / "run").rglob("*.tmp"))
