@@ -224,12 +224,30 @@ def downsample(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
         return np.arange(n)
     buckets = (max_points - 2) // 2
     edges = np.linspace(1, n - 1, buckets + 1).astype(np.int64)
-    keep = [0, n - 1]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        if hi > lo:
-            chunk = values[lo:hi]
-            keep += [lo + int(np.argmin(chunk)), lo + int(np.argmax(chunk))]
-    return np.unique(np.asarray(keep, dtype=np.int64))
+    lo, hi = edges[:-1], edges[1:]
+    lo = lo[hi > lo]
+    if np.isnan(values[1:n - 1]).any():  # argmin/argmax pick the first NaN: bucket by bucket
+        keep = [0, n - 1]
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            if b > a:
+                chunk = values[a:b]
+                keep += [a + int(np.argmin(chunk)), a + int(np.argmax(chunk))]
+        return np.unique(np.asarray(keep, dtype=np.int64))
+    # every bucket at once: the first index of each bucket's min and max, as argmin
+    # and argmax give them (the buckets tile [1, n - 1): edges are increasing)
+    body = values[1:n - 1]
+    starts = lo - 1
+    bucket = np.repeat(np.arange(starts.size), np.diff(np.append(starts, body.size)))
+    first_min = _first_per_bucket(body == np.minimum.reduceat(body, starts)[bucket], bucket)
+    first_max = _first_per_bucket(body == np.maximum.reduceat(body, starts)[bucket], bucket)
+    keep = np.concatenate(([0, n - 1], first_min + 1, first_max + 1))
+    return np.unique(keep.astype(np.int64))
+
+
+def _first_per_bucket(hit: np.ndarray, bucket: np.ndarray) -> np.ndarray:
+    where = np.flatnonzero(hit)
+    _, first = np.unique(bucket[where], return_index=True)
+    return where[first]
 
 
 def equity_svg(ts_ns: np.ndarray, equity: np.ndarray, benchmark: np.ndarray | None = None

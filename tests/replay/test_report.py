@@ -444,6 +444,33 @@ def test_downsample_keeps_the_extremes_and_the_ends() -> None:
     assert downsample(np.arange(10.0)).tolist() == list(range(10))
 
 
+def _downsample_bucket_by_bucket(values: np.ndarray, max_points: int) -> np.ndarray:
+    n = values.size
+    if n <= max_points:
+        return np.arange(n)
+    edges = np.linspace(1, n - 1, (max_points - 2) // 2 + 1).astype(np.int64)
+    keep = [0, n - 1]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi > lo:
+            keep += [lo + int(np.argmin(values[lo:hi])), lo + int(np.argmax(values[lo:hi]))]
+    return np.unique(np.asarray(keep, dtype=np.int64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 5_000), points=st.integers(4, 300), levels=st.integers(1, 50),
+       seed=st.integers(0, 2**32 - 1), nans=st.booleans())
+def test_downsample_picks_what_argmin_and_argmax_pick(n: int, points: int, levels: int,
+                                                       seed: int, nans: bool) -> None:
+    """The vectorised buckets keep the same indices as argmin/argmax bucket by
+    bucket, ties (few distinct levels) and NaN included."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, levels, n).astype(np.float64)
+    if nans:
+        values[rng.integers(0, n, max(1, n // 50))] = np.nan
+    assert downsample(values, points).tolist() == \
+        _downsample_bucket_by_bucket(values, points).tolist()
+
+
 def test_nice_ticks_cover_the_range_with_round_steps() -> None:
     assert nice_ticks(99_900.0, 104_700.0) == [98_000, 100_000, 102_000, 104_000, 106_000]
     assert nice_ticks(-0.93, 0.0) == [-1.0, -0.75, -0.5, -0.25, 0.0]
