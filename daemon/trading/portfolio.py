@@ -120,6 +120,8 @@ ACCOUNT = "*"  # strategy id shown on an account-wide (all strategies) position
 DAY_NS = 86_400 * 1_000_000_000
 
 _INF = float("inf")
+# events that only move a mark (counted by mark_version, not state_version)
+_MARKS = frozenset({Trade, Quote, Bar, MarkPrice})
 _ts_event = attrgetter("ts_event")
 
 Key = tuple[str, str]  # (venue, symbol)
@@ -174,6 +176,10 @@ class Portfolio(Valuation, MarginView):
         self._day: int | None = None
         self._day_end = 0  # ns: the end of `_day` (0 until the first event)
         self.mark_version = 0  # counts mark updates: "have prices moved since?"
+        # counts every other change a valuation reads (fills, balances, funding,
+        # liquidations, leverage, seeds, restores): with mark_version, "could the
+        # equity differ from when I last asked?" (the replay's equity samples)
+        self.state_version = 0
         self._mark_venue: dict[str, str] = {}  # paper twin -> venue whose marks it uses
         self._baselines: dict[tuple[str, str, str], Decimal] = {}
         # (venue, symbol, strategy, currency) -> third-currency fees at the day's start
@@ -239,6 +245,7 @@ class Portfolio(Valuation, MarginView):
             self._changed(changed)
 
     def _on_liquidation(self, event: Liquidation) -> None:
+        self.state_version += 1
         self._roll_day(event.ts_event)
         if event.seq:
             self.upto_seq = event.seq
@@ -262,6 +269,8 @@ class Portfolio(Valuation, MarginView):
         if event.seq:
             self.upto_seq = event.seq
         cls = type(event)
+        if cls not in _MARKS:
+            self.state_version += 1
         if cls is Trade:
             assert isinstance(event, Trade)
             if 0 < event.price < _INF:
@@ -372,6 +381,7 @@ class Portfolio(Valuation, MarginView):
         for the same keys. Publishes `PositionChanged` for each and then a snapshot
         (returned), so the seed is journaled and recovery includes it."""
         now = self._now_ns()
+        self.state_version += 1
         for p in positions:
             sid = p.strategy_id if strategy_id is None else strategy_id
             with localcontext(CTX):
@@ -427,6 +437,7 @@ class Portfolio(Valuation, MarginView):
         if state.version != STATE_VERSION:
             raise ValueError(f"portfolio snapshot version {state.version} "
                              f"(this build reads {STATE_VERSION})")
+        self.state_version += 1
         self._positions = {}
         for p in state.positions:
             self._positions.setdefault((p.venue, p.symbol), {})[p.strategy_id] = Lot(

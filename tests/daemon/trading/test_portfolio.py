@@ -492,3 +492,24 @@ def test_unreadable_positions_files(tmp_path: Path) -> None:
     path.write_bytes(b"Symbol,Exchange,Quantity,AvgEntryPrice\nBTC\xe9,sim,1,5\n")
     with pytest.raises(ValueError, match=r"latin1\.csv:2:4: not UTF-8 text"):
         load_positions(path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_events_st(), st.integers(0, 40))
+def test_a_valuation_changes_only_with_the_portfolio_versions(events: list[Event],
+                                                              restore_at: int) -> None:
+    """(mark_version, state_version) is the replay's key for repeating an equity
+    sample: whenever equity or a strategy's PnL differs from the last time they
+    were asked, the key differs too (fills, balances, marks, a restore)."""
+    events = _sequenced(events, 10**9)
+    clock = Clock(events[-1].ts_event if events else T0)
+    portfolio = Portfolio(lambda e: None, clock, INSTRUMENTS, account_currency="USDT")
+    seen = {}
+    for i, e in enumerate(events):
+        if i == restore_at:  # a restore to an earlier state must change the key too
+            other = Portfolio(lambda e: None, clock, INSTRUMENTS, account_currency="USDT")
+            portfolio.restore(other.snapshot())
+        portfolio.apply(e)
+        key = (portfolio.mark_version, portfolio.state_version)
+        figures = (portfolio.equity(), portfolio.equity_by_strategy())
+        assert seen.setdefault(key, figures) == figures, f"event {i}: {e}"
