@@ -13,6 +13,25 @@ import sys
 
 from daemon.errors import EXIT_CRASH, EXIT_DATA, UserError, one_line, storage_error
 
+
+def _structlog_without_rich() -> None:
+    """structlog imports rich (and with it attrs and pygments, ~80 modules) for
+    its own pretty tracebacks whenever rich is installed: a sixth of a command's
+    import time. tapeloop formats exceptions itself (daemon.logging hands the
+    console renderer a formatted `exception` string), so structlog is imported
+    with rich hidden; rich itself stays importable for the progress bars and
+    `tapeloop top`, which import it when they draw."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` -> ImportError
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]
+
+
+_structlog_without_rich()
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("daemon.commands.run", "run the daemon (live or paper, as the config says)"),

@@ -1,0 +1,34 @@
+"""What a replay's start-up imports (issue 15: the time outside the loop counts).
+Checked in a fresh interpreter, as `tapeloop replay` starts: only the chosen
+command's module, and structlog without rich (whose ~80 modules it would pull in
+for tracebacks tapeloop formats itself), while rich stays importable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO, cli_env
+
+PROBE = """
+import sys
+import daemon.cli
+parser = daemon.cli.build_parser(daemon.cli._chosen(["replay", "--help"]))
+import daemon.backtest, daemon.commands.replay
+from daemon.logging import configure_logging
+configure_logging("warning", stream=sys.stderr)
+heavy = ("rich", "pygments", "attr", "http.client", "daemon.commands.run",
+         "daemon.commands.top", "daemon.commands.sweep")
+print(sorted(m for m in sys.modules if m in heavy))
+import rich.progress, structlog.dev
+print(structlog.dev.ConsoleRenderer(colors=False)(None, "", {"event": "e", "exception": "X"}))
+"""
+
+
+def test_a_replay_starts_without_the_other_commands_and_without_rich() -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=cli_env(),
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "[]", f"imported at start-up: {lines[0]}"
+    assert lines[1:] == ["e", "X"], "the console renderer prints a formatted exception as is"
