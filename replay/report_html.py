@@ -232,7 +232,7 @@ def downsample(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
             if b > a:
                 chunk = values[a:b]
                 keep += [a + int(np.argmin(chunk)), a + int(np.argmax(chunk))]
-        return np.unique(np.asarray(keep, dtype=np.int64))
+        return _sorted_unique(np.asarray(keep, dtype=np.int64))
     # every bucket at once: the first index of each bucket's min and max, as argmin
     # and argmax give them (the buckets tile [1, n - 1): edges are increasing)
     body = values[1:n - 1]
@@ -241,13 +241,19 @@ def downsample(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
     first_min = _first_per_bucket(body == np.minimum.reduceat(body, starts)[bucket], bucket)
     first_max = _first_per_bucket(body == np.maximum.reduceat(body, starts)[bucket], bucket)
     keep = np.concatenate(([0, n - 1], first_min + 1, first_max + 1))
-    return np.unique(keep.astype(np.int64))
+    return _sorted_unique(keep.astype(np.int64))
 
 
 def _first_per_bucket(hit: np.ndarray, bucket: np.ndarray) -> np.ndarray:
     where = np.flatnonzero(hit)
-    _, first = np.unique(bucket[where], return_index=True)
-    return where[first]
+    b = bucket[where]  # non-decreasing: where is sorted
+    return where[np.flatnonzero(np.concatenate(([True], b[1:] != b[:-1])))]
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    # np.unique, without its first call's import of numpy.ma (20 ms of a replay)
+    a = np.sort(a)
+    return a[np.concatenate(([True], a[1:] != a[:-1]))] if a.size else a
 
 
 def equity_svg(ts_ns: np.ndarray, equity: np.ndarray, benchmark: np.ndarray | None = None

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, import_spy
 
 PROBE = """
 import sys
@@ -32,3 +33,25 @@ def test_a_replay_starts_without_the_other_commands_and_without_rich() -> None:
     lines = out.stdout.splitlines()
     assert lines[0] == "[]", f"imported at start-up: {lines[0]}"
     assert lines[1:] == ["e", "X"], "the console renderer prints a formatted exception as is"
+
+
+REPLAY_PROBE = """
+import sys
+import daemon.cli
+code = daemon.cli.main(sys.argv[1:])
+print(code, sorted(m for m in sys.modules if m in ("numpy.ma", "rich", "pygments")))
+"""
+
+
+def test_a_whole_replay_and_its_report_never_import_numpy_ma(tmp_path: Path) -> None:
+    """np.unique's first call imports numpy.ma (20 ms): the report's charts
+    deduplicate without it."""
+    data = import_spy(tmp_path / "data", "20131007")
+    out = subprocess.run(
+        [sys.executable, "-c", REPLAY_PROBE, "replay", "--config",
+         str(REPO / "configs" / "replay-spy.toml"), "--data", str(data), "--out",
+         str(tmp_path / "run")], cwd=REPO, env=cli_env(), capture_output=True, text=True,
+        timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "0 []", out.stdout[-500:]
+    assert (tmp_path / "run" / "report.html").stat().st_size > 0
