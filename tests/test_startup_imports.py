@@ -46,7 +46,8 @@ print(code, sorted(m for m in sys.modules if m in ("numpy.ma", "rich", "pygments
 def test_a_whole_replay_and_its_report_never_import_numpy_ma(tmp_path: Path) -> None:
     """np.unique's first call imports numpy.ma (20 ms): the report's charts
     deduplicate without it."""
-    data = import_spy(tmp_path / "data", "20131007")
+    # three days: more equity samples than a chart draws, so the charts downsample
+    data = import_spy(tmp_path / "data", "20131007", "20131008", "20131009")
     out = subprocess.run(
         [sys.executable, "-c", REPLAY_PROBE, "replay", "--config",
          str(REPO / "configs" / "replay-spy.toml"), "--data", str(data), "--out",
