@@ -13,6 +13,20 @@ Durability policy (`fsync`):
 - "always": every event is written and fsynced before `append` returns.
 - "never": written within the flush window, never fsynced (replay runs).
 
+Group commit: `stage(event)` frames an event and says whether it must be durable
+before anyone acts on it; `commit()` writes and fsyncs everything staged, so the
+events one handler run publishes share one fdatasync. The bus (events.bus) commits
+before it dispatches the first such event: `append` is `stage` then `commit`.
+
+Preallocation: a durable journal (fsync critical/always) creates each segment at
+its full size (`segment_max_bytes`, `posix_fallocate`) and fsyncs it with its
+directory once, so an append's fdatasync writes the data and not a new file size.
+A segment that outgrows it just grows; where the filesystem refuses, segments grow
+as they are written. A clean rotate or close truncates the segment to its frames.
+A segment a crash left preallocated ends in zeros: a frame header of length 0 is
+the end of the frames (`_frames`), every reader stops there, and recovery cuts the
+zero tail without calling it torn (a tear followed by zeros is still a tear).
+
 Opening a journal recovers it: every segment is scanned, a torn or corrupt tail
 is truncated at the last good frame with a warning (never a crash, and frames
 before it are never lost), and writing resumes at the next seq. A tail a crash
@@ -57,6 +71,9 @@ HEADER_SIZE = HEADER.size
 _pack_header = HEADER.pack
 MAX_FRAME = 64 * 1024 * 1024  # anything larger is a corrupt length, not a frame
 SEGMENT_SUFFIX = ".tlj"
+# A 1 TiB segment limit (a backtest's "never roll") must not reserve a terabyte.
+MAX_PREALLOCATE = 1 << 30
+_READ_CHUNK = 4 << 20  # read_segment reads this much at a time, up to the zero tail
 
 log = structlog.get_logger("tapeloop.journal")
 
@@ -73,6 +90,7 @@ class JournalPolicy:
     buffer_bytes: int = 1 << 20
     segment_max_bytes: int = 256 << 20
     roll_interval_s: float = 300.0
+    preallocate: bool = True  # durable policies only: "never" has no fdatasync to spare
 
     def __post_init__(self) -> None:
         if self.fsync not in ("critical", "always", "never"):
@@ -87,10 +105,11 @@ class ScanResult:
     good_bytes: int  # offset just past the last good frame
     file_bytes: int
     last_seq: int  # first_seq - 1 when empty
+    zero_tail: bool = False  # only zeros follow good_bytes: preallocated, never written
 
     @property
     def torn(self) -> bool:
-        return self.good_bytes != self.file_bytes
+        return self.good_bytes != self.file_bytes and not self.zero_tail
 
 
 def segment_name(first_seq: int) -> str:
@@ -133,6 +152,31 @@ def _frames(buf: memoryview | bytes, start: int) -> Iterator[tuple[int, int]]:
         pos = body + length
 
 
+def zeros_from(buf: memoryview | bytes, start: int) -> bool:
+    """True when every byte of `buf` from `start` on is zero (a preallocated tail)."""
+    import numpy as np
+
+    if start >= len(buf):
+        return True
+    # count_nonzero walks the mapping without a temporary array the size of the tail
+    return int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8, offset=start))) == 0
+
+
+def content_end(buf: memoryview | bytes, start: int = 0) -> int:
+    """One past the last non-zero byte of `buf` at or after `start` (`start` when
+    none): where a preallocated segment's written bytes end at the latest."""
+    import numpy as np
+
+    hi = len(buf)
+    while hi > start:
+        lo = max(start, hi - _READ_CHUNK)
+        nz = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8, count=hi - lo, offset=lo))
+        if len(nz):
+            return lo + int(nz[-1]) + 1
+        hi = lo
+    return start
+
+
 def scan_segment(path: Path, first_seq: int) -> ScanResult:
     """Validate a segment's frames without decoding them all."""
     size = path.stat().st_size
@@ -155,20 +199,41 @@ def scan_segment(path: Path, first_seq: int) -> ScanResult:
                 last_seq = decode(view[last[0] : last[1]]).seq
                 if last_seq != first_seq + frames - 1:
                     log.warning("journal.segment_seq_mismatch", path=str(path))
+            zero_tail = good < size and zeros_from(view, good)
         finally:
             view.release()
-    return ScanResult(path, first_seq, frames, good, size, last_seq)
+    return ScanResult(path, first_seq, frames, good, size, last_seq, zero_tail)
 
 
 def read_segment(path: Path) -> Iterator[Event]:
-    """Every valid event of a segment, in order (a torn tail is ignored)."""
+    """Every valid event of a segment, in order (a torn tail is ignored).
+
+    Read a chunk at a time and only up to where the frames end: a live segment is
+    preallocated, and its zero tail is not worth reading into memory."""
     with open(path, "rb") as f:
-        data = f.read()
-    if data[: len(MAGIC)] != MAGIC:
-        return
-    view = memoryview(data)
-    for body, stop in _frames(view, len(MAGIC)):
-        yield decode(view[body:stop])
+        if f.read(len(MAGIC)) != MAGIC:
+            return
+        rest = b""
+        while True:
+            chunk = f.read(_READ_CHUNK)
+            data = rest + chunk if rest else chunk
+            view = memoryview(data)
+            pos = 0
+            for body, stop in _frames(view, 0):
+                yield decode(view[body:stop])
+                pos = stop
+            if not chunk or _frames_end(view, pos):
+                return
+            rest = data[pos:]
+
+
+def _frames_end(view: memoryview, pos: int) -> bool:
+    """Whether `_frames` stopped at `pos` for good (a zero length, i.e. the
+    preallocated tail, or a bad header or checksum) rather than for want of bytes."""
+    if pos + HEADER_SIZE > len(view):
+        return False
+    length, _crc = HEADER.unpack_from(view, pos)
+    return length == 0 or length > MAX_FRAME or pos + HEADER_SIZE + length <= len(view)
 
 
 def read_journal(journal_dir: Path, after_seq: int = 0) -> Iterator[Event]:
@@ -190,6 +255,19 @@ def read_journal(journal_dir: Path, after_seq: int = 0) -> Iterator[Event]:
 # times: fdatasync skips the inode's timestamps, a disk write fsync would add to
 # every order. The segment's creation is fsynced in full, with its directory.
 _datasync = getattr(os, "fdatasync", os.fsync)
+
+
+def _preallocate(fd: int, size: int) -> bool:
+    """Reserve the segment's `size` bytes on disk; False (and the file as it was)
+    where the filesystem or the disk refuses: the segment then grows as written."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError:
+        # silent: nothing is lost, an append's fdatasync just also writes the size
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, len(MAGIC))  # a refused allocation may have left a size
+        return False
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -218,6 +296,7 @@ class Journal:
         self._segment: Path | None = None
         self._segment_bytes = 0
         self._synced_bytes = 0  # of the open segment, made durable by an fsync
+        self._preallocated = 0  # bytes the open segment was created with (0: grows)
         self._segment_opened = 0.0
         self.failed: JournalWriteError | None = None  # set by a failed write, for good
         self.next_seq = next_seq
@@ -258,7 +337,11 @@ class Journal:
         try:
             if os.write(fd, MAGIC) != len(MAGIC):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-            os.fsync(fd)
+            p = self.policy
+            size = min(p.segment_max_bytes, MAX_PREALLOCATE)
+            preallocated = (size if p.preallocate and p.fsync != "never" and size > len(MAGIC)
+                            and _preallocate(fd, size) else 0)
+            os.fsync(fd)  # the size and the extents, once: appends then sync data only
             _fsync_dir(self.dir)
         except OSError:
             # a segment with no whole magic: the next start drops it anyway
@@ -269,13 +352,15 @@ class Journal:
         self._fd = fd
         self._segment = path
         self._segment_bytes = self._synced_bytes = len(MAGIC)
+        self._preallocated = preallocated
         self._segment_opened = self._monotonic()
 
     # -- appending ---------------------------------------------------------------
 
     def append(self, event: Event) -> None:
         """Frame `event` into the buffer; write (and fsync) it now when the
-        policy calls it critical."""
+        policy calls it critical. (`stage` then `commit`, written out: it is the
+        hot path of every direct caller.)"""
         if self.failed is not None:
             raise JournalWriteError(str(self.failed))
         seq = event.seq
@@ -294,6 +379,35 @@ class Journal:
             self.flush(sync=True)
         elif len(buf) >= self.policy.buffer_bytes:
             self.flush(sync=False)
+
+    def stage(self, event: Event) -> bool:
+        """Frame `event` into the buffer, like `append`, but leave the write and
+        fsync of a critical event to `commit()`: returns True when `event` must be
+        committed before anything acts on it. Several staged events then share one
+        fdatasync (group commit); the bus calls `commit` before it dispatches the
+        first of them (see `Bus(commit=...)`)."""
+        if self.failed is not None:
+            raise JournalWriteError(str(self.failed))
+        seq = event.seq
+        if seq != self.next_seq:
+            raise JournalError(f"journal expects seq {self.next_seq}, got {seq}")
+        payload = encode(event)
+        buf = self._buf
+        buf += _pack_header(len(payload), zlib.crc32(payload))
+        buf += payload
+        self.next_seq = seq + 1
+        self._pending_seq = seq
+        critical = self._critical
+        if critical is None or type(event) in critical:
+            return True
+        if len(buf) >= self.policy.buffer_bytes:
+            self.flush(sync=False)
+        return False
+
+    def commit(self) -> None:
+        """Write everything staged and fsync it (one fdatasync for all of it).
+        Raises JournalWriteError when the disk refuses."""
+        self.flush(sync=True)
 
     def flush(self, *, sync: bool = False) -> None:
         """Write the buffer to the segment (and fsync when `sync`). Raises
@@ -384,6 +498,10 @@ class Journal:
         if self._fd < 0:
             return None
         try:
+            if self._preallocated > self._segment_bytes:
+                # the unwritten rest of the preallocation goes: a closed segment is
+                # its frames and nothing else
+                os.ftruncate(self._fd, self._segment_bytes)
             os.fsync(self._fd)
         except OSError as exc:
             self._fail(exc, keep=self._synced_bytes)
@@ -404,6 +522,11 @@ class Journal:
             self._fd = -1
             self._segment = None
 
+    @property
+    def preallocated_bytes(self) -> int:
+        """The size the open segment was created with (0: none, it grows)."""
+        return self._preallocated
+
 
 def frames_after(path: Path, start: int) -> list[tuple[int, Event]]:
     """Whole, valid frames of a segment found past a damaged spot at byte `start`
@@ -413,8 +536,10 @@ def frames_after(path: Path, start: int) -> list[tuple[int, Event]]:
     data = path.read_bytes()
     out: list[tuple[int, Event]] = []
     pos = max(start, 0)
+    # a header has a non-zero length: none starts in a preallocated zero tail
+    last_start = content_end(data, pos)
     while True:
-        found = _next_frame(data, pos + 1)
+        found = _next_frame(data, pos + 1, last_start)
         if found is None:
             return out
         at, event = found
@@ -429,13 +554,17 @@ def frames_after(path: Path, start: int) -> list[tuple[int, Event]]:
 _WINDOW = 1 << 20
 
 
-def _next_frame(data: bytes, start: int) -> tuple[int, Event] | None:
-    """The first valid frame at an offset >= `start`, with its event."""
+def _next_frame(data: bytes, start: int, last_start: int | None = None
+                ) -> tuple[int, Event] | None:
+    """The first valid frame at an offset >= `start` (and < `last_start`), with its event."""
     import numpy as np
 
     end = len(data)
-    for lo in range(start, end - HEADER_SIZE + 1, _WINDOW):
-        hi = min(lo + _WINDOW, end - HEADER_SIZE + 1)  # candidate offsets lo..hi-1
+    stop = end - HEADER_SIZE + 1
+    if last_start is not None:
+        stop = min(stop, last_start)
+    for lo in range(start, stop, _WINDOW):
+        hi = min(lo + _WINDOW, stop)  # candidate offsets lo..hi-1
         b = np.frombuffer(data, dtype=np.uint8, count=hi - lo + 3, offset=lo).astype(np.uint32)
         n = hi - lo
         lengths = b[:n] | b[1 : n + 1] << 8 | b[2 : n + 2] << 16 | b[3 : n + 3] << 24
@@ -471,15 +600,19 @@ def recover(journal_dir: Path) -> list[ScanResult]:
                     f"..{durable[-1]}) that were on disk: truncating would lose them; to "
                     f"accept that loss, truncate the file at byte {scan.good_bytes}")
         if scan.frames == 0:
-            if scan.file_bytes != len(MAGIC):
+            if scan.file_bytes != len(MAGIC) and not scan.zero_tail:
                 log.warning("journal.torn_empty_segment", path=str(path), bytes=scan.file_bytes)
             path.unlink()
             continue
-        if scan.torn:
-            log.warning(
-                "journal.torn_tail", path=str(path),
-                truncated_bytes=scan.file_bytes - scan.good_bytes, last_seq=scan.last_seq,
-            )
+        if scan.good_bytes != scan.file_bytes:
+            if scan.torn:
+                log.warning(
+                    "journal.torn_tail", path=str(path),
+                    truncated_bytes=scan.file_bytes - scan.good_bytes, last_seq=scan.last_seq,
+                )
+            else:  # a preallocated segment a crash left open: its zeros are no loss
+                log.info("journal.preallocated_tail_cut", path=str(path),
+                         bytes=scan.file_bytes - scan.good_bytes, last_seq=scan.last_seq)
             with open(path, "r+b") as f:
                 f.truncate(scan.good_bytes)
                 os.fsync(f.fileno())
