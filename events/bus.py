@@ -15,15 +15,20 @@ Group commit: with `commit`, the journal hook only stages an event and returns
 true when it must be durable before anyone sees it (`Journal.stage`); the bus
 then calls `commit()` before it dispatches that event, once for all the events
 staged by then (the orders one strategy callback submits, the events one message
-produces share one fdatasync). Outside a dispatch it commits at once. A commit
-that raises drops everything still queued: nobody sees an event that was not
-recorded.
+produces share one fdatasync). Outside a dispatch it commits at once, except
+inside `with bus.grouped():` (the events one incoming message yields, published
+one by one): there subscribers may see an event before it is durable, and the
+commit comes when the group ends, before control returns to the event loop, so
+before any task (every venue sends from a task) can act on it; an event a handler
+publishes still waits for a commit covering everything staged. A commit that
+raises drops everything still queued: nobody sees an event that was not recorded.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from events.base import Event, stamp_seq
@@ -49,7 +54,8 @@ class Bus:
     """One per process. Not thread-safe: publish from the event loop thread."""
 
     __slots__ = ("_by_type", "_catch_all", "_routes", "_pending", "_dispatching", "next_seq",
-                 "on_error", "journal", "commit", "_commit_due", "_commit_marker")
+                 "on_error", "journal", "commit", "_commit_due", "_commit_marker", "_grouping",
+                 "_group_due")
 
     def __init__(self, *, next_seq: int = 1, on_error: ErrorHandler | None = None,
                  journal: Callable[[Any], object] | None = None,
@@ -71,6 +77,8 @@ class Bus:
         self.commit = commit
         self._commit_due = False  # a commit marker waits in _pending
         self._commit_marker = _Deferred(self._commit_queued)
+        self._grouping = 0  # depth of `grouped()` blocks
+        self._group_due = False  # a critical event published in the group awaits its commit
 
     # -- subscriptions -------------------------------------------------------
 
@@ -113,7 +121,10 @@ class Bus:
         self.next_seq = seq + 1
         if self.journal is not None and self.journal(event):
             if not self._dispatching:
-                self.commit()  # type: ignore[misc]  # durable before anyone sees it
+                if self._grouping:
+                    self._group_due = True  # committed when the group ends
+                else:
+                    self.commit()  # type: ignore[misc]  # durable before anyone sees it
             elif not self._commit_due:
                 # committed before this event's turn, with all staged by then
                 self._commit_due = True
@@ -152,6 +163,20 @@ class Bus:
             pending.append(event)
         if not self._dispatching:
             self._drain()
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Publish several events from outside a dispatch (what one incoming message
+        yields) with one commit when the block ends; see the module docstring. Do not
+        await inside it: the commit must come before the loop runs anything else."""
+        self._grouping += 1
+        try:
+            yield
+        finally:
+            self._grouping -= 1
+            if not self._grouping and self._group_due:
+                self._group_due = False
+                self.commit()  # type: ignore[misc]
 
     def _commit_queued(self) -> None:
         """The commit marker's turn: make everything staged durable."""

@@ -163,3 +163,30 @@ def test_a_commit_the_disk_refuses_drops_what_it_would_have_covered(
         assert r.seen == [1], "nothing staged after the trade was delivered"
         with pytest.raises(JournalWriteError):
             r.bus.publish(trade(99))
+
+
+def test_the_events_of_one_answer_share_one_commit_before_the_group_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Bus.grouped()`: the critical events one incoming message yields, published one
+    by one, are committed once, when the group ends; an order a handler submits in
+    reaction still waits for a commit covering everything before it."""
+    with rig(tmp_path, monkeypatch) as r:
+        reactions: list[int] = []
+
+        def react(event: Event) -> None:
+            if event.trade_id == "1":  # type: ignore[attr-defined]
+                reactions.append(r.bus.publish(fill(100)).seq)
+
+        r.bus.subscribe(Fill, react)
+        with r.bus.grouped():
+            for key in range(3):
+                r.bus.publish(fill(key))
+            assert r.datasyncs == 1, "the reaction's commit covered 1..3"
+            assert r.durable == 3 and reactions == [3]
+        assert r.datasyncs == 2 and r.durable == 4, "the rest at the end of the group"
+        assert r.late == [1, 2, 4], "only the group's own events were seen before their commit"
+        assert not r.errors
+        with r.bus.grouped():
+            r.bus.publish(trade(7))  # nothing critical: no fdatasync
+        assert r.datasyncs == 2
+    assert [e.seq for e in read_journal(tmp_path)] == list(range(1, 6))
