@@ -128,6 +128,16 @@ class TimedBus(Bus):
         except JournalWriteError:
             return event  # refused before anyone saw it; the kernel is stopping
 
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[None]:
+        """`Bus.grouped`, with its closing commit refused the way `publish` is: the
+        journal failed, the kernel is stopping, the venue task need not unwind."""
+        try:
+            with Bus.grouped(self):
+                yield
+        except JournalWriteError:
+            pass
+
     def _refused(self, event: Event) -> Event:
         if type(event) is TradingState and event.state == HALTED:  # type: ignore[attr-defined]
             journal, self.journal = self.journal, None

@@ -26,7 +26,9 @@ import pyarrow as pa
 
 from events.codec import decode
 from events.faults import DataFault
-from events.journal import (
+from events.registry import BY_NAME
+from events.schema import schema_by_name
+from events.segments import (
     HEADER_SIZE,
     MAGIC,
     _frames,
@@ -34,8 +36,6 @@ from events.journal import (
     list_segments,
     zeros_from,
 )
-from events.registry import BY_NAME
-from events.schema import schema_by_name
 from events.store import NS_PER_DAY, Manifest, list_parts, read_manifest
 from replay.reader import day_start_ns
 from replay.runs import StoreError, open_part, ts_column

@@ -165,13 +165,13 @@ def _last_frame_start(blob: bytes) -> int:
 def test_read_segment_reads_frames_across_its_chunks(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Frames straddling the reader's chunks are read whole, the same as at once."""
-    import events.journal as journal_mod
+    import events.segments as segments_mod
 
     journal = written(tmp_path, 500)
     (_, seg), = list_segments(tmp_path)
     whole = list(read_segment(seg))
     for chunk in (1, 7, 64, 1000):
-        monkeypatch.setattr(journal_mod, "_READ_CHUNK", chunk)
+        monkeypatch.setattr(segments_mod, "_READ_CHUNK", chunk)
         assert list(read_segment(seg)) == whole, chunk
     journal.close()
 
