@@ -128,7 +128,7 @@ class Bus:
             elif not self._commit_due:
                 # committed before this event's turn, with all staged by then
                 self._commit_due = True
-                self._pending.append(self._commit_marker)
+                self._pending.append(self._commit_marker)  # type: ignore[arg-type]
         if self._dispatching:
             self._pending.append(event)
             return event
@@ -159,7 +159,7 @@ class Bus:
             self.next_seq += 1
             if journal is not None and journal(event) and not self._commit_due:
                 self._commit_due = True
-                pending.append(self._commit_marker)
+                pending.append(self._commit_marker)  # type: ignore[arg-type]
             pending.append(event)
         if not self._dispatching:
             self._drain()
