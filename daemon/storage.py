@@ -128,6 +128,16 @@ class TimedBus(Bus):
         except JournalWriteError:
             return event  # refused before anyone saw it; the kernel is stopping
 
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[None]:
+        """`Bus.grouped`, with its closing commit refused the way `publish` is: the
+        journal failed, the kernel is stopping, the venue task need not unwind."""
+        try:
+            with Bus.grouped(self):
+                yield
+        except JournalWriteError:
+            pass
+
     def _refused(self, event: Event) -> Event:
         if type(event) is TradingState and event.state == HALTED:  # type: ignore[attr-defined]
             journal, self.journal = self.journal, None
@@ -173,7 +183,7 @@ class Storage:
         )
         self.journal = self.store.open_journal(policy)
         self.bus = TimedBus(next_seq=self.journal.next_seq, on_error=_on_handler_error,
-                            journal=self._journal_append)
+                            journal=self._journal_stage, commit=self._journal_commit)
         self.bus.dispatch_seconds = self.metrics.bus_dispatch
         log.info("daemon.opened", data_dir=str(self.data_dir), next_seq=self.journal.next_seq,
                  open_ms=round((time.perf_counter() - t0) * 1000, 1))
@@ -201,10 +211,13 @@ class Storage:
             self.roller.queue.put_nowait(scan.path)
         return self.roller
 
-    def _journal_append(self, event: Event) -> None:
+    def _journal_stage(self, event: Event) -> bool:
+        """The bus's journal hook: stage `event`; True when the bus must commit
+        before dispatching it (group commit: one fdatasync for the order events
+        one dispatch produces, still before any venue task can send them)."""
         assert self.journal is not None
         try:
-            self.journal.append(event)
+            return self.journal.stage(event)
         except JournalWriteError as exc:
             # The disk refused: refuse this event (TimedBus drops it) and stop.
             self._journal_failed(exc)
@@ -214,6 +227,15 @@ class Storage:
             # publish raises, and the daemon stops.
             log.critical("journal.append_failed", seq=event.seq, error=repr(exc))
             self.supervisor.fail(FatalError(f"journal append failed: {exc!r}"))
+            raise
+
+    def _journal_commit(self) -> None:
+        """The bus's commit hook: write and fsync what is staged."""
+        assert self.journal is not None
+        try:
+            self.journal.commit()
+        except JournalWriteError as exc:
+            self._journal_failed(exc)
             raise
 
     def _journal_failed(self, exc: JournalWriteError) -> None:

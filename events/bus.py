@@ -10,12 +10,25 @@ subscriber, so every subscriber sees events in `seq` order.
 
 A handler that raises is reported to `on_error` and the dispatch goes on to the
 remaining subscribers.
+
+Group commit: with `commit`, the journal hook only stages an event and returns
+true when it must be durable before anyone sees it (`Journal.stage`); the bus
+then calls `commit()` before it dispatches that event, once for all the events
+staged by then (the orders one strategy callback submits, the events one message
+produces share one fdatasync). Outside a dispatch it commits at once, except
+inside `with bus.grouped():` (the events one incoming message yields, published
+one by one): there subscribers may see an event before it is durable, and the
+commit comes when the group ends, before control returns to the event loop, so
+before any task (every venue sends from a task) can act on it; an event a handler
+publishes still waits for a commit covering everything staged. A commit that
+raises drops everything still queued: nobody sees an event that was not recorded.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from events.base import Event, stamp_seq
@@ -41,13 +54,17 @@ class Bus:
     """One per process. Not thread-safe: publish from the event loop thread."""
 
     __slots__ = ("_by_type", "_catch_all", "_routes", "_pending", "_dispatching", "next_seq",
-                 "on_error", "journal")
+                 "on_error", "journal", "commit", "_commit_due", "_commit_marker", "_grouping",
+                 "_group_due")
 
     def __init__(self, *, next_seq: int = 1, on_error: ErrorHandler | None = None,
-                 journal: Handler | None = None) -> None:
+                 journal: Callable[[Any], object] | None = None,
+                 commit: Callable[[], None] | None = None) -> None:
         """`journal(event)` is called for every published event, after its seq
         is stamped and before anyone sees it; if it raises, `publish` raises
-        (nothing may act on an event that was not recorded)."""
+        (nothing may act on an event that was not recorded). When it returns
+        true, `commit()` is called before the event is dispatched (see the
+        module docstring; `journal=Journal.stage, commit=Journal.commit`)."""
         self._by_type: dict[type, list[Handler]] = {}
         self._catch_all: list[Handler] = []
         # type -> tuple of handlers (catch-all first), rebuilt on (un)subscribe
@@ -57,6 +74,11 @@ class Bus:
         self.next_seq = next_seq
         self.on_error: ErrorHandler = on_error or _default_on_error
         self.journal = journal
+        self.commit = commit
+        self._commit_due = False  # a commit marker waits in _pending
+        self._commit_marker = _Deferred(self._commit_queued)
+        self._grouping = 0  # depth of `grouped()` blocks
+        self._group_due = False  # a critical event published in the group awaits its commit
 
     # -- subscriptions -------------------------------------------------------
 
@@ -97,8 +119,16 @@ class Bus:
         seq = self.next_seq
         _stamp(event, seq)
         self.next_seq = seq + 1
-        if self.journal is not None:
-            self.journal(event)
+        if self.journal is not None and self.journal(event):
+            if not self._dispatching:
+                if self._grouping:
+                    self._group_due = True  # committed when the group ends
+                else:
+                    self.commit()  # type: ignore[misc]  # durable before anyone sees it
+            elif not self._commit_due:
+                # committed before this event's turn, with all staged by then
+                self._commit_due = True
+                self._pending.append(self._commit_marker)  # type: ignore[arg-type]
         if self._dispatching:
             self._pending.append(event)
             return event
@@ -127,11 +157,36 @@ class Bus:
         for event in events:
             stamp(event, self.next_seq)
             self.next_seq += 1
-            if journal is not None:
-                journal(event)
+            if journal is not None and journal(event) and not self._commit_due:
+                self._commit_due = True
+                pending.append(self._commit_marker)  # type: ignore[arg-type]
             pending.append(event)
         if not self._dispatching:
             self._drain()
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Publish several events from outside a dispatch (what one incoming message
+        yields) with one commit when the block ends; see the module docstring. Do not
+        await inside it: the commit must come before the loop runs anything else."""
+        self._grouping += 1
+        try:
+            yield
+        finally:
+            self._grouping -= 1
+            if not self._grouping and self._group_due:
+                self._group_due = False
+                self.commit()  # type: ignore[misc]
+
+    def _commit_queued(self) -> None:
+        """The commit marker's turn: make everything staged durable."""
+        self._commit_due = False
+        try:
+            self.commit()  # type: ignore[misc]
+        except BaseException:
+            # nothing may act on an event that was not recorded
+            self._pending.clear()
+            raise
 
     def defer(self, fn: Callable[[], object]) -> None:
         """Run `fn` after every event already queued, i.e. after everything

@@ -41,9 +41,10 @@ import structlog
 
 from events.base import Event, event_type_name
 from events.faults import ManifestError
-from events.journal import Journal, JournalPolicy, ScanResult, _fsync_dir, read_segment
+from events.journal import Journal, JournalPolicy
 from events.lock import DirLock, StoreLocked
 from events.schema import schema_by_name, schema_for
+from events.segments import ScanResult, _fsync_dir, read_segment
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds

@@ -50,6 +50,7 @@ from adapters.binance.rest_events import order_events
 from adapters.binance.unresolved import LookupAlerts, Retry, RetryPolicy
 from adapters.binance.user_stream import UserStreamTranslator
 from events.base import Event
+from events.bus import Bus
 from events.orders import (
     AmendOrder,
     AmendRejected,
@@ -108,6 +109,7 @@ class OrderPath(LookupAlerts):
     translator: UserStreamTranslator
     oms: Any
     risk: Any
+    bus: Bus  # its grouped(): one commit for the events of one answer
     publish: Callable[[Event], object]
     now_ns: Callable[[], int]
     alert: Callable[..., object] | None  # alert(kind, message, **context), from the kernel
@@ -354,7 +356,12 @@ class OrderPath(LookupAlerts):
     # -- what became of them --------------------------------------------------------------
 
     def publish_orders(self, events: Iterable[Event]) -> None:
-        """Publish what the OMS does not hold yet; events of foreign orders are dropped."""
+        """Publish what the OMS does not hold yet; events of foreign orders are dropped.
+        One answer's events share one journal commit (`Bus.grouped`)."""
+        with self.bus.grouped():
+            self._publish_orders(events)
+
+    def _publish_orders(self, events: Iterable[Event]) -> None:
         oms = self.oms
         for event in events:
             if type(event) is BalanceChanged:

@@ -63,9 +63,11 @@ def frames(blob: bytes) -> list[tuple[int, int, bytes]]:
 
 
 def is_clean(blob: bytes) -> bool:
-    """The magic and whole frames, nothing else: what a clean stop could leave."""
+    """The magic and whole frames, then nothing or only zeros (the unwritten rest of a
+    preallocated segment): what a clean stop or a crash could leave."""
     ends = [end for end, _, _ in frames(blob)]
-    return blob[: len(MAGIC)] == MAGIC and len(blob) == (ends[-1] if ends else len(MAGIC))
+    end = ends[-1] if ends else len(MAGIC)
+    return blob[: len(MAGIC)] == MAGIC and not blob[end:].strip(b"\0")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,44 @@
+"""The order intent is durable before the order is sent, on the real live path: a
+trade frame over a websocket, the Binance market stream, the bus with the journal
+wired for group commit (as the daemon wires it), a strategy, the OMS and risk, the
+Binance venue and its REST client, up to the moment the signed request would go to
+the network (bench/bench_tick_to_order.py's last inch). The journal's fdatasync is
+instrumented where it reaches the disk: at every send, the OrderSubmitted of that
+client order id must already be covered by a completed fdatasync."""
+
+from __future__ import annotations
+
+import pytest
+
+import events.journal as journal_mod
+from bench.bench_tick_to_order import measure
+from events.orders import OrderSubmitted
+
+
+async def test_no_order_is_sent_before_the_fdatasync_covering_its_intent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    state = {"durable": 0}
+    intents: dict[str, int] = {}
+    sends: list[tuple[str, int, int]] = []  # (client id, its intent's seq, durable seq)
+    journal_ref: list = []
+    real = journal_mod._datasync
+
+    def datasync(fd: int) -> None:
+        real(fd)
+        state["durable"] = journal_ref[0].written_seq  # handed to the OS before the sync
+
+    def on_open(bus, journal) -> None:
+        journal_ref.append(journal)
+        bus.subscribe(OrderSubmitted, lambda e: intents.__setitem__(e.client_order_id, e.seq))
+
+    def on_send(cid: str) -> None:
+        sends.append((cid, intents.get(cid, 0), state["durable"]))
+
+    monkeypatch.setattr(journal_mod, "_datasync", datasync)
+    latencies, fsyncs = await measure(60, "critical", warmup=5, on_open=on_open,
+                                      on_send=on_send)
+    assert len(latencies) == 60 and len(sends) == 65
+    late = [(cid, seq, durable) for cid, seq, durable in sends if not 0 < seq <= durable]
+    assert late == [], f"sent before its intent was durable: {late[:5]}"
+    # one fdatasync for the intent, one for the answer's ack and expiry together
+    assert 60 <= fsyncs <= 2 * 60 + 2, fsyncs
