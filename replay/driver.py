@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from events.base import Event
 from events.bus import Bus
-from events.columns import TradeBatch, TradeColumns
+from events.columns import TradeBatch, TradeColumns, TradeTape
 from events.market import Trade
 from replay.clock import ReplayClock
 from replay.pacing import Pacer
@@ -55,35 +55,36 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
               coalesce: bool = True) -> None:
     """Dispatch batch[start:stop], firing timers before the events they precede."""
     quiet = _quiet_owners(bus) if coalesce else None
-    cols = None
+    tape: TradeColumns | TradeTape | None = None
     if quiet is not None:
-        cols = batch if isinstance(batch, TradeColumns) else _homogeneous(batch, start, stop)
-        if cols is None:
+        tape = batch if isinstance(batch, TradeColumns | TradeTape) \
+            else TradeTape.of_events(batch)
+        if tape is None:
             quiet = None
-    if quiet is None and isinstance(batch, TradeBatch):
+    if quiet is None and isinstance(batch, TradeBatch | TradeTape):
         batch = batch.events()  # dispatched one by one: build them in bulk
     stopped_at = [start]
     misses = 0
+    cursor = [0] * len(tape.lanes) if tape is not None else []
     i = start
     while i < stop:
-        ts = cols.ts[i] if cols is not None else batch[i].ts_event
+        ts = tape.ts[i] if tape is not None else batch[i].ts_event
         if ts >= clock.next_due:
             clock.advance_to(ts)
         if quiet is not None:
-            assert cols is not None
-            end = _quiet_run(cols, i, stop, quiet, clock)
+            assert tape is not None
+            end = _quiet_run(tape, i, stop, quiet, clock, cursor)
             if end > i:
-                for owner in quiet:
-                    owner.absorb_trades(cols, i, end)
-                clock._now = cols.ts[end - 1]
+                _absorb(tape, end, quiet, cursor)
+                clock._now = tape.ts[end - 1]
                 i = end
                 misses = 0
                 continue
             misses += 1
             if misses > _MAX_MISSES:
                 # someone wants every trade here: dispatch the rest plainly
-                quiet = cols = None
-                if isinstance(batch, TradeBatch):
+                quiet = tape = None
+                if isinstance(batch, TradeBatch | TradeTape):
                     batch = batch.events()  # in bulk, not row by row
             # this trade, one by one; the run after it may be quiet again
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
@@ -105,43 +106,74 @@ def _quiet_owners(bus: Bus) -> tuple | None:
     return None
 
 
-def _homogeneous(batch: Sequence[Event], start: int, stop: int) -> TradeColumns | None:
-    """A list batch of trades of one venue and symbol as columns (indexed like
-    the batch), else None: mixed batches are dispatched event by event."""
-    first = batch[start]
-    if first.__class__ is not Trade:
-        return None
-    venue, symbol = first.venue, first.symbol  # type: ignore[attr-defined]
-    for i in range(start + 1, stop):
-        e = batch[i]
-        if e.__class__ is not Trade or e.symbol != symbol or e.venue != venue:  # type: ignore[attr-defined]
-            return None
-    return TradeColumns(venue, symbol, [e.ts_event for e in batch],
-                        [getattr(e, "price", 0.0) for e in batch],
-                        [getattr(e, "size", 0.0) for e in batch], [e.seq for e in batch])
-
-
-def _quiet_run(cols: TradeColumns, start: int, stop: int, owners: tuple,
-               clock: ReplayClock) -> int:
+def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
+               clock: ReplayClock, cursor: list[int]) -> int:
     """End (exclusive) of the quiet run from `start`: trades before any timer
-    due that no owner must see singly. The earliest timer, if it can be passed
-    over (`ReplayClock.set_timer(skip=...)`, the risk engine's re-valuation), is
-    asked how far the run may go past its deadlines instead."""
+    due that no owner must see singly. Each instrument's lane is asked of every
+    owner; the run ends at the first row any of them must see. The earliest
+    timer, if it can be passed over (`ReplayClock.set_timer(skip=...)`, the
+    risk engine's re-valuation), is asked how far the run may go past its
+    deadlines instead. Leaves `cursor[k]` at lane k's first row at or after
+    `start`."""
     end = stop
-    ts = cols.ts
+    ts = tape.ts
     due = clock.next_due
     skippable = None
     if ts[end - 1] >= due:
         skippable, hard = clock.skippable()
         end = bisect_left(ts, hard if skippable is not None else due, start, end)
-    for owner in owners:
-        end = owner.quiet_trades(cols, start, end)
         if end <= start:
             return start
+    lanes = tape.lanes
+    for k, rows in enumerate(tape.rows):
+        lo = cursor[k] = bisect_left(rows, start, cursor[k])
+        if lo == len(rows) or rows[lo] >= end:
+            continue  # no trade of this instrument in the run
+        hi = lane_end = bisect_left(rows, end, lo)
+        lane = lanes[k]
+        for owner in owners:
+            lane_end = owner.quiet_trades(lane, lo, lane_end)
+            if lane_end <= lo:
+                break
+        if lane_end < hi:
+            # a prefix of a quiet run is quiet: the lanes asked before stay right
+            end = rows[lane_end]
+            if end <= start:
+                return start
     if skippable is not None and ts[end - 1] >= due:
         assert skippable.skip is not None
-        end = skippable.skip(cols, start, end)
+        end = skippable.skip(tape, start, end)
     return end
+
+
+def _absorb(tape: TradeColumns | TradeTape, end: int, owners: tuple, cursor: list[int]) -> None:
+    """Each owner absorbs each lane's trades before `end` (from `cursor`, which
+    moves past them). Owners keep per-instrument state, so lanes may go one
+    after another; the lane holding the run's last trade goes last, so what is
+    kept of the last trade overall (the portfolio's `upto_seq`) is the slow
+    path's."""
+    lanes = tape.lanes
+    if len(lanes) == 1:
+        lo = cursor[0]
+        hi = cursor[0] = bisect_left(tape.rows[0], end, lo)
+        for owner in owners:
+            owner.absorb_trades(lanes[0], lo, hi)
+        return
+    spans = []
+    for k, rows in enumerate(tape.rows):
+        lo = cursor[k]
+        hi = bisect_left(rows, end, lo)
+        if hi > lo:
+            spans.append((rows[hi - 1], lanes[k], lo, hi))
+            cursor[k] = hi
+    spans.sort(key=_first)
+    for owner in owners:
+        for _, lane, lo, hi in spans:
+            owner.absorb_trades(lane, lo, hi)
+
+
+def _first(span: tuple) -> int:
+    return span[0]  # type: ignore[no-any-return]
 
 
 def replay_into(bus: Bus, clock: ReplayClock, batches: Iterable[Sequence[Event]],

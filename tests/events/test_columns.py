@@ -30,9 +30,11 @@ def test_rows_built_one_by_one_equal_the_bulk_build(rows, tmp_path_factory) -> N
     assert [lazy[i] for i in range(len(events))] == events  # one by one
     assert lazy[-1] == events[-1] and lazy[1:3] == events[1:3]
     assert list(lazy) == events  # in bulk
-    assert (lazy.ts, lazy.price, lazy.size, lazy.seq) == (
+    # the columns are arrays (indexed like lists, items Python ints and floats)
+    assert (list(lazy.ts), list(lazy.price), list(lazy.size), list(lazy.seq)) == (
         [e.ts_event for e in events], [e.price for e in events], [e.size for e in events],
         [e.seq for e in events])
+    assert type(lazy.ts[0]) is int and type(lazy.price[0]) is float
 
 
 def test_a_batch_of_two_symbols_is_not_a_trade_batch(tmp_path: Path) -> None:
