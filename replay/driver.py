@@ -65,6 +65,7 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
         batch = batch.events()  # dispatched one by one: build them in bulk
     stopped_at = [start]
     misses = 0
+    plain = _PLAIN
     cursor = [0] * len(tape.lanes) if tape is not None else []
     i = start
     while i < stop:
@@ -79,13 +80,20 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
                 clock._now = tape.ts[end - 1]
                 i = end
                 misses = 0
+                plain = _PLAIN
                 continue
             misses += 1
             if misses > _MAX_MISSES:
-                # someone wants every trade here: dispatch the rest plainly
-                quiet = tape = None
+                # someone wants every trade here (a thin market closes a bar
+                # with each): the next `plain` trades one by one without
+                # asking, twice as many each time it goes on
                 if isinstance(batch, TradeBatch | TradeTape):
                     batch = batch.events()  # in bulk, not row by row
+                bus.dispatch_many(_feed(batch, i, min(i + plain, stop), clock, stopped_at))
+                i = stopped_at[0]
+                misses = _MAX_MISSES
+                plain = min(plain * 2, _MAX_PLAIN)
+                continue
             # this trade, one by one; the run after it may be quiet again
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
             i = stopped_at[0]
@@ -95,6 +103,8 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
 
 
 _MAX_MISSES = 16
+_PLAIN = 64
+_MAX_PLAIN = 8192
 
 
 def _quiet_owners(bus: Bus) -> tuple | None:
