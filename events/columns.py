@@ -116,6 +116,12 @@ class TradeBatch(TradeColumns, Sequence[Trade]):
             self._events = self._schema.from_table(self._batch)
         return self._events
 
+    def events_between(self, start: int, stop: int) -> list[Any]:
+        """Rows start..stop as Trades, in bulk, without building the others."""
+        if self._events is not None:
+            return self._events[start:stop]
+        return self._schema.from_table(self._batch.slice(start, stop - start))
+
     def __len__(self) -> int:
         return len(self.ts)
 
@@ -208,6 +214,18 @@ class TradeTape(Sequence[Trade]):
             return [every[i] for i in perm.tolist()]
 
         return cls(ints(ts), parts, rows, code, build=build)
+
+    def events_between(self, start: int, stop: int) -> list[Any]:
+        """Rows start..stop as Trades in tape order, each lane's built in bulk,
+        without building the others."""
+        if self._events is not None:
+            return self._events[start:stop]
+        parts = []
+        for lane, rows in zip(self.lanes, self.rows, strict=True):
+            lo = bisect_left(rows, start)
+            hi = bisect_left(rows, stop, lo)
+            parts.append(iter(lane.events_between(lo, hi)))  # type: ignore[attr-defined]
+        return [next(parts[k]) for k in self.code[start:stop].tolist()]  # type: ignore[union-attr]
 
     def events(self) -> list[Any]:
         """Every row as a Trade, in tape order (built once, in bulk)."""

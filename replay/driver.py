@@ -12,12 +12,21 @@ Quiet runs. Most trades of a replay change nothing but a last price and the
 open bar: no order is working at the venue, no bar closes, no timer is due,
 and no strategy wants each trade. When every subscriber to `Trade` says how
 far from a given trade that holds (`quiet_trades(cols, start, stop) -> end`,
-over `events.columns.TradeColumns`) and can take the run in bulk
-(`absorb_trades(cols, start, end)`), such a run
-is absorbed by each of them instead of dispatched event by event, and the
-next trade someone must see is dispatched normally. The outcome is the same,
-byte for byte (tests/test_replay_e2e.py runs both ways); only the per-event
-Python calls are saved.
+over `events.columns.TradeColumns` of one instrument) and can take the run in
+bulk (`absorb_trades(cols, start, end)`), such a run is absorbed by each of
+them instead of dispatched event by event, and the next trade someone must see
+is dispatched normally.
+
+Per instrument. A batch of several instruments' trades (a portfolio's, in one
+time order) is a `events.columns.TradeTape`: one lane per (venue, symbol). A
+trade of one instrument is quiet for owners that do not follow it, so each
+owner is asked about each lane, and the run goes to the first trade, of any
+lane, that some owner must see: everything before it is absorbed lane by lane
+(owners keep per-instrument state), that trade is dispatched singly, in the
+global order, and the next run starts after it. So every handler that acts sees
+the slow path's order, times and marks. The outcome is the same, byte for byte
+(tests/test_replay_e2e.py and tests/test_portfolio_quiet_runs.py run both ways);
+only the per-event Python calls are saved.
 """
 
 from __future__ import annotations
@@ -87,10 +96,15 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
                 # someone wants every trade here (a thin market closes a bar
                 # with each): the next `plain` trades one by one without
                 # asking, twice as many each time it goes on
+                n = min(i + plain, stop)
                 if isinstance(batch, TradeBatch | TradeTape):
-                    batch = batch.events()  # in bulk, not row by row
-                bus.dispatch_many(_feed(batch, i, min(i + plain, stop), clock, stopped_at))
-                i = stopped_at[0]
+                    # in bulk, not row by row; only these (the rest may be quiet)
+                    span = batch.events_between(i, n)
+                    bus.dispatch_many(_feed(span, 0, n - i, clock, stopped_at))
+                    i += stopped_at[0]
+                else:
+                    bus.dispatch_many(_feed(batch, i, n, clock, stopped_at))
+                    i = stopped_at[0]
                 misses = _MAX_MISSES
                 plain = min(plain * 2, _MAX_PLAIN)
                 continue

@@ -4,20 +4,21 @@ In a replay the re-valuation is a timer: every second of market time while a
 position is open and prices move (backing off to a minute while none moves), the
 account's daily loss is compared with its limits. A timer cuts the replay's quiet
 runs (`replay.driver`), and at one cut a second it cost more than the rest of the
-pipeline. So the driver asks `skip_ticks` instead: given a run of trades of one
-symbol that nothing else needs to see singly, it walks the re-valuations that
-would fire between them, exactly as they would fire:
+pipeline. So the driver asks `skip_ticks` instead: given a run of trades (of one
+instrument or several interleaved: a `events.columns.TradeTape`) that nothing
+else needs to see singly, it walks the re-valuations that would fire between
+them, exactly as they would fire:
 
 - a tick at deadline `d` fires before the first trade at or after `d`, and sees
-  the mark of the last trade before it; it re-values only if some mark moved
-  since the last re-valuation, and otherwise doubles its interval (up to the
-  back-off); the next tick is `d + interval`;
+  each instrument's mark as the last of its trades before it; it re-values only
+  if some mark moved since the last re-valuation, and otherwise doubles its
+  interval (up to the back-off); the next tick is `d + interval`;
 - a re-valuation is a comparison of the day's loss with a limit: with the
-  positions fixed over the run (no fill inside a quiet run), the loss moves with
-  this symbol's price alone, linearly (`Portfolio.mark_exposure`), so it is
-  bounded in floats with a wide margin; a tick whose loss is not clearly below the
-  limit is not passed over: the run stops before it and the real timer fires
-  there (exact, in Decimal, as always).
+  positions fixed over the run (no fill inside a quiet run), the loss is linear
+  in each moving price (`Portfolio.mark_exposure`: loss0 - sum of qty_i x
+  (m_i - m0_i)), so it is bounded in floats with a wide margin; a tick whose
+  loss is not clearly below the limit is not passed over: the run stops before
+  it and the real timer fires there (exact, in Decimal, as always).
 
 At the end the engine's timer, interval and "marks seen" stand as the fired ticks
 would have left them. When anything is out of the ordinary (an account currency
