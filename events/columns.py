@@ -156,7 +156,7 @@ class TradeTape(Sequence[Trade]):
 
     def __init__(self, ts: Sequence[int], lanes: Sequence[TradeColumns],
                  rows: Sequence[Sequence[int]],
-                 code: Sequence[int], events: list[Any] | None = None,
+                 code: np.ndarray | list[int], events: list[Any] | None = None,
                  build: Callable[[], list[Any]] | None = None) -> None:
         self.ts = ts
         self.lanes = tuple(lanes)
@@ -225,7 +225,10 @@ class TradeTape(Sequence[Trade]):
             lo = bisect_left(rows, start)
             hi = bisect_left(rows, stop, lo)
             parts.append(iter(lane.events_between(lo, hi)))  # type: ignore[attr-defined]
-        return [next(parts[k]) for k in self.code[start:stop].tolist()]  # type: ignore[union-attr]
+        codes = self.code[start:stop]
+        if isinstance(codes, np.ndarray):
+            codes = codes.tolist()
+        return [next(parts[k]) for k in codes]
 
     def events(self) -> list[Any]:
         """Every row as a Trade, in tape order (built once, in bulk)."""
@@ -250,7 +253,8 @@ class TradeTape(Sequence[Trade]):
             i += len(self.ts)
         k = int(self.code[i])
         rows = self.rows[k]
-        return self.lanes[k][bisect_left(rows, i)]  # type: ignore[no-any-return]
+        lane: Any = self.lanes[k]  # a TradeBatch: it builds one row alone
+        return lane[bisect_left(rows, i)]  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[Trade]:
         return iter(self.events())
