@@ -204,6 +204,38 @@ def test_a_loss_limit_crossed_by_several_moving_prices_inside_a_quiet_run(
                           for ts in states), "crossed between bars, after the pause"
 
 
+def test_a_dip_of_several_prices_is_seen_at_the_tick_it_spans(tmp_path: Path) -> None:
+    """Four instruments held long; now and then all four dip together for 150 ms
+    (deep enough for the loss limit) and recover. The first re-valuation tick
+    that falls inside a dip must see it, as the slow path does, from each lane's
+    trades before the tick only: the recovery a moment later must not hide it."""
+    events: list[Trade] = []
+
+    def trade(ts: int, k: int, price: float) -> None:
+        events.append(Trade(ts_event=ts, ts_recv=ts, seq=len(events) + 1, venue="sim",
+                            symbol=SYMBOLS[k], price=price, size=1.0,
+                            trade_id=str(len(events))))
+
+    base = [100.0, 110.0, 120.0, 130.0]
+    for i in range(1300):  # 65 s, every 50 ms: the first bars close, all four bought
+        trade(T0 + i * 50_000_000, i % 4, base[i % 4] + 0.01 * (i % 3))
+    # then every 1.037 s a dip of 150 ms: its phase to the 1 s ticks drifts by 37 ms
+    dips = [T0 + 70 * SECOND + d * 1_037_000_000 for d in range(40)]
+    for i in range(int(45 * SECOND / 50_000_000)):
+        ts = T0 + 70 * SECOND + i * 50_000_000
+        dipped = any(d <= ts < d + 150_000_000 for d in dips)
+        trade(ts, i % 4, base[i % 4] - (0.6 if dipped else 0.0))
+    path = tmp_path / "portfolio.toml"
+    path.write_text(config_text(4, [((0, 1, 2, 3), False, 1)], 15.0, bars="1m", hold=True))
+    fast = run(path, [events], coalesce=True)
+    slow = run(path, [events], coalesce=False)
+    assert fast == slow
+    states = [ts for kind, _, ts, _ in fast["published"] if kind == "TradingState"]
+    # each instrument trades every 200 ms: its mark holds the dip up to then
+    assert states and all(any(d <= ts < d + 350_000_000 for d in dips) for ts in states), \
+        "the limit was reached in a dip"
+
+
 SPY4 = ("SPY", "SPYB", "SPYC", "SPYD")
 
 
