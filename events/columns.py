@@ -1,17 +1,27 @@
 """Trades as columns: what a replay hands components for a quiet run.
 
-`TradeColumns` is a run of trades of one venue and symbol as parallel lists
-(`ts`, `price`, `size`, `seq`), indexed like the batch they come from: the
+`TradeColumns` is a run of trades of one venue and symbol as parallel
+sequences (`ts`, `price`, `size`, `seq`: lists, or `array`s read from Arrow,
+indexed and bisected alike), indexed like the batch they come from: the
 quiet-run protocol (see `replay.driver`) works on these, never on event
 objects. `TradeBatch` is also a sequence of `Trade` events over one Arrow
 record batch that builds an event only when that row is asked for (in bulk,
 through the schema's generated constructor, when all of them are): in a replay
 most trades are absorbed in runs and never become objects.
+
+`TradeTape` is a batch of trades of several venues and symbols interleaved in
+time (a portfolio's instruments): the batch's timestamps (`ts`) and one lane per
+(venue, symbol), `lanes[k]` a `TradeColumns` of that instrument's trades in
+order and `rows[k]` their indices in the tape. Owners of the quiet-run protocol
+are handed lanes, so each sees one instrument's run as before. A `TradeColumns`
+is a tape of one lane (`lanes`, `rows`), so code that walks lanes takes both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -41,6 +51,27 @@ class TradeColumns:
         return cls(first.venue, first.symbol, [e.ts_event for e in run], [e.price for e in run],
                    [e.size for e in run], [e.seq for e in run])
 
+    @property
+    def lanes(self) -> tuple[TradeColumns]:
+        """As a tape: one lane, itself."""
+        return (self,)
+
+    @property
+    def rows(self) -> tuple[range]:
+        """As a tape: its lane's rows are its own indices."""
+        return (range(len(self.ts)),)
+
+
+def ints(values: np.ndarray) -> array[int]:
+    """A numpy column as an `array` of int64: indexed and bisected like a list
+    (each item a Python int), but one copy of the bytes, no object per row."""
+    return array("q", values.astype(np.int64, copy=False).tobytes())
+
+
+def floats(values: np.ndarray) -> array[float]:
+    """A numpy column as an `array` of float64 (see `ints`)."""
+    return array("d", values.astype(np.float64, copy=False).tobytes())
+
 
 def _single(column: pa.Array) -> str | None:
     """The one value of a dictionary-encoded column that holds only one, else None."""
@@ -57,9 +88,9 @@ class TradeBatch(TradeColumns, Sequence[Trade]):
 
     def __init__(self, batch: pa.RecordBatch, venue: str, symbol: str) -> None:
         ts = batch.column("ts_event").to_numpy().view(np.int64)
-        super().__init__(venue, symbol, ts.tolist(), batch.column("price").to_numpy().tolist(),
-                         batch.column("size").to_numpy().tolist(),
-                         batch.column("seq").to_numpy().tolist())
+        super().__init__(venue, symbol, ints(ts), floats(batch.column("price").to_numpy()),
+                         floats(batch.column("size").to_numpy()),
+                         ints(batch.column("seq").to_numpy()))
         self._batch = batch
         self._schema: TypeSchema = schema_for(Trade)
         self._events: list[Any] | None = None
@@ -85,6 +116,12 @@ class TradeBatch(TradeColumns, Sequence[Trade]):
             self._events = self._schema.from_table(self._batch)
         return self._events
 
+    def events_between(self, start: int, stop: int) -> list[Any]:
+        """Rows start..stop as Trades, in bulk, without building the others."""
+        if self._events is not None:
+            return self._events[start:stop]
+        return self._schema.from_table(self._batch.slice(start, stop - start))
+
     def __len__(self) -> int:
         return len(self.ts)
 
@@ -103,6 +140,121 @@ class TradeBatch(TradeColumns, Sequence[Trade]):
                      venue=self.venue, symbol=self.symbol, price=self.price[i],
                      size=self.size[i], aggressor=int(self._aggressor[i]),
                      trade_id=self._ids[i].as_py())
+
+    def __iter__(self) -> Iterator[Trade]:
+        return iter(self.events())
+
+
+class TradeTape(Sequence[Trade]):
+    """Trades of several venues and symbols in one time order (see the module doc).
+
+    `ts[i]` is row i's ts_event; `lanes[k]`/`rows[k]` one instrument's trades and
+    their rows; `code[i]` row i's lane. Events are built only when asked for:
+    one row from its lane (a `TradeBatch` builds it alone), every row in bulk."""
+
+    __slots__ = ("ts", "lanes", "rows", "code", "_events", "_build")
+
+    def __init__(self, ts: Sequence[int], lanes: Sequence[TradeColumns],
+                 rows: Sequence[Sequence[int]],
+                 code: np.ndarray | list[int], events: list[Any] | None = None,
+                 build: Callable[[], list[Any]] | None = None) -> None:
+        self.ts = ts
+        self.lanes = tuple(lanes)
+        self.rows = tuple(rows)
+        self.code = code
+        self._events = events
+        self._build = build
+
+    @classmethod
+    def of_events(cls, events: Sequence[Any]) -> TradeTape | TradeColumns | None:
+        """The trades `events` as a tape (as `TradeColumns` when they are of one
+        instrument), or None when anything else is among them."""
+        lane_of: dict[tuple[str, str], int] = {}
+        rows: list[list[int]] = []
+        code: list[int] = []
+        for i, e in enumerate(events):
+            if e.__class__ is not Trade:
+                return None
+            key = (e.venue, e.symbol)
+            k = lane_of.get(key)
+            if k is None:
+                k = lane_of[key] = len(rows)
+                rows.append([])
+            rows[k].append(i)
+            code.append(k)
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return TradeColumns.of_events(events, 0, len(events))
+        lanes = []
+        for (venue, symbol), k in lane_of.items():
+            run = [events[i] for i in rows[k]]
+            lanes.append(TradeColumns(venue, symbol, [e.ts_event for e in run],
+                                      [e.price for e in run], [e.size for e in run],
+                                      [e.seq for e in run]))
+        return cls([e.ts_event for e in events], lanes, rows, code, events=list(events))
+
+    @classmethod
+    def merged(cls, parts: Sequence[TradeBatch], perm: np.ndarray,
+               ts: np.ndarray) -> TradeTape | None:
+        """The rows of `parts` (each one instrument, concatenated in this order)
+        taken in the order `perm`, whose timestamps are `ts`; None when two
+        parts hold the same instrument (their rows would share a lane)."""
+        keys = {(p.venue, p.symbol) for p in parts}
+        if len(keys) != len(parts):
+            return None
+        sizes = [len(p) for p in parts]
+        code = np.repeat(np.arange(len(parts), dtype=np.int16), sizes)[perm]
+        rows = [ints(np.flatnonzero(code == k)) for k in range(len(parts))]
+
+        def build() -> list[Any]:
+            every: list[Any] = []
+            for p in parts:
+                every += p.events()
+            return [every[i] for i in perm.tolist()]
+
+        return cls(ints(ts), parts, rows, code, build=build)
+
+    def events_between(self, start: int, stop: int) -> list[Any]:
+        """Rows start..stop as Trades in tape order, each lane's built in bulk,
+        without building the others."""
+        if self._events is not None:
+            return self._events[start:stop]
+        parts = []
+        for lane, rows in zip(self.lanes, self.rows, strict=True):
+            lo = bisect_left(rows, start)
+            hi = bisect_left(rows, stop, lo)
+            parts.append(iter(lane.events_between(lo, hi)))  # type: ignore[attr-defined]
+        codes = self.code[start:stop]
+        if isinstance(codes, np.ndarray):
+            codes = codes.tolist()
+        return [next(parts[k]) for k in codes]
+
+    def events(self) -> list[Any]:
+        """Every row as a Trade, in tape order (built once, in bulk)."""
+        if self._events is None:
+            assert self._build is not None
+            self._events = self._build()
+            self._build = None
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @overload
+    def __getitem__(self, i: int) -> Trade: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Trade]: ...
+
+    def __getitem__(self, i: int | slice) -> Trade | list[Trade]:
+        if self._events is not None or isinstance(i, slice):
+            return self.events()[i]
+        if i < 0:
+            i += len(self.ts)
+        k = int(self.code[i])
+        rows = self.rows[k]
+        lane: Any = self.lanes[k]  # a TradeBatch: it builds one row alone
+        return lane[bisect_left(rows, i)]  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[Trade]:
         return iter(self.events())

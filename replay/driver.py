@@ -12,12 +12,21 @@ Quiet runs. Most trades of a replay change nothing but a last price and the
 open bar: no order is working at the venue, no bar closes, no timer is due,
 and no strategy wants each trade. When every subscriber to `Trade` says how
 far from a given trade that holds (`quiet_trades(cols, start, stop) -> end`,
-over `events.columns.TradeColumns`) and can take the run in bulk
-(`absorb_trades(cols, start, end)`), such a run
-is absorbed by each of them instead of dispatched event by event, and the
-next trade someone must see is dispatched normally. The outcome is the same,
-byte for byte (tests/test_replay_e2e.py runs both ways); only the per-event
-Python calls are saved.
+over `events.columns.TradeColumns` of one instrument) and can take the run in
+bulk (`absorb_trades(cols, start, end)`), such a run is absorbed by each of
+them instead of dispatched event by event, and the next trade someone must see
+is dispatched normally.
+
+Per instrument. A batch of several instruments' trades (a portfolio's, in one
+time order) is a `events.columns.TradeTape`: one lane per (venue, symbol). A
+trade of one instrument is quiet for owners that do not follow it, so each
+owner is asked about each lane, and the run goes to the first trade, of any
+lane, that some owner must see: everything before it is absorbed lane by lane
+(owners keep per-instrument state), that trade is dispatched singly, in the
+global order, and the next run starts after it. So every handler that acts sees
+the slow path's order, times and marks. The outcome is the same, byte for byte
+(tests/test_replay_e2e.py and tests/test_portfolio_quiet_runs.py run both ways);
+only the per-event Python calls are saved.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from events.base import Event
 from events.bus import Bus
-from events.columns import TradeBatch, TradeColumns
+from events.columns import TradeBatch, TradeColumns, TradeTape
 from events.market import Trade
 from replay.clock import ReplayClock
 from replay.pacing import Pacer
@@ -55,36 +64,50 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
               coalesce: bool = True) -> None:
     """Dispatch batch[start:stop], firing timers before the events they precede."""
     quiet = _quiet_owners(bus) if coalesce else None
-    cols = None
+    tape: TradeColumns | TradeTape | None = None
     if quiet is not None:
-        cols = batch if isinstance(batch, TradeColumns) else _homogeneous(batch, start, stop)
-        if cols is None:
+        tape = batch if isinstance(batch, TradeColumns | TradeTape) \
+            else TradeTape.of_events(batch)
+        if tape is None:
             quiet = None
-    if quiet is None and isinstance(batch, TradeBatch):
+    if quiet is None and isinstance(batch, TradeBatch | TradeTape):
         batch = batch.events()  # dispatched one by one: build them in bulk
     stopped_at = [start]
     misses = 0
+    plain = _PLAIN
+    cursor = [0] * len(tape.lanes) if tape is not None else []
     i = start
     while i < stop:
-        ts = cols.ts[i] if cols is not None else batch[i].ts_event
+        ts = tape.ts[i] if tape is not None else batch[i].ts_event
         if ts >= clock.next_due:
             clock.advance_to(ts)
         if quiet is not None:
-            assert cols is not None
-            end = _quiet_run(cols, i, stop, quiet, clock)
+            assert tape is not None
+            end = _quiet_run(tape, i, stop, quiet, clock, cursor)
             if end > i:
-                for owner in quiet:
-                    owner.absorb_trades(cols, i, end)
-                clock._now = cols.ts[end - 1]
+                _absorb(tape, end, quiet, cursor)
+                clock._now = tape.ts[end - 1]
                 i = end
                 misses = 0
+                plain = _PLAIN
                 continue
             misses += 1
             if misses > _MAX_MISSES:
-                # someone wants every trade here: dispatch the rest plainly
-                quiet = cols = None
-                if isinstance(batch, TradeBatch):
-                    batch = batch.events()  # in bulk, not row by row
+                # someone wants every trade here (a thin market closes a bar
+                # with each): the next `plain` trades one by one without
+                # asking, twice as many each time it goes on
+                n = min(i + plain, stop)
+                if isinstance(batch, TradeBatch | TradeTape):
+                    # in bulk, not row by row; only these (the rest may be quiet)
+                    span = batch.events_between(i, n)
+                    bus.dispatch_many(_feed(span, 0, n - i, clock, stopped_at))
+                    i += stopped_at[0]
+                else:
+                    bus.dispatch_many(_feed(batch, i, n, clock, stopped_at))
+                    i = stopped_at[0]
+                misses = _MAX_MISSES
+                plain = min(plain * 2, _MAX_PLAIN)
+                continue
             # this trade, one by one; the run after it may be quiet again
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
             i = stopped_at[0]
@@ -94,6 +117,8 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
 
 
 _MAX_MISSES = 16
+_PLAIN = 64
+_MAX_PLAIN = 8192
 
 
 def _quiet_owners(bus: Bus) -> tuple | None:
@@ -105,43 +130,74 @@ def _quiet_owners(bus: Bus) -> tuple | None:
     return None
 
 
-def _homogeneous(batch: Sequence[Event], start: int, stop: int) -> TradeColumns | None:
-    """A list batch of trades of one venue and symbol as columns (indexed like
-    the batch), else None: mixed batches are dispatched event by event."""
-    first = batch[start]
-    if first.__class__ is not Trade:
-        return None
-    venue, symbol = first.venue, first.symbol  # type: ignore[attr-defined]
-    for i in range(start + 1, stop):
-        e = batch[i]
-        if e.__class__ is not Trade or e.symbol != symbol or e.venue != venue:  # type: ignore[attr-defined]
-            return None
-    return TradeColumns(venue, symbol, [e.ts_event for e in batch],
-                        [getattr(e, "price", 0.0) for e in batch],
-                        [getattr(e, "size", 0.0) for e in batch], [e.seq for e in batch])
-
-
-def _quiet_run(cols: TradeColumns, start: int, stop: int, owners: tuple,
-               clock: ReplayClock) -> int:
+def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
+               clock: ReplayClock, cursor: list[int]) -> int:
     """End (exclusive) of the quiet run from `start`: trades before any timer
-    due that no owner must see singly. The earliest timer, if it can be passed
-    over (`ReplayClock.set_timer(skip=...)`, the risk engine's re-valuation), is
-    asked how far the run may go past its deadlines instead."""
+    due that no owner must see singly. Each instrument's lane is asked of every
+    owner; the run ends at the first row any of them must see. The earliest
+    timer, if it can be passed over (`ReplayClock.set_timer(skip=...)`, the
+    risk engine's re-valuation), is asked how far the run may go past its
+    deadlines instead. Leaves `cursor[k]` at lane k's first row at or after
+    `start`."""
     end = stop
-    ts = cols.ts
+    ts = tape.ts
     due = clock.next_due
     skippable = None
     if ts[end - 1] >= due:
         skippable, hard = clock.skippable()
         end = bisect_left(ts, hard if skippable is not None else due, start, end)
-    for owner in owners:
-        end = owner.quiet_trades(cols, start, end)
         if end <= start:
             return start
+    lanes = tape.lanes
+    for k, rows in enumerate(tape.rows):
+        lo = cursor[k] = bisect_left(rows, start, cursor[k])
+        if lo == len(rows) or rows[lo] >= end:
+            continue  # no trade of this instrument in the run
+        hi = lane_end = bisect_left(rows, end, lo)
+        lane = lanes[k]
+        for owner in owners:
+            lane_end = owner.quiet_trades(lane, lo, lane_end)
+            if lane_end <= lo:
+                break
+        if lane_end < hi:
+            # a prefix of a quiet run is quiet: the lanes asked before stay right
+            end = rows[lane_end]
+            if end <= start:
+                return start
     if skippable is not None and ts[end - 1] >= due:
         assert skippable.skip is not None
-        end = skippable.skip(cols, start, end)
+        end = skippable.skip(tape, start, end)
     return end
+
+
+def _absorb(tape: TradeColumns | TradeTape, end: int, owners: tuple, cursor: list[int]) -> None:
+    """Each owner absorbs each lane's trades before `end` (from `cursor`, which
+    moves past them). Owners keep per-instrument state, so lanes may go one
+    after another; the lane holding the run's last trade goes last, so what is
+    kept of the last trade overall (the portfolio's `upto_seq`) is the slow
+    path's."""
+    lanes = tape.lanes
+    if len(lanes) == 1:
+        lo = cursor[0]
+        hi = cursor[0] = bisect_left(tape.rows[0], end, lo)
+        for owner in owners:
+            owner.absorb_trades(lanes[0], lo, hi)
+        return
+    spans = []
+    for k, rows in enumerate(tape.rows):
+        lo = cursor[k]
+        hi = bisect_left(rows, end, lo)
+        if hi > lo:
+            spans.append((rows[hi - 1], lanes[k], lo, hi))
+            cursor[k] = hi
+    spans.sort(key=_first)
+    for owner in owners:
+        for _, lane, lo, hi in spans:
+            owner.absorb_trades(lane, lo, hi)
+
+
+def _first(span: tuple) -> int:
+    return span[0]  # type: ignore[no-any-return]
 
 
 def replay_into(bus: Bus, clock: ReplayClock, batches: Iterable[Sequence[Event]],

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from events.base import Event
-from events.columns import TradeBatch
+from events.columns import TradeBatch, TradeTape
 from events.market import Trade
 from replay.runs import MIN_TS, DeferredRuns, Run, Source, _int64, ts_column
 
@@ -161,7 +161,8 @@ def merge_runs(
     lists of at most `batch_rows`. With `prefetch`, each run's next batch is
     read on one background thread while this one builds events. With `lazy`,
     a batch of one run's trades of one venue and symbol comes as a
-    `events.columns.TradeBatch` (a sequence that builds events on demand)."""
+    `events.columns.TradeBatch` (a sequence that builds events on demand), and
+    trades of several runs, each of one instrument, as a `TradeTape`."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be positive, not {batch_rows}")
     stats = stats if stats is not None else MergeStats()
@@ -220,7 +221,8 @@ def merge_runs(
                 if end == a.n and not a.fill(stats):
                     active.remove(a)
                     a.close()
-            if len(out) <= batch_rows:
+            if len(out) <= batch_rows or isinstance(out, TradeTape):
+                # a tape is not cut: its rows are at most one batch per run
                 yield out
             else:
                 for i in range(0, len(out), batch_rows):
@@ -238,11 +240,9 @@ def _merged(take: list[tuple[_Active, int]], lazy: bool = False) -> Sequence[Eve
     if len(take) == 1:
         a, end = take[0]
         return a.events(end, lazy)
-    events: list[Event] = []
     ts_parts = []
     seq_parts = []
     for a, end in take:
-        events += a.events(end)
         ts_parts.append(a.ts[a.pos : end])
         seq_parts.append(a.seq[a.pos : end])
     ts = np.concatenate(ts_parts)
@@ -257,4 +257,17 @@ def _merged(take: list[tuple[_Active, int]], lazy: bool = False) -> Sequence[Eve
             f"seq {int(seq[perm[k]])} appears in more than one run"
             f" ({', '.join(a.run.source for a, _ in take)})"
         )
+    events: list[Event] = []
+    if lazy and all(a.run.schema.cls is Trade for a, _ in take):
+        # several instruments' trades (a portfolio): one tape, events on demand
+        parts = [a.events(end, lazy) for a, end in take]
+        if all(isinstance(p, TradeBatch) for p in parts):
+            tape = TradeTape.merged(parts, perm, ts[perm])  # type: ignore[arg-type]
+            if tape is not None:
+                return tape
+        for p in parts:
+            events += p.events() if isinstance(p, TradeBatch) else p
+    else:
+        for a, end in take:
+            events += a.events(end)
     return [events[i] for i in perm.tolist()]  # beats itemgetter and numpy object takes

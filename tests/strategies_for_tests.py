@@ -84,3 +84,50 @@ class FailsToBuild(Strategy):
     def __init__(self, config: Any, ctx: Any) -> None:
         super().__init__(config, ctx)
         raise KeyError("no such model")
+
+
+class WatcherParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    every: int = 2  # trades on every `every`-th bar: buys when flat, sells when long
+    qty: float = 1.0
+    marked: tuple[str, ...] = ()  # symbols (venue "sim") whose marks each observation notes
+    hold: bool = False  # once long, stays long
+
+
+class Watcher(Strategy):
+    """Notes everything it is shown (with the run's time and the marks of
+    `marked` at that moment) in `seen`, and trades now and then, so orders,
+    fills and positions move while quiet runs go by."""
+
+    Params = WatcherParams
+
+    def on_start(self) -> None:
+        self.seen: list[tuple] = []
+        self.bars = 0
+
+    def note(self, kind: str, event: object) -> None:
+        marks = tuple(self.portfolio.last_price("sim", s) for s in self.params.marked)
+        self.seen.append((kind, event, self.now_ns(), marks))
+
+    def on_bar(self, bar: Bar) -> None:
+        self.note("bar", bar)
+        self.bars += 1
+        if self.bars % self.params.every or self.has_open_orders(bar.symbol):
+            return
+        if self.position(bar.symbol).qty:
+            if not self.params.hold:
+                self.sell(bar.symbol, self.position(bar.symbol).qty)
+        else:
+            self.buy(bar.symbol, self.params.qty)
+
+    def on_fill(self, fill: object) -> None:
+        self.note("fill", fill)
+
+    def on_order(self, event: object) -> None:
+        self.note("order", event)
+
+
+class TradeWatcher(Watcher):
+    """A Watcher that also wants every trade of its symbols (they are never quiet)."""
+
+    def on_trade(self, trade: object) -> None:
+        self.note("trade", trade)
