@@ -69,8 +69,8 @@ def _pull(batches: Iterator[pa.RecordBatch], source: str) -> _Prepared | None:
     return None
 
 
-# batches of each run read ahead of the merge (each a record batch of
-# `batch_rows` rows: a few MB)
+# batches read ahead of the merge, shared by the runs open at once (each run
+# keeps at least one: a portfolio's day of four parts reads one each)
 READ_AHEAD = 3
 
 
@@ -89,6 +89,7 @@ class _Active:
         "n",
         "last_ts",
         "last_seq",
+        "depth",
     )
 
     def __init__(self, run: Run, pool: ThreadPoolExecutor | None) -> None:
@@ -96,6 +97,7 @@ class _Active:
         self.it = iter(run.batches)
         self.pool = pool
         self.ahead: deque[Future[_Prepared | None]] = deque()
+        self.depth = READ_AHEAD  # batches in flight: see merge_runs
         self.pos = self.n = 0
         self.last_ts = MIN_TS
         self.last_seq = -1
@@ -103,7 +105,7 @@ class _Active:
     def prime(self) -> None:
         """Start reading the first batches before the merge needs them."""
         if self.pool is not None:
-            while len(self.ahead) < READ_AHEAD:
+            while len(self.ahead) < self.depth:
                 self.ahead.append(self.pool.submit(_pull, self.it, self.run.source))
 
     def ending(self) -> bool:
@@ -130,7 +132,7 @@ class _Active:
                     future.cancel()
                 ahead.clear()
             else:
-                while len(ahead) < READ_AHEAD:
+                while len(ahead) < self.depth:
                     ahead.append(self.pool.submit(_pull, self.it, self.run.source))
         if item is None:
             return False
@@ -224,6 +226,8 @@ def merge_runs(
                 else:
                     stats.runs_opened += 1
                     a = primed.pop(id(src), None) or _Active(src, pool)
+                    for b in (*active, a):
+                        b.depth = max(1, READ_AHEAD // (len(active) + 1))
                     if a.fill(stats):
                         active.append(a)
                     else:
@@ -284,6 +288,7 @@ def _prime_next(pending: list[tuple[int, int, Source]], primed: dict[int, _Activ
             return
         bound, _, src = pending[0]
     active = _Active(src, pool)
+    active.depth = 1  # its share is set when it opens
     active.prime()
     primed[id(src)] = active
 

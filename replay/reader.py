@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from events.base import Event
 from events.registry import BY_NAME
-from events.schema import schema_by_name
+from events.schema import TypeSchema, schema_by_name
 from replay.merge import MergeStats, UnsortedRunError, merge_runs
 from replay.runs import (
     DeferredRuns,
@@ -56,6 +56,9 @@ __all__ = [
     "read_events",
     "runs_from_events",
 ]
+
+# the smallest batch a part of a many-part day is read in (see `_open_day`)
+MIN_PART_BATCH_ROWS = 8192
 
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _PART_NUMBER = re.compile(r"^part-(\d+)\.parquet$")
@@ -179,8 +182,12 @@ def _open_day(
     skip_from: int | None,
     on_damaged: OnDamaged | None = None,
 ) -> list[Source]:
-    """One date partition's parts, each deferred until its footer is needed."""
+    """One date partition's parts, each deferred until its footer is needed.
+    The parts of a day are merged side by side: each reads batches of its share
+    of `batch_rows` (a portfolio's four parts a day hold a batch's worth in
+    memory, not four)."""
     sources: list[Source] = []
+    parts: list[tuple[os.DirEntry[str], TypeSchema]] = []
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
         if _hidden(entry.name) or not entry.is_dir() or not entry.name.startswith("type="):
             continue
@@ -199,16 +206,19 @@ def _open_day(
             m = _PART_NUMBER.match(part.name)
             if skip_from is not None and m is not None and int(m.group(1)) >= skip_from:
                 continue
-            opener = partial(
-                open_part,
-                Path(part.path),
-                schema,
-                batch_rows=batch_rows,
-                symbols=symbols,
-                lower_bound=day_start,
-                on_damaged=on_damaged,
-            )
-            sources.append(DeferredRuns(day_start, opener, part.path))
+            parts.append((part, schema))
+    share = max(MIN_PART_BATCH_ROWS, batch_rows // max(1, len(parts)))
+    for part, schema in parts:
+        opener = partial(
+            open_part,
+            Path(part.path),
+            schema,
+            batch_rows=min(batch_rows, share),
+            symbols=symbols,
+            lower_bound=day_start,
+            on_damaged=on_damaged,
+        )
+        sources.append(DeferredRuns(day_start, opener, part.path))
     return sources
 
 
