@@ -32,6 +32,18 @@ def _structlog_without_rich() -> None:
 
 _structlog_without_rich()
 
+
+def _arrow_memory_pool() -> None:
+    """Arrow's allocator, unless the user chose one (ARROW_DEFAULT_MEMORY_POOL):
+    jemalloc on Linux (its wheels ship it). mimalloc, pyarrow's default, kept
+    about 35 MB more of a replay's peak RSS (the SPY week: 170 against 135 MB),
+    at the same speed. Set before pyarrow is imported, which reads it once."""
+    if sys.platform == "linux" and "pyarrow" not in sys.modules:
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+
+_arrow_memory_pool()
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("daemon.commands.run", "run the daemon (live or paper, as the config says)"),
