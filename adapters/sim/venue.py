@@ -89,7 +89,6 @@ from events.orders import (
 from events.perp import FundingRate, MarkPrice
 
 _ZERO = Decimal(0)
-_ONE = Decimal(1)
 
 
 class SimVenue(PerpHandlers, Arrivals):
