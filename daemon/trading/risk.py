@@ -49,7 +49,8 @@ import msgspec
 from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
 from daemon.trading.margin_view import Projection
-from daemon.trading.risk_checks import CHECKS, CheckContext, Rejection, fmt
+from daemon.trading.risk_checks import CHECK_NAMES, CHECKS, CheckContext, Rejection, fmt
+from daemon.trading.risk_grid import GRID_CHECKS, Grid, GridLimits, grid_accepts
 from daemon.trading.risk_ticks import MARKET_EVAL_NS, MAX_EVAL_NS, skip_ticks
 from events.base import Event
 from events.bus import Bus
@@ -63,6 +64,11 @@ __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 DAY_NS = 86_400 * 1_000_000_000
 SECOND_NS = 1_000_000_000
 
+# An order the integer path accepts has passed the first checks: only these run.
+if CHECK_NAMES[:len(GRID_CHECKS)] != GRID_CHECKS:  # pragma: no cover - a refactoring slip
+    raise ImportError(f"risk_grid.GRID_CHECKS {GRID_CHECKS} are not the first of {CHECK_NAMES}")
+AFTER_GRID_CHECKS = CHECKS[len(GRID_CHECKS):]
+
 
 class RiskPortfolio(PortfolioView, Protocol):
     """What risk reads from the portfolio beyond `PortfolioView`."""
@@ -72,6 +78,9 @@ class RiskPortfolio(PortfolioView, Protocol):
     def daily_pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal: ...
 
     def has_position(self, venue: str, symbol: str) -> bool: ...
+
+    def position_qty(self, venue: str, symbol: str, strategy_id: str | None = None
+                     ) -> Decimal: ...
 
     def has_any_position(self) -> bool: ...
 
@@ -190,11 +199,16 @@ class RiskEngine:
         # REDUCING until every hold is released.
         self._not_ready: dict[str, str] = {}
         self._holds: dict[str, str] = {}
+        # The integer path (risk_grid) per (strategy, venue, symbol), built on first
+        # use; None where it cannot be taken. False runs only the Decimal reference.
+        self.integer_path = True
+        self._grids: dict[tuple[str, str, str], tuple[Grid, GridLimits, GridLimits] | None] = {}
 
     def set_strategy_limits(self, strategy_id: str,
                             limits: StrategyRiskConfig | None) -> None:
         """A strategy's own limits (a strategy added or changed at run time)."""
         self._limits[strategy_id] = Limits.from_config(self._config, limits)
+        self._grids.clear()
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
@@ -279,13 +293,32 @@ class RiskEngine:
             taker_fee_rate=self._fee_rate.get(order.venue, Decimal(0)),
             allow_short=order.venue in self._allow_short,
             self_trade_prevention=self._self_trade_prevention)
-        for chk in CHECKS:
+        checks = CHECKS
+        if self.integer_path:
+            key = (strategy_id, order.venue, order.symbol)
+            grid = self._grids.get(key, False)
+            if grid is False:
+                grid = self._grids[key] = self._grid_of(ctx)
+            if grid is not None and grid_accepts(order, ctx, *grid):
+                checks = AFTER_GRID_CHECKS
+        for chk in checks:
             rejection = chk(order, ctx)
             if rejection is not None:
                 return rejection
         self._account_orders.append(now)
         strategy_orders.append(now)
         return None
+
+    def _grid_of(self, ctx: CheckContext) -> tuple[Grid, GridLimits, GridLimits] | None:
+        """The integer path for this strategy's orders on this instrument (None: none)."""
+        if ctx.instrument is None:
+            return None
+        grid = Grid.of(ctx.instrument)
+        account = GridLimits.of(ctx.account_limits, grid)
+        strategy = GridLimits.of(ctx.limits, grid)
+        if grid is None or account is None or strategy is None:
+            return None
+        return grid, account, strategy
 
     # -- the trading state machine ------------------------------------------------
 
@@ -323,6 +356,7 @@ class RiskEngine:
         """The venue's own word on an instrument (e.g. Binance moved it to
         CANCEL_ONLY): checks use it from now on."""
         self._instruments[instrument.key] = instrument
+        self._grids.clear()
 
     def block_venue(self, venue: str, reason: str) -> None:
         """Refuse every order on `venue` (check "venue_ready") until `unblock_venue`."""
