@@ -49,7 +49,14 @@ import msgspec
 from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
 from daemon.trading.margin_view import Projection
-from daemon.trading.risk_checks import CHECK_NAMES, CHECKS, CheckContext, Rejection, fmt
+from daemon.trading.risk_checks import (
+    CHECK_NAMES,
+    CHECKS,
+    Check,
+    CheckContext,
+    Rejection,
+    fmt,
+)
 from daemon.trading.risk_grid import GRID_CHECKS, Grid, GridLimits, grid_accepts
 from daemon.trading.risk_ticks import MARKET_EVAL_NS, MAX_EVAL_NS, skip_ticks
 from events.base import Event
@@ -68,6 +75,10 @@ SECOND_NS = 1_000_000_000
 if CHECK_NAMES[:len(GRID_CHECKS)] != GRID_CHECKS:  # pragma: no cover - a refactoring slip
     raise ImportError(f"risk_grid.GRID_CHECKS {GRID_CHECKS} are not the first of {CHECK_NAMES}")
 AFTER_GRID_CHECKS = CHECKS[len(GRID_CHECKS):]
+
+
+# grid, the account's limits and the strategy's on it, the checks left to run
+_IntegerPath = tuple[Grid, GridLimits, GridLimits, tuple[Check, ...]]
 
 
 class RiskPortfolio(PortfolioView, Protocol):
@@ -202,7 +213,7 @@ class RiskEngine:
         # The integer path (risk_grid) per (strategy, venue, symbol), built on first
         # use; None where it cannot be taken. False runs only the Decimal reference.
         self.integer_path = True
-        self._grids: dict[tuple[str, str, str], tuple[Grid, GridLimits, GridLimits] | None] = {}
+        self._grids: dict[tuple[str, str, str], _IntegerPath | None] = {}
 
     def set_strategy_limits(self, strategy_id: str,
                             limits: StrategyRiskConfig | None) -> None:
@@ -299,8 +310,8 @@ class RiskEngine:
             grid = self._grids.get(key, False)
             if grid is False:
                 grid = self._grids[key] = self._grid_of(ctx)
-            if grid is not None and grid_accepts(order, ctx, *grid):
-                checks = AFTER_GRID_CHECKS
+            if grid is not None and grid_accepts(order, ctx, grid[0], grid[1], grid[2]):
+                checks = grid[3]
         for chk in checks:
             rejection = chk(order, ctx)
             if rejection is not None:
@@ -309,16 +320,29 @@ class RiskEngine:
         strategy_orders.append(now)
         return None
 
-    def _grid_of(self, ctx: CheckContext) -> tuple[Grid, GridLimits, GridLimits] | None:
-        """The integer path for this strategy's orders on this instrument (None: none)."""
-        if ctx.instrument is None:
+    def _grid_of(self, ctx: CheckContext) -> _IntegerPath | None:
+        """The integer path for this strategy's orders on this instrument (None: none):
+        the grid, the account's and the strategy's limits on it, and the checks still
+        to run after it, without those that cannot refuse here (a limit neither the
+        account nor the strategy sets, perpetual checks on a spot pair, ...)."""
+        inst = ctx.instrument
+        if inst is None:
             return None
-        grid = Grid.of(ctx.instrument)
+        grid = Grid.of(inst)
         account = GridLimits.of(ctx.account_limits, grid)
         strategy = GridLimits.of(ctx.limits, grid)
         if grid is None or account is None or strategy is None:
             return None
-        return grid, account, strategy
+        unset = {name for name, field in (
+            ("max_position_notional", "max_position_notional"),
+            ("concentration", "max_concentration_pct"))
+            if getattr(ctx.account_limits, field) is None and getattr(ctx.limits, field) is None}
+        if not self._self_trade_prevention:
+            unset.add("self_trade")
+        unset.update(("available_margin", "leverage", "margin_usage", "liquidation_distance")
+                     if not inst.perpetual else ("available_balance",))
+        return grid, account, strategy, tuple(c for c in AFTER_GRID_CHECKS
+                                              if c.name not in unset)
 
     # -- the trading state machine ------------------------------------------------
 

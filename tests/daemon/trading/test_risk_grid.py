@@ -151,7 +151,11 @@ def scenarios(draw: Any) -> dict[str, Any]:
         max_order_notional=limit_near(lots * value_ticks, step * tick),
         max_position_qty=limit_near(lots + account_pos_lots, step),
         daily_loss_limit=float(draw(st.sampled_from((1e9, 1e9, 1.0, 50.0, 1000.0, 1e5)))),
-        max_orders_per_s=1e9, price_band_pct=float(band))
+        max_orders_per_s=1e9, price_band_pct=float(band),
+        # limits the integer path leaves to the reference (it drops them when unset)
+        max_position_notional=draw(st.sampled_from((None, None, None, 1e6, 1e12))),
+        max_concentration_pct=draw(st.sampled_from((None, None, None, 1.0, 100.0))),
+        self_trade_prevention=draw(st.booleans()))
     strategy = StrategyRiskConfig(max_order_qty=limit_near(lots, step),
                                   max_position_qty=limit_near(lots + account_pos_lots, step)) \
         if draw(st.booleans()) else None
