@@ -16,6 +16,7 @@ Rules (shared/binance-spot-protocol.md §2, §7):
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import os
 from collections.abc import Mapping, Sequence
@@ -176,14 +177,17 @@ class Signer(Protocol):
 class HmacSigner:
     """HMAC-SHA256 over the UTF-8 payload, lowercase hex."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_keyed")
 
     def __init__(self, secret: str) -> None:
         self._key = secret.encode()
+        # the key's pads hashed once: each signature copies this state
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
 
     def sign(self, payload: str) -> str:
-        # the one-shot C digest: hmac.new builds a Python HMAC object per order
-        return hmac.digest(self._key, payload.encode(), "sha256").hex()
+        mac = self._keyed.copy()
+        mac.update(payload.encode())
+        return mac.hexdigest()
 
     def __repr__(self) -> str:
         return "HmacSigner(<secret>)"

@@ -361,5 +361,8 @@ def test_an_hmac_signature_is_hmac_sha256_hex_sent_as_is() -> None:
     payload = "symbol=BTCUSDT&side=BUY&timestamp=1"
     want = hmac.new(b"s3cret", payload.encode(), hashlib.sha256).hexdigest()
     assert signer.sign(payload) == want
+    # the keyed state is copied, never used up: a second payload, then the first again
+    assert signer.sign("x=1") == hmac.new(b"s3cret", b"x=1", hashlib.sha256).hexdigest()
+    assert signer.sign(payload) == want
     assert sign_rest(signer, [("symbol", "BTCUSDT"), ("side", "BUY"), ("timestamp", "1")]) \
         == f"{payload}&signature={want}"
