@@ -88,6 +88,8 @@ class RiskPortfolio(PortfolioView, Protocol):
 
     def daily_pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal: ...
 
+    def daily_pnls(self, strategy_id: str) -> tuple[Decimal, Decimal]: ...
+
     def has_position(self, venue: str, symbol: str) -> bool: ...
 
     def position_qty(self, venue: str, symbol: str, strategy_id: str | None = None
@@ -290,7 +292,7 @@ class RiskEngine:
         if order.venue in self._not_ready:
             return Rejection(check="venue_ready", reason=self._not_ready[order.venue])
         now = self._now_ns()
-        self.evaluate()
+        strategy_loss = self._evaluate(strategy_id)
         limits = self.limits(strategy_id)
         strategy_orders = self._strategy_orders.setdefault(strategy_id, deque())
         ctx = CheckContext(
@@ -310,7 +312,8 @@ class RiskEngine:
             grid = self._grids.get(key, False)
             if grid is False:
                 grid = self._grids[key] = self._grid_of(ctx)
-            if grid is not None and grid_accepts(order, ctx, grid[0], grid[1], grid[2]):
+            if grid is not None and grid_accepts(order, ctx, grid[0], grid[1], grid[2],
+                                                 strategy_loss):
                 checks = grid[3]
         for chk in checks:
             rejection = chk(order, ctx)
@@ -348,6 +351,13 @@ class RiskEngine:
 
     def evaluate(self) -> str:
         """Bring the state up to date with the day's loss; returns the state."""
+        self._evaluate(None)
+        return self.state
+
+    def _evaluate(self, strategy_id: str | None) -> Decimal | None:
+        """`evaluate`; with `strategy_id`, also that strategy's daily loss when the
+        account's was computed (in the same pass over the positions), else None."""
+        own = None
         if self.state == REDUCING and self._state_day is not None \
                 and self._now_ns() // DAY_NS > self._state_day:
             target, reason = self._demanded()
@@ -355,10 +365,14 @@ class RiskEngine:
         elif self.state != HALTED:
             # The common case, on every market event with a position open: compare
             # first, word a reason only for a transition.
-            loss = -self._portfolio.daily_pnl()
+            if strategy_id is None:
+                loss = -self._portfolio.daily_pnl()
+            else:
+                account, strategy = self._portfolio.daily_pnls(strategy_id)
+                loss, own = -account, -strategy
             if loss >= self._halt_at or (loss >= self._reduce_at and self.state == ACTIVE):
                 self._transition(*self._demanded(loss))
-        return self.state
+        return own
 
     def _demanded(self, loss: Decimal | None = None) -> tuple[str, str]:
         """The state the account's daily loss (and any venue hold) calls for, and why."""

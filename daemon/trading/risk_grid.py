@@ -132,15 +132,19 @@ class GridLimits:
 
 
 def grid_accepts(order: OrderRequest, ctx: CheckContext, grid: Grid,
-                 account: GridLimits, strategy: GridLimits) -> bool:
+                 account: GridLimits, strategy: GridLimits,
+                 strategy_loss: Decimal | None = None) -> bool:
     """True only when every check of `GRID_CHECKS` passes `order` (see the module
-    doc); False when one may refuse it or the integers cannot tell."""
+    doc); False when one may refuse it or the integers cannot tell.
+    `strategy_loss`: the strategy's daily loss, when the caller has it."""
     inst = ctx.instrument
     if inst is None or not inst.tradable or ctx.trading_state != ACTIVE:
         return False
     # daily_loss_limit: an active account and the strategy's loss under its limit
     # pass whether or not the order reduces (money, compared as the reference does)
-    if -ctx.portfolio.daily_pnl(ctx.strategy_id) >= strategy.daily_loss_limit:
+    if strategy_loss is None:
+        strategy_loss = -ctx.portfolio.daily_pnl(ctx.strategy_id)
+    if strategy_loss >= strategy.daily_loss_limit:
         return False
     # qty_grid, max_order_qty
     lots = units(order.qty, grid.step)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, LIMIT, MARKET, SELL, STOP_LIMIT, STOP_MARKET, OrderRequest
-from daemon.trading.portfolio import Portfolio
+from daemon.trading.portfolio import DAY_NS, Portfolio
 from daemon.trading.risk import Limits, RiskEngine
 from daemon.trading.risk_checks import CHECKS, CheckContext
 from daemon.trading.risk_grid import (
@@ -169,7 +169,10 @@ def scenarios(draw: Any) -> dict[str, Any]:
         for n in range(draw(st.integers(0, 3)))]
     # positions bought or sold away from the mark: a daily loss (or gain)
     entry = max(1, mark_ticks + draw(st.integers(-mark_ticks // 10, mark_ticks // 10))) * tick
-    return dict(tick=tick, step=step, mark=mark, entry=entry, price=price, trigger=trigger, qty=qty,
+    fee, fee_currency = draw(st.sampled_from(((D(0), "USDT"), (D("0.01"), "USDT"),
+                                              (D("0.003"), "BNB"), (D("0.002"), "X"))))
+    return dict(tick=tick, step=step, mark=mark, entry=entry, fee=fee,
+                fee_currency=fee_currency, price=price, trigger=trigger, qty=qty,
                 order_type=order_type, side=draw(st.sampled_from((BUY, SELL))),
                 position=position, risk=risk, strategy=strategy, inst=inst,
                 open_orders=open_orders, quote="BTC" if draw(st.integers(0, 5)) == 0 else "USDT")
@@ -191,7 +194,8 @@ def engines(s: dict[str, Any]) -> tuple[RiskEngine, RiskEngine]:
             bus.publish(Fill(ts_event=T0, ts_recv=T0, venue="sim", symbol="XUSDT",
                              strategy_id=sid, client_order_id=f"{sid}-0", trade_id=f"t{n}",
                              side=BUY if qty > 0 else SELL, qty=abs(qty), price=s["entry"],
-                             fee=D(0), fee_currency=s["quote"], liquidity="TAKER"))
+                             fee=s.get("fee", D(0)), fee_currency=s.get("fee_currency", s["quote"]),
+                             liquidity="TAKER"))
     bus.publish(Trade(ts_event=T0, ts_recv=T0, venue="sim", symbol="XUSDT",
                       price=float(s["mark"]), size=1.0))
     out = []
@@ -221,6 +225,32 @@ def test_the_integer_path_answers_exactly_as_the_decimal_reference(s: dict[str, 
             reference.check(sid, order, s["open_orders"])
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=scenarios(), later=st.integers(0, 3))
+def test_both_daily_pnls_in_one_pass_are_each_one_on_its_own(s: dict[str, Any],
+                                                             later: int) -> None:
+    fast, _ = engines(s)
+    portfolio = fast._portfolio
+    assert isinstance(portfolio, Portfolio)
+    ts = T0
+    if later >= 2:  # a new day: the positions' values (and fees) become its baseline
+        ts += DAY_NS
+        portfolio.apply(Trade(ts_event=ts, ts_recv=ts, venue="sim", symbol="XUSDT",
+                              price=float(s["mark"]), size=1.0))
+        portfolio.apply(Fill(ts_event=ts, ts_recv=ts, venue="sim", symbol="XUSDT",
+                             strategy_id="s1", client_order_id="s1-9", trade_id="t9",
+                             side=BUY, qty=s["step"], price=s["mark"], fee=D("0.001"),
+                             fee_currency="BNB", liquidity="TAKER"))
+    if later:  # the mark moves after the day's baseline
+        portfolio.apply(Trade(ts_event=ts, ts_recv=ts, venue="sim", symbol="XUSDT",
+                              price=float(s["mark"]) * (1 + later / 10), size=1.0))
+    for sid in ("s1", "s2", "s3"):
+        pair = portfolio.daily_pnls(sid)
+        assert pair == (portfolio.daily_pnl(), portfolio.daily_pnl(sid))
+        assert [str(v) for v in pair] == [str(portfolio.daily_pnl()),
+                                          str(portfolio.daily_pnl(sid))]
+
+
 def context(engine: RiskEngine, sid: str, order: OrderRequest,
             open_orders: list[OpenOrder]) -> CheckContext:
     limits = engine.limits(sid)
@@ -240,9 +270,10 @@ def test_the_integer_path_proves_what_the_reference_passes_on_the_grid(
     grid and in the account currency: a pass it cannot prove would be a slow path,
     and a pass it proves wrongly a loosened limit."""
     on_grid = all(v is None or v % s["tick"] == 0 for v in (s["mark"], s["price"], s["trigger"]))
-    on_grid = on_grid and s["qty"] % s["step"] == 0 \
-        and all(q % s["step"] == 0 for q in s["position"].values())
     fast, _ = engines(s)
+    held = [fast._portfolio.position_qty("sim", "XUSDT", sid) for sid in ("s1", "s2")]
+    # (a fee in the base currency takes a position off the grid)
+    on_grid = on_grid and s["qty"] % s["step"] == 0 and all(q % s["step"] == 0 for q in held)
     order = order_of(s)
     grid = Grid.of(fast._instruments[KEY])
     assert grid is not None
