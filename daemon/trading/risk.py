@@ -31,6 +31,13 @@ state) and after every `PositionChanged` and, while a position is open, every
 market event. The risk engine is subscribed before the portfolio, so on a market
 event it sees the previous mark: one event late, never wrong at order time.
 
+Speed: the grid and limit checks run first on integers (`daemon.trading.risk_grid`:
+prices in ticks, quantities in lots, limits converted once per strategy and
+instrument); an order they prove passes skips them in Decimal, and only the checks
+that can still refuse it run (`_grid_of`). Any other order runs every Decimal check,
+so every outcome and reason is the reference's. The account's and the strategy's
+daily PnL come from one pass over the positions (`Portfolio.daily_pnls`).
+
 Recovery: the state is a fold of `TradingState` events; `apply()` is that fold,
 used live (every transition is applied, then published) and when the journal is
 folded at start (`recover()`). The rate windows (1 s of history) start empty.
@@ -309,8 +316,9 @@ class RiskEngine:
         checks = CHECKS
         if self.integer_path:
             key = (strategy_id, order.venue, order.symbol)
-            grid = self._grids.get(key, False)
-            if grid is False:
+            try:
+                grid = self._grids[key]
+            except KeyError:
                 grid = self._grids[key] = self._grid_of(ctx)
             if grid is not None and grid_accepts(order, ctx, grid[0], grid[1], grid[2],
                                                  strategy_loss):
