@@ -309,6 +309,23 @@ def test_the_integer_path_is_taken_for_an_ordinary_order() -> None:
     assert fast.check("s1", order) is None
 
 
+def test_an_oversized_position_may_not_grow_by_a_single_lot() -> None:
+    """Over its limit already, a position may shrink but not grow, by even one lot."""
+    s = dict(tick=D("0.01"), step=D("0.001"), mark=D(100), price=D(100), entry=D(100),
+             trigger=None, qty=D("0.001"), order_type=LIMIT, side=BUY,
+             position={"s1": D("0.005"), "s2": D(0)},
+             risk=dict(max_order_qty=1.0, max_order_notional=1e9, max_position_qty=0.003,
+                       daily_loss_limit=1e9, max_orders_per_s=1e9, price_band_pct=5.0),
+             strategy=None, inst={}, open_orders=[], quote="USDT")
+    fast, reference = engines(s)
+    grows = order_of(s)
+    refusal = reference.check("s1", grows)
+    assert refusal is not None and refusal.check == "max_position_qty"
+    assert fast.check("s1", grows) == refusal
+    shrinks = order_of({**s, "side": SELL})
+    assert fast.check("s1", shrinks) is None and reference.check("s1", shrinks) is None
+
+
 def test_numbers_past_the_references_precision_take_the_reference() -> None:
     """Ticks or lots past 10**12 (where the Decimal reference's products could round)
     are left to the reference."""
