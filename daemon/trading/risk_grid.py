@@ -44,10 +44,16 @@ GRID_CHECKS = ("instrument_tradable", "daily_loss_limit", "qty_grid", "price_gri
 PREC = 28
 MAX_UNITS = 10**12
 _UNIT_DIGITS = 12
+# An order's number this far from 1 (1E+999999999) is never a whole number of
+# ticks below MAX_UNITS; turning it into an integer could take all memory.
+_MAX_EXPONENT = 40
 
 
 def units(value: Decimal, unit: Ratio) -> int | None:
-    """`value` as a whole number of `unit`s; None when it is not one."""
+    """`value` as a whole number of `unit`s; None when it is not one (or is not a
+    finite number of sane size: the reference judges those, as it always did)."""
+    if not value.is_finite() or not -_MAX_EXPONENT < value.adjusted() < _MAX_EXPONENT:
+        return None
     num, den = value.as_integer_ratio()
     q, r = divmod(num * unit[1], den * unit[0])
     return q if r == 0 else None

@@ -9,9 +9,10 @@ open orders and orders, on and off the grid.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -324,6 +325,24 @@ def test_an_oversized_position_may_not_grow_by_a_single_lot() -> None:
     assert fast.check("s1", grows) == refusal
     shrinks = order_of({**s, "side": SELL})
     assert fast.check("s1", shrinks) is None and reference.check("s1", shrinks) is None
+
+
+def test_numbers_that_are_no_grid_price_are_left_to_the_reference() -> None:
+    tick = D("0.01").as_integer_ratio()
+    for value in ("NaN", "Infinity", "-Infinity", "1E+999999999", "1E-999999999"):
+        assert units(D(value), tick) is None
+    s = dict(tick=D("0.01"), step=D("0.001"), mark=D(100), price=D("1E+999999999"),
+             entry=D(100), trigger=None, qty=D("0.001"), order_type=LIMIT, side=BUY,
+             position={"s1": D(0), "s2": D(0)},
+             risk=dict(max_order_qty=1.0, max_order_notional=1e9, max_position_qty=1.0,
+                       daily_loss_limit=1e9, max_orders_per_s=1e9, price_band_pct=5.0),
+             strategy=None, inst={}, open_orders=[], quote="USDT")
+    fast, reference = engines(s)
+    order = order_of(s)
+    with pytest.raises(InvalidOperation):  # as the reference does today: price % tick
+        reference.check("s1", order)
+    with pytest.raises(InvalidOperation):
+        fast.check("s1", order)
 
 
 def test_numbers_past_the_references_precision_take_the_reference() -> None:
