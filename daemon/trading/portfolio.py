@@ -502,6 +502,18 @@ class Portfolio(Valuation, MarginView):
                 total.avg = average_price(total.cost, total.qty)
         return self._view(venue, symbol, ACCOUNT, total)
 
+    def position_qty(self, venue: str, symbol: str, strategy_id: str | None = None
+                     ) -> Decimal:
+        """`position(...).qty` without building the Position (risk asks per order)."""
+        by_sid = self._positions.get((venue, symbol))
+        if not by_sid:
+            return ZERO
+        if strategy_id is not None:
+            pos = by_sid.get(strategy_id)
+            return ZERO if pos is None else pos.qty
+        with localcontext(CTX):
+            return sum((pos.qty for pos in by_sid.values()), ZERO)
+
     def positions(self, strategy_id: str | None = None, venue: str | None = None,
                   include_flat: bool = False) -> list[Position]:
         """Strategy-level positions (open ones unless `include_flat`), in the order

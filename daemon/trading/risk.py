@@ -31,6 +31,13 @@ state) and after every `PositionChanged` and, while a position is open, every
 market event. The risk engine is subscribed before the portfolio, so on a market
 event it sees the previous mark: one event late, never wrong at order time.
 
+Speed: the grid and limit checks run first on integers (`daemon.trading.risk_grid`:
+prices in ticks, quantities in lots, limits converted once per strategy and
+instrument); an order they prove passes skips them in Decimal, and only the checks
+that can still refuse it run (`_grid_of`). Any other order runs every Decimal check,
+so every outcome and reason is the reference's. The account's and the strategy's
+daily PnL come from one pass over the positions (`Portfolio.daily_pnls`).
+
 Recovery: the state is a fold of `TradingState` events; `apply()` is that fold,
 used live (every transition is applied, then published) and when the journal is
 folded at start (`recover()`). The rate windows (1 s of history) start empty.
@@ -49,7 +56,15 @@ import msgspec
 from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
 from daemon.trading.margin_view import Projection
-from daemon.trading.risk_checks import CHECKS, CheckContext, Rejection, fmt
+from daemon.trading.risk_checks import (
+    CHECK_NAMES,
+    CHECKS,
+    Check,
+    CheckContext,
+    Rejection,
+    fmt,
+)
+from daemon.trading.risk_grid import GRID_CHECKS, Grid, GridLimits, grid_accepts
 from daemon.trading.risk_ticks import MARKET_EVAL_NS, MAX_EVAL_NS, skip_ticks
 from events.base import Event
 from events.bus import Bus
@@ -63,6 +78,15 @@ __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 DAY_NS = 86_400 * 1_000_000_000
 SECOND_NS = 1_000_000_000
 
+# An order the integer path accepts has passed the first checks: only these run.
+if CHECK_NAMES[:len(GRID_CHECKS)] != GRID_CHECKS:  # pragma: no cover - a refactoring slip
+    raise ImportError(f"risk_grid.GRID_CHECKS {GRID_CHECKS} are not the first of {CHECK_NAMES}")
+AFTER_GRID_CHECKS = CHECKS[len(GRID_CHECKS):]
+
+
+# grid, the account's limits and the strategy's on it, the checks left to run
+_IntegerPath = tuple[Grid, GridLimits, GridLimits, tuple[Check, ...]]
+
 
 class RiskPortfolio(PortfolioView, Protocol):
     """What risk reads from the portfolio beyond `PortfolioView`."""
@@ -71,7 +95,12 @@ class RiskPortfolio(PortfolioView, Protocol):
 
     def daily_pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal: ...
 
+    def daily_pnls(self, strategy_id: str) -> tuple[Decimal, Decimal]: ...
+
     def has_position(self, venue: str, symbol: str) -> bool: ...
+
+    def position_qty(self, venue: str, symbol: str, strategy_id: str | None = None
+                     ) -> Decimal: ...
 
     def has_any_position(self) -> bool: ...
 
@@ -190,11 +219,16 @@ class RiskEngine:
         # REDUCING until every hold is released.
         self._not_ready: dict[str, str] = {}
         self._holds: dict[str, str] = {}
+        # The integer path (risk_grid) per (strategy, venue, symbol), built on first
+        # use; None where it cannot be taken. False runs only the Decimal reference.
+        self.integer_path = True
+        self._grids: dict[tuple[str, str, str], _IntegerPath | None] = {}
 
     def set_strategy_limits(self, strategy_id: str,
                             limits: StrategyRiskConfig | None) -> None:
         """A strategy's own limits (a strategy added or changed at run time)."""
         self._limits[strategy_id] = Limits.from_config(self._config, limits)
+        self._grids.clear()
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
@@ -265,7 +299,7 @@ class RiskEngine:
         if order.venue in self._not_ready:
             return Rejection(check="venue_ready", reason=self._not_ready[order.venue])
         now = self._now_ns()
-        self.evaluate()
+        strategy_loss = self._evaluate(strategy_id)
         limits = self.limits(strategy_id)
         strategy_orders = self._strategy_orders.setdefault(strategy_id, deque())
         ctx = CheckContext(
@@ -279,7 +313,17 @@ class RiskEngine:
             taker_fee_rate=self._fee_rate.get(order.venue, Decimal(0)),
             allow_short=order.venue in self._allow_short,
             self_trade_prevention=self._self_trade_prevention)
-        for chk in CHECKS:
+        checks = CHECKS
+        if self.integer_path:
+            key = (strategy_id, order.venue, order.symbol)
+            try:
+                grid = self._grids[key]
+            except KeyError:
+                grid = self._grids[key] = self._grid_of(ctx)
+            if grid is not None and grid_accepts(order, ctx, grid[0], grid[1], grid[2],
+                                                 strategy_loss):
+                checks = grid[3]
+        for chk in checks:
             rejection = chk(order, ctx)
             if rejection is not None:
                 return rejection
@@ -287,10 +331,41 @@ class RiskEngine:
         strategy_orders.append(now)
         return None
 
+    def _grid_of(self, ctx: CheckContext) -> _IntegerPath | None:
+        """The integer path for this strategy's orders on this instrument (None: none):
+        the grid, the account's and the strategy's limits on it, and the checks still
+        to run after it, without those that cannot refuse here (a limit neither the
+        account nor the strategy sets, perpetual checks on a spot pair, ...)."""
+        inst = ctx.instrument
+        if inst is None:
+            return None
+        grid = Grid.of(inst)
+        account = GridLimits.of(ctx.account_limits, grid)
+        strategy = GridLimits.of(ctx.limits, grid)
+        if grid is None or account is None or strategy is None:
+            return None
+        unset = {name for name, field in (
+            ("max_position_notional", "max_position_notional"),
+            ("concentration", "max_concentration_pct"))
+            if getattr(ctx.account_limits, field) is None and getattr(ctx.limits, field) is None}
+        if not self._self_trade_prevention:
+            unset.add("self_trade")
+        unset.update(("available_margin", "leverage", "margin_usage", "liquidation_distance")
+                     if not inst.perpetual else ("available_balance",))
+        return grid, account, strategy, tuple(c for c in AFTER_GRID_CHECKS
+                                              if c.name not in unset)
+
     # -- the trading state machine ------------------------------------------------
 
     def evaluate(self) -> str:
         """Bring the state up to date with the day's loss; returns the state."""
+        self._evaluate(None)
+        return self.state
+
+    def _evaluate(self, strategy_id: str | None) -> Decimal | None:
+        """`evaluate`; with `strategy_id`, also that strategy's daily loss when the
+        account's was computed (in the same pass over the positions), else None."""
+        own = None
         if self.state == REDUCING and self._state_day is not None \
                 and self._now_ns() // DAY_NS > self._state_day:
             target, reason = self._demanded()
@@ -298,10 +373,14 @@ class RiskEngine:
         elif self.state != HALTED:
             # The common case, on every market event with a position open: compare
             # first, word a reason only for a transition.
-            loss = -self._portfolio.daily_pnl()
+            if strategy_id is None:
+                loss = -self._portfolio.daily_pnl()
+            else:
+                account, strategy = self._portfolio.daily_pnls(strategy_id)
+                loss, own = -account, -strategy
             if loss >= self._halt_at or (loss >= self._reduce_at and self.state == ACTIVE):
                 self._transition(*self._demanded(loss))
-        return self.state
+        return own
 
     def _demanded(self, loss: Decimal | None = None) -> tuple[str, str]:
         """The state the account's daily loss (and any venue hold) calls for, and why."""
@@ -323,6 +402,7 @@ class RiskEngine:
         """The venue's own word on an instrument (e.g. Binance moved it to
         CANCEL_ONLY): checks use it from now on."""
         self._instruments[instrument.key] = instrument
+        self._grids.clear()
 
     def block_venue(self, venue: str, reason: str) -> None:
         """Refuse every order on `venue` (check "venue_ready") until `unblock_venue`."""

@@ -89,11 +89,19 @@ class Valuation:
         currencies' by (venue, currency) (every currency there when `split`).
         A plain loop (risk asks the daily figure on every evaluation while a
         position is open); runs under `CTX`."""
+        return self._pnl_scopes(strategy_id, venue, daily=daily, split=split)[0]
+
+    def _pnl_scopes(self, strategy_id: str | None, venue: str | None, *, daily: bool,
+                    split: bool = False, also: str | None = None
+                    ) -> list[tuple[Decimal, Amounts | None]]:
+        """`_pnl_parts` for `strategy_id`'s scope and, with `also`, then for that
+        strategy's own, in one pass: each scope adds the same values in the same
+        order as its own pass would."""
         account = None if split else self.account_currency
         baselines, fee_baselines = self._baselines, self._fee_baselines
         quote = self._quote
-        total = ZERO
-        others: Amounts | None = None
+        totals = [ZERO, ZERO]
+        others: list[Amounts | None] = [None, None]
         for key, by_sid in self._positions.items():
             v, s = key
             if venue is not None and v != venue:
@@ -106,21 +114,26 @@ class Valuation:
                 value = pos.total(mark)
                 if daily:
                     value -= baselines.get((v, s, sid), ZERO)
-                if currency == account:
-                    total += value
-                else:
-                    others = {} if others is None else others
-                    others[(v, currency)] = others.get((v, currency), ZERO) + value
+                fees = None
                 if pos.other_fees:
-                    others = {} if others is None else others
-                    for c, fee in pos.other_fees.items():
-                        if daily:
-                            fee -= fee_baselines.get((v, s, sid, c), ZERO)
-                        if c == account:
-                            total -= fee
-                        else:
-                            others[(v, c)] = others.get((v, c), ZERO) - fee
-        return total, others
+                    fees = [(c, fee - fee_baselines.get((v, s, sid, c), ZERO) if daily else fee)
+                            for c, fee in pos.other_fees.items()]
+                for i in (0, 1) if sid == also else (0,):
+                    if currency == account:
+                        totals[i] += value
+                    else:
+                        part = others[i] = {} if others[i] is None else others[i]
+                        assert part is not None
+                        part[(v, currency)] = part.get((v, currency), ZERO) + value
+                    if fees is not None:
+                        part = others[i] = {} if others[i] is None else others[i]
+                        assert part is not None
+                        for c, fee in fees:
+                            if c == account:
+                                totals[i] -= fee
+                            else:
+                                part[(v, c)] = part.get((v, c), ZERO) - fee
+        return [(totals[0], others[0]), (totals[1], others[1])]
 
     def pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal:
         """realized - fees + unrealized over the positions in scope, in the
@@ -137,6 +150,16 @@ class Valuation:
         with localcontext(CTX):
             total, others = self._pnl_parts(strategy_id, venue, daily=True)
             return self._in_account(total, others) if others else tidy(total)
+
+    def daily_pnls(self, strategy_id: str) -> tuple[Decimal, Decimal]:
+        """(`daily_pnl()`, `daily_pnl(strategy_id)`) in one pass over the positions:
+        risk compares both with their limits on every order."""
+        self._roll_day(self._now_ns())
+        with localcontext(CTX):
+            (total, others), (own, own_others) = self._pnl_scopes(None, None, daily=True,
+                                                                  also=strategy_id)
+            return (self._in_account(total, others) if others else tidy(total),
+                    self._in_account(own, own_others) if own_others else tidy(own))
 
     def daily_pnl_by_currency(self, strategy_id: str | None = None,
                               venue: str | None = None) -> dict[str, Decimal]:
