@@ -256,10 +256,14 @@ def merge_runs(
                 if end == a.n and not a.fill(stats):
                     active.remove(a)
                     a.close()
-            if pool is not None and pending and not primed and all(a.ending() for a in active):
+            if (lazy and pool is not None and pending and not primed
+                    and all(a.ending() for a in active)):
                 # Every open run's end is already read: the next source (the next
                 # day's part) would otherwise be opened and its first batch read
-                # while the loop waits (35-85 ms a day on the SPY week)
+                # while a replay's loop waits (35-85 ms a day on the SPY week).
+                # Only for a replay (lazy): a damaged part ahead is then met a
+                # few batches early, where `tapeloop events --limit` must never
+                # meet a part it does not reach.
                 _prime_next(pending, primed, order, pool)
             if len(out) <= batch_rows or isinstance(out, TradeTape):
                 # a tape is not cut: its rows are at most one batch per run
