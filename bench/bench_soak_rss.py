@@ -33,7 +33,9 @@ WARMUP_EVENTS = 1_000_000
 TARGET_GROWTH_PCT = 10.0
 TIME_LIMIT_S = 900.0  # give up (and report what was reached) after this long
 SAMPLE = REPO / "configs" / "samples" / "binance-usdm-btcusdt-20240808-head30k.gz"
-_EVENTS = re.compile(rb"^tapeloop_events_total\{[^}]*\} (\d+)", re.M)
+# prometheus_client writes a counter as a float, in exponent form from 1e6 on
+# ("4.669187e+06"): reading only its leading digits never reached N_EVENTS
+_EVENTS = re.compile(rb"^tapeloop_events_total\{[^}]*\} ([0-9.eE+-]+)", re.M)
 
 
 def write_config(tmp: Path) -> Path:
@@ -87,7 +89,7 @@ def published(url: str) -> int | None:
             body = resp.read()
     except OSError:
         return None
-    return sum(int(n) for n in _EVENTS.findall(body))
+    return sum(int(float(n)) for n in _EVENTS.findall(body))
 
 
 def _rate(samples: list[tuple[float, int, float]]) -> float:
