@@ -26,7 +26,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from events.base import Event
 from events.market import AGGRESSOR_BUY, AGGRESSOR_SELL, AGGRESSOR_UNKNOWN
@@ -54,8 +53,9 @@ class EnumColumn:
         if isinstance(codes, pa.ChunkedArray):
             codes = codes.combine_chunks()
         if isinstance(codes, pa.Array):
-            codes = pc.fill_null(codes, self.unknown)
-        arr = np.asarray(codes, dtype=np.int64)
+            arr = int_codes(codes, self.unknown)
+        else:
+            arr = np.asarray(codes, dtype=np.int64)
         if arr.size and (arr.min() < 0 or arr.max() >= self._index.size
                          or ((self._index[arr] < 0) & (arr != self.unknown)).any()):
             bad = next(int(c) for c in arr if not 0 <= c < self._index.size
@@ -71,7 +71,7 @@ class EnumColumn:
             parts = [self.decode(c) for c in col.chunks]
             return np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if pa.types.is_integer(col.type):
-            return np.asarray(pc.fill_null(col, self.unknown).to_numpy(), dtype=np.int64)
+            return int_codes(col, self.unknown)
         if not pa.types.is_dictionary(col.type):
             col = col.dictionary_encode()
         try:
@@ -80,8 +80,25 @@ class EnumColumn:
         except KeyError as exc:
             raise ValueError(f"{self.field}: no code for name {exc.args[0]!r}") from None
         # nulls index the appended `unknown`
-        idx = pc.fill_null(col.indices, len(lookup) - 1).to_numpy()
+        idx = int_codes(col.indices, len(lookup) - 1)
         return lookup[idx]  # type: ignore[no-any-return]
+
+
+def int_codes(values: pa.Array, fill: int) -> np.ndarray:
+    """An integer column's values as int64, nulls as `fill`, from its buffers:
+    pyarrow.compute's fill_null would import that module (about 30 ms, with
+    pydoc) into every command's start-up for the aggressor column alone."""
+    n = len(values)
+    if values.null_count == 0:
+        return np.asarray(values.to_numpy(), dtype=np.int64)
+    if values.null_count == n:
+        return np.full(n, fill, dtype=np.int64)
+    validity, data = values.buffers()[:2]
+    dtype = np.dtype(values.type.to_pandas_dtype())
+    raw = np.frombuffer(data, dtype, n, values.offset * dtype.itemsize)
+    bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+    valid = bits[values.offset:values.offset + n].astype(bool)
+    return np.where(valid, raw, fill).astype(np.int64)
 
 
 # (event type, field) -> how it is stored by name
@@ -171,7 +188,8 @@ class TypeSchema:
             if field.name in self.decimal_fields:
                 values = [None if v is None else str(v) for v in values]
             if field.type == TS_TYPE:
-                columns.append(pa.array(values, pa.int64()).cast(TS_TYPE))
+                # a view, not cast: Array.cast imports pyarrow.compute (start-up)
+                columns.append(pa.array(values, pa.int64()).view(TS_TYPE))
             else:
                 columns.append(pa.array(values, field.type))
         return pa.Table.from_arrays(columns, schema=self.schema)
@@ -207,14 +225,14 @@ class TypeSchema:
             if f == "ts_recv" and ts_event is not None and col.null_count == 0:
                 # Imported history has no receive time (ts_recv == ts_event):
                 # share the one list instead of building a second.
-                recv = _int64_view(col)
+                recv = int64_view(col)
                 if np.array_equal(recv, ts_event):
                     cols.append(cols[0])
                     continue
                 cols.append(recv.tolist())
                 continue
             if f == "ts_event" and col.null_count == 0:
-                ts_event = _int64_view(col)
+                ts_event = int64_view(col)
                 cols.append(ts_event.tolist())
                 continue
             if f in self.enums:
@@ -224,7 +242,7 @@ class TypeSchema:
         return self._build(self.cls, *cols)
 
 
-def _int64_view(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def int64_view(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A timestamp or integer column as int64 numpy, without a cast when possible."""
     arr = col.to_numpy()
     return arr.view(np.int64) if arr.dtype.kind == "M" else arr.astype(np.int64, copy=False)
@@ -235,7 +253,7 @@ def _column_values(col: pa.Array | pa.ChunkedArray, decimal: bool) -> Iterable[A
     column), using the fastest path for its type."""
     t = col.type
     if pa.types.is_timestamp(t) and col.null_count == 0:
-        return _int64_view(col).tolist()  # type: ignore[no-any-return]
+        return int64_view(col).tolist()  # type: ignore[no-any-return]
     if pa.types.is_timestamp(t):
         col = col.cast(pa.int64())
         t = col.type

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
@@ -43,7 +42,7 @@ from events.base import Event, event_type_name
 from events.faults import ManifestError
 from events.journal import Journal, JournalPolicy
 from events.lock import DirLock, StoreLocked
-from events.schema import schema_by_name, schema_for
+from events.schema import int64_view, schema_by_name, schema_for
 from events.segments import ScanResult, _fsync_dir, read_segment
 
 if TYPE_CHECKING:
@@ -345,7 +344,7 @@ class EventStore:
         and write one part per day."""
         if table.num_rows == 0:
             return []
-        ts = table.column("ts_event").cast(pa.int64()).to_numpy()
+        ts = int64_view(table.column("ts_event"))  # not cast: it imports pyarrow.compute
         seq = table.column("seq").to_numpy()
         order = np.lexsort((seq, ts))
         if not (order == np.arange(len(order))).all():
@@ -416,6 +415,8 @@ class EventStore:
                 if table.num_rows == 0:
                     continue
                 ts = table.column("ts_event").cast(pa.int64())
+                import pyarrow.compute as pc  # only an import needs it (start-up cost)
+
                 order = pc.sort_indices(ts, options=pc.SortOptions([("", "ascending")]))  # stable
                 table = table.take(order)
                 first = self.manifest.rolled_seq + total + 1

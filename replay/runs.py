@@ -28,7 +28,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from events.base import Event
@@ -119,11 +118,37 @@ def filter_batches(
 
 
 def _by_symbol(batch: pa.RecordBatch, symbols: pa.Array) -> pa.RecordBatch:
-    mask = pc.is_in(batch.column("symbol"), value_set=symbols)
+    col = batch.column("symbol")
+    if len(symbols) == 1 and _all_equal(col, symbols[0].as_py().encode()):
+        return batch  # one instrument's part, read for it: the common case
+    import pyarrow.compute as pc  # here, not at start-up: ~30 ms that most replays never use
+
+    mask = pc.is_in(col, value_set=symbols)
     kept = pc.sum(mask).as_py() or 0
     if kept == batch.num_rows:
         return batch
     return batch.filter(mask) if kept else batch.slice(0, 0)
+
+
+def _all_equal(col: pa.Array, value: bytes) -> bool:
+    """Whether every row of a string column is `value`, without pyarrow.compute:
+    a dictionary column (as the reader reads `symbol`) whose only entry is
+    `value`, or a plain one whose offsets all step by `len(value)` over `value`
+    repeated."""
+    if col.null_count or not value:
+        return False
+    if pa.types.is_dictionary(col.type):
+        names = col.dictionary
+        return len(names) == 1 and names[0].as_py().encode() == value
+    if col.type != pa.string():
+        return False
+    n = len(col)
+    offsets, data = col.buffers()[1:3]
+    steps = np.frombuffer(offsets, np.int32, n + 1, col.offset * 4)
+    start, end = int(steps[0]), int(steps[-1])
+    if end - start != n * len(value) or not (np.diff(steps) == len(value)).all():
+        return False
+    return memoryview(data)[start:end] == value * n  # type: ignore[index]
 
 
 def symbol_set(symbols: Collection[str] | None) -> pa.Array | None:
@@ -286,7 +311,8 @@ def open_part(
 def _first_ts(batch: pa.RecordBatch) -> int:
     """The first row's ts_event as integer ns (rows are sorted by ts_event)."""
     col = batch.column(batch.schema.get_field_index("ts_event"))
-    return int(col.cast(pa.int64())[0].as_py()) if col.type != pa.int64() else int(col[0].as_py())
+    # a view, not `cast`: Array.cast imports pyarrow.compute (~30 ms of start-up)
+    return int(col.slice(0, 1).view(pa.int64())[0].as_py())
 
 
 def _min_ts(meta: pq.FileMetaData) -> int:

@@ -43,13 +43,16 @@ REPLAY_PROBE = """
 import sys
 import daemon.cli
 code = daemon.cli.main(sys.argv[1:])
-print(code, sorted(m for m in sys.modules if m in ("numpy.ma", "rich", "pygments")))
+print(code, sorted(m for m in sys.modules
+                   if m in ("numpy.ma", "rich", "pygments", "pyarrow.compute")))
 """
 
 
 def test_a_whole_replay_and_its_report_never_import_numpy_ma(tmp_path: Path) -> None:
     """np.unique's first call imports numpy.ma (20 ms): the report's charts
-    deduplicate without it."""
+    deduplicate without it. pyarrow.compute (~30 ms with pydoc) is not imported
+    either: the reader's symbol filter, the aggressor's nulls and the run's roll
+    to Parquet work on the columns' buffers."""
     # three days: more equity samples than a chart draws, so the charts downsample
     data = import_spy(tmp_path / "data", "20131007", "20131008", "20131009")
     out = subprocess.run(
