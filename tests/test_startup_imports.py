@@ -44,7 +44,8 @@ import sys
 import daemon.cli
 code = daemon.cli.main(sys.argv[1:])
 print(code, sorted(m for m in sys.modules
-                   if m in ("numpy.ma", "rich", "pygments", "pyarrow.compute")))
+                   if m in ("numpy.ma", "rich", "pygments", "pyarrow.compute", "events.remote",
+                            "daemon.research.montecarlo")))
 """
 
 

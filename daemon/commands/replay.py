@@ -39,13 +39,28 @@ def _date(option: str, text: str | None) -> date | None:
         raise UserError(f"{option} {text!r}: not a date (YYYY-MM-DD)") from None
 
 
+def _monte_carlo(args: argparse.Namespace) -> tuple[int | None, int]:
+    """--monte-carlo N and --mc-seed S, checked; the Monte Carlo module is imported
+    only when asked for (a replay's start-up is part of its cost)."""
+    if args.monte_carlo is None and args.mc_seed is None:
+        return None, 0
+    from daemon.research.montecarlo import parse_runs, parse_seed
+
+    try:
+        runs = None if args.monte_carlo is None else parse_runs(args.monte_carlo)
+        seed = 0 if args.mc_seed is None else parse_seed(args.mc_seed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.mc_seed is not None and runs is None:
+        raise UserError(f"--mc-seed {args.mc_seed}: needs --monte-carlo N")
+    return runs, seed
+
+
 def run(args: argparse.Namespace) -> int:
     from daemon.backtest import ReplaySpec, print_summary, run_replay
     from daemon.config import load_config
     from daemon.logging import configure_logging
-    from daemon.research.montecarlo import parse_runs, parse_seed
     from events.registry import MARKET_TYPES
-    from events.remote import local_store
     from replay.pacing import parse_speed
 
     config = load_config(args.config)
@@ -54,19 +69,17 @@ def run(args: argparse.Namespace) -> int:
         speed = parse_speed(args.speed)
     except ValueError as exc:
         raise UserError(f"--speed {args.speed!r}: {exc}") from None
-    try:
-        runs = None if args.monte_carlo is None else parse_runs(args.monte_carlo)
-        seed = 0 if args.mc_seed is None else parse_seed(args.mc_seed)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if args.mc_seed is not None and runs is None:
-        raise UserError(f"--mc-seed {args.mc_seed}: needs --monte-carlo N")
+    runs, seed = _monte_carlo(args)
     date_from, date_to = _date("--from", args.date_from), _date("--to", args.date_to)
     if date_from and date_to and date_from > date_to:
         raise UserError(f"--from {args.date_from} is after --to {args.date_to}")
-    # an s3:// store is mirrored (only these days' market data) and read locally
-    data_dir = local_store(args.data, date_from=date_from, date_to=date_to,
-                           types=[t.__name__ for t in MARKET_TYPES])
+    data_dir = Path(args.data)
+    if "://" in args.data:  # the remote store's code only when a URL is named
+        from events.remote import local_store
+
+        # mirrored (only these days' market data) and read locally
+        data_dir = local_store(args.data, date_from=date_from, date_to=date_to,
+                               types=[t.__name__ for t in MARKET_TYPES])
     spec = ReplaySpec(data_dir=data_dir, out_dir=Path(args.out), date_from=date_from,
                       date_to=date_to, speed=speed, data_name=args.data.split("?", 1)[0],
                       monte_carlo=runs, mc_seed=seed)
