@@ -26,7 +26,7 @@ import os
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -319,27 +319,40 @@ class EventStore:
         self.manifest.pending = None
         self._save_manifest()
 
-    def _write_part(self, type_name: str, day: date, table: pa.Table) -> Path:
+    def _write_part(self, type_name: str, day: date, table: pa.Table,
+                    later: list[Callable[[], Path]] | None = None) -> Path:
+        """Write `table` as the next part of `type_name` on `day`. With `later`,
+        the part's number and directory are taken now and the writing is
+        appended to `later` for the caller to run (parts are independent files:
+        a roll writes its many small ones on two threads)."""
         number = self.manifest.next_part
         self.manifest.next_part += 1
         pdir = self.events_dir / f"date={day.isoformat()}" / f"type={type_name}"
         pdir.mkdir(parents=True, exist_ok=True)
         path = pdir / f"part-{number:05d}.parquet"
         tmp = pdir / f".part-{number:05d}.parquet.tmp"
-        # Page checksums: without them a flipped bit in a part decodes silently into
-        # another price or quantity; with them every reader can tell.
-        with pq.ParquetWriter(tmp, table.schema, compression="zstd",
-                              write_page_checksum=True) as writer:
-            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        if self.durable:
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if self.durable:
-            _fsync_dir(pdir)
+
+        def write() -> Path:
+            # Page checksums: without them a flipped bit in a part decodes silently
+            # into another price or quantity; with them every reader can tell.
+            with pq.ParquetWriter(tmp, table.schema, compression="zstd",
+                                  write_page_checksum=True) as writer:
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            if self.durable:
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+            if self.durable:
+                _fsync_dir(pdir)
+            return path
+
+        if later is None:
+            return write()
+        later.append(write)
         return path
 
-    def _write_sorted(self, type_name: str, table: pa.Table) -> list[Path]:
+    def _write_sorted(self, type_name: str, table: pa.Table,
+                      later: list[Callable[[], Path]] | None = None) -> list[Path]:
         """Split `table` by UTC date of ts_event, sort each day by (ts_event, seq)
         and write one part per day."""
         if table.num_rows == 0:
@@ -357,7 +370,7 @@ class EventStore:
         ends = np.concatenate((bounds, [len(days)]))
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             day = _date_of(int(ts[a]))
-            paths.append(self._write_part(type_name, day, table.slice(a, b - a)))
+            paths.append(self._write_part(type_name, day, table.slice(a, b - a), later))
         return paths
 
     def roll_segment(self, segment: Path, chunk_events: int = 100_000) -> int:
@@ -393,9 +406,11 @@ class EventStore:
     def _write_chunk(self, by_type: dict[type[Event], list[Event]], begun: bool) -> bool:
         if not begun:
             self._begin("roll")
+        writes: list[Callable[[], Path]] = []
         for cls, events in by_type.items():
-            self._write_sorted(event_type_name(cls), schema_for(cls).to_table(events))
+            self._write_sorted(event_type_name(cls), schema_for(cls).to_table(events), writes)
         by_type.clear()
+        _run_all(writes)
         return True
 
     def append_tables(self, type_name: str, tables: Iterable[pa.Table],
@@ -462,3 +477,19 @@ def _decode_manifest(path: Path, raw: bytes) -> Manifest:
         return msgspec.json.decode(raw, type=Manifest)
     except msgspec.DecodeError as exc:
         raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
+
+
+def _run_all(writes: list[Callable[[], Path]]) -> None:
+    """Run the part writes, on two threads when there are several (Parquet's
+    encoder and zstd release the GIL); the first error is raised once all have
+    ended, so the roll's parts are all settled before the caller moves on."""
+    if len(writes) < 4:
+        for write in writes:
+            write()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2, thread_name_prefix="tapeloop-part") as pool:
+        futures = [pool.submit(write) for write in writes]
+    for future in futures:
+        future.result()

@@ -128,3 +128,54 @@ def test_a_store_opened_not_durable_writes_whole_files_without_fsync(
               for d in ("durable", "run")]
     assert tables[0].equals(tables[1]) and tables[0].num_rows == 500
     assert not list((tmp_path / "run").rglob("*.tmp"))
+
+
+def test_a_roll_whose_part_write_fails_on_its_thread_is_undone_and_redone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A roll writes its parts on two threads when there are several: one failing
+    write raises from roll_segment after every write has ended, the segment stays,
+    and the next open undoes the partial roll and rolls it again: every event
+    once, in order, in the same part files as a roll that never failed."""
+    import pyarrow.parquet as pq
+
+    from replay.reader import read_events
+
+    def fill(root: Path) -> tuple[Path, EventStore]:
+        store = EventStore.open_writer(root)
+        journal = store.open_journal()
+        bus = Bus(next_seq=journal.next_seq)
+        bus.subscribe_all(journal.append)
+        for i in range(600):  # 23:54 plus six days: seven parts, on two threads
+            bus.publish(trade(T0 + i * (DAY // 100), i))
+        segment = journal.close()
+        assert segment is not None
+        return segment, store
+
+    segment, store = fill(tmp_path / "a")
+    real = pq.ParquetWriter.write_table
+    calls = []
+
+    def failing(self: pq.ParquetWriter, table: pa.Table, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 4:
+            raise OSError(28, "No space left on device")
+        return real(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", failing)
+    with pytest.raises(OSError, match="No space"):
+        store.roll_segment(segment)
+    assert len(calls) == 7, "every part write ran before the error was raised"
+    assert segment.exists() and store.manifest.pending is not None
+    store.close()
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
+    EventStore.open_writer(tmp_path / "a").close()  # undoes the partial roll, rolls again
+    got = [e.seq for batch in read_events(tmp_path / "a") for e in batch]
+    assert got == list(range(1, 601))
+    segment_b, store_b = fill(tmp_path / "b")
+    store_b.roll_segment(segment_b)
+    store_b.close()
+    names = sorted(p.path.relative_to(tmp_path / "a")
+                   for p in list_parts(tmp_path / "a" / "events"))
+    assert len(names) == 7
+    for name in names:  # the redone roll wrote what an unbroken one writes
+        assert pq.read_table(tmp_path / "a" / name).equals(pq.read_table(tmp_path / "b" / name))
