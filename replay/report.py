@@ -60,14 +60,11 @@ are taken once per equity sample, never per market event) and everything is comp
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +89,7 @@ from replay.report_html import render_html
 from replay.report_perp import MARGIN_CSV, PerpetualsReport
 from replay.report_series import Benchmark, benchmark, daily_returns, price_series
 from replay.report_summary import summary_lines  # noqa: F401  (re-exported: the CLI's lines)
+from replay.report_text import dec, dumps_report, float_text, iso_ns, iso_ns_many  # noqa: F401
 
 REPORT_JSON = "report.json"
 FILLS_CSV = "fills.csv"
@@ -402,7 +400,7 @@ class ReportBuilder:
                                        strict=True):
             cells = blank if not by else tuple(text(by[s]) if s in by else "" for s in strategies)
             # every cell is a number or an ISO time: the csv module would quote none
-            lines.append(",".join((stamp, str(ts), text(e), _float_text(d), *cells)))
+            lines.append(",".join((stamp, str(ts), text(e), float_text(d), *cells)))
         with _open_csv(path) as w:
             w.writerow(("ts", "ts_ns", "equity", "drawdown", *strategies))
         with path.open("a", encoding="utf-8", newline="") as f:
@@ -487,49 +485,3 @@ def _fill_json(f: Fill) -> dict[str, Any]:
         "price": dec(f.price),
         "fee": dec(f.fee),
     }
-
-
-def dumps_report(report: Mapping[str, Any]) -> str:
-    """report.json's text: sorted keys, 2-space indent, trailing newline.
-    NaN/inf raise: an undefined metric must already be None."""
-    return json.dumps(report, sort_keys=True, indent=2, allow_nan=False) + "\n"
-
-
-def dec(value: Decimal) -> str:
-    """Exact fixed-point text of a Decimal ("0.00000100", never "1.00E-6"); a
-    negative zero prints as zero."""
-    if value == 0:
-        value = abs(value)
-    return format(value, "f")
-
-
-def iso_ns(ts_ns: int) -> str:
-    """ISO-8601 UTC with a nanosecond fraction when there is one."""
-    seconds, ns = divmod(ts_ns, 1_000_000_000)
-    day, second = divmod(seconds, 86_400)
-    hour, second = divmod(second, 3_600)
-    minute, second = divmod(second, 60)
-    # the date from datetime once a day; the time of day is arithmetic (an equity
-    # curve's thousands of rows spent most of their writing in strftime)
-    text = f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}"
-    return f"{text}.{ns:09d}Z" if ns else f"{text}Z"
-
-
-def iso_ns_many(ts_ns: list[int]) -> list[str]:
-    """`iso_ns` of each of `ts_ns`, through numpy's datetime64 text (the
-    equity curve's thousands of rows); equal to `iso_ns` row by row."""
-    if not ts_ns:
-        return []
-    raw = np.datetime_as_string(np.asarray(ts_ns, dtype="datetime64[ns]"), unit="ns").tolist()
-    whole = (np.asarray(ts_ns, dtype=np.int64) % 1_000_000_000 == 0).tolist()
-    return [f"{r[:19]}Z" if w else f"{r}Z" for r, w in zip(raw, whole, strict=True)]
-
-
-@lru_cache(maxsize=64)
-def _iso_day(day: int) -> str:
-    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
-
-
-def _float_text(x: float) -> str:
-    # repr is the shortest text that round-trips: stable and exact for floats.
-    return "" if x != x else repr(float(x))

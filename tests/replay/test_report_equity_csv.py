@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.metrics import drawdowns
-from replay.report import ReportBuilder, _float_text, dec, iso_ns, iso_ns_many
+from replay.report import ReportBuilder
+from replay.report_text import dec, float_text, iso_ns, iso_ns_many
 
 MONEY = st.decimals(min_value=Decimal("-1e6"), max_value=Decimal("1e7"), places=4,
                     allow_nan=False, allow_infinity=False) | st.sampled_from(
@@ -33,7 +34,7 @@ def _reference(b: ReportBuilder) -> str:
     w.writerow(("ts", "ts_ns", "equity", "drawdown", *strategies))
     for i, ts in enumerate(b._equity_ts):
         by = b._by_strategy[i] or {}
-        w.writerow((iso_ns(ts), ts, dec(b._equity[i]), _float_text(dd[i]),
+        w.writerow((iso_ns(ts), ts, dec(b._equity[i]), float_text(dd[i]),
                     *(dec(by[s]) if s in by else "" for s in strategies)))
     return out.getvalue()
 
