@@ -64,3 +64,34 @@ def test_a_whole_replay_and_its_report_never_import_numpy_ma(tmp_path: Path) -> 
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "0 []", out.stdout[-500:]
     assert (tmp_path / "run" / "report.html").stat().st_size > 0
+
+
+GC_PROBE = """
+import gc, sys
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and collections.append(info))
+import daemon.backtest as backtest
+drive = backtest._drive
+def counted(*args, **kwargs):
+    print("collections before the loop:", len(collections), flush=True)
+    return drive(*args, **kwargs)
+backtest._drive = counted
+sys.argv = ["tapeloop", *sys.argv[1:]]
+import daemon.cli
+collections.clear()  # the probe's own imports ran with the collector on
+daemon.cli.entry()
+"""
+
+
+def test_a_replay_runs_no_collection_before_its_loop(tmp_path: Path) -> None:
+    """The cyclic collector walks the objects start-up made, which all live:
+    `tapeloop replay` keeps it off until its loop (which freezes them)."""
+    data = import_spy(tmp_path / "data", "20131007")
+    out = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, "replay", "--config",
+         str(REPO / "configs" / "replay-spy.toml"), "--data", str(data), "--out",
+         str(tmp_path / "run")], cwd=REPO, env=cli_env(), capture_output=True, text=True,
+        timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "collections before the loop: 0" in out.stdout, out.stdout[-500:]
+    assert (tmp_path / "run" / "report.json").exists()
