@@ -96,8 +96,8 @@ def _resume(coro: Coroutine[Any, Any, Any], first: list[Any]) -> Generator[Any, 
                 thrown = exc
         try:
             if thrown is not None:
-                exc, thrown = thrown, None
-                yielded = coro.throw(exc)
+                error, thrown = thrown, None
+                yielded = coro.throw(error)
             else:
                 yielded = coro.send(sent)
         except StopIteration as stop:
