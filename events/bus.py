@@ -80,6 +80,13 @@ class Bus:
         self._grouping = 0  # depth of `grouped()` blocks
         self._group_due = False  # a critical event published in the group awaits its commit
 
+    @property
+    def awaiting_commit(self) -> bool:
+        """An event already delivered is not durable yet: a critical one published
+        in a `grouped()` block, committed when the block ends. Nothing may leave
+        the process on its account before then (a venue sends from a task)."""
+        return self._group_due
+
     # -- subscriptions -------------------------------------------------------
 
     def subscribe(self, event_type: type[Event], handler: Handler) -> None:

@@ -2,8 +2,11 @@
 
 `OrderPath` is the order half of `BinanceVenue` (its base class):
 
-- `OrderSubmitted` for this venue becomes `POST /api/v3/order` (in its own
-  task: the bus handler never waits on the network). A client order id Binance
+- `OrderSubmitted` for this venue becomes `POST /api/v3/order` in its own task
+  (the bus handler never waits on the network) whose first step runs in the
+  handler (`eager.start_now`): the request reaches the HTTP transport without an
+  event-loop turn, unless its intent still awaits a group's commit
+  (`Bus.awaiting_commit`), when the task sends it after. A client order id Binance
   would refuse (`client_ids`) or an order Spot cannot express is rejected here,
   with no request sent. Binance's refusals become `OrderRejected` with its code.
 - A placement whose outcome is unknown (timeout, dropped connection, 5xx) is
@@ -28,7 +31,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -115,7 +118,7 @@ class OrderPath(LookupAlerts):
     alert: Callable[..., object] | None  # alert(kind, message, **context), from the kernel
     retry_policy: RetryPolicy
     balances: dict[str, tuple[Decimal, Decimal]]  # asset -> (free, locked), last recorded
-    _spawn: Callable[[Coroutine[Any, Any, Any]], None]
+    _spawn: Callable[..., None]  # (coroutine, *, now=False): the venue's task
 
     def _init_order_path(self) -> None:
         self.in_flight: set[str] = set()  # client ids with a placement awaiting its answer
@@ -130,11 +133,13 @@ class OrderPath(LookupAlerts):
     def _on_submitted(self, e: OrderSubmitted) -> None:
         if e.venue == self.name and not self._unsent(e):
             self.in_flight.add(e.client_order_id)
-            self._spawn(self._place(e))
+            # The request goes out from here, unless the intent still waits for
+            # its commit (see `Bus.awaiting_commit`): then from its task, after it.
+            self._spawn(self._place(e), now=not self.bus.awaiting_commit)
 
     def _on_cancel(self, e: CancelOrder) -> None:
         if e.venue == self.name and not self._unsent(e):
-            self._spawn(self._cancel(e))
+            self._spawn(self._cancel(e), now=not self.bus.awaiting_commit)
 
     def _unsent(self, e: OrderSubmitted | CancelOrder) -> bool:
         """True (and a log line) when the venue has stopped: the request stays as the

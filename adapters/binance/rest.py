@@ -191,15 +191,16 @@ class BinanceRest:
         so no other request takes the slot and the timestamp is fresh: a
         request signed before a long wait would be refused (-1021) and sent
         again."""
-        while True:
-            now = self._now_ns()
-            if self.limiter.banned(now):
-                left = (self.limiter.banned_until_ns - now) / _SECOND_NS
-                raise BinanceError(418, -1003, f"IP banned for another {left:.3f}s (not sent)")
-            delay = self.limiter.delay_before(weight, is_order, now)
-            if delay <= 0:
-                return
+        while (delay := self._limit_delay(weight, is_order)) > 0:
             await asyncio.sleep(delay / _SECOND_NS)
+
+    def _limit_delay(self, weight: int, is_order: bool) -> int:
+        """The limiter's wait (ns) for this request now; BinanceError while banned."""
+        now = self._now_ns()
+        if self.limiter.banned(now):
+            left = (self.limiter.banned_until_ns - now) / _SECOND_NS
+            raise BinanceError(418, -1003, f"IP banned for another {left:.3f}s (not sent)")
+        return self.limiter.delay_before(weight, is_order, now)
 
     async def _attempt(
         self,
@@ -254,8 +255,10 @@ class BinanceRest:
             headers["X-MBX-APIKEY"] = self._credentials.api_key
         while True:
             # Wait for the limiter before stamping, so a long wait cannot eat
-            # the recvWindow; nothing is awaited between this and the send.
-            await self._wait_for_limits(weight, is_order)
+            # the recvWindow; nothing is awaited between this and the send (and
+            # nothing at all when the limiter lets it go now, the usual case).
+            if self._limit_delay(weight, is_order) > 0:
+                await self._wait_for_limits(weight, is_order)
             stamp = self.server_time_ms()
             if signed:
                 full = [*params, ("timestamp", str(stamp)),

@@ -11,7 +11,8 @@
   until messages flow again.
 - Orders (`adapters.binance.order_path`, the base class): `OrderSubmitted` /
   `CancelOrder` for this venue become REST calls, each in its own task (the
-  bus handler never waits on the network). A placement whose outcome is
+  bus handler never waits on the network; the task's first step, up to the
+  hand-off to the HTTP transport, runs in the handler). A placement whose outcome is
   unknown is never resent: the order is held (account REDUCING) and looked up
   by client order id, backing off, with an `order_unresolved` alert once it
   has been unresolved for `unresolved_alert_after_s`. Binance's refusals
@@ -39,6 +40,7 @@ import msgspec
 import structlog
 
 from adapters.binance.book import Action, BookSync
+from adapters.binance.eager import start_now
 from adapters.binance.endpoints import Endpoints
 from adapters.binance.errors import BinanceError
 from adapters.binance.market_ws import MarketDataStream
@@ -217,11 +219,13 @@ class BinanceVenue(OrderPath):
         order's outcome is known (what Binance says next, it says unasked)."""
         return not (self._tasks or self.in_flight or self._unresolved or self._cancelling)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, now: bool = False) -> None:
+        """Run `coro` as one of the venue's tasks; `now`: its first step at once,
+        here (`eager.start_now`: an order's request goes out from the bus handler)."""
         if self._stopped:  # a look-up or resent cancel after the stop: nothing outlives run()
             coro.close()
             return
-        task = asyncio.get_running_loop().create_task(coro)
+        task = start_now(coro) if now else asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

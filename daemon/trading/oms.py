@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -59,6 +59,8 @@ from events.orders import (
 )
 
 log = structlog.get_logger("tapeloop.oms")
+
+_T = TypeVar("_T", OrderSubmitted, OrderDeclared)
 
 __all__ = ["OCO", "OMS", "OMSError", "OTO", "RiskGate"]
 
@@ -213,7 +215,7 @@ class OMS:
                     order_type=request.order_type, qty=request.qty, price=request.price,
                 ))
                 return False
-        self._emit(OrderSubmitted(**_terms(strategy_id, client_order_id, request, now)))
+        self._emit(_terms(OrderSubmitted, strategy_id, client_order_id, request, now))
         return True
 
     def submit_oco(self, strategy_id: str, a: OrderRequest, b: OrderRequest,
@@ -239,7 +241,7 @@ class OMS:
         for cid, request, other in ((stop_id, stop, target_id), (target_id, target, stop_id)):
             child = replace(request, contingency=OCO, linked_order_ids=(other,),
                             parent_order_id=entry_id)
-            self._emit(OrderDeclared(**_terms(strategy_id, cid, child, now)))
+            self._emit(_terms(OrderDeclared, strategy_id, cid, child, now))
         entry = replace(entry, contingency=OTO, linked_order_ids=(stop_id, target_id))
         if not self._submit(strategy_id, entry_id, entry):
             for cid in (stop_id, target_id):  # the entry never became an order
@@ -327,9 +329,10 @@ class OMS:
             contingency=d.contingency, linked_order_ids=tuple(d.linked_order_ids))
 
 
-def _terms(strategy_id: str, client_order_id: str, request: OrderRequest,
-           now: int) -> dict[str, Any]:
-    return dict(
+def _terms(cls: type[_T], strategy_id: str, client_order_id: str, request: OrderRequest,
+           now: int) -> _T:
+    """The event `cls` (OrderSubmitted, OrderDeclared) of `request`'s terms."""
+    return cls(
         ts_event=now, ts_recv=now, venue=request.venue, symbol=request.symbol,
         strategy_id=strategy_id, client_order_id=client_order_id, side=request.side,
         order_type=request.order_type, qty=request.qty, price=request.price,

@@ -77,6 +77,7 @@ __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 
 DAY_NS = 86_400 * 1_000_000_000
 SECOND_NS = 1_000_000_000
+_ZERO = Decimal(0)
 
 # An order the integer path accepts has passed the first checks: only these run.
 if CHECK_NAMES[:len(GRID_CHECKS)] != GRID_CHECKS:  # pragma: no cover - a refactoring slip
@@ -164,10 +165,21 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     def rate_window(self) -> tuple[int, int]:
         """(orders allowed, window in ns): `max_orders_per_s` orders in any 1 s
         window; a rate below 1/s allows one order per 1/rate seconds."""
+        # asked four times per order: worked out once per configured rate
         rate = self.max_orders_per_s
-        if rate >= 1:
-            return int(rate), SECOND_NS
-        return 1, math.ceil(SECOND_NS / rate)
+        window = _RATE_WINDOWS.get(rate)
+        if window is None:
+            window = _RATE_WINDOWS[rate] = _rate_window(rate)
+        return window
+
+
+_RATE_WINDOWS: dict[Decimal, tuple[int, int]] = {}
+
+
+def _rate_window(rate: Decimal) -> tuple[int, int]:
+    if rate >= 1:
+        return int(rate), SECOND_NS
+    return 1, math.ceil(SECOND_NS / rate)
 
 
 
@@ -301,7 +313,9 @@ class RiskEngine:
         now = self._now_ns()
         strategy_loss = self._evaluate(strategy_id)
         limits = self.limits(strategy_id)
-        strategy_orders = self._strategy_orders.setdefault(strategy_id, deque())
+        strategy_orders = self._strategy_orders.get(strategy_id)
+        if strategy_orders is None:  # (setdefault would build a deque per order)
+            strategy_orders = self._strategy_orders[strategy_id] = deque()
         ctx = CheckContext(
             strategy_id=strategy_id, order=order,
             instrument=self._instruments.get((order.venue, order.symbol)),
@@ -310,7 +324,7 @@ class RiskEngine:
             open_orders=open_orders, trading_state=self.state, state_reason=self.reason,
             recent_orders=_count(self._account_orders, self.account_limits, now),
             recent_strategy_orders=_count(strategy_orders, limits, now),
-            taker_fee_rate=self._fee_rate.get(order.venue, Decimal(0)),
+            taker_fee_rate=self._fee_rate.get(order.venue, _ZERO),
             allow_short=order.venue in self._allow_short,
             self_trade_prevention=self._self_trade_prevention)
         checks = CHECKS

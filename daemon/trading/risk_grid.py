@@ -52,6 +52,8 @@ _MAX_EXPONENT = 40
 def units(value: Decimal, unit: Ratio) -> int | None:
     """`value` as a whole number of `unit`s; None when it is not one (or is not a
     finite number of sane size: the reference judges those, as it always did)."""
+    if not value:  # zero (a flat position, nothing pending: most calls on an order)
+        return 0
     if not value.is_finite() or not -_MAX_EXPONENT < value.adjusted() < _MAX_EXPONENT:
         return None
     num, den = value.as_integer_ratio()

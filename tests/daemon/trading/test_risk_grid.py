@@ -64,6 +64,12 @@ def test_units_are_exact_floor_and_ceil(value: Decimal, unit: str) -> None:
     assert whole == (exact(value, u, ROUND_FLOOR) if value % u == 0 else None)
 
 
+def test_zero_in_any_spelling_is_zero_units() -> None:
+    for zero in ("0", "-0", "0E-8", "0.00000", "0E+5"):
+        assert units(D(zero), D("0.01").as_integer_ratio()) == 0
+    assert units(D("NaN"), D("0.01").as_integer_ratio()) is None
+
+
 def near(draw: Any, center: int) -> int:
     """An integer at, just around, or anywhere near `center` (the boundaries matter)."""
     return max(0, center + draw(st.sampled_from((-1, 0, 0, 1, 2, -2))) if draw(st.booleans())

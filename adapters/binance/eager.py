@@ -1,0 +1,104 @@
+"""Tasks whose first step runs at once, in the caller: what Python 3.12's eager task
+factory does, for the one place that needs it on 3.11 (an order's request).
+
+`start_now(coro)` makes the task, then runs the coroutine's first step right away,
+as that task (`asyncio.current_task()` is the new task meanwhile, and the step runs
+in the task's own copy of the context), and leaves the rest to the task. So an
+order's request reaches the HTTP transport inside the bus handler that decided to
+send it, instead of one event-loop turn later, behind everything else the loop
+has queued (the market stream's next read, its timeouts, other tasks).
+
+What a task guarantees still holds: its outcome is the coroutine's (a result, an
+exception, a cancellation, raised by the task, never by `start_now`), `cancel()`
+reaches the coroutine where it waits, and a timeout or a cancel-scope the
+coroutine sets up in its first step (aiohttp's request timer, `asyncio.timeout`)
+belongs to the new task, not the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import types
+from asyncio.tasks import _enter_task, _leave_task  # what asyncio's own tasks use
+from collections.abc import Coroutine, Generator
+from typing import Any, TypeVar
+
+__all__ = ["start_now"]
+
+T = TypeVar("T")
+
+_YIELDED, _RETURNED, _RAISED = 0, 1, 2
+
+
+def start_now(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+    """A task running `coro`, whose first step has already run (see the module doc).
+    Call it from the event loop's thread, with the loop running."""
+    loop = asyncio.get_running_loop()
+    first: list[Any] = [_RETURNED, None]
+    resume = _resume(coro, first)
+    resume.send(None)  # to its first yield: the task's first step picks it up there
+    context = contextvars.copy_context()
+    task: asyncio.Task[T] = loop.create_task(resume, name=name, context=context)  # type: ignore[arg-type]
+    caller = asyncio.current_task(loop)
+    if caller is not None:
+        _leave_task(loop, caller)
+    _enter_task(loop, task)
+    try:
+        context.run(_first_step, coro, first)
+    finally:
+        _leave_task(loop, task)
+        if caller is not None:
+            _enter_task(loop, caller)
+    return task
+
+
+def _first_step(coro: Coroutine[Any, Any, Any], first: list[Any]) -> None:
+    try:
+        first[1] = coro.send(None)
+        first[0] = _YIELDED
+    except StopIteration as stop:
+        first[0], first[1] = _RETURNED, stop.value
+    except BaseException as exc:  # the task raises it, as it would have
+        first[0], first[1] = _RAISED, exc
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], first: list[Any]) -> Generator[Any, Any, Any]:
+    """The task's coroutine: hands the task what the first step yielded, then
+    passes every later step through to `coro` (what `yield from` does, from a
+    coroutine already under way)."""
+    thrown: BaseException | None = None
+    try:
+        yield  # primed by start_now; the task's first step resumes here
+    except GeneratorExit:
+        coro.close()
+        raise
+    except BaseException as exc:  # cancelled before its first step
+        thrown = exc
+    kind, value = first
+    first.clear()
+    if kind == _RETURNED:
+        return value
+    if kind == _RAISED:
+        raise value
+    yielded = value
+    if thrown is not None and isinstance(yielded, asyncio.Future):
+        yielded.cancel()  # as Task.cancel() cancels the future the task waits on
+    while True:
+        if thrown is None:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # the task throws a cancellation in
+                thrown = exc
+        try:
+            if thrown is not None:
+                error, thrown = thrown, None
+                yielded = coro.throw(error)
+            else:
+                yielded = coro.send(sent)
+        except StopIteration as stop:
+            return stop.value
