@@ -24,6 +24,13 @@ as they are written. A clean rotate or close truncates the segment to its frames
 A segment a crash left preallocated ends in zeros, which readers and recovery
 take for the end of its frames (events.segments).
 
+Off the order path (events.segment_prep, one worker thread): a durable journal keeps
+the blocks ahead of its write position written with zeros (a reserved block's first
+write is a metadata change the appending fdatasync would otherwise commit), and
+`rotate` has the next segment made there, so the first append after a roll does not
+create a file. A segment made for that and never written (a crash, or a close right
+after a rotate) is magic then zeros: recovery deletes it, and `close` does too.
+
 Opening a journal recovers it (`recover`: torn tails cut with a warning, damage
 refused) and writing resumes at the next seq.
 
@@ -38,7 +45,6 @@ recovers everything written.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import time
 import zlib
@@ -50,6 +56,7 @@ from events.base import Event
 from events.codec import encode
 from events.faults import JournalWriteError
 from events.registry import CRITICAL_TYPES
+from events.segment_prep import ZERO_AHEAD, Job, SegmentPrep, create_segment
 from events.segments import (
     HEADER,
     HEADER_SIZE,
@@ -57,7 +64,6 @@ from events.segments import (
     MAX_FRAME,
     SEGMENT_SUFFIX,
     ScanResult,
-    _fsync_dir,
     content_end,
     frames_after,
     list_segments,
@@ -102,19 +108,7 @@ class JournalPolicy:
 # times: fdatasync skips the inode's timestamps, a disk write fsync would add to
 # every order. The segment's creation is fsynced in full, with its directory.
 _datasync = getattr(os, "fdatasync", os.fsync)
-
-
-def _preallocate(fd: int, size: int) -> bool:
-    """Reserve the segment's `size` bytes on disk; False (and the file as it was)
-    where the filesystem or the disk refuses: the segment then grows as written."""
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError:
-        # silent: nothing is lost, an append's fdatasync just also writes the size
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, len(MAGIC))  # a refused allocation may have left a size
-        return False
-    return True
+_NEVER = 1 << 62  # an offset no segment reaches: "no zeroing due / no write to wait for"
 
 
 class Journal:
@@ -137,6 +131,16 @@ class Journal:
         self._synced_bytes = 0  # of the open segment, made durable by an fsync
         self._preallocated = 0  # bytes the open segment was created with (0: grows)
         self._segment_opened = 0.0
+        # Zeros ahead of the write position (events.segment_prep): blocks below
+        # `_zeroed` are written; a job zeroing from `_write_limit` on is running, and
+        # a write reaching past that waits for it; one is due past `_zero_due`.
+        self._prep: SegmentPrep | None = None
+        self._zeroed = 0
+        self._zero_job: Job | None = None
+        self._zero_job_end = 0
+        self._write_limit = _NEVER
+        self._zero_due = _NEVER
+        self._spare: tuple[Path, Job] | None = None  # the next segment, being made
         self.failed: JournalWriteError | None = None  # set by a failed write, for good
         self.next_seq = next_seq
         self.written_seq = next_seq - 1  # handed to the OS: survives a process kill
@@ -172,27 +176,78 @@ class Journal:
     def _open_segment(self) -> None:
         # named after its first frame: the oldest event still in the buffer
         path = self.dir / segment_name(self.written_seq + 1)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            if os.write(fd, MAGIC) != len(MAGIC):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        zeroed = len(MAGIC)
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0] == path:
+            fd, preallocated = spare[1].wait()  # made at rotate time; raises its OSError
+            zeroed += ZERO_AHEAD
+        else:
+            if spare is not None:  # cannot happen (nothing is written between): made anew
+                self._drop_spare(spare)
             p = self.policy
             size = min(p.segment_max_bytes, MAX_PREALLOCATE)
-            preallocated = (size if p.preallocate and p.fsync != "never" and size > len(MAGIC)
-                            and _preallocate(fd, size) else 0)
-            os.fsync(fd)  # the size and the extents, once: appends then sync data only
-            _fsync_dir(self.dir)
-        except OSError:
-            # a segment with no whole magic: the next start drops it anyway
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                path.unlink()
-            raise
+            fd, preallocated = create_segment(
+                path, size if p.preallocate and p.fsync != "never" else 0)
         self._fd = fd
         self._segment = path
         self._segment_bytes = self._synced_bytes = len(MAGIC)
         self._preallocated = preallocated
         self._segment_opened = self._monotonic()
+        self._zeroed = min(zeroed, preallocated)
+        # the next job is due once the writes are half way into the zeros (at once
+        # for a segment made here); none without a preallocation
+        self._zero_due = max(0, self._zeroed - ZERO_AHEAD // 2) if preallocated else _NEVER
+
+    def _zero_ahead(self) -> None:
+        """The write position passed `_zero_due`: note a finished job, and start the
+        next one (from the write position, `ZERO_AHEAD` bytes, within the
+        preallocation) unless one is still running. Off the hot path's common case."""
+        job = self._zero_job
+        if job is not None:
+            if not job.done.is_set():
+                return  # still running: looked at again with the next write
+            self._zero_finished()
+            if self._zero_due == _NEVER:
+                return
+        lo = max(self._zeroed, self._segment_bytes)
+        hi = min(lo + ZERO_AHEAD, self._preallocated)
+        if hi <= lo:
+            self._zero_due = _NEVER  # the preallocation is all written or zeroed
+            return
+        if self._prep is None:
+            self._prep = SegmentPrep()
+        assert self._segment is not None
+        self._zero_job = self._prep.zero(self._segment, lo, hi)
+        self._zero_job_end = hi
+        self._write_limit = lo
+        self._zero_due = hi - ZERO_AHEAD // 2
+
+    def _zero_finished(self) -> None:
+        """The running zero job is done (the caller saw or waited for it)."""
+        job = self._zero_job
+        assert job is not None
+        self._zero_job = None
+        self._write_limit = _NEVER
+        if job.error is None:
+            self._zeroed = self._zero_job_end
+        else:
+            self._zero_due = _NEVER  # an optimisation only: the appends report the disk
+
+    def wait_zeroing(self) -> None:
+        """Wait for the zeros being written ahead (rotate does; tests use it)."""
+        if self._zero_job is not None:
+            self._zero_job.done.wait()
+            self._zero_finished()
+
+    def _drop_spare(self, spare: tuple[Path, Job]) -> None:
+        """Close and delete a segment made ahead and never written."""
+        path, job = spare
+        job.done.wait()
+        if job.error is None:
+            with contextlib.suppress(OSError):
+                os.close(job.result[0])
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     # -- appending ---------------------------------------------------------------
 
@@ -258,6 +313,8 @@ class Journal:
             try:
                 if self._fd < 0:
                     self._open_segment()
+                if self._segment_bytes + len(self._buf) > self._write_limit:
+                    self.wait_zeroing()  # zeros must never land on frames
                 data = memoryview(self._buf)
                 try:
                     while data:
@@ -272,6 +329,8 @@ class Journal:
             self._segment_bytes += len(self._buf)
             self._buf.clear()
             self.written_seq = self._pending_seq
+            if self._segment_bytes > self._zero_due:
+                self._zero_ahead()
             self.flushes += 1
             self.flush_seconds_total += time.perf_counter() - t0
             self._last_flush = self._monotonic()
@@ -290,6 +349,7 @@ class Journal:
         """A write or fsync failed: cut the segment back to `keep` bytes (whole frames
         only), drop the buffer, refuse from now on, and raise JournalWriteError."""
         where = self._segment if self._segment is not None else self.dir
+        self.wait_zeroing()  # its zeros must not land past the cut below
         # a new buffer: the failed write's view of the old one cannot block it
         self._buf = bytearray()
         if self._fd >= 0:
@@ -328,14 +388,28 @@ class Journal:
 
     def rotate(self) -> Path | None:
         """Close the current segment (flushed and fsynced) and return it; the
-        next append starts a new one. None when nothing was written, and after a
+        next append starts a new one, which a durable journal has made meanwhile
+        (events.segment_prep). None when nothing was written, and after a
         failed write (the segment stays where it is, for the next start)."""
+        closed = self._close_segment()
+        if closed is not None and self.policy.fsync != "never" and self._spare is None:
+            if self._prep is None:
+                self._prep = SegmentPrep()
+            p = self.policy
+            # named as `_open_segment` will want it: nothing is written until then
+            path = self.dir / segment_name(self.written_seq + 1)
+            size = min(p.segment_max_bytes, MAX_PREALLOCATE) if p.preallocate else 0
+            self._spare = (path, self._prep.create(path, size))
+        return closed
+
+    def _close_segment(self) -> Path | None:
         if self.failed is not None:
             self._drop_fd()
             return None
         self.flush(sync=True)
         if self._fd < 0:
             return None
+        self.wait_zeroing()  # a job must not write past the cut below
         try:
             if self._preallocated > self._segment_bytes:
                 # the unwritten rest of the preallocation goes: a closed segment is
@@ -348,13 +422,24 @@ class Journal:
         closed = self._segment
         self._fd = -1
         self._segment = None
+        self._zero_due = _NEVER
         return closed
 
     def close(self) -> Path | None:
-        """Flush, fsync and close; returns the last segment."""
-        return self.rotate()
+        """Flush, fsync and close; returns the last segment. A segment made ahead
+        and never written is deleted, and the worker thread stops."""
+        try:
+            return self._close_segment()
+        finally:
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                self._drop_spare(spare)
+            if self._prep is not None:
+                self._prep.close()
+                self._prep = None
 
     def _drop_fd(self) -> None:
+        self.wait_zeroing()
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
