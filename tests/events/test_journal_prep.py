@@ -22,6 +22,7 @@ from events.bus import Bus
 from events.journal import MAGIC, Journal, JournalPolicy, list_segments, read_journal
 from events.segments import scan_segment
 from events.store import EventStore
+from replay.check import check_store
 from tests.events.test_journal_prealloc import fill, trade
 from tests.fuzz.contract import captured_logs
 
@@ -158,6 +159,8 @@ def test_a_segment_made_ahead_and_left_by_a_crash_is_deleted_quietly(
     # the process dies here: nothing closed (the worker's file stays as it is)
     os.close(journal._spare[1].result[0])
     store.close()
+    report = check_store(data)
+    assert not report.findings, report.findings
     with captured_logs() as logs:
         store = EventStore.open_writer(data)  # recovers, then rolls the closed segment
     assert not [r for r in logs() if r.get("level") == "warning"], logs()
