@@ -56,7 +56,7 @@ from events.base import Event
 from events.codec import encode
 from events.faults import JournalWriteError
 from events.registry import CRITICAL_TYPES
-from events.segment_prep import ZERO_AHEAD, Job, SegmentPrep, create_segment
+from events.segment_prep import ZERO_AHEAD, Job, SegmentPrep, ZeroJob, create_segment
 from events.segments import (
     HEADER,
     HEADER_SIZE,
@@ -109,6 +109,7 @@ class JournalPolicy:
 # every order. The segment's creation is fsynced in full, with its directory.
 _datasync = getattr(os, "fdatasync", os.fsync)
 _NEVER = 1 << 62  # an offset no segment reaches: "no zeroing due / no write to wait for"
+_BLOCK = 4096  # the filesystem block a conversion covers (a multiple of it is as good)
 
 
 class Journal:
@@ -136,7 +137,7 @@ class Journal:
         # a write reaching past that waits for it; one is due past `_zero_due`.
         self._prep: SegmentPrep | None = None
         self._zeroed = 0
-        self._zero_job: Job | None = None
+        self._zero_job: ZeroJob | None = None
         self._zero_job_end = 0
         self._write_limit = _NEVER
         self._zero_due = _NEVER
@@ -180,7 +181,7 @@ class Journal:
         spare, self._spare = self._spare, None
         if spare is not None and spare[0] == path:
             fd, preallocated = spare[1].wait()  # made at rotate time; raises its OSError
-            zeroed += ZERO_AHEAD
+            zeroed = ZERO_AHEAD
         else:
             if spare is not None:  # cannot happen (nothing is written between): made anew
                 self._drop_spare(spare)
@@ -210,7 +211,9 @@ class Journal:
             if self._zero_due == _NEVER:
                 return
         lo = max(self._zeroed, self._segment_bytes)
-        hi = min(lo + ZERO_AHEAD, self._preallocated)
+        # ending on a block boundary: the next job starts there, sharing no block
+        # (whose conversion an append's fdatasync would then commit) with the appends
+        hi = min((lo + ZERO_AHEAD) & ~(_BLOCK - 1), self._preallocated)
         if hi <= lo:
             self._zero_due = _NEVER  # the preallocation is all written or zeroed
             return
@@ -234,10 +237,24 @@ class Journal:
             self._zero_due = _NEVER  # an optimisation only: the appends report the disk
 
     def wait_zeroing(self) -> None:
-        """Wait for the zeros being written ahead (rotate does; tests use it)."""
+        """Wait for the zeros being written ahead, fdatasynced (tests use it)."""
         if self._zero_job is not None:
             self._zero_job.done.wait()
             self._zero_finished()
+
+    def _wait_zeros_written(self) -> None:
+        """A write reaches the running job's range: wait until its zeros are written
+        (not synced: ordered before the frames in the page cache is what matters)."""
+        assert self._zero_job is not None
+        self._zero_job.written.wait()
+        self._write_limit = _NEVER
+
+    def _stop_zeroing(self) -> None:
+        """Before the segment is cut or closed: no zeros may land after it."""
+        job, self._zero_job = self._zero_job, None
+        if job is not None:
+            job.cancel()
+        self._write_limit = self._zero_due = _NEVER
 
     def _drop_spare(self, spare: tuple[Path, Job]) -> None:
         """Close and delete a segment made ahead and never written."""
@@ -314,7 +331,7 @@ class Journal:
                 if self._fd < 0:
                     self._open_segment()
                 if self._segment_bytes + len(self._buf) > self._write_limit:
-                    self.wait_zeroing()  # zeros must never land on frames
+                    self._wait_zeros_written()  # zeros must never land on frames
                 data = memoryview(self._buf)
                 try:
                     while data:
@@ -349,7 +366,7 @@ class Journal:
         """A write or fsync failed: cut the segment back to `keep` bytes (whole frames
         only), drop the buffer, refuse from now on, and raise JournalWriteError."""
         where = self._segment if self._segment is not None else self.dir
-        self.wait_zeroing()  # its zeros must not land past the cut below
+        self._stop_zeroing()  # no zeros may land past the cut below
         # a new buffer: the failed write's view of the old one cannot block it
         self._buf = bytearray()
         if self._fd >= 0:
@@ -409,7 +426,7 @@ class Journal:
         self.flush(sync=True)
         if self._fd < 0:
             return None
-        self.wait_zeroing()  # a job must not write past the cut below
+        self._stop_zeroing()  # no zeros may land past the cut below
         try:
             if self._preallocated > self._segment_bytes:
                 # the unwritten rest of the preallocation goes: a closed segment is
@@ -439,7 +456,7 @@ class Journal:
                 self._prep = None
 
     def _drop_fd(self) -> None:
-        self.wait_zeroing()
+        self._stop_zeroing()
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)

@@ -68,6 +68,23 @@ class Job:
         return self.result
 
 
+class ZeroJob(Job):
+    """A `zero` job: `written` is set once its zeros are written (or it stopped), before
+    its fdatasync; `cancel()` stops it at its next piece and skips the fdatasync."""
+
+    __slots__ = ("written", "cancelled")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = threading.Event()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop writing (a cut of the segment follows): returns once it writes no more."""
+        self.cancelled = True
+        self.written.wait()
+
+
 def preallocate(fd: int, size: int) -> bool:
     """Reserve `size` bytes for the segment open on `fd`; False (and the file as it
     was) where the filesystem or the disk refuses: the segment then grows as written."""
@@ -94,7 +111,7 @@ def write_zeros(fd: int, lo: int, hi: int) -> None:
 
 def create_segment(path: Path, size: int, zero: int = 0) -> tuple[int, int]:
     """Create the segment `path` (its magic, then `size` bytes reserved when `size`
-    is more than the magic and the filesystem allows it, the first `zero` of them
+    is more than the magic and the filesystem allows it, its bytes up to `zero`
     written as zeros), fsynced with its directory; returns (fd open for writing at
     the end of the magic, bytes preallocated (0: it grows)). It is made under a
     temporary name (`tmp_name`) and renamed when whole, so a segment on disk always
@@ -109,7 +126,7 @@ def create_segment(path: Path, size: int, zero: int = 0) -> tuple[int, int]:
         if preallocated and zero:
             # converted by the fsync below, once, not by the first appends' fdatasyncs
             with contextlib.suppress(OSError):
-                write_zeros(fd, len(MAGIC), min(len(MAGIC) + zero, preallocated))
+                write_zeros(fd, len(MAGIC), min(zero, preallocated))
         os.fsync(fd)  # the size and the extents, once: appends then sync data only
         os.rename(tmp, path)
         _fsync_dir(path.parent)
@@ -127,11 +144,19 @@ def tmp_name(path: Path) -> Path:
     return path.with_name(path.name + TMP_SUFFIX)
 
 
-def _zero_synced(path: Path, lo: int, hi: int) -> None:
+def _zero_synced(path: Path, lo: int, hi: int, job: ZeroJob) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        write_zeros(fd, lo, hi)
-        os.fdatasync(fd)
+        try:
+            pos = lo
+            while pos < hi and not job.cancelled:
+                end = min(hi, pos + len(_ZEROS))
+                write_zeros(fd, pos, end)
+                pos = end
+        finally:
+            job.written.set()
+        if not job.cancelled:
+            os.fdatasync(fd)
     finally:
         os.close(fd)
 
@@ -145,13 +170,16 @@ class SegmentPrep:
         self._thread: threading.Thread | None = None
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> Job:
+        job = Job()
+        self._queue.put((job, fn, args))
+        self._start()
+        return job
+
+    def _start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="tapeloop-journal-prep",
                                             daemon=True)
             self._thread.start()
-        job = Job()
-        self._queue.put((job, fn, args))
-        return job
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -163,17 +191,21 @@ class SegmentPrep:
             finally:
                 job.done.set()
 
-    def zero(self, path: Path, lo: int, hi: int) -> Job:
+    def zero(self, path: Path, lo: int, hi: int) -> ZeroJob:
         """Zeros over [lo, hi) of the segment `path`, fdatasynced."""
-        return self._submit(_zero_synced, path, lo, hi)
+        job = ZeroJob()
+        self._queue.put((job, _zero_synced, (path, lo, hi, job)))
+        self._start()
+        return job
 
     def create(self, path: Path, size: int) -> Job:
         """The segment `path`, made by `create_segment` with `ZERO_AHEAD` zeroed."""
         return self._submit(create_segment, path, size, ZERO_AHEAD)
 
     def close(self) -> None:
-        """Finish the jobs submitted and stop the thread (a later job starts it again)."""
+        """Stop the thread once the jobs submitted are done (a later job starts a new
+        one). Not waited for: the journal has cancelled its zeros and waited for a
+        segment being made, so all that may remain is a cancelled job's fdatasync."""
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join()
             self._thread = None

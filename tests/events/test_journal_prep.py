@@ -23,6 +23,7 @@ from events.journal import MAGIC, Journal, JournalPolicy, list_segments, read_jo
 from events.segments import scan_segment
 from events.store import EventStore
 from replay.check import check_store
+from tests.conftest import eventually
 from tests.events.test_journal_prealloc import fill, trade
 from tests.fuzz.contract import captured_logs
 
@@ -205,3 +206,41 @@ def trade_of(i: int, size: int):  # type: ignore[no-untyped-def]
 
     return Trade(ts_event=t.ts_event, ts_recv=t.ts_recv, venue=t.venue, symbol=t.symbol,
                  price=t.price, size=t.size, trade_id=str(i) * (1 + size // 8))
+
+
+def test_a_rotate_stops_the_zeros_being_written_before_it_cuts_the_segment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rotate (or close) while the worker writes zeros ahead: the worker stops before
+    the cut, so the closed segment is its frames and nothing else, then and later."""
+    import events.segment_prep as prep_mod
+
+    started, release = threading.Event(), threading.Event()
+    real = prep_mod.write_zeros
+
+    def gated(fd: int, lo: int, hi: int) -> None:
+        real(fd, lo, hi)
+        if threading.current_thread().name == "tapeloop-journal-prep":
+            started.set()
+            release.wait()
+
+    monkeypatch.setattr(prep_mod, "write_zeros", gated)
+    journal, _ = Journal.open(tmp_path, policy=JournalPolicy(segment_max_bytes=SEGMENT))
+    bus = Bus(next_seq=1, journal=journal.stage, commit=journal.commit)
+    bus.publish(fill(0))
+    assert started.wait(10), "a zero job runs"
+    job = journal._zero_job
+    assert job is not None
+    rotated: list[Path | None] = []
+    rotating = threading.Thread(target=lambda: rotated.append(journal.rotate()))
+    rotating.start()
+    eventually(lambda: job.cancelled, message="the rotate cancels the zeros")
+    release.set()
+    rotating.join(10)
+    (seg,) = rotated
+    assert seg is not None
+    end = scan_segment(seg, 1).good_bytes
+    assert seg.stat().st_size == end
+    job.done.wait(10)
+    assert seg.stat().st_size == end, "no zeros landed after the cut"
+    assert journal.close() is None
+    assert [e.seq for e in read_journal(tmp_path)] == [1]
