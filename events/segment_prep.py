@@ -25,9 +25,14 @@ the event loop:
   either that temporary file or an empty segment (magic then zeros), and recovery
   deletes both.
 
-A job's failure is the job's (`Job.error`): zeroing is an optimisation (the journal
-then just stops zeroing that segment), and a failed creation is raised by the
-append that needed the segment, as a synchronous creation's would be.
+- `cut(fd, size)`: cut a rotated segment's unwritten preallocation and fsync and
+  close it (freeing the extents of a large preallocation took milliseconds), after
+  the journal has fdatasynced its frames.
+
+A job's failure is the job's (`Job.error`): zeroing and cutting are optimisations
+(the journal then just stops zeroing that segment; a segment not cut ends in zeros),
+and a failed creation is raised by the append that needed the segment, as a
+synchronous creation's would be.
 """
 
 from __future__ import annotations
@@ -161,6 +166,16 @@ def _zero_synced(path: Path, lo: int, hi: int, job: ZeroJob) -> None:
         os.close(fd)
 
 
+def _cut(fd: int, size: int) -> None:
+    try:
+        with contextlib.suppress(OSError):
+            if size >= 0:
+                os.ftruncate(fd, size)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class SegmentPrep:
     """The worker thread of one journal; jobs run in the order submitted."""
 
@@ -201,6 +216,18 @@ class SegmentPrep:
     def create(self, path: Path, size: int) -> Job:
         """The segment `path`, made by `create_segment` with `ZERO_AHEAD` zeroed."""
         return self._submit(create_segment, path, size, ZERO_AHEAD)
+
+    def cut(self, fd: int, size: int) -> Job:
+        """Cut the closed segment open on `fd` to `size` bytes (-1: leave it), fsync
+        and close it; the fd is the worker's from now on. Its frames were fdatasynced
+        before, so a failure loses nothing (the zeros left are its frames' end) and
+        is not raised: the disk reports itself to the next append."""
+        return self._submit(_cut, fd, size)
+
+    def drain(self) -> None:
+        """Wait for every job submitted so far."""
+        if self._thread is not None:
+            self._submit(lambda: None).done.wait()
 
     def close(self) -> None:
         """Stop the thread once the jobs submitted are done (a later job starts a new
