@@ -24,6 +24,13 @@ as they are written. A clean rotate or close truncates the segment to its frames
 A segment a crash left preallocated ends in zeros, which readers and recovery
 take for the end of its frames (events.segments).
 
+Off the order path (events.segment_prep, one worker thread): a durable journal keeps
+the blocks ahead of its write position written with zeros (a reserved block's first
+write is a metadata change the appending fdatasync would otherwise commit), and
+`rotate` has the next segment made there, so the first append after a roll does not
+create a file. A segment made for that and never written (a crash, or a close right
+after a rotate) is magic then zeros: recovery deletes it, and `close` does too.
+
 Opening a journal recovers it (`recover`: torn tails cut with a warning, damage
 refused) and writing resumes at the next seq.
 
@@ -38,7 +45,6 @@ recovers everything written.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import time
 import zlib
@@ -50,6 +56,7 @@ from events.base import Event
 from events.codec import encode
 from events.faults import JournalWriteError
 from events.registry import CRITICAL_TYPES
+from events.segment_prep import ZERO_AHEAD, Job, SegmentPrep, ZeroJob, create_segment
 from events.segments import (
     HEADER,
     HEADER_SIZE,
@@ -57,7 +64,6 @@ from events.segments import (
     MAX_FRAME,
     SEGMENT_SUFFIX,
     ScanResult,
-    _fsync_dir,
     content_end,
     frames_after,
     list_segments,
@@ -102,19 +108,8 @@ class JournalPolicy:
 # times: fdatasync skips the inode's timestamps, a disk write fsync would add to
 # every order. The segment's creation is fsynced in full, with its directory.
 _datasync = getattr(os, "fdatasync", os.fsync)
-
-
-def _preallocate(fd: int, size: int) -> bool:
-    """Reserve the segment's `size` bytes on disk; False (and the file as it was)
-    where the filesystem or the disk refuses: the segment then grows as written."""
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError:
-        # silent: nothing is lost, an append's fdatasync just also writes the size
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, len(MAGIC))  # a refused allocation may have left a size
-        return False
-    return True
+_NEVER = 1 << 62  # an offset no segment reaches: "no zeroing due / no write to wait for"
+_BLOCK = 4096  # the filesystem block a conversion covers (a multiple of it is as good)
 
 
 class Journal:
@@ -137,6 +132,16 @@ class Journal:
         self._synced_bytes = 0  # of the open segment, made durable by an fsync
         self._preallocated = 0  # bytes the open segment was created with (0: grows)
         self._segment_opened = 0.0
+        # Zeros ahead of the write position (events.segment_prep): blocks below
+        # `_zeroed` are written; a job zeroing from `_write_limit` on is running, and
+        # a write reaching past that waits for it; one is due past `_zero_due`.
+        self._prep: SegmentPrep | None = None
+        self._zeroed = 0
+        self._zero_job: ZeroJob | None = None
+        self._zero_job_end = 0
+        self._write_limit = _NEVER
+        self._zero_due = _NEVER
+        self._spare: tuple[Path, Job] | None = None  # the next segment, being made
         self.failed: JournalWriteError | None = None  # set by a failed write, for good
         self.next_seq = next_seq
         self.written_seq = next_seq - 1  # handed to the OS: survives a process kill
@@ -172,27 +177,94 @@ class Journal:
     def _open_segment(self) -> None:
         # named after its first frame: the oldest event still in the buffer
         path = self.dir / segment_name(self.written_seq + 1)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            if os.write(fd, MAGIC) != len(MAGIC):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        zeroed = len(MAGIC)
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0] == path:
+            fd, preallocated = spare[1].wait()  # made at rotate time; raises its OSError
+            zeroed = ZERO_AHEAD
+        else:
+            if spare is not None:  # cannot happen (nothing is written between): made anew
+                self._drop_spare(spare)
             p = self.policy
             size = min(p.segment_max_bytes, MAX_PREALLOCATE)
-            preallocated = (size if p.preallocate and p.fsync != "never" and size > len(MAGIC)
-                            and _preallocate(fd, size) else 0)
-            os.fsync(fd)  # the size and the extents, once: appends then sync data only
-            _fsync_dir(self.dir)
-        except OSError:
-            # a segment with no whole magic: the next start drops it anyway
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                path.unlink()
-            raise
+            fd, preallocated = create_segment(
+                path, size if p.preallocate and p.fsync != "never" else 0)
         self._fd = fd
         self._segment = path
         self._segment_bytes = self._synced_bytes = len(MAGIC)
         self._preallocated = preallocated
         self._segment_opened = self._monotonic()
+        self._zeroed = min(zeroed, preallocated)
+        # the next job is due once the writes are half way into the zeros (at once
+        # for a segment made here); none without a preallocation
+        self._zero_due = max(0, self._zeroed - ZERO_AHEAD // 2) if preallocated else _NEVER
+
+    def _zero_ahead(self) -> None:
+        """The write position passed `_zero_due`: note a finished job, and start the
+        next one (from the write position, `ZERO_AHEAD` bytes, within the
+        preallocation) unless one is still running. Off the hot path's common case."""
+        job = self._zero_job
+        if job is not None:
+            if not job.done.is_set():
+                return  # still running: looked at again with the next write
+            self._zero_finished()
+            if self._zero_due == _NEVER:
+                return
+        lo = max(self._zeroed, self._segment_bytes)
+        # ending on a block boundary: the next job starts there, sharing no block
+        # (whose conversion an append's fdatasync would then commit) with the appends
+        hi = min((lo + ZERO_AHEAD) & ~(_BLOCK - 1), self._preallocated)
+        if hi <= lo:
+            self._zero_due = _NEVER  # the preallocation is all written or zeroed
+            return
+        if self._prep is None:
+            self._prep = SegmentPrep()
+        assert self._segment is not None
+        self._zero_job = self._prep.zero(self._segment, lo, hi)
+        self._zero_job_end = hi
+        self._write_limit = lo
+        self._zero_due = hi - ZERO_AHEAD // 2
+
+    def _zero_finished(self) -> None:
+        """The running zero job is done (the caller saw or waited for it)."""
+        job = self._zero_job
+        assert job is not None
+        self._zero_job = None
+        self._write_limit = _NEVER
+        if job.error is None:
+            self._zeroed = self._zero_job_end
+        else:
+            self._zero_due = _NEVER  # an optimisation only: the appends report the disk
+
+    def wait_zeroing(self) -> None:
+        """Wait for the zeros being written ahead, fdatasynced (tests use it)."""
+        if self._zero_job is not None:
+            self._zero_job.done.wait()
+            self._zero_finished()
+
+    def _wait_zeros_written(self) -> None:
+        """A write reaches the running job's range: wait until its zeros are written
+        (not synced: ordered before the frames in the page cache is what matters)."""
+        assert self._zero_job is not None
+        self._zero_job.written.wait()
+        self._write_limit = _NEVER
+
+    def _stop_zeroing(self) -> None:
+        """Before the segment is cut or closed: no zeros may land after it."""
+        job, self._zero_job = self._zero_job, None
+        if job is not None:
+            job.cancel()
+        self._write_limit = self._zero_due = _NEVER
+
+    def _drop_spare(self, spare: tuple[Path, Job]) -> None:
+        """Close and delete a segment made ahead and never written."""
+        path, job = spare
+        job.done.wait()
+        if job.error is None:
+            with contextlib.suppress(OSError):
+                os.close(job.result[0])
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     # -- appending ---------------------------------------------------------------
 
@@ -258,6 +330,8 @@ class Journal:
             try:
                 if self._fd < 0:
                     self._open_segment()
+                if self._segment_bytes + len(self._buf) > self._write_limit:
+                    self._wait_zeros_written()  # zeros must never land on frames
                 data = memoryview(self._buf)
                 try:
                     while data:
@@ -272,6 +346,8 @@ class Journal:
             self._segment_bytes += len(self._buf)
             self._buf.clear()
             self.written_seq = self._pending_seq
+            if self._segment_bytes > self._zero_due:
+                self._zero_ahead()
             self.flushes += 1
             self.flush_seconds_total += time.perf_counter() - t0
             self._last_flush = self._monotonic()
@@ -290,6 +366,7 @@ class Journal:
         """A write or fsync failed: cut the segment back to `keep` bytes (whole frames
         only), drop the buffer, refuse from now on, and raise JournalWriteError."""
         where = self._segment if self._segment is not None else self.dir
+        self._stop_zeroing()  # no zeros may land past the cut below
         # a new buffer: the failed write's view of the old one cannot block it
         self._buf = bytearray()
         if self._fd >= 0:
@@ -329,32 +406,82 @@ class Journal:
     def rotate(self) -> Path | None:
         """Close the current segment (flushed and fsynced) and return it; the
         next append starts a new one. None when nothing was written, and after a
-        failed write (the segment stays where it is, for the next start)."""
+        failed write (the segment stays where it is, for the next start).
+
+        A durable journal leaves the rest to its worker (events.segment_prep): it
+        makes the next segment, then cuts the closed one to its frames and fsyncs
+        it (freeing a preallocation's extents took 1-12 ms here, fsync included:
+        an event loop stall once per roll). Its frames are on disk before this
+        returns; until the cut, a reader finds the zeros it takes for their end."""
+        if self.policy.fsync == "never":
+            return self._close_segment()
+        if self.failed is None:
+            self.flush(sync=True)  # first: the cut below is to what this leaves
+        fd, size, preallocated = self._fd, self._segment_bytes, self._preallocated
+        closed = self._close_segment(cut=False)
+        if closed is None:
+            return None
+        if self._prep is None:
+            self._prep = SegmentPrep()
+        if self._spare is None:
+            p = self.policy
+            # named as `_open_segment` will want it: nothing is written until then
+            path = self.dir / segment_name(self.written_seq + 1)
+            made = min(p.segment_max_bytes, MAX_PREALLOCATE) if p.preallocate else 0
+            self._spare = (path, self._prep.create(path, made))
+        self._prep.cut(fd, size if preallocated > size else -1)
+        return closed
+
+    def _close_segment(self, *, cut: bool = True) -> Path | None:
+        """Flush and fsync the segment and let it go; with `cut`, cut its unwritten
+        preallocation, fsync and close it here, else the caller hands its fd on."""
         if self.failed is not None:
             self._drop_fd()
             return None
         self.flush(sync=True)
         if self._fd < 0:
             return None
-        try:
-            if self._preallocated > self._segment_bytes:
-                # the unwritten rest of the preallocation goes: a closed segment is
-                # its frames and nothing else
-                os.ftruncate(self._fd, self._segment_bytes)
-            os.fsync(self._fd)
-        except OSError as exc:
-            self._fail(exc, keep=self._synced_bytes)
-        os.close(self._fd)
+        self._stop_zeroing()  # no zeros may land past the cut
+        if cut:
+            try:
+                if self._preallocated > self._segment_bytes:
+                    # the unwritten rest of the preallocation goes: a closed segment
+                    # is its frames and nothing else
+                    os.ftruncate(self._fd, self._segment_bytes)
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._fail(exc, keep=self._synced_bytes)
+            os.close(self._fd)
         closed = self._segment
         self._fd = -1
         self._segment = None
+        self._zero_due = _NEVER
         return closed
 
+    def settle(self) -> None:
+        """Wait for everything handed to the worker so far (the cuts of rotated
+        segments, the next segment, zeros); `close` does, tests do."""
+        if self._prep is not None:
+            self._prep.drain()
+
     def close(self) -> Path | None:
-        """Flush, fsync and close; returns the last segment."""
-        return self.rotate()
+        """Flush, fsync and close; returns the last segment. A segment made ahead
+        and never written is deleted, the worker's work waited for, and its
+        thread stops."""
+        try:
+            return self._close_segment()
+        finally:
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                self._drop_spare(spare)
+            if self._prep is not None:
+                # nothing of ours touches the directory once its owner lets it go
+                self._prep.drain()
+                self._prep.close()
+                self._prep = None
 
     def _drop_fd(self) -> None:
+        self._stop_zeroing()
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)

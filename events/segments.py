@@ -12,8 +12,10 @@ reader stops there; `read_segment` reads a chunk at a time and no further.
 Opening a journal recovers it (`recover`): every segment is scanned, a torn or
 corrupt tail is truncated at the last good frame with a warning (never a crash, and
 frames before it are never lost), and writing resumes at the next seq. A zeros-only
-tail (preallocated, never written) is cut without a warning; a tear followed by
-zeros is still a tear. A tail a crash tore holds no whole frame of a critical event
+tail (preallocated, never written) is cut without a warning, and a segment of
+nothing but its magic and zeros (made ahead by the writer, never written) and a
+segment a crash stopped being made (`seg-*.tlj.tmp`) are deleted without one; a tear
+followed by zeros is still a tear. A tail a crash tore holds no whole frame of a critical event
 after the tear: such a frame was fsynced, and so was everything before it. When one
 is found there, the segment was damaged, not torn: truncating would lose recorded
 orders or state, so opening refuses (`JournalDamaged`, naming the segment and the
@@ -43,6 +45,7 @@ HEADER = struct.Struct("<II")
 HEADER_SIZE = HEADER.size
 MAX_FRAME = 64 * 1024 * 1024  # anything larger is a corrupt length, not a frame
 SEGMENT_SUFFIX = ".tlj"
+TMP_SUFFIX = ".tmp"  # a segment being made (events.segment_prep), renamed when whole
 _READ_CHUNK = 4 << 20  # read_segment reads this much at a time, up to the zero tail
 
 log = structlog.get_logger("tapeloop.journal")
@@ -270,6 +273,8 @@ def recover(journal_dir: Path) -> list[ScanResult]:
     drop empty segments. Earlier frames are never touched. Raises JournalDamaged
     when a critical event's frame lies past the damage (see the module doc)."""
     results = []
+    for leftover in journal_dir.glob(f"seg-*{SEGMENT_SUFFIX}{TMP_SUFFIX}"):
+        leftover.unlink()  # a segment a crash stopped being made: it held no frame
     for first_seq, path in list_segments(journal_dir):
         scan = scan_segment(path, first_seq)
         if scan.torn:

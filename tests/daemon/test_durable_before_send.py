@@ -42,3 +42,21 @@ async def test_no_order_is_sent_before_the_fdatasync_covering_its_intent(
     assert late == [], f"sent before its intent was durable: {late[:5]}"
     # one fdatasync for the intent, one for the answer's ack and expiry together
     assert 60 <= fsyncs <= 2 * 60 + 2, fsyncs
+
+
+async def test_the_bench_times_the_journals_fdatasyncs_and_the_one_inside_each_order() -> None:
+    """bench_tick_to_order's SyncTimes: every fdatasync of the measured orders is timed,
+    and each order's window (trade delivered -> send) holds its intent's, and no more
+    than its latency; the journal's own fdatasync is put back afterwards."""
+    from bench.bench_tick_to_order import SyncTimes
+
+    real = journal_mod._datasync
+    syncs = SyncTimes()
+    latencies, fsyncs = await measure(40, "critical", warmup=5, syncs=syncs)
+    assert journal_mod._datasync is real
+    assert len(syncs.calls) == fsyncs and len(syncs.in_window) == len(latencies) == 40
+    assert all(0 < w < lat for w, lat in zip(syncs.in_window, latencies, strict=True)), (
+        syncs.in_window, latencies)
+    never = SyncTimes()
+    await measure(10, "never", warmup=2, syncs=never)
+    assert never.calls == [] and never.in_window == [0] * 10

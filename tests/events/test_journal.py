@@ -137,6 +137,7 @@ def test_rotation_by_age_and_size(tmp_path: Path) -> None:
     journal.flush()
     assert journal.tick() is True  # past segment_max_bytes
     second = journal.rotate()
+    journal.close()  # deletes the segment made ahead for the next append, never written
     assert first != second and [p for _, p in list_segments(tmp_path)] == [first, second]
 
 

@@ -73,6 +73,7 @@ def test_a_durable_segment_is_created_at_full_size_and_rotate_cuts_it(tmp_path: 
     end = frames_end(seg)
     assert len(MAGIC) < end < SEGMENT
     assert journal.rotate() == seg
+    journal.settle()  # the cut is the worker's (events.segment_prep)
     assert seg.stat().st_size == end, "a rotated segment is its frames and nothing else"
     assert [e.seq for e in read_journal(tmp_path)] == list(range(1, 51))
 
