@@ -97,6 +97,25 @@ async def _task_guard():
 
 
 @pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Put structlog's configuration and the root logger's handlers back after each
+    test: a test that runs a command in-process (daemon.cli.main configures logging
+    onto sys.stderr, pytest's capture) would otherwise leave every later test on
+    its worker logging into a closed file."""
+    import logging
+
+    import structlog
+
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
 def _no_leaked_tasks(request: pytest.FixtureRequest) -> None:
     """Every async test runs under `_task_guard`: leaking a task fails it."""
     if inspect.iscoroutinefunction(request.function):
