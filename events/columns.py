@@ -32,7 +32,7 @@ from events.schema import TypeSchema, schema_for
 
 
 class TradeColumns:
-    __slots__ = ("venue", "symbol", "ts", "price", "size", "seq")
+    __slots__ = ("venue", "symbol", "ts", "price", "size", "seq", "_marks")
 
     def __init__(self, venue: str, symbol: str, ts: Sequence[int], price: Sequence[float],
                  size: Sequence[float], seq: Sequence[int]) -> None:
@@ -42,6 +42,18 @@ class TradeColumns:
         self.price = price
         self.size = size
         self.seq = seq
+        self._marks: tuple[np.ndarray, np.ndarray, bool] | None = None
+
+    def marks(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """`ts` and `price` as numpy int64 and float64 (views, no copy, of a replay's
+        `array`s) and whether every price is a valid mark (0 < price < inf): what
+        vectorised readers of a run take (`daemon.trading.risk_ticks`). Built on
+        first use, once per batch, not per run."""
+        if self._marks is None:
+            ts, price = _numpy(self.ts, np.int64), _numpy(self.price, np.float64)
+            valid = bool(((price > 0) & (price < np.inf)).all())
+            self._marks = (ts, price, valid)
+        return self._marks
 
     @classmethod
     def of_events(cls, events: Sequence[Trade], start: int, stop: int) -> TradeColumns:
@@ -60,6 +72,12 @@ class TradeColumns:
     def rows(self) -> tuple[range]:
         """As a tape: its lane's rows are its own indices."""
         return (range(len(self.ts)),)
+
+
+def _numpy(values: Sequence[Any], dtype: type) -> np.ndarray:
+    if isinstance(values, array | memoryview):
+        return np.frombuffer(values, dtype=dtype)
+    return np.asarray(values, dtype=dtype)
 
 
 def ints(values: np.ndarray) -> array[int]:
