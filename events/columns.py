@@ -51,7 +51,8 @@ class TradeColumns:
         first use, once per batch, not per run."""
         if self._marks is None:
             ts, price = _numpy(self.ts, np.int64), _numpy(self.price, np.float64)
-            valid = bool(((price > 0) & (price < np.inf)).all())
+            # two reductions, no temporaries (a NaN fails both comparisons)
+            valid = not len(price) or bool(price.min() > 0 and price.max() < np.inf)
             self._marks = (ts, price, valid)
         return self._marks
 
