@@ -42,6 +42,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def skip_ticks(engine: Any, tape: Any, start: int, end: int) -> int:
         keys.append((lane.venue, lane.symbol))
 
     def bound() -> Bound:
-        return Bound.of(portfolio, keys, movers, limit)
+        return Bound.of(portfolio, keys, movers, limit, clock.now_ns() // DAY_NS)
 
     version = portfolio.mark_version
     done = walk(ts, start, end, deadline, engine._interval, version != engine._seen_marks,
@@ -164,14 +165,13 @@ class Bound:
 
     @classmethod
     def of(cls, portfolio: Any, keys: list[tuple[str, str]], movers: list[Mover],
-           limit: Any) -> Bound:
-        """The portfolio's loss now, around its marks now."""
+           limit: Any, day: int) -> Bound:
+        """The portfolio's loss now (UTC day `day`), around its marks now."""
         m0 = []
         for venue, symbol in keys:
             mark = portfolio.last_price(venue, symbol)
             m0.append(float(mark) if mark is not None else 0.0)
-        return cls(float(-portfolio.daily_pnl()), m0, [float(m.qty) for m in movers],
-                   float(limit))
+        return cls(day_loss(portfolio, day), m0, [float(m.qty) for m in movers], float(limit))
 
     def below(self, movers: list[Mover], seen: list[np.ndarray], size: int) -> bytes:
         """Per point of a grid of `size`, 1 where the loss is clearly below the
@@ -191,6 +191,50 @@ class Bound:
         if isinstance(loss, float):
             return bytes((loss < threshold,)) * size  # no price moves
         return np.less(loss, threshold).tobytes()  # type: ignore[no-any-return]
+
+
+class _Anchor:
+    """The day's loss once computed exactly (in Decimal), with each position's
+    quantity and mark then: while no fill, funding or new day changes the
+    positions (`state_version`, the day), the loss at other marks is that loss
+    minus sum qty x (mark - mark then), each position valued in the account
+    currency (`Portfolio.mark_exposure` says so)."""
+
+    __slots__ = ("version", "day", "loss", "legs")
+
+    def __init__(self, version: int, day: int, loss: float,
+                 legs: list[tuple[str, str, float, float]] | None) -> None:
+        self.version, self.day, self.loss, self.legs = version, day, loss, legs
+
+
+_anchors: WeakKeyDictionary[Any, _Anchor] = WeakKeyDictionary()
+
+
+def day_loss(portfolio: Any, day: int) -> float:
+    """`float(-portfolio.daily_pnl())` on UTC day `day` (the clock's), without
+    the Decimal valuation each time: from an anchor (see `_Anchor`), within
+    rounding far below `Bound`'s margin."""
+    anchor = _anchors.get(portfolio)
+    if anchor is None or anchor.version != portfolio.state_version or anchor.day != day:
+        loss = float(-portfolio.daily_pnl())
+        qty: dict[tuple[str, str], Any] = {}
+        for p in portfolio.positions():
+            qty[(p.venue, p.symbol)] = qty.get((p.venue, p.symbol), 0) + p.qty
+        legs: list[tuple[str, str, float, float]] | None = []
+        for (venue, symbol), q in qty.items():
+            mark = portfolio.last_price(venue, symbol)
+            if mark is None or portfolio.mark_exposure(venue, symbol) is None:
+                legs = None  # unmarked, or not linear in its marks: exact each time
+                break
+            legs.append((venue, symbol, float(q), float(mark)))  # type: ignore[union-attr]
+        _anchors[portfolio] = _Anchor(portfolio.state_version, day, loss, legs)
+        return loss
+    if anchor.legs is None:
+        return float(-portfolio.daily_pnl())
+    loss = anchor.loss
+    for venue, symbol, q, then in anchor.legs:
+        loss -= q * (float(portfolio.last_price(venue, symbol)) - then)
+    return loss
 
 
 _ONE = b"\x01"
