@@ -299,9 +299,12 @@ def walk(ts: Sequence[int], start: int, end: int, deadline: int, interval: int, 
                 b = below.find(_ZERO, g + 1, z)
                 if b >= 0:
                     return _stop(ts, start, end, deadline, b, _SEC, True, seen)
-            evaluated, changed, step = True, False, 1
-            last_eval = prev = z - 1
-            g = z
+            evaluated, changed = True, False
+            last_eval = z - 1
+            if z < size:
+                step, prev, g = 2, z, z + 2  # the tick at z saw no move: it backs off
+            else:
+                step, prev, g = 1, z - 1, z
         elif 2 * step >= _MAX:
             # a minute at a time: straight to the first tick past the next move
             nxt = moves.find(_ONE, g + 1)
