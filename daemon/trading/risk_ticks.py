@@ -18,7 +18,9 @@ them, exactly as they would fire:
   in each moving price (`Portfolio.mark_exposure`: loss0 - sum of qty_i x
   (m_i - m0_i)), so it is bounded in floats with a wide margin; a tick whose
   loss is not clearly below the limit is not passed over: the run stops before
-  it and the real timer fires there (exact, in Decimal, as always).
+  it and the real timer fires there (exact, in Decimal, as always). loss0 itself
+  is moved the same way from an exact Decimal valuation kept per (positions'
+  version, UTC day) (`day_loss`), not valued again for every run.
 
 The ticks are not walked one by one (`walk`): every deadline lies on the
 one-second grid from the first (the intervals are whole seconds), so whether a
