@@ -407,6 +407,8 @@ class MarginView:
     def perp_unrealized(self, venue: str | None = None) -> dict[Key, Decimal]:
         """Unrealized PnL of the perpetual positions per (venue, margin asset):
         what equity adds to the wallets (perpetuals move no base balance)."""
+        if not self._nets:
+            return {}  # no perpetual position (a spot account): every equity sample asks
         return {(w.venue, w.currency): w.upnl for w in self._accounts(venue) if w.upnl}
 
 

@@ -160,6 +160,7 @@ class Portfolio(Valuation, MarginView, Snapshots):
         # liquidations, leverage, seeds, restores): with mark_version, "could the
         # equity differ from when I last asked?" (the replay's equity samples)
         self.state_version = 0
+        self._any_position = (-1, False)  # (state_version, has_any_position then)
         self._mark_venue: dict[str, str] = {}  # paper twin -> venue whose marks it uses
         self._baselines: dict[tuple[str, str, str], Decimal] = {}
         # (venue, symbol, strategy, currency) -> third-currency fees at the day's start
@@ -479,7 +480,12 @@ class Portfolio(Valuation, MarginView, Snapshots):
 
     def has_any_position(self) -> bool:
         """Whether any strategy holds a non-zero position anywhere."""
-        return any(p.qty for by_sid in self._positions.values() for p in by_sid.values())
+        # asked on every risk tick and quiet run: positions change only with
+        # state_version (a fill, a liquidation, a seed, a restore)
+        if self._any_position[0] != self.state_version:
+            self._any_position = (self.state_version, any(
+                p.qty for by_sid in self._positions.values() for p in by_sid.values()))
+        return self._any_position[1]
 
     def has_position(self, venue: str, symbol: str) -> bool:
         """Whether any strategy holds a non-zero position in the symbol."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,21 @@ def test_rows_built_one_by_one_equal_the_bulk_build(rows, tmp_path_factory) -> N
         [e.ts_event for e in events], [e.price for e in events], [e.size for e in events],
         [e.seq for e in events])
     assert type(lazy.ts[0]) is int and type(lazy.price[0]) is float
+
+
+@pytest.mark.parametrize(("ids", "dictionary"), [(300, True), (300, False), (3, False)])
+def test_rows_built_one_by_one_take_each_rows_trade_id(ids: int, dictionary: bool,
+                                                       tmp_path: Path) -> None:
+    """Trade ids decoded once from a small dictionary, or read row by row from a
+    large one or a plain column: each row's own."""
+    events = [Trade(ts_event=i, ts_recv=i, seq=i + 1, venue="v", symbol="S", price=1.0,
+                    size=1.0, trade_id=f"id{i % ids}") for i in range(600)]
+    path = tmp_path / "t.parquet"
+    pq.write_table(schema_for(Trade).to_table(events), path)
+    read = ["venue", "symbol", "trade_id"] if dictionary else ["venue", "symbol"]
+    lazy = TradeBatch.maybe(next(pq.ParquetFile(path, read_dictionary=read).iter_batches()))
+    assert lazy is not None
+    assert [lazy[i] for i in range(len(events))] == events
 
 
 def test_a_batch_of_two_symbols_is_not_a_trade_batch(tmp_path: Path) -> None:

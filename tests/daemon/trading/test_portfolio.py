@@ -362,6 +362,32 @@ def test_snapshot_restore_then_fold_equals_folding(events: list[Event], cut: int
         assert resumed.position("sim", "BTCUSDT", sid) == whole.position("sim", "BTCUSDT", sid)
 
 
+@settings(max_examples=100, deadline=None)
+@given(_events_st(), st.integers(0, 40))
+def test_has_any_position_follows_every_event_and_restore(events: list[Event],
+                                                          cut: int) -> None:
+    """has_any_position is kept per state_version: asked after every event (fills
+    that open, close and flip, marks, balances) and after a restore, it is what
+    the positions say."""
+    events = _sequenced(events, 10**9)
+    clock = Clock(events[-1].ts_event if events else T0)
+    portfolio = Portfolio(lambda e: None, clock, INSTRUMENTS, account_currency="USDT")
+    assert not portfolio.has_any_position()
+    snapshot = portfolio.snapshot()
+    for i, e in enumerate(events):
+        portfolio.apply(e)
+        assert portfolio.has_any_position() == any(
+            p.qty for by_sid in portfolio._positions.values() for p in by_sid.values())
+        if i == cut:
+            snapshot = portfolio.snapshot()
+    portfolio.restore(snapshot)
+    assert portfolio.has_any_position() == any(
+        p.qty for by_sid in portfolio._positions.values() for p in by_sid.values())
+    portfolio.restore(Portfolio(lambda e: None, clock, INSTRUMENTS,
+                                account_currency="USDT").snapshot())
+    assert not portfolio.has_any_position()
+
+
 def test_restore_rejects_another_components_snapshot() -> None:
     portfolio, _ = new_portfolio()
     with pytest.raises(ValueError, match="not a portfolio snapshot"):

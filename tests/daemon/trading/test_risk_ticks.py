@@ -65,6 +65,40 @@ def test_the_transitions_are_reached_mid_run(spy_day: Path, tmp_path: Path, limi
     assert mid, "a transition at a tick between bars"
 
 
+@pytest.fixture(scope="module")
+def spy_two_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return import_spy(tmp_path_factory.mktemp("spy2") / "data", "20131007", "20131008")
+
+
+def test_the_anchored_day_loss_is_the_exact_one(spy_two_days: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loss the bound starts from (`day_loss`: from an exact anchor, moved
+    linearly with the marks) is the Decimal daily loss of that moment, within
+    rounding a million times below the bound's margin, at every quiet run of two
+    days that trade, hold a position overnight and cross their limits."""
+    from daemon.trading import risk_ticks
+
+    anchored = risk_ticks.day_loss
+    seen: list[tuple[float, float]] = []
+    reused = 0
+
+    def both(portfolio: object, day: int) -> float:
+        nonlocal reused
+        before = risk_ticks._anchors.get(portfolio)
+        loss = anchored(portfolio, day)
+        reused += before is not None and risk_ticks._anchors.get(portfolio) is before
+        seen.append((loss, float(-portfolio.daily_pnl())))  # type: ignore[attr-defined]
+        return loss
+
+    monkeypatch.setattr(risk_ticks, "day_loss", both)
+    for limit, multiple, fast, qty in ((1_000_000.0, 1.5, 10, 100), (60.0, 2.0, 10, 1000)):
+        _replay_events(_config(tmp_path, limit, multiple, fast, qty), spy_two_days,
+                       tmp_path / f"run-{limit}", coalesce=True)
+    assert len(seen) > 100 and reused > len(seen) // 2  # most moved from an anchor
+    for loss, exact in seen:
+        assert abs(loss - exact) <= 1e-12 * max(abs(exact), 1.0) + 1e-9
+
+
 def _rows(run: Path, type_name: str, column: str) -> list[tuple[int, object]]:
     out = []
     for part in list_parts(run / "events", types=[type_name]):
