@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -102,12 +101,8 @@ _REUSE_SAMPLES = True
 def run_replay(config: Config, spec: ReplaySpec) -> dict:
     """Replay the stored market data through the trading node; write the
     report files and return the report dict."""
-    report, extra, events_in, wall_s, settle = _replay(config, spec, background_roll=True)
-    try:
-        result = report.write(spec.out_dir, events_in=events_in, wall_s=wall_s, extra=extra,
-                              before_json=settle)
-    finally:
-        settle()  # the run's events are in Parquet (or its error raised) before we return
+    report, extra, events_in, wall_s = replay_report(config, spec)
+    result = report.write(spec.out_dir, events_in=events_in, wall_s=wall_s, extra=extra)
     log.info("replay.done", out=str(spec.out_dir), events_in=events_in, wall_s=round(wall_s, 3))
     return result
 
@@ -118,15 +113,6 @@ def replay_report(config: Config, spec: ReplaySpec
     builder, the report's extra sections, the events fed and the loop's wall time.
     `run_replay` writes the report files from them; a sweep job that keeps no run
     directory takes its figures from the builder and writes none."""
-    return _replay(config, spec, background_roll=False)[:4]
-
-
-def _replay(config: Config, spec: ReplaySpec, *, background_roll: bool
-            ) -> tuple[ReportBuilder, dict | None, int, float, Callable[[], None]]:
-    """`replay_report`, and a call that waits for the run's events to be in
-    Parquet: with `background_roll` they are rolled on a thread while the caller
-    writes the report files (Parquet's encoder releases the GIL), and the call
-    raises the roll's error, if any."""
     if not (spec.data_dir / "events").is_dir():
         raise UserError(f"--data {spec.data_shown}: no events/ (import or record data first)")
     symbols = sorted({s for st in config.strategies for s in st.symbols}
@@ -221,54 +207,14 @@ def _replay(config: Config, spec: ReplaySpec, *, background_roll: bool
         report.set_final(**node.portfolio.final_report(initial_equity),
                          quotes={s: i.quote for (_, s), i in sorted(node.instruments.items())})
         segment = journal.close()
-    except BaseException:
+        if segment is not None:
+            store.roll_segment(segment)
+    finally:
         store.close()
-        raise
-    settle = _settle_roll(store, segment, background_roll)
     extra = None
-    try:
-        if spec.monte_carlo is not None:
-            extra = {"monte_carlo": _monte_carlo(report, node, initial_equity, spec)}
-    except BaseException:
-        settle()
-        raise
-    return report, extra, events_in, wall_s, settle
-
-
-def _settle_roll(store: EventStore, segment: Path | None, background: bool
-                 ) -> Callable[[], None]:
-    """Roll the run's journal `segment` into Parquet and close `store`, now or on
-    a thread; the returned call waits for it (any number of times) and raises its
-    error once."""
-    def roll() -> None:
-        try:
-            if segment is not None:
-                store.roll_segment(segment)
-        finally:
-            store.close()
-
-    if not background:
-        roll()
-        return lambda: None
-    import threading
-
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            roll()
-        except BaseException as exc:  # handed to the caller's thread by settle()
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="tapeloop-run-roll")
-    thread.start()
-
-    def settle() -> None:
-        thread.join()
-        if failed:
-            raise failed.pop()
-
-    return settle
+    if spec.monte_carlo is not None:
+        extra = {"monte_carlo": _monte_carlo(report, node, initial_equity, spec)}
+    return report, extra, events_in, wall_s
 
 
 def _monte_carlo(report: ReportBuilder, node: TradingNode, initial_equity: Decimal,

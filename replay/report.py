@@ -257,12 +257,9 @@ class ReportBuilder:
         events_in: int,
         wall_s: float,
         extra: Mapping[str, Any] | None = None,
-        before_json: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """Write report.json, fills.csv, trades.csv, equity.csv and report.html
-        into `run_dir` (created if missing); returns the report dict.
-        `before_json` runs just before report.json (the replay waits there for
-        the run's events to be in Parquet: report.json means the run is whole)."""
+        into `run_dir` (created if missing); returns the report dict."""
         with localcontext(exact_context()):
             ledger = self._ledger()
             bench = self._benchmark()
@@ -289,8 +286,6 @@ class ReportBuilder:
             trades=ledger.closed,
         )
         (run_dir / REPORT_HTML).write_text(html, encoding="utf-8")
-        if before_json is not None:
-            before_json()
         # Last, so a report.json on disk means the whole report was written.
         (run_dir / REPORT_JSON).write_text(text, encoding="utf-8")
         return report
