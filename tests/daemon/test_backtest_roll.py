@@ -1,8 +1,8 @@
-"""A replay rolls its run's events into Parquet on a thread while it writes the
-report files (issue 15: the time outside the loop counts). What the user sees
-must not change: when `tapeloop replay` returns, the run's events are in
-Parquet and the directory is free; a roll that fails is one line, a non-zero
-exit and no report.json (whose presence means the run is whole)."""
+"""A replay ends by rolling its run's events into Parquet: when `tapeloop replay`
+returns, the run's events are in Parquet and the directory is free; a roll that
+fails is one line, exit 6 and no report.json (whose presence means the run is
+whole). (Rolling on a thread beside the report's writing was tried for speed in
+issue 15: the two contend for the GIL, and it gained nothing.)"""
 
 from __future__ import annotations
 
