@@ -292,7 +292,7 @@ def _prime_next(pending: list[tuple[int, int, Source]], primed: dict[int, _Activ
             return
         bound, _, src = pending[0]
     active = _Active(src, pool)
-    active.depth = 1  # its share is set when it opens
+    active.depth = READ_AHEAD  # the reading of every open run has ended: its share is set when it opens
     active.prime()
     primed[id(src)] = active
 
