@@ -292,7 +292,8 @@ def _prime_next(pending: list[tuple[int, int, Source]], primed: dict[int, _Activ
             return
         bound, _, src = pending[0]
     active = _Active(src, pool)
-    active.depth = READ_AHEAD  # the reading of every open run has ended: its share is set when it opens
+    # every open run's reading has ended: the thread is free (its share is set when it opens)
+    active.depth = READ_AHEAD
     active.prime()
     primed[id(src)] = active
 
