@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
@@ -269,7 +269,9 @@ class ReportBuilder:
         run_dir.mkdir(parents=True, exist_ok=True)
         self._write_fills(run_dir / FILLS_CSV)
         _write_trades(run_dir / TRADES_CSV, ledger.closed)
-        dd = self._write_equity(run_dir / EQUITY_CSV)
+        eq = np.asarray([float(e) for e in self._equity], dtype=np.float64)
+        dd = drawdowns(eq)
+        self._write_equity(run_dir / EQUITY_CSV, dd)
         margin = None
         if not self._perp.empty:
             self._perp.write_csv(run_dir / MARGIN_CSV, dec, iso_ns)
@@ -277,7 +279,7 @@ class ReportBuilder:
         html = render_html(
             report,
             ts_ns=np.asarray(self._equity_ts, dtype=np.int64),
-            equity=np.asarray([float(e) for e in self._equity], dtype=np.float64),
+            equity=eq,
             drawdown=dd,
             margin=margin,
             benchmark=None if bench is None
@@ -379,34 +381,39 @@ class ReportBuilder:
                     dec(f.price), dec(f.fee), f.fee_currency, f.liquidity,
                 ))  # fmt: skip
 
-    def _write_equity(self, path: Path) -> np.ndarray:
-        eq = np.asarray([float(e) for e in self._equity], dtype=np.float64)
-        dd = drawdowns(eq)
+    def _write_equity(self, path: Path, dd: np.ndarray) -> None:
+        """equity.csv; `dd` is the drawdown at each sample. Built column by column
+        (every cell is a number or an ISO time: the csv module would quote none)."""
         strategies = sorted({s for b in self._by_strategy if b for s in b})
         # Repeated samples share their Decimal objects: each is formatted once
-        # (keyed by identity: the lists keep every one alive while this runs).
+        # (keyed by identity: the lists keep every one alive while this runs, and
+        # equal values of another exponent, 1.0 and 1.00, must keep their own text).
         texts: dict[int, str] = {}
 
-        def text(value: Decimal) -> str:
-            got = texts.get(id(value))
-            if got is None:
-                got = texts[id(value)] = dec(value)
-            return got
+        def column(values: Iterable[Decimal | None]) -> list[str]:
+            out = []
+            for value in values:
+                if value is None:
+                    out.append("")
+                    continue
+                got = texts.get(id(value))
+                if got is None:
+                    got = texts[id(value)] = dec(value)
+                out.append(got)
+            return out
 
-        blank = ("",) * len(strategies)
-        lines = []
-        for stamp, ts, e, d, by in zip(iso_ns_many(self._equity_ts), self._equity_ts,
-                                       self._equity, dd.tolist(), self._by_strategy,
-                                       strict=True):
-            cells = blank if not by else tuple(text(by[s]) if s in by else "" for s in strategies)
-            # every cell is a number or an ISO time: the csv module would quote none
-            lines.append(",".join((stamp, str(ts), text(e), float_text(d), *cells)))
+        ts = self._equity_ts
+        drawdown = list(map(repr, dd.tolist()))  # float_text, row by row
+        for i in np.flatnonzero(np.isnan(dd)).tolist():
+            drawdown[i] = ""
+        cols = [iso_ns_many(ts), list(map(str, ts)), column(self._equity), drawdown]
+        by_strategy = self._by_strategy
+        cols += [column([by.get(s) if by else None for by in by_strategy]) for s in strategies]
         with _open_csv(path) as w:
             w.writerow(("ts", "ts_ns", "equity", "drawdown", *strategies))
         with path.open("a", encoding="utf-8", newline="") as f:
-            if lines:
-                f.write("\n".join(lines) + "\n")
-        return dd
+            if ts:
+                f.write("\n".join(map(",".join, zip(*cols, strict=True))) + "\n")
 
 
 @contextmanager

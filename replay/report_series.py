@@ -129,13 +129,20 @@ def benchmark(
         share = initial / len(symbols)
         held = {s: share / first[s] for s in symbols}  # units bought at the first mark
         last: dict[str, Decimal] = {}
+        value = Decimal(0)
+        changed = True  # the first sample is always valued
         for m in marks:
-            for s in symbols:
-                if m is not None and m.get(s) is not None:
-                    last[s] = m[s]
-            value = sum((held[s] * last[s] if s in last else share for s in symbols),
-                        Decimal(0))
-            values.append(value.quantize(BENCHMARK_QUANTUM))
+            if m is not None:
+                for s in symbols:
+                    mark = m.get(s)
+                    if mark is not None and last.get(s) != mark:
+                        last[s] = mark
+                        changed = True
+            if changed:  # (a night's samples repeat their marks: most rows reuse the value)
+                value = sum((held[s] * last[s] if s in last else share for s in symbols),
+                            Decimal(0)).quantize(BENCHMARK_QUANTUM)
+                changed = False
+            values.append(value)
     return Benchmark(symbols, {s: first[s] for s in symbols}, values)
 
 

@@ -55,7 +55,7 @@ def test_equity_csv_equals_the_csv_modules(tmp_path_factory, data, n: int,
             s: data.draw(MONEY) for s in names if data.draw(st.booleans())}
         b.add_equity(ts, equity, by)
     path: Path = tmp_path_factory.mktemp("eq") / "equity.csv"
-    b._write_equity(path)
+    b._write_equity(path, drawdowns(np.asarray([float(e) for e in b._equity])))
     assert path.read_text(encoding="utf-8") == _reference(b)
 
 
