@@ -114,14 +114,15 @@ def write_zeros(fd: int, lo: int, hi: int) -> None:
         pos += n
 
 
-def create_segment(path: Path, size: int, zero: int = 0) -> tuple[int, int]:
+def create_segment(path: Path, size: int, zero: int = 0, *, durable: bool = True
+                   ) -> tuple[int, int]:
     """Create the segment `path` (its magic, then `size` bytes reserved when `size`
     is more than the magic and the filesystem allows it, its bytes up to `zero`
     written as zeros), fsynced with its directory; returns (fd open for writing at
     the end of the magic, bytes preallocated (0: it grows)). It is made under a
     temporary name (`tmp_name`) and renamed when whole, so a segment on disk always
     has its magic and its reservation; a segment that could not be made is removed
-    and the OSError raised."""
+    and the OSError raised. Not `durable` (a replay's throwaway journal): no fsync."""
     tmp = tmp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
@@ -132,9 +133,11 @@ def create_segment(path: Path, size: int, zero: int = 0) -> tuple[int, int]:
             # converted by the fsync below, once, not by the first appends' fdatasyncs
             with contextlib.suppress(OSError):
                 write_zeros(fd, len(MAGIC), min(zero, preallocated))
-        os.fsync(fd)  # the size and the extents, once: appends then sync data only
+        if durable:
+            os.fsync(fd)  # the size and the extents, once: appends then sync data only
         os.rename(tmp, path)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     except OSError:
         os.close(fd)
         for leftover in (tmp, path):

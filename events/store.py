@@ -300,7 +300,8 @@ class EventStore:
 
     def open_journal(self, policy: JournalPolicy | None = None) -> Journal:
         """A journal writer continuing the store's sequence."""
-        journal = Journal(self.journal_dir, next_seq=self.last_seq + 1, policy=policy)
+        journal = Journal(self.journal_dir, next_seq=self.last_seq + 1, policy=policy,
+                          durable=self.durable)
         return journal
 
     # -- writing Parquet ---------------------------------------------------------------

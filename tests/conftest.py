@@ -23,8 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 # test, no example database), so `make test` on CI replays on a laptop and never passes
 # or fails by the draw. Exploring from fresh seeds is `make soak`'s job (tests/dst,
 # tests/fuzz with TAPELOOP_FUZZ_SEED=random); TAPELOOP_HYPOTHESIS=explore opts in here.
-settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
-settings.register_profile("explore", print_blob=True)
+# No per-example deadline: speed lives in `make bench`, and a busy 2-core machine
+# (xdist's two workers beside a disk's fdatasyncs) made examples that sync the
+# journal overrun hypothesis's 200 ms and fail a correct test.
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True,
+                          deadline=None)
+settings.register_profile("explore", print_blob=True, deadline=None)
 settings.load_profile(os.environ.get("TAPELOOP_HYPOTHESIS", "repeatable"))
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 
