@@ -251,7 +251,7 @@ class EventStore:
         from events.journal import recover
 
         self.journal_dir.mkdir(parents=True, exist_ok=True)
-        self.journal_scans = recover(self.journal_dir)
+        self.journal_scans = recover(self.journal_dir, durable=self.durable)
         if roll:
             for scan in self.journal_scans:
                 self.roll_segment(scan.path)

@@ -103,16 +103,17 @@ def test_interrupted_import_is_undone_on_open(tmp_path: Path) -> None:
 
 def test_a_store_opened_not_durable_writes_whole_files_without_fsync(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A replay's run directory (derived data) skips the fsyncs, its journal's
-    (the segment made, closed, rolled and deleted) as well as its roll's; what
+    """A replay's run directory (derived data) skips the fsyncs, its opening's and
+    its journal's (the segment made, closed, rolled and deleted) as well as its
+    roll's; what
     it writes reads back the same as a durable store's."""
     import os
 
     def roll(root: Path, durable: bool) -> list[int]:
-        with EventStore.open_writer(root, durable=durable) as store:
-            synced: list[int] = []
-            real = os.fsync
-            monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+        synced: list[int] = []
+        real = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+        with EventStore.open_writer(root, durable=durable) as store:  # (recovery: none)
             journal = store.open_journal(JournalPolicy(fsync="never"))
             bus = Bus(next_seq=journal.next_seq)
             bus.subscribe_all(journal.append)
