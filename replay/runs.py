@@ -302,8 +302,12 @@ def open_part(
         kept_bytes = 0
         rows = 0
         try:
+            # No pre-buffering: it reads every row group of the part up front and
+            # keeps it (a day's whole file, ~5 MB for SPY) while the part is open,
+            # once per open part (a portfolio's day is one part per instrument); a
+            # local file gains nothing from it.
             reader = pq.ParquetFile(path, metadata=meta, read_dictionary=strings,
-                                    page_checksum_verification=True)
+                                    page_checksum_verification=True, pre_buffer=False)
             for batch in reader.iter_batches(batch_size=batch_rows, columns=columns,
                                               use_threads=False):
                 # Page headers carry no checksum either: a damaged one can give a
