@@ -32,6 +32,7 @@ only the per-event Python calls are saved.
 from __future__ import annotations
 
 import asyncio
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -42,7 +43,7 @@ from events.market import Trade
 from replay.clock import ReplayClock
 from replay.pacing import Pacer
 
-__all__ = ["replay_into", "replay_into_paced"]
+__all__ = ["READER_SWITCH_INTERVAL_S", "replay_into", "replay_into_paced"]
 
 
 def _feed(
@@ -200,15 +201,29 @@ def _first(span: tuple) -> int:
     return span[0]  # type: ignore[no-any-return]
 
 
+# The GIL's switch interval while the loop runs. The read-ahead thread
+# (replay.merge) gives up the GIL inside each Arrow and numpy call and must win it
+# back from this loop, which never blocks: at Python's 5 ms default it waited up
+# to 5 ms each time, a dozen times a batch, and the loop then waited for the
+# batch (40-70 ms at each new day of the SPY week).
+READER_SWITCH_INTERVAL_S = 0.0005
+
+
 def replay_into(bus: Bus, clock: ReplayClock, batches: Iterable[Sequence[Event]],
                 coalesce: bool = True) -> int:
     """Dispatch every event of `batches` (in order, already sequenced) at full
     speed. Returns the number of events dispatched. `coalesce=False` turns
-    quiet runs off (every event dispatched singly: for equivalence tests)."""
+    quiet runs off (every event dispatched singly: for equivalence tests).
+    Holds the GIL's switch interval at `READER_SWITCH_INTERVAL_S` meanwhile."""
     count = 0
-    for batch in batches:
-        _dispatch(bus, clock, batch, 0, len(batch), coalesce)
-        count += len(batch)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, READER_SWITCH_INTERVAL_S))
+    try:
+        for batch in batches:
+            _dispatch(bus, clock, batch, 0, len(batch), coalesce)
+            count += len(batch)
+    finally:
+        sys.setswitchinterval(interval)
     return count
 
 
