@@ -94,7 +94,8 @@ def _open_out(out_dir: Path) -> EventStore:
 
 
 # An equity sample whose portfolio has seen no mark and no state change since the
-# last one repeats its figures (tests turn it off to compare).
+# last one repeats its figures, and so does one whose portfolio reads no mark
+# and has seen no state change (tests turn it off to compare).
 _REUSE_SAMPLES = True
 
 
@@ -149,6 +150,25 @@ def replay_report(config: Config, spec: ReplaySpec
 
         portfolio = node.portfolio
         last: list = [None, None]  # the valuation's versions, and what it gave
+        account = portfolio.account_currency
+        config_venues = sorted(venues)
+        unmarked: list = [None, False]  # state_version, and whether no mark counted then
+
+        def marks_unread() -> bool:
+            """Whether the valuation reads no mark in the portfolio's present state
+            (a flat account holding only its own currency): then a sample whose
+            state has not changed since the last one has its figures, whatever
+            the marks did. Asked once per state_version."""
+            if unmarked[0] != portfolio.state_version:
+                unmarked[:] = portfolio.state_version, (
+                    margin_usage is None
+                    and not portfolio.has_any_position()
+                    # every position (flat) quoted in the account currency, no
+                    # fee in a third one: its realized part needs no rate
+                    and (not marked or portfolio.mark_exposure(*marked[0]) is not None)
+                    and all(c == account or not amount for v in config_venues
+                            for c, amount in portfolio.balances(v).items()))
+            return unmarked[1]  # type: ignore[no-any-return]
 
         def add_sample(equity: Decimal | None = None) -> None:
             now = clock.now_ns()
@@ -161,10 +181,16 @@ def replay_report(config: Config, spec: ReplaySpec
                 for venue, symbol in marked:
                     if marks.get(symbol) is None:
                         marks[symbol] = portfolio.last_price(venue, symbol)
-                if equity is None:
-                    equity = portfolio.equity()
-                by_strategy = portfolio.equity_by_strategy()
-                usage = margin_usage() if margin_usage is not None else None
+                if equity is None and _REUSE_SAMPLES and last[0] is not None \
+                        and versions[1] == last[0][1] and marks_unread():
+                    # only marks moved, and none is read (a flat account): the
+                    # same figures at the new marks
+                    equity, by_strategy, _, usage = last[1]
+                else:
+                    if equity is None:
+                        equity = portfolio.equity()
+                    by_strategy = portfolio.equity_by_strategy()
+                    usage = margin_usage() if margin_usage is not None else None
                 last[:] = versions, (equity, by_strategy, marks, usage)
             report.add_equity(now, equity, by_strategy, marks)
             if margin_usage is not None:
