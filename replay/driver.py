@@ -77,6 +77,10 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     misses = 0
     plain = _PLAIN
     cursor = [0] * len(tape.lanes) if tape is not None else []
+    # the row an owner said it must see singly, where the last run stopped: that
+    # trade is dispatched without asking again (dispatching a trade singly is
+    # always right; asking again would only say so, at a call to every owner)
+    refused = [-1]
     i = start
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
@@ -84,7 +88,8 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
             clock.advance_to(ts)
         if quiet is not None:
             assert tape is not None
-            end = _quiet_run(tape, i, stop, quiet, clock, cursor)
+            end = i if refused[0] == i else _quiet_run(tape, i, stop, quiet, clock, cursor,
+                                                         refused)
             if end > i:
                 _absorb(tape, end, quiet, cursor)
                 clock._now = tape.ts[end - 1]
@@ -132,14 +137,16 @@ def _quiet_owners(bus: Bus) -> tuple | None:
 
 
 def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
-               clock: ReplayClock, cursor: list[int]) -> int:
+               clock: ReplayClock, cursor: list[int], refused: list[int]) -> int:
     """End (exclusive) of the quiet run from `start`: trades before any timer
     due that no owner must see singly. Each instrument's lane is asked of every
     owner; the run ends at the first row any of them must see. The earliest
     timer, if it can be passed over (`ReplayClock.set_timer(skip=...)`, the
     risk engine's re-valuation), is asked how far the run may go past its
     deadlines instead. Leaves `cursor[k]` at lane k's first row at or after
-    `start`."""
+    `start`, and `refused[0]` at the end when an owner's answer set it (the
+    row it must see), else -1."""
+    refused[0] = -1
     end = stop
     ts = tape.ts
     due = clock.next_due
@@ -162,12 +169,14 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
                 break
         if lane_end < hi:
             # a prefix of a quiet run is quiet: the lanes asked before stay right
-            end = rows[lane_end]
+            end = refused[0] = rows[lane_end]
             if end <= start:
                 return start
     if skippable is not None and ts[end - 1] >= due:
         assert skippable.skip is not None
         end = skippable.skip(tape, start, end)
+        if end != refused[0]:
+            refused[0] = -1
     return end
 
 
