@@ -30,7 +30,7 @@ from events.perp import FundingPayment, Liquidation
 from events.registry import MARKET_TYPES
 from events.store import EventStore, StoreLocked, list_parts
 from replay.clock import ReplayClock
-from replay.driver import replay_into, replay_into_paced
+from replay.driver import READER_SWITCH_INTERVAL_S, replay_into, replay_into_paced
 from replay.pacing import Pacer
 from replay.reader import read_events
 from replay.report import ReportBuilder, summary_lines
@@ -121,6 +121,10 @@ def replay_report(config: Config, spec: ReplaySpec
     venues = {v.name for v in config.venues}
     total, foreign = _scan_footers(spec, venues)
     store = _open_out(spec.out_dir)
+    # From the first read on, not only in the loop: the read-ahead thread starts
+    # reading while the node is built (see READER_SWITCH_INTERVAL_S).
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, READER_SWITCH_INTERVAL_S))
     try:
         journal = store.open_journal(JournalPolicy(fsync="never", roll_interval_s=1e12,
                                                    segment_max_bytes=1 << 40))
@@ -236,6 +240,7 @@ def replay_report(config: Config, spec: ReplaySpec
         if segment is not None:
             store.roll_segment(segment)
     finally:
+        sys.setswitchinterval(switch_interval)
         store.close()
     extra = None
     if spec.monte_carlo is not None:
