@@ -202,12 +202,12 @@ def replay_report(config: Config, spec: ReplaySpec
 
         def sample(_timer: object) -> None:
             add_sample()
-            clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
+            clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample, passive=True)
 
         node.start()
         initial_equity = node.portfolio.equity()
         add_sample(initial_equity)
-        clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
+        clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample, passive=True)
 
         def stream():
             if not foreign:

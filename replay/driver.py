@@ -17,6 +17,10 @@ bulk (`absorb_trades(cols, start, end)`), such a run is absorbed by each of
 them instead of dispatched event by event, and the next trade someone must see
 is dispatched normally.
 
+Passive timers (`ReplayClock.set_timer(passive=True)`: the equity samples) only
+observe, so they end no quiet run: the run is absorbed up to each deadline, the
+timer fired there, and the rest absorbed (`_absorb_around`).
+
 Per instrument. A batch of several instruments' trades (a portfolio's, in one
 time order) is a `events.columns.TradeTape`: one lane per (venue, symbol). A
 trade of one instrument is quiet for owners that do not follow it, so each
@@ -91,7 +95,10 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
             end = i if refused[0] == i else _quiet_run(tape, i, stop, quiet, clock, cursor,
                                                          refused)
             if end > i:
-                _absorb(tape, end, quiet, cursor)
+                if clock.next_due <= tape.ts[end - 1]:
+                    _absorb_around(tape, i, end, quiet, cursor, clock)
+                else:
+                    _absorb(tape, end, quiet, cursor)
                 clock._now = tape.ts[end - 1]
                 i = end
                 misses = 0
@@ -152,8 +159,9 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
     due = clock.next_due
     skippable = None
     if ts[end - 1] >= due:
+        # passive timers (equity samples) do not end the run: see _absorb_around
         skippable, hard = clock.skippable()
-        end = bisect_left(ts, hard if skippable is not None else due, start, end)
+        end = bisect_left(ts, hard, start, end)
         if end <= start:
             return start
     lanes = tape.lanes
@@ -172,7 +180,7 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
             end = refused[0] = rows[lane_end]
             if end <= start:
                 return start
-    if skippable is not None and ts[end - 1] >= due:
+    if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
         assert skippable.skip is not None
         end = skippable.skip(tape, start, end)
         if end != refused[0]:
@@ -204,6 +212,26 @@ def _absorb(tape: TradeColumns | TradeTape, end: int, owners: tuple, cursor: lis
     for owner in owners:
         for _, lane, lo, hi in spans:
             owner.absorb_trades(lane, lo, hi)
+
+
+def _absorb_around(tape: TradeColumns | TradeTape, start: int, end: int, owners: tuple,
+                   cursor: list[int], clock: ReplayClock) -> None:
+    """`_absorb` of a quiet run that passive timers fall inside (every other
+    timer is past its last trade: `_quiet_run` ends the run before them, and a
+    skippable one has been passed over it): the trades before each deadline,
+    the timer fired there as the one-by-one dispatch fires it (before the first
+    trade at or after it, the clock at its deadline), then the rest."""
+    ts = tape.ts
+    last = ts[end - 1]
+    while clock.next_due <= last:
+        due = clock.next_due
+        k = bisect_left(ts, due, start, end)
+        if k > start:
+            _absorb(tape, k, owners, cursor)
+            clock._now = ts[k - 1]
+        clock.advance_to(due)
+        start = k
+    _absorb(tape, end, owners, cursor)
 
 
 def _first(span: tuple) -> int:
