@@ -200,13 +200,12 @@ class ReplayClock:
         heap = self._heap
         if not heap:
             return None, NEVER
-        if not heap[0][2].passive:  # the common case: no scan for the first
-            first = heap[0][2]
-        else:
-            first = min((e for e in heap if e[2].active and not e[2].passive),
-                        default=(NEVER, 0, None))[2]
-            if first is None:
+        first = heap[0][2]  # active: _settle keeps it so
+        if first.passive:  # not the common case: scan for the first that is not
+            found = min((e for e in heap if e[2].active and not e[2].passive), default=None)
+            if found is None:
                 return None, NEVER
+            first = found[2]
         if first.skip is None:
             return None, first.deadline_ns
         rest = min((d for d, _, h in heap if h.active and h is not first and not h.passive),
