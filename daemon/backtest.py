@@ -30,7 +30,7 @@ from events.perp import FundingPayment, Liquidation
 from events.registry import MARKET_TYPES
 from events.store import EventStore, StoreLocked, list_parts
 from replay.clock import ReplayClock
-from replay.driver import replay_into, replay_into_paced
+from replay.driver import READER_SWITCH_INTERVAL_S, replay_into, replay_into_paced
 from replay.pacing import Pacer
 from replay.reader import read_events
 from replay.report import ReportBuilder, summary_lines
@@ -94,7 +94,8 @@ def _open_out(out_dir: Path) -> EventStore:
 
 
 # An equity sample whose portfolio has seen no mark and no state change since the
-# last one repeats its figures (tests turn it off to compare).
+# last one repeats its figures, and so does one whose portfolio reads no mark
+# and has seen no state change (tests turn it off to compare).
 _REUSE_SAMPLES = True
 
 
@@ -120,6 +121,10 @@ def replay_report(config: Config, spec: ReplaySpec
     venues = {v.name for v in config.venues}
     total, foreign = _scan_footers(spec, venues)
     store = _open_out(spec.out_dir)
+    # From the first read on, not only in the loop: the read-ahead thread starts
+    # reading while the node is built (see READER_SWITCH_INTERVAL_S).
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, READER_SWITCH_INTERVAL_S))
     try:
         journal = store.open_journal(JournalPolicy(fsync="never", roll_interval_s=1e12,
                                                    segment_max_bytes=1 << 40))
@@ -149,6 +154,25 @@ def replay_report(config: Config, spec: ReplaySpec
 
         portfolio = node.portfolio
         last: list = [None, None]  # the valuation's versions, and what it gave
+        account = portfolio.account_currency
+        config_venues = sorted(venues)
+        unmarked: list = [None, False]  # state_version, and whether no mark counted then
+
+        def marks_unread() -> bool:
+            """Whether the valuation reads no mark in the portfolio's present state
+            (a flat account holding only its own currency): then a sample whose
+            state has not changed since the last one has its figures, whatever
+            the marks did. Asked once per state_version."""
+            if unmarked[0] != portfolio.state_version:
+                unmarked[:] = portfolio.state_version, (
+                    margin_usage is None
+                    and not portfolio.has_any_position()
+                    # every position (flat) quoted in the account currency, no
+                    # fee in a third one: its realized part needs no rate
+                    and (not marked or portfolio.mark_exposure(*marked[0]) is not None)
+                    and all(c == account or not amount for v in config_venues
+                            for c, amount in portfolio.balances(v).items()))
+            return unmarked[1]  # type: ignore[no-any-return]
 
         def add_sample(equity: Decimal | None = None) -> None:
             now = clock.now_ns()
@@ -161,10 +185,16 @@ def replay_report(config: Config, spec: ReplaySpec
                 for venue, symbol in marked:
                     if marks.get(symbol) is None:
                         marks[symbol] = portfolio.last_price(venue, symbol)
-                if equity is None:
-                    equity = portfolio.equity()
-                by_strategy = portfolio.equity_by_strategy()
-                usage = margin_usage() if margin_usage is not None else None
+                if equity is None and _REUSE_SAMPLES and last[0] is not None \
+                        and versions[1] == last[0][1] and marks_unread():
+                    # only marks moved, and none is read (a flat account): the
+                    # same figures at the new marks
+                    equity, by_strategy, _, usage = last[1]
+                else:
+                    if equity is None:
+                        equity = portfolio.equity()
+                    by_strategy = portfolio.equity_by_strategy()
+                    usage = margin_usage() if margin_usage is not None else None
                 last[:] = versions, (equity, by_strategy, marks, usage)
             report.add_equity(now, equity, by_strategy, marks)
             if margin_usage is not None:
@@ -172,12 +202,12 @@ def replay_report(config: Config, spec: ReplaySpec
 
         def sample(_timer: object) -> None:
             add_sample()
-            clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
+            clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample, passive=True)
 
         node.start()
         initial_equity = node.portfolio.equity()
         add_sample(initial_equity)
-        clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample)
+        clock.set_timer("equity", clock.now_ns() + EQUITY_PERIOD_NS, sample, passive=True)
 
         def stream():
             if not foreign:
@@ -210,6 +240,7 @@ def replay_report(config: Config, spec: ReplaySpec
         if segment is not None:
             store.roll_segment(segment)
     finally:
+        sys.setswitchinterval(switch_interval)
         store.close()
     extra = None
     if spec.monte_carlo is not None:

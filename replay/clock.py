@@ -43,13 +43,15 @@ class TimerHandle:
         "_order",
         "_loop_handle",
         "skip",
+        "passive",
     )
 
     def __init__(
         self, name: str, owner: str, deadline_ns: int, callback: TimerCallback, order: int,
-        skip: TimerSkip | None = None,
+        skip: TimerSkip | None = None, passive: bool = False,
     ) -> None:
         self.skip = skip
+        self.passive = passive
         self.name = name
         self.owner = owner
         self.deadline_ns = deadline_ns
@@ -168,12 +170,18 @@ class ReplayClock:
 
     def set_timer(
         self, name: str, deadline_ns: int, callback: TimerCallback, owner: str = "",
-        skip: TimerSkip | None = None,
+        skip: TimerSkip | None = None, passive: bool = False,
     ) -> TimerHandle:
         """A timer with `skip` may be passed over by a quiet run of trades (the
         driver asks `skip` instead of cutting the run at its deadline); the
-        outcome must be the same as firing it between the run's trades."""
-        handle = TimerHandle(name, owner, deadline_ns, callback, next(self._order), skip)
+        outcome must be the same as firing it between the run's trades. A
+        `passive` timer only observes (the replay's equity samples): its callback
+        changes nothing a trade's handler, an owner of quiet runs or another
+        timer reads, so a quiet run (and a skippable timer's pass over it) goes
+        on past its deadline, and the driver fires it between the run's trades
+        before and after it."""
+        handle = TimerHandle(name, owner, deadline_ns, callback, next(self._order), skip,
+                             passive)
         heappush(self._heap, (deadline_ns, handle._order, handle))
         if deadline_ns < self.next_due:
             self.next_due = deadline_ns
@@ -186,13 +194,22 @@ class ReplayClock:
             self._settle()
 
     def skippable(self) -> tuple[TimerHandle | None, int]:
-        """The earliest pending timer if it can be passed over (else None), and the
-        deadline of the earliest other pending timer (NEVER if none)."""
+        """The earliest pending timer that is not passive if it can be passed over
+        (else None), and the deadline of the earliest other pending timer that
+        is not passive (NEVER if none): a quiet run may go on up to it."""
         heap = self._heap
-        if not heap or heap[0][2].skip is None:
-            return None, self.next_due
-        first = heap[0][2]
-        rest = min((d for d, _, h in heap if h.active and h is not first), default=NEVER)
+        if not heap:
+            return None, NEVER
+        first = heap[0][2]  # active: _settle keeps it so
+        if first.passive:  # not the common case: scan for the first that is not
+            found = min((e for e in heap if e[2].active and not e[2].passive), default=None)
+            if found is None:
+                return None, NEVER
+            first = found[2]
+        if first.skip is None:
+            return None, first.deadline_ns
+        rest = min((d for d, _, h in heap if h.active and h is not first and not h.passive),
+                   default=NEVER)
         return first, rest
 
     def pending(self) -> int:

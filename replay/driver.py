@@ -17,6 +17,10 @@ bulk (`absorb_trades(cols, start, end)`), such a run is absorbed by each of
 them instead of dispatched event by event, and the next trade someone must see
 is dispatched normally.
 
+Passive timers (`ReplayClock.set_timer(passive=True)`: the equity samples) only
+observe, so they end no quiet run: the run is absorbed up to each deadline, the
+timer fired there, and the rest absorbed (`_absorb_around`).
+
 Per instrument. A batch of several instruments' trades (a portfolio's, in one
 time order) is a `events.columns.TradeTape`: one lane per (venue, symbol). A
 trade of one instrument is quiet for owners that do not follow it, so each
@@ -32,6 +36,7 @@ only the per-event Python calls are saved.
 from __future__ import annotations
 
 import asyncio
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -42,7 +47,7 @@ from events.market import Trade
 from replay.clock import ReplayClock
 from replay.pacing import Pacer
 
-__all__ = ["replay_into", "replay_into_paced"]
+__all__ = ["READER_SWITCH_INTERVAL_S", "replay_into", "replay_into_paced"]
 
 
 def _feed(
@@ -76,6 +81,10 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     misses = 0
     plain = _PLAIN
     cursor = [0] * len(tape.lanes) if tape is not None else []
+    # the row an owner said it must see singly, where the last run stopped: that
+    # trade is dispatched without asking again (dispatching a trade singly is
+    # always right; asking again would only say so, at a call to every owner)
+    refused = [-1]
     i = start
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
@@ -83,9 +92,13 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
             clock.advance_to(ts)
         if quiet is not None:
             assert tape is not None
-            end = _quiet_run(tape, i, stop, quiet, clock, cursor)
+            end = i if refused[0] == i else _quiet_run(tape, i, stop, quiet, clock, cursor,
+                                                         refused)
             if end > i:
-                _absorb(tape, end, quiet, cursor)
+                if clock.next_due <= tape.ts[end - 1]:
+                    _absorb_around(tape, i, end, quiet, cursor, clock)
+                else:
+                    _absorb(tape, end, quiet, cursor)
                 clock._now = tape.ts[end - 1]
                 i = end
                 misses = 0
@@ -131,21 +144,24 @@ def _quiet_owners(bus: Bus) -> tuple | None:
 
 
 def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
-               clock: ReplayClock, cursor: list[int]) -> int:
+               clock: ReplayClock, cursor: list[int], refused: list[int]) -> int:
     """End (exclusive) of the quiet run from `start`: trades before any timer
     due that no owner must see singly. Each instrument's lane is asked of every
     owner; the run ends at the first row any of them must see. The earliest
     timer, if it can be passed over (`ReplayClock.set_timer(skip=...)`, the
     risk engine's re-valuation), is asked how far the run may go past its
     deadlines instead. Leaves `cursor[k]` at lane k's first row at or after
-    `start`."""
+    `start`, and `refused[0]` at the end when an owner's answer set it (the
+    row it must see), else -1."""
+    refused[0] = -1
     end = stop
     ts = tape.ts
     due = clock.next_due
     skippable = None
     if ts[end - 1] >= due:
+        # passive timers (equity samples) do not end the run: see _absorb_around
         skippable, hard = clock.skippable()
-        end = bisect_left(ts, hard if skippable is not None else due, start, end)
+        end = bisect_left(ts, hard, start, end)
         if end <= start:
             return start
     lanes = tape.lanes
@@ -161,12 +177,14 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
                 break
         if lane_end < hi:
             # a prefix of a quiet run is quiet: the lanes asked before stay right
-            end = rows[lane_end]
+            end = refused[0] = rows[lane_end]
             if end <= start:
                 return start
-    if skippable is not None and ts[end - 1] >= due:
+    if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
         assert skippable.skip is not None
         end = skippable.skip(tape, start, end)
+        if end != refused[0]:
+            refused[0] = -1
     return end
 
 
@@ -196,19 +214,53 @@ def _absorb(tape: TradeColumns | TradeTape, end: int, owners: tuple, cursor: lis
             owner.absorb_trades(lane, lo, hi)
 
 
+def _absorb_around(tape: TradeColumns | TradeTape, start: int, end: int, owners: tuple,
+                   cursor: list[int], clock: ReplayClock) -> None:
+    """`_absorb` of a quiet run that passive timers fall inside (every other
+    timer is past its last trade: `_quiet_run` ends the run before them, and a
+    skippable one has been passed over it): the trades before each deadline,
+    the timer fired there as the one-by-one dispatch fires it (before the first
+    trade at or after it, the clock at its deadline), then the rest."""
+    ts = tape.ts
+    last = ts[end - 1]
+    while clock.next_due <= last:
+        due = clock.next_due
+        k = bisect_left(ts, due, start, end)
+        if k > start:
+            _absorb(tape, k, owners, cursor)
+            clock._now = ts[k - 1]
+        clock.advance_to(due)
+        start = k
+    _absorb(tape, end, owners, cursor)
+
+
 def _first(span: tuple) -> int:
     return span[0]  # type: ignore[no-any-return]
+
+
+# The GIL's switch interval while the loop runs. The read-ahead thread
+# (replay.merge) gives up the GIL inside each Arrow and numpy call and must win it
+# back from this loop, which never blocks: at Python's 5 ms default it waited up
+# to 5 ms each time, a dozen times a batch, and the loop then waited for the
+# batch (40-70 ms at each new day of the SPY week).
+READER_SWITCH_INTERVAL_S = 0.0005
 
 
 def replay_into(bus: Bus, clock: ReplayClock, batches: Iterable[Sequence[Event]],
                 coalesce: bool = True) -> int:
     """Dispatch every event of `batches` (in order, already sequenced) at full
     speed. Returns the number of events dispatched. `coalesce=False` turns
-    quiet runs off (every event dispatched singly: for equivalence tests)."""
+    quiet runs off (every event dispatched singly: for equivalence tests).
+    Holds the GIL's switch interval at `READER_SWITCH_INTERVAL_S` meanwhile."""
     count = 0
-    for batch in batches:
-        _dispatch(bus, clock, batch, 0, len(batch), coalesce)
-        count += len(batch)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, READER_SWITCH_INTERVAL_S))
+    try:
+        for batch in batches:
+            _dispatch(bus, clock, batch, 0, len(batch), coalesce)
+            count += len(batch)
+    finally:
+        sys.setswitchinterval(interval)
     return count
 
 

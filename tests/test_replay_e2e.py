@@ -264,6 +264,31 @@ def test_quiet_runs_change_nothing(dataset: str, tmp_path: Path,
     assert fast == slow
 
 
+@pytest.mark.parametrize("balances", ["{ USD = 1_000_000.0 }",
+                                      "{ USD = 1_000_000.0, SPY = 10.0 }"])
+def test_equity_samples_of_a_flat_account_repeat_only_what_no_mark_moves(
+        balances: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sample whose account is flat and holds only its own currency repeats
+    the last figures when only marks moved; one holding another currency (SPY,
+    valued at the mark) is valued again: both as valuing every sample gives."""
+    import daemon.backtest
+    data = tmp_path / "data"
+    out = run_cli("import", "trades", SPY_DAY, "--venue", "lean", "--symbol", "SPY",
+                  "--data", data)
+    assert out.returncode == 0, out.stderr
+    text = (REPO / "configs" / "replay-spy.toml").read_text()
+    assert "balances = { USD = 1_000_000.0 }" in text
+    config = tmp_path / "replay.toml"
+    config.write_text(text.replace("balances = { USD = 1_000_000.0 }", f"balances = {balances}"))
+    fast = _replay_events(config, data, tmp_path / "fast", coalesce=True)
+    monkeypatch.setattr(daemon.backtest, "_REUSE_SAMPLES", False)
+    slow = _replay_events(config, data, tmp_path / "slow", coalesce=True)
+    assert any(t == "Fill" for _, t in fast), "the strategy traded"
+    equity = fast[("equity", "csv")].decode().splitlines()
+    assert len(set(equity[1:])) > 100, "the samples differ"
+    assert fast == slow
+
+
 def test_a_paper_strategy_trades_on_a_simulated_twin_of_its_venue(
         bar_store: Path, tmp_path: Path) -> None:
     config = tmp_path / "paper.toml"

@@ -131,3 +131,33 @@ async def test_live_clock_fires_on_the_loop_in_deadline_order() -> None:
     ]
     assert fired[0].owner == "t"
     assert not far.active and far.cancelled
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.sampled_from(["plain", "skip", "passive"]),
+                          st.booleans()), max_size=12))
+def test_skippable_is_the_first_timer_not_passive_and_the_next_bounds_the_run(
+        timers: list[tuple[int, str, bool]]) -> None:
+    """`skippable()`: the earliest pending timer that is not passive, if it has a
+    `skip` (else None), and the earliest deadline among the other pending timers
+    that are not passive: passive ones (the replay's equity samples) never bound
+    a quiet run, the driver fires them inside it."""
+    clock = ReplayClock()
+    handles = []
+    for deadline, kind, cancel in timers:
+        h = clock.set_timer(kind, deadline, lambda _t: None,
+                            skip=(lambda _c, s, e: e) if kind == "skip" else None,
+                            passive=kind == "passive")
+        handles.append((h, cancel))
+    for h, cancel in handles:
+        if cancel:
+            clock.cancel_timer(h)
+    live = sorted(((h.deadline_ns, i, h) for i, (h, _) in enumerate(handles)
+                   if h.active and not h.passive))
+    first, rest = clock.skippable()
+    if not live:
+        assert (first, rest) == (None, NEVER)
+    elif live[0][2].skip is None:
+        assert (first, rest) == (None, live[0][0])
+    else:
+        assert first is live[0][2]
+        assert rest == (live[1][0] if len(live) > 1 else NEVER)

@@ -4,8 +4,10 @@ nothing a component can observe."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +16,7 @@ from events.bus import Bus
 from events.market import Trade
 from events.system import Timer
 from replay.clock import ReplayClock
-from replay.driver import replay_into, replay_into_paced
+from replay.driver import READER_SWITCH_INTERVAL_S, replay_into, replay_into_paced
 from replay.pacing import Pacer
 from tests.replay.helpers import make_event
 from tests.replay.test_pacing import FakeTime
@@ -146,3 +148,25 @@ async def test_unpaced_async_replay_equals_sync() -> None:
     w = setup(timers, rearm=2)
     await replay_into_paced(w.bus, w.clock, split(events, 2), Pacer(None))
     assert w.log == naive(events, timers, rearm=2)
+
+
+def test_the_loop_holds_a_short_switch_interval_and_restores_it() -> None:
+    """The read-ahead thread wins the GIL back within READER_SWITCH_INTERVAL_S
+    while the loop runs (at the 5 ms default the loop waited for its batches);
+    the caller's interval is back afterwards, also when a handler raises."""
+    w = World()
+    seen: list[float] = []
+    w.bus.subscribe(Trade, lambda e: seen.append(sys.getswitchinterval()))
+    before = sys.getswitchinterval()
+    assert before > READER_SWITCH_INTERVAL_S
+    replay_into(w.bus, w.clock, [trades(10, 20)])
+    assert seen == [READER_SWITCH_INTERVAL_S] * 2
+    assert sys.getswitchinterval() == before
+
+    def boom(_timer: Timer) -> None:
+        raise RuntimeError("boom")
+
+    w.clock.set_timer("boom", 35, boom)
+    with pytest.raises(RuntimeError):
+        replay_into(w.bus, w.clock, [trades(30, 40)])
+    assert sys.getswitchinterval() == before
