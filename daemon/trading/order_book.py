@@ -157,7 +157,7 @@ class OrderBook:
             trigger_price=e.trigger_price, time_in_force=e.time_in_force,
             post_only=e.post_only, reduce_only=e.reduce_only, contingency=e.contingency,
             linked_order_ids=tuple(e.linked_order_ids), parent_order_id=e.parent_order_id,
-            ts_submitted=e.ts_event, state=state)
+            ts_submitted=e.ts_event, ts_last=e.ts_event, state=state)
 
     def _track(self, order: Order) -> None:
         if order.state != DECLARED:
