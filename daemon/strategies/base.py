@@ -13,7 +13,8 @@ Params: a subclass declares `Params`, a frozen msgspec Struct with
 
 Quantities given as float are taken exactly (`to_decimal`: 0.1 is one tenth)
 and rounded DOWN to the instrument's step. Prices go to the tick in the
-order's favour, never worse than asked (`Instrument.round_order_price`): a BUY
+order's favour, never worse than asked (`Instrument.round_order_price`, done
+cheaper to the same digits by daemon.strategies.grid): a BUY
 limit or stop trigger rounds down, a SELL up (a protective stop may so fire
 up to one tick sooner, never later); a trailing offset rounds down to the
 tick. A quantity that rounds to zero (or a BUY price or an offset below one
@@ -40,6 +41,7 @@ import msgspec
 
 from daemon.config import StrategyConfig
 from daemon.logging import get_logger
+from daemon.strategies.grid import Grid
 from daemon.trading.api import (
     BUY,
     LIMIT,
@@ -208,6 +210,7 @@ class Strategy:
         # Events for an id the gateway has not returned yet (it answered synchronously).
         self._early: dict[str, list[Any]] = {}
         self._submitting = 0
+        self._grids: dict[str, Grid] = {}  # symbol -> its rounding
 
     # -- hooks ----------------------------------------------------------------------
 
@@ -280,9 +283,9 @@ class Strategy:
     ) -> OrderRequest:
         """An OrderRequest on the instrument's grid. Without `order_type`: LIMIT if
         `price` is given, STOP_* if `trigger_price` is, else MARKET."""
-        if side not in (BUY, SELL):
+        if side != BUY and side != SELL:
             raise ValueError(f"{self.id}: side must be BUY or SELL, got {side!r}")
-        inst = self._instrument_for(symbol)
+        grid = self._grid_for(symbol)
         trigger = kw.pop("trigger_price", None)
         offset = kw.pop("trailing_offset", None)
         order_type = kw.pop("order_type", None)
@@ -295,11 +298,11 @@ class Strategy:
             venue=self.venue,
             symbol=symbol,
             side=side,
-            qty=self._round_qty(inst, qty),
+            qty=self._round_qty(grid, qty),
             order_type=order_type,
-            price=None if price is None else self._round_price(inst, price, side),
-            trigger_price=None if trigger is None else self._round_price(inst, trigger, side),
-            trailing_offset=None if offset is None else self._round_offset(inst, offset),
+            price=None if price is None else self._round_price(grid, price, side),
+            trigger_price=None if trigger is None else self._round_price(grid, trigger, side),
+            trailing_offset=None if offset is None else self._round_offset(grid.inst, offset),
             **kw,
         )
 
@@ -392,15 +395,15 @@ class Strategy:
                 trigger_price=None if trigger_price is None else to_decimal(trigger_price))
             return
         side = order.side
-        inst = self._instrument_for(order.symbol)
+        grid = self._grid_for(order.symbol)
         self.ctx.gateway.amend(
             self.id,
             client_order_id,
-            qty=None if qty is None else self._round_qty(inst, qty),
-            price=None if price is None else self._round_price(inst, price, side),
+            qty=None if qty is None else self._round_qty(grid, qty),
+            price=None if price is None else self._round_price(grid, price, side),
             trigger_price=None
             if trigger_price is None
-            else self._round_price(inst, trigger_price, side),
+            else self._round_price(grid, trigger_price, side),
         )
 
     def cancel_all(self, symbol: str | None = None) -> int:
@@ -440,18 +443,26 @@ class Strategy:
             )
         return self.instrument(symbol)
 
-    def _round_qty(self, inst: Instrument, qty: Number) -> Decimal:
-        rounded = inst.round_qty(to_decimal(qty))
+    def _grid_for(self, symbol: str) -> Grid:
+        """The rounding of one of its symbols (daemon.strategies.grid), made again
+        when the node's instrument for it is replaced."""
+        grid = self._grids.get(symbol)
+        if grid is None or grid.inst is not self.ctx.instruments.get((self.venue, symbol)):
+            grid = self._grids[symbol] = Grid(self._instrument_for(symbol))
+        return grid
+
+    def _round_qty(self, grid: Grid, qty: Number) -> Decimal:
+        rounded = grid.qty(qty)
         if rounded <= 0:
             raise ValueError(
-                f"{self.id}: quantity {qty} rounds down to 0 on {inst.symbol}'s step "
-                f"{inst.step_size}"
+                f"{self.id}: quantity {qty} rounds down to 0 on {grid.inst.symbol}'s step "
+                f"{grid.inst.step_size}"
             )
         return rounded
 
-    def _round_price(self, inst: Instrument, price: Number, side: str) -> Decimal:
+    def _round_price(self, grid: Grid, price: Number, side: str) -> Decimal:
         try:
-            return inst.round_order_price(to_decimal(price), side)
+            return grid.order_price(price, side)
         except ValueError as exc:
             raise ValueError(f"{self.id}: {exc}") from None
 
