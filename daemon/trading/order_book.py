@@ -21,6 +21,7 @@ the fills the OMS applied (`OrderBook.fill_applied`), so the two can never disag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -60,6 +61,8 @@ from events.orders import (
 
 log = structlog.get_logger("tapeloop.oms")
 
+_ZERO = Decimal(0)
+
 
 @dataclass(frozen=True, slots=True)
 class Quarantined:
@@ -82,6 +85,8 @@ class OrderBook:
         self.fills: dict[tuple[str, str, str], int] = {}  # (venue, symbol, trade) -> seq
         self.quarantine: list[Quarantined] = []
         self.declared: dict[str, OrderDeclared] = {}  # contingent orders' full terms
+        # the id `issue` gave last: counted already, so its fold skips `note_id`
+        self._issued_last = ""
         self._fold = {
             OrderSubmitted: self._submitted,
             OrderDeclared: self._declared,
@@ -117,8 +122,17 @@ class OrderBook:
             return None
         return strategy_id, int(n)
 
+    def issue(self, strategy_id: str) -> str:
+        """A new client order id for `strategy_id` (the next number), counted."""
+        n = self.counters.get(strategy_id, 0) + 1
+        self.counters[strategy_id] = n
+        self._issued_last = cid = self.client_order_id(strategy_id, n)
+        return cid
+
     def note_id(self, client_order_id: str) -> None:
         """Never issue `client_order_id` (or a lower number of its strategy) again."""
+        if client_order_id == self._issued_last:
+            return  # counted when issued (counters only grow): parsing it changes nothing
         parsed = self.parse_id(client_order_id)
         if parsed is not None and parsed[1] > self.counters.get(parsed[0], 0):
             self.counters[parsed[0]] = parsed[1]
@@ -151,13 +165,13 @@ class OrderBook:
                   client_order_id=entry.client_order_id, reason=reason, payload=repr(e))
 
     def _new(self, e: OrderTerms, state: str) -> Order:
+        # positional, in `Order`'s field order: a call with 16 keywords or more costs
+        # msgspec about five times as much
         return Order(
-            client_order_id=e.client_order_id, strategy_id=e.strategy_id, venue=e.venue,
-            symbol=e.symbol, side=e.side, order_type=e.order_type, qty=e.qty, price=e.price,
-            trigger_price=e.trigger_price, time_in_force=e.time_in_force,
-            post_only=e.post_only, reduce_only=e.reduce_only, contingency=e.contingency,
-            linked_order_ids=tuple(e.linked_order_ids), parent_order_id=e.parent_order_id,
-            ts_submitted=e.ts_event, ts_last=e.ts_event, state=state)
+            e.client_order_id, e.strategy_id, e.venue, e.symbol, e.side, e.order_type, e.qty,
+            e.price, e.trigger_price, e.time_in_force, e.post_only, e.reduce_only,
+            e.contingency, tuple(e.linked_order_ids), e.parent_order_id, e.ts_event, state,
+            _ZERO, _ZERO, "", False, e.ts_event)
 
     def _track(self, order: Order) -> None:
         if order.state != DECLARED:

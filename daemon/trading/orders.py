@@ -122,7 +122,7 @@ class IllegalTransition(Exception):
     """An event that cannot happen to an order in its current state."""
 
 
-class Order(msgspec.Struct, kw_only=True, eq=False, gc=False):
+class Order(msgspec.Struct, eq=False, gc=False):
     """One order as the OMS knows it (implements `daemon.trading.api.OrderView`).
 
     A mutable msgspec Struct that the garbage collector does not track (`gc=False`):
