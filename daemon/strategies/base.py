@@ -125,16 +125,14 @@ class StrategyContext:
 # --- the base class ------------------------------------------------------------------
 
 
-class _Order:
-    """The base class's own view of one of its orders: enough to know when it is done."""
+class _Order(msgspec.Struct, eq=False, gc=False):
+    """The base class's own view of one of its orders: enough to know when it is done.
+    (Built in C and not tracked by the collector: strings and Decimals only.)"""
 
-    __slots__ = ("symbol", "side", "qty", "filled")
-
-    def __init__(self, symbol: str, side: str, qty: Decimal) -> None:
-        self.symbol = symbol
-        self.side = side  # an amend rounds its prices in this side's favour
-        self.qty = qty
-        self.filled = Decimal(0)
+    symbol: str
+    side: str  # an amend rounds its prices in this side's favour
+    qty: Decimal
+    filled: Decimal = Decimal(0)
 
 
 _TERMINAL = (OrderRejected, OrderCanceled, OrderExpired)
@@ -283,9 +281,33 @@ class Strategy:
     ) -> OrderRequest:
         """An OrderRequest on the instrument's grid. Without `order_type`: LIMIT if
         `price` is given, STOP_* if `trigger_price` is, else MARKET."""
+        return self._request(side, symbol, qty, price, kw)
+
+    def buy(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
+        """Buy `qty` (market; `price=` makes it a limit). Returns the client order id."""
+        return self._send(self._request(BUY, symbol, qty, price, kw))
+
+    def sell(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
+        """Sell `qty` (market; `price=` makes it a limit). Returns the client order id."""
+        return self._send(self._request(SELL, symbol, qty, price, kw))
+
+    def submit(self, request: OrderRequest) -> str:
+        """Send a ready-made request; returns its client order id (also on a risk refusal,
+        which arrives as `OrderRejected` in `on_order`)."""
+        self._check_request(request)
+        return self._send(request)
+
+    def _request(self, side: str, symbol: str, qty: Number, price: Number | None,
+                 kw: dict[str, Any]) -> OrderRequest:
         if side != BUY and side != SELL:
             raise ValueError(f"{self.id}: side must be BUY or SELL, got {side!r}")
         grid = self._grid_for(symbol)
+        if not ("trigger_price" in kw or "trailing_offset" in kw or "order_type" in kw):
+            # a market or limit order: the terms it leaves at their defaults not passed
+            return OrderRequest(
+                venue=self.venue, symbol=symbol, side=side, qty=self._round_qty(grid, qty),
+                order_type=MARKET if price is None else LIMIT,
+                price=None if price is None else self._round_price(grid, price, side), **kw)
         trigger = kw.pop("trigger_price", None)
         offset = kw.pop("trailing_offset", None)
         order_type = kw.pop("order_type", None)
@@ -306,18 +328,8 @@ class Strategy:
             **kw,
         )
 
-    def buy(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
-        """Buy `qty` (market; `price=` makes it a limit). Returns the client order id."""
-        return self.submit(self.order_request(BUY, symbol, qty, price=price, **kw))
-
-    def sell(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
-        """Sell `qty` (market; `price=` makes it a limit). Returns the client order id."""
-        return self.submit(self.order_request(SELL, symbol, qty, price=price, **kw))
-
-    def submit(self, request: OrderRequest) -> str:
-        """Send a ready-made request; returns its client order id (also on a risk refusal,
-        which arrives as `OrderRejected` in `on_order`)."""
-        self._check_request(request)
+    def _send(self, request: OrderRequest) -> str:
+        """Submit a request already checked (built by `_request`, or by `submit`)."""
         self._submitting += 1
         try:
             cid = self.ctx.gateway.submit(self.id, request)
@@ -478,11 +490,12 @@ class Strategy:
         self._instrument_for(request.symbol)
 
     def _track(self, cid: str, request: OrderRequest) -> _Order | None:
-        order = _Order(request.symbol, request.side, request.qty)
-        self._orders[cid] = order
-        for event in self._early.pop(cid, ()):
-            self._apply_order_event(event)
-        return self._orders.get(cid)
+        order = self._orders[cid] = _Order(request.symbol, request.side, request.qty)
+        if self._early:
+            for event in self._early.pop(cid, ()):
+                self._apply_order_event(event)
+            return self._orders.get(cid)
+        return order
 
     def _adopt_open_orders(self) -> None:
         """Track the orders the OMS still holds for it (after a restart), declared

@@ -191,3 +191,26 @@ def test_prices_on_and_just_off_the_grid_take_the_instrument_s_answer() -> None:
     assert grid.order_price(64000.57 * 0.99, "SELL") == D("63360.57")
     with pytest.raises(ValueError, match="rounds to 0.00"):
         grid.order_price(0.004, "BUY")
+
+
+@settings(max_examples=200, deadline=None)
+@given(side=st.sampled_from(["BUY", "SELL"]),
+       qty=st.sampled_from(["0.001", 0.5, 2, D("1.23456")]),
+       price=st.none() | st.floats(1, 1e5) | st.decimals("1", "100000", places=3),
+       kw=st.fixed_dictionaries({}, optional={
+           "time_in_force": st.sampled_from(["GTC", "IOC", "FOK"]),
+           "post_only": st.booleans(), "reduce_only": st.booleans(),
+           "expire_ts": st.integers(0, 10**18)}))
+def test_a_plain_order_s_short_build_is_the_full_one(side: str, qty: Any, price: Any,
+                                                      kw: dict) -> None:
+    """Without trigger, offset or type, `order_request` takes a shorter call; naming
+    the type it infers takes the full one: both give the same request."""
+    world = World()
+    a = started(world)
+    short = a.order_request(side, "BTCUSDT", qty, price=price, **kw)
+    full = a.order_request(side, "BTCUSDT", qty, price=price,
+                           order_type="MARKET" if price is None else "LIMIT", **kw)
+    assert short == full
+    a.buy("BTCUSDT", qty, price=price, **kw) if side == "BUY" else a.sell(
+        "BTCUSDT", qty, price=price, **kw)
+    assert last_request(world) == full
