@@ -204,7 +204,7 @@ class OMS:
     def _submit(self, strategy_id: str, client_order_id: str, request: OrderRequest) -> bool:
         now = self.now_ns()
         if self.risk is not None:
-            refusal = self.risk.check(strategy_id, request, self.open_orders())
+            refusal = self.risk.check(strategy_id, request, list(self.book.open.values()))
             if refusal is not None:
                 self._emit(OrderRejected(
                     ts_event=now, ts_recv=now, venue=request.venue, symbol=request.symbol,

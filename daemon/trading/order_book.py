@@ -34,6 +34,7 @@ from daemon.trading.orders import (
     CANCEL_REQUEST,
     DECLARED,
     EXPIRE,
+    OPEN_STATES,
     REJECT,
     RELEASE,
     SUBMITTED,
@@ -108,6 +109,15 @@ class OrderBook:
         prefix = self.id_prefix
         return f"{prefix}-{strategy_id}-{n}" if prefix else f"{strategy_id}-{n}"
 
+    def issue(self, strategy_id: str) -> str:
+        """A new client order id for `strategy_id` (the next number), counted."""
+        n = self.counters.get(strategy_id, 0) + 1
+        self.counters[strategy_id] = n
+        prefix = self.id_prefix  # (client_order_id, inlined: this is per order)
+        cid = f"{prefix}-{strategy_id}-{n}" if prefix else f"{strategy_id}-{n}"
+        self._issued_last = cid
+        return cid
+
     def parse_id(self, client_order_id: str) -> tuple[str, int] | None:
         """(strategy id, n) of one of our client order ids; None for any other
         (another data directory's prefix, a foreign order)."""
@@ -121,13 +131,6 @@ class OrderBook:
         if not strategy_id or not n.isdigit():
             return None
         return strategy_id, int(n)
-
-    def issue(self, strategy_id: str) -> str:
-        """A new client order id for `strategy_id` (the next number), counted."""
-        n = self.counters.get(strategy_id, 0) + 1
-        self.counters[strategy_id] = n
-        self._issued_last = cid = self.client_order_id(strategy_id, n)
-        return cid
 
     def note_id(self, client_order_id: str) -> None:
         """Never issue `client_order_id` (or a lower number of its strategy) again."""
@@ -174,9 +177,10 @@ class OrderBook:
             _ZERO, _ZERO, "", False, e.ts_event)
 
     def _track(self, order: Order) -> None:
-        if order.state != DECLARED:
+        state = order.state
+        if self.declared and state != DECLARED:
             self.declared.pop(order.client_order_id, None)
-        if order.is_open:
+        if state in OPEN_STATES:  # order.is_open
             self.open[order.client_order_id] = order
         else:
             self.open.pop(order.client_order_id, None)
@@ -191,7 +195,8 @@ class OrderBook:
             order.qty, order.price, order.trigger_price = e.qty, e.price, e.trigger_price
             order.ts_submitted = order.ts_last = e.ts_event
         else:
-            self.note_id(e.client_order_id)
+            if e.client_order_id != self._issued_last:  # (else counted when issued)
+                self.note_id(e.client_order_id)
             order = self.orders[e.client_order_id] = self._new(e, SUBMITTED)
         self._track(order)
 
