@@ -459,8 +459,8 @@ class Strategy:
         """The rounding of one of its symbols (daemon.strategies.grid), made again
         when the node's instrument for it is replaced."""
         grid = self._grids.get(symbol)
-        if grid is None or grid.inst is not self.ctx.instruments.get((self.venue, symbol)):
-            grid = self._grids[symbol] = Grid(self._instrument_for(symbol))
+        if grid is None or grid.inst is not self.ctx.instruments.get(grid.key):
+            grid = self._grids[symbol] = Grid(self._instrument_for(symbol), (self.venue, symbol))
         return grid
 
     def _round_qty(self, grid: Grid, qty: Number) -> Decimal:

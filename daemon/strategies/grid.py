@@ -36,17 +36,24 @@ _MARGIN = 1e-12
 # Quotients at or above this many ticks go to the instrument (floats hold integers
 # exactly below 2**53, about 9e15).
 _LIMIT = 1e15
+# How many grid prices one instrument's `Grid` remembers.
+_PRICES_KEPT = 4096
 
 
 class Grid:
     """One instrument's rounding for one strategy (see the module doc)."""
 
-    __slots__ = ("inst", "tick", "_tick_f", "_qty_in", "_qty_type", "_qty_out")
+    __slots__ = ("inst", "key", "tick", "_tick_f", "_prices", "_qty_in", "_qty_type",
+                 "_qty_out")
 
-    def __init__(self, inst: Instrument) -> None:
+    def __init__(self, inst: Instrument, key: tuple[str, str] | None = None) -> None:
         self.inst = inst
+        self.key = key or inst.key  # where its owner looks the instrument up
         self.tick = inst.tick_size
         self._tick_f = float(inst.tick_size)
+        # k -> k ticks as a Decimal, for the prices a strategy keeps asking about
+        # (bounded: emptied when full; ints and Decimals, nothing the collector tracks)
+        self._prices: dict[int, Decimal] = {}
         self._qty_in: Any = None  # the last quantity asked for, its type and its rounding
         self._qty_type: type | None = None
         self._qty_out = Decimal(0)
@@ -71,5 +78,10 @@ class Grid:
                     if side == SELL:
                         k += 1
                     if k > 0:
-                        return Decimal(k) * self.tick
+                        out = self._prices.get(k)
+                        if out is None:
+                            if len(self._prices) >= _PRICES_KEPT:
+                                self._prices.clear()
+                            out = self._prices[k] = Decimal(k) * self.tick
+                        return out
         return self.inst.round_order_price(to_decimal(price), side)
