@@ -19,10 +19,12 @@ from pathlib import Path
 
 from bench.bench_tick_to_order import _config
 from daemon.node import TradingNode
+from daemon.trading.order_book import OrderBook
 from events.bus import Bus
 from events.journal import Journal, JournalPolicy
 from events.market import Trade
 from events.orders import OrderAccepted, OrderExpired, OrderSubmitted
+from events.segments import read_journal
 from events.state import BalanceChanged
 from events.store import EventStore
 from replay.clock import ReplayClock
@@ -91,5 +93,11 @@ def test_orders_leave_no_tracked_object_behind(tmp_path: Path) -> None:
     # 0.06 remain (the node's periodic bookkeeping, not per order)
     assert net_allocs < ORDERS // 10, (
         f"young-collection count grew by {net_allocs} over {ORDERS} orders ({took:.2f} s)")
+    # the book is still the journal's fold: recovery rebuilds the same state
     journal.close()
+    folded = OrderBook(node.oms.book.id_prefix)
+    for event in read_journal(store.journal_dir):
+        folded.apply(event)
+    assert folded.state() == node.oms.book.state()
+    assert folded.counters == node.oms.book.counters
     store.close()

@@ -104,6 +104,19 @@ def test_fills_accumulate_and_overfill_is_illegal() -> None:
     assert over.filled_qty == 0 and over.state == "accepted"
 
 
+def test_an_orders_trades_and_fees_are_its_own() -> None:
+    """Orders share one empty fee mapping and trade-id tuple until their first fill
+    (nothing the garbage collector tracks per order): a fill never shows on another."""
+    a, b = new_order("accepted"), new_order("accepted")
+    a.add_fill("t1", D("0.5"), D(100), D("0.1"), "USDT")
+    a.add_fill("t2", D("0.5"), D(100), D("0.2"), "USDT")
+    a.add_fill("t3", D("0.5"), D(100), D("0.001"), "BNB")
+    assert a.trade_ids == ("t1", "t2", "t3")
+    assert dict(a.fees) == {"USDT": D("0.3"), "BNB": D("0.001")}
+    assert b.trade_ids == () and dict(b.fees) == {} and b.filled_qty == 0
+    assert dict(new_order().fees) == {}
+
+
 # -- a harness: the OMS on a bus, with a journal to fold --------------------------------
 
 
