@@ -81,6 +81,7 @@ __all__ = ["HEADER", "HEADER_SIZE", "MAGIC", "MAX_FRAME", "MAX_PREALLOCATE", "SE
            "scan_segment", "segment_name", "zeros_from"]
 
 _pack_header = HEADER.pack
+_crc32 = zlib.crc32  # (bound once: `append` and `stage` run for every event)
 # A 1 TiB segment limit (a backtest's "never roll") must not reserve a terabyte.
 MAX_PREALLOCATE = 1 << 30
 
@@ -130,6 +131,7 @@ class Journal:
         # creates itself and the segment's close are not fsynced (three fsyncs of a
         # throwaway file, 10-20 ms a replay). The policy's fsyncs are unchanged.
         self.durable = durable
+        self._buffer_bytes = self.policy.buffer_bytes  # read per event
         self._monotonic = monotonic
         self._buf = bytearray()
         self._fd = -1
@@ -288,14 +290,14 @@ class Journal:
         # encoding in place and checksumming a memoryview of the buffer.
         payload = encode(event)
         buf = self._buf
-        buf += _pack_header(len(payload), zlib.crc32(payload))
+        buf += _pack_header(len(payload), _crc32(payload))
         buf += payload
         self.next_seq = seq + 1
         self._pending_seq = seq
         critical = self._critical
         if critical is None or type(event) in critical:
             self.flush(sync=True)
-        elif len(buf) >= self.policy.buffer_bytes:
+        elif len(buf) >= self._buffer_bytes:
             self.flush(sync=False)
 
     def stage(self, event: Event) -> bool:
@@ -311,14 +313,14 @@ class Journal:
             raise JournalError(f"journal expects seq {self.next_seq}, got {seq}")
         payload = encode(event)
         buf = self._buf
-        buf += _pack_header(len(payload), zlib.crc32(payload))
+        buf += _pack_header(len(payload), _crc32(payload))
         buf += payload
         self.next_seq = seq + 1
         self._pending_seq = seq
         critical = self._critical
         if critical is None or type(event) in critical:
             return True
-        if len(buf) >= self.policy.buffer_bytes:
+        if len(buf) >= self._buffer_bytes:
             self.flush(sync=False)
         return False
 

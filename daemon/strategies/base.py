@@ -13,7 +13,8 @@ Params: a subclass declares `Params`, a frozen msgspec Struct with
 
 Quantities given as float are taken exactly (`to_decimal`: 0.1 is one tenth)
 and rounded DOWN to the instrument's step. Prices go to the tick in the
-order's favour, never worse than asked (`Instrument.round_order_price`): a BUY
+order's favour, never worse than asked (`Instrument.round_order_price`, done
+cheaper to the same digits by daemon.strategies.grid): a BUY
 limit or stop trigger rounds down, a SELL up (a protective stop may so fire
 up to one tick sooner, never later); a trailing offset rounds down to the
 tick. A quantity that rounds to zero (or a BUY price or an offset below one
@@ -40,6 +41,7 @@ import msgspec
 
 from daemon.config import StrategyConfig
 from daemon.logging import get_logger
+from daemon.strategies.grid import Grid
 from daemon.trading.api import (
     BUY,
     LIMIT,
@@ -123,16 +125,14 @@ class StrategyContext:
 # --- the base class ------------------------------------------------------------------
 
 
-class _Order:
-    """The base class's own view of one of its orders: enough to know when it is done."""
+class _Order(msgspec.Struct, eq=False, gc=False):
+    """The base class's own view of one of its orders: enough to know when it is done.
+    (Built in C and not tracked by the collector: strings and Decimals only.)"""
 
-    __slots__ = ("symbol", "side", "qty", "filled")
-
-    def __init__(self, symbol: str, side: str, qty: Decimal) -> None:
-        self.symbol = symbol
-        self.side = side  # an amend rounds its prices in this side's favour
-        self.qty = qty
-        self.filled = Decimal(0)
+    symbol: str
+    side: str  # an amend rounds its prices in this side's favour
+    qty: Decimal
+    filled: Decimal = Decimal(0)
 
 
 _TERMINAL = (OrderRejected, OrderCanceled, OrderExpired)
@@ -208,6 +208,7 @@ class Strategy:
         # Events for an id the gateway has not returned yet (it answered synchronously).
         self._early: dict[str, list[Any]] = {}
         self._submitting = 0
+        self._grids: dict[str, Grid] = {}  # symbol -> its rounding
 
     # -- hooks ----------------------------------------------------------------------
 
@@ -280,9 +281,33 @@ class Strategy:
     ) -> OrderRequest:
         """An OrderRequest on the instrument's grid. Without `order_type`: LIMIT if
         `price` is given, STOP_* if `trigger_price` is, else MARKET."""
-        if side not in (BUY, SELL):
+        return self._request(side, symbol, qty, price, kw)
+
+    def buy(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
+        """Buy `qty` (market; `price=` makes it a limit). Returns the client order id."""
+        return self._send(self._request(BUY, symbol, qty, price, kw))
+
+    def sell(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
+        """Sell `qty` (market; `price=` makes it a limit). Returns the client order id."""
+        return self._send(self._request(SELL, symbol, qty, price, kw))
+
+    def submit(self, request: OrderRequest) -> str:
+        """Send a ready-made request; returns its client order id (also on a risk refusal,
+        which arrives as `OrderRejected` in `on_order`)."""
+        self._check_request(request)
+        return self._send(request)
+
+    def _request(self, side: str, symbol: str, qty: Number, price: Number | None,
+                 kw: dict[str, Any]) -> OrderRequest:
+        if side != BUY and side != SELL:
             raise ValueError(f"{self.id}: side must be BUY or SELL, got {side!r}")
-        inst = self._instrument_for(symbol)
+        grid = self._grid_for(symbol)
+        if not ("trigger_price" in kw or "trailing_offset" in kw or "order_type" in kw):
+            # a market or limit order: the terms it leaves at their defaults not passed
+            return OrderRequest(
+                venue=self.venue, symbol=symbol, side=side, qty=self._round_qty(grid, qty),
+                order_type=MARKET if price is None else LIMIT,
+                price=None if price is None else self._round_price(grid, price, side), **kw)
         trigger = kw.pop("trigger_price", None)
         offset = kw.pop("trailing_offset", None)
         order_type = kw.pop("order_type", None)
@@ -295,26 +320,16 @@ class Strategy:
             venue=self.venue,
             symbol=symbol,
             side=side,
-            qty=self._round_qty(inst, qty),
+            qty=self._round_qty(grid, qty),
             order_type=order_type,
-            price=None if price is None else self._round_price(inst, price, side),
-            trigger_price=None if trigger is None else self._round_price(inst, trigger, side),
-            trailing_offset=None if offset is None else self._round_offset(inst, offset),
+            price=None if price is None else self._round_price(grid, price, side),
+            trigger_price=None if trigger is None else self._round_price(grid, trigger, side),
+            trailing_offset=None if offset is None else self._round_offset(grid.inst, offset),
             **kw,
         )
 
-    def buy(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
-        """Buy `qty` (market; `price=` makes it a limit). Returns the client order id."""
-        return self.submit(self.order_request(BUY, symbol, qty, price=price, **kw))
-
-    def sell(self, symbol: str, qty: Number, *, price: Number | None = None, **kw: Any) -> str:
-        """Sell `qty` (market; `price=` makes it a limit). Returns the client order id."""
-        return self.submit(self.order_request(SELL, symbol, qty, price=price, **kw))
-
-    def submit(self, request: OrderRequest) -> str:
-        """Send a ready-made request; returns its client order id (also on a risk refusal,
-        which arrives as `OrderRejected` in `on_order`)."""
-        self._check_request(request)
+    def _send(self, request: OrderRequest) -> str:
+        """Submit a request already checked (built by `_request`, or by `submit`)."""
         self._submitting += 1
         try:
             cid = self.ctx.gateway.submit(self.id, request)
@@ -392,15 +407,15 @@ class Strategy:
                 trigger_price=None if trigger_price is None else to_decimal(trigger_price))
             return
         side = order.side
-        inst = self._instrument_for(order.symbol)
+        grid = self._grid_for(order.symbol)
         self.ctx.gateway.amend(
             self.id,
             client_order_id,
-            qty=None if qty is None else self._round_qty(inst, qty),
-            price=None if price is None else self._round_price(inst, price, side),
+            qty=None if qty is None else self._round_qty(grid, qty),
+            price=None if price is None else self._round_price(grid, price, side),
             trigger_price=None
             if trigger_price is None
-            else self._round_price(inst, trigger_price, side),
+            else self._round_price(grid, trigger_price, side),
         )
 
     def cancel_all(self, symbol: str | None = None) -> int:
@@ -440,18 +455,26 @@ class Strategy:
             )
         return self.instrument(symbol)
 
-    def _round_qty(self, inst: Instrument, qty: Number) -> Decimal:
-        rounded = inst.round_qty(to_decimal(qty))
+    def _grid_for(self, symbol: str) -> Grid:
+        """The rounding of one of its symbols (daemon.strategies.grid), made again
+        when the node's instrument for it is replaced."""
+        grid = self._grids.get(symbol)
+        if grid is None or grid.inst is not self.ctx.instruments.get(grid.key):
+            grid = self._grids[symbol] = Grid(self._instrument_for(symbol), (self.venue, symbol))
+        return grid
+
+    def _round_qty(self, grid: Grid, qty: Number) -> Decimal:
+        rounded = grid.qty(qty)
         if rounded <= 0:
             raise ValueError(
-                f"{self.id}: quantity {qty} rounds down to 0 on {inst.symbol}'s step "
-                f"{inst.step_size}"
+                f"{self.id}: quantity {qty} rounds down to 0 on {grid.inst.symbol}'s step "
+                f"{grid.inst.step_size}"
             )
         return rounded
 
-    def _round_price(self, inst: Instrument, price: Number, side: str) -> Decimal:
+    def _round_price(self, grid: Grid, price: Number, side: str) -> Decimal:
         try:
-            return inst.round_order_price(to_decimal(price), side)
+            return grid.order_price(price, side)
         except ValueError as exc:
             raise ValueError(f"{self.id}: {exc}") from None
 
@@ -467,11 +490,12 @@ class Strategy:
         self._instrument_for(request.symbol)
 
     def _track(self, cid: str, request: OrderRequest) -> _Order | None:
-        order = _Order(request.symbol, request.side, request.qty)
-        self._orders[cid] = order
-        for event in self._early.pop(cid, ()):
-            self._apply_order_event(event)
-        return self._orders.get(cid)
+        order = self._orders[cid] = _Order(request.symbol, request.side, request.qty)
+        if self._early:
+            for event in self._early.pop(cid, ()):
+                self._apply_order_event(event)
+            return self._orders.get(cid)
+        return order
 
     def _adopt_open_orders(self) -> None:
         """Track the orders the OMS still holds for it (after a restart), declared

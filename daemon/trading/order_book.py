@@ -21,6 +21,7 @@ the fills the OMS applied (`OrderBook.fill_applied`), so the two can never disag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -33,6 +34,7 @@ from daemon.trading.orders import (
     CANCEL_REQUEST,
     DECLARED,
     EXPIRE,
+    OPEN_STATES,
     REJECT,
     RELEASE,
     SUBMITTED,
@@ -60,6 +62,8 @@ from events.orders import (
 
 log = structlog.get_logger("tapeloop.oms")
 
+_ZERO = Decimal(0)
+
 
 @dataclass(frozen=True, slots=True)
 class Quarantined:
@@ -82,6 +86,8 @@ class OrderBook:
         self.fills: dict[tuple[str, str, str], int] = {}  # (venue, symbol, trade) -> seq
         self.quarantine: list[Quarantined] = []
         self.declared: dict[str, OrderDeclared] = {}  # contingent orders' full terms
+        # the id `issue` gave last: counted already, so its fold skips `note_id`
+        self._issued_last = ""
         self._fold = {
             OrderSubmitted: self._submitted,
             OrderDeclared: self._declared,
@@ -103,6 +109,15 @@ class OrderBook:
         prefix = self.id_prefix
         return f"{prefix}-{strategy_id}-{n}" if prefix else f"{strategy_id}-{n}"
 
+    def issue(self, strategy_id: str) -> str:
+        """A new client order id for `strategy_id` (the next number), counted."""
+        n = self.counters.get(strategy_id, 0) + 1
+        self.counters[strategy_id] = n
+        prefix = self.id_prefix  # (client_order_id, inlined: this is per order)
+        cid = f"{prefix}-{strategy_id}-{n}" if prefix else f"{strategy_id}-{n}"
+        self._issued_last = cid
+        return cid
+
     def parse_id(self, client_order_id: str) -> tuple[str, int] | None:
         """(strategy id, n) of one of our client order ids; None for any other
         (another data directory's prefix, a foreign order)."""
@@ -119,6 +134,8 @@ class OrderBook:
 
     def note_id(self, client_order_id: str) -> None:
         """Never issue `client_order_id` (or a lower number of its strategy) again."""
+        if client_order_id == self._issued_last:
+            return  # counted when issued (counters only grow): parsing it changes nothing
         parsed = self.parse_id(client_order_id)
         if parsed is not None and parsed[1] > self.counters.get(parsed[0], 0):
             self.counters[parsed[0]] = parsed[1]
@@ -151,18 +168,19 @@ class OrderBook:
                   client_order_id=entry.client_order_id, reason=reason, payload=repr(e))
 
     def _new(self, e: OrderTerms, state: str) -> Order:
+        # positional, in `Order`'s field order: a call with 16 keywords or more costs
+        # msgspec about five times as much
         return Order(
-            client_order_id=e.client_order_id, strategy_id=e.strategy_id, venue=e.venue,
-            symbol=e.symbol, side=e.side, order_type=e.order_type, qty=e.qty, price=e.price,
-            trigger_price=e.trigger_price, time_in_force=e.time_in_force,
-            post_only=e.post_only, reduce_only=e.reduce_only, contingency=e.contingency,
-            linked_order_ids=tuple(e.linked_order_ids), parent_order_id=e.parent_order_id,
-            ts_submitted=e.ts_event, state=state)
+            e.client_order_id, e.strategy_id, e.venue, e.symbol, e.side, e.order_type, e.qty,
+            e.price, e.trigger_price, e.time_in_force, e.post_only, e.reduce_only,
+            e.contingency, tuple(e.linked_order_ids), e.parent_order_id, e.ts_event, state,
+            _ZERO, _ZERO, "", False, e.ts_event)
 
     def _track(self, order: Order) -> None:
-        if order.state != DECLARED:
+        state = order.state
+        if self.declared and state != DECLARED:
             self.declared.pop(order.client_order_id, None)
-        if order.is_open:
+        if state in OPEN_STATES:  # order.is_open
             self.open[order.client_order_id] = order
         else:
             self.open.pop(order.client_order_id, None)
@@ -177,7 +195,8 @@ class OrderBook:
             order.qty, order.price, order.trigger_price = e.qty, e.price, e.trigger_price
             order.ts_submitted = order.ts_last = e.ts_event
         else:
-            self.note_id(e.client_order_id)
+            if e.client_order_id != self._issued_last:  # (else counted when issued)
+                self.note_id(e.client_order_id)
             order = self.orders[e.client_order_id] = self._new(e, SUBMITTED)
         self._track(order)
 

@@ -28,7 +28,11 @@ target) that no venue has seen: `release` submits it once its parent filled.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
+
+import msgspec
 
 DECLARED = "declared"
 SUBMITTED = "submitted"
@@ -111,50 +115,52 @@ def _table() -> dict[tuple[str, str], str]:
 TRANSITIONS: dict[tuple[str, str], str] = _table()
 
 
+_NO_FEES: Mapping[str, Decimal] = MappingProxyType({})
+
+
 class IllegalTransition(Exception):
     """An event that cannot happen to an order in its current state."""
 
 
-class Order:
-    """One order as the OMS knows it (implements `daemon.trading.api.OrderView`)."""
+class Order(msgspec.Struct, eq=False, gc=False):
+    """One order as the OMS knows it (implements `daemon.trading.api.OrderView`).
 
-    __slots__ = (
-        "client_order_id", "strategy_id", "venue", "symbol", "side", "order_type", "qty",
-        "price", "trigger_price", "time_in_force", "post_only", "reduce_only",
-        "filled_qty", "avg_fill_price", "venue_order_id", "state", "accepted",
-        "contingency", "linked_order_ids", "parent_order_id", "ts_submitted", "ts_last",
-        "trade_ids", "fees",
-    )
+    A mutable msgspec Struct that the garbage collector does not track (`gc=False`):
+    the order book keeps every order the account ever had, and tracked records
+    surviving each order would make young collections run on the order path. Its
+    fields hold only strings, Decimals, a tuple of strings and a mapping of Decimals,
+    so an order can never be part of a reference cycle. `eq=False`: orders compare
+    (and hash) by identity, as records do."""
 
-    def __init__(self, *, client_order_id: str, strategy_id: str, venue: str, symbol: str,
-                 side: str, order_type: str, qty: Decimal, price: Decimal | None,
-                 trigger_price: Decimal | None, time_in_force: str, post_only: bool,
-                 reduce_only: bool, contingency: str, linked_order_ids: tuple[str, ...],
-                 parent_order_id: str, ts_submitted: int, state: str = SUBMITTED) -> None:
-        self.client_order_id = client_order_id
-        self.strategy_id = strategy_id
-        self.venue = venue
-        self.symbol = symbol
-        self.side = side
-        self.order_type = order_type
-        self.qty = qty
-        self.price = price
-        self.trigger_price = trigger_price
-        self.time_in_force = time_in_force
-        self.post_only = post_only
-        self.reduce_only = reduce_only
-        self.contingency = contingency
-        self.linked_order_ids = linked_order_ids
-        self.parent_order_id = parent_order_id
-        self.filled_qty = Decimal(0)
-        self.avg_fill_price = Decimal(0)
-        self.venue_order_id = ""
-        self.state = state
-        self.accepted = False  # the venue acknowledged it (an ack, or a fill)
-        self.ts_submitted = ts_submitted
-        self.ts_last = ts_submitted
-        self.trade_ids: set[str] = set()  # the venue trades applied to it
-        self.fees: dict[str, Decimal] = {}  # fees its fills paid, per currency
+    client_order_id: str
+    strategy_id: str
+    venue: str
+    symbol: str
+    side: str
+    order_type: str
+    qty: Decimal
+    price: Decimal | None
+    trigger_price: Decimal | None
+    time_in_force: str
+    post_only: bool
+    reduce_only: bool
+    contingency: str
+    linked_order_ids: tuple[str, ...]
+    parent_order_id: str
+    ts_submitted: int
+    state: str = SUBMITTED
+    filled_qty: Decimal = Decimal(0)
+    avg_fill_price: Decimal = Decimal(0)
+    venue_order_id: str = ""
+    accepted: bool = False  # the venue acknowledged it (an ack, or a fill)
+    ts_last: int = 0  # the last event's time (the order book starts it at ts_submitted)
+    # the venue trades applied to it, in order (a tuple: an order without fills,
+    # the common case, holds the shared empty one, nothing the collector tracks)
+    trade_ids: tuple[str, ...] = ()
+    # fees its fills paid, per currency: replaced, never changed in place, so an
+    # order without fees shares one empty mapping (a dict each would count as a
+    # collector allocation that outlives its order)
+    fees: Mapping[str, Decimal] = _NO_FEES
 
     @property
     def is_open(self) -> bool:
@@ -206,9 +212,9 @@ class Order:
         self.avg_fill_price = (self.avg_fill_price * self.filled_qty + price * qty) / total
         self.filled_qty = total
         self.accepted = True
-        self.trade_ids.add(trade_id)
+        self.trade_ids += (trade_id,)
         if fee:
-            self.fees[fee_currency] = self.fees.get(fee_currency, Decimal(0)) + fee
+            self.fees = {**self.fees, fee_currency: self.fees.get(fee_currency, Decimal(0)) + fee}
         return state
 
     def __repr__(self) -> str:

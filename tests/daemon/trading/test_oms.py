@@ -104,6 +104,19 @@ def test_fills_accumulate_and_overfill_is_illegal() -> None:
     assert over.filled_qty == 0 and over.state == "accepted"
 
 
+def test_an_orders_trades_and_fees_are_its_own() -> None:
+    """Orders share one empty fee mapping and trade-id tuple until their first fill
+    (nothing the garbage collector tracks per order): a fill never shows on another."""
+    a, b = new_order("accepted"), new_order("accepted")
+    a.add_fill("t1", D("0.5"), D(100), D("0.1"), "USDT")
+    a.add_fill("t2", D("0.5"), D(100), D("0.2"), "USDT")
+    a.add_fill("t3", D("0.5"), D(100), D("0.001"), "BNB")
+    assert a.trade_ids == ("t1", "t2", "t3")
+    assert dict(a.fees) == {"USDT": D("0.3"), "BNB": D("0.001")}
+    assert b.trade_ids == () and dict(b.fees) == {} and b.filled_qty == 0
+    assert dict(new_order().fees) == {}
+
+
 # -- a harness: the OMS on a bus, with a journal to fold --------------------------------
 
 
@@ -501,3 +514,39 @@ def test_any_report_order_folds_to_the_live_state(reports: list) -> None:
         assert order.filled_qty == applied.get(cid, D(0)) <= order.qty
     submitted = [e.client_order_id for e in h.events if isinstance(e, OrderSubmitted)]
     assert len(submitted) == len(set(submitted))
+
+
+# -- the event of an order's terms: the short call for plain orders is the full one ----
+
+_requests = st.builds(
+    OrderRequest, venue=st.sampled_from(["sim", "binance"]), symbol=st.just("BTCUSDT"),
+    side=st.sampled_from(["BUY", "SELL"]), qty=st.decimals("0.001", "5", places=3),
+    order_type=st.sampled_from(["LIMIT", "MARKET", "STOP_LIMIT", "TRAILING_STOP"]),
+    price=st.none() | st.decimals("1", "100000", places=2),
+    trigger_price=st.none() | st.decimals("1", "100000", places=2),
+    time_in_force=st.sampled_from(["GTC", "IOC", "GTD"]),
+    expire_ts=st.sampled_from([0, 0, 5]), post_only=st.booleans() | st.just(False),
+    reduce_only=st.booleans() | st.just(False),
+    trailing_offset=st.none() | st.none() | st.just(D("0.5")),
+    parent_order_id=st.sampled_from(["", "", "p-1"]), contingency=st.sampled_from(["", "", "OCO"]),
+    linked_order_ids=st.sampled_from([(), (), ("s-2",)]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(request=_requests, cls=st.sampled_from([OrderSubmitted, OrderDeclared]))
+def test_an_orders_event_carries_every_term_of_its_request(request: OrderRequest,
+                                                          cls: type) -> None:
+    from daemon.trading.oms import _terms
+    from events.codec import encode
+
+    full = cls(ts_event=7, ts_recv=7, venue=request.venue, symbol=request.symbol,
+               strategy_id="s", client_order_id="s-1", side=request.side,
+               order_type=request.order_type, qty=request.qty, price=request.price,
+               trigger_price=request.trigger_price, time_in_force=request.time_in_force,
+               expire_ts=request.expire_ts, post_only=request.post_only,
+               reduce_only=request.reduce_only, trailing_offset=request.trailing_offset,
+               parent_order_id=request.parent_order_id, contingency=request.contingency,
+               linked_order_ids=list(request.linked_order_ids))
+    event = _terms(cls, "s", "s-1", request, 7)
+    assert event == full
+    assert encode(event) == encode(full)  # the journal's bytes too
