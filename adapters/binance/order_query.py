@@ -1,0 +1,121 @@
+"""The query string of a Binance Spot new order (`POST /api/v3/order`).
+
+Owns the parameters of a new order, their order on the wire, and two ways of
+writing them that give the same bytes:
+
+- `new_order_params`: the generic one, `(name, value)` pairs that
+  `signing.rest_payload` percent-encodes (the reference);
+- `new_order_query`: the one on every order. What is constant for a symbol and
+  kind of order (`symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC...`) is
+  written once into a %-template, then each order is one %-format of its
+  numbers and client order id. It falls back to the generic one whenever a
+  value would need escaping (a symbol or client id outside the unreserved
+  characters), so the two never differ (tests/adapters/binance/test_order_query.py).
+
+`decimal_text` writes a number as Binance reads it: plain decimal text.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from adapters.binance.signing import is_plain, rest_payload
+
+__all__ = ["decimal_text", "new_order_params", "new_order_query"]
+
+# Templates by the order's constant terms; a few per symbol in practice, cleared
+# past this many so that no caller can grow it without bound.
+MAX_TEMPLATES = 4096
+
+
+def decimal_text(value: Decimal | int | str) -> str:
+    """Plain decimal text for a request parameter: never an exponent
+    (Decimal("1E-8") -> "0.00000001"), never NaN/Infinity."""
+    if type(value) is Decimal and value.is_finite():
+        # str() is format(d, "f") but for an exponent it would write ("1E-7",
+        # "1E+2"), and it is three times cheaper
+        text = str(value)
+        if "E" not in text:
+            return text
+    d = Decimal(value) if not isinstance(value, Decimal) else value
+    if not d.is_finite():
+        raise ValueError(f"not a finite decimal: {value!r}")
+    return format(d, "f")
+
+
+def new_order_params(
+    symbol: str, side: str, type: str, *, time_in_force: str | None,
+    quantity: Decimal | None, quote_order_qty: Decimal | None, price: Decimal | None,
+    stop_price: Decimal | None, new_client_order_id: str, new_order_resp_type: str,
+    self_trade_prevention_mode: str | None,
+) -> list[tuple[str, str]]:
+    """The order's parameters in the order they are sent (the generic way)."""
+    params: list[tuple[str, str]] = [("symbol", symbol), ("side", side), ("type", type)]
+    if time_in_force is not None:
+        params.append(("timeInForce", time_in_force))
+    if quantity is not None:
+        params.append(("quantity", decimal_text(quantity)))
+    if quote_order_qty is not None:
+        params.append(("quoteOrderQty", decimal_text(quote_order_qty)))
+    if price is not None:
+        params.append(("price", decimal_text(price)))
+    if stop_price is not None:
+        params.append(("stopPrice", decimal_text(stop_price)))
+    params.append(("newClientOrderId", new_client_order_id))
+    params.append(("newOrderRespType", new_order_resp_type))
+    if self_trade_prevention_mode is not None:
+        params.append(("selfTradePreventionMode", self_trade_prevention_mode))
+    return params
+
+
+_templates: dict[tuple[object, ...], str] = {}
+
+
+def _template(key: tuple[object, ...]) -> str:
+    """The %-template of the orders with these constant terms ("" when one of
+    them needs escaping: those go the generic way)."""
+    symbol, side, type, tif, resp, stp, has_qty, has_quote, has_price, has_stop = key
+    fixed = [v for v in (symbol, side, type, tif, resp, stp) if v is not None]
+    template = ""
+    if all(isinstance(v, str) and is_plain(v) for v in fixed):
+        # the names and the template's text are ours: plain, no "%" to escape
+        template = f"symbol={symbol}&side={side}&type={type}"
+        if tif is not None:
+            template += f"&timeInForce={tif}"
+        for present, name in ((has_qty, "quantity"), (has_quote, "quoteOrderQty"),
+                              (has_price, "price"), (has_stop, "stopPrice")):
+            if present:
+                template += f"&{name}=%s"
+        template += f"&newClientOrderId=%s&newOrderRespType={resp}"
+        if stp is not None:
+            template += f"&selfTradePreventionMode={stp}"
+    if len(_templates) >= MAX_TEMPLATES:
+        _templates.clear()
+    _templates[key] = template
+    return template
+
+
+def new_order_query(
+    symbol: str, side: str, type: str, *, time_in_force: str | None,
+    quantity: Decimal | None, quote_order_qty: Decimal | None, price: Decimal | None,
+    stop_price: Decimal | None, new_client_order_id: str, new_order_resp_type: str,
+    self_trade_prevention_mode: str | None,
+) -> str:
+    """The order's percent-encoded query, without timestamp and signature:
+    `rest_payload(new_order_params(...))`, byte for byte, from a template."""
+    key = (symbol, side, type, time_in_force, new_order_resp_type, self_trade_prevention_mode,
+           quantity is not None, quote_order_qty is not None, price is not None,
+           stop_price is not None)
+    template = _templates.get(key)
+    if template is None:
+        template = _template(key)
+    if template and is_plain(new_client_order_id):
+        values = [decimal_text(v) for v in (quantity, quote_order_qty, price, stop_price)
+                  if v is not None]
+        values.append(new_client_order_id)
+        return template % tuple(values)
+    return rest_payload(new_order_params(
+        symbol, side, type, time_in_force=time_in_force, quantity=quantity,
+        quote_order_qty=quote_order_qty, price=price, stop_price=stop_price,
+        new_client_order_id=new_client_order_id, new_order_resp_type=new_order_resp_type,
+        self_trade_prevention_mode=self_trade_prevention_mode))
