@@ -131,7 +131,7 @@ class OrderPath(LookupAlerts):
     # -- requests from the bus ------------------------------------------------------------
 
     def _on_submitted(self, e: OrderSubmitted) -> None:
-        if e.venue == self.name and not self._unsent(e):
+        if e.venue == self.name and (not self._stopped or not self._unsent(e)):
             self.in_flight.add(e.client_order_id)
             # The request goes out from here, unless the intent still waits for
             # its commit (see `Bus.awaiting_commit`): then from its task, after it.

@@ -110,8 +110,16 @@ def new_order_query(
     if template is None:
         template = _template(key)
     if template and is_plain(new_client_order_id):
-        values = [decimal_text(v) for v in (quantity, quote_order_qty, price, stop_price)
-                  if v is not None]
+        # spelt out (no comprehension, no generator): this runs for every order
+        values = []
+        if quantity is not None:
+            values.append(decimal_text(quantity))
+        if quote_order_qty is not None:
+            values.append(decimal_text(quote_order_qty))
+        if price is not None:
+            values.append(decimal_text(price))
+        if stop_price is not None:
+            values.append(decimal_text(stop_price))
         values.append(new_client_order_id)
         return template % tuple(values)
     return rest_payload(new_order_params(

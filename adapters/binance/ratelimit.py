@@ -161,10 +161,17 @@ class RateLimiter:
 
     def note_sent(self, weight: int, is_order: bool, now_ns: int) -> None:
         """Count a request as it is sent, until its response's headers say more."""
+        # `_Window.record(..., add=True)` written out: this runs for every order
         for window in self._weight:
-            window.record(weight, now_ns, add=True)
+            if window.start_ns <= now_ns < window.end:
+                window.used += weight
+            else:
+                window.record(weight, now_ns, add=True)
         for window in self._per_order if is_order else self._per_request:
-            window.record(1, now_ns, add=True)
+            if window.start_ns <= now_ns < window.end:
+                window.used += 1
+            else:
+                window.record(1, now_ns, add=True)
 
     def note_response(self, status: int, headers: Mapping[str, str], now_ns: int) -> None:
         """Take the server's usage counts, and any 429 back-off or 418 ban."""
@@ -199,11 +206,15 @@ class RateLimiter:
         delay = self.retry_after_until_ns - now_ns
         if delay < 0:
             delay = 0
-        for cost, windows in ((weight, self._limited_weight),
-                              (1, self._limited_order if is_order else self._limited_request)):
-            for window in windows:
-                # A request bigger than the whole budget still goes into an empty window.
-                if window.start_ns <= now_ns < window.end and window.used > 0 \
-                        and window.used + cost > window.budget:
-                    delay = max(delay, window.end_ns(now_ns) + self.slack_ns - now_ns)
+        # Only the windows this request counts in, and only while they are the
+        # current ones (else nothing is used there yet). A request bigger than the
+        # whole budget still goes into an empty window.
+        for window in self._limited_weight:
+            if window.start_ns <= now_ns < window.end and window.used > 0 \
+                    and window.used + weight > window.budget:
+                delay = max(delay, window.end_ns(now_ns) + self.slack_ns - now_ns)
+        for window in self._limited_order if is_order else self._limited_request:
+            if window.start_ns <= now_ns < window.end and window.used > 0 \
+                    and window.used + 1 > window.budget:
+                delay = max(delay, window.end_ns(now_ns) + self.slack_ns - now_ns)
         return delay
