@@ -51,22 +51,17 @@ def start_now(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> async
         _leave_task(loop, caller)
     _enter_task(loop, task)
     try:
-        context.run(_first_step, coro, first)
-    finally:
-        _leave_task(loop, task)
-        if caller is not None:
-            _enter_task(loop, caller)
-    return task
-
-
-def _first_step(coro: Coroutine[Any, Any, Any], first: list[Any]) -> None:
-    try:
-        first[1] = coro.send(None)
+        first[1] = context.run(coro.send, None)
         first[0] = _YIELDED
     except StopIteration as stop:
         first[0], first[1] = _RETURNED, stop.value
     except BaseException as exc:  # the task raises it, as it would have
         first[0], first[1] = _RAISED, exc
+    finally:
+        _leave_task(loop, task)
+        if caller is not None:
+            _enter_task(loop, caller)
+    return task
 
 
 @types.coroutine

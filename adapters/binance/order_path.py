@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from adapters.binance.client_ids import client_order_id_problem
+from adapters.binance.client_ids import client_order_id_problem, valid_client_order_id
 from adapters.binance.errors import BinanceError
 from adapters.binance.reconcile import (
     ARCHIVED,
@@ -162,7 +162,7 @@ class OrderPath(LookupAlerts):
     async def _place(self, e: OrderSubmitted) -> None:
         cid = e.client_order_id
         try:
-            problem = client_order_id_problem(cid)
+            problem = None if valid_client_order_id(cid) else client_order_id_problem(cid)
             if problem is not None:
                 self._reject(e, f"client order id {cid!r} cannot be sent to Binance: {problem}",
                              "")
