@@ -40,6 +40,7 @@ import structlog
 
 from adapters.binance.client_ids import client_order_id_problem, valid_client_order_id
 from adapters.binance.errors import BinanceError
+from adapters.binance.order_query import submitted_order_query
 from adapters.binance.reconcile import (
     ARCHIVED,
     NOT_FOUND,
@@ -167,13 +168,19 @@ class OrderPath(LookupAlerts):
                 self._reject(e, f"client order id {cid!r} cannot be sent to Binance: {problem}",
                              "")
                 return
-            try:
-                params = self.order_params(e)
-            except ValueError as exc:
-                self._reject(e, str(exc), "")
-                return
-            resp = await self.rest.new_order(e.symbol, e.side, new_client_order_id=cid,
-                                             new_order_resp_type="FULL", **params)
+            # Spot's usual orders: the query straight from the event (what the
+            # parameters below would give, tests/adapters/binance/test_order_query.py)
+            query = submitted_order_query(e) if self.order_params is order_params else None
+            if query is not None:
+                resp = await self.rest.place_order(query, cid)
+            else:
+                try:
+                    params = self.order_params(e)
+                except ValueError as exc:
+                    self._reject(e, str(exc), "")
+                    return
+                resp = await self.rest.new_order(e.symbol, e.side, new_client_order_id=cid,
+                                                 new_order_resp_type="FULL", **params)
         except UnknownOutcome as exc:
             log.warning("binance.order_unknown_outcome", venue=self.name, client_order_id=cid,
                         error=str(exc))

@@ -10,7 +10,10 @@ writing them that give the same bytes:
   written once into a %-template, then each order is one %-format of its
   numbers and client order id. It falls back to the generic one whenever a
   value would need escaping (a symbol or client id outside the unreserved
-  characters), so the two never differ (tests/adapters/binance/test_order_query.py).
+  characters), so the two never differ (tests/adapters/binance/test_order_query.py);
+- `submitted_order_query`: the same query straight from an `OrderSubmitted` of
+  the kinds sent most (LIMIT, LIMIT_MAKER, MARKET), with no parameters dict
+  between: what `order_path.order_params` and `BinanceRest.new_order` make of it.
 
 `decimal_text` writes a number as Binance reads it: plain decimal text.
 """
@@ -20,8 +23,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from adapters.binance.signing import is_plain, rest_payload
+from events.orders import OrderSubmitted
 
-__all__ = ["decimal_text", "new_order_params", "new_order_query"]
+__all__ = ["decimal_text", "new_order_params", "new_order_query", "submitted_order_query"]
 
 # Templates by the order's constant terms; a few per symbol in practice, cleared
 # past this many so that no caller can grow it without bound.
@@ -127,3 +131,47 @@ def new_order_query(
         quote_order_qty=quote_order_qty, price=price, stop_price=stop_price,
         new_client_order_id=new_client_order_id, new_order_resp_type=new_order_resp_type,
         self_trade_prevention_mode=self_trade_prevention_mode))
+
+
+# Spot's terms for our order kinds, as `order_path.order_params` writes them:
+# (type, sends timeInForce, sends price) by (order_type, post_only). A LIMIT needs
+# a time in force Spot has even when it does not send it (LIMIT_MAKER).
+_SPOT_KINDS = {
+    ("LIMIT", False): ("LIMIT", True, True),
+    ("LIMIT", True): ("LIMIT_MAKER", False, True),
+    ("MARKET", False): ("MARKET", False, False),
+    ("MARKET", True): ("MARKET", False, False),
+}
+_submitted: dict[tuple[object, ...], tuple[str, bool]] = {}
+
+
+def _submitted_form(key: tuple[object, ...], resp: str) -> tuple[str, bool]:
+    symbol, side, order_type, tif, post_only = key
+    kind = _SPOT_KINDS.get((order_type, post_only))  # type: ignore[arg-type]
+    template, priced = "", False
+    if kind is not None and (order_type == "MARKET" or tif in ("GTC", "IOC", "FOK")):
+        type_, with_tif, priced = kind
+        template = _template((symbol, side, type_, tif if with_tif else None, resp, None,
+                              True, False, priced, False))
+    if len(_submitted) >= MAX_TEMPLATES:
+        _submitted.clear()
+    _submitted[(*key, resp)] = (template, priced)
+    return template, priced
+
+
+def submitted_order_query(e: OrderSubmitted, resp: str = "FULL") -> str | None:
+    """`new_order_query` of the parameters `order_path.order_params(e)` gives,
+    with `new_order_resp_type=resp`, for a LIMIT, LIMIT_MAKER or MARKET order;
+    None for any other (and for what needs escaping): send those the generic way."""
+    form = _submitted.get((e.symbol, e.side, e.order_type, e.time_in_force, e.post_only, resp))
+    if form is None:
+        form = _submitted_form((e.symbol, e.side, e.order_type, e.time_in_force, e.post_only),
+                               resp)
+    template, priced = form
+    if not template or e.qty is None or not is_plain(e.client_order_id):
+        return None
+    if priced:
+        if e.price is None:
+            return None
+        return template % (decimal_text(e.qty), decimal_text(e.price), e.client_order_id)
+    return template % (decimal_text(e.qty), e.client_order_id)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -327,10 +327,16 @@ class BinanceRest:
             quote_order_qty=quote_order_qty, price=price, stop_price=stop_price,
             new_client_order_id=new_client_order_id, new_order_resp_type=new_order_resp_type,
             self_trade_prevention_mode=self_trade_prevention_mode)
-        return await self._request(
-            "POST", "/api/v3/order", query, signed=True, weight=W_ORDER, is_order=True,
-            client_order_id=new_client_order_id,
-        )
+        return await self.place_order(query, new_client_order_id)
+
+    def place_order(self, query: str, client_order_id: str) -> Coroutine[Any, Any, Any]:
+        """POST /api/v3/order of an order's query as `order_query` writes it (no
+        timestamp, no signature), to await: what `new_order` sends, for a caller
+        that has the query already. `client_order_id` must be the query's."""
+        # a plain function returning `_request`'s coroutine: no coroutine of its own
+        # in an order's first step
+        return self._request("POST", "/api/v3/order", query, signed=True, weight=W_ORDER,
+                             is_order=True, client_order_id=client_order_id)
 
     async def cancel_order(self, symbol: str, orig_client_order_id: str) -> dict[str, Any]:
         """DELETE /api/v3/order by client order id (-2011 if not open/unknown)."""

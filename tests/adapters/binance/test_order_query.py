@@ -15,14 +15,22 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from adapters.binance import order_query
-from adapters.binance.order_query import decimal_text, new_order_params, new_order_query
+from adapters.binance.order_path import order_params
+from adapters.binance.order_query import (
+    decimal_text,
+    new_order_params,
+    new_order_query,
+    submitted_order_query,
+)
 from adapters.binance.rest import BinanceRest
 from adapters.binance.signing import Credentials, rest_payload, sign_rest
+from events.orders import OrderSubmitted
 
 # mostly what orders carry, sometimes what needs escaping ("%", "&", "=", space, non-ASCII)
 plain_text = st.text("ABCXYZabc0189-_.~", min_size=1, max_size=12)
@@ -169,3 +177,82 @@ def test_a_query_string_is_signed_as_its_pairs_are() -> None:
     pairs = [("symbol", "BTCUSDT"), ("note", "a b&c=d"), ("timestamp", "1")]
     assert sign_rest(signer, rest_payload(pairs)) == sign_rest(signer, pairs)
     assert sign_rest(signer, "") == sign_rest(signer, [])
+
+
+# --- the query straight from an OrderSubmitted ---------------------------------------------
+
+submitted = st.builds(
+    OrderSubmitted, ts_event=st.just(1), ts_recv=st.just(1), venue=st.just("binance"),
+    strategy_id=st.just("s"), symbol=names, side=st.sampled_from(["BUY", "SELL"]),
+    client_order_id=names,
+    order_type=st.sampled_from(["LIMIT", "MARKET", "STOP_MARKET", "STOP_LIMIT",
+                                "TRAILING_STOP"]),
+    qty=decimals, price=st.one_of(st.none(), decimals),
+    trigger_price=st.one_of(st.none(), decimals),
+    time_in_force=st.sampled_from(["GTC", "IOC", "FOK", "GTD", "DAY"]),
+    post_only=st.booleans())
+
+
+def generic_submitted(e: OrderSubmitted) -> str | None:
+    """What the order path sends without the shortcut: `order_params`, then
+    `new_order`'s parameters (None where Spot cannot express the order)."""
+    try:
+        params = order_params(e)
+    except ValueError:
+        return None
+    return reference({
+        "symbol": e.symbol, "side": e.side, "type": params["type"],
+        "time_in_force": params.get("time_in_force"), "quantity": params.get("quantity"),
+        "quote_order_qty": None, "price": params.get("price"),
+        "stop_price": params.get("stop_price"), "new_client_order_id": e.client_order_id,
+        "new_order_resp_type": "FULL", "self_trade_prevention_mode": None})
+
+
+def submitted_holds_for(builder: Callable[[OrderSubmitted], str | None], *,
+                        shrink: bool = True) -> None:
+    phases = [Phase.generate, Phase.shrink] if shrink else [Phase.generate]
+
+    @settings(max_examples=300, deadline=None, database=None, phases=phases,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(submitted, st.integers(0, 2))
+    def check(e: OrderSubmitted, repeats: int) -> None:
+        for _ in range(repeats + 1):
+            fast = builder(e)
+            # None: the order goes the generic way, whatever that makes of it
+            assert fast is None or fast == generic_submitted(e)
+
+    check()
+
+
+def test_the_query_from_the_event_is_what_its_parameters_give() -> None:
+    submitted_holds_for(submitted_order_query)
+
+
+def test_the_usual_orders_do_take_the_shortcut() -> None:
+    e = OrderSubmitted(ts_event=1, ts_recv=1, venue="binance", strategy_id="s",
+                       symbol="BTCUSDT", side="BUY", client_order_id="s-1", order_type="LIMIT",
+                       qty=Decimal("0.001"), price=Decimal("64000.10"), time_in_force="IOC")
+    assert submitted_order_query(e) == generic_submitted(e) == (
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC&quantity=0.001&price=64000.10"
+        "&newClientOrderId=s-1&newOrderRespType=FULL")
+    maker = msgspec.structs.replace(e, post_only=True)
+    market = msgspec.structs.replace(e, order_type="MARKET", price=None)
+    assert submitted_order_query(maker) == generic_submitted(maker) is not None
+    assert submitted_order_query(market) == generic_submitted(market) is not None
+
+
+def _post_only_ignored(e: OrderSubmitted) -> str | None:
+    return submitted_order_query(msgspec.structs.replace(e, post_only=False))
+
+
+def _any_time_in_force(e: OrderSubmitted) -> str | None:
+    # LIMIT_MAKER sends no time in force, but Spot still needs one it has
+    return submitted_order_query(msgspec.structs.replace(e, time_in_force="GTC")) \
+        if e.order_type == "LIMIT" and e.post_only else submitted_order_query(e)
+
+
+@pytest.mark.parametrize("broken", [_post_only_ignored, _any_time_in_force])
+def test_the_event_property_catches_a_wrong_builder(
+        broken: Callable[[OrderSubmitted], str | None]) -> None:
+    with pytest.raises(AssertionError):
+        submitted_holds_for(broken, shrink=False)
