@@ -94,7 +94,10 @@ async def run(n: int, warmup: int = 1000) -> list[dict[str, int]]:
     patches = [(Chaser, "on_trade", "strategy", None), (OMS, "submit", "oms", None),
                (RiskEngine, "check", "risk", "risk_done"),
                (OrderPath, "_on_submitted", "venue", None),
-               (BinanceRest, "new_order", "new_order", None)]
+               (BinanceRest, "new_order", "new_order", None),
+               # what an order's request starts from when its query is made from the
+               # event (order_path._place): the same stage
+               (BinanceRest, "place_order", "new_order", None)]
     saved = [(cls, name, getattr(cls, name)) for cls, name, _, _ in patches]
     publish, sign_rest = Bus.publish, rest_mod.sign_rest
 

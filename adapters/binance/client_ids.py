@@ -18,6 +18,7 @@ __all__ = [
     "CLIENT_ORDER_ID_PATTERN",
     "MAX_CLIENT_ORDER_ID_LEN",
     "client_order_id_problem",
+    "valid_client_order_id",
 ]
 
 MAX_CLIENT_ORDER_ID_LEN = 36
@@ -26,6 +27,11 @@ CLIENT_ORDER_ID_PATTERN = f"^[{CLIENT_ORDER_ID_CHARS}]{{1,{MAX_CLIENT_ORDER_ID_L
 # fullmatch, not match: `$` would also accept a trailing newline.
 _VALID = re.compile(f"[{CLIENT_ORDER_ID_CHARS}]{{1,{MAX_CLIENT_ORDER_ID_LEN}}}")
 _BAD_CHAR = re.compile(f"[^{CLIENT_ORDER_ID_CHARS}]")
+
+
+# valid_client_order_id(id): a match (truthy) when Binance takes `id`, else None;
+# the compiled match itself (the check on every order), no wrapper
+valid_client_order_id = _VALID.fullmatch
 
 
 def client_order_id_problem(client_order_id: str) -> str | None:

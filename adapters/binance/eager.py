@@ -39,28 +39,29 @@ def start_now(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> async
     resume = _resume(coro, first)
     resume.send(None)  # to its first yield: the task's first step picks it up there
     context = contextvars.copy_context()
-    task: asyncio.Task[T] = loop.create_task(resume, name=name, context=context)  # type: ignore[arg-type]
+    task: asyncio.Task[T]
+    if loop.get_task_factory() is None:
+        # what loop.create_task does then, without its Python frame and checks
+        # (Task() refuses a closed loop too, through call_soon)
+        task = asyncio.Task(resume, loop=loop, name=name, context=context)  # type: ignore[arg-type]
+    else:
+        task = loop.create_task(resume, name=name, context=context)  # type: ignore[arg-type]
     caller = asyncio.current_task(loop)
     if caller is not None:
         _leave_task(loop, caller)
     _enter_task(loop, task)
     try:
-        context.run(_first_step, coro, first)
-    finally:
-        _leave_task(loop, task)
-        if caller is not None:
-            _enter_task(loop, caller)
-    return task
-
-
-def _first_step(coro: Coroutine[Any, Any, Any], first: list[Any]) -> None:
-    try:
-        first[1] = coro.send(None)
+        first[1] = context.run(coro.send, None)
         first[0] = _YIELDED
     except StopIteration as stop:
         first[0], first[1] = _RETURNED, stop.value
     except BaseException as exc:  # the task raises it, as it would have
         first[0], first[1] = _RAISED, exc
+    finally:
+        _leave_task(loop, task)
+        if caller is not None:
+            _enter_task(loop, caller)
+    return task
 
 
 @types.coroutine

@@ -15,8 +15,8 @@ that it keeps the connection honest (protocol doc section 8):
   so the supervisor decides (the policy lives in `reconnect.Reconnects`);
 - if no message arrives for `stale_after_s` it publishes `resyncing` once, and
   `connected` again when messages resume;
-- a malformed payload is logged (`binance.bad_message`) and skipped, never
-  fatal.
+- a malformed payload (bad JSON, a missing or mistyped field, a number that
+  is not one) is logged (`binance.bad_message`) and skipped, never fatal.
 
 `publish` is called synchronously, in order, from the connection task: there
 is no queue here to overflow. `VenueStatus` is published on every status
@@ -246,7 +246,8 @@ class MarketDataStream(Stoppable):
         self.messages += 1
         try:
             event = self._parser.parse(raw, self.now_ns())
-        except msgspec.DecodeError as exc:
+        # ValueError: a price or size that is a string but not a number ("1..2")
+        except (msgspec.DecodeError, ValueError) as exc:
             self.bad_messages += 1
             log.warning("binance.bad_message", venue=self.venue, stream=stream_name_of(raw),
                         error=str(exc),

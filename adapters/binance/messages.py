@@ -147,3 +147,22 @@ class MarkPriceMsg(msgspec.Struct):
     i: str = "0"
     r: str = "0"  # empty for a delivery contract: no funding
     T: int = 0
+
+
+# A whole combined-stream message of one kind, decoded in one pass (the parser's
+# fast path for the streams every market event comes from); `data` as above.
+
+
+class TradeFrame(msgspec.Struct):
+    stream: str
+    data: TradeMsg
+
+
+class AggTradeFrame(msgspec.Struct):
+    stream: str
+    data: AggTradeMsg
+
+
+class BookTickerFrame(msgspec.Struct):
+    stream: str
+    data: BookTickerMsg

@@ -38,8 +38,9 @@ from typing import Any
 import aiohttp
 import structlog
 
-from adapters.binance.client_ids import client_order_id_problem
+from adapters.binance.client_ids import client_order_id_problem, valid_client_order_id
 from adapters.binance.errors import BinanceError
+from adapters.binance.order_query import submitted_order_query
 from adapters.binance.reconcile import (
     ARCHIVED,
     NOT_FOUND,
@@ -131,7 +132,7 @@ class OrderPath(LookupAlerts):
     # -- requests from the bus ------------------------------------------------------------
 
     def _on_submitted(self, e: OrderSubmitted) -> None:
-        if e.venue == self.name and not self._unsent(e):
+        if e.venue == self.name and (not self._stopped or not self._unsent(e)):
             self.in_flight.add(e.client_order_id)
             # The request goes out from here, unless the intent still waits for
             # its commit (see `Bus.awaiting_commit`): then from its task, after it.
@@ -162,18 +163,24 @@ class OrderPath(LookupAlerts):
     async def _place(self, e: OrderSubmitted) -> None:
         cid = e.client_order_id
         try:
-            problem = client_order_id_problem(cid)
+            problem = None if valid_client_order_id(cid) else client_order_id_problem(cid)
             if problem is not None:
                 self._reject(e, f"client order id {cid!r} cannot be sent to Binance: {problem}",
                              "")
                 return
-            try:
-                params = self.order_params(e)
-            except ValueError as exc:
-                self._reject(e, str(exc), "")
-                return
-            resp = await self.rest.new_order(e.symbol, e.side, new_client_order_id=cid,
-                                             new_order_resp_type="FULL", **params)
+            # Spot's usual orders: the query straight from the event (what the
+            # parameters below would give, tests/adapters/binance/test_order_query.py)
+            query = submitted_order_query(e) if self.order_params is order_params else None
+            if query is not None:
+                resp = await self.rest.place_order(query, cid)
+            else:
+                try:
+                    params = self.order_params(e)
+                except ValueError as exc:
+                    self._reject(e, str(exc), "")
+                    return
+                resp = await self.rest.new_order(e.symbol, e.side, new_client_order_id=cid,
+                                                 new_order_resp_type="FULL", **params)
         except UnknownOutcome as exc:
             log.warning("binance.order_unknown_outcome", venue=self.name, client_order_id=cid,
                         error=str(exc))

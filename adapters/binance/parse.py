@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import msgspec
 
 from adapters.binance.messages import (
+    AggTradeFrame,
     AggTradeMsg,
+    BookTickerFrame,
     BookTickerMsg,
     DepthSnapshotMsg,
     DepthUpdateMsg,
@@ -36,6 +39,7 @@ from adapters.binance.messages import (
     Levels,
     MarkPriceMsg,
     PartialDepthMsg,
+    TradeFrame,
     TradeMsg,
 )
 from events.base import Event
@@ -53,7 +57,7 @@ from events.perp import FundingRate, MarkPrice
 MS = 1_000_000
 
 _envelope = msgspec.json.Decoder(Envelope)
-_trade = msgspec.json.Decoder(TradeMsg)
+_trade_msg = msgspec.json.Decoder(TradeMsg)
 _agg = msgspec.json.Decoder(AggTradeMsg)
 _ticker = msgspec.json.Decoder(BookTickerMsg)
 _depth = msgspec.json.Decoder(DepthUpdateMsg)
@@ -68,8 +72,7 @@ PARTIAL_DEPTH_LEVELS = frozenset({"5", "10", "20"})
 Parser = Callable[[bytes, str, int], Event | None]
 
 
-def parse_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
-    m = _trade.decode(raw)
+def _trade(m: TradeMsg, venue: str, ts_recv: int) -> Trade:
     return Trade(
         ts_event=(m.T or m.E) * MS, ts_recv=ts_recv, venue=venue, symbol=m.s,
         price=float(m.p), size=float(m.q),
@@ -77,8 +80,11 @@ def parse_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
     )
 
 
-def parse_agg_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
-    m = _agg.decode(raw)
+def parse_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
+    return _trade(_trade_msg.decode(raw), venue, ts_recv)
+
+
+def _agg_trade(m: AggTradeMsg, venue: str, ts_recv: int) -> Trade:
     return Trade(
         ts_event=m.T * MS, ts_recv=ts_recv, venue=venue, symbol=m.s,
         price=float(m.p), size=float(m.q),
@@ -86,14 +92,32 @@ def parse_agg_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
     )
 
 
-def parse_book_ticker(raw: bytes, venue: str, ts_recv: int) -> Quote:
-    m = _ticker.decode(raw)
+def parse_agg_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
+    return _agg_trade(_agg.decode(raw), venue, ts_recv)
+
+
+def _book_ticker(m: BookTickerMsg, venue: str, ts_recv: int) -> Quote:
     # Spot bookTicker has no timestamp: the receive time is the best we know.
     ts = (m.T or m.E) * MS or ts_recv
     return Quote(
         ts_event=ts, ts_recv=ts_recv, venue=venue, symbol=m.s,
         bid=float(m.b), ask=float(m.a), bid_size=float(m.B), ask_size=float(m.A),
     )
+
+
+def parse_book_ticker(raw: bytes, venue: str, ts_recv: int) -> Quote:
+    return _book_ticker(_ticker.decode(raw), venue, ts_recv)
+
+
+# Parsers whose whole combined-stream message `StreamParser` may decode in one
+# pass: the decoder of the message and what makes the event of its `data`.
+_WHOLE: dict[Callable[..., object], tuple[msgspec.json.Decoder[Any], Callable[..., Event]]] = {
+    parse_trade: (msgspec.json.Decoder(TradeFrame), _trade),
+    parse_agg_trade: (msgspec.json.Decoder(AggTradeFrame), _agg_trade),
+    parse_book_ticker: (msgspec.json.Decoder(BookTickerFrame), _book_ticker),
+}
+# How Binance starts every combined-stream message: the stream's name comes first.
+_STREAM_FIRST = b'{"stream":"'
 
 
 def _levels(levels: Levels) -> tuple[list[float], list[float]]:
@@ -208,6 +232,9 @@ class StreamParser:
     def __init__(self, venue: str) -> None:
         self.venue = venue
         self._parsers: dict[str, Parser | None] = {}
+        # by the stream's name as the message's bytes spell it: the whole message's
+        # decoder, the event's maker, the name (see `parse`)
+        self._whole: dict[bytes, tuple[msgspec.json.Decoder[Any], Callable[..., Event], str]] = {}
         self.unknown = 0
         self._funding = FundingSettlement(venue)
 
@@ -226,6 +253,20 @@ class StreamParser:
           a known stream that misses a required field or has a wrong type.
           The caller logs and skips the message.
         """
+        if raw.startswith(_STREAM_FIRST):
+            # A trade, aggTrade or bookTicker stream seen before: the message in
+            # one decode (no envelope first, no Raw of its data). Same events and
+            # errors as the way below (tests/adapters/binance/test_parse.py).
+            whole = self._whole.get(raw[11:raw.find(b'"', 11)])
+            if whole is not None:
+                decoder, make, stream = whole
+                try:
+                    message = decoder.decode(raw)
+                except msgspec.DecodeError:
+                    message = None  # the way below says what is wrong with it
+                # (another stream's name repeated after this one: the way below)
+                if message is not None and message.stream == stream:
+                    return make(message.data, self.venue, ts_recv)
         events = self.parse_events(raw, ts_recv)
         return events[-1] if events else None
 
@@ -239,6 +280,9 @@ class StreamParser:
         if parser is False:
             parser = parser_for_stream(env.stream)
             self._parsers[env.stream] = parser
+            whole = _WHOLE.get(parser)  # type: ignore[arg-type]
+            if whole is not None and env.stream.isascii():
+                self._whole[env.stream.encode()] = (*whole, env.stream)
         if parser is None:
             self.unknown += 1
             return []

@@ -59,14 +59,23 @@ class _Window:
     limit: int  # 0: no known limit, only tracked
     start_ns: int = 0
     used: int = 0
+    # start_ns + interval_ns: "is now in this window" is two comparisons, not a
+    # division of a 19-digit integer (asked for every window on every request)
+    end: int = 0
+    budget: int = 0  # what `safety` allows of `limit` (RateLimiter sets it)
+
+    def __post_init__(self) -> None:
+        self.end = self.start_ns + self.interval_ns
 
     def used_at(self, now_ns: int) -> int:
-        return self.used if now_ns // self.interval_ns * self.interval_ns == self.start_ns else 0
+        # start_ns is always a multiple of interval_ns, so this is "now's window
+        # is the one counted", as now_ns // interval_ns * interval_ns == start_ns
+        return self.used if self.start_ns <= now_ns < self.end else 0
 
     def record(self, used: int, now_ns: int, *, add: bool) -> None:
-        start = now_ns // self.interval_ns * self.interval_ns
-        if start != self.start_ns:
-            self.start_ns, self.used = start, 0
+        if not self.start_ns <= now_ns < self.end:
+            self.start_ns = start = now_ns // self.interval_ns * self.interval_ns
+            self.end, self.used = start + self.interval_ns, 0
         self.used = self.used + used if add else max(self.used, used)
 
     def end_ns(self, now_ns: int) -> int:
@@ -119,11 +128,27 @@ class RateLimiter:
             self._windows[key] = _Window(limit.rateLimitType, key[1], limit.limit)
         self.banned_until_ns = 0
         self.retry_after_until_ns = 0
+        self._sort_windows()
+
+    def _sort_windows(self) -> None:
+        """Which windows a request and an order count in, with their budgets, so
+        `delay_before` and `note_sent` (on every order) only walk those."""
+        for window in self._windows.values():
+            window.budget = int(window.limit * self.safety)
+        windows = list(self._windows.values())
+        self._weight = [w for w in windows if w.kind == REQUEST_WEIGHT]
+        # counted 1 per request, and 1 per order
+        self._per_request = [w for w in windows if w.kind == RAW_REQUESTS]
+        self._per_order = [w for w in windows if w.kind in (RAW_REQUESTS, ORDERS)]
+        self._limited_weight = [w for w in self._weight if w.limit > 0]
+        self._limited_request = [w for w in self._per_request if w.limit > 0]
+        self._limited_order = [w for w in self._per_order if w.limit > 0]
 
     def _window(self, kind: str, interval_ns: int) -> _Window:
         key = (kind, interval_ns)
         if key not in self._windows:
             self._windows[key] = _Window(kind, interval_ns, 0)
+            self._sort_windows()
         return self._windows[key]
 
     def used(self, kind: str, interval_ns: int, now_ns: int) -> int:
@@ -136,10 +161,16 @@ class RateLimiter:
 
     def note_sent(self, weight: int, is_order: bool, now_ns: int) -> None:
         """Count a request as it is sent, until its response's headers say more."""
-        for window in self._windows.values():
-            if window.kind == REQUEST_WEIGHT:
+        # `_Window.record(..., add=True)` written out: this runs for every order
+        for window in self._weight:
+            if window.start_ns <= now_ns < window.end:
+                window.used += weight
+            else:
                 window.record(weight, now_ns, add=True)
-            elif window.kind == RAW_REQUESTS or (window.kind == ORDERS and is_order):
+        for window in self._per_order if is_order else self._per_request:
+            if window.start_ns <= now_ns < window.end:
+                window.used += 1
+            else:
                 window.record(1, now_ns, add=True)
 
     def note_response(self, status: int, headers: Mapping[str, str], now_ns: int) -> None:
@@ -172,19 +203,18 @@ class RateLimiter:
         During a ban this is the rest of the ban, whatever the request."""
         if now_ns < self.banned_until_ns:
             return self.banned_until_ns - now_ns
-        delay = max(self.retry_after_until_ns - now_ns, 0)
-        for window in self._windows.values():
-            if window.limit <= 0:
-                continue
-            if window.kind == REQUEST_WEIGHT:
-                cost = weight
-            elif window.kind == RAW_REQUESTS or (window.kind == ORDERS and is_order):
-                cost = 1
-            else:
-                continue
-            used = window.used_at(now_ns)
-            budget = int(window.limit * self.safety)
-            # A request bigger than the whole budget still goes into an empty window.
-            if used > 0 and used + cost > budget:
+        delay = self.retry_after_until_ns - now_ns
+        if delay < 0:
+            delay = 0
+        # Only the windows this request counts in, and only while they are the
+        # current ones (else nothing is used there yet). A request bigger than the
+        # whole budget still goes into an empty window.
+        for window in self._limited_weight:
+            if window.start_ns <= now_ns < window.end and window.used > 0 \
+                    and window.used + weight > window.budget:
+                delay = max(delay, window.end_ns(now_ns) + self.slack_ns - now_ns)
+        for window in self._limited_order if is_order else self._limited_request:
+            if window.start_ns <= now_ns < window.end and window.used > 0 \
+                    and window.used + 1 > window.budget:
                 delay = max(delay, window.end_ns(now_ns) + self.slack_ns - now_ns)
         return delay

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +44,7 @@ from adapters.binance.exchange_info import (
     instruments_from_exchange_info,
     rate_limits_from_exchange_info,
 )
+from adapters.binance.order_query import decimal_text, new_order_query
 from adapters.binance.ratelimit import RateLimiter
 from adapters.binance.signing import Credentials, Signer, rest_payload, sign_rest
 from events.instruments import Instrument
@@ -89,15 +90,6 @@ class UnknownOutcome(BinanceError):
         return f"order {self.client_order_id!r}: outcome unknown ({super().__str__()})"
 
 
-def decimal_text(value: Decimal | int | str) -> str:
-    """Plain decimal text for a request parameter: never an exponent
-    (Decimal("1E-8") -> "0.00000001"), never NaN/Infinity."""
-    d = Decimal(value) if not isinstance(value, Decimal) else value
-    if not d.is_finite():
-        raise ValueError(f"not a finite decimal: {value!r}")
-    return format(d, "f")
-
-
 def _default_now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -125,6 +117,8 @@ class BinanceRest:
         # None: public endpoints only (a record-only venue); a signed call raises.
         self._credentials = credentials
         self._signer: Signer | None = credentials.signer() if credentials else None
+        # the headers of a request that carries the key (`_attempt` copies them)
+        self._key_headers = {"X-MBX-APIKEY": credentials.api_key} if credentials else {}
         self._session = session
         self._owns_session = session is None
         self.recv_window_ms = recv_window_ms
@@ -231,7 +225,7 @@ class BinanceRest:
         self,
         method: str,
         path: str,
-        params: Sequence[tuple[str, str]] = (),
+        params: Sequence[tuple[str, str]] | str = (),
         *,
         signed: bool,
         weight: int,
@@ -240,33 +234,38 @@ class BinanceRest:
         decode: bool = True,
         keyed: bool = False,
     ) -> Any:
-        """`keyed`: send the API key unsigned (USD-M's listenKey requests)."""
+        """`params`: pairs, or the query they make already percent-encoded
+        (`rest_payload`'s). `keyed`: send the API key unsigned (USD-M's
+        listenKey requests)."""
         clock_retried = False
         busy_retries = 0
         signer = self._signer
-        headers: dict[str, str] = {}
-        if signed:
-            if self._credentials is None or signer is None:
+        headers: Mapping[str, str] = {}
+        if signed or keyed:
+            if self._credentials is None or (signed and signer is None):
                 raise BinanceError(0, None, f"{method} {path} needs API credentials (none loaded)")
-            headers["X-MBX-APIKEY"] = self._credentials.api_key
-        elif keyed:
-            if self._credentials is None:
-                raise BinanceError(0, None, f"{method} {path} needs API credentials (none loaded)")
-            headers["X-MBX-APIKEY"] = self._credentials.api_key
+            headers = self._key_headers
+        encoded = params if isinstance(params, str) else rest_payload(params)
         while True:
             # Wait for the limiter before stamping, so a long wait cannot eat
             # the recvWindow; nothing is awaited between this and the send (and
             # nothing at all when the limiter lets it go now, the usual case).
-            if self._limit_delay(weight, is_order) > 0:
-                await self._wait_for_limits(weight, is_order)
-            stamp = self.server_time_ms()
+            # One clock reading serves the limiter and the timestamp.
+            stamp = self.now_ms() + self.offset_ms
+            now_ns = stamp * _MS_NS
+            limiter = self.limiter
+            if now_ns < limiter.banned_until_ns \
+                    or limiter.delay_before(weight, is_order, now_ns) > 0:
+                await self._wait_for_limits(weight, is_order)  # raises while banned
+                stamp = self.server_time_ms()
             if signed:
-                full = [*params, ("timestamp", str(stamp)),
-                        ("recvWindow", str(self.recv_window_ms))]
                 assert signer is not None
-                query = sign_rest(signer, full)
+                # timestamp and recvWindow are digits: appended as they are, the
+                # query is what percent-encoding all the pairs together gives
+                stamped = f"timestamp={stamp}&recvWindow={self.recv_window_ms}"
+                query = sign_rest(signer, f"{encoded}&{stamped}" if encoded else stamped)
             else:
-                query = rest_payload(params)
+                query = encoded
             try:
                 status, _, raw, _, _ = await self._attempt(
                     method, path, query, headers, weight, is_order
@@ -323,25 +322,21 @@ class BinanceRest:
             raise ValueError(f"newOrderRespType must be ACK, RESULT or FULL: {new_order_resp_type}")
         if not new_client_order_id:
             raise ValueError("new_client_order_id is required: it resolves unknown outcomes")
-        params: list[tuple[str, str]] = [("symbol", symbol), ("side", side), ("type", type)]
-        if time_in_force is not None:
-            params.append(("timeInForce", time_in_force))
-        if quantity is not None:
-            params.append(("quantity", decimal_text(quantity)))
-        if quote_order_qty is not None:
-            params.append(("quoteOrderQty", decimal_text(quote_order_qty)))
-        if price is not None:
-            params.append(("price", decimal_text(price)))
-        if stop_price is not None:
-            params.append(("stopPrice", decimal_text(stop_price)))
-        params.append(("newClientOrderId", new_client_order_id))
-        params.append(("newOrderRespType", new_order_resp_type))
-        if self_trade_prevention_mode is not None:
-            params.append(("selfTradePreventionMode", self_trade_prevention_mode))
-        return await self._request(
-            "POST", "/api/v3/order", params, signed=True, weight=W_ORDER, is_order=True,
-            client_order_id=new_client_order_id,
-        )
+        query = new_order_query(
+            symbol, side, type, time_in_force=time_in_force, quantity=quantity,
+            quote_order_qty=quote_order_qty, price=price, stop_price=stop_price,
+            new_client_order_id=new_client_order_id, new_order_resp_type=new_order_resp_type,
+            self_trade_prevention_mode=self_trade_prevention_mode)
+        return await self.place_order(query, new_client_order_id)
+
+    def place_order(self, query: str, client_order_id: str) -> Coroutine[Any, Any, Any]:
+        """POST /api/v3/order of an order's query as `order_query` writes it (no
+        timestamp, no signature), to await: what `new_order` sends, for a caller
+        that has the query already. `client_order_id` must be the query's."""
+        # a plain function returning `_request`'s coroutine: no coroutine of its own
+        # in an order's first step
+        return self._request("POST", "/api/v3/order", query, signed=True, weight=W_ORDER,
+                             is_order=True, client_order_id=client_order_id)
 
     async def cancel_order(self, symbol: str, orig_client_order_id: str) -> dict[str, Any]:
         """DELETE /api/v3/order by client order id (-2011 if not open/unknown)."""

@@ -36,6 +36,7 @@ __all__ = [
     "Signer",
     "load_credentials",
     "rest_payload",
+    "is_plain",
     "sign_rest",
     "sign_ws",
     "ws_payload",
@@ -240,6 +241,11 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&-]*").fullmatch
 
 
+# is_plain(text): a match (truthy) when `text` needs no percent-encoding (only
+# unreserved ASCII characters), else None; the compiled match itself, no wrapper
+is_plain = _PLAIN
+
+
 def _enc(text: str) -> str:
     # Almost every parameter (names, symbols, numbers, our client ids) needs no
     # escaping: skip urllib's quote, which is the costliest step of signing.
@@ -272,15 +278,16 @@ def rest_payload(params: Params, body: str = "") -> str:
     return _query(params) + body
 
 
-def sign_rest(signer: Signer, params: Params, body: str = "") -> str:
+def sign_rest(signer: Signer, params: Params | str, body: str = "") -> str:
     """The query string to send: the encoded params plus `signature=` last.
 
-    Send `body` (if any) unchanged as the request body.
+    `params` may also be the query already percent-encoded (what `rest_payload`
+    gives). Send `body` (if any) unchanged as the request body.
     """
-    query = _query(params)
-    # Base64 signatures carry '+', '/', '='; hex passes through unchanged.
+    query = params if isinstance(params, str) else _query(params)
     sig = signer.sign(query + body)
-    if not _PLAIN(sig):
+    # Base64 signatures carry '+', '/', '='; hex passes through unchanged.
+    if type(signer) is not HmacSigner and not _PLAIN(sig):
         sig = quote(sig, safe="")
     return f"{query}&signature={sig}" if query else f"signature={sig}"
 

@@ -227,6 +227,24 @@ async def test_malformed_and_unknown_messages_are_skipped() -> None:
     assert bad[1]["payload"] == bad_fields and bad[1]["log_level"] == "warning"
 
 
+@pytest.mark.parametrize("field", ["p", "q"])
+async def test_a_number_that_is_not_one_is_skipped_not_fatal(field: str) -> None:
+    # well-formed JSON of the right types, but a price float() refuses: before, its
+    # ValueError ended the stream's task (and with it a trading daemon)
+    odd = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":7,'
+           '"p":"0.1","q":"0.1","T":1,"m":true}}').replace(f'"{field}":"0.1"', f'"{field}":"1..2"')
+    sink = Watched()
+    async with venue(send_then_hold(odd, DOC_LINES[0])) as (fake, url):
+        stream = make_stream(url, sink)
+        with capture_logs() as logs:
+            async with running(stream):
+                await sink.wait(lambda: sink.market())
+    assert sink.market() == expected([DOC_LINES[0]])
+    assert stream.bad_messages == 1 and stream.reconnects == 0
+    bad = [e for e in logs if e["event"] == "binance.bad_message"]
+    assert [e["stream"] for e in bad] == ["btcusdt@trade"] and "1..2" in bad[0]["error"]
+
+
 async def test_server_shutdown_notice_reconnects_promptly() -> None:
     sink = Watched()
     async with venue(send_then_hold(SHUTDOWN), send_then_hold(DOC_LINES[0])) as (fake, url):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.binance.parse import (
     StreamParser,
@@ -311,9 +313,12 @@ def test_shutdown_and_control_messages_return_none(raw: bytes) -> None:
         ("btcusdt@kline_1m", {"e": "kline", "E": 1, "s": "BNBBTC"}),
     ],
 )
-def test_missing_required_field_raises_validation_error(stream: str, data: dict) -> None:
+@pytest.mark.parametrize("warm", [False, True])  # True: the stream's fast path is taken
+def test_missing_required_field_raises_validation_error(stream: str, data: dict,
+                                                        warm: bool) -> None:
+    parser = warmed(stream) if warm else StreamParser(V)
     with pytest.raises(msgspec.ValidationError):
-        StreamParser(V).parse(wrap(stream, data), RECV)
+        parser.parse(wrap(stream, data), RECV)
 
 
 @pytest.mark.parametrize(
@@ -325,9 +330,95 @@ def test_missing_required_field_raises_validation_error(stream: str, data: dict)
         b'{"stream":"btcusdt@trade"}',  # a known stream without its payload
     ],
 )
-def test_malformed_json_raises_decode_error(raw: bytes) -> None:
+@pytest.mark.parametrize("warm", [False, True])
+def test_malformed_json_raises_decode_error(raw: bytes, warm: bool) -> None:
+    parser = warmed("btcusdt@trade") if warm else StreamParser(V)
     with pytest.raises(msgspec.DecodeError):
-        StreamParser(V).parse(raw, RECV)
+        parser.parse(raw, RECV)
+
+
+# --- the one-decode path for trade, aggTrade and bookTicker streams ------------------------
+
+VALID = {"trade": SPOT_TRADE, "aggTrade": SPOT_AGG_TRADE, "bookTicker": SPOT_BOOK_TICKER,
+         "depth": SPOT_DEPTH_UPDATE, "depth5": SPOT_PARTIAL_DEPTH, "kline_1m": kline(True)}
+
+
+def warmed(stream: str) -> StreamParser:
+    """A parser that has parsed a valid message of `stream` (its fast path is set up)."""
+    parser = StreamParser(V)
+    kind = stream.split("@", 1)[1]
+    assert parser.parse(wrap(stream, VALID[kind]), RECV) is not None
+    return parser
+
+
+texts = st.text("0123456789.", min_size=1, max_size=12)
+numbers = st.integers(-(2**63), 2**63 - 1)
+json_values = st.one_of(numbers, texts, st.booleans(), st.none(), st.floats(allow_nan=False))
+
+
+def payloads(kind: str) -> st.SearchStrategy[dict]:
+    """The kind's valid payload with fields dropped, changed or mistyped at random."""
+    base = VALID[kind]
+    good = {"p": texts, "q": texts, "b": texts, "a": texts, "B": texts, "A": texts,
+            "s": st.text(min_size=0, max_size=8), "m": st.booleans(), "M": st.booleans()}
+    field = st.sampled_from(sorted(base) + ["T", "E", "X", "extra"])
+    edits = st.lists(st.tuples(field, st.one_of(json_values, *good.values()), st.booleans()),
+                     max_size=4)
+
+    def edited(changes: list[tuple[str, object, bool]]) -> dict:
+        data = dict(base)
+        for name, value, drop in changes:
+            if drop:
+                data.pop(name, None)
+            else:
+                data[name] = value
+        return data
+
+    return st.one_of(edits.map(edited), st.fixed_dictionaries(
+        {k: good.get(k, st.just(v)) for k, v in base.items()}))
+
+
+def outcome(parser: StreamParser, raw: bytes) -> object:
+    try:
+        event = parser.parse(raw, RECV)
+    except msgspec.ValidationError:
+        return "ValidationError"
+    except msgspec.DecodeError:
+        return "DecodeError"
+    except ValueError as exc:  # float() of a price that is not a number
+        return f"ValueError: {exc}"
+    return msgspec.json.encode(event) if event is not None else None
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.sampled_from(["trade", "aggTrade", "bookTicker"]).flatmap(
+    lambda kind: st.tuples(st.just(kind), payloads(kind))),
+    st.sampled_from(["btcusdt", "BNBBTC", "x"]))
+def test_the_one_decode_path_gives_what_the_envelope_path_gives(
+        kind_data: tuple[str, dict], symbol: str) -> None:
+    kind, data = kind_data
+    stream = f"{symbol}@{kind}"
+    fast = warmed(stream)
+    assert fast._whole  # the fast path is set up, and taken below
+    raw = wrap(stream, data)
+    slow = StreamParser(V)  # a parser's first message of a stream goes the envelope way
+    assert outcome(fast, raw) == outcome(slow, raw)
+    assert outcome(fast, raw) == outcome(fast, raw)
+
+
+@pytest.mark.parametrize("raw", [
+    # the same stream's name repeated with another: the last one counts, as the envelope's
+    b'{"stream":"btcusdt@trade","stream":"btcusdt@depth","data":'
+    + json.dumps(SPOT_DEPTH_UPDATE).encode() + b"}",
+    b'{"stream":"btcusdt@trade","stream":"btcusdt@aggTrade","data":'  # both shapes in one
+    + json.dumps({**SPOT_TRADE, **SPOT_AGG_TRADE, "t": 1, "a": 2}).encode() + b"}",
+    # data before the name, an escaped name, a name that is a prefix of another
+    b'{"data":' + json.dumps(SPOT_TRADE).encode() + b',"stream":"btcusdt@trade"}',
+    b'{"stream":"btcusdt\\u0040trade","data":' + json.dumps(SPOT_TRADE).encode() + b"}",
+    b'{"stream":"btcusdt@trade2","data":' + json.dumps(SPOT_TRADE).encode() + b"}",
+])
+def test_unusual_messages_of_a_warm_stream_parse_as_a_fresh_parser_does(raw: bytes) -> None:
+    assert outcome(warmed("btcusdt@trade"), raw) == outcome(StreamParser(V), raw)
 
 
 # --- the real recording ---------------------------------------------------------------------

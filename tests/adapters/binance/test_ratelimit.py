@@ -4,6 +4,8 @@ margin, window resets, 429 Retry-After and 418 bans."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from adapters.binance.exchange_info import RateLimit
 from adapters.binance.ratelimit import (
@@ -197,3 +199,111 @@ def test_bad_config_fails() -> None:
         RateLimiter(DEFAULT_LIMITS, safety=0)
     with pytest.raises(ValueError, match="WEEK"):
         RateLimiter([RateLimit(ORDERS, "WEEK", 1, 5)])
+
+
+class _Reference:
+    """The limiter's rules written plainly (each window found by dividing the
+    clock, every window walked for every request): what `RateLimiter`'s windows
+    with their cached ends and per-kind lists must agree with."""
+
+    def __init__(self, limits: list[RateLimit], safety: float) -> None:
+        unit = {"SECOND": S, "MINUTE": MIN, "DAY": DAY}
+        self.safety = safety
+        # (kind, interval) -> [limit, window start, used]
+        self.windows = {(lim.rateLimitType, unit[lim.interval] * lim.intervalNum):
+                        [lim.limit, 0, 0] for lim in limits}
+
+    def used(self, key: tuple[str, int], now: int) -> int:
+        _, start, used = self.windows[key]
+        return used if now // key[1] * key[1] == start else 0
+
+    def record(self, key: tuple[str, int], count: int, now: int, add: bool) -> None:
+        window = self.windows.setdefault(key, [0, 0, 0])
+        start = now // key[1] * key[1]
+        if start != window[1]:
+            window[1], window[2] = start, 0
+        window[2] = window[2] + count if add else max(window[2], count)
+
+    def cost(self, kind: str, weight: int, is_order: bool) -> int | None:
+        if kind == REQUEST_WEIGHT:
+            return weight
+        if kind == RAW_REQUESTS or (kind == ORDERS and is_order):
+            return 1
+        return None
+
+    def note_sent(self, weight: int, is_order: bool, now: int) -> None:
+        for key in list(self.windows):
+            cost = self.cost(key[0], weight, is_order)
+            if cost is not None:
+                self.record(key, cost, now, True)
+
+    def delay_before(self, weight: int, is_order: bool, now: int) -> int:
+        delay = 0
+        for key, (limit, _, _) in self.windows.items():
+            cost = self.cost(key[0], weight, is_order)
+            used = self.used(key, now)
+            if limit > 0 and cost is not None and used > 0 \
+                    and used + cost > int(limit * self.safety):
+                delay = max(delay, (now // key[1] + 1) * key[1] + SLACK - now)
+        return delay
+
+
+_ops = st.lists(st.tuples(
+    st.sampled_from(["sent", "delay", "header"]),
+    # the clock moves back and forth, across windows, often right on their edges,
+    # often staying inside one (where the limiter answers from what it noted)
+    st.one_of(st.sampled_from([0, 1, S // 2, S - 1, S, 2 * S, 10 * S - 1, 10 * S, MIN - 1,
+                               MIN, -1]),
+              st.integers(-3 * S, 90 * S), st.integers(-3, 90).map(lambda k: k * S),
+              st.integers(-3, 90).map(lambda k: k * S - 1)),
+    st.integers(0, 30), st.booleans(),
+    st.sampled_from(["x-mbx-used-weight-1m", "x-mbx-order-count-10s", "x-mbx-order-count-1d",
+                     "x-mbx-order-count-1m", "x-mbx-used-weight"])), max_size=60)
+
+
+H = "x-mbx-used-weight-1m"
+# what the limiter must not forget between two questions in one window: a request it
+# sent, a count the server reported, a request sent in another window of a shorter
+# limit (the day's window still counts it)
+
+
+@example([(REQUEST_WEIGHT, ("MINUTE", 1), 40)], 0.9,
+         [("delay", 0, 20, False, H), ("sent", 0, 20, False, H), ("delay", 0, 20, False, H)])
+@example([(ORDERS, ("SECOND", 10), 5)], 1.0,
+         [("delay", 0, 1, True, H), ("header", 0, 10, True, "x-mbx-order-count-10s"),
+          ("delay", 0, 1, True, H)])
+@example([(ORDERS, ("DAY", 1), 3), (ORDERS, ("SECOND", 10), 100)], 0.9,
+         [("delay", 0, 1, True, H), ("sent", 20 * S, 1, True, H),
+          ("sent", 20 * S, 1, True, H), ("delay", 0, 1, True, H)])
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.tuples(st.sampled_from([REQUEST_WEIGHT, ORDERS, RAW_REQUESTS]),
+                          # mostly the windows the headers below speak of
+                          st.one_of(st.sampled_from([("SECOND", 10), ("MINUTE", 1),
+                                                     ("DAY", 1)]),
+                                    st.tuples(st.sampled_from(["SECOND", "MINUTE", "DAY"]),
+                                              st.integers(1, 10))),
+                          st.integers(0, 40)), max_size=5),
+       st.sampled_from([0.5, 0.9, 1.0]), _ops)
+def test_the_limiter_agrees_with_its_rules_written_plainly(
+        raw_limits: list[tuple[str, tuple[str, int], int]], safety: float,
+        ops: list[tuple[str, int, int, bool, str]]) -> None:
+    limits = [RateLimit(kind, interval, num, limit)
+              for kind, (interval, num), limit in raw_limits]
+    rl = RateLimiter(limits, safety=safety, slack_ns=SLACK)
+    ref = _Reference(limits, safety)
+    unit = {"s": S, "m": MIN, "d": DAY}
+    for op, dt, n, is_order, header in ops:
+        now = T0 + dt
+        if op == "sent":
+            rl.note_sent(n, is_order, now)
+            ref.note_sent(n, is_order, now)
+        elif op == "header":  # a window the limiter did not know yet is tracked from now on
+            rl.note_response(200, {header: str(n)}, now)
+            suffix = header.rsplit("-", 1)[1]
+            interval = int(suffix[:-1]) * unit[suffix[-1]] if suffix[-1] in unit else MIN
+            kind = REQUEST_WEIGHT if "weight" in header else ORDERS
+            ref.record((kind, interval), n, now, False)
+        else:  # asked only here, so that several things happen between two questions
+            assert rl.delay_before(n, is_order, now) == ref.delay_before(n, is_order, now)
+            assert rl.delay_before(1, not is_order, now) == ref.delay_before(1, not is_order,
+                                                                            now)
