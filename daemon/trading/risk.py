@@ -64,6 +64,7 @@ from daemon.trading.risk_checks import (
     Rejection,
     fmt,
 )
+from daemon.trading.risk_fast import FastPlan, fast_accepts
 from daemon.trading.risk_grid import GRID_CHECKS, Grid, GridLimits, grid_accepts
 from daemon.trading.risk_ticks import MARKET_EVAL_NS, MAX_EVAL_NS, skip_ticks
 from events.base import Event
@@ -235,12 +236,17 @@ class RiskEngine:
         # use; None where it cannot be taken. False runs only the Decimal reference.
         self.integer_path = True
         self._grids: dict[tuple[str, str, str], _IntegerPath | None] = {}
+        # The accept path (risk_fast) per (strategy, venue, symbol); None: not taken.
+        self._plans: dict[tuple[str, str, str], FastPlan | None] = {}
+        self._unversioned = -1
+        self._versioned = isinstance(getattr(portfolio, "state_version", None), int)
 
     def set_strategy_limits(self, strategy_id: str,
                             limits: StrategyRiskConfig | None) -> None:
         """A strategy's own limits (a strategy added or changed at run time)."""
         self._limits[strategy_id] = Limits.from_config(self._config, limits)
         self._grids.clear()
+        self._plans.clear()
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
@@ -316,6 +322,34 @@ class RiskEngine:
         strategy_orders = self._strategy_orders.get(strategy_id)
         if strategy_orders is None:  # (setdefault would build a deque per order)
             strategy_orders = self._strategy_orders[strategy_id] = deque()
+        if self.integer_path and not open_orders and strategy_loss is not None \
+                and self.state == ACTIVE:
+            key = (strategy_id, order.venue, order.symbol)
+            try:
+                plan = self._plans[key]
+            except KeyError:
+                plan = self._plans[key] = FastPlan.of(
+                    self._instruments.get((order.venue, order.symbol)), self.account_limits,
+                    limits, self._portfolio.account_currency,
+                    self._fee_rate.get(order.venue, _ZERO), order.venue in self._allow_short)
+            if plan is not None and fast_accepts(plan, order, self._portfolio,
+                                                 self._portfolio_version(), strategy_id,
+                                                 strategy_loss):
+                # order_rate, as `_count` and the check would have it
+                account_orders = self._account_orders
+                capacity, window = plan.account_window
+                horizon = now - window
+                while account_orders and account_orders[0] <= horizon:
+                    account_orders.popleft()
+                if len(account_orders) < capacity:
+                    capacity, window = plan.strategy_window
+                    horizon = now - window
+                    while strategy_orders and strategy_orders[0] <= horizon:
+                        strategy_orders.popleft()
+                    if len(strategy_orders) < capacity:
+                        account_orders.append(now)
+                        strategy_orders.append(now)
+                        return None
         ctx = CheckContext(
             strategy_id=strategy_id, order=order,
             instrument=self._instruments.get((order.venue, order.symbol)),
@@ -344,6 +378,14 @@ class RiskEngine:
         self._account_orders.append(now)
         strategy_orders.append(now)
         return None
+
+    def _portfolio_version(self) -> int:
+        """The portfolio's state_version (positions, balances): a portfolio without
+        one (a test's stand-in) reads as changed on every order."""
+        if self._versioned:
+            return self._portfolio.state_version  # type: ignore[attr-defined, no-any-return]
+        self._unversioned -= 1
+        return self._unversioned
 
     def _grid_of(self, ctx: CheckContext) -> _IntegerPath | None:
         """The integer path for this strategy's orders on this instrument (None: none):
@@ -417,6 +459,7 @@ class RiskEngine:
         CANCEL_ONLY): checks use it from now on."""
         self._instruments[instrument.key] = instrument
         self._grids.clear()
+        self._plans.clear()
 
     def block_venue(self, venue: str, reason: str) -> None:
         """Refuse every order on `venue` (check "venue_ready") until `unblock_venue`."""

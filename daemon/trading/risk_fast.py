@@ -1,0 +1,230 @@
+"""The risk engine's accept path: proves, mostly on integers, that every check
+passes an ordinary order, without building a `CheckContext`.
+
+The Decimal checks of `daemon.trading.risk_checks` stay the reference: this path
+never refuses. It answers True only when it has proved that every check passes
+the order; on False the engine runs the reference (with the integer grid of
+`daemon.trading.risk_grid` in front), which decides and words every refusal.
+
+It takes a spot instrument quoted in the account currency, with no concentration
+limit, an active account, and an account with no open order at all (an open order
+reserves balance and counts towards the positions: the reference weighs those).
+Per (strategy, venue, symbol) a `FastPlan` holds what does not change between
+orders: the grid, both sets of limits in ticks and lots, the position limits in
+notional units. What changes is read from the portfolio and converted once per
+change, so restarting changes nothing: the plan is a function of the config and
+the instruments, the positions' lots are cached per `Portfolio.state_version`,
+and a number's ticks or lots per value (`UnitCache`).
+
+The checks it proves, each as the reference decides it:
+- instrument_tradable .. max_position_qty: as `risk_grid.grid_accepts` (prices in
+  ticks, quantities in lots, limits rounded the way that never loosens them);
+- max_position_notional: |projected lots| x ticks against the limit in tick x lot
+  units, floored (ticks and lots below 10**12: the reference's product is exact);
+- concentration: not set (else no plan); self_trade: no open order to cross;
+- available_balance: the reference's own Decimal expression, evaluated the same
+  way in the same context (nothing reserved: no open order);
+- order_rate: by the engine, on the counts the reference would see.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from daemon.trading.api import BUY, LIMIT, MARKET, STOP_LIMIT, STOP_MARKET, OrderRequest
+from daemon.trading.risk_grid import MAX_UNITS, Grid, GridLimits, Ratio, floor_units, units
+from events.instruments import Instrument
+
+if TYPE_CHECKING:
+    from daemon.trading.risk import Limits, RiskPortfolio
+
+__all__ = ["FastPlan", "UnitCache", "fast_accepts"]
+
+ZERO = Decimal(0)
+# distinct prices and quantities remembered per grid unit (then forgotten at once:
+# a bound on memory, not an eviction policy: the next orders refill it)
+CACHE_SIZE = 4096
+
+
+class UnitCache:
+    """`units(value, unit)` remembered per value: a strategy sends the same few
+    quantities and prices near the mark again and again, and a dict look-up costs
+    a tenth of the exact conversion."""
+
+    __slots__ = ("unit", "_known")
+
+    def __init__(self, unit: Ratio) -> None:
+        self.unit = unit
+        self._known: dict[Decimal, int | None] = {}
+
+    def __call__(self, value: Decimal) -> int | None:
+        known = self._known
+        try:
+            return known[value]
+        except KeyError:
+            pass
+        except TypeError:  # a signalling NaN cannot be hashed: the reference judges it
+            return None
+        got = units(value, self.unit)
+        if len(known) >= CACHE_SIZE:
+            known.clear()
+        # equal Decimals (1.0, 1.00) share a key and are the same number of units
+        known[value] = got
+        return got
+
+
+class FastPlan:
+    """What one strategy's orders on one instrument are checked against on the
+    accept path. `FastPlan.of` gives None where the path cannot be taken."""
+
+    __slots__ = ("inst", "grid", "account", "strategy", "account_notional",
+                 "strategy_notional", "fee", "allow_short", "account_window",
+                 "strategy_window", "ticks", "lots", "version", "account_lots",
+                 "strategy_lots", "available_quote", "available_base")
+
+    def __init__(self, inst: Instrument, grid: Grid, account_limits: Limits, limits: Limits,
+                 account: GridLimits, strategy: GridLimits, notional: list[int | None],
+                 fee_rate: Decimal, allow_short: bool) -> None:
+        self.inst = inst
+        self.grid = grid
+        self.account = account
+        self.strategy = strategy
+        # max_position_notional in tick x lot units, floored (None: not set)
+        self.account_notional, self.strategy_notional = notional
+        # available_balance's `1 + taker_fee_rate` (the same Decimal every time)
+        self.fee = 1 + fee_rate
+        self.allow_short = allow_short
+        # order_rate: (orders allowed, window in ns) of the account and the strategy
+        self.account_window = account_limits.rate_window
+        self.strategy_window = limits.rate_window
+        self.ticks = UnitCache(grid.tick)
+        self.lots = UnitCache(grid.step)
+        # as of the portfolio's state_version `version`: the positions in lots, and
+        # available_balance's min(free, total - reserved) with nothing reserved
+        self.version = -1
+        self.account_lots: int | None = None
+        self.strategy_lots: int | None = None
+        self.available_quote = ZERO
+        self.available_base = ZERO
+
+    @classmethod
+    def of(cls, inst: Instrument | None, account_limits: Limits, limits: Limits,
+           account_currency: str | None, fee_rate: Decimal, allow_short: bool
+           ) -> FastPlan | None:
+        if inst is None or inst.perpetual or not inst.tradable \
+                or inst.quote != account_currency \
+                or account_limits.max_concentration_pct is not None \
+                or limits.max_concentration_pct is not None:
+            return None
+        grid = Grid.of(inst)
+        account = GridLimits.of(account_limits, grid)
+        strategy = GridLimits.of(limits, grid)
+        if grid is None or account is None or strategy is None:
+            return None
+        try:
+            notional = [None if lim.max_position_notional is None
+                        else floor_units(lim.max_position_notional, grid.unit)
+                        for lim in (account_limits, limits)]
+        except (ArithmeticError, ValueError):  # an infinite limit
+            return None
+        return cls(inst, grid, account_limits, limits, account, strategy, notional,
+                   fee_rate, allow_short)
+
+    def refresh(self, portfolio: RiskPortfolio, version: int, strategy_id: str) -> None:
+        """Read what the orders are checked against from the portfolio as of its
+        state_version `version` (positions and balances change only with it)."""
+        inst, step = self.inst, self.grid.step
+        venue, symbol = inst.venue, inst.symbol
+        self.account_lots = units(portfolio.position_qty(venue, symbol), step)
+        self.strategy_lots = units(portfolio.position_qty(venue, symbol, strategy_id), step)
+        for currency, attr in ((inst.quote, "available_quote"), (inst.base, "available_base")):
+            total = portfolio.balance(venue, currency)
+            free = portfolio.free_balance(venue, currency)
+            setattr(self, attr, min(free, total - ZERO))  # the reference's expression
+        self.version = version
+
+
+def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
+                 version: int, strategy_id: str, strategy_loss: Decimal) -> bool:
+    """True only when every check but order_rate passes `order` (the caller has
+    seen to the account's state, its open orders and the order rate); False when
+    one may refuse it or this path cannot tell. `version`: the portfolio's
+    state_version; `strategy_loss`: the strategy's daily loss, as the engine
+    evaluated it."""
+    strategy = plan.strategy
+    # daily_loss_limit: an active account, the strategy's loss under its limit
+    if strategy_loss >= strategy.daily_loss_limit:
+        return False
+    grid = plan.grid
+    # qty_grid, max_order_qty
+    lots = plan.lots(order.qty)
+    if lots is None or not 0 < lots < MAX_UNITS or lots < grid.min_lots \
+            or (grid.max_lots is not None and lots > grid.max_lots) \
+            or lots > strategy.max_order_lots:
+        return False
+    # price_grid
+    order_type = order.order_type
+    price = trigger = None
+    if order.price is None:
+        if order_type == LIMIT or order_type == STOP_LIMIT:
+            return False
+    else:
+        price = plan.ticks(order.price)
+        if price is None or not 0 < price < MAX_UNITS:
+            return False
+    if order.trigger_price is None:
+        if order_type == STOP_MARKET or order_type == STOP_LIMIT:
+            return False
+    else:
+        trigger = plan.ticks(order.trigger_price)
+        if trigger is None or not 0 < trigger < MAX_UNITS:
+            return False
+    if order.trailing_offset is not None:
+        offset = plan.ticks(order.trailing_offset)
+        if offset is None or not 0 < offset < MAX_UNITS:
+            return False
+    # price_band: |p - mark| x 100 > band x mark refuses; in ticks, the tick cancels
+    mark_price = portfolio.last_price(order.venue, order.symbol)
+    if mark_price is None:
+        return False
+    mark = plan.ticks(mark_price)
+    if mark is None or not 0 < mark < MAX_UNITS:
+        return False
+    if order_type != MARKET:
+        band_num, band_den = strategy.band
+        limit = band_num * mark
+        if (price is not None and abs(price - mark) * 100 * band_den > limit) \
+                or (trigger is not None and abs(trigger - mark) * 100 * band_den > limit):
+            return False
+    # min_notional, max_order_notional (the quote is the account currency): the
+    # order valued at its price, else its trigger, else the mark
+    ticks = price if price is not None else trigger if trigger is not None else mark
+    notional = lots * ticks
+    if notional < grid.min_notional or notional > strategy.max_order_notional:
+        return False
+    # max_position_qty, max_position_notional: nothing pending (no open order);
+    # refused only when |position| grows past the limit
+    if version != plan.version:
+        plan.refresh(portfolio, version, strategy_id)
+    account_lots, strategy_lots = plan.account_lots, plan.strategy_lots
+    if account_lots is None or strategy_lots is None:
+        return False
+    signed = lots if order.side == BUY else -lots
+    for current, limits, notional_limit in (
+            (account_lots, plan.account, plan.account_notional),
+            (strategy_lots, strategy, plan.strategy_notional)):
+        projected = abs(current + signed)
+        if projected <= abs(current):
+            continue
+        if projected > limits.max_position_lots:
+            return False
+        if notional_limit is not None and (projected >= MAX_UNITS
+                                           or projected * ticks > notional_limit):
+            return False
+    # available_balance, with nothing reserved: the reference's expression
+    if order.side == BUY:
+        valued = order.price if order.price is not None else order.trigger_price \
+            if order.trigger_price is not None else mark_price
+        return not order.qty * valued * plan.fee > plan.available_quote
+    return plan.allow_short or not order.qty > plan.available_base
