@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from daemon.config import RiskConfig, VenueConfig
 from daemon.trading.api import BUY, LIMIT, MARKET, SELL, STOP_MARKET, OrderRequest
-from daemon.trading.portfolio import Portfolio
+from daemon.trading.portfolio import DAY_NS, Portfolio
 from daemon.trading.risk import RiskEngine
 from daemon.trading.risk_checks import CHECKS
 from daemon.trading.risk_fast import FastPlan, UnitCache, fast_accepts
@@ -56,7 +56,10 @@ def accept_scenarios(draw: Any) -> dict[str, Any]:
     s["free_short"] = draw(st.sampled_from((D(0), D(0), D("0.00000001"))))
     s["allow_short"] = draw(st.booleans())
     if draw(st.integers(0, 2)) == 0:
-        held = abs(sum(s["position"].values()) + s["qty"])
+        # the account's or a strategy's projected position, valued, at the limit
+        signed = s["qty"] if s["side"] == BUY else -s["qty"]
+        held = abs(draw(st.sampled_from((sum(s["position"].values()), s["position"]["s1"],
+                                         s["position"]["s2"]))) + signed)
         edge = held * valued + draw(st.sampled_from(NUDGES[:4]))
         s["risk"]["max_position_notional"] = float(max(D("0.01"), edge))
     return s
@@ -271,3 +274,36 @@ def test_a_recovered_engine_decides_as_the_live_one(history: list[tuple[str, Any
         order = OrderRequest(venue="sim", symbol="XUSDT", side=side, qty=lots * D("0.01"),
                              order_type=LIMIT, price=ticks * D(1))
         assert recovered.check(sid, order) == live.check(sid, order)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=accept_scenarios(), moves=st.lists(st.sampled_from(
+    ("mark", "mark", "fill", "fee", "balance", "day")), max_size=6),
+    sids=st.sampled_from((("s1",), ("s2",), ("s1", "s2"))))
+def test_daily_pnls_remembered_are_the_pnls_computed_now(s: dict[str, Any],
+                                                          moves: list[str],
+                                                          sids: tuple[str, ...]) -> None:
+    """After any mark, fill, third-currency fee, balance or new day (asked for one
+    strategy, what it remembers is asked again after the move)."""
+    fast, _, _ = engines(s)
+    portfolio = fast._portfolio
+    assert isinstance(portfolio, Portfolio)
+    ts = T0
+    for n, move in enumerate(moves):
+        if move == "mark":
+            portfolio.apply(Trade(ts_event=ts, ts_recv=ts, venue="sim", symbol="XUSDT",
+                                  price=float(s["mark"]) * (1 + (n + 1) / 10), size=1.0))
+        elif move in ("fill", "fee"):
+            portfolio.apply(Fill(ts_event=ts, ts_recv=ts, venue="sim", symbol="XUSDT",
+                                 strategy_id="s1", client_order_id=f"s1-{n}",
+                                 trade_id=f"m{n}", side=BUY, qty=s["step"], price=s["mark"],
+                                 fee=D("0.001"), fee_currency="BNB" if move == "fee" else "USDT",
+                                 liquidity="TAKER"))
+        elif move == "balance":
+            portfolio.apply(BalanceChanged(ts_event=ts, ts_recv=ts, venue="sim",
+                                           currency="USDT", total=D(n), free=D(n)))
+        else:
+            ts += DAY_NS
+            portfolio._now_ns = lambda ts=ts: ts  # type: ignore[method-assign]
+        for sid in sids:
+            assert portfolio.daily_pnls(sid) == (portfolio.daily_pnl(), portfolio.daily_pnl(sid))
