@@ -451,7 +451,9 @@ class Portfolio(Valuation, MarginView, Snapshots):
         cached = self._mark_cache.get(key)
         if cached is not None and cached[0] is raw:
             return cached[1]
-        if isinstance(raw, Decimal):
+        if type(raw) is Trade:  # the common mark: first
+            price = _decimal_of(raw.price)  # type: ignore[union-attr]
+        elif isinstance(raw, Decimal):
             price = raw
         elif isinstance(raw, MarkPrice):
             price = to_decimal(raw.mark)

@@ -239,6 +239,9 @@ class RiskEngine:
         # The accept path (risk_fast) per (strategy, venue, symbol); None: not taken.
         self._plans: dict[tuple[str, str, str], FastPlan | None] = {}
         self._unversioned = -1
+        # _evaluate's last daily PnLs (the portfolio's tuple), the state then, and
+        # the strategy's loss it answered
+        self._seen_pnls: tuple[tuple[Decimal, Decimal], str, Decimal] | None = None
         self._versioned = isinstance(getattr(portfolio, "state_version", None), int)
 
     def set_strategy_limits(self, strategy_id: str,
@@ -432,10 +435,17 @@ class RiskEngine:
             if strategy_id is None:
                 loss = -self._portfolio.daily_pnl()
             else:
-                account, strategy = self._portfolio.daily_pnls(strategy_id)
-                loss, own = -account, -strategy
+                pnls = self._portfolio.daily_pnls(strategy_id)
+                seen = self._seen_pnls
+                # the same figures (the portfolio remembers them) in the same state:
+                # the same outcome, no transition
+                if seen is not None and seen[0] is pnls and seen[1] == self.state:
+                    return seen[2]
+                loss, own = -pnls[0], -pnls[1]
             if loss >= self._halt_at or (loss >= self._reduce_at and self.state == ACTIVE):
                 self._transition(*self._demanded(loss))
+            elif strategy_id is not None:
+                self._seen_pnls = (pnls, self.state, own)
         return own
 
     def _demanded(self, loss: Decimal | None = None) -> tuple[str, str]:

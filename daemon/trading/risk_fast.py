@@ -22,8 +22,11 @@ The checks it proves, each as the reference decides it:
 - max_position_notional: |projected lots| x ticks against the limit in tick x lot
   units, floored (ticks and lots below 10**12: the reference's product is exact);
 - concentration: not set (else no plan); self_trade: no open order to cross;
-- available_balance: the reference's own Decimal expression, evaluated the same
-  way in the same context (nothing reserved: no open order);
+- available_balance (nothing reserved: no open order): a sell's lots against the
+  available base in lots, floored (exact: both sides are Decimals compared
+  exactly); a buy's notional units against a bound that leaves room for the
+  reference's rounding of qty x price x (1 + fee) (28 digits: a relative error
+  under 10**-27, the bound keeps 10**-20), else the reference's own expression;
 - order_rate: by the engine, on the counts the reference would see.
 """
 
@@ -42,31 +45,39 @@ if TYPE_CHECKING:
 __all__ = ["FastPlan", "UnitCache", "fast_accepts"]
 
 ZERO = Decimal(0)
-# distinct prices and quantities remembered per grid unit (then forgotten at once:
+# distinct prices and quantities remembered per plan (then forgotten at once:
 # a bound on memory, not an eviction policy: the next orders refill it)
 CACHE_SIZE = 4096
+# a buy's notional within this relative margin of the available balance is left
+# to the reference's own expression (its rounding is 10**7 times finer)
+_MARGIN = 10**20
 
 
 class UnitCache:
-    """`units(value, unit)` remembered per value: a strategy sends the same few
-    quantities and prices near the mark again and again, and a dict look-up costs
-    a tenth of the exact conversion."""
+    """`units(value, unit)` remembered per value, as a whole number in
+    [low, high] within (0, MAX_UNITS), else 0 (not one, or out of range: the
+    reference decides): a strategy sends the same few quantities and prices near
+    the mark again and again, and a dict look-up costs a tenth of the exact
+    conversion. Callers may read `known` themselves and call only on a miss."""
 
-    __slots__ = ("unit", "_known")
+    __slots__ = ("unit", "low", "high", "known")
 
-    def __init__(self, unit: Ratio) -> None:
+    def __init__(self, unit: Ratio, low: int = 1, high: int = MAX_UNITS - 1) -> None:
         self.unit = unit
-        self._known: dict[Decimal, int | None] = {}
+        self.low, self.high = low, high
+        self.known: dict[Decimal, int] = {}
 
-    def __call__(self, value: Decimal) -> int | None:
-        known = self._known
+    def __call__(self, value: Decimal) -> int:
+        known = self.known
         try:
             return known[value]
         except KeyError:
             pass
         except TypeError:  # a signalling NaN cannot be hashed: the reference judges it
-            return None
+            return 0
         got = units(value, self.unit)
+        if got is None or not 0 < got < MAX_UNITS or not self.low <= got <= self.high:
+            got = 0
         if len(known) >= CACHE_SIZE:
             known.clear()
         # equal Decimals (1.0, 1.00) share a key and are the same number of units
@@ -79,9 +90,9 @@ class FastPlan:
     accept path. `FastPlan.of` gives None where the path cannot be taken."""
 
     __slots__ = ("inst", "grid", "account", "strategy", "account_notional",
-                 "strategy_notional", "fee", "allow_short", "account_window",
-                 "strategy_window", "ticks", "lots", "version", "account_lots",
-                 "strategy_lots", "available_quote", "available_base")
+                 "strategy_notional", "fee", "fee_ratio", "allow_short", "account_window",
+                 "strategy_window", "ticks", "lots", "marks", "version", "account_lots",
+                 "strategy_lots", "available_quote", "buy_units", "sell_lots")
 
     def __init__(self, inst: Instrument, grid: Grid, account_limits: Limits, limits: Limits,
                  account: GridLimits, strategy: GridLimits, notional: list[int | None],
@@ -94,19 +105,27 @@ class FastPlan:
         self.account_notional, self.strategy_notional = notional
         # available_balance's `1 + taker_fee_rate` (the same Decimal every time)
         self.fee = 1 + fee_rate
+        self.fee_ratio: Ratio = self.fee.as_integer_ratio()
         self.allow_short = allow_short
         # order_rate: (orders allowed, window in ns) of the account and the strategy
         self.account_window = account_limits.rate_window
         self.strategy_window = limits.rate_window
         self.ticks = UnitCache(grid.tick)
-        self.lots = UnitCache(grid.step)
+        # an order's qty in lots when qty_grid and max_order_qty pass it, else 0
+        high = strategy.max_order_lots if grid.max_lots is None \
+            else min(strategy.max_order_lots, grid.max_lots)
+        self.lots = UnitCache(grid.step, grid.min_lots, high)
+        # the mark -> (its ticks, the lowest and highest price in ticks the band
+        # passes), None when the mark is off the grid or out of range
+        self.marks: dict[Decimal, tuple[int, int, int] | None] = {}
         # as of the portfolio's state_version `version`: the positions in lots, and
         # available_balance's min(free, total - reserved) with nothing reserved
         self.version = -1
         self.account_lots: int | None = None
         self.strategy_lots: int | None = None
         self.available_quote = ZERO
-        self.available_base = ZERO
+        self.buy_units = -1  # a buy of notional units up to this is covered
+        self.sell_lots = -1  # a sell of lots up to this is covered
 
     @classmethod
     def of(cls, inst: Instrument | None, account_limits: Limits, limits: Limits,
@@ -126,22 +145,52 @@ class FastPlan:
             notional = [None if lim.max_position_notional is None
                         else floor_units(lim.max_position_notional, grid.unit)
                         for lim in (account_limits, limits)]
-        except (ArithmeticError, ValueError):  # an infinite limit
+            plan = cls(inst, grid, account_limits, limits, account, strategy, notional,
+                       fee_rate, allow_short)
+        except (ArithmeticError, ValueError):  # an infinite limit or fee
             return None
-        return cls(inst, grid, account_limits, limits, account, strategy, notional,
-                   fee_rate, allow_short)
+        return plan if plan.fee > 0 else None
+
+    def mark(self, mark_price: Decimal) -> tuple[int, int, int] | None:
+        """(ticks, lowest, highest price in ticks inside the band) of a mark."""
+        marks = self.marks
+        try:
+            return marks[mark_price]
+        except KeyError:
+            pass
+        mark = self.ticks(mark_price)
+        got = None
+        if mark:
+            # |p - mark| x 100 x den > num x mark refuses: |p - mark| <= the floor passes
+            band_num, band_den = self.strategy.band
+            reach = (band_num * mark) // (100 * band_den)
+            got = (mark, mark - reach, mark + reach)
+        if len(marks) >= CACHE_SIZE:
+            marks.clear()
+        marks[mark_price] = got
+        return got
 
     def refresh(self, portfolio: RiskPortfolio, version: int, strategy_id: str) -> None:
         """Read what the orders are checked against from the portfolio as of its
         state_version `version` (positions and balances change only with it)."""
-        inst, step = self.inst, self.grid.step
+        inst, grid = self.inst, self.grid
         venue, symbol = inst.venue, inst.symbol
-        self.account_lots = units(portfolio.position_qty(venue, symbol), step)
-        self.strategy_lots = units(portfolio.position_qty(venue, symbol, strategy_id), step)
-        for currency, attr in ((inst.quote, "available_quote"), (inst.base, "available_base")):
-            total = portfolio.balance(venue, currency)
-            free = portfolio.free_balance(venue, currency)
-            setattr(self, attr, min(free, total - ZERO))  # the reference's expression
+        self.account_lots = units(portfolio.position_qty(venue, symbol), grid.step)
+        self.strategy_lots = units(portfolio.position_qty(venue, symbol, strategy_id),
+                                   grid.step)
+        quote, base = (min(portfolio.free_balance(venue, c),
+                           portfolio.balance(venue, c) - ZERO)  # the reference's expression
+                       for c in (inst.quote, inst.base))
+        self.available_quote = quote
+        try:
+            # qty x price x fee <= quote x (1 - 10**-20): units x unit x fee <= that
+            num, den = quote.as_integer_ratio()
+            (unit_num, unit_den), (fee_num, fee_den) = grid.unit, self.fee_ratio
+            self.buy_units = (num * (_MARGIN - 1) * unit_den * fee_den) \
+                // (den * _MARGIN * unit_num * fee_num)
+            self.sell_lots = floor_units(base, grid.step)
+        except (ArithmeticError, ValueError):  # a balance no number: the reference's
+            self.buy_units = self.sell_lots = -1
         self.version = version
 
 
@@ -156,52 +205,52 @@ def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
     # daily_loss_limit: an active account, the strategy's loss under its limit
     if strategy_loss >= strategy.daily_loss_limit:
         return False
-    grid = plan.grid
     # qty_grid, max_order_qty
-    lots = plan.lots(order.qty)
-    if lots is None or not 0 < lots < MAX_UNITS or lots < grid.min_lots \
-            or (grid.max_lots is not None and lots > grid.max_lots) \
-            or lots > strategy.max_order_lots:
+    try:
+        lots = plan.lots.known[order.qty]
+    except (KeyError, TypeError):
+        lots = plan.lots(order.qty)
+    if not lots:
         return False
     # price_grid
     order_type = order.order_type
-    price = trigger = None
+    known = plan.ticks.known
+    price = trigger = 0
     if order.price is None:
         if order_type == LIMIT or order_type == STOP_LIMIT:
             return False
     else:
-        price = plan.ticks(order.price)
-        if price is None or not 0 < price < MAX_UNITS:
+        try:
+            price = known[order.price]
+        except (KeyError, TypeError):
+            price = plan.ticks(order.price)
+        if not price:
             return False
     if order.trigger_price is None:
         if order_type == STOP_MARKET or order_type == STOP_LIMIT:
             return False
     else:
         trigger = plan.ticks(order.trigger_price)
-        if trigger is None or not 0 < trigger < MAX_UNITS:
+        if not trigger:
             return False
-    if order.trailing_offset is not None:
-        offset = plan.ticks(order.trailing_offset)
-        if offset is None or not 0 < offset < MAX_UNITS:
-            return False
-    # price_band: |p - mark| x 100 > band x mark refuses; in ticks, the tick cancels
+    if order.trailing_offset is not None and not plan.ticks(order.trailing_offset):
+        return False
+    # price_band
     mark_price = portfolio.last_price(order.venue, order.symbol)
     if mark_price is None:
         return False
-    mark = plan.ticks(mark_price)
-    if mark is None or not 0 < mark < MAX_UNITS:
+    marked = plan.mark(mark_price)
+    if marked is None:
         return False
-    if order_type != MARKET:
-        band_num, band_den = strategy.band
-        limit = band_num * mark
-        if (price is not None and abs(price - mark) * 100 * band_den > limit) \
-                or (trigger is not None and abs(trigger - mark) * 100 * band_den > limit):
-            return False
+    mark, low, high = marked
+    if order_type != MARKET and ((price and not low <= price <= high)
+                                 or (trigger and not low <= trigger <= high)):
+        return False
     # min_notional, max_order_notional (the quote is the account currency): the
     # order valued at its price, else its trigger, else the mark
-    ticks = price if price is not None else trigger if trigger is not None else mark
+    ticks = price or trigger or mark
     notional = lots * ticks
-    if notional < grid.min_notional or notional > strategy.max_order_notional:
+    if notional < plan.grid.min_notional or notional > strategy.max_order_notional:
         return False
     # max_position_qty, max_position_notional: nothing pending (no open order);
     # refused only when |position| grows past the limit
@@ -222,9 +271,11 @@ def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
         if notional_limit is not None and (projected >= MAX_UNITS
                                            or projected * ticks > notional_limit):
             return False
-    # available_balance, with nothing reserved: the reference's expression
-    if order.side == BUY:
-        valued = order.price if order.price is not None else order.trigger_price \
-            if order.trigger_price is not None else mark_price
-        return not order.qty * valued * plan.fee > plan.available_quote
-    return plan.allow_short or not order.qty > plan.available_base
+    # available_balance, with nothing reserved
+    if signed < 0:
+        return plan.allow_short or lots <= plan.sell_lots
+    if notional <= plan.buy_units:
+        return True
+    valued = order.price if order.price is not None else order.trigger_price \
+        if order.trigger_price is not None else mark_price
+    return not order.qty * valued * plan.fee > plan.available_quote

@@ -185,11 +185,13 @@ def test_an_ordinary_order_takes_the_accept_path_and_builds_no_context(
 def test_a_unit_cache_answers_as_the_conversion_and_stays_bounded() -> None:
     cache = UnitCache(D("0.01").as_integer_ratio())
     assert cache(D("1.00")) == cache(D("1")) == 100
-    assert cache(D("0.001")) is None
-    assert cache(D("sNaN")) is None and cache(D("NaN")) is None
-    for n in range(5000):
+    for nothing in ("0.001", "sNaN", "NaN", "-1", "0", "1E+10", "Infinity"):  # 0: none
+        assert cache(D(nothing)) == 0
+    for n in range(1, 5000):
         assert cache(D(n) / 100) == n
-    assert len(cache._known) <= 4096
+    assert len(cache.known) <= 4096
+    bounded = UnitCache(D("0.01").as_integer_ratio(), 5, 7)
+    assert [bounded(D(n) / 100) for n in range(4, 9)] == [0, 5, 6, 7, 0]
 
 
 # -- restart: the accept path's state is the recovered state's --------------------
