@@ -27,7 +27,7 @@ from events.instruments import Instrument
 from events.market import Trade
 from events.orders import Fill
 from events.state import BalanceChanged
-from events.system import TradingState
+from events.system import ACTIVE, REDUCING, TradingState
 from tests.daemon.trading.test_risk import T0
 from tests.daemon.trading.test_risk_grid import KEY, context, order_of, scenarios
 
@@ -309,3 +309,23 @@ def test_daily_pnls_remembered_are_the_pnls_computed_now(s: dict[str, Any],
             portfolio._now_ns = lambda ts=ts: ts  # type: ignore[method-assign]
         for sid in sids:
             assert portfolio.daily_pnls(sid) == (portfolio.daily_pnl(), portfolio.daily_pnl(sid))
+
+
+def test_a_state_folded_in_is_judged_again_on_the_same_figures() -> None:
+    """The engine skips the comparisons for daily figures it has already judged in
+    the same state: a state set from outside (a journal's TradingState folded in)
+    is judged afresh, as every evaluation did before."""
+    from tests.daemon.trading.test_risk import Env
+
+    env = Env({"max_position_qty": 100.0})
+    env.fill(BUY, "20", "100")
+    env.trade(60.0)
+    env.trade(50.0)  # risk sees each mark one event late: loss 800, then 1000
+    assert env.check(side=SELL, qty="1", price="50") is None  # reduces: passes
+    assert env.risk.state == REDUCING
+    assert env.check(side=SELL, qty="1", price="50") is None  # the same figures
+    now = env.clock.now
+    env.risk.apply(TradingState(ts_event=now, ts_recv=now, state=ACTIVE, reason="folded"))
+    assert env.check(side=SELL, qty="1", price="50") is None
+    assert env.risk.state == REDUCING
+    assert env.states()[-1] == (REDUCING, "daily loss 1000 >= daily_loss_limit 1000")
