@@ -321,7 +321,7 @@ class RiskEngine:
             return Rejection(check="venue_ready", reason=self._not_ready[order.venue])
         now = self._now_ns()
         strategy_loss = self._evaluate(strategy_id)
-        limits = self.limits(strategy_id)
+        limits = self._limits.get(strategy_id, self.account_limits)
         strategy_orders = self._strategy_orders.get(strategy_id)
         if strategy_orders is None:  # (setdefault would build a deque per order)
             strategy_orders = self._strategy_orders[strategy_id] = deque()
@@ -335,9 +335,10 @@ class RiskEngine:
                     self._instruments.get((order.venue, order.symbol)), self.account_limits,
                     limits, self._portfolio.account_currency,
                     self._fee_rate.get(order.venue, _ZERO), order.venue in self._allow_short)
-            if plan is not None and fast_accepts(plan, order, self._portfolio,
-                                                 self._portfolio_version(), strategy_id,
-                                                 strategy_loss):
+            if plan is not None and fast_accepts(
+                    plan, order, self._portfolio,
+                    self._portfolio.state_version if self._versioned  # type: ignore[attr-defined]
+                    else self._portfolio_version(), strategy_id, strategy_loss):
                 # order_rate, as `_count` and the check would have it
                 account_orders = self._account_orders
                 capacity, window = plan.account_window

@@ -92,7 +92,8 @@ class FastPlan:
     __slots__ = ("inst", "grid", "account", "strategy", "account_notional",
                  "strategy_notional", "fee", "fee_ratio", "allow_short", "account_window",
                  "strategy_window", "ticks", "lots", "marks", "version", "account_lots",
-                 "strategy_lots", "available_quote", "buy_units", "sell_lots")
+                 "strategy_lots", "available_quote", "buy_units", "sell_lots", "flat",
+                 "flat_lots", "flat_notional")
 
     def __init__(self, inst: Instrument, grid: Grid, account_limits: Limits, limits: Limits,
                  account: GridLimits, strategy: GridLimits, notional: list[int | None],
@@ -126,6 +127,12 @@ class FastPlan:
         self.available_quote = ZERO
         self.buy_units = -1  # a buy of notional units up to this is covered
         self.sell_lots = -1  # a sell of lots up to this is covered
+        # every position flat: the largest order in lots and notional units the
+        # position limits pass (None: no notional limit)
+        self.flat = False
+        self.flat_lots = min(account.max_position_lots, strategy.max_position_lots)
+        limits_set = [n for n in notional if n is not None]
+        self.flat_notional = min(limits_set) if limits_set else None
 
     @classmethod
     def of(cls, inst: Instrument | None, account_limits: Limits, limits: Limits,
@@ -178,6 +185,7 @@ class FastPlan:
         self.account_lots = units(portfolio.position_qty(venue, symbol), grid.step)
         self.strategy_lots = units(portfolio.position_qty(venue, symbol, strategy_id),
                                    grid.step)
+        self.flat = self.account_lots == 0 and self.strategy_lots == 0
         quote, base = (min(portfolio.free_balance(venue, c),
                            portfolio.balance(venue, c) - ZERO)  # the reference's expression
                        for c in (inst.quote, inst.base))
@@ -239,7 +247,10 @@ def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
     mark_price = portfolio.last_price(order.venue, order.symbol)
     if mark_price is None:
         return False
-    marked = plan.mark(mark_price)
+    try:
+        marked = plan.marks[mark_price]
+    except KeyError:
+        marked = plan.mark(mark_price)
     if marked is None:
         return False
     mark, low, high = marked
@@ -260,9 +271,21 @@ def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
     if account_lots is None or strategy_lots is None:
         return False
     signed = lots if order.side == BUY else -lots
+    if plan.flat:  # (every position flat: the loop below, for projected = lots)
+        if lots > plan.flat_lots or (plan.flat_notional is not None
+                                     and notional > plan.flat_notional):
+            return False
+    elif not _positions_pass(plan, account_lots, strategy_lots, signed, ticks):
+        return False
+    return _balance_passes(plan, order, signed, lots, notional, mark_price)
+
+
+def _positions_pass(plan: FastPlan, account_lots: int, strategy_lots: int, signed: int,
+                    ticks: int) -> bool:
+    """max_position_qty and max_position_notional, nothing pending."""
     for current, limits, notional_limit in (
             (account_lots, plan.account, plan.account_notional),
-            (strategy_lots, strategy, plan.strategy_notional)):
+            (strategy_lots, plan.strategy, plan.strategy_notional)):
         projected = abs(current + signed)
         if projected <= abs(current):
             continue
@@ -271,7 +294,12 @@ def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
         if notional_limit is not None and (projected >= MAX_UNITS
                                            or projected * ticks > notional_limit):
             return False
-    # available_balance, with nothing reserved
+    return True
+
+
+def _balance_passes(plan: FastPlan, order: OrderRequest, signed: int, lots: int,
+                    notional: int, mark_price: Decimal) -> bool:
+    """available_balance, with nothing reserved."""
     if signed < 0:
         return plan.allow_short or lots <= plan.sell_lots
     if notional <= plan.buy_units:

@@ -51,6 +51,7 @@ class Valuation:
     state_version: int
     mark_version: int
     _day: int | None
+    _day_end: int
     # daily_pnls' last answer: ((strategy, state_version, day), mark_version or
     # None when the marks do not matter, the pair)
     _daily_pnls: tuple[tuple[str, int, int | None], int | None,
@@ -167,7 +168,9 @@ class Valuation:
         when the figures depend on the marks (a position open anywhere, an amount
         in another currency to convert), a mark moves (`mark_version`): with every
         position flat the day's PnL is realized - fees, whatever the prices do."""
-        self._roll_day(self._now_ns())
+        now = self._now_ns()
+        if now >= self._day_end:  # (else the day holds: what _roll_day would find)
+            self._roll_day(now)
         key = (strategy_id, self.state_version, self._day)
         cached = self._daily_pnls
         if cached is not None and cached[0] == key \
