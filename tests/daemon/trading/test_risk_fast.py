@@ -45,6 +45,11 @@ def accept_scenarios(draw: Any) -> dict[str, Any]:
     s = draw(scenarios())
     if draw(st.integers(0, 3)):
         s["open_orders"] = []
+    shape = draw(st.integers(0, 5))
+    if shape == 0:  # every position flat
+        s["position"] = {"s1": D(0), "s2": D(0)}
+    elif shape == 1:  # the account flat, its strategies not
+        s["position"]["s2"] = -s["position"]["s1"]
     order_type = s["order_type"]
     valued = s["mark"] if order_type == MARKET else \
         s["trigger"] if order_type == STOP_MARKET else s["price"]
@@ -304,8 +309,8 @@ def test_daily_pnls_remembered_are_the_pnls_computed_now(s: dict[str, Any],
         elif move == "balance":
             portfolio.apply(BalanceChanged(ts_event=ts, ts_recv=ts, venue="sim",
                                            currency="USDT", total=D(n), free=D(n)))
-        else:
-            ts += DAY_NS
+        else:  # the next day, from its first nanosecond
+            ts = (ts // DAY_NS + 1) * DAY_NS
             portfolio._now_ns = lambda ts=ts: ts  # type: ignore[method-assign]
         for sid in sids:
             assert portfolio.daily_pnls(sid) == (portfolio.daily_pnl(), portfolio.daily_pnl(sid))
@@ -329,3 +334,33 @@ def test_a_state_folded_in_is_judged_again_on_the_same_figures() -> None:
     assert env.check(side=SELL, qty="1", price="50") is None
     assert env.risk.state == REDUCING
     assert env.states()[-1] == (REDUCING, "daily loss 1000 >= daily_loss_limit 1000")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lots=st.integers(1, 50), limits=st.lists(st.integers(1, 50), min_size=4, max_size=4),
+       held=st.sampled_from(((0, 0), (3, -3), (0, 4), (-2, 0))), side=st.sampled_from((BUY, SELL)))
+def test_position_limits_of_the_account_and_a_strategy_each_hold(
+        lots: int, limits: list[int], held: tuple[int, int], side: str) -> None:
+    """The account's and a tighter strategy's position limits (qty and notional) at
+    and around the order's size, with the positions flat, the account flat but not
+    its strategies, or one strategy holding: each limit holds for each scope."""
+    from daemon.config import StrategyRiskConfig
+
+    step, price = D("0.1"), D(100)
+    account_qty, strategy_qty, account_notional, strategy_notional = limits
+    s = dict(tick=D("0.01"), step=step, mark=price, price=price, entry=price, trigger=None,
+             qty=lots * step, order_type=LIMIT, side=side, fee=D(0), fee_currency="USDT",
+             position={"s1": held[0] * step, "s2": held[1] * step},
+             risk=dict(max_order_qty=1e6, max_order_notional=1e9,
+                       max_position_qty=float(max(account_qty, strategy_qty) * step),
+                       max_position_notional=float(max(account_notional, strategy_notional)
+                                                   * step * price),
+                       daily_loss_limit=1e9, max_orders_per_s=1e9, price_band_pct=5.0),
+             strategy=StrategyRiskConfig(
+                 max_position_qty=float(min(account_qty, strategy_qty) * step),
+                 max_position_notional=float(min(account_notional, strategy_notional)
+                                             * step * price)),
+             inst={}, open_orders=[], quote="USDT", balances={"USDT": D(10**9), "X": D(10**9)},
+             free_short=D(0), allow_short=False)
+    fast, reference, _ = engines(s)
+    same_answers(fast, reference, order_of(s), [])
