@@ -145,8 +145,8 @@ def test_the_accept_path_proves_what_the_reference_passes_in_its_case(
     portfolio = fast._portfolio
     assert isinstance(portfolio, Portfolio)
     held = [portfolio.position_qty("sim", "XUSDT", sid) for sid in ("s1", "s2")]
-    in_case = (all(v is None or v % s["tick"] == 0
-                   for v in (s["mark"], s["price"], s["trigger"]))
+    mark = portfolio.last_price("sim", "XUSDT")  # (the float a trade carries, exactly)
+    in_case = (all(v is None or v % s["tick"] == 0 for v in (mark, s["price"], s["trigger"]))
                and s["qty"] % s["step"] == 0 and all(q % s["step"] == 0 for q in held)
                and s["quote"] == "USDT" and not s["open_orders"]
                and s["risk"]["max_concentration_pct"] is None)
@@ -163,7 +163,7 @@ def test_the_accept_path_proves_what_the_reference_passes_in_its_case(
             plan, order, portfolio, portfolio.state_version, sid, loss)
         if proved:
             assert passes
-        if in_case and passes:
+        if in_case and passes and loss < limits.daily_loss_limit:  # (else: reduces)
             assert plan is not None
             assert proved, "a pass in the accept path's case it did not prove"
 
