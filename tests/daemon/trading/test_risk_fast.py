@@ -337,12 +337,14 @@ def test_a_state_folded_in_is_judged_again_on_the_same_figures() -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lots=st.integers(1, 50), limits=st.lists(st.integers(1, 50), min_size=4, max_size=4),
-       held=st.sampled_from(((0, 0), (3, -3), (0, 4), (-2, 0))), side=st.sampled_from((BUY, SELL)))
+@given(lots=st.integers(1, 8), limits=st.lists(st.integers(1, 12), min_size=4, max_size=4),
+       held=st.sampled_from(((0, 0), (3, -3), (0, 4), (-2, 0))), side=st.sampled_from((BUY, SELL)),
+       below=st.sampled_from((D(0), D("0.001"), D("0.0005"))))
 def test_position_limits_of_the_account_and_a_strategy_each_hold(
-        lots: int, limits: list[int], held: tuple[int, int], side: str) -> None:
+        lots: int, limits: list[int], held: tuple[int, int], side: str, below: Decimal) -> None:
     """The account's and a tighter strategy's position limits (qty and notional) at
-    and around the order's size, with the positions flat, the account flat but not
+    and around the order's size (a notional limit on, or a unit or half a unit
+    under, a whole number of tick x lot units), with the positions flat, the account flat but not
     its strategies, or one strategy holding: each limit holds for each scope."""
     from daemon.config import StrategyRiskConfig
 
@@ -354,13 +356,22 @@ def test_position_limits_of_the_account_and_a_strategy_each_hold(
              risk=dict(max_order_qty=1e6, max_order_notional=1e9,
                        max_position_qty=float(max(account_qty, strategy_qty) * step),
                        max_position_notional=float(max(account_notional, strategy_notional)
-                                                   * step * price),
+                                                   * step * price - below),
                        daily_loss_limit=1e9, max_orders_per_s=1e9, price_band_pct=5.0),
              strategy=StrategyRiskConfig(
                  max_position_qty=float(min(account_qty, strategy_qty) * step),
                  max_position_notional=float(min(account_notional, strategy_notional)
-                                             * step * price)),
+                                             * step * price - below)),
              inst={}, open_orders=[], quote="USDT", balances={"USDT": D(10**9), "X": D(10**9)},
              free_short=D(0), allow_short=False)
     fast, reference, _ = engines(s)
     same_answers(fast, reference, order_of(s), [])
+
+
+def test_a_trade_price_is_the_same_decimal_remembered_or_not() -> None:
+    from daemon.trading.portfolio import _decimal_of
+    from events.instruments import to_decimal
+
+    for price in (64000.0, 64000, 0.1, 1e-8, 123456.789, 0.0, -0.0, -5.0, float("inf")):
+        for _ in range(2):  # the second time, remembered
+            assert str(_decimal_of(price)) == str(to_decimal(price))
