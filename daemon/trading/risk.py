@@ -31,12 +31,17 @@ state) and after every `PositionChanged` and, while a position is open, every
 market event. The risk engine is subscribed before the portfolio, so on a market
 event it sees the previous mark: one event late, never wrong at order time.
 
-Speed: the grid and limit checks run first on integers (`daemon.trading.risk_grid`:
-prices in ticks, quantities in lots, limits converted once per strategy and
-instrument); an order they prove passes skips them in Decimal, and only the checks
-that can still refuse it run (`_grid_of`). Any other order runs every Decimal check,
-so every outcome and reason is the reference's. The account's and the strategy's
-daily PnL come from one pass over the positions (`Portfolio.daily_pnls`).
+Speed: an ordinary order (spot, quoted in the account currency, no open order in
+the account, no concentration limit, an active account) takes the accept path
+(`daemon.trading.risk_fast`): every check proved on integers and per-version
+look-ups, no `CheckContext`. Otherwise, the grid and limit checks run first on
+integers (`daemon.trading.risk_grid`: prices in ticks, quantities in lots, limits
+converted once per strategy and instrument); an order they prove passes skips them
+in Decimal, and only the checks that can still refuse it run (`_grid_of`). Any other
+order runs every Decimal check, so every outcome and reason is the reference's. The
+account's and the strategy's daily PnL come from one pass over the positions,
+remembered until a fill, a balance, a new day or (with a position open) a mark
+changes them (`Portfolio.daily_pnls`).
 
 Recovery: the state is a fold of `TradingState` events; `apply()` is that fold,
 used live (every transition is applied, then published) and when the journal is

@@ -375,3 +375,35 @@ def test_a_trade_price_is_the_same_decimal_remembered_or_not() -> None:
     for price in (64000.0, 64000, 0.1, 1e-8, 123456.789, 0.0, -0.0, -5.0, float("inf")):
         for _ in range(2):  # the second time, remembered
             assert str(_decimal_of(price)) == str(to_decimal(price))
+
+
+def test_what_a_seed_changes_is_not_remembered_from_halfway_through_it() -> None:
+    """A strategy that answers the seed's first PositionChanged with an order must
+    not leave the half-seeded position remembered for the orders after the seed."""
+    from daemon.trading.api import Position
+    from events.state import PositionChanged
+
+    inst = Instrument(venue="sim", symbol="XUSDT", base="X", quote="USDT",
+                      tick_size=D("0.01"), step_size=D("0.01"))
+    bus = Bus()
+    portfolio = Portfolio(bus.publish, lambda: T0, {KEY: inst})
+    portfolio.subscribe(bus)
+    engines_ = [RiskEngine(RiskConfig(max_order_qty=10.0, max_order_notional=1e6,
+                                      max_position_qty=6.0, daily_loss_limit=1e9,
+                                      max_orders_per_s=1e9, price_band_pct=10.0),
+                           {"s1": None}, {KEY: inst}, portfolio, lambda: T0, bus.publish)
+                for _ in (0, 1)]
+    engines_[1].integer_path = False
+    order = OrderRequest(venue="sim", symbol="XUSDT", side=BUY, qty=D(2), order_type=LIMIT,
+                         price=D(100))
+    bus.publish(BalanceChanged(ts_event=T0, ts_recv=T0, venue="sim", currency="USDT",
+                               total=D(10**6), free=D(10**6)))
+    bus.publish(Trade(ts_event=T0, ts_recv=T0, venue="sim", symbol="XUSDT", price=100.0,
+                      size=1.0))
+    bus.subscribe(PositionChanged, lambda _e: engines_[0].check("s1", order))
+    portfolio.seed("s1", [Position(venue="sim", symbol="XUSDT", strategy_id="s1", qty=D(0)),
+                          Position(venue="sim", symbol="XUSDT", strategy_id="s1", qty=D(5),
+                                   avg_price=D(100))])
+    refusal = engines_[1].check("s1", order)
+    assert refusal is not None and refusal.check == "max_position_qty"
+    assert engines_[0].check("s1", order) == refusal
