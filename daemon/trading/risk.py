@@ -5,8 +5,9 @@ windows; the checks themselves are in `daemon.trading.risk_checks`. The OMS asks
 `RiskEngine.check(strategy_id, order, open_orders)` before it publishes
 `OrderSubmitted`; a `Rejection` becomes `OrderRejected(check=..., reason=...)`.
 
-Limits: a strategy's `[strategies.risk]` only tightens the account's: each
-effective limit is the smaller of the two (`Limits.from_config`). Limits in money
+Limits (`daemon.trading.risk_limits`): a strategy's `[strategies.risk]` only
+tightens the account's: each effective limit is the smaller of the two
+(`Limits.from_config`). Limits in money
 (`max_order_notional`, `max_position_notional`, `daily_loss_limit`, and equity for
 `max_concentration_pct`) are in the account currency (`[account] currency`).
 
@@ -50,13 +51,10 @@ folded at start (`recover()`). The rate windows (1 s of history) start empty.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
-
-import msgspec
 
 from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
@@ -69,8 +67,9 @@ from daemon.trading.risk_checks import (
     Rejection,
     fmt,
 )
-from daemon.trading.risk_fast import FastPlan, fast_accepts
+from daemon.trading.risk_fast import FastPlan, fast_accepts, rate_allows
 from daemon.trading.risk_grid import GRID_CHECKS, Grid, GridLimits, grid_accepts
+from daemon.trading.risk_limits import Limits
 from daemon.trading.risk_ticks import MARKET_EVAL_NS, MAX_EVAL_NS, skip_ticks
 from events.base import Event
 from events.bus import Bus
@@ -82,7 +81,6 @@ from replay.clock import Clock, ReplayClock, TimerHandle
 __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 
 DAY_NS = 86_400 * 1_000_000_000
-SECOND_NS = 1_000_000_000
 _ZERO = Decimal(0)
 
 # An order the integer path accepts has passed the first checks: only these run.
@@ -122,72 +120,6 @@ class RiskPortfolio(PortfolioView, Protocol):
 
     def projected(self, venue: str, symbol: str, signed_qty: Decimal, price: Decimal
                   ) -> Projection | None: ...
-
-
-def _tighter(account: float | None, strategy: float | None) -> Decimal | None:
-    values = [to_decimal(v) for v in (account, strategy) if v is not None]
-    return min(values) if values else None
-
-
-class Limits(msgspec.Struct, frozen=True, kw_only=True):
-    """Effective limits, exact: the account's, or a strategy's (the tighter of both)."""
-
-    max_order_qty: Decimal
-    max_order_notional: Decimal
-    max_position_qty: Decimal
-    daily_loss_limit: Decimal
-    max_orders_per_s: Decimal
-    price_band_pct: Decimal
-    max_position_notional: Decimal | None = None
-    max_concentration_pct: Decimal | None = None
-    max_leverage: Decimal | None = None
-    max_margin_usage_pct: Decimal | None = None
-    min_liquidation_distance_pct: Decimal | None = None
-
-    @classmethod
-    def from_config(cls, account: RiskConfig, strategy: StrategyRiskConfig | None = None
-                    ) -> Limits:
-        s = strategy or StrategyRiskConfig()
-        required = {}
-        for name in ("max_order_qty", "max_order_notional", "max_position_qty",
-                     "daily_loss_limit", "max_orders_per_s", "price_band_pct"):
-            value = _tighter(getattr(account, name), getattr(s, name))
-            assert value is not None  # the account's are required
-            required[name] = value
-        return cls(
-            **required,
-            max_position_notional=_tighter(account.max_position_notional,
-                                           s.max_position_notional),
-            max_concentration_pct=_tighter(account.max_concentration_pct,
-                                           s.max_concentration_pct),
-            max_leverage=_tighter(account.max_leverage, None),
-            max_margin_usage_pct=_tighter(account.max_margin_usage_pct, None),
-            min_liquidation_distance_pct=(
-                None if account.min_liquidation_distance_pct is None
-                else to_decimal(account.min_liquidation_distance_pct)),
-        )
-
-    @property
-    def rate_window(self) -> tuple[int, int]:
-        """(orders allowed, window in ns): `max_orders_per_s` orders in any 1 s
-        window; a rate below 1/s allows one order per 1/rate seconds."""
-        # asked four times per order: worked out once per configured rate
-        rate = self.max_orders_per_s
-        window = _RATE_WINDOWS.get(rate)
-        if window is None:
-            window = _RATE_WINDOWS[rate] = _rate_window(rate)
-        return window
-
-
-_RATE_WINDOWS: dict[Decimal, tuple[int, int]] = {}
-
-
-def _rate_window(rate: Decimal) -> tuple[int, int]:
-    if rate >= 1:
-        return int(rate), SECOND_NS
-    return 1, math.ceil(SECOND_NS / rate)
-
-
 
 
 class RiskEngine:
@@ -344,21 +276,8 @@ class RiskEngine:
                     plan, order, self._portfolio,
                     self._portfolio.state_version if self._versioned  # type: ignore[attr-defined]
                     else self._portfolio_version(), strategy_id, strategy_loss):
-                # order_rate, as `_count` and the check would have it
-                account_orders = self._account_orders
-                capacity, window = plan.account_window
-                horizon = now - window
-                while account_orders and account_orders[0] <= horizon:
-                    account_orders.popleft()
-                if len(account_orders) < capacity:
-                    capacity, window = plan.strategy_window
-                    horizon = now - window
-                    while strategy_orders and strategy_orders[0] <= horizon:
-                        strategy_orders.popleft()
-                    if len(strategy_orders) < capacity:
-                        account_orders.append(now)
-                        strategy_orders.append(now)
-                        return None
+                if rate_allows(plan, self._account_orders, strategy_orders, now):
+                    return None
         ctx = CheckContext(
             strategy_id=strategy_id, order=order,
             instrument=self._instruments.get((order.venue, order.symbol)),

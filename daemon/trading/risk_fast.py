@@ -32,6 +32,7 @@ The checks it proves, each as the reference decides it:
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,7 @@ from events.instruments import Instrument
 if TYPE_CHECKING:
     from daemon.trading.risk import Limits, RiskPortfolio
 
-__all__ = ["FastPlan", "UnitCache", "fast_accepts"]
+__all__ = ["FastPlan", "UnitCache", "fast_accepts", "rate_allows"]
 
 ZERO = Decimal(0)
 # distinct prices and quantities remembered per plan (then forgotten at once:
@@ -307,3 +308,25 @@ def _balance_passes(plan: FastPlan, order: OrderRequest, signed: int, lots: int,
     valued = order.price if order.price is not None else order.trigger_price \
         if order.trigger_price is not None else mark_price
     return not order.qty * valued * plan.fee > plan.available_quote
+
+
+def rate_allows(plan: FastPlan, account_orders: deque[int], strategy_orders: deque[int],
+                now: int) -> bool:
+    """order_rate, on the counts the reference would see (the sliding windows
+    forget what is older, as `risk._count` does); True: the order is counted in
+    both windows."""
+    capacity, window = plan.account_window
+    horizon = now - window
+    while account_orders and account_orders[0] <= horizon:
+        account_orders.popleft()
+    if len(account_orders) >= capacity:
+        return False
+    capacity, window = plan.strategy_window
+    horizon = now - window
+    while strategy_orders and strategy_orders[0] <= horizon:
+        strategy_orders.popleft()
+    if len(strategy_orders) >= capacity:
+        return False
+    account_orders.append(now)
+    strategy_orders.append(now)
+    return True
