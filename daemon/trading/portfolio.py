@@ -112,6 +112,24 @@ _ts_event = attrgetter("ts_event")
 
 Key = tuple[str, str]  # (venue, symbol)
 
+# Trade prices as exact Decimals, per float: a market trades at the same few price
+# levels over and over, and `to_decimal` (through the float's repr) costs ten look-ups.
+_DECIMALS: dict[float, Decimal] = {}
+_DECIMALS_SIZE = 4096
+
+
+def _decimal_of(price: float) -> Decimal:
+    """`to_decimal(price)`, remembered for a positive float (only a float: 64000 and
+    64000.0 are equal keys but not the same Decimal, nor are 0.0 and -0.0)."""
+    if type(price) is not float or not price > 0:
+        return to_decimal(price)
+    got = _DECIMALS.get(price)
+    if got is None:
+        if len(_DECIMALS) >= _DECIMALS_SIZE:
+            _DECIMALS.clear()
+        got = _DECIMALS[price] = to_decimal(price)
+    return got
+
 
 class Portfolio(Valuation, MarginView, Snapshots):
     """Positions per (venue, symbol, strategy), balances, marks and PnL.
@@ -422,6 +440,7 @@ class Portfolio(Valuation, MarginView, Snapshots):
         """Value `venue`'s positions at `data_venue`'s prices (a paper twin has
         no market data of its own)."""
         self._mark_venue[venue] = data_venue
+        self.state_version += 1  # what the valuation reads changed
 
     def last_price(self, venue: str, symbol: str) -> Decimal | None:
         """The mark: the last trade price, quote mid or bar close, exact."""
@@ -432,14 +451,16 @@ class Portfolio(Valuation, MarginView, Snapshots):
         cached = self._mark_cache.get(key)
         if cached is not None and cached[0] is raw:
             return cached[1]
-        if isinstance(raw, Decimal):
+        if type(raw) is Trade:  # the common mark: first
+            price = _decimal_of(raw.price)  # type: ignore[union-attr]
+        elif isinstance(raw, Decimal):
             price = raw
         elif isinstance(raw, MarkPrice):
             price = to_decimal(raw.mark)
         elif isinstance(raw, float):  # a trade price absorbed from a quiet run
-            price = to_decimal(raw)
+            price = _decimal_of(raw)
         elif isinstance(raw, Trade):
-            price = to_decimal(raw.price)
+            price = _decimal_of(raw.price)
         elif isinstance(raw, Bar):
             price = to_decimal(raw.close)
         else:

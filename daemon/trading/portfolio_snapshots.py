@@ -85,6 +85,7 @@ class Snapshots:
                     self._baselines[(p.venue, p.symbol, sid)] = pos.total(
                         self.last_price(p.venue, p.symbol))
             self._positions.setdefault((p.venue, p.symbol), {})[sid] = pos
+            self.state_version += 1  # (each: what the PositionChanged's readers see)
             self._publish(PositionChanged(
                 ts_event=now, ts_recv=now, venue=p.venue, symbol=p.symbol, strategy_id=sid,
                 qty=pos.qty, avg_price=pos.avg, realized_pnl=pos.realized, fees=pos.fees))

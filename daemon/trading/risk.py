@@ -5,8 +5,9 @@ windows; the checks themselves are in `daemon.trading.risk_checks`. The OMS asks
 `RiskEngine.check(strategy_id, order, open_orders)` before it publishes
 `OrderSubmitted`; a `Rejection` becomes `OrderRejected(check=..., reason=...)`.
 
-Limits: a strategy's `[strategies.risk]` only tightens the account's: each
-effective limit is the smaller of the two (`Limits.from_config`). Limits in money
+Limits (`daemon.trading.risk_limits`): a strategy's `[strategies.risk]` only
+tightens the account's: each effective limit is the smaller of the two
+(`Limits.from_config`). Limits in money
 (`max_order_notional`, `max_position_notional`, `daily_loss_limit`, and equity for
 `max_concentration_pct`) are in the account currency (`[account] currency`).
 
@@ -31,12 +32,17 @@ state) and after every `PositionChanged` and, while a position is open, every
 market event. The risk engine is subscribed before the portfolio, so on a market
 event it sees the previous mark: one event late, never wrong at order time.
 
-Speed: the grid and limit checks run first on integers (`daemon.trading.risk_grid`:
-prices in ticks, quantities in lots, limits converted once per strategy and
-instrument); an order they prove passes skips them in Decimal, and only the checks
-that can still refuse it run (`_grid_of`). Any other order runs every Decimal check,
-so every outcome and reason is the reference's. The account's and the strategy's
-daily PnL come from one pass over the positions (`Portfolio.daily_pnls`).
+Speed: an ordinary order (spot, quoted in the account currency, no open order in
+the account, no concentration limit, an active account) takes the accept path
+(`daemon.trading.risk_fast`): every check proved on integers and per-version
+look-ups, no `CheckContext`. Otherwise, the grid and limit checks run first on
+integers (`daemon.trading.risk_grid`: prices in ticks, quantities in lots, limits
+converted once per strategy and instrument); an order they prove passes skips them
+in Decimal, and only the checks that can still refuse it run (`_grid_of`). Any other
+order runs every Decimal check, so every outcome and reason is the reference's. The
+account's and the strategy's daily PnL come from one pass over the positions,
+remembered until a fill, a balance, a new day or (with a position open) a mark
+changes them (`Portfolio.daily_pnls`).
 
 Recovery: the state is a fold of `TradingState` events; `apply()` is that fold,
 used live (every transition is applied, then published) and when the journal is
@@ -45,13 +51,10 @@ folded at start (`recover()`). The rate windows (1 s of history) start empty.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
-
-import msgspec
 
 from daemon.config import RiskConfig, StrategyRiskConfig, VenueConfig
 from daemon.trading.api import BUY, ORDER_TYPES, SELL, OrderRequest, OrderView, PortfolioView
@@ -64,7 +67,9 @@ from daemon.trading.risk_checks import (
     Rejection,
     fmt,
 )
+from daemon.trading.risk_fast import FastPlan, fast_accepts, rate_allows
 from daemon.trading.risk_grid import GRID_CHECKS, Grid, GridLimits, grid_accepts
+from daemon.trading.risk_limits import Limits
 from daemon.trading.risk_ticks import MARKET_EVAL_NS, MAX_EVAL_NS, skip_ticks
 from events.base import Event
 from events.bus import Bus
@@ -76,7 +81,6 @@ from replay.clock import Clock, ReplayClock, TimerHandle
 __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 
 DAY_NS = 86_400 * 1_000_000_000
-SECOND_NS = 1_000_000_000
 _ZERO = Decimal(0)
 
 # An order the integer path accepts has passed the first checks: only these run.
@@ -116,72 +120,6 @@ class RiskPortfolio(PortfolioView, Protocol):
 
     def projected(self, venue: str, symbol: str, signed_qty: Decimal, price: Decimal
                   ) -> Projection | None: ...
-
-
-def _tighter(account: float | None, strategy: float | None) -> Decimal | None:
-    values = [to_decimal(v) for v in (account, strategy) if v is not None]
-    return min(values) if values else None
-
-
-class Limits(msgspec.Struct, frozen=True, kw_only=True):
-    """Effective limits, exact: the account's, or a strategy's (the tighter of both)."""
-
-    max_order_qty: Decimal
-    max_order_notional: Decimal
-    max_position_qty: Decimal
-    daily_loss_limit: Decimal
-    max_orders_per_s: Decimal
-    price_band_pct: Decimal
-    max_position_notional: Decimal | None = None
-    max_concentration_pct: Decimal | None = None
-    max_leverage: Decimal | None = None
-    max_margin_usage_pct: Decimal | None = None
-    min_liquidation_distance_pct: Decimal | None = None
-
-    @classmethod
-    def from_config(cls, account: RiskConfig, strategy: StrategyRiskConfig | None = None
-                    ) -> Limits:
-        s = strategy or StrategyRiskConfig()
-        required = {}
-        for name in ("max_order_qty", "max_order_notional", "max_position_qty",
-                     "daily_loss_limit", "max_orders_per_s", "price_band_pct"):
-            value = _tighter(getattr(account, name), getattr(s, name))
-            assert value is not None  # the account's are required
-            required[name] = value
-        return cls(
-            **required,
-            max_position_notional=_tighter(account.max_position_notional,
-                                           s.max_position_notional),
-            max_concentration_pct=_tighter(account.max_concentration_pct,
-                                           s.max_concentration_pct),
-            max_leverage=_tighter(account.max_leverage, None),
-            max_margin_usage_pct=_tighter(account.max_margin_usage_pct, None),
-            min_liquidation_distance_pct=(
-                None if account.min_liquidation_distance_pct is None
-                else to_decimal(account.min_liquidation_distance_pct)),
-        )
-
-    @property
-    def rate_window(self) -> tuple[int, int]:
-        """(orders allowed, window in ns): `max_orders_per_s` orders in any 1 s
-        window; a rate below 1/s allows one order per 1/rate seconds."""
-        # asked four times per order: worked out once per configured rate
-        rate = self.max_orders_per_s
-        window = _RATE_WINDOWS.get(rate)
-        if window is None:
-            window = _RATE_WINDOWS[rate] = _rate_window(rate)
-        return window
-
-
-_RATE_WINDOWS: dict[Decimal, tuple[int, int]] = {}
-
-
-def _rate_window(rate: Decimal) -> tuple[int, int]:
-    if rate >= 1:
-        return int(rate), SECOND_NS
-    return 1, math.ceil(SECOND_NS / rate)
-
-
 
 
 class RiskEngine:
@@ -235,12 +173,20 @@ class RiskEngine:
         # use; None where it cannot be taken. False runs only the Decimal reference.
         self.integer_path = True
         self._grids: dict[tuple[str, str, str], _IntegerPath | None] = {}
+        # The accept path (risk_fast) per (strategy, venue, symbol); None: not taken.
+        self._plans: dict[tuple[str, str, str], FastPlan | None] = {}
+        self._unversioned = -1
+        # _evaluate's last daily PnLs (the portfolio's tuple), the state then, and
+        # the strategy's loss it answered
+        self._seen_pnls: tuple[tuple[Decimal, Decimal], str, Decimal] | None = None
+        self._versioned = isinstance(getattr(portfolio, "state_version", None), int)
 
     def set_strategy_limits(self, strategy_id: str,
                             limits: StrategyRiskConfig | None) -> None:
         """A strategy's own limits (a strategy added or changed at run time)."""
         self._limits[strategy_id] = Limits.from_config(self._config, limits)
         self._grids.clear()
+        self._plans.clear()
 
     def limits(self, strategy_id: str) -> Limits:
         """The limits `strategy_id`'s orders are held to."""
@@ -312,10 +258,26 @@ class RiskEngine:
             return Rejection(check="venue_ready", reason=self._not_ready[order.venue])
         now = self._now_ns()
         strategy_loss = self._evaluate(strategy_id)
-        limits = self.limits(strategy_id)
+        limits = self._limits.get(strategy_id, self.account_limits)
         strategy_orders = self._strategy_orders.get(strategy_id)
         if strategy_orders is None:  # (setdefault would build a deque per order)
             strategy_orders = self._strategy_orders[strategy_id] = deque()
+        if self.integer_path and not open_orders and strategy_loss is not None \
+                and self.state == ACTIVE:
+            key = (strategy_id, order.venue, order.symbol)
+            try:
+                plan = self._plans[key]
+            except KeyError:
+                plan = self._plans[key] = FastPlan.of(
+                    self._instruments.get((order.venue, order.symbol)), self.account_limits,
+                    limits, self._portfolio.account_currency,
+                    self._fee_rate.get(order.venue, _ZERO), order.venue in self._allow_short)
+            if plan is not None and fast_accepts(
+                    plan, order, self._portfolio,
+                    self._portfolio.state_version if self._versioned  # type: ignore[attr-defined]
+                    else self._portfolio_version(), strategy_id, strategy_loss):
+                if rate_allows(plan, self._account_orders, strategy_orders, now):
+                    return None
         ctx = CheckContext(
             strategy_id=strategy_id, order=order,
             instrument=self._instruments.get((order.venue, order.symbol)),
@@ -344,6 +306,14 @@ class RiskEngine:
         self._account_orders.append(now)
         strategy_orders.append(now)
         return None
+
+    def _portfolio_version(self) -> int:
+        """The portfolio's state_version (positions, balances): a portfolio without
+        one (a test's stand-in) reads as changed on every order."""
+        if self._versioned:
+            return self._portfolio.state_version  # type: ignore[attr-defined, no-any-return]
+        self._unversioned -= 1
+        return self._unversioned
 
     def _grid_of(self, ctx: CheckContext) -> _IntegerPath | None:
         """The integer path for this strategy's orders on this instrument (None: none):
@@ -390,10 +360,17 @@ class RiskEngine:
             if strategy_id is None:
                 loss = -self._portfolio.daily_pnl()
             else:
-                account, strategy = self._portfolio.daily_pnls(strategy_id)
-                loss, own = -account, -strategy
+                pnls = self._portfolio.daily_pnls(strategy_id)
+                seen = self._seen_pnls
+                # the same figures (the portfolio remembers them) in the same state:
+                # the same outcome, no transition
+                if seen is not None and seen[0] is pnls and seen[1] == self.state:
+                    return seen[2]
+                loss, own = -pnls[0], -pnls[1]
             if loss >= self._halt_at or (loss >= self._reduce_at and self.state == ACTIVE):
                 self._transition(*self._demanded(loss))
+            elif strategy_id is not None:
+                self._seen_pnls = (pnls, self.state, own)
         return own
 
     def _demanded(self, loss: Decimal | None = None) -> tuple[str, str]:
@@ -417,6 +394,7 @@ class RiskEngine:
         CANCEL_ONLY): checks use it from now on."""
         self._instruments[instrument.key] = instrument
         self._grids.clear()
+        self._plans.clear()
 
     def block_venue(self, venue: str, reason: str) -> None:
         """Refuse every order on `venue` (check "venue_ready") until `unblock_venue`."""

@@ -47,6 +47,15 @@ class Valuation:
     last_price: Callable[[str, str], Decimal | None]
     _roll_day: Callable[[int], None]
     perp_unrealized: Callable[[str | None], dict[tuple[str, str], Decimal]]
+    has_any_position: Callable[[], bool]
+    state_version: int
+    mark_version: int
+    _day: int | None
+    _day_end: int
+    # daily_pnls' last answer: ((strategy, state_version, day), mark_version or
+    # None when the marks do not matter, the pair)
+    _daily_pnls: tuple[tuple[str, int, int | None], int | None,
+                       tuple[Decimal, Decimal]] | None = None
 
     def to_account(self, amount: Decimal, currency: str, venue: str) -> Decimal | None:
         """`amount` of `currency` (on `venue`) in the account currency, at the
@@ -153,13 +162,29 @@ class Valuation:
 
     def daily_pnls(self, strategy_id: str) -> tuple[Decimal, Decimal]:
         """(`daily_pnl()`, `daily_pnl(strategy_id)`) in one pass over the positions:
-        risk compares both with their limits on every order."""
-        self._roll_day(self._now_ns())
+        risk compares both with their limits on every order.
+
+        Remembered until the state changes (`state_version`), the day rolls, or,
+        when the figures depend on the marks (a position open anywhere, an amount
+        in another currency to convert), a mark moves (`mark_version`): with every
+        position flat the day's PnL is realized - fees, whatever the prices do."""
+        now = self._now_ns()
+        if now >= self._day_end:  # (else the day holds: what _roll_day would find)
+            self._roll_day(now)
+        key = (strategy_id, self.state_version, self._day)
+        cached = self._daily_pnls
+        if cached is not None and cached[0] == key \
+                and (cached[1] is None or cached[1] == self.mark_version):
+            return cached[2]
         with localcontext(CTX):
             (total, others), (own, own_others) = self._pnl_scopes(None, None, daily=True,
                                                                   also=strategy_id)
-            return (self._in_account(total, others) if others else tidy(total),
+            pair = (self._in_account(total, others) if others else tidy(total),
                     self._in_account(own, own_others) if own_others else tidy(own))
+        marks = self.mark_version if others or own_others or self.has_any_position() \
+            else None
+        self._daily_pnls = (key, marks, pair)
+        return pair
 
     def daily_pnl_by_currency(self, strategy_id: str | None = None,
                               venue: str | None = None) -> dict[str, Decimal]:
