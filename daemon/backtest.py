@@ -30,7 +30,7 @@ from events.perp import FundingPayment, Liquidation
 from events.registry import MARKET_TYPES
 from events.store import EventStore, StoreLocked, list_parts
 from replay.clock import ReplayClock
-from replay.driver import READER_SWITCH_INTERVAL_S, replay_into, replay_into_paced
+from replay.driver import reader_switch_interval, replay_into, replay_into_paced
 from replay.pacing import Pacer
 from replay.reader import read_events
 from replay.report import ReportBuilder, summary_lines
@@ -122,9 +122,9 @@ def replay_report(config: Config, spec: ReplaySpec
     total, foreign = _scan_footers(spec, venues)
     store = _open_out(spec.out_dir)
     # From the first read on, not only in the loop: the read-ahead thread starts
-    # reading while the node is built (see READER_SWITCH_INTERVAL_S).
+    # reading while the node is built (see replay.driver.READER_SWITCH_INTERVAL_S).
     switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch_interval, READER_SWITCH_INTERVAL_S))
+    sys.setswitchinterval(reader_switch_interval(switch_interval))
     try:
         journal = store.open_journal(JournalPolicy(fsync="never", roll_interval_s=1e12,
                                                    segment_max_bytes=1 << 40))

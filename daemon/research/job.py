@@ -143,8 +143,9 @@ def _equity_curve(samples: list[tuple[int, Decimal]], points: int = EQUITY_POINT
 
 
 def _ready_worker() -> None:
-    """Once per worker process: quiet logs, and the column cache on (a worker runs
-    many jobs over the same days; `TAPELOOP_COLUMN_CACHE_MB`, 0 turns it off)."""
+    """Once per worker process: quiet logs, the interpreter's GIL switch interval
+    kept, and the column cache on (a worker runs many jobs over the same days;
+    `TAPELOOP_COLUMN_CACHE_MB`, 0 turns it off)."""
     global _worker_ready
     if _worker_ready:
         return
@@ -153,6 +154,9 @@ def _ready_worker() -> None:
 
     from daemon.logging import configure_logging
     from replay import cache
+    from replay.driver import share_cpus
+
+    share_cpus()  # a sweep's workers fill the cores: no short GIL switch interval
 
     configure_logging("warning", stream=sys.stderr)
     text = os.environ.get("TAPELOOP_COLUMN_CACHE_MB", "")
