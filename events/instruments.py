@@ -50,6 +50,25 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
     return Decimal(value)
 
 
+# Trade prices as exact Decimals, per float: a market trades at the same few price
+# levels over and over, and `to_decimal` (through the float's repr) costs ten look-ups.
+_DECIMALS: dict[float, Decimal] = {}
+_DECIMALS_SIZE = 4096
+
+
+def price_decimal(price: float) -> Decimal:
+    """`to_decimal(price)`, remembered for a positive float (only a float: 64000 and
+    64000.0 are equal keys but not the same Decimal, nor are 0.0 and -0.0)."""
+    if type(price) is not float or not price > 0:
+        return to_decimal(price)
+    got = _DECIMALS.get(price)
+    if got is None:
+        if len(_DECIMALS) >= _DECIMALS_SIZE:
+            _DECIMALS.clear()
+        got = _DECIMALS[price] = to_decimal(price)
+    return got
+
+
 class MarginTier(msgspec.Struct, frozen=True, kw_only=True):
     """One maintenance-margin bracket of a perpetual (Binance's leverageBracket):
     positions whose notional is at most `cap` (and above the previous tier's cap)

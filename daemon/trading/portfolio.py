@@ -86,7 +86,7 @@ from daemon.trading.valuation import Valuation
 from events.base import Event
 from events.bus import Bus
 from events.columns import TradeColumns
-from events.instruments import Instrument, to_decimal
+from events.instruments import Instrument, price_decimal, to_decimal
 from events.market import Bar, Quote, Trade
 from events.orders import Fill
 from events.perp import (
@@ -111,24 +111,6 @@ _MARKS = frozenset({Trade, Quote, Bar, MarkPrice})
 _ts_event = attrgetter("ts_event")
 
 Key = tuple[str, str]  # (venue, symbol)
-
-# Trade prices as exact Decimals, per float: a market trades at the same few price
-# levels over and over, and `to_decimal` (through the float's repr) costs ten look-ups.
-_DECIMALS: dict[float, Decimal] = {}
-_DECIMALS_SIZE = 4096
-
-
-def _decimal_of(price: float) -> Decimal:
-    """`to_decimal(price)`, remembered for a positive float (only a float: 64000 and
-    64000.0 are equal keys but not the same Decimal, nor are 0.0 and -0.0)."""
-    if type(price) is not float or not price > 0:
-        return to_decimal(price)
-    got = _DECIMALS.get(price)
-    if got is None:
-        if len(_DECIMALS) >= _DECIMALS_SIZE:
-            _DECIMALS.clear()
-        got = _DECIMALS[price] = to_decimal(price)
-    return got
 
 
 class Portfolio(Valuation, MarginView, Snapshots):
@@ -452,15 +434,15 @@ class Portfolio(Valuation, MarginView, Snapshots):
         if cached is not None and cached[0] is raw:
             return cached[1]
         if type(raw) is Trade:  # the common mark: first
-            price = _decimal_of(raw.price)  # type: ignore[union-attr]
+            price = price_decimal(raw.price)  # type: ignore[union-attr]
         elif isinstance(raw, Decimal):
             price = raw
         elif isinstance(raw, MarkPrice):
             price = to_decimal(raw.mark)
         elif isinstance(raw, float):  # a trade price absorbed from a quiet run
-            price = _decimal_of(raw)
+            price = price_decimal(raw)
         elif isinstance(raw, Trade):
-            price = _decimal_of(raw.price)
+            price = price_decimal(raw.price)
         elif isinstance(raw, Bar):
             price = to_decimal(raw.close)
         else:

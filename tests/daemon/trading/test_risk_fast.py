@@ -369,12 +369,11 @@ def test_position_limits_of_the_account_and_a_strategy_each_hold(
 
 
 def test_a_trade_price_is_the_same_decimal_remembered_or_not() -> None:
-    from daemon.trading.portfolio import _decimal_of
-    from events.instruments import to_decimal
+    from events.instruments import price_decimal, to_decimal
 
     for price in (64000.0, 64000, 0.1, 1e-8, 123456.789, 0.0, -0.0, -5.0, float("inf")):
         for _ in range(2):  # the second time, remembered
-            assert str(_decimal_of(price)) == str(to_decimal(price))
+            assert str(price_decimal(price)) == str(to_decimal(price))
 
 
 def test_what_a_seed_changes_is_not_remembered_from_halfway_through_it() -> None:
