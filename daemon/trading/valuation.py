@@ -292,9 +292,35 @@ class Valuation:
         return out
 
     def equity_by_strategy(self) -> dict[str, Decimal]:
-        """Each strategy's contribution to equity (`pnl(strategy_id)`), by id."""
-        ids = sorted({sid for by_sid in self._positions.values() for sid in by_sid})
-        return {sid: self.pnl(sid) for sid in ids}
+        """Each strategy's contribution to equity (`pnl(strategy_id)`), by id, from
+        one pass over the positions: a pass per strategy made every equity sample
+        of a portfolio cost strategies x positions. Each strategy's figure adds the
+        same values in the same order as `pnl(strategy_id)` (tests hold them equal)."""
+        account, quote = self.account_currency, self._quote
+        parts: dict[str, list[Any]] = {}  # sid -> [account part, other currencies]
+        with localcontext(CTX):
+            for key, by_sid in self._positions.items():
+                v = key[0]
+                mark = self.last_price(v, key[1])
+                currency = quote.get(key, "")
+                for sid, pos in by_sid.items():
+                    row = parts.get(sid)
+                    if row is None:
+                        row = parts[sid] = [ZERO, None]
+                    value = pos.total(mark)
+                    if currency == account:
+                        row[0] += value
+                    else:
+                        others = row[1] = {} if row[1] is None else row[1]
+                        others[(v, currency)] = others.get((v, currency), ZERO) + value
+                    if pos.other_fees:
+                        for c, fee in pos.other_fees.items():
+                            if c == account:
+                                row[0] -= fee
+                            else:
+                                others = row[1] = {} if row[1] is None else row[1]
+                                others[(v, c)] = others.get((v, c), ZERO) - fee
+            return {sid: self._in_account(*parts[sid]) for sid in sorted(parts)}
 
     def final_report(self, initial_equity: Decimal) -> dict[str, Any]:
         """The account at the end of a run, as `replay.report` takes it: positions
