@@ -135,6 +135,9 @@ class JournalConfig(_Section, frozen=True):
     segment_max_bytes: PositiveInt = 256 * 1024 * 1024
     roll_interval_s: PositiveInt = 300
     fsync: FsyncPolicy = "critical"
+    # how a commit waits for its fdatasync: "spin" keeps the CPU busy meanwhile (the
+    # order path after it runs warm: events.disk_sync), "block" sleeps in the call
+    sync_wait: Literal["spin", "block"] = "spin"
 
 
 class RiskConfig(_Section, frozen=True):

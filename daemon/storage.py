@@ -179,7 +179,7 @@ class Storage:
         policy = JournalPolicy(
             fsync=j.fsync, flush_interval_ms=j.flush_interval_ms,
             fsync_interval_ms=j.fsync_interval_ms, segment_max_bytes=j.segment_max_bytes,
-            roll_interval_s=j.roll_interval_s,
+            roll_interval_s=j.roll_interval_s, sync_wait=j.sync_wait,
         )
         self.journal = self.store.open_journal(policy)
         self.bus = TimedBus(next_seq=self.journal.next_seq, on_error=_on_handler_error,

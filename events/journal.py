@@ -54,6 +54,7 @@ from typing import NoReturn
 
 from events.base import Event
 from events.codec import encode
+from events.disk_sync import DiskSync
 from events.faults import JournalWriteError
 from events.registry import CRITICAL_TYPES
 from events.segment_prep import ZERO_AHEAD, Job, SegmentPrep, ZeroJob, create_segment
@@ -99,16 +100,28 @@ class JournalPolicy:
     segment_max_bytes: int = 256 << 20
     roll_interval_s: float = 300.0
     preallocate: bool = True  # durable policies only: "never" has no fdatasync to spare
+    # how a commit waits for its fdatasync: "spin" (on a thread of its own, the CPU
+    # kept busy: see events.disk_sync) or "block" (the plain call)
+    sync_wait: str = "spin"
 
     def __post_init__(self) -> None:
         if self.fsync not in ("critical", "always", "never"):
             raise ValueError(f"journal fsync must be critical|always|never, not {self.fsync!r}")
+        if self.sync_wait not in ("spin", "block"):
+            raise ValueError(f"journal sync_wait must be spin|block, not {self.sync_wait!r}")
 
 
 # The appended bytes and what reading them back needs (the file's size), not its
 # times: fdatasync skips the inode's timestamps, a disk write fsync would add to
 # every order. The segment's creation is fsynced in full, with its directory.
 _datasync = getattr(os, "fdatasync", os.fsync)
+
+
+def _datasync_now(fd: int) -> None:
+    """`_datasync` as it is when called (tests and the bench instrument it)."""
+    _datasync(fd)
+
+
 _NEVER = 1 << 62  # an offset no segment reaches: "no zeroing due / no write to wait for"
 _BLOCK = 4096  # the filesystem block a conversion covers (a multiple of it is as good)
 
@@ -132,6 +145,8 @@ class Journal:
         # throwaway file, 10-20 ms a replay). The policy's fsyncs are unchanged.
         self.durable = durable
         self._buffer_bytes = self.policy.buffer_bytes  # read per event
+        self._disk_sync = DiskSync(_datasync_now) \
+            if self.policy.sync_wait == "spin" and self.policy.fsync != "never" else None
         self._monotonic = monotonic
         self._buf = bytearray()
         self._fd = -1
@@ -362,7 +377,10 @@ class Journal:
             self._last_flush = self._monotonic()
         if sync and self.policy.fsync != "never" and self.synced_seq < self.written_seq:
             try:
-                _datasync(self._fd)
+                if self._disk_sync is not None:
+                    self._disk_sync(self._fd)
+                else:
+                    _datasync(self._fd)
             except OSError as exc:
                 # what the page cache held since the last good fsync may be lost
                 self._fail(exc, keep=self._synced_bytes)
@@ -489,6 +507,8 @@ class Journal:
                 self._prep.drain()
                 self._prep.close()
                 self._prep = None
+            if self._disk_sync is not None:
+                self._disk_sync.close()
 
     def _drop_fd(self) -> None:
         self._stop_zeroing()

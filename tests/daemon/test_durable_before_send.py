@@ -15,8 +15,9 @@ from bench.bench_tick_to_order import measure
 from events.orders import OrderSubmitted
 
 
+@pytest.mark.parametrize("sync_wait", ["spin", "block"])
 async def test_no_order_is_sent_before_the_fdatasync_covering_its_intent(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, sync_wait: str) -> None:
     state = {"durable": 0}
     intents: dict[str, int] = {}
     sends: list[tuple[str, int, int]] = []  # (client id, its intent's seq, durable seq)
@@ -36,7 +37,7 @@ async def test_no_order_is_sent_before_the_fdatasync_covering_its_intent(
 
     monkeypatch.setattr(journal_mod, "_datasync", datasync)
     latencies, fsyncs = await measure(60, "critical", warmup=5, on_open=on_open,
-                                      on_send=on_send)
+                                      on_send=on_send, sync_wait=sync_wait)
     assert len(latencies) == 60 and len(sends) == 65
     late = [(cid, seq, durable) for cid, seq, durable in sends if not 0 < seq <= durable]
     assert late == [], f"sent before its intent was durable: {late[:5]}"

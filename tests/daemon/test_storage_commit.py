@@ -74,3 +74,15 @@ def test_a_refused_commit_stops_the_daemon_without_unwinding_the_publisher(
                       trade_id="t"))
     assert seen == [], "nothing is dispatched once the journal has failed"
     storage.store.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("wait", ["spin", "block"])
+def test_the_journal_waits_for_its_fdatasync_as_configured(tmp_path: Path, wait: str) -> None:
+    supervisor = Supervisor()
+    storage = Storage(tmp_path / "data", JournalConfig(sync_wait=wait), supervisor,
+                      KernelMetrics())
+    storage.open()
+    assert storage.journal is not None
+    assert storage.journal.policy.sync_wait == wait
+    storage.journal.close()
+    storage.store.close()  # type: ignore[union-attr]
