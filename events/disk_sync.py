@@ -25,12 +25,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from sys import getswitchinterval, setswitchinterval
 
 __all__ = ["SPIN_NS", "DiskSync"]
 
 # Longest spin before blocking: well past this disk's p99.9 fdatasync (~1 ms); a
 # longer wait is a stall, and then CPU time matters more than the wake-up.
 SPIN_NS = 2_000_000
+
+# The switch interval while a sync is under way: how long the syncing thread may
+# wait for the GIL this thread holds between its turns of the loop.
+HANDOFF_S = 5e-6
 
 _yield: Callable[[], object] = getattr(os, "sched_yield", lambda: time.sleep(0))
 
@@ -65,16 +70,24 @@ class DiskSync:
         self._fd = fd
         self._error = None
         self._owed = True
-        self._go.release()
-        done = self._done
-        if not done.acquire(False):
-            clock = time.perf_counter_ns
-            deadline = clock() + self._spin_ns
-            while not done.acquire(False):
-                if clock() > deadline:
-                    done.acquire()
-                    break
-                _yield()
+        # The syncing thread needs the GIL twice (to start, to report back), and a
+        # thread waiting for it gets it only after a switch interval (5 ms by
+        # default) when the holder keeps taking it back, as this loop does.
+        interval = getswitchinterval()
+        setswitchinterval(HANDOFF_S)
+        try:
+            self._go.release()
+            done = self._done
+            if not done.acquire(False):
+                clock = time.perf_counter_ns
+                deadline = clock() + self._spin_ns
+                while not done.acquire(False):
+                    if clock() > deadline:
+                        done.acquire()
+                        break
+                    _yield()
+        finally:
+            setswitchinterval(interval)
         self._owed = False
         error = self._error
         if error is not None:
