@@ -138,3 +138,27 @@ def test_the_journal_syncs_where_its_policy_says_and_stays_durable_first(
 def test_a_policy_with_an_unknown_wait_is_refused() -> None:
     with pytest.raises(ValueError, match="sync_wait must be spin|block, not 'sleep'"):
         JournalPolicy(sync_wait="sleep")
+
+
+def test_the_switch_interval_is_short_during_a_sync_and_restored_after(
+        tmp_path: Path) -> None:
+    """The syncing thread needs the GIL to start and to report back; the spinning
+    caller keeps taking it back, so only a short switch interval lets it in soon
+    (at the default 5 ms a sync waited up to that long for it)."""
+    import sys
+
+    from events.disk_sync import HANDOFF_S
+
+    fd = _file(tmp_path)
+    during: list[float] = []
+    sync = DiskSync(lambda f: during.append(sys.getswitchinterval()) or os.fdatasync(f))
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)
+    try:
+        sync(fd)
+        assert during == [pytest.approx(HANDOFF_S)]
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+    finally:
+        sys.setswitchinterval(before)
+        sync.close()
+        os.close(fd)
