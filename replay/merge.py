@@ -33,6 +33,7 @@ from replay.runs import MIN_TS, DeferredRuns, Run, Source, _int64, ts_column
 __all__ = ["MergeStats", "UnsortedRunError", "merge_runs"]
 
 _Prepared = tuple[pa.RecordBatch, np.ndarray, np.ndarray]
+_UNREAD = object()  # a run's next batch not read yet
 
 
 class UnsortedRunError(ValueError):
@@ -90,6 +91,7 @@ class _Active:
         "last_ts",
         "last_seq",
         "depth",
+        "peeked",
     )
 
     def __init__(self, run: Run, pool: ThreadPoolExecutor | None) -> None:
@@ -101,6 +103,7 @@ class _Active:
         self.pos = self.n = 0
         self.last_ts = MIN_TS
         self.last_seq = -1
+        self.peeked: _Prepared | None | object = _UNREAD  # without a pool: see upcoming
 
     def prime(self) -> None:
         """Start reading the first batches before the merge needs them."""
@@ -118,7 +121,8 @@ class _Active:
     def fill(self, stats: MergeStats) -> bool:
         """Load the next batch; False when the run is exhausted."""
         if self.pool is None:
-            item = _pull(self.it, self.run.source)
+            item = self.peeked if self.peeked is not _UNREAD else _pull(self.it, self.run.source)
+            self.peeked = _UNREAD
         else:
             # READ_AHEAD batches in flight: the reading thread needs the GIL a few
             # times per batch and may wait a switch interval (5 ms) for each, so
@@ -136,7 +140,7 @@ class _Active:
                     ahead.append(self.pool.submit(_pull, self.it, self.run.source))
         if item is None:
             return False
-        batch, ts, seq = item
+        batch, ts, seq = item  # type: ignore[misc]
         first_ts, first_seq = int(ts[0]), int(seq[0])
         if first_ts < self.last_ts or (first_ts == self.last_ts and first_seq <= self.last_seq):
             raise UnsortedRunError(f"{self.run.source}: batches are not in (ts_event, seq) order")
@@ -154,14 +158,32 @@ class _Active:
             stats.peak_buffered = buffered
         return True
 
-    def cut(self, w_ts: int, w_seq: int) -> int:
-        """End (exclusive) of the buffered rows whose key is <= (w_ts, w_seq)."""
+    def upcoming(self) -> tuple[int, int] | None:
+        """The first key of the run's next batch, None at the run's end: no
+        row the run gives later is below it. Waits for that batch's read."""
+        if self.pool is None:
+            if self.peeked is _UNREAD:
+                self.peeked = _pull(self.it, self.run.source)
+            item = self.peeked
+        else:
+            if not self.ahead:
+                self.prime()
+            item = self.ahead[0].result()
+        if item is None:
+            return None
+        _, ts, seq = item  # type: ignore[misc]
+        return int(ts[0]), int(seq[0])
+
+    def cut(self, w_ts: int, w_seq: int, below: bool = False) -> int:
+        """End (exclusive) of the buffered rows whose key is <= (w_ts, w_seq),
+        or < it with `below`."""
         pos = self.pos
         ts = self.ts[pos:]
         lo = int(np.searchsorted(ts, w_ts, "left"))
         hi = int(np.searchsorted(ts, w_ts, "right"))
         if hi > lo:  # rows at exactly w_ts: their seqs are sorted too
-            lo += int(np.searchsorted(self.seq[pos + lo : pos + hi], w_seq, "right"))
+            lo += int(np.searchsorted(self.seq[pos + lo : pos + hi], w_seq,
+                                      "left" if below else "right"))
         return pos + lo
 
     def events(self, end: int, lazy: bool = False) -> Sequence[Event]:
@@ -236,9 +258,23 @@ def merge_runs(
             if lead is None:
                 return
             w_ts, w_seq = lead.last_ts, lead.last_seq
+            below = False
+            if lazy and len(active) > 1:
+                # A replay merging several runs (a portfolio's parts of a day): a
+                # row is final once it is below every run's next batch, not only
+                # at or below the lead's last row. Parts of one import cut their
+                # batches at the same time, so the lead's last key would leave the
+                # rows of the others at that very ts behind, each a batch of a
+                # few rows of its own (354 of the 472 batches of the 4-symbol SPY
+                # week, each a pass of the loop's per-batch work).
+                limit = _limit(active, pending)
+                if limit is not None:
+                    (w_ts, w_seq), below = limit, True
+                else:  # every run's rows are buffered: all of them are final
+                    w_ts, w_seq = _MAX_KEY
             take: list[tuple[_Active, int]] = []
             for a in active:
-                end = a.n if a is lead else a.cut(w_ts, w_seq)
+                end = a.n if a is lead else a.cut(w_ts, w_seq, below)
                 if end > a.pos:
                     take.append((a, end))
             first = min((int(a.ts[a.pos]), int(a.seq[a.pos])) for a, _ in take)
@@ -249,7 +285,7 @@ def merge_runs(
                     " twice, or a run broke its lower bound"
                 )
             out = _merged(take, lazy)
-            out_ts, out_seq = w_ts, w_seq
+            out_ts, out_seq = max((int(a.ts[end - 1]), int(a.seq[end - 1])) for a, end in take)
             stats.rows_out += len(out)
             for a, end in take:
                 a.pos = end
@@ -279,6 +315,23 @@ def merge_runs(
             a.close()
 
 
+_MIN_SEQ = -(1 << 63)
+_MAX_KEY = ((1 << 63) - 1, (1 << 63) - 1)
+
+
+def _limit(active: list[_Active], pending: list[tuple[int, int, Source]]
+           ) -> tuple[int, int] | None:
+    """The smallest key any source may still give beyond the rows buffered (an
+    open run's next batch's first key, a pending source's lower bound): every
+    buffered row below it is final. None when there is no such key."""
+    limit = (pending[0][0], _MIN_SEQ) if pending else None
+    for a in active:
+        upcoming = a.upcoming()
+        if upcoming is not None and (limit is None or upcoming < limit):
+            limit = upcoming
+    return limit
+
+
 def _prime_next(pending: list[tuple[int, int, Source]], primed: dict[int, _Active],
                 order: Iterator[int], pool: ThreadPoolExecutor) -> None:
     """Open the first pending source ahead of time (a deferred one is listed:
@@ -298,34 +351,63 @@ def _prime_next(pending: list[tuple[int, int, Source]], primed: dict[int, _Activ
     primed[id(src)] = active
 
 
+def key_order(ts_parts: Sequence[np.ndarray], seq_parts: Sequence[np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The order of the rows of several runs (each sorted by (ts_event, seq)),
+    concatenated, by (ts_event, seq): `np.lexsort((seq, ts))` of the
+    concatenation, and the sorted ts. Raises `DuplicateSeqError` when two rows
+    have the same key.
+
+    Parts of one import or roll hold disjoint ranges of seqs (a portfolio's
+    parts of a day, opened in the order they were written): when each run's
+    seqs are all below the next run's, rows tied on ts are in run order, so
+    one stable sort of the ts (a merge of sorted runs) is the whole order, and
+    no two rows can share a seq. Otherwise the two-key sort, and a look for
+    equal keys."""
+    bounds = [(int(s.min()), int(s.max())) for s in seq_parts if len(s)]
+    if all(bounds[i][1] < bounds[i + 1][0] for i in range(len(bounds) - 1)):
+        ts = np.concatenate(ts_parts)
+        order = np.argsort(ts, kind="stable")
+        return order, ts[order]
+    ts = np.concatenate(ts_parts)
+    seq = np.concatenate(seq_parts)
+    order = np.lexsort((seq, ts))
+    seq_sorted = seq[order]
+    same = seq_sorted[1:] == seq_sorted[:-1]
+    if same.any():
+        ts_sorted = ts[order]
+        same &= ts_sorted[1:] == ts_sorted[:-1]
+        if same.any():
+            raise DuplicateSeqError(int(seq_sorted[int(np.argmax(same))]))
+        return order, ts_sorted
+    return order, ts[order]
+
+
+class DuplicateSeqError(ValueError):
+    """Two rows of the runs merged have one key: the seq is `args[0]`."""
+
+
 def _merged(take: list[tuple[_Active, int]], lazy: bool = False) -> Sequence[Event]:
     """The rows taken from each run, as events in key order."""
     if len(take) == 1:
         a, end = take[0]
         return a.events(end, lazy)
-    ts_parts = []
-    seq_parts = []
-    for a, end in take:
-        ts_parts.append(a.ts[a.pos : end])
-        seq_parts.append(a.seq[a.pos : end])
-    ts = np.concatenate(ts_parts)
-    seq = np.concatenate(seq_parts)
-    perm = np.lexsort((seq, ts))
-    # Seqs are unique store-wide: two runs holding one means a part was
-    # written twice, and replaying both would double its events.
-    same = (np.diff(ts[perm]) == 0) & (np.diff(seq[perm]) == 0)
-    if same.any():
-        k = int(np.argmax(same))
+    try:
+        perm, ts = key_order([a.ts[a.pos:end] for a, end in take],
+                             [a.seq[a.pos:end] for a, end in take])
+    except DuplicateSeqError as exc:
+        # Seqs are unique store-wide: two runs holding one means a part was
+        # written twice, and replaying both would double its events.
         raise UnsortedRunError(
-            f"seq {int(seq[perm[k]])} appears in more than one run"
+            f"seq {exc.args[0]} appears in more than one run"
             f" ({', '.join(a.run.source for a, _ in take)})"
-        )
+        ) from None
     events: list[Event] = []
     if lazy and all(a.run.schema.cls is Trade for a, _ in take):
         # several instruments' trades (a portfolio): one tape, events on demand
         parts = [a.events(end, lazy) for a, end in take]
         if all(isinstance(p, TradeBatch) for p in parts):
-            tape = TradeTape.merged(parts, perm, ts[perm])  # type: ignore[arg-type]
+            tape = TradeTape.merged(parts, perm, ts)  # type: ignore[arg-type]
             if tape is not None:
                 return tape
         for p in parts:
