@@ -33,7 +33,6 @@ from replay.runs import MIN_TS, DeferredRuns, Run, Source, _int64, ts_column
 __all__ = ["MergeStats", "UnsortedRunError", "merge_runs"]
 
 _Prepared = tuple[pa.RecordBatch, np.ndarray, np.ndarray]
-_UNREAD = object()  # a run's next batch not read yet
 
 
 class UnsortedRunError(ValueError):
@@ -91,7 +90,6 @@ class _Active:
         "last_ts",
         "last_seq",
         "depth",
-        "peeked",
     )
 
     def __init__(self, run: Run, pool: ThreadPoolExecutor | None) -> None:
@@ -103,7 +101,6 @@ class _Active:
         self.pos = self.n = 0
         self.last_ts = MIN_TS
         self.last_seq = -1
-        self.peeked: _Prepared | None | object = _UNREAD  # without a pool: see upcoming
 
     def prime(self) -> None:
         """Start reading the first batches before the merge needs them."""
@@ -121,8 +118,7 @@ class _Active:
     def fill(self, stats: MergeStats) -> bool:
         """Load the next batch; False when the run is exhausted."""
         if self.pool is None:
-            item = self.peeked if self.peeked is not _UNREAD else _pull(self.it, self.run.source)
-            self.peeked = _UNREAD
+            item = _pull(self.it, self.run.source)
         else:
             # READ_AHEAD batches in flight: the reading thread needs the GIL a few
             # times per batch and may wait a switch interval (5 ms) for each, so
@@ -140,7 +136,7 @@ class _Active:
                     ahead.append(self.pool.submit(_pull, self.it, self.run.source))
         if item is None:
             return False
-        batch, ts, seq = item  # type: ignore[misc]
+        batch, ts, seq = item
         first_ts, first_seq = int(ts[0]), int(seq[0])
         if first_ts < self.last_ts or (first_ts == self.last_ts and first_seq <= self.last_seq):
             raise UnsortedRunError(f"{self.run.source}: batches are not in (ts_event, seq) order")
@@ -158,32 +154,14 @@ class _Active:
             stats.peak_buffered = buffered
         return True
 
-    def upcoming(self) -> tuple[int, int] | None:
-        """The first key of the run's next batch, None at the run's end: no
-        row the run gives later is below it. Waits for that batch's read."""
-        if self.pool is None:
-            if self.peeked is _UNREAD:
-                self.peeked = _pull(self.it, self.run.source)
-            item = self.peeked
-        else:
-            if not self.ahead:
-                self.prime()
-            item = self.ahead[0].result()
-        if item is None:
-            return None
-        _, ts, seq = item  # type: ignore[misc]
-        return int(ts[0]), int(seq[0])
-
-    def cut(self, w_ts: int, w_seq: int, below: bool = False) -> int:
-        """End (exclusive) of the buffered rows whose key is <= (w_ts, w_seq),
-        or < it with `below`."""
+    def cut(self, w_ts: int, w_seq: int) -> int:
+        """End (exclusive) of the buffered rows whose key is <= (w_ts, w_seq)."""
         pos = self.pos
         ts = self.ts[pos:]
         lo = int(np.searchsorted(ts, w_ts, "left"))
         hi = int(np.searchsorted(ts, w_ts, "right"))
         if hi > lo:  # rows at exactly w_ts: their seqs are sorted too
-            lo += int(np.searchsorted(self.seq[pos + lo : pos + hi], w_seq,
-                                      "left" if below else "right"))
+            lo += int(np.searchsorted(self.seq[pos + lo : pos + hi], w_seq, "right"))
         return pos + lo
 
     def events(self, end: int, lazy: bool = False) -> Sequence[Event]:
@@ -258,23 +236,9 @@ def merge_runs(
             if lead is None:
                 return
             w_ts, w_seq = lead.last_ts, lead.last_seq
-            below = False
-            if lazy and len(active) > 1:
-                # A replay merging several runs (a portfolio's parts of a day): a
-                # row is final once it is below every run's next batch, not only
-                # at or below the lead's last row. Parts of one import cut their
-                # batches at the same time, so the lead's last key would leave the
-                # rows of the others at that very ts behind, each a batch of a
-                # few rows of its own (354 of the 472 batches of the 4-symbol SPY
-                # week, each a pass of the loop's per-batch work).
-                limit = _limit(active, pending)
-                if limit is not None:
-                    (w_ts, w_seq), below = limit, True
-                else:  # every run's rows are buffered: all of them are final
-                    w_ts, w_seq = _MAX_KEY
             take: list[tuple[_Active, int]] = []
             for a in active:
-                end = a.n if a is lead else a.cut(w_ts, w_seq, below)
+                end = a.n if a is lead else a.cut(w_ts, w_seq)
                 if end > a.pos:
                     take.append((a, end))
             first = min((int(a.ts[a.pos]), int(a.seq[a.pos])) for a, _ in take)
@@ -285,7 +249,7 @@ def merge_runs(
                     " twice, or a run broke its lower bound"
                 )
             out = _merged(take, lazy)
-            out_ts, out_seq = max((int(a.ts[end - 1]), int(a.seq[end - 1])) for a, end in take)
+            out_ts, out_seq = w_ts, w_seq
             stats.rows_out += len(out)
             for a, end in take:
                 a.pos = end
@@ -313,23 +277,6 @@ def merge_runs(
             pool.shutdown(wait=True, cancel_futures=True)
         for a in [*active, *primed.values()]:
             a.close()
-
-
-_MIN_SEQ = -(1 << 63)
-_MAX_KEY = ((1 << 63) - 1, (1 << 63) - 1)
-
-
-def _limit(active: list[_Active], pending: list[tuple[int, int, Source]]
-           ) -> tuple[int, int] | None:
-    """The smallest key any source may still give beyond the rows buffered (an
-    open run's next batch's first key, a pending source's lower bound): every
-    buffered row below it is final. None when there is no such key."""
-    limit = (pending[0][0], _MIN_SEQ) if pending else None
-    for a in active:
-        upcoming = a.upcoming()
-        if upcoming is not None and (limit is None or upcoming < limit):
-            limit = upcoming
-    return limit
 
 
 def _prime_next(pending: list[tuple[int, int, Source]], primed: dict[int, _Active],

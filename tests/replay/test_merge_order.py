@@ -1,8 +1,8 @@
 """The merge of several sorted runs (a portfolio's parts of a day): `key_order`,
 its fast path for runs of disjoint seq ranges against the plain reference
 (`np.lexsort` of the concatenation), duplicates named loudly, and the batches
-`merge_runs` emits for a replay: every row once, in key order, no batch of a
-few rows left behind where runs cut their batches at one time."""
+`merge_runs` emits for a replay: every row once, in key order, each tape's
+lanes at the rows they name."""
 
 from __future__ import annotations
 
@@ -127,19 +127,3 @@ def test_a_replays_merge_is_every_row_once_in_key_order(runs, chunk, prefetch) -
             assert [batch[i] for i in range(len(batch))] == batch.events()
         out += list(batch)
     assert out == sorted((e for evs in events for e in evs), key=key)
-
-
-@pytest.mark.parametrize("prefetch", [True, False])
-def test_runs_cut_at_one_time_leave_no_small_batches(prefetch: bool) -> None:
-    """Four instruments traded at the same times (each batch of each run ends
-    at the same ts, ties across runs): each emitted batch is one batch of each
-    run. Merging only up to the lead's last row left the others' rows at that
-    ts behind, a batch of a few rows each time."""
-    n, chunk = 64, 8
-    sources = []
-    for i in range(4):
-        # ts in pairs (a batch of 8 never splits a pair); seqs of run i after run i-1's
-        rows = [(j // 2, 1 + i * n + j) for j in range(n)]
-        sources.append(_run(_trades(f"S{i}", rows), f"part-{i}", chunk))
-    sizes = [len(b) for b in merge_runs(sources, lazy=True, prefetch=prefetch)]
-    assert sizes == [4 * chunk] * (n // chunk)
