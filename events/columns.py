@@ -81,6 +81,17 @@ def _numpy(values: Sequence[Any], dtype: type) -> np.ndarray:
     return np.asarray(values, dtype=dtype)
 
 
+_ARANGE = np.arange(0, dtype=np.int64)
+
+
+def _arange(n: int) -> np.ndarray:
+    """`np.arange(n)` as a view of one kept array (grown to the largest n asked)."""
+    global _ARANGE
+    if len(_ARANGE) < n:
+        _ARANGE = np.arange(n, dtype=np.int64)
+    return _ARANGE[:n]
+
+
 def ints(values: np.ndarray) -> memoryview:
     """A numpy column as a `memoryview` of int64: indexed and bisected like a list
     (each item a Python int), no object per row and no copy of the bytes (an
@@ -240,9 +251,19 @@ class TradeTape(Sequence[Trade]):
         keys = {(p.venue, p.symbol) for p in parts}
         if len(keys) != len(parts):
             return None
-        sizes = [len(p) for p in parts]
-        code = np.repeat(np.arange(len(parts), dtype=np.int16), sizes)[perm]
-        rows = [ints(np.flatnonzero(code == k)) for k in range(len(parts))]
+        # row j of part k is at inverse[offset_k + j]: each part's rows in the
+        # tape are one slice of the inverse permutation (a view; no scan per lane)
+        n = len(perm)
+        inverse = np.empty(n, np.int64)
+        inverse[perm] = _arange(n)
+        code = np.empty(n, np.int16)
+        rows = []
+        offset = 0
+        for k, p in enumerate(parts):
+            at = inverse[offset:offset + len(p)]
+            code[at] = k
+            rows.append(ints(at))
+            offset += len(p)
 
         def build() -> list[Any]:
             every: list[Any] = []

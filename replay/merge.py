@@ -298,34 +298,63 @@ def _prime_next(pending: list[tuple[int, int, Source]], primed: dict[int, _Activ
     primed[id(src)] = active
 
 
+def key_order(ts_parts: Sequence[np.ndarray], seq_parts: Sequence[np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The order of the rows of several runs (each sorted by (ts_event, seq)),
+    concatenated, by (ts_event, seq): `np.lexsort((seq, ts))` of the
+    concatenation, and the sorted ts. Raises `DuplicateSeqError` when two rows
+    have the same key.
+
+    Parts of one import or roll hold disjoint ranges of seqs (a portfolio's
+    parts of a day, opened in the order they were written): when each run's
+    seqs are all below the next run's, rows tied on ts are in run order, so
+    one stable sort of the ts (a merge of sorted runs) is the whole order, and
+    no two rows can share a seq. Otherwise the two-key sort, and a look for
+    equal keys."""
+    bounds = [(int(s.min()), int(s.max())) for s in seq_parts if len(s)]
+    if all(bounds[i][1] < bounds[i + 1][0] for i in range(len(bounds) - 1)):
+        ts = np.concatenate(ts_parts)
+        order = np.argsort(ts, kind="stable")
+        return order, ts[order]
+    ts = np.concatenate(ts_parts)
+    seq = np.concatenate(seq_parts)
+    order = np.lexsort((seq, ts))
+    seq_sorted = seq[order]
+    same = seq_sorted[1:] == seq_sorted[:-1]
+    if same.any():
+        ts_sorted = ts[order]
+        same &= ts_sorted[1:] == ts_sorted[:-1]
+        if same.any():
+            raise DuplicateSeqError(int(seq_sorted[int(np.argmax(same))]))
+        return order, ts_sorted
+    return order, ts[order]
+
+
+class DuplicateSeqError(ValueError):
+    """Two rows of the runs merged have one key: the seq is `args[0]`."""
+
+
 def _merged(take: list[tuple[_Active, int]], lazy: bool = False) -> Sequence[Event]:
     """The rows taken from each run, as events in key order."""
     if len(take) == 1:
         a, end = take[0]
         return a.events(end, lazy)
-    ts_parts = []
-    seq_parts = []
-    for a, end in take:
-        ts_parts.append(a.ts[a.pos : end])
-        seq_parts.append(a.seq[a.pos : end])
-    ts = np.concatenate(ts_parts)
-    seq = np.concatenate(seq_parts)
-    perm = np.lexsort((seq, ts))
-    # Seqs are unique store-wide: two runs holding one means a part was
-    # written twice, and replaying both would double its events.
-    same = (np.diff(ts[perm]) == 0) & (np.diff(seq[perm]) == 0)
-    if same.any():
-        k = int(np.argmax(same))
+    try:
+        perm, ts = key_order([a.ts[a.pos:end] for a, end in take],
+                             [a.seq[a.pos:end] for a, end in take])
+    except DuplicateSeqError as exc:
+        # Seqs are unique store-wide: two runs holding one means a part was
+        # written twice, and replaying both would double its events.
         raise UnsortedRunError(
-            f"seq {int(seq[perm[k]])} appears in more than one run"
+            f"seq {exc.args[0]} appears in more than one run"
             f" ({', '.join(a.run.source for a, _ in take)})"
-        )
+        ) from None
     events: list[Event] = []
     if lazy and all(a.run.schema.cls is Trade for a, _ in take):
         # several instruments' trades (a portfolio): one tape, events on demand
         parts = [a.events(end, lazy) for a, end in take]
         if all(isinstance(p, TradeBatch) for p in parts):
-            tape = TradeTape.merged(parts, perm, ts[perm])  # type: ignore[arg-type]
+            tape = TradeTape.merged(parts, perm, ts)  # type: ignore[arg-type]
             if tape is not None:
                 return tape
         for p in parts:
