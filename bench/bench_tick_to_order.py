@@ -24,9 +24,9 @@ adds over the non-durable one beyond the disk's floor. To explain it, the durabl
 line also gives the journal's own fdatasyncs timed in the run
 (`journal_fdatasync_p50_us`/`_p99_us`, to read against the floor's) and each
 order's latency less the fdatasync time inside it (`beyond_fdatasync_*`, to read
-against the non-durable line). Two durable lines: `sync_wait = "spin"` (the
-shipped default: the fdatasync on a thread of its own while the loop's thread
-spins, see `events.disk_sync`), then `"block"` (the plain call), in the same run.
+against the non-durable line). Two durable lines: `sync_wait = "block"` (the
+shipped default: the plain call), then `"spin"` (the fdatasync on a thread of its
+own while the loop's thread spins, see `events.disk_sync`), in the same run.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ async def measure(n: int, fsync: str, *, warmup: int = WARMUP,
                   on_open: Callable[[Any, Any], None] | None = None,
                   on_send: Callable[[str], None] | None = None,
                   syncs: SyncTimes | None = None,
-                  sync_wait: str = "spin") -> tuple[list[int], int]:
+                  sync_wait: str = "block") -> tuple[list[int], int]:
     """Latencies (ns) of `n` orders after `warmup`, and the fdatasyncs the journal
     did for those `n`. `on_open(bus, journal)` sees the wiring before the first
     frame; `on_send(client_order_id)` runs at the hand-off (tests use both);
@@ -297,9 +297,9 @@ def main() -> None:
          zero_filled_p99_us=_pct(zeros, 0.99), ref_call_ns=reference_call_ns())
     floor_p50, floor_p99 = _pct(floor, 0.50), _pct(floor, 0.99)
     p50_never = 0.0
-    # the shipped way to wait for the disk, then the plain blocking call beside it
-    for fsync, n, wait in (("never", n_orders, "spin"), ("critical", n_critical, "spin"),
-                           ("critical", n_critical, "block")):
+    # the shipped way to wait for the disk (blocking), then the spinning one beside it
+    for fsync, n, wait in (("never", n_orders, "block"), ("critical", n_critical, "block"),
+                           ("critical", n_critical, "spin")):
         gc.collect()
         syncs = SyncTimes() if fsync != "never" else None
         t0 = time.perf_counter()

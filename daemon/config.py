@@ -135,9 +135,9 @@ class JournalConfig(_Section, frozen=True):
     segment_max_bytes: PositiveInt = 256 * 1024 * 1024
     roll_interval_s: PositiveInt = 300
     fsync: FsyncPolicy = "critical"
-    # how a commit waits for its fdatasync: "spin" keeps the CPU busy meanwhile (the
-    # order path after it runs warm: events.disk_sync), "block" sleeps in the call
-    sync_wait: Literal["spin", "block"] = "spin"
+    # how a commit waits for its fdatasync: "block" sleeps in the call; "spin" keeps
+    # the CPU busy meanwhile (events.disk_sync: it helped on a loaded machine here)
+    sync_wait: Literal["spin", "block"] = "block"
 
 
 class RiskConfig(_Section, frozen=True):

@@ -100,9 +100,9 @@ class JournalPolicy:
     segment_max_bytes: int = 256 << 20
     roll_interval_s: float = 300.0
     preallocate: bool = True  # durable policies only: "never" has no fdatasync to spare
-    # how a commit waits for its fdatasync: "spin" (on a thread of its own, the CPU
-    # kept busy: see events.disk_sync) or "block" (the plain call)
-    sync_wait: str = "spin"
+    # how a commit waits for its fdatasync: "block" (the plain call) or "spin" (on a
+    # thread of its own, the CPU kept busy: see events.disk_sync)
+    sync_wait: str = "block"
 
     def __post_init__(self) -> None:
         if self.fsync not in ("critical", "always", "never"):

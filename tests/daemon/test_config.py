@@ -95,7 +95,7 @@ def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
     assert (config.journal.flush_interval_ms, config.journal.fsync_interval_ms) == (200, 1000)
     assert config.journal.segment_max_bytes == 256 * 1024 * 1024
     assert (config.journal.roll_interval_s, config.journal.fsync) == (300, "critical")
-    assert config.journal.sync_wait == "spin"
+    assert config.journal.sync_wait == "block"
     strat = config.strategies[0]
     assert (strat.module, strat.class_name) == ("daemon.strategies.sma_cross", "SmaCross")
     assert strat.bar_interval_ns == 60 * 10**9
