@@ -262,8 +262,7 @@ class RiskEngine:
         strategy_orders = self._strategy_orders.get(strategy_id)
         if strategy_orders is None:  # (setdefault would build a deque per order)
             strategy_orders = self._strategy_orders[strategy_id] = deque()
-        if self.integer_path and not open_orders and strategy_loss is not None \
-                and self.state == ACTIVE:
+        if self.integer_path and strategy_loss is not None and self.state == ACTIVE:
             key = (strategy_id, order.venue, order.symbol)
             try:
                 plan = self._plans[key]
@@ -275,7 +274,8 @@ class RiskEngine:
             if plan is not None and fast_accepts(
                     plan, order, self._portfolio,
                     self._portfolio.state_version if self._versioned  # type: ignore[attr-defined]
-                    else self._portfolio_version(), strategy_id, strategy_loss):
+                    else self._portfolio_version(), strategy_id, strategy_loss,
+                    open_orders, self._self_trade_prevention, self._instruments):
                 if rate_allows(plan, self._account_orders, strategy_orders, now):
                     return None
         ctx = CheckContext(

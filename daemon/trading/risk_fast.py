@@ -7,8 +7,13 @@ the order; on False the engine runs the reference (with the integer grid of
 `daemon.trading.risk_grid` in front), which decides and words every refusal.
 
 It takes a spot instrument quoted in the account currency, with no concentration
-limit, an active account, and an account with no open order at all (an open order
-reserves balance and counts towards the positions: the reference weighs those).
+limit, and an active account. The account's open orders (a market maker's resting
+quotes) are weighed as the reference weighs them: their remaining quantities on
+this instrument's side count towards the positions (in lots: an order whose
+remaining quantity is off the lot grid leaves the decision to the reference), one
+of the other side the order would cross is left to the reference's self-trade
+check, and what they reserve is taken from the available balance with the
+reference's own Decimal expressions.
 Per (strategy, venue, symbol) a `FastPlan` holds what does not change between
 orders: the grid, both sets of limits in ticks and lots, the position limits in
 notional units. What changes is read from the portfolio and converted once per
@@ -21,8 +26,11 @@ The checks it proves, each as the reference decides it:
   ticks, quantities in lots, limits rounded the way that never loosens them);
 - max_position_notional: |projected lots| x ticks against the limit in tick x lot
   units, floored (ticks and lots below 10**12: the reference's product is exact);
-- concentration: not set (else no plan); self_trade: no open order to cross;
-- available_balance (nothing reserved: no open order): a sell's lots against the
+- concentration: not set (else no plan); self_trade: no open order it crosses
+  (any that may: the reference decides);
+- available_balance with open orders: the reference's expression (reserved by
+  every open order on the venue in the currency, `min(free, total - reserved)`);
+- available_balance with nothing reserved (no open order): a sell's lots against the
   available base in lots, floored (exact: both sides are Decimals compared
   exactly); a buy's notional units against a bound that leaves room for the
   reference's rounding of qty x price x (1 + fee) (28 digits: a relative error
@@ -33,10 +41,19 @@ The checks it proves, each as the reference decides it:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from daemon.trading.api import BUY, LIMIT, MARKET, STOP_LIMIT, STOP_MARKET, OrderRequest
+from daemon.trading.api import (
+    BUY,
+    LIMIT,
+    MARKET,
+    STOP_LIMIT,
+    STOP_MARKET,
+    OrderRequest,
+    OrderView,
+)
 from daemon.trading.risk_grid import MAX_UNITS, Grid, GridLimits, Ratio, floor_units, units
 from events.instruments import Instrument
 
@@ -204,12 +221,15 @@ class FastPlan:
 
 
 def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
-                 version: int, strategy_id: str, strategy_loss: Decimal) -> bool:
+                 version: int, strategy_id: str, strategy_loss: Decimal,
+                 open_orders: Sequence[OrderView] = (), self_trade_prevention: bool = False,
+                 instruments: Mapping[tuple[str, str], Instrument] | None = None) -> bool:
     """True only when every check but order_rate passes `order` (the caller has
-    seen to the account's state, its open orders and the order rate); False when
-    one may refuse it or this path cannot tell. `version`: the portfolio's
-    state_version; `strategy_loss`: the strategy's daily loss, as the engine
-    evaluated it."""
+    seen to the account's state and the order rate); False when one may refuse it
+    or this path cannot tell. `version`: the portfolio's state_version;
+    `strategy_loss`: the strategy's daily loss, as the engine evaluated it;
+    `open_orders`, `self_trade_prevention`, `instruments`: as the reference's
+    `CheckContext` has them."""
     strategy = plan.strategy
     # daily_loss_limit: an active account, the strategy's loss under its limit
     if strategy_loss >= strategy.daily_loss_limit:
@@ -272,21 +292,88 @@ def fast_accepts(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
     if account_lots is None or strategy_lots is None:
         return False
     signed = lots if order.side == BUY else -lots
+    if open_orders:
+        return _with_open_orders(plan, order, portfolio, strategy_id, open_orders,
+                                 self_trade_prevention, instruments or {}, account_lots,
+                                 strategy_lots, signed, ticks, mark_price)
     if plan.flat:  # (every position flat: the loop below, for projected = lots)
         if lots > plan.flat_lots or (plan.flat_notional is not None
                                      and notional > plan.flat_notional):
             return False
-    elif not _positions_pass(plan, account_lots, strategy_lots, signed, ticks):
+    elif not _positions_pass(plan, account_lots, strategy_lots, signed, signed, ticks):
         return False
     return _balance_passes(plan, order, signed, lots, notional, mark_price)
 
 
-def _positions_pass(plan: FastPlan, account_lots: int, strategy_lots: int, signed: int,
-                    ticks: int) -> bool:
-    """max_position_qty and max_position_notional, nothing pending."""
-    for current, limits, notional_limit in (
-            (account_lots, plan.account, plan.account_notional),
-            (strategy_lots, plan.strategy, plan.strategy_notional)):
+def _with_open_orders(plan: FastPlan, order: OrderRequest, portfolio: RiskPortfolio,
+                      strategy_id: str, open_orders: Sequence[OrderView], stp: bool,
+                      instruments: Mapping[tuple[str, str], Instrument], account_lots: int,
+                      strategy_lots: int, signed: int, ticks: int, mark_price: Decimal
+                      ) -> bool:
+    """self_trade, the position limits and available_balance with the account's open
+    orders, each as the reference weighs them (see the module doc)."""
+    venue, symbol, side = order.venue, order.symbol, order.side
+    buy = side == BUY
+    crossing = stp and (order.order_type == MARKET or order.order_type == LIMIT)
+    step = plan.grid.step
+    pending_account = pending_strategy = 0  # lots on the order's side, this instrument
+    for other in open_orders:
+        if other.venue != venue or other.symbol != symbol:
+            continue
+        if other.side == side:
+            lots = units(other.qty - other.filled_qty, step)
+            if lots is None:
+                return False
+            pending_account += lots
+            if other.strategy_id == strategy_id:
+                pending_strategy += lots
+        elif crossing and other.order_type == LIMIT and other.price is not None and (
+                order.order_type == MARKET or order.price is None
+                or (other.price <= order.price if buy else other.price >= order.price)):
+            return False  # it would cross its own resting order: the reference words it
+    if pending_account >= MAX_UNITS:
+        return False
+    sign = 1 if buy else -1
+    if not _positions_pass(plan, account_lots, strategy_lots, signed + sign * pending_account,
+                           signed + sign * pending_strategy, ticks):
+        return False
+    # available_balance: the reference's expressions, in its order
+    inst = plan.inst
+    fee = plan.fee
+    reserved = ZERO
+    if buy:
+        price = order.price if order.price is not None else order.trigger_price \
+            if order.trigger_price is not None else mark_price
+        currency, need = inst.quote, order.qty * price * fee
+        for other in open_orders:
+            other_inst = instruments.get((other.venue, other.symbol))
+            if (other.side == BUY and other.venue == venue and other_inst is not None
+                    and other_inst.quote == currency):
+                other_price = other.price if other.price is not None else \
+                    other.trigger_price if other.trigger_price is not None else \
+                    portfolio.last_price(other.venue, other.symbol) or ZERO
+                reserved += (other.qty - other.filled_qty) * other_price * fee
+    else:
+        if plan.allow_short:
+            return True
+        currency, need = inst.base, order.qty
+        for other in open_orders:
+            other_inst = instruments.get((other.venue, other.symbol))
+            if (other.side != BUY and other.venue == venue and other_inst is not None
+                    and other_inst.base == currency):
+                reserved += other.qty - other.filled_qty
+    total = portfolio.balance(venue, currency)
+    free = portfolio.free_balance(venue, currency)
+    return not need > min(free, total - reserved)
+
+
+def _positions_pass(plan: FastPlan, account_lots: int, strategy_lots: int,
+                    account_signed: int, strategy_signed: int, ticks: int) -> bool:
+    """max_position_qty and max_position_notional: the position after the order and
+    what is pending on its side (signed lots, the account's and the strategy's)."""
+    for current, signed, limits, notional_limit in (
+            (account_lots, account_signed, plan.account, plan.account_notional),
+            (strategy_lots, strategy_signed, plan.strategy, plan.strategy_notional)):
         projected = abs(current + signed)
         if projected <= abs(current):
             continue

@@ -28,7 +28,7 @@ from events.market import Trade
 from events.orders import Fill
 from events.state import BalanceChanged
 from events.system import ACTIVE, REDUCING, TradingState
-from tests.daemon.trading.test_risk import T0
+from tests.daemon.trading.test_risk import T0, OpenOrder
 from tests.daemon.trading.test_risk_grid import KEY, context, order_of, scenarios
 
 D = Decimal
@@ -43,8 +43,10 @@ def accept_scenarios(draw: Any) -> dict[str, Any]:
     case), with balances and position notional limits at or near what the order
     needs, and shorting allowed or not."""
     s = draw(scenarios())
-    if draw(st.integers(0, 3)):
+    if draw(st.integers(0, 2)):
         s["open_orders"] = []
+    else:  # resting quotes, partly filled, stops, some with a remainder off the lot grid
+        s["open_orders"] = [draw(_reshaped(o, s["step"])) for o in s["open_orders"]]
     shape = draw(st.integers(0, 5))
     if shape == 0:  # every position flat
         s["position"] = {"s1": D(0), "s2": D(0)}
@@ -68,6 +70,20 @@ def accept_scenarios(draw: Any) -> dict[str, Any]:
         edge = held * valued + draw(st.sampled_from(NUDGES[:4]))
         s["risk"]["max_position_notional"] = float(max(D("0.01"), edge))
     return s
+
+
+@st.composite
+def _reshaped(draw: Any, o: OpenOrder, step: Decimal) -> OpenOrder:
+    """An open order of `scenarios` as a market maker's book holds them."""
+    lots = int(o.qty / step)
+    filled = draw(st.integers(0, lots - 1)) * step if lots > 1 else D(0)
+    if draw(st.integers(0, 5)) == 0:
+        filled += step / 2  # a remainder off the grid: the reference decides
+    kind = draw(st.sampled_from((LIMIT, LIMIT, LIMIT, STOP_MARKET, MARKET)))
+    return OpenOrder(o.client_order_id, o.strategy_id, o.side, o.qty, symbol=o.symbol,
+                     filled_qty=filled, order_type=kind,
+                     price=o.price if kind == LIMIT else None,
+                     trigger_price=o.price if kind == STOP_MARKET else None)
 
 
 def engines(s: dict[str, Any]) -> tuple[RiskEngine, RiskEngine, Bus]:
@@ -137,7 +153,8 @@ def test_the_accept_path_answers_exactly_as_the_decimal_reference(s: dict[str, A
 def test_the_accept_path_proves_what_the_reference_passes_in_its_case(
         s: dict[str, Any]) -> None:
     """Every order the reference passes, in the case the path takes (spot, on the
-    grid, in the account currency, no open order, no concentration limit), is
+    grid, in the account currency, open orders' remainders on the grid, no
+    concentration limit), is
     proved: a pass it cannot prove would be a slow path; one it proves wrongly
     (checked here against each reference check) a loosened limit."""
     fast, _, _ = engines(s)
@@ -148,7 +165,8 @@ def test_the_accept_path_proves_what_the_reference_passes_in_its_case(
     mark = portfolio.last_price("sim", "XUSDT")  # (the float a trade carries, exactly)
     in_case = (all(v is None or v % s["tick"] == 0 for v in (mark, s["price"], s["trigger"]))
                and s["qty"] % s["step"] == 0 and all(q % s["step"] == 0 for q in held)
-               and s["quote"] == "USDT" and not s["open_orders"]
+               and s["quote"] == "USDT"
+               and all((o.qty - o.filled_qty) % s["step"] == 0 for o in s["open_orders"])
                and s["risk"]["max_concentration_pct"] is None)
     for sid in ("s1", "s2"):
         limits = fast.limits(sid)
@@ -159,8 +177,9 @@ def test_the_accept_path_proves_what_the_reference_passes_in_its_case(
         ctx.self_trade_prevention = s["risk"]["self_trade_prevention"]
         passes = all(c(order, ctx) is None for c in CHECKS if c.name != "order_rate")
         loss = -portfolio.daily_pnls(sid)[1]
-        proved = plan is not None and not s["open_orders"] and fast_accepts(
-            plan, order, portfolio, portfolio.state_version, sid, loss)
+        proved = plan is not None and fast_accepts(
+            plan, order, portfolio, portfolio.state_version, sid, loss, s["open_orders"],
+            s["risk"]["self_trade_prevention"], fast._instruments)
         if proved:
             assert passes
         if in_case and passes and loss < limits.daily_loss_limit:  # (else: reduces)
@@ -339,13 +358,19 @@ def test_a_state_folded_in_is_judged_again_on_the_same_figures() -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lots=st.integers(1, 8), limits=st.lists(st.integers(1, 12), min_size=4, max_size=4),
        held=st.sampled_from(((0, 0), (3, -3), (0, 4), (-2, 0))), side=st.sampled_from((BUY, SELL)),
-       below=st.sampled_from((D(0), D("0.001"), D("0.0005"))))
+       below=st.sampled_from((D(0), D("0.001"), D("0.0005"))),
+       resting=st.lists(st.tuples(st.sampled_from(("s1", "s2")), st.integers(1, 4),
+                                  st.booleans(), st.integers(0, 5)), max_size=3))
 def test_position_limits_of_the_account_and_a_strategy_each_hold(
-        lots: int, limits: list[int], held: tuple[int, int], side: str, below: Decimal) -> None:
+        lots: int, limits: list[int], held: tuple[int, int], side: str, below: Decimal,
+        resting: list[tuple[str, int, bool, int]]) -> None:
     """The account's and a tighter strategy's position limits (qty and notional) at
     and around the order's size (a notional limit on, or a unit or half a unit
     under, a whole number of tick x lot units), with the positions flat, the account flat but not
-    its strategies, or one strategy holding: each limit holds for each scope."""
+    its strategies, or one strategy holding, and resting orders of either strategy on
+    the order's side counting towards them (some with a remainder off the lot grid,
+    some on the other side, away from the order's price): each limit holds for each
+    scope."""
     from daemon.config import StrategyRiskConfig
 
     step, price = D("0.1"), D(100)
@@ -365,7 +390,12 @@ def test_position_limits_of_the_account_and_a_strategy_each_hold(
              inst={}, open_orders=[], quote="USDT", balances={"USDT": D(10**9), "X": D(10**9)},
              free_short=D(0), allow_short=False)
     fast, reference, _ = engines(s)
-    same_answers(fast, reference, order_of(s), [])
+    opposite = SELL if side == BUY else BUY
+    book = [OpenOrder(f"{sid}-r{n}", sid, side if kind else opposite, n_lots * step,
+                      price + (-1 if (side if kind else opposite) == BUY else 1),
+                      symbol="XUSDT", filled_qty=step / 2 if off == 0 else D(0))
+            for n, (sid, n_lots, kind, off) in enumerate(resting)]
+    same_answers(fast, reference, order_of(s), book)
 
 
 def test_a_trade_price_is_the_same_decimal_remembered_or_not() -> None:
