@@ -92,15 +92,27 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     # trade is dispatched without asking again (dispatching a trade singly is
     # always right; asking again would only say so, at a call to every owner)
     refused = [-1]
+    # what the owners last said of each lane (see _quiet_run), kept while
+    # nothing they read can have changed: no event published (the bus's next
+    # seq unchanged: orders, fills, states...), no timer fired by this loop,
+    # and of the lane of a trade dispatched singly, nothing (its owners saw it)
+    lanes = len(cursor)
+    known = [-1] * lanes
+    refusal = [False] * lanes
+    seq = bus.next_seq
     i = start
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
         if ts >= clock.next_due:
             clock.advance_to(ts)
+            known = [-1] * lanes
         if quiet is not None:
             assert tape is not None
+            if bus.next_seq != seq:
+                seq = bus.next_seq
+                known = [-1] * lanes
             end = i if refused[0] == i else _quiet_run(tape, i, stop, quiet, clock, cursor,
-                                                         refused)
+                                                         refused, known, refusal)
             if end > i:
                 if clock.next_due <= tape.ts[end - 1]:
                     _absorb_around(tape, i, end, quiet, cursor, clock)
@@ -127,8 +139,10 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
                     i = stopped_at[0]
                 misses = max_misses
                 plain = min(plain * 2, _MAX_PLAIN)
+                known = [-1] * lanes
                 continue
             # this trade, one by one; the run after it may be quiet again
+            known[_lane(tape, i)] = -1
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
             i = stopped_at[0]
             continue
@@ -141,6 +155,11 @@ _PLAIN = 64
 _MAX_PLAIN = 8192
 
 
+def _lane(tape: TradeColumns | TradeTape, i: int) -> int:
+    """The lane of row i."""
+    return int(tape.code[i]) if isinstance(tape, TradeTape) else 0
+
+
 def _quiet_owners(bus: Bus) -> tuple | None:
     """The objects behind every Trade handler, if all of them take quiet runs."""
     owners = tuple(getattr(h, "__self__", None) for h in bus.route(Trade))
@@ -151,7 +170,8 @@ def _quiet_owners(bus: Bus) -> tuple | None:
 
 
 def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
-               clock: ReplayClock, cursor: list[int], refused: list[int]) -> int:
+               clock: ReplayClock, cursor: list[int], refused: list[int],
+               known: list[int], refusal: list[bool]) -> int:
     """End (exclusive) of the quiet run from `start`: trades before any timer
     due that no owner must see singly. Each instrument's lane is asked of every
     owner; the run ends at the first row any of them must see. The earliest
@@ -159,7 +179,14 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
     risk engine's re-valuation), is asked how far the run may go past its
     deadlines instead. Leaves `cursor[k]` at lane k's first row at or after
     `start`, and `refused[0]` at the end when an owner's answer set it (the
-    row it must see), else -1."""
+    row it must see), else -1.
+
+    `known[k]` (-1: nothing known) is what the owners last said of lane k, as
+    a tape row: the row they must see when `refusal[k]`, else how far it was
+    asked (quiet up to there). The caller drops it when it may be stale (see
+    `_Answers`); a lane known far enough is not asked again. Each lane is
+    asked over the whole window, not only up to an earlier lane's refusal, so
+    its answer still holds once that row has been dispatched."""
     refused[0] = -1
     end = stop
     ts = tape.ts
@@ -171,22 +198,41 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
         end = bisect_left(ts, hard, start, end)
         if end <= start:
             return start
+    window = end
     lanes = tape.lanes
     for k, rows in enumerate(tape.rows):
+        row = known[k]
+        if row >= start:
+            if refusal[k]:
+                if row < end:
+                    end = refused[0] = row
+                    if end <= start:
+                        return start
+                continue
+            if row >= window:
+                continue  # quiet over the whole window, as said before
         lo = cursor[k] = bisect_left(rows, start, cursor[k])
-        if lo == len(rows) or rows[lo] >= end:
+        if lo == len(rows) or rows[lo] >= window:
+            known[k] = window
+            refusal[k] = False
             continue  # no trade of this instrument in the run
-        hi = lane_end = bisect_left(rows, end, lo)
+        hi = lane_end = bisect_left(rows, window, lo)
         lane = lanes[k]
         for owner in owners:
             lane_end = owner.quiet_trades(lane, lo, lane_end)
             if lane_end <= lo:
                 break
         if lane_end < hi:
+            row = known[k] = rows[lane_end]
+            refusal[k] = True
             # a prefix of a quiet run is quiet: the lanes asked before stay right
-            end = refused[0] = rows[lane_end]
-            if end <= start:
-                return start
+            if row < end:
+                end = refused[0] = row
+                if end <= start:
+                    return start
+        else:
+            known[k] = window
+            refusal[k] = False
     if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
         assert skippable.skip is not None
         end = skippable.skip(tape, start, end)
