@@ -94,8 +94,10 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     refused = [-1]
     # what the owners last said of each lane (see _quiet_run), kept while
     # nothing they read can have changed: no event published (the bus's next
-    # seq unchanged: orders, fills, states...), no timer fired by this loop,
-    # and of the lane of a trade dispatched singly, nothing (its owners saw it)
+    # seq unchanged: orders, fills, states...), no timer fired but passive ones
+    # and those a quiet run may pass over (neither changes what owners say:
+    # see ReplayClock.set_timer), and of the lane of a trade dispatched singly,
+    # nothing (its owners saw it)
     lanes = len(cursor)
     known = [-1] * lanes
     refusal = [False] * lanes
@@ -104,8 +106,11 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
         if ts >= clock.next_due:
+            if lanes and clock.skippable()[1] <= ts:
+                # a timer neither passive nor passed over quiet runs is due: it
+                # may change what owners say (a venue's order reaching its book)
+                known = [-1] * lanes
             clock.advance_to(ts)
-            known = [-1] * lanes
         if quiet is not None:
             assert tape is not None
             if bus.next_seq != seq:
