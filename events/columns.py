@@ -174,7 +174,11 @@ class TradeBatch(TradeColumns, Sequence[Trade]):
         part._recv = self._recv[start:stop]
         part._aggressor = self._aggressor[start:stop]
         part._ids = self._ids.slice(start, stop - start)
-        part._id_of = None
+        # rows built one at a time take their trade ids from this batch's decode
+        id_of = self._id_of
+        if id_of is None:
+            id_of = self._id_of = _values(self._ids)
+        part._id_of = lambda i: id_of(start + i)
         return part
 
     def events(self) -> list[Any]:

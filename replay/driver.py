@@ -102,6 +102,7 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     known = [-1] * lanes
     refusal = [False] * lanes
     seq = bus.next_seq
+    codes = tape.code if isinstance(tape, TradeTape) else None  # row -> lane
     i = start
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
@@ -147,7 +148,7 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
                 known = [-1] * lanes
                 continue
             # this trade, one by one; the run after it may be quiet again
-            known[_lane(tape, i)] = -1
+            known[0 if codes is None else codes[i]] = -1
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
             i = stopped_at[0]
             continue
@@ -158,11 +159,6 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
 _MAX_MISSES = 16
 _PLAIN = 64
 _MAX_PLAIN = 8192
-
-
-def _lane(tape: TradeColumns | TradeTape, i: int) -> int:
-    """The lane of row i."""
-    return int(tape.code[i]) if isinstance(tape, TradeTape) else 0
 
 
 def _quiet_owners(bus: Bus) -> tuple | None:
