@@ -31,6 +31,14 @@ global order, and the next run starts after it. So every handler that acts sees
 the slow path's order, times and marks. The outcome is the same, byte for byte
 (tests/test_replay_e2e.py and tests/test_portfolio_quiet_runs.py run both ways);
 only the per-event Python calls are saved.
+
+What the owners said of a lane is kept until something they read may have
+changed: an event published on the bus (an order, a fill, a trading state), a
+timer fired that is neither passive nor passed over by quiet runs, or a trade
+of that lane dispatched singly. So a run ended by one instrument's bar does not
+ask every other lane again (that made the asks grow with the square of the
+instruments). An owner's answer about one instrument must therefore change only
+with that instrument's trades, with events on the bus and with such timers.
 """
 
 from __future__ import annotations
@@ -184,8 +192,8 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
 
     `known[k]` (-1: nothing known) is what the owners last said of lane k, as
     a tape row: the row they must see when `refusal[k]`, else how far it was
-    asked (quiet up to there). The caller drops it when it may be stale (see
-    `_Answers`); a lane known far enough is not asked again. Each lane is
+    asked (quiet up to there). `_dispatch` drops it when it may be stale; a
+    lane known far enough is not asked again. Each lane is
     asked over the whole window, not only up to an earlier lane's refusal, so
     its answer still holds once that row has been dispatched."""
     refused[0] = -1
