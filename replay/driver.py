@@ -37,8 +37,10 @@ changed: an event published on the bus (an order, a fill, a trading state), a
 timer fired that is neither passive nor passed over by quiet runs, or a trade
 of that lane dispatched singly. So a run ended by one instrument's bar does not
 ask every other lane again (that made the asks grow with the square of the
-instruments). An owner's answer about one instrument must therefore change only
-with that instrument's trades, with events on the bus and with such timers.
+instruments). An owner's answer about one instrument must therefore shorten (a
+trade of it becoming one to see) only with that instrument's trades, events on
+the bus or such timers; an answer that grows otherwise (the portfolio's day
+rolled by another instrument's trade) is kept too short, which is still right.
 """
 
 from __future__ import annotations
