@@ -117,9 +117,11 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
         if ts >= clock.next_due:
-            if lanes and clock.skippable()[1] <= ts:
+            if lanes == 1 or lanes and clock.skippable()[1] <= ts:
                 # a timer neither passive nor passed over quiet runs is due: it
-                # may change what owners say (a venue's order reaching its book)
+                # may change what owners say (a venue's order reaching its book).
+                # One lane is asked again anyway (as good as free: it has no
+                # other lanes to spare), not worth a look through the timers
                 known = [-1] * lanes
             clock.advance_to(ts)
         if quiet is not None:
