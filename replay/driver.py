@@ -120,8 +120,8 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
             if lanes == 1 or lanes and clock.skippable()[1] <= ts:
                 # a timer neither passive nor passed over quiet runs is due: it
                 # may change what owners say (a venue's order reaching its book).
-                # One lane is asked again anyway (as good as free: it has no
-                # other lanes to spare), not worth a look through the timers
+                # One lane drops it at any timer, as before: asking one lane
+                # again costs less than looking through the timers
                 known = [-1] * lanes
             clock.advance_to(ts)
         if quiet is not None:
