@@ -112,25 +112,29 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     known = [-1] * lanes
     refusal = [False] * lanes
     seq = bus.next_seq
-    codes = tape.code if isinstance(tape, TradeTape) else None  # row -> lane
+    # row -> lane, of a tape of several lanes (one lane keeps no answers: see
+    # _quiet_run_one)
+    codes = tape.code if isinstance(tape, TradeTape) else None
     i = start
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
         if ts >= clock.next_due:
-            if lanes == 1 or lanes and clock.skippable()[1] <= ts:
+            if codes is not None and clock.skippable()[1] <= ts:
                 # a timer neither passive nor passed over quiet runs is due: it
-                # may change what owners say (a venue's order reaching its book).
-                # One lane drops it at any timer, as before: asking one lane
-                # again costs less than looking through the timers
+                # may change what owners say (a venue's order reaching its book)
                 known = [-1] * lanes
             clock.advance_to(ts)
         if quiet is not None:
             assert tape is not None
-            if bus.next_seq != seq:
+            if codes is not None and bus.next_seq != seq:
                 seq = bus.next_seq
                 known = [-1] * lanes
-            end = i if refused[0] == i else _quiet_run(tape, i, stop, quiet, clock, cursor,
-                                                         refused, known, refusal)
+            if refused[0] == i:
+                end = i
+            elif codes is None:
+                end = _quiet_run_one(tape, i, stop, quiet, clock, cursor, refused)
+            else:
+                end = _quiet_run(tape, i, stop, quiet, clock, cursor, refused, known, refusal)
             if end > i:
                 if clock.next_due <= tape.ts[end - 1]:
                     _absorb_around(tape, i, end, quiet, cursor, clock)
@@ -160,7 +164,8 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
                 known = [-1] * lanes
                 continue
             # this trade, one by one; the run after it may be quiet again
-            known[0 if codes is None else codes[i]] = -1
+            if codes is not None:
+                known[codes[i]] = -1
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
             i = stopped_at[0]
             continue
@@ -180,6 +185,36 @@ def _quiet_owners(bus: Bus) -> tuple | None:
                       for o in owners):
         return owners
     return None
+
+
+def _quiet_run_one(cols: TradeColumns, start: int, stop: int, owners: tuple,
+                   clock: ReplayClock, cursor: list[int], refused: list[int]) -> int:
+    """`_quiet_run` of one instrument's trades (its rows are the tape's: no
+    lane to look up, no answers kept: the run that follows a refused trade
+    starts after it, and the one lane must be asked again then anyway)."""
+    refused[0] = -1
+    cursor[0] = start
+    end = stop
+    ts = cols.ts
+    skippable = None
+    if ts[end - 1] >= clock.next_due:
+        skippable, hard = clock.skippable()
+        end = bisect_left(ts, hard, start, end)
+        if end <= start:
+            return start
+    hi = end
+    for owner in owners:
+        end = owner.quiet_trades(cols, start, end)
+        if end <= start:
+            return start
+    if end < hi:
+        refused[0] = end
+    if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
+        assert skippable.skip is not None
+        end = skippable.skip(cols, start, end)
+        if end != refused[0]:
+            refused[0] = -1
+    return end
 
 
 def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
