@@ -1,5 +1,5 @@
 """Quiet runs per instrument (`replay.driver` over `events.columns.TradeTape`):
-with the trades of 2 to 5 instruments interleaved at random, strategies on
+with the trades of 1 to 5 instruments interleaved at random, strategies on
 subsets of them (some wanting every trade) and a daily loss limit the
 portfolio's moves reach, absorbing quiet runs in bulk shows every handler
 exactly what dispatching every trade singly shows: each strategy's bars,
@@ -129,7 +129,7 @@ rows_strategy = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 500),
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(2, 5), rows=rows_strategy, data=st.data())
+@given(n=st.integers(1, 5), rows=rows_strategy, data=st.data())
 def test_interleaved_instruments_are_absorbed_as_if_dispatched_singly(
         n: int, rows: list[tuple[int, int, int]], data: st.DataObject,
         tmp_path_factory) -> None:
