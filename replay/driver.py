@@ -259,8 +259,17 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
                 continue
             if row >= window:
                 continue  # quiet over the whole window, as said before
-        lo = cursor[k] = bisect_left(rows, start, cursor[k])
-        if lo == len(rows) or rows[lo] >= window:
+        # the lane's first row not absorbed yet is mostly the first at or after
+        # `start`, or one short (its trade dispatched singly): a step or two
+        # before a bisect of the whole lane (after trades dispatched in bulk)
+        lo = cursor[k]
+        n = len(rows)
+        if lo < n and rows[lo] < start:
+            lo += 1
+            if lo < n and rows[lo] < start:
+                lo = bisect_left(rows, start, lo)
+            cursor[k] = lo
+        if lo == n or rows[lo] >= window:
             known[k] = window
             refusal[k] = False
             continue  # no trade of this instrument in the run
