@@ -155,6 +155,32 @@ class TradeBatch(TradeColumns, Sequence[Trade]):
             return None
         return cls(batch, venue, symbol)
 
+    def slice(self, start: int, stop: int) -> TradeBatch:
+        """Rows start..stop as a TradeBatch of their own (indexed from 0), sharing
+        this one's columns: a merge cuts one Arrow batch into many slices (a
+        portfolio's watermark), and a TradeBatch of each slice converted and
+        decoded its columns again (the aggressor's names, row by row)."""
+        part = TradeBatch.__new__(TradeBatch)
+        part.venue = self.venue
+        part.symbol = self.symbol
+        part.ts = self.ts[start:stop]
+        part.price = self.price[start:stop]
+        part.size = self.size[start:stop]
+        part.seq = self.seq[start:stop]
+        part._marks = None
+        part._batch = self._batch.slice(start, stop - start)
+        part._schema = self._schema
+        part._events = None if self._events is None else self._events[start:stop]
+        part._recv = self._recv[start:stop]
+        part._aggressor = self._aggressor[start:stop]
+        part._ids = self._ids.slice(start, stop - start)
+        # rows built one at a time take their trade ids from this batch's decode
+        id_of = self._id_of
+        if id_of is None:
+            id_of = self._id_of = _values(self._ids)
+        part._id_of = lambda i: id_of(start + i)
+        return part
+
     def events(self) -> list[Any]:
         """Every row as a Trade (built once, in bulk)."""
         if self._events is None:

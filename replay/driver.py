@@ -31,6 +31,16 @@ global order, and the next run starts after it. So every handler that acts sees
 the slow path's order, times and marks. The outcome is the same, byte for byte
 (tests/test_replay_e2e.py and tests/test_portfolio_quiet_runs.py run both ways);
 only the per-event Python calls are saved.
+
+What the owners said of a lane is kept until something they read may have
+changed: an event published on the bus (an order, a fill, a trading state), a
+timer fired that is neither passive nor passed over by quiet runs, or a trade
+of that lane dispatched singly. So a run ended by one instrument's bar does not
+ask every other lane again (that made the asks grow with the square of the
+instruments). An owner's answer about one instrument must therefore shorten (a
+trade of it becoming one to see) only with that instrument's trades, events on
+the bus or such timers; an answer that grows otherwise (the portfolio's day
+rolled by another instrument's trade) is kept too short, which is still right.
 """
 
 from __future__ import annotations
@@ -92,15 +102,39 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     # trade is dispatched without asking again (dispatching a trade singly is
     # always right; asking again would only say so, at a call to every owner)
     refused = [-1]
+    # what the owners last said of each lane (see _quiet_run), kept while
+    # nothing they read can have changed: no event published (the bus's next
+    # seq unchanged: orders, fills, states...), no timer fired but passive ones
+    # and those a quiet run may pass over (neither changes what owners say:
+    # see ReplayClock.set_timer), and of the lane of a trade dispatched singly,
+    # nothing (its owners saw it)
+    lanes = len(cursor)
+    known = [-1] * lanes
+    refusal = [False] * lanes
+    seq = bus.next_seq
+    # row -> lane, of a tape of several lanes (one lane keeps no answers: see
+    # _quiet_run_one)
+    codes = tape.code if isinstance(tape, TradeTape) else None
     i = start
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
         if ts >= clock.next_due:
+            if codes is not None and clock.skippable()[1] <= ts:
+                # a timer neither passive nor passed over quiet runs is due: it
+                # may change what owners say (a venue's order reaching its book)
+                known = [-1] * lanes
             clock.advance_to(ts)
         if quiet is not None:
             assert tape is not None
-            end = i if refused[0] == i else _quiet_run(tape, i, stop, quiet, clock, cursor,
-                                                         refused)
+            if codes is not None and bus.next_seq != seq:
+                seq = bus.next_seq
+                known = [-1] * lanes
+            if refused[0] == i:
+                end = i
+            elif codes is None:
+                end = _quiet_run_one(tape, i, stop, quiet, clock, cursor, refused)
+            else:
+                end = _quiet_run(tape, i, stop, quiet, clock, cursor, refused, known, refusal)
             if end > i:
                 if clock.next_due <= tape.ts[end - 1]:
                     _absorb_around(tape, i, end, quiet, cursor, clock)
@@ -127,8 +161,11 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
                     i = stopped_at[0]
                 misses = max_misses
                 plain = min(plain * 2, _MAX_PLAIN)
+                known = [-1] * lanes
                 continue
             # this trade, one by one; the run after it may be quiet again
+            if codes is not None:
+                known[codes[i]] = -1
             bus.dispatch_many(_feed(batch, i, i + 1, clock, stopped_at))
             i = stopped_at[0]
             continue
@@ -150,8 +187,39 @@ def _quiet_owners(bus: Bus) -> tuple | None:
     return None
 
 
+def _quiet_run_one(cols: TradeColumns, start: int, stop: int, owners: tuple,
+                   clock: ReplayClock, cursor: list[int], refused: list[int]) -> int:
+    """`_quiet_run` of one instrument's trades (its rows are the tape's: no
+    lane to look up, no answers kept: the run that follows a refused trade
+    starts after it, and the one lane must be asked again then anyway)."""
+    refused[0] = -1
+    cursor[0] = start
+    end = stop
+    ts = cols.ts
+    skippable = None
+    if ts[end - 1] >= clock.next_due:
+        skippable, hard = clock.skippable()
+        end = bisect_left(ts, hard, start, end)
+        if end <= start:
+            return start
+    hi = end
+    for owner in owners:
+        end = owner.quiet_trades(cols, start, end)
+        if end <= start:
+            return start
+    if end < hi:
+        refused[0] = end
+    if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
+        assert skippable.skip is not None
+        end = skippable.skip(cols, start, end)
+        if end != refused[0]:
+            refused[0] = -1
+    return end
+
+
 def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
-               clock: ReplayClock, cursor: list[int], refused: list[int]) -> int:
+               clock: ReplayClock, cursor: list[int], refused: list[int],
+               known: list[int], refusal: list[bool]) -> int:
     """End (exclusive) of the quiet run from `start`: trades before any timer
     due that no owner must see singly. Each instrument's lane is asked of every
     owner; the run ends at the first row any of them must see. The earliest
@@ -159,7 +227,14 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
     risk engine's re-valuation), is asked how far the run may go past its
     deadlines instead. Leaves `cursor[k]` at lane k's first row at or after
     `start`, and `refused[0]` at the end when an owner's answer set it (the
-    row it must see), else -1."""
+    row it must see), else -1.
+
+    `known[k]` (-1: nothing known) is what the owners last said of lane k, as
+    a tape row: the row they must see when `refusal[k]`, else how far it was
+    asked (quiet up to there). `_dispatch` drops it when it may be stale; a
+    lane known far enough is not asked again. Each lane is
+    asked over the whole window, not only up to an earlier lane's refusal, so
+    its answer still holds once that row has been dispatched."""
     refused[0] = -1
     end = stop
     ts = tape.ts
@@ -171,22 +246,50 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
         end = bisect_left(ts, hard, start, end)
         if end <= start:
             return start
+    window = end
     lanes = tape.lanes
     for k, rows in enumerate(tape.rows):
-        lo = cursor[k] = bisect_left(rows, start, cursor[k])
-        if lo == len(rows) or rows[lo] >= end:
+        row = known[k]
+        if row >= start:
+            if refusal[k]:
+                if row < end:
+                    end = refused[0] = row
+                    if end <= start:
+                        return start
+                continue
+            if row >= window:
+                continue  # quiet over the whole window, as said before
+        # the lane's first row not absorbed yet is mostly the first at or after
+        # `start`, or one short (its trade dispatched singly): a step or two
+        # before a bisect of the whole lane (after trades dispatched in bulk)
+        lo = cursor[k]
+        n = len(rows)
+        if lo < n and rows[lo] < start:
+            lo += 1
+            if lo < n and rows[lo] < start:
+                lo = bisect_left(rows, start, lo)
+            cursor[k] = lo
+        if lo == n or rows[lo] >= window:
+            known[k] = window
+            refusal[k] = False
             continue  # no trade of this instrument in the run
-        hi = lane_end = bisect_left(rows, end, lo)
+        hi = lane_end = bisect_left(rows, window, lo)
         lane = lanes[k]
         for owner in owners:
             lane_end = owner.quiet_trades(lane, lo, lane_end)
             if lane_end <= lo:
                 break
         if lane_end < hi:
+            row = known[k] = rows[lane_end]
+            refusal[k] = True
             # a prefix of a quiet run is quiet: the lanes asked before stay right
-            end = refused[0] = rows[lane_end]
-            if end <= start:
-                return start
+            if row < end:
+                end = refused[0] = row
+                if end <= start:
+                    return start
+        else:
+            known[k] = window
+            refusal[k] = False
     if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
         assert skippable.skip is not None
         end = skippable.skip(tape, start, end)

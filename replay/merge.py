@@ -90,6 +90,7 @@ class _Active:
         "last_ts",
         "last_seq",
         "depth",
+        "columns",
     )
 
     def __init__(self, run: Run, pool: ThreadPoolExecutor | None) -> None:
@@ -101,6 +102,7 @@ class _Active:
         self.pos = self.n = 0
         self.last_ts = MIN_TS
         self.last_seq = -1
+        self.columns: TradeBatch | None | bool = False  # of `batch`; False: not made yet
 
     def prime(self) -> None:
         """Start reading the first batches before the merge needs them."""
@@ -146,6 +148,7 @@ class _Active:
                 f" run's lower bound {self.run.lower_bound}"
             )
         self.batch, self.ts, self.seq = batch, ts, seq
+        self.columns = False
         self.pos, self.n = 0, batch.num_rows
         self.last_ts, self.last_seq = int(ts[-1]), int(seq[-1])
         stats.rows_in += self.n
@@ -168,11 +171,16 @@ class _Active:
         """Rows pos..end as events; with `lazy`, trades of one venue and symbol
         come as a TradeBatch that builds each event only when asked for."""
         pos = self.pos
-        batch = self.batch if pos == 0 and end == self.n else self.batch.slice(pos, end - pos)
+        whole = pos == 0 and end == self.n
         if lazy and self.run.schema.cls is Trade:
-            columns = TradeBatch.maybe(batch)
+            # one TradeBatch per Arrow batch, sliced: its columns made once
+            columns = self.columns
+            if columns is False:
+                columns = self.columns = TradeBatch.maybe(self.batch)
             if columns is not None:
-                return columns
+                assert isinstance(columns, TradeBatch)
+                return columns if whole else columns.slice(pos, end)
+        batch = self.batch if whole else self.batch.slice(pos, end - pos)
         return self.run.schema.from_table(batch)
 
     def close(self) -> None:

@@ -131,3 +131,21 @@ class TradeWatcher(Watcher):
 
     def on_trade(self, trade: object) -> None:
         self.note("trade", trade)
+
+
+class CrossWatcher(Watcher):
+    """A Watcher that trades the NEXT of its symbols (cyclically) on a bar of one:
+    an order on an instrument caused by another's trade (a pair, a hedge)."""
+
+    def on_bar(self, bar: Bar) -> None:
+        self.note("bar", bar)
+        self.bars += 1
+        symbols = self.config.symbols
+        other = symbols[(symbols.index(bar.symbol) + 1) % len(symbols)]
+        if self.bars % self.params.every or self.has_open_orders(other):
+            return
+        if self.position(other).qty:
+            if not self.params.hold:
+                self.sell(other, self.position(other).qty)
+        else:
+            self.buy(other, self.params.qty)

@@ -127,7 +127,8 @@ class MarketRouter:
     def quiet_trades(self, cols: TradeColumns, start: int, stop: int) -> int:
         """How far from `start` a run of trades (one symbol, sorted) may skip
         `on_market`: not at all if a strategy wants each trade; otherwise up to
-        the first trade that closes a bar being built."""
+        the first trade that closes a bar being built. Changes with this
+        symbol's trades and route changes only (the replay keeps it meanwhile)."""
         hooks = self._routes.get((cols.venue, cols.symbol, Trade))
         if not hooks:
             return stop

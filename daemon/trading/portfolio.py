@@ -181,7 +181,9 @@ class Portfolio(Valuation, MarginView, Snapshots):
 
     def quiet_trades(self, cols: TradeColumns, start: int, stop: int) -> int:
         """How far from `start` a run of trades (one symbol, sorted) may skip
-        `_on_trade`: while the symbol is already marked and the UTC day holds."""
+        `_on_trade`: while the symbol is already marked and the UTC day holds.
+        Shortens only with this symbol's trades (its first mark); another's may
+        roll the day, which only lengthens it (the replay keeps answers meanwhile)."""
         if (cols.venue, cols.symbol) not in self._marks:
             return start
         if self._mark_priced and (cols.venue, cols.symbol) in self._mark_priced:

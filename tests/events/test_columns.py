@@ -119,3 +119,41 @@ def test_a_list_of_several_instruments_trades_is_a_tape() -> None:
     quote = Quote(ts_event=9, ts_recv=9, venue="v", symbol="A", bid=1.0, ask=2.0,
                   bid_size=1.0, ask_size=1.0)
     assert TradeTape.of_events([*events, quote]) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 2**62), st.floats(0.01, 1e6), st.integers(0, 2),
+                               st.integers(0, 400)), min_size=1, max_size=60),
+       cuts=st.lists(st.integers(0, 60), min_size=2, max_size=6), built=st.booleans(),
+       ids=st.sampled_from([["venue", "symbol", "trade_id"], ["venue", "symbol"]]))
+def test_a_slice_of_a_trade_batch_is_the_trade_batch_of_the_slice(
+        rows, cuts, built, ids, tmp_path_factory) -> None:
+    """`TradeBatch.slice` (a merge's cut of one Arrow batch, sharing its columns)
+    holds and builds what a TradeBatch of the sliced Arrow batch does: columns,
+    each row alone, every row in bulk, a span, the marks."""
+    events = [Trade(ts_event=ts, ts_recv=ts + 1, seq=i + 1, venue="v", symbol="S", price=p,
+                    size=1.0 + i, aggressor=a, trade_id=f"t{tid}")
+              for i, (ts, p, a, tid) in enumerate(rows)]
+    path = Path(tmp_path_factory.mktemp("cols")) / "t.parquet"
+    pq.write_table(schema_for(Trade).to_table(events), path)
+    batch = next(pq.ParquetFile(path, read_dictionary=ids).iter_batches())
+    whole = TradeBatch.maybe(batch)
+    assert whole is not None
+    if built:
+        whole.events()
+    n = len(events)
+    bounds = sorted(min(c, n) for c in cuts)
+    for start, stop in zip(bounds, bounds[1:], strict=False):
+        if stop == start:
+            continue
+        part = whole.slice(start, stop)
+        plain = TradeBatch.maybe(batch.slice(start, stop - start))
+        assert plain is not None and len(part) == len(plain) == stop - start
+        for name in ("ts", "price", "size", "seq"):
+            assert list(getattr(part, name)) == list(getattr(plain, name)), name
+        assert [part[i] for i in range(len(part))] == events[start:stop]
+        assert part.events_between(0, len(part)) == events[start:stop]
+        assert part.events() == plain.events() == events[start:stop]
+        ts, price, valid = part.marks()
+        assert ts.tolist() == [e.ts_event for e in events[start:stop]]
+        assert price.tolist() == [e.price for e in events[start:stop]] and valid
