@@ -1,5 +1,6 @@
 """`tapeloop run` against the fake Binance, placing an order on every quote (group
-commit, preallocated segments: the shipped durable path), SIGKILLed at seeded random
+commit, preallocated segments: the shipped durable path, its commit's wait blocking or
+spinning), SIGKILLed at seeded random
 moments: every order Binance ever received has its intent (`OrderSubmitted`) in the
 journal the next start recovers. Rerun a failure with TAPELOOP_SEED=<seed>."""
 
@@ -11,6 +12,7 @@ import signal
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from daemon.strategies.base import Strategy
 from events.market import Quote
@@ -24,6 +26,9 @@ KILLS = 3
 CONFIG = """\
 [daemon]
 control = "127.0.0.1:0"
+
+[journal]
+sync_wait = "{sync_wait}"
 
 [[venues]]
 name = "binance"
@@ -62,14 +67,17 @@ class QuoteChaser(Strategy):
                  time_in_force="IOC")
 
 
-async def test_no_order_at_the_venue_lacks_its_intent_after_a_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync_wait", ["block", "spin"])
+async def test_no_order_at_the_venue_lacks_its_intent_after_a_kill_9(tmp_path: Path,
+                                                                    sync_wait: str) -> None:
     seed = int(os.environ.get("TAPELOOP_SEED", random.randrange(2**32)))
     print(f"seed={seed}")
     rng = random.Random(seed)
     server = FakeBinanceServer(seed=seed % 1000, tick_interval_s=0.01)
     await server.start()
     config, data, log = tmp_path / "live.toml", tmp_path / "data", tmp_path / "daemon.log"
-    config.write_text(CONFIG.format(url=server.base_url, instrument=INSTRUMENT))
+    config.write_text(CONFIG.format(url=server.base_url, instrument=INSTRUMENT,
+                                    sync_wait=sync_wait))
     try:
         for kill in range(KILLS):
             # Binance holds every answer: the orders stay in flight, so nothing but the
