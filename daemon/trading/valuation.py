@@ -15,7 +15,7 @@ instruments are all quoted in the account currency nothing is converted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -109,8 +109,7 @@ class Valuation:
         account = None if split else self.account_currency
         baselines, fee_baselines = self._baselines, self._fee_baselines
         quote = self._quote
-        totals = [ZERO, ZERO]
-        others: list[Amounts | None] = [None, None]
+        rows: list[list[Any]] = [[ZERO, None], [ZERO, None]]
         for key, by_sid in self._positions.items():
             v, s = key
             if venue is not None and v != venue:
@@ -127,22 +126,10 @@ class Valuation:
                 if pos.other_fees:
                     fees = [(c, fee - fee_baselines.get((v, s, sid, c), ZERO) if daily else fee)
                             for c, fee in pos.other_fees.items()]
-                for i in (0, 1) if sid == also else (0,):
-                    if currency == account:
-                        totals[i] += value
-                    else:
-                        part = others[i] = {} if others[i] is None else others[i]
-                        assert part is not None
-                        part[(v, currency)] = part.get((v, currency), ZERO) + value
-                    if fees is not None:
-                        part = others[i] = {} if others[i] is None else others[i]
-                        assert part is not None
-                        for c, fee in fees:
-                            if c == account:
-                                totals[i] -= fee
-                            else:
-                                part[(v, c)] = part.get((v, c), ZERO) - fee
-        return [(totals[0], others[0]), (totals[1], others[1])]
+                _book(rows[0], account, v, currency, value, fees)
+                if sid == also:
+                    _book(rows[1], account, v, currency, value, fees)
+        return [(rows[0][0], rows[0][1]), (rows[1][0], rows[1][1])]
 
     def pnl(self, strategy_id: str | None = None, venue: str | None = None) -> Decimal:
         """realized - fees + unrealized over the positions in scope, in the
@@ -307,19 +294,8 @@ class Valuation:
                     row = parts.get(sid)
                     if row is None:
                         row = parts[sid] = [ZERO, None]
-                    value = pos.total(mark)
-                    if currency == account:
-                        row[0] += value
-                    else:
-                        others = row[1] = {} if row[1] is None else row[1]
-                        others[(v, currency)] = others.get((v, currency), ZERO) + value
-                    if pos.other_fees:
-                        for c, fee in pos.other_fees.items():
-                            if c == account:
-                                row[0] -= fee
-                            else:
-                                others = row[1] = {} if row[1] is None else row[1]
-                                others[(v, c)] = others.get((v, c), ZERO) - fee
+                    _book(row, account, v, currency, pos.total(mark),
+                          pos.other_fees.items() if pos.other_fees else None)
             return {sid: self._in_account(*parts[sid]) for sid in sorted(parts)}
 
     def final_report(self, initial_equity: Decimal) -> dict[str, Any]:
@@ -345,3 +321,22 @@ class Valuation:
                 "currency": self.account_currency, "pnl_by_currency": self.pnl_by_currency(),
                 "unvalued": self.unvalued()}
 
+
+def _book(row: list[Any], account: str | None, venue: str, currency: str, value: Decimal,
+          fees: Iterable[tuple[str, Decimal]] | None) -> None:
+    """Add a position's value (in `currency`) and its fees in other currencies to
+    `row` = [the account currency's part, the other (venue, currency) amounts or
+    None]; runs under `CTX`. Every PnL scope books its positions through here, so
+    each adds the same values in the same order."""
+    if currency == account:
+        row[0] += value
+    else:
+        others = row[1] = {} if row[1] is None else row[1]
+        others[(venue, currency)] = others.get((venue, currency), ZERO) + value
+    if fees is not None:
+        for c, fee in fees:
+            if c == account:
+                row[0] -= fee
+            else:
+                others = row[1] = {} if row[1] is None else row[1]
+                others[(venue, c)] = others.get((venue, c), ZERO) - fee
