@@ -144,7 +144,8 @@ async def measure(n: int, fsync: str, *, warmup: int = WARMUP,
             syncs.install()
         from events.bus import Bus
 
-        bus = Bus(next_seq=journal.next_seq, journal=journal.stage, commit=journal.commit)
+        bus = Bus(next_seq=journal.next_seq, journal=journal.stage, commit=journal.commit,
+                  write=journal.flush)
         if on_open is not None:
             on_open(bus, journal)
         async with serve(feed, "127.0.0.1", 0) as server:

@@ -123,7 +123,8 @@ async def run(n: int, warmup: int = 1000) -> list[dict[str, int]]:
         with tempfile.TemporaryDirectory(prefix="tapeloop-stages-") as tmp:
             store = EventStore.open_writer(tmp)
             journal = store.open_journal(JournalPolicy(fsync="never"))
-            bus = Bus(next_seq=journal.next_seq, journal=journal.stage, commit=journal.commit)
+            bus = Bus(next_seq=journal.next_seq, journal=journal.stage, commit=journal.commit,
+                  write=journal.flush)
             loop = asyncio.get_running_loop()
             node = TradingNode(_config(1), bus, LiveClock(loop), replay=False)
             inst = [i for k, i in node.instruments.items() if k[0] == "binance"]

@@ -183,7 +183,8 @@ class Storage:
         )
         self.journal = self.store.open_journal(policy)
         self.bus = TimedBus(next_seq=self.journal.next_seq, on_error=_on_handler_error,
-                            journal=self._journal_stage, commit=self._journal_commit)
+                            journal=self._journal_stage, commit=self._journal_commit,
+                            write=self._journal_write)
         self.bus.dispatch_seconds = self.metrics.bus_dispatch
         log.info("daemon.opened", data_dir=str(self.data_dir), next_seq=self.journal.next_seq,
                  open_ms=round((time.perf_counter() - t0) * 1000, 1))
@@ -227,6 +228,16 @@ class Storage:
             # publish raises, and the daemon stops.
             log.critical("journal.append_failed", seq=event.seq, error=repr(exc))
             self.supervisor.fail(FatalError(f"journal append failed: {exc!r}"))
+            raise
+
+    def _journal_write(self) -> None:
+        """The bus's write hook: hand what is staged to the OS (its fsync comes
+        with `Bus.durable`, before anything is sent on its account)."""
+        assert self.journal is not None
+        try:
+            self.journal.flush()
+        except JournalWriteError as exc:
+            self._journal_failed(exc)
             raise
 
     def _journal_commit(self) -> None:

@@ -22,6 +22,20 @@ commit comes when the group ends, before control returns to the event loop, so
 before any task (every venue sends from a task) can act on it; an event a handler
 publishes still waits for a commit covering everything staged. A commit that
 raises drops everything still queued: nobody sees an event that was not recorded.
+
+With `write` as well (the daemon's wiring: `write=Journal.flush`), the bus splits
+that commit in two. Where it would commit, it writes: the staged events go to the
+OS (a kill -9 loses none of them) before anyone sees them. Their fdatasync (what a
+power cut would lose without it) is `durable()`: called by whatever sends a
+request on an event's account from inside its dispatch, just before the request
+leaves (the Binance venue's order path, after building and signing it), and by
+the bus itself when the outermost dispatch ends, so, as above, before the event
+loop runs anything else. The order is on disk before it is sent, as before; what
+runs between the write and the send (the venue's handler, the request's query and
+signature) no longer waits behind the disk, and runs before the thread sleeps in
+`fdatasync` instead of after, on caches that sleep has not cooled. The only thing
+anyone can see of an event a power cut then loses is in-process state, which the
+power cut loses too.
 """
 
 from __future__ import annotations
@@ -54,17 +68,21 @@ class Bus:
     """One per process. Not thread-safe: publish from the event loop thread."""
 
     __slots__ = ("_by_type", "_catch_all", "_routes", "_pending", "_dispatching", "next_seq",
-                 "on_error", "journal", "commit", "_commit_due", "_commit_marker", "_grouping",
-                 "_group_due")
+                 "on_error", "journal", "commit", "write", "_unsynced", "_commit_due",
+                 "_commit_marker", "_grouping", "_group_due")
 
     def __init__(self, *, next_seq: int = 1, on_error: ErrorHandler | None = None,
                  journal: Callable[[Any], object] | None = None,
-                 commit: Callable[[], None] | None = None) -> None:
+                 commit: Callable[[], None] | None = None,
+                 write: Callable[[], None] | None = None) -> None:
         """`journal(event)` is called for every published event, after its seq
         is stamped and before anyone sees it; if it raises, `publish` raises
         (nothing may act on an event that was not recorded). When it returns
         true, `commit()` is called before the event is dispatched (see the
-        module docstring; `journal=Journal.stage, commit=Journal.commit`)."""
+        module docstring; `journal=Journal.stage, commit=Journal.commit`).
+        With `write` (`Journal.flush`: what is staged goes to the OS, no fsync),
+        `write()` is called there instead and `commit()` is left to `durable()`:
+        at the latest when the outermost dispatch ends (module docstring)."""
         self._by_type: dict[type, list[Handler]] = {}
         self._catch_all: list[Handler] = []
         # type -> tuple of handlers (catch-all first), rebuilt on (un)subscribe
@@ -75,6 +93,8 @@ class Bus:
         self.on_error: ErrorHandler = on_error or _default_on_error
         self.journal = journal
         self.commit = commit
+        self.write = write
+        self._unsynced = False  # written before its dispatch, its fsync left to durable()
         self._commit_due = False  # a commit marker waits in _pending
         self._commit_marker = _Deferred(self._commit_queued)
         self._grouping = 0  # depth of `grouped()` blocks
@@ -130,6 +150,9 @@ class Bus:
             if not self._dispatching:
                 if self._grouping:
                     self._group_due = True  # committed when the group ends
+                elif self.write is not None:
+                    self.write()  # recorded before anyone sees it, fsynced by durable()
+                    self._unsynced = True
                 else:
                     self.commit()  # type: ignore[misc]  # durable before anyone sees it
             elif not self._commit_due:
@@ -154,6 +177,8 @@ class Bus:
                 self._drain_locked()
         finally:
             self._dispatching = False
+        if self._unsynced:
+            self.durable()
         return event
 
     def publish_many(self, events: Iterable[Event]) -> None:
@@ -183,17 +208,31 @@ class Bus:
             self._grouping -= 1
             if not self._grouping and self._group_due:
                 self._group_due = False
+                self._unsynced = False  # what this commit makes durable too
                 self.commit()  # type: ignore[misc]
 
     def _commit_queued(self) -> None:
         """The commit marker's turn: make everything staged durable."""
         self._commit_due = False
         try:
-            self.commit()  # type: ignore[misc]
+            if self.write is not None:
+                self.write()  # recorded before its turn, fsynced by durable()
+                self._unsynced = True
+            else:
+                self.commit()  # type: ignore[misc]
         except BaseException:
             # nothing may act on an event that was not recorded
             self._pending.clear()
             raise
+
+    def durable(self) -> None:
+        """Make everything published so far durable (fsynced) now, if it is not
+        yet: what sends a request on an event's account from inside its dispatch
+        calls it just before the request leaves (see the module docstring).
+        Raises what the commit raised."""
+        if self._unsynced:
+            self._unsynced = False
+            self.commit()  # type: ignore[misc]
 
     def defer(self, fn: Callable[[], object]) -> None:
         """Run `fn` after every event already queued, i.e. after everything
@@ -237,6 +276,8 @@ class Bus:
                     self._drain_locked()
         finally:
             self._dispatching = False
+        if self._unsynced:
+            self.durable()
 
     def _drain(self) -> None:
         self._dispatching = True
@@ -244,6 +285,8 @@ class Bus:
             self._drain_locked()
         finally:
             self._dispatching = False
+        if self._unsynced:
+            self.durable()
 
     def _drain_locked(self) -> None:
         pending = self._pending

@@ -14,7 +14,9 @@ Durability policy (`fsync`):
 Group commit: `stage(event)` frames an event and says whether it must be durable
 before anyone acts on it; `commit()` writes and fsyncs everything staged, so the
 events one handler run publishes share one fdatasync. The bus (events.bus) commits
-before it dispatches the first such event: `append` is `stage` then `commit`.
+before it dispatches the first such event: `append` is `stage` then `commit`. The
+daemon's bus writes there instead (`flush`) and leaves the fdatasync to just before
+a request leaves on the event's account, or the dispatch's end (`Bus.durable`).
 
 Preallocation: a durable journal (fsync critical/always) creates each segment at
 its full size (`segment_max_bytes`, `posix_fallocate`) and fsyncs it with its

@@ -6,7 +6,10 @@
   (the bus handler never waits on the network) whose first step runs in the
   handler (`eager.start_now`): the request reaches the HTTP transport without an
   event-loop turn, unless its intent still awaits a group's commit
-  (`Bus.awaiting_commit`), when the task sends it after. A client order id Binance
+  (`Bus.awaiting_commit`), when the task sends it after. Every request leaves only
+  once the bus has made what it has published durable (`BinanceRest.before_send`
+  is `Bus.durable`): the intent's fdatasync comes after the request is signed,
+  right before it goes. A client order id Binance
   would refuse (`client_ids`) or an order Spot cannot express is rejected here,
   with no request sent. Binance's refusals become `OrderRejected` with its code.
 - A placement whose outcome is unknown (timeout, dropped connection, 5xx) is

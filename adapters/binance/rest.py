@@ -127,6 +127,10 @@ class BinanceRest:
         self.timeout_s = timeout_s
         self.max_retry_after = max_retry_after
         self.offset_ms = 0  # server clock - local clock, from sync_time()
+        # called right before every request leaves, signed and all: the venue's
+        # `Bus.durable`, so a request sent from inside the dispatch of its intent
+        # goes out only once the intent is on disk (events.bus)
+        self.before_send: Callable[[], object] | None = None
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -266,6 +270,8 @@ class BinanceRest:
                 query = sign_rest(signer, f"{encoded}&{stamped}" if encoded else stamped)
             else:
                 query = encoded
+            if self.before_send is not None:
+                self.before_send()
             try:
                 status, _, raw, _, _ = await self._attempt(
                     method, path, query, headers, weight, is_order

@@ -131,6 +131,17 @@ class BinanceVenue(OrderPath):
     # -- lifecycle (the adapters.venue.Venue port) ------------------------------------
 
     @property
+    def rest(self) -> BinanceRest:
+        """The REST client; one set here sends nothing before the bus has made
+        the events published so far durable (`Bus.durable`, see events.bus)."""
+        return self._rest
+
+    @rest.setter
+    def rest(self, rest: BinanceRest) -> None:
+        rest.before_send = getattr(self.bus, "durable", None)
+        self._rest = rest
+
+    @property
     def ready(self) -> bool:
         """Strategies may start: a trading account has reconciled with Binance
         once; a record-only venue trades nothing and waits for nothing."""

@@ -51,16 +51,18 @@ class Rig:
     """A bus wired as the daemon wires it, a journal whose fdatasync records the last
     seq it made durable, and a subscriber that checks every critical delivery."""
 
-    def __init__(self, journal_dir: Path) -> None:
+    def __init__(self, journal_dir: Path, *, write: bool = False) -> None:
         self.journal, _ = Journal.open(journal_dir, policy=JournalPolicy(
             segment_max_bytes=1 << 20))
         self.bus = Bus(next_seq=self.journal.next_seq, journal=self.journal.stage,
-                       commit=self.journal.commit, on_error=self._on_error)
+                       commit=self.journal.commit, on_error=self._on_error,
+                       write=self.journal.flush if write else None)
         self.durable = 0  # highest seq an fdatasync has covered
         self.datasyncs = 0
         self.late: list[int] = []  # critical seqs delivered before they were durable
         self.errors: list[BaseException] = []
         self.seen: list[int] = []
+        self.unwritten: list[int] = []  # critical seqs delivered before the OS had them
         self.bus.subscribe_all(self._check)
 
     def datasync(self, real: Callable[[int], None]) -> Callable[[int], None]:
@@ -74,23 +76,28 @@ class Rig:
         self.seen.append(event.seq)
         if type(event) in CRITICAL_TYPES and event.seq > self.durable:
             self.late.append(event.seq)
+        if type(event) in CRITICAL_TYPES and event.seq > self.journal.written_seq:
+            self.unwritten.append(event.seq)
 
     def _on_error(self, event: Event, handler: Any, exc: BaseException) -> None:
         self.errors.append(exc)
 
 
 @contextmanager
-def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    r = Rig(tmp_path)
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, write: bool = False
+        ) -> Iterator[Rig]:
+    r = Rig(tmp_path, write=write)
     with monkeypatch.context() as m:
         m.setattr(journal_mod, "_datasync", r.datasync(journal_mod._datasync))
         yield r
     r.journal.close()
 
 
-def run_plan(r: Rig, plan: Plan) -> tuple[int, int]:
-    """Publish `plan` from outside any dispatch; returns (events published, handler
-    runs or top-level publish calls that published at least one critical event)."""
+def run_plan(r: Rig, plan: Plan, after_each: Callable[[], object] = lambda: None
+             ) -> tuple[int, int]:
+    """Publish `plan` from outside any dispatch (`after_each` after each top-level
+    publish); returns (events published, handler runs or top-level publish calls
+    that published at least one critical event)."""
     children: dict[int, Plan] = {}
     count = [0, 0]
     keys = iter(range(10**9))
@@ -120,6 +127,7 @@ def run_plan(r: Rig, plan: Plan) -> tuple[int, int]:
     r.bus.subscribe(Trade, react)
     for critical, many, sub in plan:  # each top-level event on its own, as the loop does
         publish([(critical, many, sub)])
+        after_each()
     return count[0], count[1]
 
 
@@ -190,3 +198,108 @@ def test_the_events_of_one_answer_share_one_commit_before_the_group_ends(
             r.bus.publish(trade(7))  # nothing critical: no fdatasync
         assert r.datasyncs == 2
     assert [e.seq for e in read_journal(tmp_path)] == list(range(1, 6))
+
+
+# -- the daemon's wiring: `Bus(write=Journal.flush)` ---------------------------------------
+#
+# A critical event is handed to the OS before anyone sees it (a kill -9 loses none) and
+# fsynced by `Bus.durable()`: by what sends a request on its account from inside the
+# dispatch (the Binance venue, just before the request leaves), and at the latest when
+# the outermost dispatch ends, before the event loop runs anything else.
+
+
+@given(plan=plans)
+def test_written_before_it_is_seen_and_durable_before_the_dispatch_returns_or_a_send(
+        tmp_path_factory: pytest.TempPathFactory, plan: Plan) -> None:
+    tmp = tmp_path_factory.mktemp("written")
+    with pytest.MonkeyPatch.context() as monkeypatch, \
+            rig(tmp, monkeypatch, write=True) as r:
+        sends: list[tuple[int, int]] = []  # (highest critical seq seen, durable then)
+
+        def seen_critical() -> int:
+            return max((seq for seq in r.seen if seq in critical), default=0)
+
+        def send_now(event: Event) -> None:
+            # a venue sending from inside the dispatch, on every third event's account
+            if event.seq % 3 == 0:
+                r.bus.durable()
+                sends.append((seen_critical(), r.durable))
+
+        critical: set[int] = set()
+        stage = r.bus.journal
+        assert stage is not None
+
+        def journal(event: Event) -> object:
+            if type(event) in CRITICAL_TYPES:
+                critical.add(event.seq)
+            return stage(event)
+
+        r.bus.journal = journal
+        r.bus.subscribe_all(send_now)
+        outermost: list[tuple[int, int]] = []
+        run_plan(r, plan, lambda: outermost.append((max(critical, default=0), r.durable)))
+        assert not r.errors, r.errors
+        assert r.unwritten == [], f"seen before the OS had it: {r.unwritten}"
+        assert all(durable >= top for top, durable in outermost), \
+            f"a dispatch returned with a critical event not durable: {outermost}"
+        assert all(durable >= top for top, durable in sends), \
+            f"a send found a critical event not durable: {sends}"
+        published = r.bus.next_seq - 1
+        assert sorted(r.seen) == r.seen == list(range(1, published + 1))
+    assert [e.seq for e in read_journal(tmp)] == list(range(1, published + 1))
+
+
+def test_one_fdatasync_per_dispatch_and_one_per_send_that_needs_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with rig(tmp_path, monkeypatch, write=True) as r:
+        # a trade whose handler submits three orders, one of which yields a fill at once
+        published, _ = run_plan(r, [(False, False, [(True, False, []),
+                                                    (True, False, [(True, False, [])]),
+                                                    (True, True, [])])])
+        assert published == 5 and r.unwritten == [] and not r.errors
+        assert r.datasyncs == 1 and r.durable == 5, "all five, once, as the dispatch ended"
+        assert r.late == [2, 3, 4, 5], "seen written, before their fdatasync"
+        sent: list[int] = []
+
+        def send(event: Event) -> None:
+            r.bus.durable()
+            sent.append(r.durable)
+            r.bus.durable()  # nothing new: no second fdatasync
+
+        r.bus.subscribe(Fill, send)
+        r.bus.publish(fill(10**6))  # from outside a dispatch: written, sent, done
+        assert sent == [6] and r.datasyncs == 2
+        r.bus.publish(trade(10**6 + 1))  # nothing critical: no fdatasync
+        assert r.datasyncs == 2
+
+
+def test_a_refused_fdatasync_raises_from_the_publish_and_the_journal_keeps_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with rig(tmp_path, monkeypatch, write=True) as r:
+        r.bus.publish(fill(0))
+        assert r.durable == 1
+
+        def refused(fd: int) -> None:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        monkeypatch.setattr(journal_mod, "_datasync", refused)
+        sent: list[int] = []
+
+        def send(event: Event) -> None:
+            r.bus.durable()  # raises: the request never leaves
+            sent.append(event.seq)
+
+        r.bus.subscribe(Fill, send)
+        r.bus.publish(trade(5))  # nothing critical: no fdatasync
+        r.bus.publish(fill(6))  # written; the send's fdatasync is refused
+        assert sent == [] and [type(e) for e in r.errors] == [JournalWriteError]
+        with pytest.raises(JournalWriteError):
+            r.bus.publish(trade(7))
+        other = Rig(tmp_path / "other", write=True)
+        try:
+            with pytest.raises(JournalWriteError):  # refused as the dispatch ends
+                other.bus.publish(fill(8))
+        finally:
+            other.journal.close()
+    # what the last good fdatasync covered and nothing after it
+    assert [e.seq for e in read_journal(tmp_path)] == [1]
