@@ -27,6 +27,10 @@ order's latency less the fdatasync time inside it (`beyond_fdatasync_*`, to read
 against the non-durable line). Two durable lines: `sync_wait = "block"` (the
 shipped default: the plain call), then `"spin"` (the fdatasync on a thread of its
 own while the loop's thread spins, see `events.disk_sync`), in the same run.
+
+`machine_jitter` (bench.common) comes first: a fixed piece of plain Python about as
+long as an order's path, timed 20,000 times. Its p99 over its p50 is this machine's
+own tail for work that never changes: read the tick-to-order p99s against it.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection, serve
 
-from bench.common import emit, reference_call_ns
+from bench.common import emit, machine_jitter, reference_call_ns
 from daemon.strategies.base import Strategy
 from events.market import Trade
 
@@ -297,6 +301,8 @@ def main() -> None:
          max_us=round(floor[-1] / 1000, 1), zero_filled_p50_us=_pct(zeros, 0.50),
          zero_filled_p99_us=_pct(zeros, 0.99), ref_call_ns=reference_call_ns())
     floor_p50, floor_p99 = _pct(floor, 0.50), _pct(floor, 0.99)
+    # the machine's own tail for a fixed piece of Python, to read the p99s against
+    emit("machine_jitter", **machine_jitter(), ref_call_ns=reference_call_ns())
     p50_never = 0.0
     # the shipped way to wait for the disk (blocking), then the spinning one beside it
     for fsync, n, wait in (("never", n_orders, "block"), ("critical", n_critical, "block"),

@@ -45,6 +45,47 @@ def reference_call_ns() -> float:
     return round(best * 1000, 1)  # ns per iteration (1e6 iterations)
 
 
+class _Point:
+    __slots__ = ("x", "y")
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+
+def _fixed_work(n: int) -> int:
+    """Plain interpreter work: calls, attributes, a dict, small objects."""
+    seen: dict[int, _Point] = {}
+    total = 0
+    for i in range(n):
+        p = _Point(i, i & 7)
+        seen[i & 15] = p
+        total += seen[p.y].x
+    return total
+
+
+def machine_jitter(reps: int = 160, n: int = 20_000) -> dict[str, float]:
+    """This machine's own tail, for a latency figure to be read against: one fixed
+    piece of plain Python (`reps` turns of `_fixed_work`, about 40 µs on the 2-core
+    VM of the README) timed `n` times, with as much again run between timings, as
+    a latency bench runs other work between its orders. p50/p90/p99 in µs and
+    `p99_over_p50`: near 1 on an idle, dedicated core; a shared VM's noise (other
+    guests on the host's cores and caches) shows in it."""
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        _fixed_work(reps)
+        out.append(clock() - t0)
+        _fixed_work(reps)
+    out.sort()
+
+    def pct(q: float) -> float:
+        return round(out[min(len(out) - 1, int(q * len(out)))] / 1000, 1)
+
+    return {"work_reps": reps, "p50_us": pct(0.5), "p90_us": pct(0.9), "p99_us": pct(0.99),
+            "p99_over_p50": round(pct(0.99) / pct(0.5), 2)}
+
+
 def emit(name: str, **figures: object) -> None:
     """One JSON line on stdout per benchmark."""
     print(json.dumps({"bench": name, **figures}), flush=True)
