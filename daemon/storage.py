@@ -233,18 +233,16 @@ class Storage:
     def _journal_write(self) -> None:
         """The bus's write hook: hand what is staged to the OS (its fsync comes
         with `Bus.durable`, before anything is sent on its account)."""
-        assert self.journal is not None
-        try:
-            self.journal.flush()
-        except JournalWriteError as exc:
-            self._journal_failed(exc)
-            raise
+        self._journal_guarded(sync=False)
 
     def _journal_commit(self) -> None:
         """The bus's commit hook: write and fsync what is staged."""
+        self._journal_guarded(sync=True)
+
+    def _journal_guarded(self, *, sync: bool) -> None:
         assert self.journal is not None
         try:
-            self.journal.commit()
+            self.journal.flush(sync=sync)
         except JournalWriteError as exc:
             self._journal_failed(exc)
             raise
