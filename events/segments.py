@@ -282,12 +282,12 @@ def recover(journal_dir: Path, *, durable: bool = True) -> list[ScanResult]:
         scan = scan_segment(path, first_seq)
         if scan.torn:
             after = frames_after(path, scan.good_bytes)
-            durable = [e.seq for _, e in after if type(e) in CRITICAL_TYPES]
-            if durable:
+            critical = [e.seq for _, e in after if type(e) in CRITICAL_TYPES]
+            if critical:
                 raise JournalDamaged(
                     f"{path}: damaged at byte {scan.good_bytes}, and {len(after)} whole frames "
-                    f"follow, {len(durable)} of them order or state events (seq {durable[0]}"
-                    f"..{durable[-1]}) that were on disk: truncating would lose them; to "
+                    f"follow, {len(critical)} of them order or state events (seq {critical[0]}"
+                    f"..{critical[-1]}) that were on disk: truncating would lose them; to "
                     f"accept that loss, truncate the file at byte {scan.good_bytes}")
         if scan.frames == 0:
             if scan.file_bytes != len(MAGIC) and not scan.zero_tail:
