@@ -115,6 +115,8 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
     # row -> lane, of a tape of several lanes (one lane keeps no answers: see
     # _quiet_run_one)
     codes = tape.code if isinstance(tape, TradeTape) else None
+    # the tape when it is one lane (then codes is None), typed as such
+    one_lane = tape if not isinstance(tape, TradeTape) else None
     i = start
     while i < stop:
         ts = tape.ts[i] if tape is not None else batch[i].ts_event
@@ -131,8 +133,8 @@ def _dispatch(bus: Bus, clock: ReplayClock, batch: Sequence[Event], start: int, 
                 known = [-1] * lanes
             if refused[0] == i:
                 end = i
-            elif codes is None:
-                end = _quiet_run_one(tape, i, stop, quiet, clock, cursor, refused)
+            elif one_lane is not None:
+                end = _quiet_run_one(one_lane, i, stop, quiet, clock, cursor, refused)
             else:
                 end = _quiet_run(tape, i, stop, quiet, clock, cursor, refused, known, refusal)
             if end > i:

@@ -233,7 +233,8 @@ def merge_runs(
                         heappush(pending, (max(sub.lower_bound, bound), next(order), sub))
                 else:
                     stats.runs_opened += 1
-                    a = primed.pop(id(src), None) or _Active(src, pool)
+                    ready: _Active | None = primed.pop(id(src), None)
+                    a = ready or _Active(src, pool)
                     for b in (*active, a):
                         b.depth = max(1, READ_AHEAD // (len(active) + 1))
                     if a.fill(stats):

@@ -240,8 +240,8 @@ def downsample(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
     bucket = np.repeat(np.arange(starts.size), np.diff(np.append(starts, body.size)))
     first_min = _first_per_bucket(body == np.minimum.reduceat(body, starts)[bucket], bucket)
     first_max = _first_per_bucket(body == np.maximum.reduceat(body, starts)[bucket], bucket)
-    keep = np.concatenate(([0, n - 1], first_min + 1, first_max + 1))
-    return _sorted_unique(keep.astype(np.int64))
+    picked = np.concatenate(([0, n - 1], first_min + 1, first_max + 1))
+    return _sorted_unique(picked.astype(np.int64))
 
 
 def _first_per_bucket(hit: np.ndarray, bucket: np.ndarray) -> np.ndarray:
