@@ -12,25 +12,32 @@ venue gets Binance's documented answer for an expired IOC at once, and the
 server sends the next frame. Latency = transport hand-off time - the time the
 frame left the websocket library (`ts_recv`), both `time.time_ns()`.
 
-Journal: fsync "never" for the main figure (the OS gets the bytes), then
+Journal: fsync "never" for the main figure (the OS gets the bytes), and
 `fsync_policy = critical` (the order is on disk before it is sent) on a few
-thousand orders, wired as the daemon wires it (group commit: `Journal.stage` and
-the bus's `commit`), and beside it this disk's own floor for that: one
+thousand orders, wired as the daemon wires it (group commit: `Journal.stage`, the
+bus's `write` before an intent is dispatched and `Bus.durable` just before its
+request leaves, see events.bus), beside this disk's own floor for that: one
 `fdatasync` of a 200-byte write to a file preallocated as the journal's segments
 are (`disk_fdatasync_floor`, in the same temporary directory). The durable line
 says how many fdatasyncs each order cost, the floor's p99 and whether its target
 (floor p99 + 100 µs) is met; `durable_excess_p50_us` is what the durable path
 adds over the non-durable one beyond the disk's floor. To explain it, the durable
 line also gives the journal's own fdatasyncs timed in the run
-(`journal_fdatasync_p50_us`/`_p99_us`, to read against the floor's) and each
+(`journal_fdatasync_p50_us`/`_p99_us`, to read against the floor's), each
 order's latency less the fdatasync time inside it (`beyond_fdatasync_*`, to read
-against the non-durable line). Two durable lines: `sync_wait = "block"` (the
-shipped default: the plain call), then `"spin"` (the fdatasync on a thread of its
-own while the loop's thread spins, see `events.disk_sync`), in the same run.
+against the non-durable line), and the floor measured again after the durable
+runs (`floor_after_*`: whether the disk's tail held still). Two durable lines:
+`sync_wait = "block"` (the shipped default: the plain call), then `"spin"` (the
+fdatasync on a thread of its own while the loop's thread spins, see
+`events.disk_sync`).
 
-`machine_jitter` (bench.common) comes first: a fixed piece of plain Python about as
-long as an order's path, timed 20,000 times. Its p99 over its p50 is this machine's
-own tail for work that never changes: read the tick-to-order p99s against it.
+Order of the runs: the disk settled (`os.sync`), its floor, `machine_jitter`,
+the durable runs, the floor again, then the non-durable run, which leaves tens of
+MB for the disk to write back (run before the durable ones, it moved the floor's
+p99 from 0.3 to 2.5-3 ms). `machine_jitter` (bench.common): a fixed piece of plain
+Python about as long as an order's path, timed 20,000 times; its p99 over its p50
+is this machine's own tail for work that never changes: read the tick-to-order
+p99s against it.
 """
 
 from __future__ import annotations
@@ -293,7 +300,13 @@ def main() -> None:
         run = asyncio.run
     n_orders = int(os.environ.get("TAPELOOP_BENCH_ORDERS", N_ORDERS))
     n_critical = int(os.environ.get("TAPELOOP_BENCH_CRITICAL", N_CRITICAL))
-    # the floor first: the durable line is stated against it
+    # What earlier work left for the disk (the benches before this one wrote and
+    # deleted whole stores: writeback, and discards on a `discard` mount) is
+    # flushed first; a non-durable run leaves tens of MB of its own, so it comes
+    # last. Measured the other way round here, the floor's own p99 went from
+    # 0.3 to 2.5-3 ms right after the 100 k non-durable orders.
+    os.sync()
+    # the floor first: the durable lines are stated against it
     floor = sorted(disk_floor(n_critical))
     zeros = sorted(disk_floor(n_critical, prealloc="zeros"))
     emit("disk_fdatasync_floor", writes=len(floor), bytes=200, prealloc="fallocate",
@@ -303,42 +316,51 @@ def main() -> None:
     floor_p50, floor_p99 = _pct(floor, 0.50), _pct(floor, 0.99)
     # the machine's own tail for a fixed piece of Python, to read the p99s against
     emit("machine_jitter", **machine_jitter(), ref_call_ns=reference_call_ns())
-    p50_never = 0.0
+    durable: list[dict[str, object]] = []
     # the shipped way to wait for the disk (blocking), then the spinning one beside it
-    for fsync, n, wait in (("never", n_orders, "block"), ("critical", n_critical, "block"),
-                           ("critical", n_critical, "spin")):
+    for wait in ("block", "spin"):
+        os.sync()
         gc.collect()
-        syncs = SyncTimes() if fsync != "never" else None
+        syncs = SyncTimes()
         t0 = time.perf_counter()
-        got, fsyncs = run(measure(n, fsync, syncs=syncs, sync_wait=wait))
-        lat = sorted(got)
+        got, fsyncs = run(measure(n_critical, "critical", syncs=syncs, sync_wait=wait))
         wall = time.perf_counter() - t0
-        figures: dict[str, object] = dict(
-            fsync_policy=fsync, orders=len(lat), p50_us=_pct(lat, 0.50),
+        lat = sorted(got)
+        calls = sorted(syncs.calls)
+        # each order's latency less the fdatasync inside it: the code's share, to
+        # read against the non-durable p50/p99
+        beyond = sorted(g - w for g, w in zip(got, syncs.in_window, strict=True))
+        target = round(floor_p99 + 100, 1)
+        durable.append(dict(
+            fsync_policy="critical", orders=len(lat), p50_us=_pct(lat, 0.50),
             p90_us=_pct(lat, 0.90), p99_us=_pct(lat, 0.99), p999_us=_pct(lat, 0.999),
             max_us=round(lat[-1] / 1000, 1), round_trips_per_s=round(len(lat) / wall),
-            fdatasyncs_per_order=round(fsyncs / len(lat), 2))
-        if fsync == "never":
-            p50_never = _pct(lat, 0.50)
-            figures["target_p99_us"] = 100
-            figures["target_met"] = _pct(lat, 0.99) < 100
-        else:
-            assert syncs is not None
-            figures["sync_wait"] = wait
-            target = round(floor_p99 + 100, 1)
-            calls = sorted(syncs.calls)
-            beyond = sorted(g - w for g, w in zip(got, syncs.in_window, strict=True))
-            figures.update(floor_p99_us=floor_p99, target_p99_us=target,
-                           target_met=_pct(lat, 0.99) <= target,
-                           durable_excess_p50_us=round(_pct(lat, 0.50) - p50_never - floor_p50, 1),
-                           # the journal's own fdatasyncs in this run, beside the floor's
-                           journal_fdatasync_p50_us=_pct(calls, 0.50),
-                           journal_fdatasync_p99_us=_pct(calls, 0.99),
-                           # each order's latency less the fdatasync inside it: the
-                           # code's share, to read against the non-durable p50/p99
-                           beyond_fdatasync_p50_us=_pct(beyond, 0.50),
-                           beyond_fdatasync_p99_us=_pct(beyond, 0.99))
-        emit("tick_to_order", **figures, ref_call_ns=reference_call_ns())
+            fdatasyncs_per_order=round(fsyncs / len(lat), 2), sync_wait=wait,
+            floor_p99_us=floor_p99, target_p99_us=target,
+            target_met=_pct(lat, 0.99) <= target,
+            # the journal's own fdatasyncs in this run, beside the floor's
+            journal_fdatasync_p50_us=_pct(calls, 0.50),
+            journal_fdatasync_p99_us=_pct(calls, 0.99),
+            beyond_fdatasync_p50_us=_pct(beyond, 0.50),
+            beyond_fdatasync_p99_us=_pct(beyond, 0.99), ref_call_ns=reference_call_ns()))
+    # the disk again, after the durable runs: did its tail stay where the target
+    # was set?
+    after = sorted(disk_floor(n_critical))
+    gc.collect()
+    t0 = time.perf_counter()
+    got, fsyncs = run(measure(n_orders, "never"))
+    wall = time.perf_counter() - t0
+    lat = sorted(got)
+    p50_never = _pct(lat, 0.50)
+    emit("tick_to_order", fsync_policy="never", orders=len(lat), p50_us=p50_never,
+         p90_us=_pct(lat, 0.90), p99_us=_pct(lat, 0.99), p999_us=_pct(lat, 0.999),
+         max_us=round(lat[-1] / 1000, 1), round_trips_per_s=round(len(lat) / wall),
+         fdatasyncs_per_order=round(fsyncs / len(lat), 2), target_p99_us=100,
+         target_met=_pct(lat, 0.99) < 100, ref_call_ns=reference_call_ns())
+    for figures in durable:
+        excess = round(float(str(figures["p50_us"])) - p50_never - floor_p50, 1)
+        emit("tick_to_order", **figures, durable_excess_p50_us=excess,
+             floor_after_p50_us=_pct(after, 0.50), floor_after_p99_us=_pct(after, 0.99))
 
 
 if __name__ == "__main__":
