@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import events.journal as journal_mod
-from bench.bench_tick_to_order import measure
+from bench.bench_tick_to_order import SyncTimes, measure
 from events.orders import OrderSubmitted
 
 
@@ -49,7 +49,6 @@ async def test_the_bench_times_the_journals_fdatasyncs_and_the_one_inside_each_o
     """bench_tick_to_order's SyncTimes: every fdatasync of the measured orders is timed,
     and each order's window (trade delivered -> send) holds its intent's, and no more
     than its latency; the journal's own fdatasync is put back afterwards."""
-    from bench.bench_tick_to_order import SyncTimes
 
     real = journal_mod._datasync
     syncs = SyncTimes()
@@ -61,3 +60,16 @@ async def test_the_bench_times_the_journals_fdatasyncs_and_the_one_inside_each_o
     never = SyncTimes()
     await measure(10, "never", warmup=2, syncs=never)
     assert never.calls == [] and never.in_window == [0] * 10
+
+
+async def test_the_bench_samples_the_disks_floor_between_its_orders() -> None:
+    """bench_tick_to_order's interleaved floor: one write and fdatasync before every
+    other frame after the warm-up, none inside an order's window (each order's
+    window holds its own intent's fdatasync and nothing of the probe's)."""
+    floor: list[int] = []
+    syncs = SyncTimes()
+    latencies, _ = await measure(20, "critical", warmup=4, syncs=syncs, floor=floor)
+    assert len(latencies) == 20
+    assert len(floor) == 10 and all(ns > 0 for ns in floor)
+    # the probe's fdatasyncs are not the journal's: in no order's window
+    assert all(0 < w < lat for w, lat in zip(syncs.in_window, latencies, strict=True))
