@@ -98,6 +98,10 @@ class UsdmLive:
             assert stream is not None
             stream.reconnect_policy.backoff_initial = 0.05
             stream.reconnect_policy.backoff_max = 0.3
+            # the fake drops connections on purpose, far faster than Binance would: the
+            # soak's chaos spent the production budget (10 in 300 s) within a minute,
+            # and the venue stopped as it should (as tests/adapters/binance/live.py)
+            stream.reconnect_policy.budget = 1000
         self.venue.alert = lambda kind, message, **_: self.alerts.append((kind, message))
         self.venue.subscribe(self.bus)
         node.start()
