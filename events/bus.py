@@ -226,10 +226,11 @@ class Bus:
             raise
 
     def durable(self) -> None:
-        """Make everything published so far durable (fsynced) now, if it is not
-        yet: what sends a request on an event's account from inside its dispatch
-        calls it just before the request leaves (see the module docstring).
-        Raises what the commit raised."""
+        """Make every critical event delivered so far durable (fsynced) now, if
+        one is not yet (with it, everything staged: one commit): what sends a
+        request on an event's account from inside its dispatch calls it just
+        before the request leaves (see the module docstring). Raises what the
+        commit raised."""
         if self._unsynced:
             self._unsynced = False
             self.commit()  # type: ignore[misc]
