@@ -49,12 +49,13 @@ import asyncio
 import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from events.base import Event
 from events.bus import Bus
 from events.columns import TradeBatch, TradeColumns, TradeTape
 from events.market import Trade
-from replay.clock import ReplayClock
+from replay.clock import ReplayClock, TimerHandle
 from replay.pacing import Pacer
 
 __all__ = ["READER_SWITCH_INTERVAL_S", "reader_switch_interval", "replay_into",
@@ -211,12 +212,7 @@ def _quiet_run_one(cols: TradeColumns, start: int, stop: int, owners: tuple,
             return start
     if end < hi:
         refused[0] = end
-    if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
-        assert skippable.skip is not None
-        end = skippable.skip(cols, start, end)
-        if end != refused[0]:
-            refused[0] = -1
-    return end
+    return _pass_over(skippable, ts, cols, start, end, refused)
 
 
 def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tuple,
@@ -292,6 +288,14 @@ def _quiet_run(tape: TradeColumns | TradeTape, start: int, stop: int, owners: tu
         else:
             known[k] = window
             refusal[k] = False
+    return _pass_over(skippable, ts, tape, start, end, refused)
+
+
+def _pass_over(skippable: TimerHandle | None, ts: Any, tape: TradeColumns | TradeTape,
+               start: int, end: int, refused: list[int]) -> int:
+    """The end of a quiet run [start, end) once a timer it may pass over (`skippable`,
+    or None) had its say: the run stops where the timer needs it to, and a refusal
+    noted at the old end no longer holds at a new one."""
     if skippable is not None and ts[end - 1] >= skippable.deadline_ns:
         assert skippable.skip is not None
         end = skippable.skip(tape, start, end)
