@@ -80,7 +80,7 @@ def _trade(m: TradeMsg, venue: str, ts_recv: int) -> Trade:
     )
 
 
-def parse_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
+def parse_trade(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> Trade:
     return _trade(_trade_msg.decode(raw), venue, ts_recv)
 
 
@@ -92,7 +92,7 @@ def _agg_trade(m: AggTradeMsg, venue: str, ts_recv: int) -> Trade:
     )
 
 
-def parse_agg_trade(raw: bytes, venue: str, ts_recv: int) -> Trade:
+def parse_agg_trade(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> Trade:
     return _agg_trade(_agg.decode(raw), venue, ts_recv)
 
 
@@ -105,7 +105,7 @@ def _book_ticker(m: BookTickerMsg, venue: str, ts_recv: int) -> Quote:
     )
 
 
-def parse_book_ticker(raw: bytes, venue: str, ts_recv: int) -> Quote:
+def parse_book_ticker(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> Quote:
     return _book_ticker(_ticker.decode(raw), venue, ts_recv)
 
 
@@ -124,7 +124,7 @@ def _levels(levels: Levels) -> tuple[list[float], list[float]]:
     return [float(p) for p, _ in levels], [float(q) for _, q in levels]
 
 
-def parse_depth_update(raw: bytes, venue: str, ts_recv: int) -> BookDelta:
+def parse_depth_update(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> BookDelta:
     """Diff depth; a quantity of 0 deletes the level (kept as 0.0 here)."""
     m = _depth.decode(raw)
     bp, bs = _levels(m.b)
@@ -136,7 +136,8 @@ def parse_depth_update(raw: bytes, venue: str, ts_recv: int) -> BookDelta:
     )
 
 
-def parse_depth_snapshot(raw: bytes, venue: str, ts_recv: int, symbol: str) -> BookSnapshot:
+def parse_depth_snapshot(raw: bytes | msgspec.Raw, venue: str, ts_recv: int,
+                         symbol: str) -> BookSnapshot:
     """REST `GET depth` answer; the symbol is the one the caller asked for."""
     m = _snapshot.decode(raw)
     bp, bs = _levels(m.bids)
@@ -147,7 +148,8 @@ def parse_depth_snapshot(raw: bytes, venue: str, ts_recv: int, symbol: str) -> B
     )
 
 
-def parse_partial_depth(raw: bytes, venue: str, ts_recv: int, symbol: str) -> BookSnapshot:
+def parse_partial_depth(raw: bytes | msgspec.Raw, venue: str, ts_recv: int,
+                        symbol: str) -> BookSnapshot:
     """Partial book depth `<s>@depth<N>[@100ms]` → a top-N `BookSnapshot`.
 
     Spot: `{"lastUpdateId","bids","asks"}` with no symbol or time, so `symbol`
@@ -172,7 +174,7 @@ def parse_partial_depth(raw: bytes, venue: str, ts_recv: int, symbol: str) -> Bo
     )
 
 
-def parse_kline(raw: bytes, venue: str, ts_recv: int) -> Bar | None:
+def parse_kline(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> Bar | None:
     """Only closed klines become bars (an open one is still changing).
 
     `ts_open` is the open time `t`; `ts_event` is the close time `T` + 1 ms,
@@ -189,7 +191,7 @@ def parse_kline(raw: bytes, venue: str, ts_recv: int) -> Bar | None:
     )
 
 
-def parse_mark_price(raw: bytes, venue: str, ts_recv: int) -> MarkPrice:
+def parse_mark_price(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> MarkPrice:
     """USD-M `<s>@markPrice[@1s]`: stamped at the event time `E`; the rate `r`
     and the funding time `T` it applies at ride along (0 when not sent)."""
     m = _mark.decode(raw)

@@ -83,7 +83,8 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         return f"Credentials(api_key={_mask(self.api_key)!r}, kind={self.kind!r})"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.__repr__()
 
     # msgspec Structs give rich a field-by-field repr; override it so a rich
     # console/traceback never prints the secret either.
@@ -227,10 +228,10 @@ class Ed25519Signer:
         return "Ed25519Signer(<private key>)"
 
 
-Params = Sequence[tuple[str, str]] | Mapping[str, str]
+Params = Sequence[tuple[str, object]] | Mapping[str, object]
 
 
-def _pairs(params: Params) -> Sequence[tuple[str, str]]:
+def _pairs(params: Params) -> Sequence[tuple[str, object]]:
     return list(params.items()) if isinstance(params, Mapping) else params
 
 
@@ -264,7 +265,7 @@ def _query(params: Params) -> str:
     return _query_escaped(pairs)
 
 
-def _query_escaped(pairs: Sequence[tuple[str, str]]) -> str:
+def _query_escaped(pairs: Sequence[tuple[str, object]]) -> str:
     """The query with every name and value percent-encoded (`_query`'s reference)."""
     return "&".join(f"{_enc(str(k))}={_enc(str(v))}" for k, v in pairs)
 

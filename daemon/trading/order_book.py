@@ -20,6 +20,7 @@ the fills the OMS applied (`OrderBook.fill_applied`), so the two can never disag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -88,7 +89,7 @@ class OrderBook:
         self.declared: dict[str, OrderDeclared] = {}  # contingent orders' full terms
         # the id `issue` gave last: counted already, so its fold skips `note_id`
         self._issued_last = ""
-        self._fold = {
+        self._fold: dict[type, Callable[[Any], None]] = {
             OrderSubmitted: self._submitted,
             OrderDeclared: self._declared,
             OrderRejected: self._rejected,

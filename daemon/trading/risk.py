@@ -178,7 +178,7 @@ class RiskEngine:
         self._unversioned = -1
         # _evaluate's last daily PnLs (the portfolio's tuple), the state then, and
         # the strategy's loss it answered
-        self._seen_pnls: tuple[tuple[Decimal, Decimal], str, Decimal] | None = None
+        self._seen_pnls: tuple[tuple[Decimal, Decimal], str, Decimal | None] | None = None
         self._versioned = isinstance(getattr(portfolio, "state_version", None), int)
 
     def set_strategy_limits(self, strategy_id: str,
