@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/paper.toml
 
-.PHONY: run test soak bench lint clean
+.PHONY: run test soak bench lint clean native
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,12 +13,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The order path's synchronous modules compiled with mypyc (events/native.py), from a
+# snapshot of the source into build/native: served only while the source is unchanged
+# since (anything edited runs as source until this rebuilds it); TAPELOOP_NATIVE=0
+# runs the source regardless. Nothing to do when the build is current.
+native: $(STAMP)
+	$(BIN)/python -m events.native_build
+
+run: native
 	$(BIN)/tapeloop run --config $(CONFIG)
 
 # on every core (pytest-xdist): each test is independent of the others' order and files
 TEST_WORKERS ?= auto
-test: $(STAMP)
+test: native
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 # the long runs: 100,000 seeds of the deterministic simulation (tests/dst), seeds apart
@@ -29,7 +36,7 @@ test: $(STAMP)
 SOAK_SEEDS ?= 100000
 SOAK_FUZZ_SCALE ?= 50
 SOAK_FUZZ_SEED ?= random
-soak: $(STAMP)
+soak: native
 	$(BIN)/python -m tests.dst --seeds $(SOAK_SEEDS) --first 1000000
 	TAPELOOP_SOAK_S=600 $(BIN)/python -m pytest -q -p no:cacheprovider tests/adapters/binance/test_soak.py
 	TAPELOOP_SOAK_S=600 $(BIN)/python -m pytest -q -p no:cacheprovider tests/adapters/binance_usdm/test_soak.py
@@ -41,7 +48,7 @@ soak: $(STAMP)
 # The benches time whole processes: the project's bytecode is compiled first, as a
 # wheel install would have it (an editable install under PYTHONDONTWRITEBYTECODE
 # would otherwise compile every module at each start).
-bench: $(STAMP)
+bench: native
 	$(BIN)/python -m compileall -q daemon events adapters replay bench
 	$(BIN)/python -m bench
 

@@ -56,6 +56,7 @@ from daemon.systemd import Notifier
 from daemon.venue_instruments import resolve_venue_instruments
 from daemon.venues import log_margin, log_trading
 from daemon.wiring import build_alerts, build_node, build_venues, open_control, venue_states
+from events import native
 from events.base import Event
 from events.bus import Bus
 from events.instruments import Instrument
@@ -228,7 +229,8 @@ class Kernel:
         self.ready = True
         self.notifier.ready(self._status_line())
         log.info("daemon.ready", venues=[v.name for v in self.config.venues],
-                 ready_s=round(time.monotonic() - self.started_monotonic, 3))
+                 ready_s=round(time.monotonic() - self.started_monotonic, 3),
+                 code=native.STATUS)
 
     def _status_line(self) -> str:
         node = self.node

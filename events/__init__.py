@@ -4,6 +4,7 @@ The bottom layer of tapeloop: it imports nothing from `adapters`, `replay` or
 `daemon`.
 """
 
+import events.native  # noqa: F401  (first: serves the compiled modules if built)
 from events.base import Event
 from events.market import Bar, BookDelta, BookSnapshot, Quote, Trade
 from events.orders import (

@@ -1,0 +1,87 @@
+"""Builds the native modules (see events.native): `make native` runs it.
+
+    python -m events.native_build          # compile, unless the build is current
+    python -m events.native_build status   # what a process started now would run, and why
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from events.native import GROUP, MANIFEST, MODULES, OUT, PACKAGES, ROOT, decide, source_digest
+
+_CLASS = re.compile(r"^class \w+", re.M)
+_FUTURE = "from __future__ import annotations\n"
+
+
+def _snapshot_source(text: str) -> str:
+    """A compiled module's snapshot: each top-level class may be subclassed by
+    interpreted code."""
+    if _FUTURE not in text:
+        raise ValueError("a compiled module starts with `from __future__ import annotations`")
+    text = _CLASS.sub(lambda m: "@_mypyc_attr(allow_interpreted_subclasses=True)\n"
+                      + m.group(0), text)
+    return text.replace(_FUTURE, _FUTURE + "from mypy_extensions import mypyc_attr as "
+                        "_mypyc_attr\n", 1)
+
+
+def build(root: Path = ROOT, out: Path = OUT) -> None:
+    """Compile `MODULES` from a snapshot of `root`'s packages into `out`. The
+    manifest is written last: a failed build leaves none, and the source runs."""
+    digest = source_digest(root)
+    if out.exists():
+        shutil.rmtree(out)
+    src = out / "src"
+    for pkg in PACKAGES:
+        shutil.copytree(root / pkg, src / pkg,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
+    paths = []
+    for name in MODULES:
+        path = src.joinpath(*name.split(".")).with_suffix(".py")
+        path.write_text(_snapshot_source(path.read_text()))
+        paths.append(path.relative_to(src).as_posix())
+    script = (
+        "import sys\n"
+        "from setuptools import setup\n"
+        "from mypyc.build import mypycify\n"
+        f"setup(name={GROUP!r}, ext_modules=mypycify({paths!r}, group_name={GROUP!r}),\n"
+        f"      script_args=['build_ext', '--build-lib', {str(out / 'lib')!r},\n"
+        f"                   '--build-temp', {str(out / 'tmp')!r}])\n")
+    env = dict(os.environ, TAPELOOP_NATIVE="0")
+    result = subprocess.run([sys.executable, "-c", script], cwd=src, env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        errors = [line for line in result.stdout.splitlines() + result.stderr.splitlines()
+                  if "error" in line.lower()]
+        raise SystemExit("native build failed:\n" + "\n".join(errors[-20:] or
+                                                                [result.stderr[-2000:]]))
+    manifest = {"digest": digest, "modules": list(MODULES), "group": GROUP + "__mypyc",
+                "suffix": importlib.machinery.EXTENSION_SUFFIXES[0]}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        if decide()[0] is not None:
+            print(f"native build is current: {OUT}")
+            return 0
+        build()
+        print(f"native build: {len(MODULES)} modules compiled into {OUT}")
+        return 0
+    if args == ["status"]:
+        print(decide()[1])
+        return 0
+    print("usage: python -m events.native_build [status]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
