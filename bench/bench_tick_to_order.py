@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -340,6 +341,9 @@ def main() -> None:
         run = asyncio.run
     n_orders = int(os.environ.get("TAPELOOP_BENCH_ORDERS", N_ORDERS))
     n_critical = int(os.environ.get("TAPELOOP_BENCH_CRITICAL", N_CRITICAL))
+    if os.environ.get(_NEVER_ONLY):
+        _never(run, n_orders)
+        return
     # What earlier work left for the disk (the benches before this one wrote and
     # deleted whole stores: writeback, and discards on a `discard` mount) is
     # flushed first; a non-durable run leaves tens of MB of its own, so it comes
@@ -393,21 +397,45 @@ def main() -> None:
             journal_fdatasync_p99_us=_pct(calls, 0.99),
             beyond_fdatasync_p50_us=_pct(beyond, 0.50),
             beyond_fdatasync_p99_us=_pct(beyond, 0.99), ref_call_ns=reference_call_ns()))
+    p50_never = _never(run, n_orders)
+    for figures in durable:
+        excess = round(float(str(figures["p50_us"])) - p50_never
+                       - float(str(figures["floor_p50_us"])), 1)
+        emit("tick_to_order", **figures, code=_code(), durable_excess_p50_us=excess)
+    if _code() == "native":
+        # the same run with the order path as source, beside it (a process of its own:
+        # what runs compiled is decided as it starts)
+        subprocess.run([sys.executable, "-m", "bench.bench_tick_to_order"], check=True,
+                       env={**os.environ, "TAPELOOP_NATIVE": "0", _NEVER_ONLY: "1"})
+
+
+_NEVER_ONLY = "TAPELOOP_BENCH_NEVER_ONLY"
+
+
+def _code() -> str:
+    """How the order path runs: "native" (compiled, events/native.py) or "source"."""
+    import events.bus
+    from events.native import is_native
+
+    return "native" if is_native(events.bus) else "source"
+
+
+def _never(run: Callable[[Any], Any], n_orders: int) -> float:
+    """The non-durable run (fsync "never"): emits its line, returns its p50 (µs)."""
+    import gc
+
     gc.collect()
     t0 = time.perf_counter()
     got, fsyncs = run(measure(n_orders, "never"))
     wall = time.perf_counter() - t0
     lat = sorted(got)
-    p50_never = _pct(lat, 0.50)
-    emit("tick_to_order", fsync_policy="never", orders=len(lat), p50_us=p50_never,
-         p90_us=_pct(lat, 0.90), p99_us=_pct(lat, 0.99), p999_us=_pct(lat, 0.999),
-         max_us=round(lat[-1] / 1000, 1), round_trips_per_s=round(len(lat) / wall),
+    emit("tick_to_order", fsync_policy="never", code=_code(), orders=len(lat),
+         p50_us=_pct(lat, 0.50), p90_us=_pct(lat, 0.90), p99_us=_pct(lat, 0.99),
+         p999_us=_pct(lat, 0.999), max_us=round(lat[-1] / 1000, 1),
+         round_trips_per_s=round(len(lat) / wall),
          fdatasyncs_per_order=round(fsyncs / len(lat), 2), target_p99_us=100,
          target_met=_pct(lat, 0.99) < 100, ref_call_ns=reference_call_ns())
-    for figures in durable:
-        excess = round(float(str(figures["p50_us"])) - p50_never
-                       - float(str(figures["floor_p50_us"])), 1)
-        emit("tick_to_order", **figures, durable_excess_p50_us=excess)
+    return _pct(lat, 0.50)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ def machine() -> dict[str, object]:
                 break
     except OSError:
         pass
+    from events import native
+
+    # `code`: whether the order path's modules run compiled (events/native.py)
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "ref_call_ns": reference_call_ns()}
+            "code": native.STATUS, "ref_call_ns": reference_call_ns()}
 
 
 def reference_call_ns() -> float:
