@@ -46,6 +46,7 @@ from typing import Any
 MODULES = (
     "adapters.binance.parse",
     "events.bus",
+    "daemon.strategies.routing",
     "daemon.strategies.runtime",
     "daemon.strategies.base",
     "daemon.trading.oms",
