@@ -10,7 +10,10 @@ preemptions do not count) at each stage. Prints one JSON line per stage with its
 p10 and p50 in µs, then the whole path's; `ref_call_ns` says how fast the machine
 was. The stamps cost about a microsecond each.
 
-    .venv/bin/python -m bench.tick_to_order_stages     # TAPELOOP_BENCH_ORDERS=8000
+    TAPELOOP_NATIVE=0 .venv/bin/python -m bench.tick_to_order_stages  # TAPELOOP_BENCH_ORDERS=8000
+
+As source only: its stamps wrap methods and module functions, which compiled callers
+(events/native.py) call directly, past the wrappers; it refuses to run compiled.
 """
 
 from __future__ import annotations
@@ -165,7 +168,12 @@ async def run(n: int, warmup: int = 1000) -> list[dict[str, int]]:
 
 
 def main() -> None:
+    import events.bus
     from daemon.logging import configure_logging
+    from events.native import is_native
+
+    if is_native(events.bus):
+        sys.exit("tick_to_order_stages times the source: run it with TAPELOOP_NATIVE=0")
 
     configure_logging("warning", stream=sys.stderr)
     rows = asyncio.run(run(int(os.environ.get("TAPELOOP_BENCH_ORDERS", 8000))))
