@@ -15,7 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from events.native import GROUP, MANIFEST, MODULES, OUT, PACKAGES, ROOT, decide, source_digest
+from events.native import (
+    GROUP,
+    MANIFEST,
+    MODULES,
+    OUT,
+    PACKAGES,
+    ROOT,
+    decide,
+    source_digest,
+    source_stats,
+)
 
 _CLASS = re.compile(r"^class \w+", re.M)
 _FUTURE = "from __future__ import annotations\n"
@@ -35,7 +45,7 @@ def _snapshot_source(text: str) -> str:
 def build(root: Path = ROOT, out: Path = OUT) -> None:
     """Compile `MODULES` from a snapshot of `root`'s packages into `out`. The
     manifest is written last: a failed build leaves none, and the source runs."""
-    digest = source_digest(root)
+    digest, stats = source_digest(root), source_stats(root)
     if out.exists():
         shutil.rmtree(out)
     src = out / "src"
@@ -63,7 +73,7 @@ def build(root: Path = ROOT, out: Path = OUT) -> None:
         raise SystemExit("native build failed:\n" + "\n".join(errors[-20:] or
                                                                 [result.stderr[-2000:]]))
     manifest = {"digest": digest, "modules": list(MODULES), "group": GROUP + "__mypyc",
-                "suffix": importlib.machinery.EXTENSION_SUFFIXES[0]}
+                "suffix": importlib.machinery.EXTENSION_SUFFIXES[0], "stats": stats}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 

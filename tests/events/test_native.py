@@ -30,7 +30,7 @@ def _tree(root: Path) -> None:
         path = lib.joinpath(*name.split(".")[:-1], name.rpartition(".")[2] + SUFFIX)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
-    _manifest(root, digest=native.source_digest(root))
+    _manifest(root, digest=native.source_digest(root), stats=native.source_stats(root))
 
 
 def _manifest(root: Path, **changes: object) -> None:
@@ -57,6 +57,20 @@ def test_an_edited_module_makes_the_whole_build_stale(tmp_path: Path, edit: str)
     _tree(tmp_path)
     (tmp_path / edit).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / edit).write_text("X = 1\n")
+    files, why = native.decide(tmp_path, env={})
+    assert files is None and "older than the source" in why
+
+
+def test_a_module_touched_but_unchanged_keeps_the_build(tmp_path: Path) -> None:
+    """A start-up compares sizes and mtimes first; one that differs (a checkout, a
+    `touch`) sends it to the digest, which decides."""
+    _tree(tmp_path)
+    path = tmp_path / "events" / "__init__.py"
+    os.utime(path, ns=(1, 1))
+    files, why = native.decide(tmp_path, env={})
+    assert files is not None, why
+    path.write_text(path.read_text().replace("events", "stnev"))  # same size, new text
+    os.utime(path, ns=(1, 1))
     files, why = native.decide(tmp_path, env={})
     assert files is None and "older than the source" in why
 
