@@ -4,8 +4,9 @@ An order's path from a market-data frame to its signed request is ~40 µs of
 plain Python over ~160 calls (bench/tick_to_order_stages.py); the same source
 compiled runs it in ~31 µs of CPU. `python -m events.native_build` (`make
 native`; `make run`, `make test` and `make bench` go through it) compiles
-`MODULES` into build/native/ from a snapshot of the source, and writes a
-manifest with the digest of every module of the four packages it saw.
+`MODULES` from a snapshot of the source into build/native/<digest>/, one directory
+(and one mypyc group) per source, and points build/native/manifest.json at it with
+the digest of every module of the four packages it saw.
 
 `install()` serves the compiled modules in place of their source: all of them or
 none. Each top-level package (events, adapters, daemon, replay) calls it before
@@ -118,13 +119,13 @@ def decide(root: Path = ROOT, out: Path | None = None,
     if manifest.get("stats") != source_stats(root) and \
             manifest.get("digest") != source_digest(root):
         return None, "source: the native build is older than the source (make native rebuilds it)"
-    lib = out / "lib"
+    lib = out / manifest["build"] / "lib"
     files = {name: lib.joinpath(*name.split(".")[:-1], name.rpartition(".")[2] + suffix)
              for name in [*manifest["modules"], manifest["group"]]}
     missing = [str(f) for f in files.values() if not f.is_file()]
     if missing:
         return None, f"source: the native build lacks {missing[0]} (make native rebuilds it)"
-    return files, f"native: {len(manifest['modules'])} modules compiled ({out})"
+    return files, f"native: {len(manifest['modules'])} modules compiled ({lib.parent})"
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -42,13 +42,42 @@ def _snapshot_source(text: str) -> str:
                         "_mypyc_attr\n", 1)
 
 
-def build(root: Path = ROOT, out: Path = OUT) -> None:
-    """Compile `MODULES` from a snapshot of `root`'s packages into `out`. The
-    manifest is written last: a failed build leaves none, and the source runs."""
+KEEP = 3  # builds kept: a process started from an older one may still import from it
+
+
+def build(root: Path = ROOT, out: Path = OUT) -> Path:
+    """Compile `MODULES` from a snapshot of `root`'s packages into a directory of
+    `out` named after the source's digest, then point `out`'s manifest at it
+    (replaced whole, last: until then the previous build or the source runs).
+
+    Each build has its own directory and its own mypyc group name, and the last
+    `KEEP` stay: a running daemon that imports a compiled module late (a venue
+    started by a reload) finds the build it started with, never a newer one's
+    half (whose group library would not match the one it has loaded)."""
     digest, stats = source_digest(root), source_stats(root)
-    if out.exists():
-        shutil.rmtree(out)
-    src = out / "src"
+    tag = digest[:16]
+    group = f"{GROUP}_{tag}"
+    here = out / tag
+    if not (here / MANIFEST).is_file():  # a build of this very source is reused
+        if here.exists():
+            shutil.rmtree(here)  # a build that failed half-way
+        _compile(root, here, group)
+        (here / MANIFEST).write_text(json.dumps({"digest": digest}) + "\n")
+    manifest = {"build": tag, "digest": digest, "modules": list(MODULES),
+                "group": group + "__mypyc",
+                "suffix": importlib.machinery.EXTENSION_SUFFIXES[0], "stats": stats}
+    fresh = out / (MANIFEST + ".new")
+    fresh.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(fresh, out / MANIFEST)
+    builds = sorted((d for d in out.iterdir() if d.is_dir() and d.name != tag),
+                    key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in builds[KEEP - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return here
+
+
+def _compile(root: Path, here: Path, group: str) -> None:
+    src = here / "src"
     for pkg in PACKAGES:
         shutil.copytree(root / pkg, src / pkg,
                         ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
@@ -58,12 +87,11 @@ def build(root: Path = ROOT, out: Path = OUT) -> None:
         path.write_text(_snapshot_source(path.read_text()))
         paths.append(path.relative_to(src).as_posix())
     script = (
-        "import sys\n"
         "from setuptools import setup\n"
         "from mypyc.build import mypycify\n"
-        f"setup(name={GROUP!r}, ext_modules=mypycify({paths!r}, group_name={GROUP!r}),\n"
-        f"      script_args=['build_ext', '--build-lib', {str(out / 'lib')!r},\n"
-        f"                   '--build-temp', {str(out / 'tmp')!r}])\n")
+        f"setup(name={group!r}, ext_modules=mypycify({paths!r}, group_name={group!r}),\n"
+        f"      script_args=['build_ext', '--build-lib', {str(here / 'lib')!r},\n"
+        f"                   '--build-temp', {str(here / 'tmp')!r}])\n")
     env = dict(os.environ, TAPELOOP_NATIVE="0")
     result = subprocess.run([sys.executable, "-c", script], cwd=src, env=env,
                             capture_output=True, text=True)
@@ -72,19 +100,18 @@ def build(root: Path = ROOT, out: Path = OUT) -> None:
                   if "error" in line.lower()]
         raise SystemExit("native build failed:\n" + "\n".join(errors[-20:] or
                                                                 [result.stderr[-2000:]]))
-    manifest = {"digest": digest, "modules": list(MODULES), "group": GROUP + "__mypyc",
-                "suffix": importlib.machinery.EXTENSION_SUFFIXES[0], "stats": stats}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    for scratch in ("src", "tmp"):  # the snapshot, the C and the objects: megabytes
+        shutil.rmtree(here / scratch, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         if decide()[0] is not None:
-            print(f"native build is current: {OUT}")
+            print(f"native build is current: {decide()[1]}")
             return 0
-        build()
-        print(f"native build: {len(MODULES)} modules compiled into {OUT}")
+        here = build()
+        print(f"native build: {len(MODULES)} modules compiled into {here}")
         return 0
     if args == ["status"]:
         print(decide()[1])

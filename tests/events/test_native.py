@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from events import native
+from events import native, native_build
 
 ROOT = Path(native.__file__).resolve().parent.parent
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -24,28 +24,67 @@ def _tree(root: Path) -> None:
     for pkg in native.PACKAGES:
         (root / pkg).mkdir(parents=True)
         (root / pkg / "__init__.py").write_text(f'"""{pkg}"""\n')
-    lib = root / "build" / "native" / "lib"
-    files = [*native.MODULES, native.GROUP + "__mypyc"]
-    for name in files:
-        path = lib.joinpath(*name.split(".")[:-1], name.rpartition(".")[2] + SUFFIX)
+    native_build.build(root, root / "build" / "native")
+
+
+def _fake_compile(root: Path, here: Path, group: str) -> None:
+    """What mypyc leaves (empty files where the extension modules go): the
+    compiler is the one part these tests leave out (test_a_process_runs... and
+    make test use the real build)."""
+    compiled.append(here.name)
+    for name in [*native.MODULES, group + "__mypyc"]:
+        path = (here / "lib").joinpath(*name.split(".")[:-1],
+                                       name.rpartition(".")[2] + SUFFIX)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
-    _manifest(root, digest=native.source_digest(root), stats=native.source_stats(root))
+
+
+compiled: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native_build, "_compile", _fake_compile)
+    compiled.clear()
 
 
 def _manifest(root: Path, **changes: object) -> None:
     path = root / "build" / "native" / native.MANIFEST
-    manifest = json.loads(path.read_text()) if path.exists() else {
-        "modules": list(native.MODULES), "group": native.GROUP + "__mypyc", "suffix": SUFFIX}
+    manifest = json.loads(path.read_text())
     manifest.update(changes)
     path.write_text(json.dumps(manifest))
+
+
+def test_each_source_gets_its_own_build_and_the_last_ones_stay(tmp_path: Path) -> None:
+    """A new source builds beside the others (its own directory and group), the
+    manifest then points at it, a source built before is not compiled again, and
+    only the last `KEEP` builds stay: a daemon started from one keeps importing
+    from it while a newer one is built."""
+    _tree(tmp_path)
+    out = tmp_path / "build" / "native"
+    tags = [json.loads((out / native.MANIFEST).read_text())["build"]]
+    for i in range(native_build.KEEP + 1):
+        (tmp_path / "daemon" / "__init__.py").write_text(f"V = {i}\n")
+        native_build.build(tmp_path, out)
+        tags.append(json.loads((out / native.MANIFEST).read_text())["build"])
+    assert len(set(tags)) == len(tags) == len(compiled)
+    files, why = native.decide(tmp_path, env={})
+    assert files is not None and all(tags[-1] in str(f) for f in files.values()), why
+    assert files[native.GROUP + "_" + tags[-1] + "__mypyc"].is_file()
+    kept = sorted(d.name for d in out.iterdir() if d.is_dir())
+    assert len(kept) == native_build.KEEP and tags[-1] in kept and tags[0] not in kept
+    (tmp_path / "daemon" / "__init__.py").write_text(f"V = {native_build.KEEP - 1}\n")
+    native_build.build(tmp_path, out)  # the source of a build still kept
+    assert len(compiled) == len(tags)  # not compiled again
+    assert json.loads((out / native.MANIFEST).read_text())["build"] == tags[-2]
 
 
 def test_a_current_build_serves_every_compiled_module(tmp_path: Path) -> None:
     _tree(tmp_path)
     files, why = native.decide(tmp_path, env={})
     assert files is not None, why
-    assert set(files) == {*native.MODULES, native.GROUP + "__mypyc"}
+    group = json.loads((tmp_path / "build" / "native" / native.MANIFEST).read_text())["group"]
+    assert set(files) == {*native.MODULES, group} and group.startswith(native.GROUP + "_")
     assert why.startswith("native:")
 
 
@@ -84,7 +123,8 @@ def test_the_source_runs_when_asked_without_a_build_or_for_another_interpreter(
     files, why = native.decide(tmp_path, env={})
     assert files is None and "for .cpython-39" in why
     _manifest(tmp_path, suffix=SUFFIX)
-    lib = tmp_path / "build" / "native" / "lib"
+    tag = json.loads((tmp_path / "build" / "native" / native.MANIFEST).read_text())["build"]
+    lib = tmp_path / "build" / "native" / tag / "lib"
     (lib / "daemon" / "trading" / ("risk" + SUFFIX)).unlink()
     files, why = native.decide(tmp_path, env={})
     assert files is None and "lacks" in why and "risk" in why
