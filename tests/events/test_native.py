@@ -157,7 +157,7 @@ def test_a_process_runs_the_compiled_modules_all_or_none() -> None:
             "mods = [importlib.import_module(m) for m in n.MODULES]\n"
             "print(sum(map(n.is_native, mods)), n.STATUS)\n")
     for first in ("adapters.binance.parse", "daemon.trading.oms", "replay", "events.bus"):
-        count, status = _child(show.format(first=first)).split(" ", 1)
+        count, status = _child(show.format(first=first), TAPELOOP_NATIVE="1").split(" ", 1)
         assert int(count) == len(native.MODULES), (first, status)
         assert status.startswith("native:")
     count, status = _child(show.format(first="daemon"), TAPELOOP_NATIVE="0").split(" ", 1)
