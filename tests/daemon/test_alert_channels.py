@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import email
 import email.policy
-import ipaddress
 import random
 import socket
 import ssl
@@ -24,16 +22,13 @@ import pytest_asyncio
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from daemon.alerts import Alerts
 from daemon.config import AlertsConfig, ConfigError, EmailAlertsConfig, TelegramAlertsConfig
 from events.bus import Bus
 from events.system import HALTED, TradingState
 from tests.conftest import until
+from tests.tls import self_signed
 
 PASSWORD = "smtp-pa55word-4f1c9e"
 TOKEN = "123456789:AAH-t0k3n-of-the-bot-xyz"
@@ -49,25 +44,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (and its key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tapeloop test smtp")])
-    now = datetime.datetime.now(datetime.UTC)
-    crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-           .public_key(key.public_key()).serial_number(x509.random_serial_number())
-           .not_valid_before(now - datetime.timedelta(minutes=5))
-           .not_valid_after(now + datetime.timedelta(days=1))
-           .add_extension(x509.SubjectAlternativeName(
-               [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.DNSName("localhost")]), critical=False)
-           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-           .sign(key, hashes.SHA256()))
-    root = tmp_path_factory.mktemp("cert")
-    crt_path, key_path = root / "smtp.crt", root / "smtp.key"
-    crt_path.write_bytes(crt.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return crt_path, key_path
+    return self_signed(tmp_path_factory.mktemp("cert"), "tapeloop test smtp")
 
 
 class Mailbox:
