@@ -44,6 +44,7 @@ from adapters.binance.exchange_info import (
     instruments_from_exchange_info,
     rate_limits_from_exchange_info,
 )
+from adapters.binance.http1 import Http1Client
 from adapters.binance.order_query import decimal_text, new_order_query
 from adapters.binance.ratelimit import RateLimiter
 from adapters.binance.signing import Credentials, Signer, rest_payload, sign_rest
@@ -119,8 +120,12 @@ class BinanceRest:
         self._signer: Signer | None = credentials.signer() if credentials else None
         # the headers of a request that carries the key (`_attempt` copies them)
         self._key_headers = {"X-MBX-APIKEY": credentials.api_key} if credentials else {}
+        # A session handed in carries every request (aiohttp's client); else the
+        # lean keep-alive client does (adapters.binance.http1): an order's request
+        # is on the socket in the step that signed it.
         self._session = session
         self._owns_session = session is None
+        self._http: Http1Client | None = None
         self.recv_window_ms = recv_window_ms
         self.now_ms = now_ms
         self.limiter = limiter if limiter is not None else RateLimiter()
@@ -134,14 +139,11 @@ class BinanceRest:
 
     # --- lifecycle -----------------------------------------------------------
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # Created lazily so construction needs no running loop.
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def close(self) -> None:
-        """Close the HTTP session if this client created it."""
+        """Close the HTTP connections (the session only if this client created it)."""
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.close()
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -212,15 +214,25 @@ class BinanceRest:
         """One HTTP exchange, right after `_wait_for_limits` returned: status,
         headers, body, and local send/receive times in ms. Transport errors
         propagate."""
-        url = URL(f"{self.base_url}{path}" + (f"?{query}" if query else ""), encoded=True)
-        self.limiter.note_sent(weight, is_order, self._now_ns())
-        sent = self.now_ms()
-        async with self._get_session().request(
-            method, url, headers=dict(headers),
-            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-        ) as resp:
-            raw = await resp.read()
-            status, resp_headers = resp.status, resp.headers
+        resp_headers: Mapping[str, str]
+        if self._owns_session:
+            http = self._http
+            if http is None:
+                http = self._http = Http1Client(self.base_url)
+            self.limiter.note_sent(weight, is_order, self._now_ns())
+            sent = self.now_ms()
+            status, resp_headers, raw = await http.request(method, path, query, headers,
+                                                           self.timeout_s)
+        else:
+            url = URL(f"{self.base_url}{path}" + (f"?{query}" if query else ""), encoded=True)
+            self.limiter.note_sent(weight, is_order, self._now_ns())
+            sent = self.now_ms()
+            async with self._session.request(  # type: ignore[union-attr]
+                method, url, headers=dict(headers),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as resp:
+                raw = await resp.read()
+                status, resp_headers = resp.status, resp.headers
         received = self.now_ms()
         self._note(status, resp_headers, self._now_ns())
         return status, resp_headers, raw, sent, received
