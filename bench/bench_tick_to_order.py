@@ -39,6 +39,15 @@ floor's do. Two durable lines:
 fdatasync on a thread of its own while the loop's thread spins, see
 `events.disk_sync`).
 
+Tick-to-wire (`tick_to_wire`, after the non-durable run): the same path, but the
+REST client sends each request for real, through its own HTTP transport, to a
+server on a thread of its own (`WireServer`) that answers as Binance does; the
+latency ends when the request's first bytes reach that server's socket, stamped by
+the kernel (`SO_TIMESTAMPNS`), so it holds the transport's own cost and the moment
+the loop actually writes (uvloop writes at the end of the loop's turn). Two lines:
+`http = "lean"` (adapters.binance.http1, what the daemon sends with) and
+`"aiohttp"` (aiohttp's client, a session handed in), on `N_WIRE` orders each.
+
 Order of the runs: the disk settled (`os.sync`), its floor, `machine_jitter`,
 the durable runs, then the non-durable run, which leaves tens of
 MB for the disk to write back (run before the durable ones, it moved the floor's
@@ -69,6 +78,7 @@ from events.market import Trade
 
 N_ORDERS = 100_000
 N_CRITICAL = 3_000
+N_WIRE = 20_000
 WARMUP = 2_000
 
 
@@ -107,9 +117,14 @@ async def measure(n: int, fsync: str, *, warmup: int = WARMUP,
                   on_send: Callable[[str], None] | None = None,
                   syncs: SyncTimes | None = None,
                   sync_wait: str = "block",
-                  floor: list[int] | None = None) -> tuple[list[int], int]:
+                  floor: list[int] | None = None,
+                  wire: str | None = None) -> tuple[list[int], int]:
     """Latencies (ns) of `n` orders after `warmup`, and the fdatasyncs the journal
-    did for those `n`. `on_open(bus, journal)` sees the wiring before the first
+    did for those `n`. `wire`: the REST client's own transport sends each request
+    to a `WireServer` ("lean": its own HTTP client, as the daemon runs it;
+    "aiohttp": aiohttp's, with a session handed in), and the latency ends when the
+    request's bytes reach the server's socket (the kernel's receive stamp), instead
+    of at the hand-off to the transport. `on_open(bus, journal)` sees the wiring before the first
     frame; `on_send(client_order_id)` runs at the hand-off (tests use both);
     `syncs` collects the journal's own fdatasync times (see `SyncTimes`);
     `floor` collects the disk's floor (`disk_floor`'s write and fdatasync, ns)
@@ -152,6 +167,15 @@ async def measure(n: int, fsync: str, *, warmup: int = WARMUP,
             ack.set()
             return 200, {}, body, 0, 0
 
+    class WireRest(BinanceRest):
+        async def _attempt(self, method: str, path: str, query: str, headers: Any,
+                           weight: int, is_order: bool) -> tuple[int, Any, bytes, int, int]:
+            try:
+                return await super()._attempt(method, path, query, headers, weight, is_order)
+            finally:
+                latencies.append(wire_server.last_stamp_ns - last_recv[0])
+                ack.set()
+
     async def feed(ws: ServerConnection) -> None:
         for i in range(n + warmup):
             if probe is not None and i > warmup and i & 1:
@@ -192,8 +216,16 @@ async def measure(n: int, fsync: str, *, warmup: int = WARMUP,
             roomy = RateLimiter([RateLimit("REQUEST_WEIGHT", "MINUTE", 1, 10**9),
                                  RateLimit("ORDERS", "SECOND", 10, 10**9),
                                  RateLimit("ORDERS", "DAY", 1, 10**9)])
-            venue.rest = LastInchRest(venue.endpoints.rest, Credentials(api_key="k", secret="s"),
-                                      limiter=roomy)
+            if wire is None:
+                venue.rest = LastInchRest(venue.endpoints.rest,
+                                          Credentials(api_key="k", secret="s"), limiter=roomy)
+            else:
+                import aiohttp
+
+                wire_server = WireServer()
+                session = aiohttp.ClientSession() if wire == "aiohttp" else None
+                venue.rest = WireRest(wire_server.url, Credentials(api_key="k", secret="s"),
+                                      limiter=roomy, session=session)
             venue.subscribe(bus)
             node.risk.unblock_venue("binance")  # no reconciliation in a bench
             bus.subscribe(Trade, lambda t: last_recv.__setitem__(0, t.ts_recv))
@@ -211,6 +243,11 @@ async def measure(n: int, fsync: str, *, warmup: int = WARMUP,
             await market
             for task in list(venue._tasks):
                 await task
+            if wire is not None:
+                await venue.rest.close()
+                if session is not None:
+                    await session.close()
+                wire_server.close()
         fsyncs = journal.fsyncs - fsyncs_at_warmup[0]
         if syncs is not None:
             syncs.uninstall()
@@ -220,6 +257,73 @@ async def measure(n: int, fsync: str, *, warmup: int = WARMUP,
         if probe is not None:
             probe.close()
     return latencies[warmup:], fsyncs
+
+
+# Linux's SO_TIMESTAMPNS (asm-generic/socket.h), which Python's socket module does
+# not name: the kernel stamps each received packet with the wall clock, in ns
+_SO_TIMESTAMPNS = 35
+
+
+class WireServer:
+    """An HTTP/1.1 server on 127.0.0.1, on a thread of its own, that answers every
+    request with Binance's answer for an expired IOC order, and stamps when each
+    request's first bytes reached its socket: the kernel's receive time
+    (`SO_TIMESTAMPNS`, the wall clock, as `time.time_ns()`), so the thread's own
+    wake-up is not counted. On loopback that is the moment the client's send ran."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.last_stamp_ns = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, name="wire-server", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import socket
+        import struct
+
+        while not self._stop:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buf, n = b"", 0
+            with conn:
+                while True:
+                    try:
+                        data, anc, _, _ = conn.recvmsg(65536, 64)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    if not buf:  # a request's first bytes
+                        for level, kind, raw in anc:
+                            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                                sec, nsec = struct.unpack("qq", raw[:16])
+                                self.last_stamp_ns = sec * 1_000_000_000 + nsec
+                    buf += data
+                    while b"\r\n\r\n" in buf:
+                        head, _, buf = buf.partition(b"\r\n\r\n")
+                        n += 1
+                        cid = head.partition(b"newClientOrderId=")[2].partition(b"&")[0]
+                        body = (b'{"symbol":"BTCUSDT","orderId":%d,"orderListId":-1,'
+                                b'"clientOrderId":"%s","transactTime":1763735400123,'
+                                b'"price":"1.00","origQty":"0.001","executedQty":"0",'
+                                b'"cummulativeQuoteQty":"0","status":"EXPIRED",'
+                                b'"timeInForce":"IOC","type":"LIMIT","side":"BUY","fills":[]}'
+                                % (n, cid))
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
 
 
 class FloorProbe:
@@ -398,6 +502,10 @@ def main() -> None:
             beyond_fdatasync_p50_us=_pct(beyond, 0.50),
             beyond_fdatasync_p99_us=_pct(beyond, 0.99), ref_call_ns=reference_call_ns()))
     p50_never = _never(run, n_orders)
+    # to the wire: the request's bytes on the server's socket, through the REST
+    # client's own transport (the daemon's), then aiohttp's beside it
+    for transport in ("lean", "aiohttp"):
+        _wire(run, int(os.environ.get("TAPELOOP_BENCH_WIRE", N_WIRE)), transport)
     for figures in durable:
         excess = round(float(str(figures["p50_us"])) - p50_never
                        - float(str(figures["floor_p50_us"])), 1)
@@ -410,6 +518,22 @@ def main() -> None:
 
 
 _NEVER_ONLY = "TAPELOOP_BENCH_NEVER_ONLY"
+
+
+def _wire(run: Callable[[Any], Any], n_orders: int, transport: str) -> None:
+    """Tick-to-wire (fsync "never"): the non-durable path through the REST client's
+    real transport to a `WireServer`, until the request's bytes reach its socket."""
+    import gc
+
+    gc.collect()
+    t0 = time.perf_counter()
+    got, _ = run(measure(n_orders, "never", wire=transport))
+    wall = time.perf_counter() - t0
+    lat = sorted(got)
+    emit("tick_to_wire", fsync_policy="never", code=_code(), http=transport,
+         orders=len(lat), p50_us=_pct(lat, 0.50), p90_us=_pct(lat, 0.90),
+         p99_us=_pct(lat, 0.99), p999_us=_pct(lat, 0.999), max_us=round(lat[-1] / 1000, 1),
+         round_trips_per_s=round(len(lat) / wall), ref_call_ns=reference_call_ns())
 
 
 def _code() -> str:

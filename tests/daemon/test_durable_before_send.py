@@ -73,3 +73,22 @@ async def test_the_bench_samples_the_disks_floor_between_its_orders() -> None:
     assert len(floor) == 10 and all(ns > 0 for ns in floor)
     # the probe's fdatasyncs are not the journal's: in no order's window
     assert all(0 < w < lat for w, lat in zip(syncs.in_window, latencies, strict=True))
+
+
+@pytest.mark.parametrize("http", ["lean", "aiohttp"])
+async def test_the_bench_times_each_order_to_the_wire_through_a_real_http_exchange(
+        http: str) -> None:
+    """bench_tick_to_order's `tick_to_wire`: every order goes through the REST client's
+    own transport to the wire server and back (its answer closes the order), and each
+    latency ends at the kernel's stamp of that request's arrival: after the trade
+    was received, before the next one is sent."""
+    orders: dict[str, str] = {}
+
+    def on_open(bus, journal) -> None:
+        from events.orders import OrderExpired
+        bus.subscribe(OrderExpired, lambda e: orders.__setitem__(e.client_order_id, "expired"))
+
+    latencies, fsyncs = await measure(30, "never", warmup=3, wire=http, on_open=on_open)
+    assert len(latencies) == 30 and fsyncs == 0
+    assert all(0 < ns < 1_000_000_000 for ns in latencies), latencies
+    assert len(orders) == 33 and set(orders.values()) == {"expired"}  # every answer read
