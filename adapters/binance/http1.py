@@ -96,21 +96,39 @@ class Http1Client:
         self._open: set[_Connection] = set()
         self._closed = False
         self.connects = 0  # connections made: a test's view of keep-alive
+        # (method, path, *headers) -> (the head before the query, after it)
+        self._heads: dict[tuple[object, ...], tuple[str, str]] = {}
 
     def head(self, method: str, path: str, query: str, headers: Mapping[str, str]) -> bytes:
         """The request's bytes: request line and headers (no body). A space, CR or
         LF in the target, or a CR or LF in a header, would make it another
         request: ValueError, nothing sent."""
-        target = f"{self.prefix}{path}?{query}" if query else f"{self.prefix}{path}"
-        if " " in target or "\r" in target or "\n" in target:
-            raise ValueError(f"{method} {path}: the request's target holds a space, CR or LF")
-        lines = [f"{method} {target} HTTP/1.1\r\n{self._fixed}"]
+        if " " in query or "\r" in query or "\n" in query:
+            raise ValueError(f"{method} {path}: the request's query holds a space, CR or LF")
+        key = (method, path, *headers.items())
+        cached = self._heads.get(key)
+        if cached is None:
+            cached = self._heads[key] = self._head_parts(method, path, headers)
+        start, rest = cached
+        return f"{start}?{query}{rest}".encode("latin-1") if query \
+            else f"{start}{rest}".encode("latin-1")
+
+    def _head_parts(self, method: str, path: str, headers: Mapping[str, str]
+                    ) -> tuple[str, str]:
+        """What comes before and after the query: the same for every request of one
+        method, path and headers."""
+        target = f"{self.prefix}{path}"
+        if " " in target or "\r" in target or "\n" in target or "?" in target:
+            raise ValueError(f"{method} {path}: the request's path holds a space, CR, LF or ?")
+        lines = [f" HTTP/1.1\r\n{self._fixed}"]
         for name, value in headers.items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
                 raise ValueError(f"{method} {path}: header {name!r} holds a CR or LF")
             lines.append(f"{name}: {value}\r\n")
         lines.append("\r\n" if method in _BODYLESS_METHODS else "Content-Length: 0\r\n\r\n")
-        return "".join(lines).encode("latin-1")
+        if len(self._heads) >= 64:  # a few paths in practice: never without bound
+            self._heads.clear()
+        return f"{method} {target}", "".join(lines)
 
     async def request(self, method: str, path: str, query: str, headers: Mapping[str, str],
                       timeout_s: float) -> Answer:

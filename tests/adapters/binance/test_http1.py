@@ -344,8 +344,28 @@ def test_a_refused_connection_raises_a_client_connection_error(run) -> None:
 ])
 def test_a_request_that_would_be_another_request_is_refused_unsent(path: str,
                                                                   headers: dict[str, str]) -> None:
+    client = Http1Client("http://127.0.0.1:1")
     with pytest.raises(ValueError):
-        Http1Client("http://127.0.0.1:1").head("GET", path, "", headers)
+        client.head("GET", path, "", headers)
+    client.head("GET", "/", "a=1", {})  # a clean one of that path is made meanwhile
+    with pytest.raises(ValueError):
+        client.head("GET", path, "a=1", headers)
+    for query in ("a=1 HTTP/1.1\r\nX: 1", "a=\n"):
+        with pytest.raises(ValueError):
+            client.head("GET", "/", query, {})
+
+
+def test_a_head_is_the_same_bytes_however_often_it_is_made() -> None:
+    client = Http1Client("https://example.test:8443/prefix/")
+    first = client.head("DELETE", "/api/v3/order", "a=1", {"X-MBX-APIKEY": "k"})
+    assert first == (b"DELETE /prefix/api/v3/order?a=1 HTTP/1.1\r\nHost: example.test:8443"
+                     b"\r\nUser-Agent: tapeloop\r\nAccept: */*\r\nX-MBX-APIKEY: k\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+    assert client.head("DELETE", "/api/v3/order", "a=1", {"X-MBX-APIKEY": "k"}) == first
+    assert client.head("DELETE", "/api/v3/order", "a=1", {"X-MBX-APIKEY": "j"}) != first
+    assert client.head("GET", "/api/v3/time", "", {}) == (
+        b"GET /prefix/api/v3/time HTTP/1.1\r\nHost: example.test:8443\r\n"
+        b"User-Agent: tapeloop\r\nAccept: */*\r\n\r\n")
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
