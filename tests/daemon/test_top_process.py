@@ -77,8 +77,12 @@ class Top:
         env = cli_env() | {"TERM": "xterm-256color"}
         for name in ("COLUMNS", "LINES", "NO_COLOR"):
             env.pop(name, None)
-        self.proc = subprocess.Popen(tapeloop_cmd("top", *args), stdin=self.slave,
-                                     stdout=self.slave, stderr=self.slave, env=env, cwd=REPO)
+        # A shell may start the tests with SIGINT ignored (a command run in the
+        # background: `make test &`), which a child inherits; the terminal's Ctrl-C
+        # must reach this one, as it would from an interactive shell.
+        self.proc = subprocess.Popen(
+            tapeloop_cmd("top", *args), stdin=self.slave, stdout=self.slave, stderr=self.slave,
+            env=env, cwd=REPO, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.out = Output(self.master)
 
     def screen(self, since: int = 0) -> str:
