@@ -30,10 +30,12 @@ What it does:
 - Failures are `aiohttp.ClientError`s, as the REST clients already handle them: a
   connection that cannot be made, or that breaks or closes before the whole answer,
   raises `HttpConnectionError`; an answer that is not HTTP raises `HttpProtocolError`
-  (the connection is closed either way). `timeout_s` bounds the whole exchange,
-  connecting included, and raises `TimeoutError`, as `aiohttp.ClientTimeout(total=)`
-  does. Nothing is ever sent twice: a request that may have reached the server is the
-  caller's to resolve (an order's `UnknownOutcome`).
+  (the connection is closed either way); a request that would read as another one
+  (a space, CR or LF in its target or headers) raises `HttpRequestError`, unsent.
+  `timeout_s` bounds the whole exchange, connecting included, and raises
+  `TimeoutError`, as `aiohttp.ClientTimeout(total=)` does. Nothing is ever sent
+  twice: a request that may have reached the server is the caller's to resolve (an
+  order's `UnknownOutcome`).
 
 It never asks for a compressed answer, follows no redirect and sends no cookie:
 Binance's REST API needs none of them.
@@ -50,7 +52,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
-__all__ = ["Http1Client", "HttpConnectionError", "HttpProtocolError"]
+__all__ = ["Http1Client", "HttpConnectionError", "HttpProtocolError", "HttpRequestError"]
 
 MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers
 MAX_BODY_BYTES = 256 * 1024 * 1024  # exchangeInfo of every symbol is ~20 MB
@@ -59,6 +61,11 @@ _BODYLESS_METHODS = frozenset({"GET", "HEAD"})
 
 class HttpConnectionError(aiohttp.ClientConnectionError):
     """The connection could not be made, or broke or closed before the whole answer."""
+
+
+class HttpRequestError(aiohttp.ClientError, ValueError):
+    """A request this client refuses to write, as it would read as another request (a
+    space, CR or LF where none may be): nothing was sent."""
 
 
 class HttpProtocolError(aiohttp.ClientResponseError):
@@ -102,9 +109,10 @@ class Http1Client:
     def head(self, method: str, path: str, query: str, headers: Mapping[str, str]) -> bytes:
         """The request's bytes: request line and headers (no body). A space, CR or
         LF in the target, or a CR or LF in a header, would make it another
-        request: ValueError, nothing sent."""
+        request: HttpRequestError, nothing sent."""
         if " " in query or "\r" in query or "\n" in query:
-            raise ValueError(f"{method} {path}: the request's query holds a space, CR or LF")
+            raise HttpRequestError(
+                f"{method} {path}: the request's query holds a space, CR or LF")
         key = (method, path, *headers.items())
         cached = self._heads.get(key)
         if cached is None:
@@ -119,11 +127,12 @@ class Http1Client:
         method, path and headers."""
         target = f"{self.prefix}{path}"
         if " " in target or "\r" in target or "\n" in target or "?" in target:
-            raise ValueError(f"{method} {path}: the request's path holds a space, CR, LF or ?")
+            raise HttpRequestError(
+                f"{method} {path}: the request's path holds a space, CR, LF or ?")
         lines = [f" HTTP/1.1\r\n{self._fixed}"]
         for name, value in headers.items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise ValueError(f"{method} {path}: header {name!r} holds a CR or LF")
+                raise HttpRequestError(f"{method} {path}: header {name!r} holds a CR or LF")
             lines.append(f"{name}: {value}\r\n")
         lines.append("\r\n" if method in _BODYLESS_METHODS else "Content-Length: 0\r\n\r\n")
         if len(self._heads) >= 64:  # a few paths in practice: never without bound
@@ -346,7 +355,11 @@ class _Connection:
         self._body = bytearray()
         if self._tls is not None:
             assert self._outgoing is not None
-            self._tls.write(data)
+            try:
+                self._tls.write(data)
+            except ssl.SSLError as exc:  # the session broke (the answer says so)
+                self._lost(exc)
+                return answer
             data = self._outgoing.read()
         self._write(data)
         return answer

@@ -13,13 +13,19 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.binance.eager import start_now
-from adapters.binance.http1 import Http1Client, HttpConnectionError, HttpProtocolError
+from adapters.binance.http1 import (
+    Http1Client,
+    HttpConnectionError,
+    HttpProtocolError,
+    HttpRequestError,
+)
 from tests.tls import self_signed
 
 uvloop = pytest.importorskip("uvloop")
@@ -46,7 +52,7 @@ class RawServer:
     """A server on 127.0.0.1 that answers each connection with `script`; keeps the
     request heads it read and counts connections."""
 
-    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, script: Script | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
         self.tls = tls
         self.heads: list[bytes] = []
@@ -72,27 +78,28 @@ class RawServer:
         self.heads.append(head)
         return head
 
+    def keep_alive(self, *answers: bytes) -> RawServer:
+        """Answers each request on a connection with the next of `answers`."""
+
+        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for answer in answers:
+                await self.read_head(reader)
+                writer.write(answer)
+                await writer.drain()
+            await reader.read()  # until the client closes
+
+        self.script = script
+        return self
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        assert self.script is not None
         try:
             await self.script(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
-
-
-def keep_alive(*answers: bytes, server: list[RawServer]) -> Script:
-    """Answers each request on a connection with the next of `answers`."""
-
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for answer in answers:
-            await server[0].read_head(reader)
-            writer.write(answer)
-            await writer.drain()
-        await reader.read()  # until the client closes
-
-    return script
 
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
@@ -116,9 +123,7 @@ def client_tls(cert: tuple[Path, Path]) -> ssl.SSLContext:
 
 def test_a_kept_alive_connection_carries_every_request_and_the_heads_are_http(run) -> None:
     async def main() -> None:
-        holder: list[RawServer] = []
-        async with RawServer(keep_alive(OK, OK, OK, server=holder)) as server:
-            holder.append(server)
+        async with RawServer().keep_alive(OK, OK, OK) as server:
             host = server.url.removeprefix("http://")
             client = Http1Client(server.url + "/")
             for _ in range(3):
@@ -159,9 +164,7 @@ def test_every_framing_gives_the_body_and_says_whether_the_connection_is_kept(
     answer, kept = FRAMINGS[framing]
 
     async def main() -> None:
-        holder: list[RawServer] = []
-        async with RawServer(keep_alive(answer, answer, server=holder)) as server:
-            holder.append(server)
+        async with RawServer().keep_alive(answer, answer) as server:
             client = Http1Client(server.url)
             for _ in range(2):
                 status, _, body = await client.request("GET", "/x", "", {}, 5.0)
@@ -297,9 +300,7 @@ def test_a_server_that_closed_an_idle_connection_gets_the_next_request_on_a_new_
 
 def test_an_idle_connection_past_keepalive_is_not_reused(run) -> None:
     async def main() -> None:
-        holder: list[RawServer] = []
-        async with RawServer(keep_alive(OK, OK, server=holder)) as server:
-            holder.append(server)
+        async with RawServer().keep_alive(OK, OK) as server:
             client = Http1Client(server.url, keepalive_s=0.0)
             await client.request("GET", "/", "", {}, 5.0)
             await client.request("GET", "/", "", {}, 5.0)
@@ -311,9 +312,7 @@ def test_an_idle_connection_past_keepalive_is_not_reused(run) -> None:
 
 def test_concurrent_requests_each_get_a_connection_and_come_back_to_the_pool(run) -> None:
     async def main() -> None:
-        holder: list[RawServer] = []
-        async with RawServer(keep_alive(OK, OK, server=holder)) as server:
-            holder.append(server)
+        async with RawServer().keep_alive(OK, OK) as server:
             client = Http1Client(server.url)
             answers = await asyncio.gather(*(client.request("GET", "/", "", {}, 5.0)
                                              for _ in range(3)))
@@ -345,14 +344,33 @@ def test_a_refused_connection_raises_a_client_connection_error(run) -> None:
 def test_a_request_that_would_be_another_request_is_refused_unsent(path: str,
                                                                   headers: dict[str, str]) -> None:
     client = Http1Client("http://127.0.0.1:1")
-    with pytest.raises(ValueError):
+    with pytest.raises(HttpRequestError):
         client.head("GET", path, "", headers)
     client.head("GET", "/", "a=1", {})  # a clean one of that path is made meanwhile
-    with pytest.raises(ValueError):
+    with pytest.raises(HttpRequestError):
         client.head("GET", path, "a=1", headers)
     for query in ("a=1 HTTP/1.1\r\nX: 1", "a=\n"):
-        with pytest.raises(ValueError):
+        with pytest.raises(HttpRequestError):
             client.head("GET", "/", query, {})
+
+
+def test_a_refused_placement_is_an_unknown_outcome_as_any_transport_error(run) -> None:
+    """What the client refuses to write is an aiohttp.ClientError like any transport
+    failure: the REST client makes it the placement's UnknownOutcome (looked up, never
+    resent), not an exception its order task would die of."""
+    from adapters.binance.rest import BinanceRest, UnknownOutcome
+    from adapters.binance.signing import Credentials
+
+    assert issubclass(HttpRequestError, aiohttp.ClientError)
+
+    async def main() -> None:
+        rest = BinanceRest("http://127.0.0.1:1", Credentials(api_key="k", secret="s"))
+        with pytest.raises(UnknownOutcome):
+            await rest.place_order("symbol=BTC USDT&newClientOrderId=c1", "c1")
+        assert rest._http is not None and rest._http.connects == 0  # nothing was sent
+        await rest.close()
+
+    run(main())
 
 
 def test_a_head_is_the_same_bytes_however_often_it_is_made() -> None:
@@ -467,10 +485,7 @@ def test_over_tls_every_framing_reads_and_a_kept_alive_connection_is_reused(
     answer, kept = FRAMINGS[framing]
 
     async def main() -> None:
-        holder: list[RawServer] = []
-        async with RawServer(keep_alive(answer, answer, answer, server=holder),
-                             tls=server_tls(cert)) as server:
-            holder.append(server)
+        async with RawServer(tls=server_tls(cert)).keep_alive(answer, answer, answer) as server:
             client = Http1Client(server.url, ssl_context=client_tls(cert))
             for _ in range(3):
                 status, _, body = await client.request("POST", "/api/v3/order", "a=1",
