@@ -123,8 +123,7 @@ class BinanceRest:
         # A session handed in carries every request (aiohttp's client); else the
         # lean keep-alive client does (adapters.binance.http1): an order's request
         # is on the socket in the step that signed it.
-        self._session = session
-        self._owns_session = session is None
+        self._session = session  # its owner closes it
         self._http: Http1Client | None = None
         self.recv_window_ms = recv_window_ms
         self.now_ms = now_ms
@@ -140,13 +139,10 @@ class BinanceRest:
     # --- lifecycle -----------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the HTTP connections (the session only if this client created it)."""
+        """Close this client's HTTP connections (a session handed in stays open)."""
         if self._http is not None:
             http, self._http = self._http, None
             await http.close()
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def __aenter__(self) -> BinanceRest:
         return self
@@ -215,7 +211,7 @@ class BinanceRest:
         headers, body, and local send/receive times in ms. Transport errors
         propagate."""
         resp_headers: Mapping[str, str]
-        if self._owns_session:
+        if self._session is None:
             http = self._http
             if http is None:
                 http = self._http = Http1Client(self.base_url)
@@ -227,7 +223,7 @@ class BinanceRest:
             url = URL(f"{self.base_url}{path}" + (f"?{query}" if query else ""), encoded=True)
             self.limiter.note_sent(weight, is_order, self._now_ns())
             sent = self.now_ms()
-            async with self._session.request(  # type: ignore[union-attr]
+            async with self._session.request(
                 method, url, headers=dict(headers),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             ) as resp:
