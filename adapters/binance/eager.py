@@ -24,7 +24,7 @@ from asyncio.tasks import _enter_task, _leave_task  # what asyncio's own tasks u
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
-__all__ = ["start_now"]
+__all__ = ["start_now", "step_then_task"]
 
 T = TypeVar("T")
 
@@ -62,6 +62,41 @@ def start_now(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> async
         if caller is not None:
             _enter_task(loop, caller)
     return task
+
+
+def step_then_task(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+    """`start_now` for a first step that binds nothing to its task: the step runs
+    here before the task exists, and the task is made after it, to carry on from
+    where the step stopped. What an order's request costs before it is on the wire
+    is then the step alone, not the task's set-up too.
+
+    During the step `asyncio.current_task()` is None (the caller's task is set
+    aside, as `start_now` sets it aside), so a step that does bind something to its
+    task (`asyncio.timeout`, aiohttp's request timer) fails at once with their
+    RuntimeError, raised by the task, instead of binding it to the caller's task.
+    The step runs in the task's own copy of the context. Call it from the event
+    loop's thread, with the loop running."""
+    loop = asyncio.get_running_loop()
+    first: list[Any] = [_RETURNED, None]
+    context = contextvars.copy_context()
+    caller = asyncio.current_task(loop)
+    if caller is not None:
+        _leave_task(loop, caller)
+    try:
+        first[1] = context.run(coro.send, None)
+        first[0] = _YIELDED
+    except StopIteration as stop:
+        first[0], first[1] = _RETURNED, stop.value
+    except BaseException as exc:  # the task raises it, as it would have
+        first[0], first[1] = _RAISED, exc
+    finally:
+        if caller is not None:
+            _enter_task(loop, caller)
+    resume = _resume(coro, first)
+    resume.send(None)
+    if loop.get_task_factory() is None:
+        return asyncio.Task(resume, loop=loop, name=name, context=context)  # type: ignore[arg-type]
+    return loop.create_task(resume, name=name, context=context)  # type: ignore[arg-type]
 
 
 @types.coroutine

@@ -141,8 +141,10 @@ class Http1Client:
 
     async def request(self, method: str, path: str, query: str, headers: Mapping[str, str],
                       timeout_s: float) -> Answer:
-        """One exchange: (status, headers, body). On a kept-alive connection the
-        request is written before this first yields."""
+        """One exchange: (status, headers, body); TimeoutError when the whole of it
+        takes over `timeout_s`. On a kept-alive connection the request is written
+        before this first yields, and nothing before that yield needs a task
+        (`eager.step_then_task`): a connection to open is awaited after a yield."""
         if self._closed:
             raise HttpConnectionError("the HTTP client is closed")
         data = self.head(method, path, query, headers)
@@ -150,15 +152,20 @@ class Http1Client:
         deadline = loop.time() + timeout_s
         conn = self._take(loop)
         if conn is None:
+            await asyncio.sleep(0)  # from here on in the task, which the timeout cancels
             async with asyncio.timeout_at(deadline):
                 conn = await self._connect(loop)
         answer = conn.send(data)
+        # the answer's deadline fails the answer itself (and drops the connection):
+        # a timer of the loop's, with no task to cancel
+        timer = loop.call_at(deadline, conn.time_out, timeout_s)
         try:
-            async with asyncio.timeout_at(deadline):
-                result = await answer
+            result = await answer
         except BaseException:
             conn.close()
             raise
+        finally:
+            timer.cancel()
         if conn.reusable and not self._closed and len(self._idle) < self.max_idle:
             conn.idle_since = loop.time()
             self._idle.append(conn)
@@ -363,6 +370,11 @@ class _Connection:
             data = self._outgoing.read()
         self._write(data)
         return answer
+
+    def time_out(self, timeout_s: float) -> None:
+        """The request's deadline passed: its answer fails with TimeoutError, and the
+        connection closes (what is left of the answer could not be told apart)."""
+        self._fail(TimeoutError(f"no answer within {timeout_s:g} s"))
 
     def close(self) -> None:
         """Close the socket; an answer still awaited fails with HttpConnectionError."""

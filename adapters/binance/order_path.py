@@ -4,8 +4,9 @@
 
 - `OrderSubmitted` for this venue becomes `POST /api/v3/order` in its own task
   (the bus handler never waits on the network) whose first step runs in the
-  handler (`eager.start_now`): the request reaches the HTTP transport without an
-  event-loop turn, unless its intent still awaits a group's commit
+  handler, before the task is made (`eager.step_then_task`; `eager.start_now`
+  with an aiohttp session): the request is on the socket without an event-loop
+  turn, unless its intent still awaits a group's commit
   (`Bus.awaiting_commit`), when the task sends it after. Every request leaves only
   once the bus has made what it has published durable (`BinanceRest.before_send`
   is `Bus.durable`): the intent's fdatasync comes after the request is signed,

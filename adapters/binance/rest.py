@@ -150,6 +150,12 @@ class BinanceRest:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def own_transport(self) -> bool:
+        """True when the lean client carries the requests (no session handed in):
+        a request's first step then needs no task (`eager.step_then_task`)."""
+        return self._session is None
+
     # --- clock -----------------------------------------------------------------
 
     def server_time_ms(self) -> int:

@@ -40,7 +40,7 @@ import msgspec
 import structlog
 
 from adapters.binance.book import Action, BookSync
-from adapters.binance.eager import start_now
+from adapters.binance.eager import start_now, step_then_task
 from adapters.binance.endpoints import Endpoints
 from adapters.binance.errors import BinanceError
 from adapters.binance.market_ws import MarketDataStream
@@ -232,11 +232,19 @@ class BinanceVenue(OrderPath):
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], *, now: bool = False) -> None:
         """Run `coro` as one of the venue's tasks; `now`: its first step at once,
-        here (`eager.start_now`: an order's request goes out from the bus handler)."""
+        here: an order's request goes out from the bus handler. On the REST client's
+        own transport that step needs no task, and its task is made after it
+        (`eager.step_then_task`); an aiohttp session's request timer needs one
+        (`eager.start_now`)."""
         if self._stopped:  # a look-up or resent cancel after the stop: nothing outlives run()
             coro.close()
             return
-        task = start_now(coro) if now else asyncio.get_running_loop().create_task(coro)
+        if not now:
+            task = asyncio.get_running_loop().create_task(coro)
+        elif self.rest.own_transport:
+            task = step_then_task(coro)
+        else:
+            task = start_now(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -1,5 +1,7 @@
-"""`start_now`: a task whose first step runs in the caller keeps every promise of a
-task (outcome, cancellation, current task, context), on asyncio's loop and uvloop's."""
+"""`start_now` and `step_then_task`: a task whose first step runs in the caller keeps
+every promise of a task (outcome, cancellation, current task, context), on asyncio's
+loop and uvloop's. `step_then_task` makes the task after the step, with no current
+task during it: what binds itself to a task there fails, never binds to the caller."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.binance.eager import start_now
+from adapters.binance.eager import start_now, step_then_task
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -28,7 +30,15 @@ def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], 
     return run
 
 
-def test_the_first_step_runs_before_start_now_returns_then_the_rest_as_a_task(run) -> None:
+STARTERS = {"start_now": start_now, "step_then_task": step_then_task}
+
+
+@pytest.fixture(params=sorted(STARTERS))
+def starter(request: pytest.FixtureRequest) -> Callable[..., asyncio.Task[Any]]:
+    return STARTERS[request.param]
+
+
+def test_the_first_step_runs_before_the_call_returns_then_the_rest_as_a_task(run, starter) -> None:
     async def main() -> None:
         steps: list[str] = []
         gate = asyncio.get_running_loop().create_future()
@@ -39,7 +49,7 @@ def test_the_first_step_runs_before_start_now_returns_then_the_rest_as_a_task(ru
             steps.append(f"then {got}")
             return "done"
 
-        task = start_now(work())
+        task = starter(work())
         assert steps == ["first"]  # before any loop turn
         gate.set_result(7)
         assert await task == "done"
@@ -48,23 +58,23 @@ def test_the_first_step_runs_before_start_now_returns_then_the_rest_as_a_task(ru
     run(main())
 
 
-def test_a_coroutine_that_never_waits_ends_its_task_with_its_result(run) -> None:
+def test_a_coroutine_that_never_waits_ends_its_task_with_its_result(run, starter) -> None:
     async def main() -> None:
         async def work() -> int:
             return 42
 
-        task = start_now(work())
+        task = starter(work())
         assert await task == 42
 
     run(main())
 
 
-def test_an_exception_of_the_first_step_is_the_tasks_not_the_callers(run) -> None:
+def test_an_exception_of_the_first_step_is_the_tasks_not_the_callers(run, starter) -> None:
     async def main() -> None:
         async def work() -> None:
             raise ValueError("boom")
 
-        task = start_now(work())  # does not raise here
+        task = starter(work())  # does not raise here
         with pytest.raises(ValueError, match="boom"):
             await task
 
@@ -105,7 +115,7 @@ def test_a_timeout_set_in_the_first_step_cancels_the_new_task_never_the_caller(r
 
 
 @pytest.mark.parametrize("when", ["before its first loop step", "while it waits"])
-def test_cancel_reaches_the_coroutine_where_it_waits(run, when: str) -> None:
+def test_cancel_reaches_the_coroutine_where_it_waits(run, starter, when: str) -> None:
     async def main() -> None:
         events: list[str] = []
         waiting = asyncio.get_running_loop().create_future()
@@ -119,7 +129,7 @@ def test_cancel_reaches_the_coroutine_where_it_waits(run, when: str) -> None:
             finally:
                 events.append("cleaned up")
 
-        task = start_now(work())
+        task = starter(work())
         if when == "while it waits":
             await asyncio.sleep(0)
             await asyncio.sleep(0)
@@ -133,7 +143,7 @@ def test_cancel_reaches_the_coroutine_where_it_waits(run, when: str) -> None:
     run(main())
 
 
-def test_the_first_step_runs_in_the_tasks_own_context(run) -> None:
+def test_the_first_step_runs_in_the_tasks_own_context(run, starter) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller")
 
     async def main() -> None:
@@ -142,14 +152,14 @@ def test_the_first_step_runs_in_the_tasks_own_context(run) -> None:
             await asyncio.sleep(0)
             return var.get()
 
-        task = start_now(work())
+        task = starter(work())
         assert var.get() == "caller"
         assert await task == "task"
 
     run(main())
 
 
-def test_values_and_exceptions_of_later_steps_pass_through(run) -> None:
+def test_values_and_exceptions_of_later_steps_pass_through(run, starter) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         a, b = loop.create_future(), loop.create_future()
@@ -162,10 +172,43 @@ def test_values_and_exceptions_of_later_steps_pass_through(run) -> None:
                 return x, str(exc)
             return x, "no error"
 
-        task = start_now(work())
+        task = starter(work())
         a.set_result(1)
         await asyncio.sleep(0)
         b.set_exception(KeyError("k"))
         assert await task == (1, "'k'")
 
     run(main())
+
+
+def test_step_then_task_runs_the_first_step_with_no_task_then_the_rest_as_its_task(run) -> None:
+    async def main() -> None:
+        seen: list[Any] = []
+        caller = asyncio.current_task()
+
+        async def work() -> None:
+            seen.append(asyncio.current_task())
+            await asyncio.sleep(0)
+            seen.append(asyncio.current_task())
+
+        task = step_then_task(work())
+        assert asyncio.current_task() is caller
+        await task
+        assert seen == [None, task]
+
+    run(main())
+
+
+def test_a_timeout_in_step_then_tasks_first_step_fails_the_task_never_the_caller(run) -> None:
+    async def main() -> str:
+        async def work() -> None:
+            async with asyncio.timeout(0.01):  # binds to the current task: there is none
+                await asyncio.get_running_loop().create_future()
+
+        task = step_then_task(work())
+        await asyncio.sleep(0.05)  # a timeout bound to the caller would cancel it here
+        with pytest.raises(RuntimeError, match="inside a task"):
+            await task
+        return "caller alive"
+
+    assert run(main()) == "caller alive"

@@ -19,7 +19,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.binance.eager import start_now
+from adapters.binance.eager import start_now, step_then_task
 from adapters.binance.http1 import (
     Http1Client,
     HttpConnectionError,
@@ -274,6 +274,39 @@ def test_no_answer_within_the_timeout_raises_timeout_error_and_drops_the_connect
     run(main())
 
 
+def test_a_request_started_with_no_task_connects_and_times_out_in_its_own_task(run) -> None:
+    """How the venue sends an order (`eager.step_then_task`): the first step runs
+    with no task. With no idle connection the connect and its timeout are awaited
+    in the task; on a kept-alive connection the request is written in the step and
+    the answer's deadline needs no task either: an answer that never comes is a
+    TimeoutError and the connection is dropped, and the caller is never cancelled."""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_head(reader)
+        writer.write(OK)
+        await writer.drain()
+        await server.read_head(reader)
+        await reader.read()  # the second request gets no answer
+
+    server = RawServer(script)
+
+    async def main() -> None:
+        async with server:
+            client = Http1Client(server.url)
+            task = step_then_task(client.request("GET", "/first", "", {}, 5.0))
+            assert client.connects == 0  # the connection is opened by the task
+            assert (await task)[0] == 200 and client.connects == 1 and client._idle
+            task = step_then_task(client.request("GET", "/second", "", {}, 0.2))
+            assert not client._idle  # taken, the request written in the step
+            with pytest.raises(TimeoutError):
+                await task
+            assert not client._idle and not client._open
+            await asyncio.sleep(0.3)  # a timeout bound to the caller would cancel it here
+            await client.close()
+        assert [h.split(b" ")[1] for h in server.heads] == [b"/first", b"/second"]
+
+    run(main())
+
+
 def test_a_server_that_closed_an_idle_connection_gets_the_next_request_on_a_new_one(
         run) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -437,10 +470,13 @@ def test_aiohttp_servers_answers_read_as_aiohttps_client_reads_them(
     run(main())
 
 
-def test_an_order_request_is_on_the_socket_when_its_first_step_returns(run) -> None:
-    """Sent from a bus handler (`eager.start_now`) on a kept-alive connection, the
-    REST client's request has reached the server's socket before the handler
-    returns: no loop turn between deciding and sending."""
+@pytest.mark.parametrize("starter", [start_now, step_then_task],
+                         ids=["start_now", "step_then_task"])
+def test_an_order_request_is_on_the_socket_when_its_first_step_returns(run, starter) -> None:
+    """Sent from a bus handler (`eager.step_then_task`, as the venue does on this
+    transport, or `eager.start_now`) on a kept-alive connection, the REST client's
+    request has reached the server's socket before the handler returns: no loop turn
+    between deciding and sending."""
     from adapters.binance.rest import BinanceRest
     from adapters.binance.signing import Credentials
 
@@ -460,7 +496,7 @@ def test_an_order_request_is_on_the_socket_when_its_first_step_returns(run) -> N
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
         assert await warm == {}
         (connection,) = rest._http._idle  # type: ignore[union-attr]
-        task = start_now(rest.place_order("symbol=BTCUSDT&side=BUY&type=MARKET"
+        task = starter(rest.place_order("symbol=BTCUSDT&side=BUY&type=MARKET"
                                           "&quantity=1&newClientOrderId=c1", "c1"))
         assert connection._answer is not None  # written, its answer awaited
         conn.setblocking(False)
