@@ -329,7 +329,7 @@ def _check_id_length(at: str, strat: StrategyConfig, venue: VenueConfig
                      ) -> tuple[str, str] | None:
     """A live daemon's ids are "<prefix>-<strategy id>-<n>": they must fit the venue's
     limit for n up to ORDER_NUMBER_DIGITS digits (a paper strategy sends nothing)."""
-    from events.store import CLIENT_ID_PREFIX_LEN
+    from events.client_ids import CLIENT_ID_PREFIX_LEN
 
     limit = _client_id_limit(venue.kind)
     if limit is None or strat.paper:

@@ -14,7 +14,7 @@ it. HTTP on 127.0.0.1 (or any `host:port`; port 0 picks one) or a unix socket
 
 "token" means `Authorization: Bearer <token>` (compared in constant time) or a
 dashboard session; daemon.api.auth says how. The token comes from
-`load_control_token`. Answers are JSON, Decimals as strings.
+`daemon.control_files.load_control_token`. Answers are JSON, Decimals as strings.
 
 The dashboard needs TCP (a browser cannot open a unix socket): with
 `[daemon] control = "/run/tapeloop/control.sock"`, set `control = "127.0.0.1:8765"`
@@ -32,7 +32,6 @@ import os
 import socket
 import stat
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,15 +44,12 @@ from daemon.api.collector import MetricsCollector
 from daemon.api.routes import Routes
 from daemon.api.stream import Stream
 from daemon.config import ControlAddress
+from daemon.control_files import CONTROL_FILE, address_url, read_control_file
 from daemon.errors import UserError
-from daemon.logging import register_secret
 from daemon.metrics import KernelMetrics
 
 log = structlog.get_logger("tapeloop.control")
 
-TOKEN_FILE = "control.token"
-CREDENTIAL_NAME = "control_token"
-CONTROL_FILE = "control.json"
 
 
 class KernelView(Protocol):
@@ -99,70 +95,6 @@ class KernelView(Protocol):
     def stop_strategy(self, strategy_id: str) -> None: ...
 
     def start_strategy(self, strategy_id: str) -> None: ...
-
-
-# -- token and discovery --------------------------------------------------------------
-
-
-def load_control_token(data_dir: str | os.PathLike[str], env: Mapping[str, str] = os.environ,
-                       *, create: bool = True) -> str | None:
-    """The bearer token: `$CREDENTIALS_DIRECTORY/control_token` (systemd
-    `LoadCredential=`) if present, else `DATA/control.token`, created 0600 with
-    a fresh random token when absent (with `create=False`: None instead).
-    A token file readable by group or others is refused (UserError)."""
-    creds = env.get("CREDENTIALS_DIRECTORY")
-    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-        return _read_token(Path(creds) / CREDENTIAL_NAME)
-    path = Path(data_dir) / TOKEN_FILE
-    if path.exists():
-        mode = path.stat().st_mode
-        if mode & 0o077:
-            raise UserError(f"{path} is readable by group or others (mode "
-                            f"{stat.S_IMODE(mode):04o}); run: chmod 600 {path}")
-        return _read_token(path)
-    if not create:
-        return None
-    import secrets
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # created meanwhile by another process
-        return load_control_token(data_dir, env, create=False)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(token + "\n")
-    register_secret(token)
-    return token
-
-
-def _read_token(path: Path) -> str:
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise UserError(f"cannot read the control token {path}: {exc.strerror}") from None
-    if not token:
-        raise UserError(f"the control token file {path} is empty")
-    register_secret(token)  # redacted from every log line from now on
-    return token
-
-
-def address_url(address: ControlAddress) -> str:
-    """`http://host:port`, or `unix:///abs/path` for a unix socket."""
-    if address.path is not None:
-        return "unix://" + str(Path(address.path).absolute())
-    host = address.host or "127.0.0.1"
-    return f"http://[{host}]:{address.port}" if ":" in host else f"http://{host}:{address.port}"
-
-
-def read_control_file(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """`DATA/control.json` as written by a running daemon, or None."""
-    try:
-        data = json.loads((Path(data_dir) / CONTROL_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("url"), str) else None
 
 
 # -- the server -----------------------------------------------------------------------

@@ -44,7 +44,8 @@ from adapters.venue import Venue
 from daemon import liquidation_watch
 from daemon.alerts import Alerts
 from daemon.config import Config
-from daemon.control import ControlServer, load_control_token
+from daemon.control import ControlServer
+from daemon.control_files import load_control_token
 from daemon.errors import EXIT_CONFIG, EXIT_DATA, UserError, data_error
 from daemon.liquidation_watch import alert_liquidations
 from daemon.metrics import KernelMetrics

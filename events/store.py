@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from events.base import Event, event_type_name
+from events.client_ids import new_client_id_prefix
 from events.faults import ManifestError
 from events.journal import Journal, JournalPolicy
 from events.lock import DirLock, StoreLocked
@@ -67,7 +67,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     # Starts every client order id this data directory's daemon sends (random, made
     # once, when a daemon first runs on it, and never changed), so two data directories
     # trading one account never send the same id: a look-up by client order id can
-    # only find our own order. Lower-case letters and digits, CLIENT_ID_PREFIX_LEN.
+    # only find our own order. Lower-case letters and digits (events.client_ids).
     client_id_prefix: str = ""
 
 
@@ -77,17 +77,6 @@ class Part:
     type: str
     number: int
     path: Path
-
-
-CLIENT_ID_PREFIX_LEN = 5
-_PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def new_client_id_prefix() -> str:
-    """A random prefix: a letter, then letters and digits (36^4 x 26 = 43 M values)."""
-    pick = secrets.choice
-    return pick(_PREFIX_ALPHABET[:26]) + "".join(
-        pick(_PREFIX_ALPHABET) for _ in range(CLIENT_ID_PREFIX_LEN - 1))
 
 
 def _date_of(ns: int) -> date:

@@ -95,3 +95,25 @@ def test_a_replay_runs_no_collection_before_its_loop(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "collections before the loop: 0" in out.stdout, out.stdout[-500:]
     assert (tmp_path / "run" / "report.json").exists()
+
+
+CONTROL_PROBE = """
+import sys
+import daemon.cli
+code = daemon.cli.main(sys.argv[1:])
+print(code, sorted(m for m in sys.modules
+                   if m in ("aiohttp", "pyarrow", "numpy", "daemon.control", "events.store")))
+"""
+
+
+def test_a_control_command_starts_without_aiohttp_or_the_store(tmp_path: Path) -> None:
+    """`tapeloop status` (and positions, orders, halt, resume, strategy) read the
+    config, `control.json` and the token, and ask the daemon over http.client:
+    neither aiohttp (the control API's server, ~0.25 s to import) nor the store's
+    pyarrow and numpy (~0.2 s) are needed for that."""
+    out = subprocess.run(
+        [sys.executable, "-c", CONTROL_PROBE, "status", "--config",
+         str(REPO / "configs" / "paper.toml"), "--data", str(tmp_path / "data"), "--json"],
+        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert "no tapeloop daemon answers" in out.stderr, out.stderr  # none runs here
+    assert out.stdout.split() == ["1", "[]"], out.stdout

@@ -47,7 +47,7 @@ class Target:
 
 def locate(args: argparse.Namespace) -> Target:
     from daemon.config import DaemonConfig, load_config, parse_control
-    from daemon.control import address_url, load_control_token, read_control_file
+    from daemon.control_files import address_url, load_control_token, read_control_file
 
     config_file = args.config
     if config_file is None and not Path(DEFAULT_CONFIG).is_file():

@@ -27,7 +27,8 @@ import aiohttp
 import pytest
 
 from daemon.config import ControlAddress, load_config
-from daemon.control import ControlServer, load_control_token, read_control_file
+from daemon.control import ControlServer
+from daemon.control_files import load_control_token, read_control_file
 from daemon.errors import UserError
 from daemon.metrics import KernelMetrics, LatencyHistogram, RateMeter, Registry
 from daemon.node import TradingNode

@@ -18,7 +18,7 @@ from adapters.binance.signing import load_credentials
 from adapters.ccxt.exchange import secret_of
 from daemon.alerts import Alerts
 from daemon.config import AlertsConfig, EmailAlertsConfig, TelegramAlertsConfig
-from daemon.control import load_control_token
+from daemon.control_files import load_control_token
 from daemon.logging import get_logger, register_secret
 from events.bus import Bus
 
