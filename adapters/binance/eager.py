@@ -39,28 +39,8 @@ def start_now(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> async
     resume = _resume(coro, first)
     resume.send(None)  # to its first yield: the task's first step picks it up there
     context = contextvars.copy_context()
-    task: asyncio.Task[T]
-    if loop.get_task_factory() is None:
-        # what loop.create_task does then, without its Python frame and checks
-        # (Task() refuses a closed loop too, through call_soon)
-        task = asyncio.Task(resume, loop=loop, name=name, context=context)  # type: ignore[arg-type]
-    else:
-        task = loop.create_task(resume, name=name, context=context)  # type: ignore[arg-type]
-    caller = asyncio.current_task(loop)
-    if caller is not None:
-        _leave_task(loop, caller)
-    _enter_task(loop, task)
-    try:
-        first[1] = context.run(coro.send, None)
-        first[0] = _YIELDED
-    except StopIteration as stop:
-        first[0], first[1] = _RETURNED, stop.value
-    except BaseException as exc:  # the task raises it, as it would have
-        first[0], first[1] = _RAISED, exc
-    finally:
-        _leave_task(loop, task)
-        if caller is not None:
-            _enter_task(loop, caller)
+    task: asyncio.Task[T] = _task(loop, resume, name, context)
+    _first_step(loop, coro, context, first, task)
     return task
 
 
@@ -79,9 +59,31 @@ def step_then_task(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> 
     loop = asyncio.get_running_loop()
     first: list[Any] = [_RETURNED, None]
     context = contextvars.copy_context()
+    _first_step(loop, coro, context, first, None)
+    resume = _resume(coro, first)
+    resume.send(None)
+    return _task(loop, resume, name, context)
+
+
+def _task(loop: asyncio.AbstractEventLoop, resume: Generator[Any, Any, Any], name: str | None,
+          context: contextvars.Context) -> asyncio.Task[Any]:
+    if loop.get_task_factory() is None:
+        # what loop.create_task does then, without its Python frame and checks
+        # (Task() refuses a closed loop too, through call_soon)
+        return asyncio.Task(resume, loop=loop, name=name, context=context)  # type: ignore[arg-type]
+    return loop.create_task(resume, name=name, context=context)  # type: ignore[arg-type]
+
+
+def _first_step(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
+                context: contextvars.Context, first: list[Any],
+                task: asyncio.Task[Any] | None) -> None:
+    """`coro`'s first step, in `context`, as `task` (None: as no task), the caller's
+    task set aside meanwhile; what it yielded, returned or raised goes into `first`."""
     caller = asyncio.current_task(loop)
     if caller is not None:
         _leave_task(loop, caller)
+    if task is not None:
+        _enter_task(loop, task)
     try:
         first[1] = context.run(coro.send, None)
         first[0] = _YIELDED
@@ -90,13 +92,10 @@ def step_then_task(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> 
     except BaseException as exc:  # the task raises it, as it would have
         first[0], first[1] = _RAISED, exc
     finally:
+        if task is not None:
+            _leave_task(loop, task)
         if caller is not None:
             _enter_task(loop, caller)
-    resume = _resume(coro, first)
-    resume.send(None)
-    if loop.get_task_factory() is None:
-        return asyncio.Task(resume, loop=loop, name=name, context=context)  # type: ignore[arg-type]
-    return loop.create_task(resume, name=name, context=context)  # type: ignore[arg-type]
 
 
 @types.coroutine

@@ -81,7 +81,11 @@ def test_an_exception_of_the_first_step_is_the_tasks_not_the_callers(run, starte
     run(main())
 
 
-def test_the_first_step_runs_as_the_new_task_and_the_caller_is_current_again_after(run) -> None:
+def test_the_first_step_runs_as_the_new_task_and_the_caller_is_current_again_after(
+        run, starter) -> None:
+    """`start_now`'s first step runs as the task; `step_then_task`'s as no task (the
+    task is made after it). Later steps are the task's, and the caller is current
+    again once either returns."""
     async def main() -> None:
         seen: list[Any] = []
         caller = asyncio.current_task()
@@ -91,10 +95,10 @@ def test_the_first_step_runs_as_the_new_task_and_the_caller_is_current_again_aft
             await asyncio.sleep(0)
             seen.append(asyncio.current_task())
 
-        task = start_now(work())
+        task = starter(work())
         assert asyncio.current_task() is caller
         await task
-        assert seen == [task, task]
+        assert seen == [task if starter is start_now else None, task]
 
     run(main())
 
@@ -177,24 +181,6 @@ def test_values_and_exceptions_of_later_steps_pass_through(run, starter) -> None
         await asyncio.sleep(0)
         b.set_exception(KeyError("k"))
         assert await task == (1, "'k'")
-
-    run(main())
-
-
-def test_step_then_task_runs_the_first_step_with_no_task_then_the_rest_as_its_task(run) -> None:
-    async def main() -> None:
-        seen: list[Any] = []
-        caller = asyncio.current_task()
-
-        async def work() -> None:
-            seen.append(asyncio.current_task())
-            await asyncio.sleep(0)
-            seen.append(asyncio.current_task())
-
-        task = step_then_task(work())
-        assert asyncio.current_task() is caller
-        await task
-        assert seen == [None, task]
 
     run(main())
 
