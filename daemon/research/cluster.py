@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import groupby
@@ -46,6 +47,7 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     with dask.config.set({"distributed.worker.daemon": False,
                           "distributed.admin.tick.limit": "60s"}):
         if scheduler is not None:
+            _reachable(scheduler)
             try:
                 client = Client(scheduler, timeout="10s")
             except (OSError, TimeoutError, ValueError) as exc:
@@ -82,6 +84,25 @@ def _check_versions(client: Client, scheduler: str) -> None:
     if stale:
         raise UserError(f"--scheduler {scheduler}: worker {stale[0]} runs other tapeloop code "
                         f"({theirs[stale[0]]}, here {ours}); install this version there")
+
+
+def _reachable(scheduler: str) -> None:
+    """A refused or unknown TCP address is told at once: Dask's client retries it
+    until its timeout (10 s). Other schemes are left to Dask's own connect."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+    try:
+        host, port = parts.hostname, parts.port or 8786  # Dask's default port
+    except ValueError:  # a port that is not a number: Dask says so
+        return
+    if parts.scheme not in ("tcp", "tls") or not host:
+        return
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise UserError(f"--scheduler {scheduler}: cannot connect "
+                        f"({exc.strerror or exc or type(exc).__name__})") from None
 
 
 def _first_line(exc: BaseException) -> str:

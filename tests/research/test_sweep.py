@@ -189,3 +189,6 @@ def test_an_unreachable_scheduler_is_one_line(spy_store: Path, tmp_path: Path) -
                    "--scheduler", "tcp://127.0.0.1:9")
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "--scheduler tcp://127.0.0.1:9" in proc.stderr
+    # told at once that nothing listens there (Dask's client would retry for 10 s and
+    # say it timed out)
+    assert "Connection refused" in proc.stderr, proc.stderr
