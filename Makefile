@@ -49,6 +49,9 @@ soak: native
 		tests/dst/test_binance_world.py
 	TAPELOOP_FUZZ_SEED=$(SOAK_FUZZ_SEED) TAPELOOP_FUZZ_SCALE=$(SOAK_FUZZ_SCALE) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=7200 tests/fuzz
+	TAPELOOP_EXAMPLES_SCALE=10 TAPELOOP_HYPOTHESIS=explore $(BIN)/python -m pytest -q \
+		-p no:cacheprovider --timeout=7200 -n $(TEST_WORKERS) \
+		$$(grep -rl "max_examples=examples(" tests --include="test_*.py")
 
 # The benches time whole processes, with the project's bytecode compiled (make native).
 bench: native

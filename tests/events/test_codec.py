@@ -9,10 +9,11 @@ from events import codec
 from events.registry import ALL_TYPES
 from events.schema import schema_for
 from tests.events.strategies import any_event, event_of
+from tests.examples import examples
 
 
 @pytest.mark.parametrize("cls", ALL_TYPES, ids=lambda c: c.__name__)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(data=__import__("hypothesis").strategies.data())
 def test_msgpack_roundtrip_every_type(cls, data) -> None:
     event = data.draw(event_of(cls))
@@ -20,7 +21,7 @@ def test_msgpack_roundtrip_every_type(cls, data) -> None:
 
 
 @pytest.mark.parametrize("cls", ALL_TYPES, ids=lambda c: c.__name__)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(data=__import__("hypothesis").strategies.data())
 def test_arrow_roundtrip_every_type(cls, data) -> None:
     events = data.draw(__import__("hypothesis").strategies.lists(event_of(cls), max_size=5))
@@ -28,7 +29,7 @@ def test_arrow_roundtrip_every_type(cls, data) -> None:
     assert sch.from_table(sch.to_table(events)) == events
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(event=any_event)
 def test_json_view_names_every_field(event) -> None:
     obj = json.loads(codec.to_json(event))

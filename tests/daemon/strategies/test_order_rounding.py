@@ -15,6 +15,7 @@ from daemon.strategies.base import Strategy
 from tests.daemon.strategies.conftest import World
 from tests.daemon.strategies.fakes import strategy_config
 from tests.daemon.strategies.test_runtime import trade
+from tests.examples import examples
 
 D = Decimal
 TICK = D("0.01")
@@ -155,7 +156,7 @@ def _nudge(x: float, ulps: int) -> float:
     return x
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(side=st.sampled_from(["BUY", "SELL"]),
        case=near_grid | st.tuples(st.sampled_from(TICKS),
                                   st.floats(allow_nan=True, allow_infinity=True) | st.floats(

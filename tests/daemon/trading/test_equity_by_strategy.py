@@ -18,6 +18,7 @@ from events.instruments import Instrument
 from events.market import Trade
 from events.orders import Fill
 from events.state import BalanceChanged
+from tests.examples import examples
 
 T0 = 1_700_000_000 * 10**9
 D = Decimal
@@ -61,7 +62,7 @@ def runs(draw: st.DrawFn) -> list[Event]:
     return events
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(events=runs())
 def test_every_strategys_equity_is_its_own_pnl(events: list[Event]) -> None:
     now = [T0]

@@ -30,6 +30,7 @@ from events.state import BalanceChanged
 from events.system import ACTIVE, REDUCING, TradingState
 from tests.daemon.trading.test_risk import T0, OpenOrder
 from tests.daemon.trading.test_risk_grid import KEY, context, order_of, scenarios
+from tests.examples import examples
 
 D = Decimal
 FEE_BPS = 10.0
@@ -122,7 +123,7 @@ def same_answers(fast: RiskEngine, reference: RiskEngine, order: OrderRequest,
         assert fast.check(sid, order, open_orders) == reference.check(sid, order, open_orders)
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=accept_scenarios(), moved=st.integers(0, 3))
 def test_the_accept_path_answers_exactly_as_the_decimal_reference(s: dict[str, Any],
                                                                  moved: int) -> None:
@@ -148,7 +149,7 @@ def test_the_accept_path_answers_exactly_as_the_decimal_reference(s: dict[str, A
     same_answers(fast, reference, order, s["open_orders"])
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=accept_scenarios())
 def test_the_accept_path_proves_what_the_reference_passes_in_its_case(
         s: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from events.market import Trade
 from events.orders import Fill
 from events.state import BalanceChanged
 from tests.daemon.trading.test_risk import T0, OpenOrder
+from tests.examples import examples
 
 D = Decimal
 TICKS = ("0.01", "0.00001", "0.5", "0.00000001", "0.00025", "1", "5", "0.1")
@@ -222,7 +223,7 @@ def order_of(s: dict[str, Any]) -> OrderRequest:
         trigger_price=s["trigger"])
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=scenarios())
 def test_the_integer_path_answers_exactly_as_the_decimal_reference(s: dict[str, Any]) -> None:
     fast, reference = engines(s)
@@ -269,7 +270,7 @@ def context(engine: RiskEngine, sid: str, order: OrderRequest,
         taker_fee_rate=D(0), allow_short=False, self_trade_prevention=False)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=scenarios())
 def test_the_integer_path_proves_what_the_reference_passes_on_the_grid(
         s: dict[str, Any]) -> None:

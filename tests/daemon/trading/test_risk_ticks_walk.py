@@ -24,6 +24,7 @@ from daemon.trading.risk_ticks import (
     walk,
 )
 from events.columns import TradeColumns
+from tests.examples import examples
 
 _INF = float("inf")
 SEC = MARKET_EVAL_NS
@@ -169,7 +170,7 @@ def _both(run: dict[str, Any]) -> tuple[Walked, int, Walked, int]:
     return fast, built[0], slow, built[1]
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(runs())
 def test_the_walk_fires_what_the_one_by_one_walk_fires(run: dict[str, Any]) -> None:
     fast, fast_built, slow, slow_built = _both(run)
