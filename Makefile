@@ -10,7 +10,7 @@ CONFIG ?= configs/paper.toml
 # uv installs the same pinned ranges as pip in ~40 s, where pip takes ~2 minutes of a
 # fresh clone's make test; pip does it if uv cannot be had or fails. Compiled to bytecode
 # as pip does: under PYTHONDONTWRITEBYTECODE every process would otherwise compile
-# numpy, pyarrow, aiohttp... at each start (a fresh clone's tests: 13:14 against ~10:30).
+# numpy, pyarrow, aiohttp... at each start (a fresh clone's tests: 13:14 against 10:41).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	{ $(BIN)/python -m pip install --quiet 'uv>=0.9,<1' && \

@@ -10,5 +10,6 @@ import os
 
 SCALE = float(os.environ.get("TAPELOOP_EXAMPLES_SCALE", "1"))
 
+
 def examples(n: int) -> int:
     return max(1, round(n * SCALE))

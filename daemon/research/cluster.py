@@ -102,7 +102,7 @@ def _reachable(scheduler: str) -> None:
         socket.create_connection((host, port), timeout=10).close()
     except OSError as exc:
         raise UserError(f"--scheduler {scheduler}: cannot connect "
-                        f"({exc.strerror or exc or type(exc).__name__})") from None
+                        f"({exc.strerror or str(exc) or type(exc).__name__})") from None
 
 
 def _first_line(exc: BaseException) -> str:
