@@ -1,5 +1,5 @@
 """The prefix that starts every client order id a data directory's daemon sends (kept
-in the store's metadata, `events.store.Meta.client_id_prefix`): its length, which
+in the store's metadata, `events.store.Manifest.client_id_prefix`): its length, which
 `check-config` needs without the store's Parquet machinery, and how one is made."""
 
 from __future__ import annotations

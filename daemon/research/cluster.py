@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.config import Config
-from daemon.errors import UserError
+from daemon.errors import UserError, one_line
 from daemon.research.grid import Job
 from daemon.research.job import code_version, run_job
 
@@ -101,8 +101,8 @@ def _reachable(scheduler: str) -> None:
     try:
         socket.create_connection((host, port), timeout=10).close()
     except OSError as exc:
-        raise UserError(f"--scheduler {scheduler}: cannot connect "
-                        f"({exc.strerror or str(exc) or type(exc).__name__})") from None
+        raise UserError(f"--scheduler {scheduler}: cannot connect ({one_line(exc)})"
+                        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
