@@ -37,7 +37,18 @@ def build_exchange(vcfg: Any) -> Any:
         exchange.set_sandbox_mode(True)
     if vcfg.urls:
         exchange.urls["api"] = _override(exchange.urls["api"], dict(vcfg.urls))
+        if not any(u.startswith(("https:", "wss:")) for u in _strings(exchange.urls["api"])):
+            # ccxt's close() waits timeout_on_exit (250 ms) for SSL transports to shut
+            # down; a venue moved to plain HTTP (a local fake or proxy) has none
+            exchange.timeout_on_exit = 0
     return exchange
+
+
+def _strings(tree: Any) -> list[str]:
+    """Every string in a nested dict of URLs."""
+    if isinstance(tree, dict):
+        return [s for v in tree.values() for s in _strings(v)]
+    return [tree] if isinstance(tree, str) else []
 
 
 def secret_of(prefix: str, name: str) -> str | None:

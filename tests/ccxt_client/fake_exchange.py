@@ -63,7 +63,9 @@ def ccxt_binance(server_url: str, *, pro: bool = True, sandbox: bool = True,
         import ccxt.pro as ccxt_module
     else:
         import ccxt.async_support as ccxt_module
-    config: dict[str, Any] = {"enableRateLimit": True}
+    # timeout_on_exit: ccxt's close() waits that long (250 ms) for SSL transports to
+    # shut down; the fake speaks plain HTTP and websockets, so there are none
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout_on_exit": 0}
     if api_key is not None:
         config.update(apiKey=api_key, secret=secret)
     exchange = ccxt_module.binance(config)

@@ -216,3 +216,20 @@ def test_keys_come_from_the_environment_or_systemd_credential_files(
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     assert secret_of("OKX1", "API_SECRET") == "from-file"
     assert secret_of("OKX1", "API_PASSWORD") is None
+
+
+def test_an_exchange_moved_to_plain_http_closes_without_the_ssl_grace() -> None:
+    """ccxt's close() sleeps `timeout_on_exit` (250 ms) for SSL transports; a venue whose
+    every URL is plain HTTP or websocket (a local fake or proxy) skips it, the real one
+    keeps it."""
+    from adapters.ccxt.exchange import build_exchange
+    from daemon.config_markets import VenueConfig
+
+    def built(**urls: str) -> float:
+        vcfg = msgspec.convert({"name": "bx", "kind": "ccxt", "exchange": "binance",
+                                "trade": False, "urls": urls}, VenueConfig)
+        return build_exchange(vcfg).timeout_on_exit
+
+    assert built() == 250
+    assert built(**{"*": "https://proxy.example"}) == 250
+    assert built(**{"*": "http://127.0.0.1:8990"}) == 0
