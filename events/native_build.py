@@ -79,7 +79,7 @@ def build(root: Path = ROOT, out: Path = OUT) -> Path:
 # The group's C, one file per module (mypyc's multi_file), compiled on every core:
 # setuptools compiles an extension's sources one after the other, and the one C file
 # of a group without multi_file took ~75 of the build's ~90 s on one core of two
-# (~45 s in all this way).
+# (~49 s in all this way, on the 2-core VM of the README).
 _PARALLEL_COMPILE = (
     "import os\n"
     "from concurrent.futures import ThreadPoolExecutor\n"
