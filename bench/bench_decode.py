@@ -1,13 +1,14 @@
-"""Decode cost of the real Binance recording (93,954 messages): msgspec decode of
-the combined-stream envelopes into Binance-named structs, and the full parse into
-tapeloop events."""
+"""Decode cost of the real Binance recording (93,953 combined-stream messages): msgspec
+decode of each message into the parser's Binance-named structs, the way
+`StreamParser.parse` decodes a stream it has seen before (the whole message in one pass:
+`{"stream":..., "data":{...}}` into one frame struct, a depth message's levels kept raw),
+and the full parse into tapeloop events (a depth message's levels read into floats)."""
 
 from __future__ import annotations
 
 import gzip
 from typing import Any
 
-from adapters.binance.messages import Envelope
 from adapters.binance.parse import StreamParser, parser_for_stream
 from bench.common import SHARED_DATA, emit, now, rounds
 
@@ -15,11 +16,14 @@ RECORDING = SHARED_DATA / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"
 
 
 def struct_decoders() -> dict[str, Any]:
-    """The parser's own msgspec decoders, by stream kind (tests/test_bench_decode.py
-    holds them to the recording: a renamed one failed `make bench`)."""
+    """The parser's own one-pass decoders of a whole message, by stream kind
+    (tests/test_bench_decode.py holds them to the recording and to the parser: a
+    renamed one failed `make bench`)."""
     from adapters.binance import parse as p
 
-    return {"trade": p._trade_msg, "bookTicker": p._ticker, "depth": p._depth}
+    return {kind: p._WHOLE[parser][0] for kind, parser in (
+        ("trade", p.parse_trade), ("bookTicker", p.parse_book_ticker),
+        ("depth", p.parse_depth_update))}
 
 
 def main() -> None:
@@ -33,17 +37,19 @@ def main() -> None:
             if body.startswith(b'{"stream"'):
                 lines.append((int(stamp), body))
 
-    import msgspec
-
-    envelope = msgspec.json.Decoder(Envelope)
     decoders = struct_decoders()
+    # each message's decoder picked as the parser picks it: by the stream's name as the
+    # message's bytes spell it (the parser learns each name at its first message)
+    by_stream = {body[11:body.find(b'"', 11)]: decoders[body[11:].split(b"@")[1]
+                                                        .split(b'"')[0].decode()]
+                 for _, body in lines}
+    bodies = [body for _, body in lines]
 
     def decode_only() -> float:
         t0 = now()
-        for _, body in lines:
-            env = envelope.decode(body)
-            decoders[env.stream.split("@")[1]].decode(env.data)
-        return len(lines) / (now() - t0)
+        for body in bodies:
+            by_stream[body[11:body.find(b'"', 11)]].decode(body)
+        return len(bodies) / (now() - t0)
 
     parser = StreamParser("binance")
 

@@ -3,8 +3,8 @@
 Spot and USD-M futures share most shapes; fields only one of them sends have
 defaults, fields both send are required (a payload missing one raises
 `msgspec.ValidationError`). Unknown extra fields (`e`, `M`, kline `f`/`L`/`n`/
-`q`/`V`/`Q`/`B`, ...) are ignored. Prices and quantities stay text here: the
-parser decides how to turn them into numbers.
+`q`/`V`/`Q`/`B`, ...) are ignored. Prices and quantities stay text here (a depth
+message's levels stay the raw JSON): the parser decides how to turn them into numbers.
 
 Shapes (docs: web-socket-streams.md, USD-M websocket market streams):
 
@@ -24,6 +24,10 @@ from __future__ import annotations
 import msgspec
 
 Levels = list[tuple[str, str]]
+# A depth message's levels as they came (`[["price","qty"], ...]`): the parser reads
+# them into numbers in one pass (`parse.levels_of`) instead of a text per number first.
+RawLevels = msgspec.Raw
+NO_LEVELS = msgspec.Raw(b"")  # a partial depth's levels the message does not give
 
 
 class Envelope(msgspec.Struct):
@@ -79,8 +83,8 @@ class DepthUpdateMsg(msgspec.Struct):
     s: str
     U: int  # first update id in the event
     u: int  # final update id in the event
-    b: Levels
-    a: Levels
+    b: RawLevels
+    a: RawLevels
     T: int = 0  # futures only
     pu: int = 0  # futures only: previous event's `u`
 
@@ -89,8 +93,8 @@ class DepthSnapshotMsg(msgspec.Struct):
     """REST `GET depth` answer (spot; futures adds `E`/`T`)."""
 
     lastUpdateId: int  # noqa: N815
-    bids: Levels
-    asks: Levels
+    bids: RawLevels
+    asks: RawLevels
     E: int = 0
     T: int = 0
 
@@ -105,16 +109,16 @@ class PartialDepthMsg(msgspec.Struct):
     """
 
     lastUpdateId: int = -1  # noqa: N815 - spot
-    bids: Levels | None = None  # spot
-    asks: Levels | None = None  # spot
+    bids: RawLevels = NO_LEVELS  # spot
+    asks: RawLevels = NO_LEVELS  # spot
     E: int = 0  # futures
     T: int = 0  # futures
     s: str = ""  # futures
     U: int = 0  # futures
     u: int = -1  # futures
     pu: int = 0  # futures
-    b: Levels | None = None  # futures
-    a: Levels | None = None  # futures
+    b: RawLevels = NO_LEVELS  # futures
+    a: RawLevels = NO_LEVELS  # futures
 
 
 class KlineData(msgspec.Struct):
@@ -166,3 +170,8 @@ class AggTradeFrame(msgspec.Struct):
 class BookTickerFrame(msgspec.Struct):
     stream: str
     data: BookTickerMsg
+
+
+class DepthUpdateFrame(msgspec.Struct):
+    stream: str
+    data: DepthUpdateMsg

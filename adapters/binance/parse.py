@@ -33,12 +33,14 @@ from adapters.binance.messages import (
     BookTickerFrame,
     BookTickerMsg,
     DepthSnapshotMsg,
+    DepthUpdateFrame,
     DepthUpdateMsg,
     Envelope,
     KlineMsg,
     Levels,
     MarkPriceMsg,
     PartialDepthMsg,
+    RawLevels,
     TradeFrame,
     TradeMsg,
 )
@@ -109,26 +111,43 @@ def parse_book_ticker(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> Quo
     return _book_ticker(_ticker.decode(raw), venue, ts_recv)
 
 
-# Parsers whose whole combined-stream message `StreamParser` may decode in one
-# pass: the decoder of the message and what makes the event of its `data`.
-_WHOLE: dict[Callable[..., object], tuple[msgspec.json.Decoder[Any], Callable[..., Event]]] = {
-    parse_trade: (msgspec.json.Decoder(TradeFrame), _trade),
-    parse_agg_trade: (msgspec.json.Decoder(AggTradeFrame), _agg_trade),
-    parse_book_ticker: (msgspec.json.Decoder(BookTickerFrame), _book_ticker),
-}
-# How Binance starts every combined-stream message: the stream's name comes first.
-_STREAM_FIRST = b'{"stream":"'
+# A depth message's levels, `[["price","qty"], ...]`, read straight into floats: msgspec's
+# lax mode reads the text "58710.20" as the float `float("58710.20")` gives, without a
+# str object per number first (a 68-level USD-M update: ~11 µs instead of ~45). Lax mode
+# also takes a JSON number, and refuses some text `float()` takes (" 1", "1_0", "+1",
+# "012"); "-0" would lose its sign. So it decides only for levels that are all text (two
+# strings per level: four quotes) and have no "-" (Binance's never do); anything else is
+# read the reference way, text then `float()`, which keeps its events and its errors
+# (tests/adapters/binance/test_levels.py holds the two to the same floats, bit for bit).
+_levels_lax = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
+_levels_text = msgspec.json.Decoder(Levels)
 
 
 def _levels(levels: Levels) -> tuple[list[float], list[float]]:
     return [float(p) for p, _ in levels], [float(q) for _, q in levels]
 
 
-def parse_depth_update(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> BookDelta:
-    """Diff depth; a quantity of 0 deletes the level (kept as 0.0 here)."""
-    m = _depth.decode(raw)
-    bp, bs = _levels(m.b)
-    ap, asz = _levels(m.a)
+def levels_of(raw: RawLevels) -> tuple[list[float], list[float]]:
+    """The prices and the quantities of a depth message's raw levels."""
+    text = bytes(raw)
+    if b"-" not in text:
+        try:
+            pairs = _levels_lax.decode(text)
+        except msgspec.ValidationError:
+            pairs = None
+        if pairs is not None and text.count(b'"') == 4 * len(pairs):
+            return [p for p, _ in pairs], [q for _, q in pairs]
+    return _levels(_levels_text.decode(text))
+
+
+def _given(raw: RawLevels) -> bool:
+    """A partial depth's levels are in the message (and not `null`)."""
+    return len(raw) > 0 and bytes(raw) != b"null"
+
+
+def _depth_update(m: DepthUpdateMsg, venue: str, ts_recv: int) -> BookDelta:
+    bp, bs = levels_of(m.b)
+    ap, asz = levels_of(m.a)
     return BookDelta(
         ts_event=(m.T or m.E) * MS, ts_recv=ts_recv, venue=venue, symbol=m.s,
         bid_prices=bp, bid_sizes=bs, ask_prices=ap, ask_sizes=asz,
@@ -136,12 +155,29 @@ def parse_depth_update(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> Bo
     )
 
 
+def parse_depth_update(raw: bytes | msgspec.Raw, venue: str, ts_recv: int) -> BookDelta:
+    """Diff depth; a quantity of 0 deletes the level (kept as 0.0 here)."""
+    return _depth_update(_depth.decode(raw), venue, ts_recv)
+
+
+# Parsers whose whole combined-stream message `StreamParser` may decode in one
+# pass: the decoder of the message and what makes the event of its `data`.
+_WHOLE: dict[Callable[..., object], tuple[msgspec.json.Decoder[Any], Callable[..., Event]]] = {
+    parse_trade: (msgspec.json.Decoder(TradeFrame), _trade),
+    parse_agg_trade: (msgspec.json.Decoder(AggTradeFrame), _agg_trade),
+    parse_book_ticker: (msgspec.json.Decoder(BookTickerFrame), _book_ticker),
+    parse_depth_update: (msgspec.json.Decoder(DepthUpdateFrame), _depth_update),
+}
+# How Binance starts every combined-stream message: the stream's name comes first.
+_STREAM_FIRST = b'{"stream":"'
+
+
 def parse_depth_snapshot(raw: bytes | msgspec.Raw, venue: str, ts_recv: int,
                          symbol: str) -> BookSnapshot:
     """REST `GET depth` answer; the symbol is the one the caller asked for."""
     m = _snapshot.decode(raw)
-    bp, bs = _levels(m.bids)
-    ap, asz = _levels(m.asks)
+    bp, bs = levels_of(m.bids)
+    ap, asz = levels_of(m.asks)
     return BookSnapshot(
         ts_event=(m.T or m.E) * MS or ts_recv, ts_recv=ts_recv, venue=venue, symbol=symbol,
         bid_prices=bp, bid_sizes=bs, ask_prices=ap, ask_sizes=asz, last_update_id=m.lastUpdateId,
@@ -158,16 +194,16 @@ def parse_partial_depth(raw: bytes | msgspec.Raw, venue: str, ts_recv: int,
     complete shape raises `msgspec.ValidationError`.
     """
     m = _partial.decode(raw)
-    if m.lastUpdateId >= 0 and m.bids is not None and m.asks is not None:
+    if m.lastUpdateId >= 0 and _given(m.bids) and _given(m.asks):
         bids, asks, last_id, sym = m.bids, m.asks, m.lastUpdateId, symbol
-    elif m.u >= 0 and m.b is not None and m.a is not None and m.s:
+    elif m.u >= 0 and _given(m.b) and _given(m.a) and m.s:
         bids, asks, last_id, sym = m.b, m.a, m.u, m.s
     else:
         raise msgspec.ValidationError(
             "partial depth: neither spot {lastUpdateId, bids, asks} nor futures {s, u, b, a}"
         )
-    bp, bs = _levels(bids)
-    ap, asz = _levels(asks)
+    bp, bs = levels_of(bids)
+    ap, asz = levels_of(asks)
     return BookSnapshot(
         ts_event=(m.T or m.E) * MS or ts_recv, ts_recv=ts_recv, venue=venue, symbol=sym,
         bid_prices=bp, bid_sizes=bs, ask_prices=ap, ask_sizes=asz, last_update_id=last_id,
@@ -256,7 +292,7 @@ class StreamParser:
           The caller logs and skips the message.
         """
         if raw.startswith(_STREAM_FIRST):
-            # A trade, aggTrade or bookTicker stream seen before: the message in
+            # A trade, aggTrade, bookTicker or diff depth stream seen before: the message in
             # one decode (no envelope first, no Raw of its data). Same events and
             # errors as the way below (tests/adapters/binance/test_parse.py).
             whole = self._whole.get(raw[11:raw.find(b'"', 11)])

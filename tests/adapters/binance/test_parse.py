@@ -337,7 +337,7 @@ def test_malformed_json_raises_decode_error(raw: bytes, warm: bool) -> None:
         parser.parse(raw, RECV)
 
 
-# --- the one-decode path for trade, aggTrade and bookTicker streams ------------------------
+# --- the one-decode path for trade, aggTrade, bookTicker and diff depth streams ----------
 
 VALID = {"trade": SPOT_TRADE, "aggTrade": SPOT_AGG_TRADE, "bookTicker": SPOT_BOOK_TICKER,
          "depth": SPOT_DEPTH_UPDATE, "depth5": SPOT_PARTIAL_DEPTH, "kline_1m": kline(True)}
@@ -361,6 +361,8 @@ def payloads(kind: str) -> st.SearchStrategy[dict]:
     base = VALID[kind]
     good = {"p": texts, "q": texts, "b": texts, "a": texts, "B": texts, "A": texts,
             "s": st.text(min_size=0, max_size=8), "m": st.booleans(), "M": st.booleans()}
+    if kind == "depth":  # its b and a are levels: [price, qty] texts
+        good["b"] = good["a"] = st.lists(st.tuples(texts, texts), max_size=3)
     field = st.sampled_from(sorted(base) + ["T", "E", "X", "extra"])
     edits = st.lists(st.tuples(field, st.one_of(json_values, *good.values()), st.booleans()),
                      max_size=4)
@@ -391,7 +393,7 @@ def outcome(parser: StreamParser, raw: bytes) -> object:
 
 
 @settings(max_examples=300, deadline=None, database=None)
-@given(st.sampled_from(["trade", "aggTrade", "bookTicker"]).flatmap(
+@given(st.sampled_from(["trade", "aggTrade", "bookTicker", "depth"]).flatmap(
     lambda kind: st.tuples(st.just(kind), payloads(kind))),
     st.sampled_from(["btcusdt", "BNBBTC", "x"]))
 def test_the_one_decode_path_gives_what_the_envelope_path_gives(
