@@ -40,9 +40,8 @@ def main() -> None:
     decoders = struct_decoders()
     # each message's decoder picked as the parser picks it: by the stream's name as the
     # message's bytes spell it (the parser learns each name at its first message)
-    by_stream = {body[11:body.find(b'"', 11)]: decoders[body[11:].split(b"@")[1]
-                                                        .split(b'"')[0].decode()]
-                 for _, body in lines}
+    names = {body[11:body.find(b'"', 11)] for _, body in lines}
+    by_stream = {name: decoders[name.split(b"@")[1].decode()] for name in names}
     bodies = [body for _, body in lines]
 
     def decode_only() -> float:
