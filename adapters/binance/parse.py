@@ -291,21 +291,10 @@ class StreamParser:
           a known stream that misses a required field or has a wrong type.
           The caller logs and skips the message.
         """
-        if raw.startswith(_STREAM_FIRST):
-            # A trade, aggTrade, bookTicker or diff depth stream seen before: the message in
-            # one decode (no envelope first, no Raw of its data). Same events and
-            # errors as the way below (tests/adapters/binance/test_parse.py).
-            whole = self._whole.get(raw[11:raw.find(b'"', 11)])
-            if whole is not None:
-                decoder, make, stream = whole
-                try:
-                    message = decoder.decode(raw)
-                except msgspec.DecodeError:
-                    message = None  # the way below says what is wrong with it
-                # (another stream's name repeated after this one: the way below)
-                if message is not None and message.stream == stream:
-                    return make(message.data, self.venue, ts_recv)
-        events = self.parse_events(raw, ts_recv)
+        event = self._one_pass(raw, ts_recv)
+        if event is not None:
+            return event
+        events = self._by_envelope(raw, ts_recv)
         return events[-1] if events else None
 
     def parse_events(self, raw: bytes, ts_recv: int) -> list[Event]:
@@ -313,6 +302,30 @@ class StreamParser:
         passes the announced funding time gives the settled `FundingRate`
         first (see the module docstring). `parse` returns only the last event
         (the mark): a USD-M consumer wanting funding calls this."""
+        event = self._one_pass(raw, ts_recv)
+        if event is not None:
+            return [event]
+        return self._by_envelope(raw, ts_recv)
+
+    def _one_pass(self, raw: bytes, ts_recv: int) -> Event | None:
+        """The event of a trade, aggTrade, bookTicker or diff depth stream seen
+        before, from the message in one decode (no envelope first, no Raw of its
+        data); None: the message goes the envelope way, which gives the same events
+        and errors (tests/adapters/binance/test_parse.py) and says what is wrong."""
+        if raw.startswith(_STREAM_FIRST):
+            whole = self._whole.get(raw[11:raw.find(b'"', 11)])
+            if whole is not None:
+                decoder, make, stream = whole
+                try:
+                    message = decoder.decode(raw)
+                except msgspec.DecodeError:
+                    return None
+                # (another stream's name repeated after this one: the envelope way)
+                if message.stream == stream:
+                    return make(message.data, self.venue, ts_recv)
+        return None
+
+    def _by_envelope(self, raw: bytes, ts_recv: int) -> list[Event]:
         env = _envelope.decode(raw)
         parser = self._parsers.get(env.stream, False)
         if parser is False:

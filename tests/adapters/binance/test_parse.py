@@ -380,9 +380,10 @@ def payloads(kind: str) -> st.SearchStrategy[dict]:
         {k: good.get(k, st.just(v)) for k, v in base.items()}))
 
 
-def outcome(parser: StreamParser, raw: bytes) -> object:
+def outcome(parser: StreamParser, raw: bytes, events: bool = False) -> object:
+    """What `parse` (or, with `events`, `parse_events`) makes of `raw`."""
     try:
-        event = parser.parse(raw, RECV)
+        event = parser.parse_events(raw, RECV) if events else parser.parse(raw, RECV)
     except msgspec.ValidationError:
         return "ValidationError"
     except msgspec.DecodeError:
@@ -406,6 +407,8 @@ def test_the_one_decode_path_gives_what_the_envelope_path_gives(
     slow = StreamParser(V)  # a parser's first message of a stream goes the envelope way
     assert outcome(fast, raw) == outcome(slow, raw)
     assert outcome(fast, raw) == outcome(fast, raw)
+    # parse_events (a recording's reader, the paper feed) takes the same one pass
+    assert outcome(fast, raw, events=True) == outcome(StreamParser(V), raw, events=True)
 
 
 @pytest.mark.parametrize("raw", [
@@ -421,6 +424,8 @@ def test_the_one_decode_path_gives_what_the_envelope_path_gives(
 ])
 def test_unusual_messages_of_a_warm_stream_parse_as_a_fresh_parser_does(raw: bytes) -> None:
     assert outcome(warmed("btcusdt@trade"), raw) == outcome(StreamParser(V), raw)
+    assert outcome(warmed("btcusdt@trade"), raw, events=True) == \
+        outcome(StreamParser(V), raw, events=True)
 
 
 # --- the real recording ---------------------------------------------------------------------
