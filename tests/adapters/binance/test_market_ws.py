@@ -290,6 +290,92 @@ async def test_stale_feed_resyncing_then_connected() -> None:
     assert stream.reconnects == 0
 
 
+async def test_a_message_arms_no_timer() -> None:
+    # The read loop's deadlines are one lazily moved timer, not a timeout around
+    # each recv(): counted on the loop, a burst of messages arms a handful of
+    # timers (the connection's own), not one or more per message.
+    loop = asyncio.get_running_loop()
+    armed = [0]
+    call_at = loop.call_at
+
+    def counted(when: float, callback: Callable[..., object], *args: object,
+                **kwargs: object) -> asyncio.TimerHandle:
+        armed[0] += 1
+        return call_at(when, callback, *args, **kwargs)
+
+    burst = LINES * 10
+    sink = Watched()
+    async with venue(send_then_hold(*burst)) as (fake, url):
+        stream = make_stream(url, sink)
+        loop.call_at = counted  # type: ignore[method-assign]
+        try:
+            async with running(stream):
+                await sink.wait(lambda: len(sink.market()) == len(expected(burst)))
+                during = armed[0]
+        finally:
+            del loop.call_at  # type: ignore[method-assign]
+    assert sink.market() == expected(burst)
+    assert during < 20, f"{during} timers armed for {len(burst)} messages"
+
+
+async def test_a_live_feed_is_never_stale() -> None:
+    # messages 20 ms apart for ~0.6 s against a stale limit of 0.3 s: the limit's
+    # first deadline passes while messages flow, and the timer moves on past it
+    lines = (LINES * 2)[:30]
+
+    async def handler(ws: ServerConnection, i: int) -> None:
+        for line in lines:
+            await ws.send(line.decode())
+            await asyncio.sleep(0.02)  # the feed's pace, not a synchronisation
+        await ws.wait_closed()
+
+    sink = Watched()
+    async with venue(handler) as (fake, url):
+        stream = make_stream(url, sink, stale_after_s=0.3)
+        async with running(stream):
+            await sink.wait(lambda: len(sink.market()) == len(expected(lines)))
+    assert [s for s, _ in sink.statuses()] == [CONNECTED, DISCONNECTED]
+
+
+async def test_stale_again_after_resuming() -> None:
+    resume = [asyncio.Event(), asyncio.Event()]
+
+    async def handler(ws: ServerConnection, i: int) -> None:
+        await ws.send(DOC_LINES[0].decode())
+        for gate, line in zip(resume, DOC_LINES[1:], strict=True):
+            await gate.wait()
+            await ws.send(line.decode())
+        await ws.wait_closed()
+
+    sink = Watched()
+    stale = (RESYNCING, "stale feed: no message for 0.1 s")
+    async with venue(handler) as (fake, url):
+        stream = make_stream(url, sink, stale_after_s=0.1)
+        async with running(stream):
+            for n, gate in enumerate(resume, start=1):
+                await sink.wait(lambda n=n: sink.statuses().count(stale) == n)
+                gate.set()
+                await sink.wait(lambda n=n: len(sink.market()) == n + 1)
+    assert sink.market() == expected(DOC_LINES)
+    assert [s for s, _ in sink.statuses()] == [CONNECTED, RESYNCING, CONNECTED, RESYNCING,
+                                               CONNECTED, DISCONNECTED]
+    assert stream.reconnects == 0
+
+
+async def test_a_stale_session_is_still_rotated() -> None:
+    sink = Watched()
+    async with venue(send_then_hold(DOC_LINES[0]), send_then_hold(DOC_LINES[1])) as (fake, url):
+        stream = make_stream(url, sink, stale_after_s=0.05, max_session_s=0.3,
+                             backoff_initial=60.0)
+        async with running(stream):
+            await sink.wait(lambda: len(sink.market()) == 2)
+    assert sink.market() == expected(DOC_LINES[:2])
+    statuses = sink.statuses()
+    assert statuses[:3] == [(CONNECTED, ""), (RESYNCING, "stale feed: no message for 0.05 s"),
+                            (DISCONNECTED, "session rotated after 0.3 s")]
+    assert stream.reconnects == 1
+
+
 async def test_reconnect_budget_exhausted_raises() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
