@@ -8,7 +8,8 @@ import sys
 from bench.common import REPO, emit, machine, reference_call_ns
 
 BENCHES = ["bench.bench_bus", "bench.bench_reader", "bench.bench_pipeline",
-           "bench.bench_portfolio", "bench.bench_decode", "bench.bench_tick_to_order",
+           "bench.bench_portfolio", "bench.bench_decode",
+           "bench.bench_market_ws", "bench.bench_tick_to_order",
            "bench.bench_restart", "bench.bench_soak_rss", "bench.bench_sweep"]
 
 
