@@ -165,6 +165,7 @@ class _Connection:
         self.frames: deque[tuple[bytes, int, bool]] = deque()  # raw, ts_recv, terminated
         self.error: BaseException | None = None  # why reading stopped
         self._changed = asyncio.Event()
+        self.expired = False  # the session's end came (`expire`)
         self._waiters: dict[int, asyncio.Future[_Frame]] = {}
         self._next_id = 0
         self.reader = asyncio.create_task(self._read(), name="binance-user-ws-reader")
@@ -236,16 +237,26 @@ class _Connection:
             raise WsApiError(method, reply.status, err.code, err.msg, retry_after)
         return reply.result
 
-    async def next_frame(self, deadline: float | None) -> tuple[bytes, int, bool]:
-        """The next queued frame; once the queue is empty, the reader's error."""
+    def expire(self) -> None:
+        """The session's end: `next_frame` raises TimeoutError once the queue is
+        empty. One loop timer per session calls it (`UserDataStream._deliver`):
+        waiting for a frame arms none (`asyncio.timeout_at` around each wait cost
+        ~10 µs a frame, its exit between a frame's arrival and its delivery)."""
+        self.expired = True
+        self._changed.set()
+
+    async def next_frame(self) -> tuple[bytes, int, bool]:
+        """The next queued frame; once the queue is empty, the reader's error, or
+        TimeoutError after `expire()`."""
         while not self.frames:
             if self.error is not None:
                 raise self.error
             if self.reader.done():
                 raise ConnectionError("reader stopped")
+            if self.expired:
+                raise TimeoutError("the session's end")
             self._changed.clear()
-            async with asyncio.timeout_at(deadline):
-                await self._changed.wait()
+            await self._changed.wait()
         return self.frames.popleft()
 
     async def close(self) -> None:
@@ -433,16 +444,19 @@ class UserDataStream(Stoppable):
 
     async def _deliver(self, conn: _Connection, loop: asyncio.AbstractEventLoop,
                        session_end: float) -> None:
-        while True:
-            try:
-                raw, ts, terminated = await conn.next_frame(session_end)
-            except TimeoutError:
-                if loop.time() < session_end:
-                    raise
-                raise _SessionEnd(f"session rotated after {self.max_session_s:g} s") from None
-            self._emit(raw, ts)
-            if terminated:
-                raise _SessionEnd("eventStreamTerminated")
+        end = loop.call_at(session_end, conn.expire)
+        try:
+            while True:
+                try:
+                    raw, ts, terminated = await conn.next_frame()
+                except TimeoutError:
+                    raise _SessionEnd(
+                        f"session rotated after {self.max_session_s:g} s") from None
+                self._emit(raw, ts)
+                if terminated:
+                    raise _SessionEnd("eventStreamTerminated")
+        finally:
+            end.cancel()
 
     def _drain_buffered(self, conn: _Connection) -> None:
         while conn.frames:

@@ -417,6 +417,43 @@ async def test_request_timeout_and_session_rotation() -> None:
     assert any(s == DISCONNECTED and "rotated" in r for s, r in client.statuses())
 
 
+async def test_waiting_for_a_frame_arms_no_timer() -> None:
+    # The session's end is one loop timer, not a timeout around each wait for a
+    # frame: counted on the loop, frames delivered one at a time (each sent once
+    # the one before was delivered, so every frame is waited for) arm a handful
+    # of timers (the connection's own), not one per frame.
+    frames = [ev(n) for n in range(1, 61)]
+    client = Client()
+
+    async def one_at_a_time(ws: ServerConnection, i: int) -> None:
+        for n, frame in enumerate(frames, start=1):
+            await ws.send(frame)
+            await client.seen.wait(lambda n=n: len(client.events()) == n)
+        await ws.wait_closed()
+
+    loop = asyncio.get_running_loop()
+    armed = [0]
+    call_at = loop.call_at
+
+    def counted(when: float, callback: Callable[..., object], *args: object,
+                **kwargs: object) -> asyncio.TimerHandle:
+        armed[0] += 1
+        return call_at(when, callback, *args, **kwargs)
+
+    async with ws_api(one_at_a_time) as (fake, url):
+        stream = client.make(url)
+        async with running(stream):
+            await client.seen.wait(lambda: client.sessions() == [1])
+            loop.call_at = counted  # type: ignore[method-assign]
+            try:
+                await client.seen.wait(lambda: len(client.events()) == len(frames))
+            finally:
+                del loop.call_at  # type: ignore[method-assign]
+    assert client.events() == frames
+    # the test's own waits arm one timeout each (Watched.wait): 60 of them
+    assert armed[0] - len(frames) < 20, f"{armed[0]} timers armed for {len(frames)} frames"
+
+
 async def test_reconnect_budget_exhausted_raises() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
