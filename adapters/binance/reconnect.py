@@ -32,6 +32,11 @@ log = structlog.get_logger("tapeloop.binance.reconnect")
 __all__ = ["ReconnectBudgetExhausted", "Reconnects"]
 
 
+# websockets' `compression` that offers no permessage-deflate: every Binance stream
+# connects with it (inflating cost ~10 µs a message, see adapters.binance.market_ws)
+NO_COMPRESSION = None
+
+
 class ReconnectBudgetExhausted(ConnectionError):
     """Too many reconnects in the budget window: the supervisor decides what next."""
 

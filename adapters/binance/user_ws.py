@@ -69,7 +69,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from adapters.binance.errors import BinanceError
-from adapters.binance.reconnect import ReconnectBudgetExhausted, Reconnects, Stoppable
+from adapters.binance.reconnect import (
+    NO_COMPRESSION,
+    ReconnectBudgetExhausted,
+    Reconnects,
+    Stoppable,
+)
 from adapters.binance.signing import Credentials, sign_ws
 from events.base import Event
 from events.system import CONNECTED, DISCONNECTED, RESYNCING
@@ -419,7 +424,8 @@ class UserDataStream(Stoppable):
         """One connection: subscribe, reconcile, deliver until it ends (raises)."""
         loop = asyncio.get_running_loop()
         async with connect(self.url, open_timeout=self.open_timeout,
-                           close_timeout=self.close_timeout) as ws:
+                           close_timeout=self.close_timeout,
+                           compression=NO_COMPRESSION) as ws:
             session_end = loop.time() + self.max_session_s
             conn = _Connection(ws, self)
             try:

@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from adapters.binance.errors import BinanceError
-from adapters.binance.reconnect import Reconnects, Stoppable
+from adapters.binance.reconnect import NO_COMPRESSION, Reconnects, Stoppable
 from adapters.binance_usdm.endpoints import KEEPALIVE_S, UsdmEndpoints
 from events.base import Event
 from events.system import CONNECTED, RESYNCING
@@ -81,7 +81,7 @@ class ListenKeyStream(Stoppable):
         key = await self.rest.listen_key()
         queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         async with connect(self.endpoints.user_stream(key), open_timeout=10,
-                           close_timeout=2) as ws:
+                           close_timeout=2, compression=NO_COMPRESSION) as ws:
             self._ws = ws
 
             async def read() -> None:

@@ -376,6 +376,32 @@ async def test_a_stale_session_is_still_rotated() -> None:
     assert stream.reconnects == 1
 
 
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_compression_is_offered_only_when_asked(compression: str | None) -> None:
+    # permessage-deflate costs ~10 µs a message to inflate: not offered by
+    # default (websockets' own default offers it, and Binance accepts it)
+    offered: list[str | None] = []
+
+    async def handler(ws: ServerConnection, i: int) -> None:
+        assert ws.request is not None
+        offered.append(ws.request.headers.get("Sec-WebSocket-Extensions"))
+        for line in LINES:
+            await ws.send(line.decode())
+        await ws.wait_closed()
+
+    sink = Watched()
+    async with venue(handler) as (fake, url):
+        kw = {} if compression is None else {"compression": compression}
+        stream = make_stream(url, sink, **kw)
+        async with running(stream):
+            await sink.wait(lambda: len(sink.market()) == len(expected(LINES)))
+    assert sink.market() == expected(LINES)
+    if compression is None:
+        assert offered == [None]
+    else:
+        assert offered[0] is not None and "permessage-deflate" in offered[0]
+
+
 async def test_reconnect_budget_exhausted_raises() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

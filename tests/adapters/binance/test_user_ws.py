@@ -102,6 +102,7 @@ class FakeWsApi:
         self.close_codes: list[int | None] = []
         self.log = Watched()  # "open i" / "closed i" / anything a script records
         self.connections = 0
+        self.extensions: list[str | None] = []  # what each connection offered
 
     def check(self, params: dict, ed25519: bool) -> tuple[int, int, str] | None:
         """None if the signed params pass, else (status, code, msg) as Binance sends."""
@@ -124,6 +125,8 @@ class FakeWsApi:
     async def handle(self, ws: ServerConnection) -> None:
         i = self.connections
         self.connections += 1
+        assert ws.request is not None
+        self.extensions.append(ws.request.headers.get("Sec-WebSocket-Extensions"))
         self.log(f"open {i}")
         try:
             with contextlib.suppress(ConnectionClosed):  # the client left mid-script
@@ -236,6 +239,7 @@ async def test_hmac_subscribe_delivers_frames_in_order() -> None:
     assert (stream.sessions, stream.subscription_id, stream.reconnects) == (1, 0, 0)
     assert stream.messages == 5 and stream.bad_messages == 0
     assert fake.close_codes == [1000]
+    assert fake.extensions == [None]  # no permessage-deflate offered (market_ws's doc)
     fills = translator.translate(EXECUTION_REPORT.encode(), 1)
     assert [type(f) for f in fills] == [Fill]
 
