@@ -27,7 +27,7 @@ from adapters.binance.market_ws import (
 from adapters.binance.parse import StreamParser
 from events.base import Event
 from events.system import CONNECTED, DISCONNECTED, RESYNCING, VenueStatus
-from tests.adapters.binance.watched import Watched
+from tests.adapters.binance.watched import TimerCount, Watched
 from tests.conftest import SHARED_DATA
 
 VENUE = "binance-usdm"
@@ -294,26 +294,15 @@ async def test_a_message_arms_no_timer() -> None:
     # The read loop's deadlines are one lazily moved timer, not a timeout around
     # each recv(): counted on the loop, a burst of messages arms a handful of
     # timers (the connection's own), not one or more per message.
-    loop = asyncio.get_running_loop()
-    armed = [0]
-    call_at = loop.call_at
-
-    def counted(when: float, callback: Callable[..., object], *args: object,
-                **kwargs: object) -> asyncio.TimerHandle:
-        armed[0] += 1
-        return call_at(when, callback, *args, **kwargs)
-
+    timers = TimerCount()
     burst = LINES * 10
     sink = Watched()
     async with venue(send_then_hold(*burst)) as (fake, url):
         stream = make_stream(url, sink)
-        loop.call_at = counted  # type: ignore[method-assign]
-        try:
+        with timers.counting():
             async with running(stream):
                 await sink.wait(lambda: len(sink.market()) == len(expected(burst)))
-                during = armed[0]
-        finally:
-            del loop.call_at  # type: ignore[method-assign]
+                during = timers.armed
     assert sink.market() == expected(burst)
     assert during < 20, f"{during} timers armed for {len(burst)} messages"
 

@@ -34,7 +34,7 @@ from adapters.binance.user_stream import UserStreamTranslator
 from adapters.binance.user_ws import UserDataStream, WsApiError
 from events.orders import Fill
 from events.system import CONNECTED, DISCONNECTED, RESYNCING
-from tests.adapters.binance.watched import Watched
+from tests.adapters.binance.watched import TimerCount, Watched
 
 VENUE = "binance-spot"
 DEADLINE = 5.0
@@ -435,27 +435,17 @@ async def test_waiting_for_a_frame_arms_no_timer() -> None:
             await client.seen.wait(lambda n=n: len(client.events()) == n)
         await ws.wait_closed()
 
-    loop = asyncio.get_running_loop()
-    armed = [0]
-    call_at = loop.call_at
-
-    def counted(when: float, callback: Callable[..., object], *args: object,
-                **kwargs: object) -> asyncio.TimerHandle:
-        armed[0] += 1
-        return call_at(when, callback, *args, **kwargs)
-
+    timers = TimerCount()
     async with ws_api(one_at_a_time) as (fake, url):
         stream = client.make(url)
         async with running(stream):
             await client.seen.wait(lambda: client.sessions() == [1])
-            loop.call_at = counted  # type: ignore[method-assign]
-            try:
+            with timers.counting():
                 await client.seen.wait(lambda: len(client.events()) == len(frames))
-            finally:
-                del loop.call_at  # type: ignore[method-assign]
     assert client.events() == frames
     # the test's own waits arm one timeout each (Watched.wait): 60 of them
-    assert armed[0] - len(frames) < 20, f"{armed[0]} timers armed for {len(frames)} frames"
+    armed = timers.armed
+    assert armed - len(frames) < 20, f"{armed} timers armed for {len(frames)} frames"
 
 
 async def test_reconnect_budget_exhausted_raises() -> None:

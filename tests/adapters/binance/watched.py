@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from events.base import Event
 from events.system import VenueStatus
@@ -36,3 +37,27 @@ class Watched:
 
     def market(self) -> list[Event]:
         return [e for e in self.items if not isinstance(e, VenueStatus)]
+
+
+class TimerCount:
+    """How many timers the running loop armed (`loop.call_at`, which `call_later`
+    and asyncio's timeouts go through) while `counting()` was open."""
+
+    def __init__(self) -> None:
+        self.armed = 0
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        call_at = loop.call_at
+
+        def counted(when: float, callback: Callable[..., object], *args: object,
+                    **kwargs: object) -> asyncio.TimerHandle:
+            self.armed += 1
+            return call_at(when, callback, *args, **kwargs)
+
+        loop.call_at = counted  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del loop.call_at  # type: ignore[method-assign]
