@@ -26,8 +26,10 @@ Reconciliation without losing events. After each successful subscription
 task keeps reading the socket the whole time — so pings are answered and the
 server is never back-pressured — and events arriving meanwhile are buffered;
 once `on_subscribed` returns they are delivered in arrival order, then live
-events follow. Nothing received is dropped or reordered, including frames
-that arrived before a drop: they are delivered before the drop is handled.
+events follow: a live frame with nothing queued before it is delivered by the
+reader as it arrives, not one event-loop turn later. Nothing received is
+dropped or reordered, including frames that arrived before a drop: they are
+delivered before the drop is handled.
 `ts_recv` is always the arrival time, not the delivery time. The buffer is
 unbounded while `on_subscribed` runs (user data is low-rate). If
 `on_subscribed` raises, the buffered frames are still delivered, the failure
@@ -171,6 +173,9 @@ class _Connection:
         self.error: BaseException | None = None  # why reading stopped
         self._changed = asyncio.Event()
         self.expired = False  # the session's end came (`expire`)
+        # delivering (`UserDataStream._deliver`): a frame with none queued before it
+        # goes to `on_event` from the reader itself (see `_read`)
+        self.live = False
         self._waiters: dict[int, asyncio.Future[_Frame]] = {}
         self._next_id = 0
         self.reader = asyncio.create_task(self._read(), name="binance-user-ws-reader")
@@ -197,7 +202,15 @@ class _Connection:
                         log.debug("binance.unexpected_reply", venue=owner.venue,
                                   id=frame.id, status=frame.status)
                     continue
-                self.frames.append((raw, ts, _is_terminated(frame, raw)))
+                terminated = _is_terminated(frame, raw)
+                if self.live and not self.frames and not terminated:
+                    # Live, and every frame before it delivered: delivered here,
+                    # not one loop turn later by the delivery task (a resting
+                    # order's fill reaches its strategy sooner). What `on_event`
+                    # raises ends the reading, and `next_frame` raises it.
+                    owner._emit(raw, ts)
+                    continue
+                self.frames.append((raw, ts, terminated))
                 self._changed.set()
         except Exception as exc:  # a drop (ConnectionClosed) or a bug: either ends the session
             self.error = exc
@@ -451,6 +464,7 @@ class UserDataStream(Stoppable):
     async def _deliver(self, conn: _Connection, loop: asyncio.AbstractEventLoop,
                        session_end: float) -> None:
         end = loop.call_at(session_end, conn.expire)
+        conn.live = True
         try:
             while True:
                 try:
@@ -462,6 +476,7 @@ class UserDataStream(Stoppable):
                 if terminated:
                     raise _SessionEnd("eventStreamTerminated")
         finally:
+            conn.live = False  # nothing reaches on_event once delivering has stopped
             end.cancel()
 
     def _drain_buffered(self, conn: _Connection) -> None:

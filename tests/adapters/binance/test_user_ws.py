@@ -448,6 +448,61 @@ async def test_waiting_for_a_frame_arms_no_timer() -> None:
     assert armed - len(frames) < 20, f"{armed} timers armed for {len(frames)} frames"
 
 
+async def test_a_live_frame_is_delivered_as_it_is_read() -> None:
+    # Once live, a frame with nothing queued before it goes to on_event from the
+    # task that read it: no event-loop turn to the delivery task first (a resting
+    # order's fill reaches its strategy sooner). Frames of the reconciliation
+    # still wait for it, in order.
+    client = Client()
+    client.gate = asyncio.Event()
+    readers: list[str] = []
+    on_event = client.on_event
+
+    def noting(raw: bytes, ts_recv: int) -> None:
+        task = asyncio.current_task()
+        readers.append(task.get_name() if task is not None else "")
+        on_event(raw, ts_recv)
+
+    client.on_event = noting  # type: ignore[method-assign]
+    live = asyncio.Event()
+
+    async def script(ws: ServerConnection, i: int) -> None:
+        await ws.send(ev(1))  # during the reconciliation: buffered
+        await live.wait()
+        for n in (2, 3, 4):
+            await ws.send(ev(n))
+            await client.seen.wait(lambda n=n: len(client.events()) == n)
+        await ws.wait_closed()
+
+    async with ws_api(script) as (fake, url):
+        stream = client.make(url)
+        async with running(stream):
+            await client.seen.wait(lambda: client.sessions() == [1])
+            client.gate.set()
+            await client.seen.wait(lambda: (CONNECTED, "live (session 1)") in client.statuses())
+            live.set()
+            await client.seen.wait(lambda: len(client.events()) == 4)
+    assert client.events() == [ev(1), ev(2), ev(3), ev(4)]
+    assert readers[1:] == ["binance-user-ws-reader"] * 3
+    assert readers[0] != "binance-user-ws-reader"  # the buffered one: after reconciling
+
+
+async def test_on_event_raising_on_a_live_frame_still_propagates() -> None:
+    client = Client()
+
+    def broken(raw: bytes, ts_recv: int) -> None:
+        raise RuntimeError("a bug in the caller")
+
+    client.on_event = broken  # type: ignore[method-assign]
+    async with ws_api(push(ev(1))) as (fake, url):
+        stream = client.make(url)
+        task = asyncio.create_task(stream.run())
+        with pytest.raises(RuntimeError, match="a bug in the caller"):
+            async with asyncio.timeout(DEADLINE):
+                await task
+    assert stream.reconnects == 0
+
+
 async def test_reconnect_budget_exhausted_raises() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
