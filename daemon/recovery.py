@@ -128,7 +128,9 @@ def resume_policies(node: Any, recovered: Recovered) -> None:
     """Live again, once every live venue has reconciled (so what the policies submit
     can pass the venue gate, and reconciliation's news is in the state): the OMS's
     policies run over every order, and a quarantine the last run did not answer halts
-    trading."""
+    trading. Before them, a REDUCING that only the last run's holds caused lifts if
+    no venue holds anything again (`RiskEngine.after_recovery`)."""
+    node.risk.after_recovery()
     node.oms.resume(quarantined_after=recovered.last_state_seq)
 
 

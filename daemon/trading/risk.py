@@ -81,6 +81,9 @@ from replay.clock import Clock, ReplayClock, TimerHandle
 __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 
 DAY_NS = 86_400 * 1_000_000_000
+# how the reason of a state the day's loss demands begins (`_demanded`): after a
+# restart it tells a REDUCING the loss caused from one the holds caused
+LOSS_REASON = "daily loss "
 _ZERO = Decimal(0)
 
 # An order the integer path accepts has passed the first checks: only these run.
@@ -379,13 +382,13 @@ class RiskEngine:
             loss = -self._portfolio.daily_pnl()
         limit = self._reduce_at
         if loss >= self._halt_at:
-            return HALTED, (f"daily loss {fmt(loss)} >= {fmt(self._halt_multiple)} x "
+            return HALTED, (f"{LOSS_REASON}{fmt(loss)} >= {fmt(self._halt_multiple)} x "
                             f"daily_loss_limit {fmt(limit)}")
         if loss >= limit:
-            return REDUCING, f"daily loss {fmt(loss)} >= daily_loss_limit {fmt(limit)}"
+            return REDUCING, f"{LOSS_REASON}{fmt(loss)} >= daily_loss_limit {fmt(limit)}"
         if self._holds:
             return REDUCING, "; ".join(self._holds.values())
-        return ACTIVE, f"daily loss {fmt(loss)} < daily_loss_limit {fmt(limit)}"
+        return ACTIVE, f"{LOSS_REASON}{fmt(loss)} < daily_loss_limit {fmt(limit)}"
 
     # -- venue gates (live adapters) ---------------------------------------------------
 
@@ -422,6 +425,19 @@ class RiskEngine:
     @property
     def holds(self) -> dict[str, str]:
         return dict(self._holds)
+
+    def after_recovery(self) -> None:
+        """Once the live venues have reconciled after a start. Holds are not
+        journaled: a venue holds again what is still unresolved when it reconciles.
+        So a REDUCING the journal left that holds caused (an order whose outcome was
+        unknown when the process died, a stale feed) lifts here when no hold stands
+        now, as the release of the last hold would have lifted it; one the day's
+        loss caused stays (it lifts on the next UTC day)."""
+        if self.state != REDUCING or self._holds or LOSS_REASON in self.reason:
+            return
+        target, why = self._demanded()
+        if target != self.state:
+            self._transition(target, f"no hold left after the restart ({self.reason}); {why}")
 
     def halt(self, reason: str = "halted by operator") -> None:
         """The kill switch: HALTED until `resume()`; only reducing orders pass."""
