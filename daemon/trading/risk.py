@@ -81,8 +81,9 @@ from replay.clock import Clock, ReplayClock, TimerHandle
 __all__ = ["Limits", "Rejection", "RiskEngine", "RiskPortfolio"]
 
 DAY_NS = 86_400 * 1_000_000_000
-# how the reason of a state the day's loss demands begins (`_demanded`): after a
-# restart it tells a REDUCING the loss caused from one the holds caused
+# what the reason of every state the day's loss demands holds (`_demanded`, also
+# after a "new UTC day; " or an operator's prefix): after a restart it tells a
+# REDUCING the loss caused from one the holds caused
 LOSS_REASON = "daily loss "
 _ZERO = Decimal(0)
 
