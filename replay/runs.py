@@ -397,6 +397,11 @@ def _adapter(
             missing.append((field.name, field.type, value))
             continue
         have = file_schema.field(field.name).type
+        if _stringlike(field.type) and _bytes(have):
+            # Parts never store text as bytes: a flipped bit in the footer dropped the
+            # column's String annotation, and its values would be read as bytes
+            raise StoreError(f"{path}: column {field.name!r} is stored as bytes, not "
+                             "text: a damaged footer")
         if field.name in schema.enums and pa.types.is_integer(have):
             casts.append((field.name, field.type))  # a part from before: codes to names
         elif have != field.type and not (_stringlike(have) and _stringlike(field.type)):
@@ -428,3 +433,9 @@ def _adapter(
 
 def _stringlike(t: pa.DataType) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t))
+
+
+def _bytes(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_binary(t) or pa.types.is_large_binary(t))

@@ -91,6 +91,27 @@ def test_a_flipped_bit_is_named_never_read_as_other_values(
         assert got == pristine[1], "a damaged part must not read as other events"
 
 
+@pytest.mark.parametrize("column", ["symbol", "aggressor"])
+def test_a_footer_that_lost_a_text_columns_annotation_is_named(
+        pristine: tuple[Path, list[Event]], tmp_path: Path, column: str) -> None:
+    """A flipped bit in the footer can drop a string column's String annotation
+    (no checksum covers the footer): Arrow then reads its values as bytes. Such a
+    part is damaged, never a symbol b'BTCUSDT' or a refused aggressor."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = copy_of(pristine, tmp_path / "data")
+    part = next(p for p in list_parts(root / "events") if p.type == "Trade")
+    table = pq.read_table(part.path)
+    i = table.schema.get_field_index(column)
+    as_bytes = table.column(i).cast(pa.dictionary(pa.int8(), pa.binary())
+                                    if pa.types.is_dictionary(table.column(i).type)
+                                    else pa.binary())
+    pq.write_table(table.set_column(i, column, as_bytes), part.path)
+    with pytest.raises(StoreError, match=f"{part.path}: column '{column}' is stored as bytes"):
+        flatten(read_events(root))
+
+
 def day_of(e: Event) -> object:
     return DAY0 + timedelta(days=(e.ts_event - DAY0_NS) // DAY_NS)
 
