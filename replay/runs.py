@@ -236,6 +236,8 @@ def read_footer(path: Path) -> pq.FileMetaData:
         meta = pq.read_metadata(path)
     except (OSError, pa.ArrowException) as exc:
         raise StoreError(f"{path}: unreadable Parquet file ({exc})") from None
+    except UnicodeDecodeError:  # a flipped bit in a column's name
+        raise StoreError(f"{path}: damaged footer (a column's name is not UTF-8)") from None
     # (Only the row groups' counts: pyarrow aborts the process on some damaged
     # column chunk metadata, so this check reads none.)
     if sum(meta.row_group(g).num_rows for g in range(meta.num_row_groups)) != meta.num_rows:

@@ -112,6 +112,19 @@ def test_a_footer_that_lost_a_text_columns_annotation_is_named(
         flatten(read_events(root))
 
 
+def test_a_footer_whose_column_name_is_not_utf8_is_named(
+        pristine: tuple[Path, list[Event]], tmp_path: Path) -> None:
+    """A flipped top bit in a column's name in the footer: pyarrow's UnicodeDecodeError
+    came out as a traceback; it is a damaged part like any other."""
+    root = copy_of(pristine, tmp_path / "data")
+    part = next(p for p in list_parts(root / "events") if p.type == "Trade")
+    raw = part.path.read_bytes()
+    footer = len(raw) - 8 - int.from_bytes(raw[-8:-4], "little")
+    damage(part.path, raw.index(b"symbol", footer) + 5, 7)  # the schema's 'symbo\xec'
+    with pytest.raises(StoreError, match=f"{part.path}: damaged footer"):
+        flatten(read_events(root))
+
+
 def day_of(e: Event) -> object:
     return DAY0 + timedelta(days=(e.ts_event - DAY0_NS) // DAY_NS)
 
