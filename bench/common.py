@@ -16,19 +16,40 @@ SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 
 
 def machine() -> dict[str, object]:
+    """What the figures were measured on: the CPU (its family and model tell Zen 3
+    from Zen 4 where the name says only "AMD EPYC"; L2 per core, which the order
+    path's speed follows), the interpreter and how it was built (a static,
+    PGO-built one such as Debian's runs the same Python ~20 % faster than a shared
+    libpython built without PGO, pyenv's default), and `code`."""
     cpu = platform.processor() or platform.machine()
+    ids: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model") and key not in ids:
+                ids[key] = value.strip()
+            if not line.strip():
                 break
     except OSError:
         pass
+    cpu = ids.get("model name", cpu)
+    try:
+        l2 = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+    except OSError:
+        l2 = None
+    try:
+        maps = Path("/proc/self/maps").read_text()
+        libpython = "shared" if "libpython" in maps else "static"
+    except OSError:
+        libpython = None
     from events import native
 
     # `code`: whether the order path's modules run compiled (events/native.py)
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "code": native.STATUS, "ref_call_ns": reference_call_ns()}
+    return {"cpu": cpu, "cpu_family_model": f"{ids.get('cpu family')}/{ids.get('model')}",
+            "l2_per_core": l2, "cores": os.cpu_count(), "python": platform.python_version(),
+            "interpreter": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+            "libpython": libpython, "code": native.STATUS, "ref_call_ns": reference_call_ns()}
 
 
 def reference_call_ns() -> float:
