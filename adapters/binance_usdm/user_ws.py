@@ -6,7 +6,10 @@ while a reader task keeps reading the socket into a queue, so nothing that
 arrives meanwhile is lost or reordered; then frames are delivered in arrival
 order. `PUT /fapi/v1/listenKey` every `keepalive_s` (Binance: valid 60 min). A
 frame for which `on_frame` returns True (`listenKeyExpired`) ends the session;
-the next one takes a fresh key and reconciles again. Drops and errors reconnect
+the next one takes a fresh key and reconciles again. So does a keep-alive answered
+-1125 (the key lapsed and its `listenKeyExpired` never came: the socket may stay
+open with nothing more on it); a keep-alive that fails otherwise is logged and
+the next one tried. Drops and errors reconnect
 with backoff within the reconnect budget (`adapters.binance.reconnect`).
 """
 
@@ -18,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import structlog
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
@@ -31,6 +35,9 @@ from events.system import CONNECTED, RESYNCING
 log = structlog.get_logger("tapeloop.binance_usdm.user_ws")
 
 _END = b""  # the reader's "socket closed" marker in the queue
+_LAPSED = bytes(bytearray(b"lapsed"))  # the keep-alive's "the key is gone" marker (an
+# object of its own: `is` never matches a frame)
+LISTEN_KEY_GONE = -1125  # "This listenKey does not exist."
 
 
 class ListenKeyStream(Stoppable):
@@ -95,7 +102,20 @@ class ListenKeyStream(Stoppable):
             async def keepalive() -> None:
                 while True:
                     await asyncio.sleep(self.keepalive_s)
-                    await self.rest.keepalive()
+                    try:
+                        await self.rest.keepalive()
+                    except BinanceError as exc:
+                        if exc.code == LISTEN_KEY_GONE:
+                            # the key lapsed and its listenKeyExpired never came: the
+                            # socket may stay open, but nothing more comes on it
+                            queue.put_nowait((_LAPSED, 0))
+                            return
+                        log.warning("binance_usdm.keepalive_failed", venue=self.venue,
+                                    error=str(exc))
+                    except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+                        # the key is valid for 60 minutes: the next keep-alive may pass
+                        log.warning("binance_usdm.keepalive_failed", venue=self.venue,
+                                    error=repr(exc))
 
             reader = asyncio.create_task(read())
             pinger = asyncio.create_task(keepalive())
@@ -109,6 +129,8 @@ class ListenKeyStream(Stoppable):
                     raw, ts = await queue.get()
                     if raw is _END:
                         raise ConnectionError("user stream closed")
+                    if raw is _LAPSED:
+                        raise ConnectionError("listenKey lapsed (keep-alive answered -1125)")
                     if self.on_frame(raw, ts):
                         return True
             finally:
