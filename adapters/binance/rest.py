@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import structlog
 from yarl import URL
 
 from adapters.binance.errors import BinanceError
@@ -51,6 +52,8 @@ from adapters.binance.signing import Credentials, Signer, rest_payload, sign_res
 from events.instruments import Instrument
 
 __all__ = ["BinanceRest", "UnknownOutcome", "decimal_text"]
+
+log = structlog.get_logger("tapeloop.binance.rest")
 
 _MS_NS = 1_000_000
 _SECOND_NS = 1_000_000_000
@@ -194,6 +197,9 @@ class BinanceRest:
         request signed before a long wait would be refused (-1021) and sent
         again."""
         while (delay := self._limit_delay(weight, is_order)) > 0:
+            if delay >= _SECOND_NS:  # a stall an operator would otherwise not see
+                log.info("binance.rate_limited", base=self.base_url, weight=weight,
+                         order=is_order, wait_s=round(delay / _SECOND_NS, 3))
             await asyncio.sleep(delay / _SECOND_NS)
 
     def _limit_delay(self, weight: int, is_order: bool) -> int:

@@ -18,6 +18,7 @@ from adapters.binance.rest import BinanceRest, UnknownOutcome, decimal_text
 from adapters.binance.signing import Credentials
 from events.instruments import TRADING, Instrument
 from tests.adapters.binance.fake_rest import FakeBinance
+from tests.conftest import until
 
 KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -290,3 +291,33 @@ async def test_orders_waiting_for_the_limiter_are_signed_fresh_and_sent_once(
         await client.close()
     assert [r["status"] for r in results] == ["NEW"] * 6
     assert [fake.post_count(f"q-{i}") for i in range(6)] == [1] * 6
+
+
+async def test_a_request_held_back_a_second_or_more_by_the_limits_is_logged(
+        fake: FakeBinance) -> None:
+    """A request waiting for the rate limit's window says so (`binance.rate_limited`,
+    with the wait): a stall of up to a minute was otherwise silent (the USD-M soak's
+    reconnect storms used up the minute's weight and a cancel waited 20 s unseen)."""
+    from structlog.testing import capture_logs
+
+    limiter = RateLimiter([RateLimit("ORDERS", "DAY", 1, 1)], safety=1.0, slack_ns=0)
+    client = BinanceRest(fake.base_url, CREDS, limiter=limiter)
+
+    def order(i: int):  # type: ignore[no-untyped-def]
+        return client.new_order("BTCUSDT", "BUY", "LIMIT", quantity=Decimal("0.001"),
+                                price=Decimal("50000"), time_in_force="GTC",
+                                new_client_order_id=f"w-{i}")
+    try:
+        with capture_logs() as logs:
+            await bounded(order(0), 10.0)
+            waiting = asyncio.ensure_future(order(1))  # the day's one order is spent
+            await until(lambda: any(e["event"] == "binance.rate_limited" for e in logs),
+                        message="the wait logged")
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+    finally:
+        await client.close()
+    (line,) = [e for e in logs if e["event"] == "binance.rate_limited"]
+    assert line["order"] is True and line["weight"] == 1 and line["wait_s"] >= 1.0
+    assert fake.post_count("w-1") == 0
