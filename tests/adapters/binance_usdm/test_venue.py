@@ -169,15 +169,25 @@ async def test_mark_price_and_settled_rate(server):
         assert len(live.of(MarkPrice)) == 2
 
 
-async def test_listen_key_expiry_reconnects_and_reconciles_missed_fill(server):
-    async with UsdmLive(server) as live:
+@pytest.mark.parametrize("end", ["expired", "lapsed"])
+async def test_a_listen_key_that_ended_is_replaced_and_the_missed_fill_reconciled(
+        server, end):
+    """`expired`: Binance says so (`listenKeyExpired`). `lapsed`: it never did, and
+    the socket stays open, deaf: the keep-alive's -1125 ends the session. Either
+    way a new key is taken and the fill the stream lost is reconciled. `lapsed`
+    failed before: the keep-alive task died with the error unseen and the session
+    went on, missing every fill until its next reconnect (up to 24 h)."""
+    async with UsdmLive(server, **({"keepalive_s": 0.05} if end == "lapsed" else {})) as live:
         cid = live.submit("BUY", "0.010", "59000.0")
         await until(lambda: ("BTCUSDT", cid) in server.account.by_cid,
                     message="the order resting")
         before = live.venue.reconciled
         server.lose_user_events(10)
         server.fill_resting(cid, "BTCUSDT", D("0.004"))  # a partial fill the stream loses
-        server.expire_listen_key()
+        if end == "expired":
+            server.expire_listen_key()
+        else:
+            server.listen_keys.clear()  # lapsed, announced to no one
         await until(lambda: live.venue.reconciled > before, message="reconciliation")
         await until(lambda: live.position() == D("0.004"), message="the missed fill")
         assert len(live.of(Fill, client_order_id=cid)) == 1
@@ -229,25 +239,6 @@ async def test_the_listen_key_is_kept_alive(server):
     async with UsdmLive(server, keepalive_s=0.05):
         await until(lambda: server.requests[("PUT", "/fapi/v1/listenKey")] >= 2,
                     message="keep-alives")
-
-
-async def test_a_listen_key_that_lapsed_unannounced_is_replaced_and_reconciled(server):
-    """The key lapsed and its `listenKeyExpired` never came: the socket stays open,
-    deaf. The keep-alive's -1125 ends the session; a new key is taken and the
-    missed fill reconciled. Failed before: the keep-alive task died with the
-    error unseen and the session went on, missing every fill until its next
-    reconnect (up to 24 h)."""
-    async with UsdmLive(server, keepalive_s=0.05) as live:
-        cid = live.submit("BUY", "0.010", "59000.0")
-        await until(lambda: ("BTCUSDT", cid) in server.account.by_cid,
-                    message="the order resting")
-        before = live.venue.reconciled
-        server.lose_user_events(10)
-        server.fill_resting(cid, "BTCUSDT", D("0.004"))  # a fill the deaf stream misses
-        server.listen_keys.clear()  # lapsed, announced to no one
-        await until(lambda: live.venue.reconciled > before, message="a new session")
-        await until(lambda: live.position() == D("0.004"), message="the missed fill")
-        assert len(live.of(Fill, client_order_id=cid)) == 1
 
 
 async def test_events_of_orders_not_ours_are_dropped_not_raised(server):
