@@ -19,8 +19,9 @@ def machine() -> dict[str, object]:
     """What the figures were measured on: the CPU (its family and model tell Zen 3
     from Zen 4 where the name says only "AMD EPYC"; L2 per core, which the order
     path's speed follows), the interpreter and how it was built (a static,
-    PGO-built one such as Debian's runs the same Python ~20 % faster than a shared
-    libpython built without PGO, pyenv's default), and `code`."""
+    PGO-built one such as Debian's ran the order path 13-17 % faster than a shared
+    libpython built without PGO, pyenv's default: README, The native build), and
+    `code`."""
     cpu = platform.processor() or platform.machine()
     ids: dict[str, str] = {}
     try:
